@@ -1,0 +1,258 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/openintern/openintern/store"
+)
+
+// agentActor owns one agent's state machine. Its worker goroutine runs one
+// claim-and-execute cycle at a time and reports back with turnDone.
+type agentActor struct {
+	rt  *Runtime
+	key agentKey
+
+	state      string // idle, running, paused, error
+	wakesSeen  uint64
+	moreMail   bool // a wake arrived while busy: claim again before going idle
+	wantSlot   bool // asked the supervisor for a slot, not granted yet
+	holdsSlot  bool
+	worker     *worker
+	cancelled  map[string]bool // runs asked to cancel before the worker reported them
+	retryTimer *time.Timer
+	backoff    time.Duration
+
+	// lifetime ends when the actor stops; the worker's context derives from it.
+	lifetime context.Context
+	stop     context.CancelCauseFunc
+}
+
+// worker is the goroutine running the current cycle.
+type worker struct {
+	runID  string
+	cancel context.CancelCauseFunc
+	pause  atomic.Bool // stop at the next step boundary
+	done   chan struct{}
+}
+
+func newAgentActor(rt *Runtime, key agentKey) *agentActor {
+	return &agentActor{rt: rt, key: key, state: store.AgentIdle, cancelled: make(map[string]bool)}
+}
+
+func (a *agentActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		a.lifetime, a.stop = context.WithCancelCause(a.rt.lifetime)
+		a.onStarted(ctx)
+	case *actor.Stopping:
+		a.onStopping(ctx)
+	case *actor.ReceiveTimeout:
+		if a.worker == nil && !a.wantSlot && (a.state == store.AgentIdle || a.state == store.AgentPaused) {
+			ctx.Send(ctx.Parent(), &idleNotice{key: a.key, wakesSeen: a.wakesSeen})
+		}
+	case *agentWake:
+		a.wakesSeen++
+		a.onWake(ctx)
+	case *retryAfterError:
+		a.retryTimer = nil
+		if a.state == store.AgentError {
+			a.onWake(ctx)
+		}
+	case *slotGranted:
+		a.wantSlot = false
+		a.holdsSlot = true
+		if a.state == store.AgentPaused || a.lifetime.Err() != nil {
+			a.releaseSlot(ctx)
+			return
+		}
+		a.startWorker(ctx)
+	case *runClaimed:
+		if a.worker != nil {
+			a.worker.runID = msg.runID
+			if a.cancelled[msg.runID] {
+				a.worker.cancel(errRunCancelled)
+			}
+		}
+		clear(a.cancelled)
+	case *turnDone:
+		a.onTurnDone(ctx, msg.outcome)
+	case *cancelRun:
+		a.wakesSeen++
+		if a.worker != nil && a.worker.runID == msg.runID {
+			a.worker.cancel(errRunCancelled)
+		} else if a.worker != nil {
+			a.cancelled[msg.runID] = true
+		}
+	case *pauseAgent:
+		a.wakesSeen++
+		if a.state != store.AgentPaused {
+			if a.worker != nil {
+				a.worker.pause.Store(true)
+			}
+			a.setState(store.AgentPaused, "paused by request")
+		}
+		ctx.Respond(&stateReply{state: a.state})
+	case *resumeAgent:
+		a.wakesSeen++
+		if a.state == store.AgentPaused {
+			next := store.AgentIdle
+			if a.worker != nil {
+				a.worker.pause.Store(false)
+				next = store.AgentRunning
+			}
+			a.setState(next, "resumed by request")
+			if a.worker == nil {
+				a.onWake(ctx)
+			}
+		}
+		ctx.Respond(&stateReply{state: a.state})
+	}
+}
+
+func (a *agentActor) onStarted(ctx actor.Context) {
+	ctx.SetReceiveTimeout(a.rt.cfg.IdleTimeout)
+	sctx, cancel := a.rt.storeCtx()
+	defer cancel()
+	ag, err := a.rt.store.GetAgent(sctx, a.key.scope, a.key.agentID)
+	switch {
+	case err == nil && ag.State == store.AgentPaused:
+		a.state = store.AgentPaused
+		return
+	case err == nil && ag.State != store.AgentIdle:
+		// Running or error in the store means the previous activation ended
+		// abruptly; the state becomes idle, and the wake below resumes its work.
+		a.setState(store.AgentIdle, "reactivated")
+	}
+	// Look at the inbox once on activation: recovery and passivation both rely on it.
+	a.onWake(ctx)
+}
+
+func (a *agentActor) onStopping(ctx actor.Context) {
+	if a.retryTimer != nil {
+		a.retryTimer.Stop()
+	}
+	a.stop(errShutdown)
+	if a.worker != nil {
+		// The worker returns promptly: its LLM call is aborted and it stops at the
+		// step boundary, leaving its run to resume from the last checkpoint.
+		select {
+		case <-a.worker.done:
+		case <-time.After(a.rt.cfg.StoreTimeout):
+			a.rt.logger.Warn("agent worker did not stop in time", "agent", a.key.agentID)
+		}
+	}
+	a.releaseSlot(ctx)
+}
+
+func (a *agentActor) onWake(ctx actor.Context) {
+	switch {
+	case a.state == store.AgentPaused, a.lifetime.Err() != nil:
+		return
+	case a.worker != nil, a.wantSlot:
+		a.moreMail = true
+		return
+	case a.state == store.AgentError && a.retryTimer != nil:
+		return // the retry will look at the inbox
+	}
+	a.wantSlot = true
+	ctx.Request(ctx.Parent(), &acquireSlot{})
+}
+
+func (a *agentActor) releaseSlot(ctx actor.Context) {
+	if a.holdsSlot {
+		a.holdsSlot = false
+		ctx.Request(ctx.Parent(), &releaseSlot{})
+	}
+}
+
+func (a *agentActor) startWorker(ctx actor.Context) {
+	wctx, cancel := context.WithCancelCause(a.lifetime)
+	w := &worker{cancel: cancel, done: make(chan struct{})}
+	a.worker = w
+	a.moreMail = false
+	if a.state != store.AgentRunning {
+		a.setState(store.AgentRunning, "has work")
+	}
+	self := ctx.Self()
+	root := ctx.ActorSystem().Root
+	go func() {
+		defer close(w.done)
+		defer cancel(nil)
+		var out turnOutcome
+		defer func() {
+			// A panic in a provider or the loop must not take the daemon down:
+			// the agent goes to error and retries its run from the checkpoint.
+			if p := recover(); p != nil {
+				out = turnOutcome{err: fmt.Errorf("panic in agent worker: %v", p)}
+			}
+			root.Send(self, &turnDone{outcome: out})
+		}()
+		out = a.rt.runCycle(wctx, a.key, w, func(runID string) { root.Send(self, &runClaimed{runID: runID}) })
+	}()
+}
+
+func (a *agentActor) onTurnDone(ctx actor.Context, out turnOutcome) {
+	a.worker = nil
+	a.releaseSlot(ctx)
+	if a.lifetime.Err() != nil {
+		return
+	}
+	switch {
+	case out.err != nil:
+		a.rt.logger.Error("agent turn failed; will retry", "agent", a.key.agentID, "org", a.key.scope.OrgID, "run", out.runID, "err", out.err)
+		a.enterError(ctx, out.err)
+		return
+	case a.state == store.AgentPaused:
+		return
+	case out.noWork && !a.moreMail:
+		a.backoff = 0
+		if a.state != store.AgentIdle {
+			a.setState(store.AgentIdle, "inbox empty")
+		}
+		return
+	}
+	a.backoff = 0
+	// Release and re-acquire the slot between runs so agents waiting for one
+	// get their turn in order.
+	a.wantSlot = true
+	ctx.Request(ctx.Parent(), &acquireSlot{})
+}
+
+func (a *agentActor) enterError(ctx actor.Context, cause error) {
+	if a.backoff == 0 {
+		a.backoff = a.rt.cfg.ErrorBackoff
+	} else {
+		a.backoff = min(a.backoff*2, a.rt.cfg.ErrorBackoffMax)
+	}
+	a.setState(store.AgentError, cause.Error())
+	self := ctx.Self()
+	root := ctx.ActorSystem().Root
+	a.retryTimer = time.AfterFunc(a.backoff, func() { root.Send(self, &retryAfterError{}) })
+}
+
+// setState records a transition and its agent.state_changed event. A failed
+// write is logged, not fatal: the in-memory state still governs the actor, and
+// the store is corrected on the next transition or activation.
+func (a *agentActor) setState(next, reason string) {
+	prev := a.state
+	a.state = next
+	payload, _ := json.Marshal(map[string]string{"from": prev, "to": next, "reason": reason})
+	ev := store.Event{AgentID: a.key.agentID, Type: "agent.state_changed", TS: time.Now().UTC(), Payload: payload}
+	sctx, cancel := a.rt.storeCtx()
+	defer cancel()
+	stored, err := a.rt.store.SetAgentState(sctx, a.key.scope, a.key.agentID, next, ev)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			a.rt.logger.Warn("agent state not stored", "agent", a.key.agentID, "state", next, "err", err)
+		}
+		return
+	}
+	a.rt.bus.Publish(context.Background(), stored)
+}

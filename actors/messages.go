@@ -1,0 +1,72 @@
+package actors
+
+import (
+	"github.com/openintern/openintern/store"
+)
+
+// agentKey names an agent across scopes.
+type agentKey struct {
+	scope   store.Scope
+	agentID string
+}
+
+// Messages the supervisor receives.
+type (
+	// wakeAgent: the agent has mail; activate it if needed and tell it.
+	wakeAgent struct{ key agentKey }
+	// forwardToAgent: deliver msg to the agent, activating it if needed.
+	forwardToAgent struct {
+		key agentKey
+		msg any
+	}
+	// acquireSlot: an agent wants to run; the supervisor answers slotGranted in FIFO order.
+	acquireSlot struct{}
+	// releaseSlot: an agent finished running.
+	releaseSlot struct{}
+	// idleNotice: an agent has been idle for the idle timeout and has seen wakesSeen wakes.
+	idleNotice struct {
+		key       agentKey
+		wakesSeen uint64
+	}
+	// statsRequest asks for the supervisor's counters; answered with Stats.
+	statsRequest struct{}
+)
+
+// Stats are the supervisor's counters.
+type Stats struct {
+	ActiveAgents  int `json:"active_agents"`  // activated actors
+	RunningAgents int `json:"running_agents"` // holding a run slot
+	WaitingAgents int `json:"waiting_agents"` // queued for a slot
+}
+
+// Messages an agent actor receives.
+type (
+	// agentWake: check the inbox.
+	agentWake struct{}
+	// slotGranted: the agent may run now.
+	slotGranted struct{}
+	// pauseAgent / resumeAgent change the agent's state; answered with stateReply.
+	pauseAgent  struct{}
+	resumeAgent struct{}
+	// cancelRun stops the run at once if it is the agent's current one.
+	cancelRun struct{ runID string }
+	// runClaimed: the worker claimed a run (sent before it executes).
+	runClaimed struct{ runID string }
+	// turnDone: the worker finished one claim-and-execute cycle.
+	turnDone struct{ outcome turnOutcome }
+	// retryAfterError: the backoff after an error has passed.
+	retryAfterError struct{}
+)
+
+type stateReply struct {
+	state string
+	err   error
+}
+
+// turnOutcome is how one worker cycle ended.
+type turnOutcome struct {
+	runID     string
+	noWork    bool  // the inbox was empty
+	suspended bool  // stopped at a step boundary (pause or shutdown); the run stays running
+	err       error // infrastructure failure: the agent goes to error and retries
+}

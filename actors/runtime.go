@@ -1,0 +1,224 @@
+// Package actors runs OpenIntern's agents as proto.actor actors.
+//
+// A supervisor actor owns the pool: it activates an agent actor when the agent
+// has mail, passivates it after it has been idle, and caps how many agents run
+// at once. Each agent actor owns its state machine (idle, running, paused,
+// error) and runs its turns in a worker goroutine, so pause, cancel and new
+// wake-ups are handled while an LLM call is in flight. All durable state lives
+// in the store: an actor can be stopped at any moment and the next message
+// brings it back with nothing lost.
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/google/uuid"
+
+	"github.com/openintern/openintern/events"
+	"github.com/openintern/openintern/llm"
+	"github.com/openintern/openintern/store"
+	"github.com/openintern/openintern/tools"
+)
+
+// Store is what the agents need from the database.
+type Store interface {
+	store.AgentStore
+	store.RunStore
+	store.EventStore
+}
+
+// ToolRouter gives the model its tools and runs the calls it makes.
+type ToolRouter interface {
+	Specs(allowed []string) []llm.ToolSpec
+	Route(ctx context.Context, call tools.Call, allowed []string) (tools.Result, tools.Outcome)
+}
+
+// Config tunes the runtime.
+type Config struct {
+	MaxRunning      int           // agents running at once; the rest wait in FIFO order
+	MaxSteps        int           // steps per run before it fails
+	IdleTimeout     time.Duration // an idle agent's actor is stopped after this
+	SessionHistory  int           // earlier turns of the session put in context
+	ErrorBackoff    time.Duration // first retry delay after an infrastructure error; doubles to ErrorBackoffMax
+	ErrorBackoffMax time.Duration
+	StoreTimeout    time.Duration // bound on each store write made outside a request
+	DefaultModel    string
+	DefaultPrompt   string
+}
+
+func (c *Config) defaults() {
+	if c.MaxRunning <= 0 {
+		c.MaxRunning = 64
+	}
+	if c.MaxSteps <= 0 {
+		c.MaxSteps = 12
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 5 * time.Minute
+	}
+	if c.ErrorBackoff <= 0 {
+		c.ErrorBackoff = 500 * time.Millisecond
+	}
+	if c.ErrorBackoffMax <= 0 {
+		c.ErrorBackoffMax = 30 * time.Second
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 15 * time.Second
+	}
+	if c.DefaultPrompt == "" {
+		c.DefaultPrompt = "You are a helpful, precise assistant working inside OpenIntern. Use tools when they help."
+	}
+}
+
+// Runtime is the actor system hosting the supervisor and the agents.
+type Runtime struct {
+	cfg    Config
+	store  Store
+	bus    events.Bus
+	model  llm.Provider
+	tools  ToolRouter
+	logger *slog.Logger
+
+	system     *actor.ActorSystem
+	supervisor *actor.PID
+	// lifetime is cancelled (with errShutdown) when the runtime stops; every
+	// agent's turn context derives from it.
+	lifetime context.Context
+	shutdown context.CancelCauseFunc
+	started  bool
+	stopped  bool
+}
+
+// New returns a runtime; Start it before use.
+func New(cfg Config, st Store, bus events.Bus, model llm.Provider, router ToolRouter, logger *slog.Logger) *Runtime {
+	cfg.defaults()
+	return &Runtime{cfg: cfg, store: st, bus: bus, model: model, tools: router, logger: logger}
+}
+
+var (
+	errShutdown     = errors.New("daemon shutting down")
+	errRunCancelled = errors.New("run cancelled")
+)
+
+// Start spawns the supervisor and wakes every agent left with work by a previous
+// process: runs that were running resume from their checkpoint, unread messages
+// start new runs.
+func (r *Runtime) Start(ctx context.Context) error {
+	r.lifetime, r.shutdown = context.WithCancelCause(context.Background())
+	logger := r.logger.With("component", "actors")
+	r.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return logger.With("lib", "protoactor")
+	}))
+	r.supervisor = r.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(r) }))
+	r.started = true
+
+	refs, err := r.store.ListAgentsWithWork(ctx)
+	if err != nil {
+		return fmt.Errorf("actors: recovery: %w", err)
+	}
+	for _, ref := range refs {
+		r.Wake(ref.Scope, ref.AgentID)
+	}
+	if len(refs) > 0 {
+		r.logger.Info("recovery: woke agents with pending work", "agents", len(refs))
+	}
+	return nil
+}
+
+// Stop stops every agent at its next step boundary (in-flight LLM calls are
+// aborted; their runs resume from the last checkpoint on the next start), then
+// the actor system. Safe twice and without Start.
+func (r *Runtime) Stop(ctx context.Context) error {
+	if !r.started || r.stopped {
+		return nil
+	}
+	r.stopped = true
+	r.shutdown(errShutdown)
+	err := r.system.Root.PoisonFuture(r.supervisor).Wait()
+	r.system.Shutdown()
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("actors: stop: %w", err)
+	}
+	return nil
+}
+
+// Wake tells the agent it has mail. It never blocks.
+func (r *Runtime) Wake(scope store.Scope, agentID string) {
+	if !r.started || r.stopped {
+		return
+	}
+	r.system.Root.Send(r.supervisor, &wakeAgent{key: agentKey{scope, agentID}})
+}
+
+// Pause stops the agent at its next step boundary and keeps it from starting
+// runs; messages keep queueing. Returns the new state.
+func (r *Runtime) Pause(ctx context.Context, scope store.Scope, agentID string) (string, error) {
+	return r.askState(ctx, scope, agentID, &pauseAgent{})
+}
+
+// Resume lets a paused agent run again.
+func (r *Runtime) Resume(ctx context.Context, scope store.Scope, agentID string) (string, error) {
+	return r.askState(ctx, scope, agentID, &resumeAgent{})
+}
+
+func (r *Runtime) askState(ctx context.Context, scope store.Scope, agentID string, msg any) (string, error) {
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	res, err := r.system.Root.RequestFuture(r.supervisor, &forwardToAgent{key: agentKey{scope, agentID}, msg: msg}, timeout).Result()
+	if err != nil {
+		return "", fmt.Errorf("actors: %T: %w", msg, err)
+	}
+	reply, ok := res.(*stateReply)
+	if !ok {
+		return "", fmt.Errorf("actors: unexpected reply %T", res)
+	}
+	return reply.state, reply.err
+}
+
+// CancelRun cancels a pending run, or stops a running one at once (its LLM call
+// is aborted). It returns the run as stored after the request.
+func (r *Runtime) CancelRun(ctx context.Context, scope store.Scope, runID string) (store.Run, error) {
+	run, err := r.store.CancelRun(ctx, scope, runID)
+	if err != nil {
+		return run, err
+	}
+	if run.Status == store.RunCancelled {
+		// A pending run never reached an agent: record its end here.
+		payload, _ := json.Marshal(map[string]any{"error": store.RunError{Code: "cancelled", Message: "cancelled before it started"}, "steps": 0})
+		stored, err := r.store.AppendEvents(ctx, []store.Event{{Scope: scope, RunID: run.ID, AgentID: run.AgentID, GroupID: run.GroupID, Type: "run.cancelled", TS: time.Now().UTC(), Payload: payload}})
+		if err != nil {
+			return run, fmt.Errorf("actors: record cancel: %w", err)
+		}
+		r.bus.Publish(ctx, stored...)
+	}
+	if run.Status == store.RunRunning {
+		r.system.Root.Send(r.supervisor, &forwardToAgent{key: agentKey{scope, run.AgentID}, msg: &cancelRun{runID: runID}})
+	}
+	return run, nil
+}
+
+// Stats reports the pool's counters.
+func (r *Runtime) Stats(ctx context.Context) (Stats, error) {
+	res, err := r.system.Root.RequestFuture(r.supervisor, &statsRequest{}, 5*time.Second).Result()
+	if err != nil {
+		return Stats{}, fmt.Errorf("actors: stats: %w", err)
+	}
+	return res.(Stats), nil
+}
+
+// NewRunID returns a fresh run id.
+func NewRunID() string { return "run_" + uuid.Must(uuid.NewV7()).String() }
+
+// storeCtx bounds a store write that must happen even when the run's context is
+// cancelled (recording a cancellation, a failure, a state change).
+func (r *Runtime) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), r.cfg.StoreTimeout)
+}

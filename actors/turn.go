@@ -1,0 +1,322 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/openintern/openintern/llm"
+	"github.com/openintern/openintern/store"
+	"github.com/openintern/openintern/tools"
+)
+
+// workingState is what a checkpoint holds: the run's conversation so far.
+type workingState struct {
+	Messages []llm.Message `json:"messages"`
+	Usage    store.Usage   `json:"usage"`
+}
+
+// runCycle claims the agent's next unit of work and executes it. It is the body
+// of the agent's worker goroutine.
+func (r *Runtime) runCycle(ctx context.Context, key agentKey, w *worker, claimed func(runID string)) turnOutcome {
+	claim, err := r.store.ClaimNextRun(ctx, key.scope, key.agentID, NewRunID())
+	if errors.Is(err, store.ErrNoWork) {
+		return turnOutcome{noWork: true}
+	}
+	if err != nil {
+		if context.Cause(ctx) == errShutdown {
+			return turnOutcome{suspended: true}
+		}
+		return turnOutcome{err: fmt.Errorf("claim: %w", err)}
+	}
+	claimed(claim.Run.ID)
+	t := &turn{rt: r, scope: key.scope, claim: claim, run: claim.Run, w: w}
+	out := t.execute(ctx)
+	out.runID = claim.Run.ID
+	return out
+}
+
+// turn executes one run: steps of LLM call, tool calls and checkpoint.
+type turn struct {
+	rt    *Runtime
+	scope store.Scope
+	claim store.Claim
+	run   store.Run
+	agent store.Agent
+	w     *worker
+
+	state   workingState
+	pending []store.Event // events of the current step, stored at its next commit
+}
+
+func (t *turn) execute(ctx context.Context) turnOutcome {
+	if t.run.CancelRequested {
+		return t.finish(store.RunResult{Status: store.RunCancelled, Error: &store.RunError{Code: "cancelled", Message: "cancelled by request"}})
+	}
+	agent, err := t.loadAgent(ctx)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return t.finish(store.RunResult{Status: store.RunFailed, Error: &store.RunError{Code: "agent_not_found", Message: "the agent was deleted"}})
+		}
+		return t.infraError(ctx, fmt.Errorf("load agent: %w", err))
+	}
+	t.agent = agent
+
+	firstStep := 1
+	if cp := t.claim.Checkpoint; cp != nil {
+		if err := json.Unmarshal(cp.State, &t.state); err != nil {
+			return t.finish(store.RunResult{Status: store.RunFailed, Error: &store.RunError{Code: "bad_checkpoint", Message: err.Error()}})
+		}
+		firstStep = cp.Step + 1
+		t.emit("run.resumed", "", map[string]any{"from_step": cp.Step})
+	} else {
+		if err := t.buildContext(ctx); err != nil {
+			return t.infraError(ctx, err)
+		}
+		typ := "run.started"
+		if t.claim.Resumed {
+			typ = "run.resumed"
+		}
+		ids := make([]string, len(t.claim.Messages))
+		for i, m := range t.claim.Messages {
+			ids[i] = m.ID
+		}
+		t.emit(typ, "", map[string]any{"input": t.run.Input, "session_key": t.run.SessionKey, "message_ids": ids, "from_step": 0})
+	}
+
+	specs := t.rt.tools.Specs(t.agent.Tools)
+	for step := firstStep; step <= t.rt.cfg.MaxSteps; step++ {
+		if t.w.pause.Load() {
+			return t.suspend()
+		}
+		stepID := "step_" + strconv.Itoa(step)
+		t.emit("step.started", stepID, map[string]any{"step": step})
+
+		resp, llmErr := t.callModel(ctx, stepID, specs)
+		if llmErr != nil {
+			switch cause := context.Cause(ctx); {
+			case cause == errRunCancelled:
+				return t.finish(store.RunResult{Status: store.RunCancelled, Steps: step - 1, Usage: t.state.Usage, Error: &store.RunError{Code: "cancelled", Message: "cancelled by request"}})
+			case ctx.Err() != nil:
+				return t.suspend()
+			}
+			return t.finish(store.RunResult{Status: store.RunFailed, Steps: step, Usage: t.state.Usage, Error: llmRunError(llmErr)})
+		}
+
+		t.state.Messages = append(t.state.Messages, llm.Message{Role: llm.RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})
+		if len(resp.ToolCalls) == 0 {
+			t.emit("step.completed", stepID, map[string]any{"step": step, "final": true})
+			t.emit("run.completed", "", map[string]any{"output": resp.Content, "steps": step, "usage": t.state.Usage})
+			return t.finish(store.RunResult{Status: store.RunCompleted, Output: resp.Content, Steps: step, Usage: t.state.Usage})
+		}
+
+		for _, tc := range resp.ToolCalls {
+			t.emit("tool.called", stepID, map[string]any{"call_id": tc.ID, "name": tc.Name, "arguments": rawOrString(tc.Arguments)})
+		}
+		// Store what the model asked for before running tools, so a watcher sees
+		// the call while it is in flight.
+		if err := t.commit(nil); err != nil {
+			return t.commitFailed(ctx, err)
+		}
+		for _, tc := range resp.ToolCalls {
+			t.runTool(ctx, stepID, tc)
+		}
+		if context.Cause(ctx) == errRunCancelled {
+			return t.finish(store.RunResult{Status: store.RunCancelled, Steps: step, Usage: t.state.Usage, Error: &store.RunError{Code: "cancelled", Message: "cancelled by request"}})
+		}
+		t.emit("step.completed", stepID, map[string]any{"step": step, "tool_calls": len(resp.ToolCalls)})
+		cpState, _ := json.Marshal(t.state)
+		if err := t.commit(&store.Checkpoint{RunID: t.run.ID, Step: step, State: cpState, UpdatedAt: time.Now().UTC()}); err != nil {
+			return t.commitFailed(ctx, err)
+		}
+	}
+	reason := fmt.Sprintf("the run reached the step limit (%d) without a final answer", t.rt.cfg.MaxSteps)
+	return t.finish(store.RunResult{Status: store.RunFailed, Steps: t.rt.cfg.MaxSteps, Usage: t.state.Usage, Error: &store.RunError{Code: "max_steps", Message: reason}})
+}
+
+func (t *turn) loadAgent(ctx context.Context) (store.Agent, error) {
+	if t.claim.Run.AgentID == store.MainAgentID {
+		return t.rt.store.EnsureAgent(ctx, store.Agent{Scope: t.scope, ID: store.MainAgentID, Name: "Main agent"})
+	}
+	return t.rt.store.GetAgent(ctx, t.scope, t.run.AgentID)
+}
+
+// buildContext starts the conversation: system prompt, the session's earlier
+// turns (windowed, so a turn's cost does not grow with the session), the input.
+func (t *turn) buildContext(ctx context.Context) error {
+	prompt := t.agent.SystemPrompt
+	if prompt == "" {
+		prompt = t.rt.cfg.DefaultPrompt
+	}
+	msgs := []llm.Message{{Role: llm.RoleSystem, Content: prompt}}
+	if t.rt.cfg.SessionHistory > 0 && t.run.SessionKey != "" {
+		history, err := t.rt.store.SessionHistory(ctx, t.scope, t.run.AgentID, t.run.SessionKey, t.rt.cfg.SessionHistory)
+		if err != nil {
+			return fmt.Errorf("session history: %w", err)
+		}
+		for _, h := range history {
+			if h.RunID == t.run.ID {
+				continue
+			}
+			msgs = append(msgs, llm.Message{Role: llm.RoleUser, Content: h.Input}, llm.Message{Role: llm.RoleAssistant, Content: h.Output})
+		}
+	}
+	msgs = append(msgs, llm.Message{Role: llm.RoleUser, Content: t.run.Input})
+	t.state.Messages = msgs
+	return nil
+}
+
+func (t *turn) callModel(ctx context.Context, stepID string, specs []llm.ToolSpec) (llm.Response, error) {
+	model := t.agent.Model
+	if model == "" {
+		model = t.rt.cfg.DefaultModel
+	}
+	req := llm.Request{Model: model, Messages: t.state.Messages, Tools: specs}
+	started := time.Now()
+	onToken := func(delta string) {
+		payload, _ := json.Marshal(map[string]string{"delta": delta})
+		t.rt.bus.Publish(context.Background(), store.Event{
+			Scope: t.scope, RunID: t.run.ID, AgentID: t.run.AgentID, GroupID: t.run.GroupID,
+			StepID: stepID, Type: "llm.token", TS: time.Now().UTC(), Payload: payload,
+		})
+	}
+	resp, err := t.rt.model.Complete(ctx, req, onToken)
+	payload := map[string]any{
+		"provider":        t.rt.model.Name(),
+		"model":           firstNonEmpty(resp.Model, model),
+		"prompt_messages": len(req.Messages),
+		"prompt_tail":     req.Messages[len(req.Messages)-1],
+		"duration_ms":     time.Since(started).Milliseconds(),
+	}
+	if err != nil {
+		payload["error"] = err.Error()
+		t.emit("llm.called", stepID, payload)
+		return resp, err
+	}
+	t.state.Usage.PromptTokens += resp.Usage.PromptTokens
+	t.state.Usage.CompletionTokens += resp.Usage.CompletionTokens
+	t.state.Usage.TotalTokens += resp.Usage.TotalTokens
+	payload["content"] = resp.Content
+	payload["tool_calls"] = resp.ToolCalls
+	payload["finish_reason"] = resp.FinishReason
+	payload["usage"] = resp.Usage
+	t.emit("llm.called", stepID, payload)
+	return resp, nil
+}
+
+func (t *turn) runTool(ctx context.Context, stepID string, tc llm.ToolCall) {
+	started := time.Now()
+	call := tools.Call{Scope: t.scope, AgentID: t.run.AgentID, RunID: t.run.ID, CallID: tc.ID, Name: tc.Name, Args: json.RawMessage(tc.Arguments)}
+	res, outcome := t.rt.tools.Route(ctx, call, t.agent.Tools)
+	if outcome == tools.OutcomeBlocked {
+		t.emit("tool.blocked", stepID, map[string]any{"call_id": tc.ID, "name": tc.Name, "reason": res.Content})
+	}
+	t.emit("tool.result", stepID, map[string]any{
+		"call_id": tc.ID, "name": tc.Name, "content": res.Content, "is_error": res.IsError,
+		"outcome": outcome.String(), "duration_ms": time.Since(started).Milliseconds(),
+	})
+	t.state.Messages = append(t.state.Messages, llm.Message{Role: llm.RoleTool, ToolCallID: tc.ID, Name: tc.Name, Content: res.Content})
+}
+
+// emit queues an event for the step's next commit.
+func (t *turn) emit(typ, stepID string, payload any) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		raw, _ = json.Marshal(map[string]string{"marshal_error": err.Error()})
+	}
+	t.pending = append(t.pending, store.Event{
+		Scope: t.scope, RunID: t.run.ID, AgentID: t.run.AgentID, GroupID: t.run.GroupID,
+		StepID: stepID, Type: typ, TS: time.Now().UTC(), Payload: raw,
+	})
+}
+
+// commit stores the queued events and the checkpoint in one transaction, then
+// publishes the events live. It uses its own bounded context: a step that
+// finished before a shutdown or cancel is still worth keeping.
+func (t *turn) commit(cp *store.Checkpoint) error {
+	sctx, cancel := t.rt.storeCtx()
+	defer cancel()
+	stored, err := t.rt.store.SaveStep(sctx, t.scope, t.run.ID, cp, t.pending)
+	if err != nil {
+		return err
+	}
+	t.pending = t.pending[:0]
+	t.rt.bus.Publish(context.Background(), stored...)
+	return nil
+}
+
+func (t *turn) commitFailed(ctx context.Context, err error) turnOutcome {
+	return t.infraError(ctx, fmt.Errorf("save step: %w", err))
+}
+
+// finish ends the run with its final events and marks its messages read, in one transaction.
+func (t *turn) finish(res store.RunResult) turnOutcome {
+	switch res.Status {
+	case store.RunFailed:
+		t.emit("run.failed", "", map[string]any{"error": res.Error, "steps": res.Steps})
+	case store.RunCancelled:
+		t.emit("run.cancelled", "", map[string]any{"error": res.Error, "steps": res.Steps})
+	}
+	sctx, cancel := t.rt.storeCtx()
+	defer cancel()
+	stored, err := t.rt.store.FinishRun(sctx, t.scope, t.run.ID, res, t.pending)
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// Someone else ended it (a cancel of a run that was never started, or a
+			// duplicate activation); nothing of ours to record.
+			return turnOutcome{}
+		}
+		return turnOutcome{err: fmt.Errorf("finish run: %w", err)}
+	}
+	t.pending = nil
+	t.rt.bus.Publish(context.Background(), stored...)
+	return turnOutcome{}
+}
+
+// suspend leaves the run running with its last checkpoint; a later activation
+// resumes it. Events of the unfinished step are dropped with it.
+func (t *turn) suspend() turnOutcome {
+	return turnOutcome{suspended: true}
+}
+
+func (t *turn) infraError(ctx context.Context, err error) turnOutcome {
+	if context.Cause(ctx) == errShutdown {
+		return turnOutcome{suspended: true}
+	}
+	return turnOutcome{err: err}
+}
+
+func llmRunError(err error) *store.RunError {
+	code := "llm_error"
+	switch {
+	case errors.Is(err, llm.ErrAuth):
+		code = "llm_auth"
+	case errors.Is(err, llm.ErrRateLimited):
+		code = "llm_rate_limited"
+	case errors.Is(err, llm.ErrUnavailable):
+		code = "llm_unavailable"
+	case errors.Is(err, llm.ErrBadRequest):
+		code = "llm_bad_request"
+	case errors.Is(err, context.DeadlineExceeded):
+		code = "llm_timeout"
+	}
+	return &store.RunError{Code: code, Message: err.Error()}
+}
+
+// rawOrString keeps valid JSON arguments as JSON in the event and anything else as text.
+func rawOrString(s string) any {
+	if json.Valid([]byte(s)) {
+		return json.RawMessage(s)
+	}
+	return s
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/openintern/openintern/actors"
+	"github.com/openintern/openintern/config"
+	"github.com/openintern/openintern/events"
+	"github.com/openintern/openintern/httpapi"
+	"github.com/openintern/openintern/llm"
+	"github.com/openintern/openintern/mailbox"
+	"github.com/openintern/openintern/store"
+	"github.com/openintern/openintern/store/postgres"
+	"github.com/openintern/openintern/store/sqlite"
+	"github.com/openintern/openintern/tools"
+)
+
+// Main is the daemon: every component, wired, with one Run and one Close. The
+// end-to-end tests reuse it on port 0 with a data dir in t.TempDir().
+type Main struct {
+	Config config.Config
+	Logger *slog.Logger
+	// Model overrides the configured LLM provider (tests use it for an instant model).
+	Model llm.Provider
+
+	Store   store.Store
+	Bus     events.Bus
+	Mailbox *mailbox.Mailbox
+	Runtime *actors.Runtime
+	API     *httpapi.Server
+
+	redis    *redis.Client
+	server   *http.Server
+	listener net.Listener
+	serveErr chan error
+	// baseCtx is every request's base context; cancelling it ends SSE streams at shutdown.
+	baseCtx    context.Context
+	cancelBase context.CancelFunc
+	closers    []func(context.Context) error
+}
+
+// URL is where the daemon listens, once Run has returned.
+func (m *Main) URL() string { return "http://" + m.listener.Addr().String() }
+
+// StoreDescription names the store for humans.
+func (m *Main) StoreDescription() string {
+	if m.Config.DatabaseURL != "" {
+		return "postgres " + m.Config.Redacted().DatabaseURL
+	}
+	return "sqlite " + m.sqlitePath()
+}
+
+func (m *Main) sqlitePath() string { return filepath.Join(m.Config.DataDir, "openintern.db") }
+
+// Run opens the store, starts the agents and serves HTTP. It returns once the
+// daemon is serving; if start-up fails half way, what started is stopped.
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = m.Close(closeCtx)
+		}
+	}()
+	cfg := m.Config
+	if m.Logger == nil {
+		m.Logger = slog.Default()
+	}
+
+	if cfg.DatabaseURL != "" {
+		pg, err := postgres.Open(ctx, cfg.DatabaseURL, m.Logger.With("component", "store"))
+		if err != nil {
+			return fmt.Errorf("open postgres: %w", err)
+		}
+		m.Store = pg
+	} else {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return fmt.Errorf("create data dir: %w", err)
+		}
+		lite, err := sqlite.Open(ctx, m.sqlitePath(), m.Logger.With("component", "store"))
+		if err != nil {
+			return fmt.Errorf("open sqlite: %w", err)
+		}
+		m.Store = lite
+	}
+	m.closers = append(m.closers, func(context.Context) error { return m.Store.Close() })
+
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return &config.Error{Key: "REDIS_URL", Reason: err.Error()}
+		}
+		m.redis = redis.NewClient(opts)
+		if err := m.redis.Ping(ctx).Err(); err != nil {
+			_ = m.redis.Close()
+			return fmt.Errorf("connect redis: %w", err)
+		}
+		m.closers = append(m.closers, func(context.Context) error { return m.redis.Close() })
+		bus, err := events.NewRedisBus(ctx, m.redis, "openintern:", m.Logger.With("component", "bus"))
+		if err != nil {
+			return fmt.Errorf("redis bus: %w", err)
+		}
+		m.Bus = bus
+	} else {
+		m.Bus = events.NewMemoryBus(1024)
+	}
+	m.closers = append(m.closers, func(context.Context) error { return m.Bus.Close() })
+
+	if m.Model == nil {
+		m.Model, err = llm.New(llm.Config{
+			Provider: cfg.LLMProvider, Model: cfg.LLMModel, APIKey: cfg.LLMAPIKey, BaseURL: cfg.LLMBaseURL,
+			Timeout: time.Duration(cfg.LLMTimeout), MaxRetries: cfg.LLMMaxRetries,
+		}, m.Logger.With("component", "llm"))
+		if err != nil {
+			return &config.Error{Key: "LLM_PROVIDER", Reason: err.Error()}
+		}
+	}
+
+	if err := os.MkdirAll(cfg.Workspace(), 0o755); err != nil {
+		return fmt.Errorf("create workspace: %w", err)
+	}
+	registry := tools.NewRegistry(tools.WithLogger(m.Logger.With("component", "tools")))
+	for _, t := range []tools.Tool{tools.NewReadFile(cfg.Workspace()), tools.NewExportTrace(m.Store)} {
+		if err := registry.Register(t); err != nil {
+			return fmt.Errorf("register tool: %w", err)
+		}
+	}
+
+	m.Runtime = actors.New(actors.Config{
+		MaxRunning: cfg.MaxRunningAgents, MaxSteps: cfg.MaxStepsPerRun,
+		IdleTimeout: time.Duration(cfg.AgentIdleTimeout), SessionHistory: cfg.SessionHistory,
+		DefaultModel: cfg.LLMModel,
+	}, m.Store, m.Bus, m.Model, registry, m.Logger.With("component", "actors"))
+	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"))
+
+	m.API = httpapi.New(httpapi.Deps{
+		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus,
+		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes,
+	})
+
+	// Listen before the agents start so a port clash fails fast, with nothing to undo.
+	m.listener, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	m.closers = append(m.closers, func(context.Context) error { _ = m.listener.Close(); return nil })
+
+	m.Mailbox.Start()
+	m.closers = append(m.closers, m.Mailbox.Stop)
+	if err := m.Runtime.Start(ctx); err != nil {
+		return err
+	}
+	m.closers = append(m.closers, m.Runtime.Stop)
+
+	m.baseCtx, m.cancelBase = context.WithCancel(context.Background())
+	m.server = &http.Server{
+		Handler:           m.API.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return m.baseCtx },
+	}
+	m.serveErr = make(chan error, 1)
+	go func() { m.serveErr <- m.server.Serve(m.listener) }()
+	m.closers = append(m.closers, m.stopHTTP)
+	return nil
+}
+
+// stopHTTP stops accepting, ends open streams, and waits for handlers.
+func (m *Main) stopHTTP(ctx context.Context) error {
+	m.cancelBase()
+	err := m.server.Shutdown(ctx)
+	if serr := <-m.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Close stops everything in reverse order of start: HTTP (ends streams), the
+// mailbox (commits what it accepted), the agents (each stops at a step boundary
+// and keeps its checkpoint), the bus, Redis, the store. Safe twice.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		if err := m.closers[i](ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.closers = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,227 @@
+// Command openintern is the OpenIntern daemon and its command-line client.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/openintern/openintern/config"
+)
+
+// exitError carries a process exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
+}
+
+// run executes the CLI and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
+	root := newRootCmd(stdout, stderr, lookupEnv)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "openintern:", err)
+	var ee *exitError
+	var ce *config.Error
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ce):
+		return 2
+	}
+	return 1
+}
+
+func newRootCmd(stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "openintern",
+		Short:         "OpenIntern: persistent LLM agent teams in one daemon",
+		Long:          "OpenIntern runs persistent agents that wake on messages, think with an LLM, use tools,\nand stream what they do. `openintern serve` starts the daemon.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().String("config", "", "path of the config file (default ./agent.config.json when present)")
+	root.AddCommand(newServeCmd(lookupEnv), newInitCmd(lookupEnv), newVersionCmd())
+	return root
+}
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "openintern", version)
+			return nil
+		},
+	}
+}
+
+// serveFlags are the daemon settings a flag can override; they win over file and env.
+func addServeFlags(fs *pflag.FlagSet) {
+	fs.String("host", "", "address to listen on (HOST; default 127.0.0.1)")
+	fs.Int("port", 0, "port to listen on (PORT; default 3000)")
+	fs.String("data-dir", "", "directory of the embedded store and workspace (DATA_DIR)")
+	fs.String("database-url", "", "PostgreSQL URL; empty uses embedded SQLite (DATABASE_URL)")
+	fs.String("redis-url", "", "Redis URL for cross-process events (REDIS_URL)")
+	fs.String("llm-provider", "", "openai, offline, or an OpenAI-compatible name (LLM_PROVIDER)")
+	fs.String("llm-model", "", "model name (LLM_MODEL)")
+	fs.String("llm-base-url", "", "OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1 (LLM_BASE_URL)")
+	fs.Int("max-running-agents", 0, "agents running at once (OPENINTERN_MAX_RUNNING_AGENTS)")
+	fs.Int("max-steps", 0, "steps per run before it fails (OPENINTERN_MAX_STEPS)")
+	fs.String("idle-timeout", "", "passivate an idle agent after this, e.g. 5m (OPENINTERN_AGENT_IDLE_TIMEOUT)")
+	fs.String("log-level", "", "debug, info, warn or error (LOG_LEVEL)")
+}
+
+// loadConfig layers file < env < flags and validates.
+func loadConfig(cmd *cobra.Command, lookupEnv func(string) (string, bool)) (config.Config, error) {
+	path, _ := cmd.Flags().GetString("config")
+	cfg, err := config.Load(path, lookupEnv)
+	if err != nil {
+		return cfg, err
+	}
+	fs := cmd.Flags()
+	str := func(name string, dst *string) {
+		if fs.Changed(name) {
+			*dst, _ = fs.GetString(name)
+		}
+	}
+	num := func(name string, dst *int) {
+		if fs.Changed(name) {
+			*dst, _ = fs.GetInt(name)
+		}
+	}
+	str("host", &cfg.Host)
+	num("port", &cfg.Port)
+	str("data-dir", &cfg.DataDir)
+	str("database-url", &cfg.DatabaseURL)
+	str("redis-url", &cfg.RedisURL)
+	str("llm-provider", &cfg.LLMProvider)
+	str("llm-model", &cfg.LLMModel)
+	str("llm-base-url", &cfg.LLMBaseURL)
+	num("max-running-agents", &cfg.MaxRunningAgents)
+	num("max-steps", &cfg.MaxStepsPerRun)
+	str("log-level", &cfg.LogLevel)
+	if fs.Changed("idle-timeout") {
+		v, _ := fs.GetString("idle-timeout")
+		if err := cfg.AgentIdleTimeout.Set(v); err != nil {
+			return cfg, &config.Error{Key: "--idle-timeout", Reason: err.Error()}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "serve",
+		Aliases: []string{"dev"},
+		Short:   "Start the daemon (API, streams and agents)",
+		Example: "  openintern serve\n  PORT=8080 DATABASE_URL=postgres://localhost/openintern openintern serve\n  openintern serve --llm-base-url http://127.0.0.1:11434/v1 --llm-model qwen2.5",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, lookupEnv)
+			if err != nil {
+				return err
+			}
+			logger := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+
+			m := &Main{Config: cfg, Logger: logger}
+			if err := m.Run(ctx); err != nil {
+				return err
+			}
+			bus := "in-process"
+			if cfg.RedisURL != "" {
+				bus = "redis " + cfg.Redacted().RedisURL
+			}
+			model := m.Model.Name()
+			if model == "offline" {
+				model = "offline demo model (no LLM key configured; set LLM_API_KEY or LLM_BASE_URL for a real one)"
+			} else if cfg.LLMModel != "" {
+				model += " " + cfg.LLMModel
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  model: %s\n  auth:  off (listening on %s only unless HOST is set)\n",
+				m.URL(), m.StoreDescription(), bus, model, cfg.Host)
+			logger.Info("daemon started", "url", m.URL(), "store", m.StoreDescription(), "model", model)
+
+			<-ctx.Done()
+			logger.Info("shutting down")
+			closeCtx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+			defer cancel()
+			if err := m.Close(closeCtx); err != nil {
+				logger.Error("shutdown", "err", err)
+				return &exitError{code: 1, err: fmt.Errorf("shutdown: %w", err)}
+			}
+			logger.Info("stopped cleanly")
+			return nil
+		},
+	}
+	addServeFlags(cmd.Flags())
+	return cmd
+}
+
+func newInitCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "init",
+		Short:   "Write agent.config.json with every setting at its default",
+		Example: "  openintern init\n  openintern init --force --config ./prod.config.json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, _ := cmd.Flags().GetString("config")
+			if path == "" {
+				path = config.DefaultFile
+			}
+			force, _ := cmd.Flags().GetBool("force")
+			if _, err := os.Stat(path); err == nil && !force {
+				return &exitError{code: 1, err: fmt.Errorf("%s already exists; use --force to overwrite it", path)}
+			}
+			data, err := json.MarshalIndent(config.Default(), "", "  ")
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+				return fmt.Errorf("write %s: %w", path, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d settings); environment variables and flags override it\n", path, strings.Count(string(data), "\n")-1)
+			return nil
+		},
+	}
+	cmd.Flags().Bool("force", false, "overwrite an existing file")
+	return cmd
+}

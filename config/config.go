@@ -1,0 +1,279 @@
+// Package config is OpenIntern's layered configuration: defaults, then
+// agent.config.json, then the environment, then command-line flags (and, per
+// request, the API). Only this package and cmd read files and the environment.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultFile is the config file `openintern init` writes and `serve` reads.
+const DefaultFile = "agent.config.json"
+
+// Config is every setting of the daemon. JSON names are the file's keys; env
+// names are in the field comments.
+type Config struct {
+	Host    string `json:"host"`     // HOST; 127.0.0.1 so the API is not exposed without auth
+	Port    int    `json:"port"`     // PORT
+	DataDir string `json:"data_dir"` // DATA_DIR; the embedded store and the workspace live here
+
+	DatabaseURL string `json:"database_url"` // DATABASE_URL; empty: embedded SQLite under DataDir
+	RedisURL    string `json:"redis_url"`    // REDIS_URL; empty: in-process event bus
+
+	LLMProvider   string   `json:"llm_provider"`    // LLM_PROVIDER: openai, offline, or an OpenAI-compatible name
+	LLMModel      string   `json:"llm_model"`       // LLM_MODEL
+	LLMAPIKey     string   `json:"llm_api_key"`     // LLM_API_KEY, else OPENAI_API_KEY
+	LLMBaseURL    string   `json:"llm_base_url"`    // LLM_BASE_URL
+	LLMTimeout    Duration `json:"llm_timeout"`     // LLM_TIMEOUT
+	LLMMaxRetries int      `json:"llm_max_retries"` // LLM_MAX_RETRIES
+
+	MaxRunningAgents int      `json:"max_running_agents"` // OPENINTERN_MAX_RUNNING_AGENTS
+	MaxStepsPerRun   int      `json:"max_steps_per_run"`  // OPENINTERN_MAX_STEPS
+	AgentIdleTimeout Duration `json:"agent_idle_timeout"` // OPENINTERN_AGENT_IDLE_TIMEOUT: passivate after this
+	SessionHistory   int      `json:"session_history"`    // OPENINTERN_SESSION_HISTORY: earlier turns in context
+	WorkspaceDir     string   `json:"workspace_dir"`      // OPENINTERN_WORKSPACE: read_file's root; default DataDir/workspace
+	MaxBodyBytes     int64    `json:"max_body_bytes"`     // OPENINTERN_MAX_BODY_BYTES
+	ShutdownTimeout  Duration `json:"shutdown_timeout"`   // OPENINTERN_SHUTDOWN_TIMEOUT
+	LogLevel         string   `json:"log_level"`          // LOG_LEVEL: debug, info, warn, error
+}
+
+// Default returns the configuration with every setting at its default.
+func Default() Config {
+	return Config{
+		Host:             "127.0.0.1",
+		Port:             3000,
+		DataDir:          "./data",
+		LLMTimeout:       Duration(120 * time.Second),
+		LLMMaxRetries:    3,
+		MaxRunningAgents: 64,
+		MaxStepsPerRun:   12,
+		AgentIdleTimeout: Duration(5 * time.Minute),
+		SessionHistory:   20,
+		MaxBodyBytes:     1 << 20,
+		ShutdownTimeout:  Duration(10 * time.Second),
+		LogLevel:         "info",
+	}
+}
+
+// Error names the setting that is wrong; cmd turns it into exit code 2.
+type Error struct {
+	Key    string
+	Reason string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Reason) }
+
+// envKeys maps environment variables to setters. OPENAI_API_KEY is handled apart
+// because it only fills LLMAPIKey when LLM_API_KEY is absent.
+var envKeys = []struct {
+	name string
+	set  func(c *Config, v string) error
+}{
+	{"HOST", func(c *Config, v string) error { c.Host = v; return nil }},
+	{"PORT", func(c *Config, v string) error { return setInt(&c.Port, v) }},
+	{"DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"DATABASE_URL", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{"REDIS_URL", func(c *Config, v string) error { c.RedisURL = v; return nil }},
+	{"LLM_PROVIDER", func(c *Config, v string) error { c.LLMProvider = v; return nil }},
+	{"LLM_MODEL", func(c *Config, v string) error { c.LLMModel = v; return nil }},
+	{"LLM_API_KEY", func(c *Config, v string) error { c.LLMAPIKey = v; return nil }},
+	{"LLM_BASE_URL", func(c *Config, v string) error { c.LLMBaseURL = v; return nil }},
+	{"LLM_TIMEOUT", func(c *Config, v string) error { return c.LLMTimeout.Set(v) }},
+	{"LLM_MAX_RETRIES", func(c *Config, v string) error { return setInt(&c.LLMMaxRetries, v) }},
+	{"OPENINTERN_MAX_RUNNING_AGENTS", func(c *Config, v string) error { return setInt(&c.MaxRunningAgents, v) }},
+	{"OPENINTERN_MAX_STEPS", func(c *Config, v string) error { return setInt(&c.MaxStepsPerRun, v) }},
+	{"OPENINTERN_AGENT_IDLE_TIMEOUT", func(c *Config, v string) error { return c.AgentIdleTimeout.Set(v) }},
+	{"OPENINTERN_SESSION_HISTORY", func(c *Config, v string) error { return setInt(&c.SessionHistory, v) }},
+	{"OPENINTERN_WORKSPACE", func(c *Config, v string) error { c.WorkspaceDir = v; return nil }},
+	{"OPENINTERN_MAX_BODY_BYTES", func(c *Config, v string) error { return setInt64(&c.MaxBodyBytes, v) }},
+	{"OPENINTERN_SHUTDOWN_TIMEOUT", func(c *Config, v string) error { return c.ShutdownTimeout.Set(v) }},
+	{"LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
+}
+
+// Load builds the configuration: defaults < file < environment. path "" means
+// DefaultFile if it exists; a path given explicitly must exist. lookupEnv is
+// os.LookupEnv in production. Flags are applied afterwards by the caller, then
+// Validate.
+func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
+	cfg := Default()
+	explicit := path != ""
+	if !explicit {
+		path = DefaultFile
+	}
+	if err := cfg.loadFile(path, explicit); err != nil {
+		return Config{}, err
+	}
+	for _, k := range envKeys {
+		if v, ok := lookupEnv(k.name); ok && v != "" {
+			if err := k.set(&cfg, v); err != nil {
+				return Config{}, &Error{Key: k.name, Reason: err.Error()}
+			}
+		}
+	}
+	if cfg.LLMAPIKey == "" {
+		if v, ok := lookupEnv("OPENAI_API_KEY"); ok {
+			cfg.LLMAPIKey = v
+		}
+	}
+	return cfg, nil
+}
+
+func (c *Config) loadFile(path string, explicit bool) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return nil
+	}
+	if err != nil {
+		return &Error{Key: "config file", Reason: err.Error()}
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return &Error{Key: path, Reason: err.Error()}
+	}
+	return nil
+}
+
+// Validate checks every setting and names the first bad one.
+func (c *Config) Validate() error {
+	if c.Port < 0 || c.Port > 65535 {
+		return &Error{Key: "PORT", Reason: fmt.Sprintf("must be between 0 and 65535, got %d", c.Port)}
+	}
+	if strings.TrimSpace(c.Host) == "" {
+		return &Error{Key: "HOST", Reason: "must not be empty"}
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		return &Error{Key: "DATA_DIR", Reason: "must not be empty"}
+	}
+	if c.DatabaseURL != "" {
+		u, err := url.Parse(c.DatabaseURL)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return &Error{Key: "DATABASE_URL", Reason: "must be a postgres:// or postgresql:// URL"}
+		}
+	}
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			return &Error{Key: "REDIS_URL", Reason: "must be a redis:// or rediss:// URL"}
+		}
+	}
+	if c.LLMBaseURL != "" {
+		u, err := url.Parse(c.LLMBaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &Error{Key: "LLM_BASE_URL", Reason: "must be an http:// or https:// URL"}
+		}
+	}
+	switch {
+	case c.LLMTimeout <= 0:
+		return &Error{Key: "LLM_TIMEOUT", Reason: "must be positive"}
+	case c.LLMMaxRetries < 0 || c.LLMMaxRetries > 10:
+		return &Error{Key: "LLM_MAX_RETRIES", Reason: "must be between 0 and 10"}
+	case c.MaxRunningAgents < 1 || c.MaxRunningAgents > 100000:
+		return &Error{Key: "OPENINTERN_MAX_RUNNING_AGENTS", Reason: "must be between 1 and 100000"}
+	case c.MaxStepsPerRun < 1 || c.MaxStepsPerRun > 1000:
+		return &Error{Key: "OPENINTERN_MAX_STEPS", Reason: "must be between 1 and 1000"}
+	case c.AgentIdleTimeout < Duration(time.Second):
+		return &Error{Key: "OPENINTERN_AGENT_IDLE_TIMEOUT", Reason: "must be at least 1s"}
+	case c.SessionHistory < 0 || c.SessionHistory > 1000:
+		return &Error{Key: "OPENINTERN_SESSION_HISTORY", Reason: "must be between 0 and 1000"}
+	case c.MaxBodyBytes < 1024:
+		return &Error{Key: "OPENINTERN_MAX_BODY_BYTES", Reason: "must be at least 1024"}
+	case c.ShutdownTimeout < Duration(time.Second):
+		return &Error{Key: "OPENINTERN_SHUTDOWN_TIMEOUT", Reason: "must be at least 1s"}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return &Error{Key: "LOG_LEVEL", Reason: fmt.Sprintf("must be debug, info, warn or error, got %q", c.LogLevel)}
+	}
+	return nil
+}
+
+// Workspace is the directory read_file may read.
+func (c *Config) Workspace() string {
+	if c.WorkspaceDir != "" {
+		return c.WorkspaceDir
+	}
+	return c.DataDir + "/workspace"
+}
+
+// Redacted returns a copy safe to print: secrets are masked.
+func (c Config) Redacted() Config {
+	if c.LLMAPIKey != "" {
+		c.LLMAPIKey = "****"
+	}
+	c.DatabaseURL = redactURL(c.DatabaseURL)
+	c.RedisURL = redactURL(c.RedisURL)
+	return c
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "****")
+	}
+	return u.String()
+}
+
+// Duration is a time.Duration written as "90s" or "5m" in JSON and the environment.
+type Duration time.Duration
+
+// Set parses a Go duration string ("500ms", "2m").
+func (d *Duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("not a duration like 30s or 5m: %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Type names the flag value type for help output.
+func (d *Duration) Type() string { return "duration" }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON accepts "30s" or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		return d.Set(s)
+	}
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return fmt.Errorf("duration must be a string like \"30s\" or a number of seconds")
+	}
+	*d = Duration(secs * float64(time.Second))
+	return nil
+}
+
+func setInt(dst *int, v string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("not an integer: %q", v)
+	}
+	*dst = n
+	return nil
+}
+
+func setInt64(dst *int64, v string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return fmt.Errorf("not an integer: %q", v)
+	}
+	*dst = n
+	return nil
+}

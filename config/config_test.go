@@ -1,0 +1,113 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestLayering(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.config.json")
+	if err := os.WriteFile(path, []byte(`{"port": 4000, "data_dir": "/from/file", "llm_model": "file-model", "agent_idle_timeout": "90s"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, env(map[string]string{"PORT": "5000", "OPENAI_API_KEY": "sk-openai"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port != 5000 {
+		t.Errorf("env should beat file: port %d", cfg.Port)
+	}
+	if cfg.DataDir != "/from/file" || cfg.LLMModel != "file-model" {
+		t.Errorf("file values lost: %+v", cfg)
+	}
+	if time.Duration(cfg.AgentIdleTimeout) != 90*time.Second {
+		t.Errorf("idle timeout %s", cfg.AgentIdleTimeout)
+	}
+	if cfg.LLMAPIKey != "sk-openai" {
+		t.Errorf("OPENAI_API_KEY should fill the key when LLM_API_KEY is absent")
+	}
+	if cfg.MaxStepsPerRun != Default().MaxStepsPerRun {
+		t.Errorf("defaults lost")
+	}
+	cfg, _ = Load(path, env(map[string]string{"LLM_API_KEY": "sk-llm", "OPENAI_API_KEY": "sk-openai"}))
+	if cfg.LLMAPIKey != "sk-llm" {
+		t.Errorf("LLM_API_KEY must win over OPENAI_API_KEY")
+	}
+}
+
+func TestMissingDefaultFileIsFineButExplicitIsNot(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if _, err := Load("", env(nil)); err != nil {
+		t.Fatalf("no default file: %v", err)
+	}
+	if _, err := Load("nope.json", env(nil)); err == nil {
+		t.Fatal("a missing explicit config file must fail")
+	}
+}
+
+func TestBadValuesNameTheKey(t *testing.T) {
+	cases := map[string]map[string]string{
+		"PORT":                          {"PORT": "abc"},
+		"OPENINTERN_AGENT_IDLE_TIMEOUT": {"OPENINTERN_AGENT_IDLE_TIMEOUT": "soon"},
+	}
+	for key, e := range cases {
+		_, err := Load("", env(e))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != key {
+			t.Errorf("%v: err %v, want key %s", e, err, key)
+		}
+	}
+	invalid := map[string]func(*Config){
+		"PORT":                          func(c *Config) { c.Port = 70000 },
+		"DATABASE_URL":                  func(c *Config) { c.DatabaseURL = "mysql://x" },
+		"REDIS_URL":                     func(c *Config) { c.RedisURL = "http://x" },
+		"LLM_BASE_URL":                  func(c *Config) { c.LLMBaseURL = "localhost:11434" },
+		"OPENINTERN_MAX_RUNNING_AGENTS": func(c *Config) { c.MaxRunningAgents = 0 },
+		"OPENINTERN_MAX_STEPS":          func(c *Config) { c.MaxStepsPerRun = 0 },
+		"LOG_LEVEL":                     func(c *Config) { c.LogLevel = "loud" },
+	}
+	for key, mutate := range invalid {
+		c := Default()
+		mutate(&c)
+		err := c.Validate()
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != key {
+			t.Errorf("%s: err %v", key, err)
+		}
+	}
+	d := Default()
+	if err := d.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+}
+
+func TestUnknownFileKeyIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.json")
+	os.WriteFile(path, []byte(`{"prot": 1}`), 0o600)
+	_, err := Load(path, env(nil))
+	if err == nil || !strings.Contains(err.Error(), "prot") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	c := Default()
+	c.LLMAPIKey = "sk-secret"
+	c.DatabaseURL = "postgres://u:pw@host/db"
+	r := c.Redacted()
+	if strings.Contains(r.LLMAPIKey+r.DatabaseURL, "secret") || strings.Contains(r.DatabaseURL, "pw") {
+		t.Fatalf("not redacted: %+v", r)
+	}
+	if c.LLMAPIKey != "sk-secret" {
+		t.Fatal("Redacted changed the original")
+	}
+}

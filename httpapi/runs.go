@@ -1,0 +1,190 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/openintern/openintern/actors"
+	"github.com/openintern/openintern/mailbox"
+	"github.com/openintern/openintern/store"
+)
+
+var runIDPattern = regexp.MustCompile(`^run_[0-9a-f-]{36}$`)
+
+type runBody struct {
+	OrgID      string `json:"org_id"`
+	UserID     string `json:"user_id"`
+	ProjectID  string `json:"project_id"`
+	SessionKey string `json:"session_key"`
+	Input      string `json:"input"`
+	AgentID    string `json:"agent_id"`
+}
+
+func (s *Server) createRun(c *gin.Context) {
+	var body runBody
+	if !bindJSON(c, &body) {
+		return
+	}
+	if msg, ok := validateInput(body.Input, "input", body.SessionKey); !ok {
+		writeError(c, http.StatusBadRequest, "invalid_run", msg)
+		return
+	}
+	agentID := body.AgentID
+	if agentID == "" {
+		agentID = store.MainAgentID
+	}
+	sc := scopeOf(c)
+	var err error
+	if agentID == store.MainAgentID {
+		_, err = s.deps.Store.EnsureAgent(c.Request.Context(), mainAgent(sc))
+	} else if agentIDPattern.MatchString(agentID) {
+		_, err = s.deps.Store.GetAgent(c.Request.Context(), sc, agentID)
+	} else {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		s.fail(c, err, "agent "+strconv.Quote(agentID))
+		return
+	}
+	run, _, err := s.deps.Store.CreateRun(c.Request.Context(), store.NewRun{
+		Scope: sc, RunID: actors.NewRunID(), MessageID: mailbox.NewMessageID(), AgentID: agentID,
+		SessionKey: sessionOrDefault(body.SessionKey), Input: body.Input,
+		SenderType: store.SenderUser, SenderID: sc.UserID,
+	})
+	if err != nil {
+		s.fail(c, err, "run")
+		return
+	}
+	s.deps.Runtime.Wake(sc, agentID)
+	c.JSON(http.StatusCreated, gin.H{"run_id": run.ID, "status": run.Status, "created_at": run.CreatedAt, "agent_id": run.AgentID, "session_key": run.SessionKey})
+}
+
+// runOf loads the run named in the path; a malformed id is simply not found.
+func (s *Server) runOf(c *gin.Context) (store.Run, bool) {
+	id := c.Param("run_id")
+	if !runIDPattern.MatchString(id) {
+		writeError(c, http.StatusNotFound, "not_found", "run "+strconv.Quote(id)+" not found")
+		return store.Run{}, false
+	}
+	run, err := s.deps.Store.GetRun(c.Request.Context(), scopeOf(c), id)
+	if err != nil {
+		s.fail(c, err, "run "+strconv.Quote(id))
+		return store.Run{}, false
+	}
+	return run, true
+}
+
+func (s *Server) getRun(c *gin.Context) {
+	if run, ok := s.runOf(c); ok {
+		c.JSON(http.StatusOK, run)
+	}
+}
+
+func (s *Server) listRuns(c *gin.Context) {
+	page, ok := pageOf(c)
+	if !ok {
+		return
+	}
+	f := store.RunFilter{AgentID: c.Query("agent_id"), SessionKey: c.Query("session_key"), Status: c.Query("status"), GroupID: c.Query("group_id")}
+	s.writeRuns(c, f, page)
+}
+
+func (s *Server) listSessionRuns(c *gin.Context) {
+	page, ok := pageOf(c)
+	if !ok {
+		return
+	}
+	s.writeRuns(c, store.RunFilter{SessionKey: c.Param("session_key"), AgentID: c.Query("agent_id")}, page)
+}
+
+func (s *Server) writeRuns(c *gin.Context, f store.RunFilter, page pageParams) {
+	if f.Status != "" && !validRunStatus(f.Status) {
+		writeError(c, http.StatusBadRequest, "invalid_status", "status must be pending, running, waiting_approval, completed, failed or cancelled")
+		return
+	}
+	runs, total, err := s.deps.Store.ListRuns(c.Request.Context(), scopeOf(c), f, page.Page)
+	if err != nil {
+		s.fail(c, err, "runs")
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"runs": nonNil(runs), "total": total, "page": page.number, "limit": page.Limit})
+}
+
+func validRunStatus(s string) bool {
+	switch s {
+	case store.RunPending, store.RunRunning, store.RunWaitingApproval, store.RunCompleted, store.RunFailed, store.RunCancelled:
+		return true
+	}
+	return false
+}
+
+func (s *Server) listRunEvents(c *gin.Context) {
+	run, ok := s.runOf(c)
+	if !ok {
+		return
+	}
+	f := store.EventFilter{RunID: run.ID, Limit: 100}
+	if v := c.Query("cursor"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(c, http.StatusBadRequest, "invalid_cursor", "cursor must be an event id from next_cursor")
+			return
+		}
+		f.AfterID = n
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(c, http.StatusBadRequest, "invalid_limit", "limit must be between 1 and 1000")
+			return
+		}
+		f.Limit = n
+	}
+	if v := c.Query("type"); v != "" {
+		f.Types = strings.Split(v, ",")
+	}
+	evs, total, err := s.deps.Store.ListEvents(c.Request.Context(), run.Scope, f)
+	if err != nil {
+		s.fail(c, err, "events")
+		return
+	}
+	var next any
+	if len(evs) == f.Limit {
+		next = strconv.FormatInt(evs[len(evs)-1].ID, 10)
+	}
+	c.JSON(http.StatusOK, gin.H{"events": nonNil(evs), "total": total, "next_cursor": next})
+}
+
+func (s *Server) streamRun(c *gin.Context) {
+	run, ok := s.runOf(c)
+	if !ok {
+		return
+	}
+	s.stream(c, run.Scope, store.EventFilter{RunID: run.ID}, func(e store.Event) bool { return e.RunID == run.ID }, run.ID)
+}
+
+func (s *Server) cancelRun(c *gin.Context) {
+	run, ok := s.runOf(c)
+	if !ok {
+		return
+	}
+	updated, err := s.deps.Runtime.CancelRun(c.Request.Context(), run.Scope, run.ID)
+	if errors.Is(err, store.ErrConflict) {
+		writeError(c, http.StatusConflict, "run_finished", "run "+run.ID+" has already ended with status "+updated.Status)
+		return
+	}
+	if err != nil {
+		s.fail(c, err, "run")
+		return
+	}
+	status := updated.Status
+	if status == store.RunRunning {
+		status = "cancelling"
+	}
+	c.JSON(http.StatusAccepted, gin.H{"run_id": updated.ID, "status": status, "cancel_requested": updated.CancelRequested || updated.Status == store.RunCancelled})
+}

@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/openintern/openintern/store"
+)
+
+var scopeIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$`)
+
+const scopeKey = "scope"
+
+// scope takes the tenant from headers, else the JSON body, else the query, and
+// stores it on the request. Missing org or user is a 400.
+func (s *Server) scope(c *gin.Context) {
+	sc := store.Scope{
+		OrgID:     c.GetHeader("x-org-id"),
+		UserID:    c.GetHeader("x-user-id"),
+		ProjectID: c.GetHeader("x-project-id"),
+	}
+	if sc.OrgID == "" || sc.UserID == "" || sc.ProjectID == "" {
+		body, err := s.peekBodyScope(c)
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit))
+				return
+			}
+			writeError(c, http.StatusBadRequest, "bad_body", "cannot read request body: "+err.Error())
+			return
+		}
+		sc.OrgID = firstOf(sc.OrgID, body.OrgID, c.Query("org_id"))
+		sc.UserID = firstOf(sc.UserID, body.UserID, c.Query("user_id"))
+		sc.ProjectID = firstOf(sc.ProjectID, body.ProjectID, c.Query("project_id"))
+	}
+	switch {
+	case sc.OrgID == "":
+		writeError(c, http.StatusBadRequest, "missing_scope", "org_id is required (header x-org-id, body or query)")
+		return
+	case sc.UserID == "":
+		writeError(c, http.StatusBadRequest, "missing_scope", "user_id is required (header x-user-id, body or query)")
+		return
+	}
+	for name, v := range map[string]string{"org_id": sc.OrgID, "user_id": sc.UserID, "project_id": sc.ProjectID} {
+		if v != "" && !scopeIDPattern.MatchString(v) {
+			writeError(c, http.StatusBadRequest, "bad_scope", name+" must be 1-128 letters, digits or _.:@- characters")
+			return
+		}
+	}
+	c.Set(scopeKey, sc)
+	c.Next()
+}
+
+type bodyScope struct {
+	OrgID     string `json:"org_id"`
+	UserID    string `json:"user_id"`
+	ProjectID string `json:"project_id"`
+}
+
+// peekBodyScope reads scope fields from a JSON body and puts the body back for the handler.
+func (s *Server) peekBodyScope(c *gin.Context) (bodyScope, error) {
+	var bs bodyScope
+	if c.Request.Body == nil || !strings.HasPrefix(c.ContentType(), "application/json") {
+		return bs, nil
+	}
+	raw, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		return bs, err
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(raw))
+	// A malformed body is reported by the handler's own decoding, with context.
+	_ = json.Unmarshal(raw, &bs)
+	return bs, nil
+}
+
+func scopeOf(c *gin.Context) store.Scope {
+	return c.MustGet(scopeKey).(store.Scope)
+}
+
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// bindJSON decodes a JSON body strictly: unknown fields and trailing data are
+// errors, and the message names the problem.
+func bindJSON(c *gin.Context, dst any) bool {
+	if c.Request.Body == nil {
+		writeError(c, http.StatusBadRequest, "invalid_json", "a JSON body is required")
+		return false
+	}
+	dec := json.NewDecoder(c.Request.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLarge):
+			writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit))
+		case errors.Is(err, io.EOF):
+			writeError(c, http.StatusBadRequest, "invalid_json", "a JSON body is required")
+		default:
+			writeError(c, http.StatusBadRequest, "invalid_json", "malformed JSON body: "+err.Error())
+		}
+		return false
+	}
+	if dec.More() {
+		writeError(c, http.StatusBadRequest, "invalid_json", "malformed JSON body: trailing data after the object")
+		return false
+	}
+	return true
+}

@@ -1,0 +1,148 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/openintern/openintern/store"
+)
+
+// terminalRunEvents end a run's stream.
+var terminalRunEvents = map[string]bool{"run.completed": true, "run.failed": true, "run.cancelled": true}
+
+// stream serves events as Server-Sent Events with no gap and no duplicate: it
+// subscribes to the live feed first, replays stored events after the client's
+// Last-Event-ID, then switches to live and drops ids already sent. Live-only
+// events (id 0, e.g. llm.token) are sent without an id line. When runID is
+// set, the stream ends after that run ends.
+func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFilter, match func(store.Event) bool, runID string) {
+	lastID, err := lastEventID(c)
+	if err != nil {
+		writeError(c, http.StatusBadRequest, "invalid_cursor", err.Error())
+		return
+	}
+	flusher, ok := c.Writer.(http.Flusher)
+	if !ok {
+		writeError(c, http.StatusInternalServerError, "internal", "streaming unsupported")
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	c.Status(http.StatusOK)
+	w := c.Writer
+	fmt.Fprint(w, ": stream open\n\n")
+	flusher.Flush()
+
+	ctx := c.Request.Context()
+	heartbeat := time.NewTicker(s.deps.Heartbeat)
+	defer heartbeat.Stop()
+
+	send := func(e store.Event) error {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if e.ID > 0 {
+			_, err = fmt.Fprintf(w, "id: %d\ndata: %s\n\n", e.ID, data)
+		} else {
+			_, err = fmt.Fprintf(w, "data: %s\n\n", data)
+		}
+		return err
+	}
+	end := func(reason string) {
+		fmt.Fprintf(w, "event: end\ndata: {\"reason\":%q}\n\n", reason)
+		flusher.Flush()
+	}
+
+	for ctx.Err() == nil {
+		// A subscription can be dropped when this client falls behind; then we
+		// subscribe again and catch up from the store, so nothing is lost.
+		live := s.deps.Bus.Subscribe(ctx, scope, match)
+		for {
+			f := filter
+			f.AfterID = lastID
+			f.Limit = 500
+			evs, _, err := s.deps.Store.ListEvents(ctx, scope, f)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.deps.Logger.Warn("sse replay failed", "err", err)
+				}
+				return
+			}
+			for _, e := range evs {
+				if send(e) != nil {
+					return
+				}
+				lastID = e.ID
+				if runID != "" && terminalRunEvents[e.Type] {
+					end(e.Type)
+					return
+				}
+			}
+			flusher.Flush()
+			if len(evs) < f.Limit {
+				break
+			}
+		}
+		if runID != "" {
+			// The terminal event is stored with the run's final status, so a run
+			// that has ended by now has had everything replayed above.
+			if run, err := s.deps.Store.GetRun(ctx, scope, runID); err == nil && store.RunFinished(run.Status) {
+				end("run." + run.Status)
+				return
+			}
+		}
+	live:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-heartbeat.C:
+				if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+					return
+				}
+				flusher.Flush()
+			case e, ok := <-live:
+				if !ok {
+					break live
+				}
+				if e.ID != 0 && e.ID <= lastID {
+					continue
+				}
+				if send(e) != nil {
+					return
+				}
+				if e.ID > 0 {
+					lastID = e.ID
+				}
+				flusher.Flush()
+				if runID != "" && terminalRunEvents[e.Type] {
+					end(e.Type)
+					return
+				}
+			}
+		}
+	}
+}
+
+// lastEventID reads the resume cursor: the Last-Event-ID header (EventSource
+// sends it on reconnect), else ?last_event_id or ?cursor.
+func lastEventID(c *gin.Context) (int64, error) {
+	v := firstOf(c.GetHeader("Last-Event-ID"), c.Query("last_event_id"), c.Query("cursor"))
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("Last-Event-ID must be an event id")
+	}
+	return n, nil
+}

@@ -1,0 +1,191 @@
+// Package mailbox is the durable inbox of every agent: store first, then wake.
+//
+// Send returns only once the message is committed, so a 202 from the API means
+// the message survives a crash. Concurrent senders share commits (group commit):
+// while one batch is being written, the next one gathers, and each caller gets
+// its answer when the batch holding its message is durable.
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/openintern/openintern/store"
+)
+
+// Store is what the mailbox needs from the database.
+type Store interface {
+	EnqueueMessages(ctx context.Context, msgs []store.NewMessage) ([]store.Message, error)
+}
+
+// Waker tells an agent it has mail. It must not block.
+type Waker interface {
+	Wake(scope store.Scope, agentID string)
+}
+
+// ErrClosed is returned by Send after Stop.
+var ErrClosed = errors.New("mailbox: closed")
+
+// MaxBatch bounds how many messages share one commit.
+const MaxBatch = 256
+
+type request struct {
+	ctx   context.Context
+	msg   store.NewMessage
+	reply chan result
+}
+
+type result struct {
+	msg store.Message
+	err error
+}
+
+// Mailbox batches inbox writes and wakes agents after their messages are durable.
+type Mailbox struct {
+	store  Store
+	waker  Waker
+	logger *slog.Logger
+
+	requests chan request
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// New returns a mailbox; call Start before Send.
+func New(st Store, waker Waker, logger *slog.Logger) *Mailbox {
+	return &Mailbox{
+		store:    st,
+		waker:    waker,
+		logger:   logger,
+		requests: make(chan request, MaxBatch),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+}
+
+// NewMessageID returns a fresh message id.
+func NewMessageID() string { return "msg_" + uuid.Must(uuid.NewV7()).String() }
+
+// Start runs the committer until Stop.
+func (m *Mailbox) Start() { go m.commitLoop() }
+
+// Stop finishes the batches already queued and stops; safe twice.
+func (m *Mailbox) Stop(ctx context.Context) error {
+	m.stopOnce.Do(func() { close(m.stop) })
+	select {
+	case <-m.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("mailbox: stop: %w", ctx.Err())
+	}
+}
+
+// Send stores the message durably, then wakes its agent. The message's ID is
+// assigned here when empty.
+func (m *Mailbox) Send(ctx context.Context, msg store.NewMessage) (store.Message, error) {
+	if msg.ID == "" {
+		msg.ID = NewMessageID()
+	}
+	req := request{ctx: ctx, msg: msg, reply: make(chan result, 1)}
+	select {
+	case m.requests <- req:
+	case <-m.stop:
+		return store.Message{}, ErrClosed
+	case <-ctx.Done():
+		return store.Message{}, ctx.Err()
+	}
+	// Once queued, the message may be committed even if ctx ends; wait for the
+	// verdict so the caller never reports failure for a stored message.
+	r := <-req.reply
+	return r.msg, r.err
+}
+
+func (m *Mailbox) commitLoop() {
+	defer close(m.done)
+	batch := make([]request, 0, MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case req := <-m.requests:
+			batch = append(batch, req)
+		case <-m.stop:
+			m.drainAfterStop()
+			return
+		}
+	gather:
+		for len(batch) < MaxBatch {
+			select {
+			case req := <-m.requests:
+				batch = append(batch, req)
+			default:
+				break gather
+			}
+		}
+		m.commit(batch)
+	}
+}
+
+// drainAfterStop commits what was queued before Stop so no accepted Send is dropped.
+func (m *Mailbox) drainAfterStop() {
+	for {
+		select {
+		case req := <-m.requests:
+			m.commit([]request{req})
+		default:
+			return
+		}
+	}
+}
+
+func (m *Mailbox) commit(batch []request) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.reply <- result{err: err}
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	msgs := make([]store.NewMessage, len(live))
+	for i, r := range live {
+		msgs[i] = r.msg
+	}
+	// The batch is written with a background context: callers' contexts must not
+	// abort a commit that other callers share.
+	stored, err := m.store.EnqueueMessages(context.Background(), msgs)
+	if err != nil && len(live) > 1 {
+		// One bad row must not fail its neighbours: retry them one by one.
+		m.logger.Warn("mailbox: batch commit failed, retrying singly", "size", len(live), "err", err)
+		for _, r := range live {
+			m.commit([]request{r})
+		}
+		return
+	}
+	if err != nil {
+		live[0].reply <- result{err: fmt.Errorf("mailbox: enqueue: %w", err)}
+		return
+	}
+	woken := make(map[wakeKey]bool, len(stored))
+	for i, r := range live {
+		r.reply <- result{msg: stored[i]}
+		k := wakeKey{msgs[i].Scope, msgs[i].AgentID}
+		if !woken[k] {
+			woken[k] = true
+			m.waker.Wake(k.scope, k.agentID)
+		}
+	}
+}
+
+type wakeKey struct {
+	scope   store.Scope
+	agentID string
+}

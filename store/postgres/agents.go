@@ -1,0 +1,250 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openintern/openintern/store"
+)
+
+// agentCols are the columns scanAgent reads, unread count last. They name the
+// table, so they work after FROM agents and in RETURNING of agents.
+const agentCols = `agents.org_id, agents.user_id, agents.project_id, agents.agent_id, agents.name,
+	agents.system_prompt, agents.model, agents.tools, agents.state, agents.created_at, agents.updated_at,
+	(SELECT count(*) FROM messages m WHERE m.org_id = agents.org_id AND m.user_id = agents.user_id
+		AND m.project_id = agents.project_id AND m.agent_id = agents.agent_id AND m.status = 'unread')`
+
+func scanAgent(row pgx.Row) (store.Agent, error) {
+	var a store.Agent
+	var tools []byte
+	err := row.Scan(&a.Scope.OrgID, &a.Scope.UserID, &a.Scope.ProjectID, &a.ID, &a.Name,
+		&a.SystemPrompt, &a.Model, &tools, &a.State, &a.CreatedAt, &a.UpdatedAt, &a.Unread)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	a.CreatedAt, a.UpdatedAt = utc(a.CreatedAt), utc(a.UpdatedAt)
+	a.Tools = []string{}
+	if len(tools) > 0 {
+		if err := json.Unmarshal(tools, &a.Tools); err != nil {
+			return store.Agent{}, fmt.Errorf("decode tools: %w", err)
+		}
+	}
+	return a, nil
+}
+
+func toolsJSON(tools []string) (string, error) {
+	if tools == nil {
+		tools = []string{}
+	}
+	b, err := json.Marshal(tools)
+	return string(b), err
+}
+
+// newAgentArgs validates a and returns the arguments of insertAgent.
+func newAgentArgs(a store.Agent) ([]any, error) {
+	if err := checkScope(a.Scope); err != nil {
+		return nil, err
+	}
+	if a.ID == "" {
+		return nil, errors.New("agent id is empty")
+	}
+	state := a.State
+	if state == "" {
+		state = store.AgentIdle
+	}
+	tools, err := toolsJSON(a.Tools)
+	if err != nil {
+		return nil, err
+	}
+	return []any{a.Scope.OrgID, a.Scope.UserID, a.Scope.ProjectID, a.ID, a.Name, a.SystemPrompt,
+		a.Model, tools, state, now()}, nil
+}
+
+const insertAgent = `INSERT INTO agents (org_id, user_id, project_id, agent_id, name, system_prompt, model,
+	tools, state, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $10)`
+
+// CreateAgent stores a new agent; ErrConflict when its id is taken in the scope.
+func (s *Store) CreateAgent(ctx context.Context, a store.Agent) (store.Agent, error) {
+	args, err := newAgentArgs(a)
+	if err != nil {
+		return store.Agent{}, fmt.Errorf("postgres: create agent: %w", err)
+	}
+	out, err := scanAgent(s.pool.QueryRow(ctx, insertAgent+" RETURNING "+agentCols, args...))
+	if err != nil {
+		return store.Agent{}, s.fail(ctx, "create agent", err)
+	}
+	return out, nil
+}
+
+// EnsureAgent returns the agent, creating it from a when it does not exist.
+// Concurrent calls all return the one stored agent.
+func (s *Store) EnsureAgent(ctx context.Context, a store.Agent) (store.Agent, error) {
+	args, err := newAgentArgs(a)
+	if err != nil {
+		return store.Agent{}, fmt.Errorf("postgres: ensure agent: %w", err)
+	}
+	// The common case is an agent that exists: one round trip.
+	out, err := s.getAgent(ctx, a.Scope, a.ID)
+	if err == nil || !errors.Is(err, pgx.ErrNoRows) {
+		return out, s.fail(ctx, "ensure agent", err)
+	}
+	out, err = scanAgent(s.pool.QueryRow(ctx, insertAgent+" ON CONFLICT DO NOTHING RETURNING "+agentCols, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Another caller inserted it after our first read; this statement's
+		// snapshot sees it.
+		out, err = s.getAgent(ctx, a.Scope, a.ID)
+	}
+	return out, s.fail(ctx, "ensure agent", err)
+}
+
+func (s *Store) getAgent(ctx context.Context, scope store.Scope, agentID string) (store.Agent, error) {
+	return scanAgent(s.pool.QueryRow(ctx, `SELECT `+agentCols+` FROM agents
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4`,
+		scope.OrgID, scope.UserID, scope.ProjectID, agentID))
+}
+
+// GetAgent returns one agent with its unread count.
+func (s *Store) GetAgent(ctx context.Context, scope store.Scope, agentID string) (store.Agent, error) {
+	a, err := s.getAgent(ctx, scope, agentID)
+	if err != nil {
+		return store.Agent{}, s.fail(ctx, "get agent", err)
+	}
+	return a, nil
+}
+
+// ListAgents returns a page of the scope's agents by creation time, and how
+// many there are.
+func (s *Store) ListAgents(ctx context.Context, scope store.Scope, page store.Page) ([]store.Agent, int, error) {
+	limit, offset := pageBounds(page)
+	b := &pgx.Batch{}
+	b.Queue(`SELECT count(*) FROM agents WHERE org_id = $1 AND user_id = $2 AND project_id = $3`,
+		scope.OrgID, scope.UserID, scope.ProjectID)
+	b.Queue(`SELECT `+agentCols+` FROM agents WHERE org_id = $1 AND user_id = $2 AND project_id = $3
+		ORDER BY created_at, agent_id LIMIT $4 OFFSET $5`,
+		scope.OrgID, scope.UserID, scope.ProjectID, limit, offset)
+	var total int
+	agents := []store.Agent{}
+	err := func() error {
+		br := s.pool.SendBatch(ctx, b)
+		defer br.Close()
+		if err := br.QueryRow().Scan(&total); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			a, err := scanAgent(rows)
+			if err != nil {
+				return err
+			}
+			agents = append(agents, a)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return br.Close()
+	}()
+	if err != nil {
+		return nil, 0, s.fail(ctx, "list agents", err)
+	}
+	return agents, total, nil
+}
+
+// UpdateAgent applies the non-nil fields of patch and bumps updated_at.
+func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID string, patch store.AgentPatch) (store.Agent, error) {
+	var tools *string
+	if patch.Tools != nil {
+		t, err := toolsJSON(*patch.Tools)
+		if err != nil {
+			return store.Agent{}, fmt.Errorf("postgres: update agent: %w", err)
+		}
+		tools = &t
+	}
+	a, err := scanAgent(s.pool.QueryRow(ctx, `UPDATE agents SET
+			name = COALESCE($5, name),
+			system_prompt = COALESCE($6, system_prompt),
+			model = COALESCE($7, model),
+			tools = COALESCE($8::jsonb, tools),
+			updated_at = $9
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4
+		RETURNING `+agentCols,
+		scope.OrgID, scope.UserID, scope.ProjectID, agentID,
+		patch.Name, patch.SystemPrompt, patch.Model, tools, now()))
+	if err != nil {
+		return store.Agent{}, s.fail(ctx, "update agent", err)
+	}
+	return a, nil
+}
+
+// DeleteAgent deletes the agent; its messages, runs and events stay as its trace.
+func (s *Store) DeleteAgent(ctx context.Context, scope store.Scope, agentID string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM agents
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4`,
+		scope.OrgID, scope.UserID, scope.ProjectID, agentID)
+	if err != nil {
+		return s.fail(ctx, "delete agent", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: delete agent: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// SetAgentState stores the state and appends ev (scope, agent id, id and a
+// missing time filled in) in one statement, and returns the stored event.
+func (s *Store) SetAgentState(ctx context.Context, scope store.Scope, agentID, state string, ev store.Event) (store.Event, error) {
+	if state == "" {
+		return store.Event{}, errors.New("postgres: set agent state: state is empty")
+	}
+	ev.Scope = scope
+	if ev.AgentID == "" {
+		ev.AgentID = agentID
+	}
+	ts := now()
+	ev, err := normaliseEvent(ev, ts)
+	if err != nil {
+		return store.Event{}, fmt.Errorf("postgres: set agent state: %w", err)
+	}
+	err = s.pool.QueryRow(ctx, `WITH a AS (
+			UPDATE agents SET state = $5, updated_at = $6
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4
+			RETURNING 1)
+		INSERT INTO events (org_id, user_id, project_id, run_id, agent_id, group_id, step_id, type, ts, payload)
+		SELECT $1, $2, $3, $7, $8, $9, $10, $11, $12, $13::json FROM a
+		RETURNING id`,
+		scope.OrgID, scope.UserID, scope.ProjectID, agentID, state, ts,
+		ev.RunID, ev.AgentID, ev.GroupID, ev.StepID, ev.Type, ev.TS, payloadArg(ev.Payload)).Scan(&ev.ID)
+	if err != nil {
+		return store.Event{}, s.fail(ctx, "set agent state", err)
+	}
+	return ev, nil
+}
+
+// ListAgentsWithWork returns every agent, in every scope, with unread
+// messages or a running run.
+func (s *Store) ListAgentsWithWork(ctx context.Context) ([]store.AgentRef, error) {
+	rows, err := s.pool.Query(ctx, `SELECT org_id, user_id, project_id, agent_id FROM messages WHERE status = 'unread'
+		UNION
+		SELECT org_id, user_id, project_id, agent_id FROM runs WHERE status = 'running'
+		ORDER BY 1, 2, 3, 4`)
+	if err != nil {
+		return nil, s.fail(ctx, "list agents with work", err)
+	}
+	refs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.AgentRef, error) {
+		var r store.AgentRef
+		err := row.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.AgentID)
+		return r, err
+	})
+	if err != nil {
+		return nil, s.fail(ctx, "list agents with work", err)
+	}
+	return refs, nil
+}

@@ -1,0 +1,217 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openintern/openintern/store"
+)
+
+// ListEvents limits: a filter with Limit 0 gets defaultEventLimit; no call
+// returns more than maxEventLimit.
+const (
+	defaultEventLimit = 100
+	maxEventLimit     = 1000
+)
+
+const eventCols = `id, org_id, user_id, project_id, run_id, agent_id, group_id, step_id, type, ts, payload`
+
+func scanEvent(row pgx.Row) (store.Event, error) {
+	var e store.Event
+	var payload []byte
+	err := row.Scan(&e.ID, &e.Scope.OrgID, &e.Scope.UserID, &e.Scope.ProjectID, &e.RunID, &e.AgentID,
+		&e.GroupID, &e.StepID, &e.Type, &e.TS, &payload)
+	if err != nil {
+		return store.Event{}, err
+	}
+	e.TS = utc(e.TS)
+	if payload != nil {
+		e.Payload = json.RawMessage(payload)
+	}
+	return e, nil
+}
+
+// normaliseEvent checks ev and gives it the time ts when it has none; the
+// time is truncated to what the database keeps.
+func normaliseEvent(ev store.Event, ts time.Time) (store.Event, error) {
+	if err := checkScope(ev.Scope); err != nil {
+		return ev, err
+	}
+	if ev.Type == "" {
+		return ev, errors.New("event type is empty")
+	}
+	if len(ev.Payload) == 0 {
+		ev.Payload = nil
+	} else if !json.Valid(ev.Payload) {
+		return ev, fmt.Errorf("event %s: payload is not valid JSON", ev.Type)
+	}
+	if ev.TS.IsZero() {
+		ev.TS = ts
+	} else {
+		ev.TS = ev.TS.UTC().Truncate(time.Microsecond)
+	}
+	ev.ID = 0
+	return ev, nil
+}
+
+func payloadArg(p json.RawMessage) *string {
+	if p == nil {
+		return nil
+	}
+	s := string(p)
+	return &s
+}
+
+// eventArrays holds a batch of events column by column, for unnest.
+type eventArrays struct {
+	org, user, project, run, agent, group, step, typ []string
+	ts                                               []time.Time
+	payload                                          []*string
+}
+
+func newEventArrays(events []store.Event) eventArrays {
+	n := len(events)
+	a := eventArrays{
+		org: make([]string, n), user: make([]string, n), project: make([]string, n),
+		run: make([]string, n), agent: make([]string, n), group: make([]string, n),
+		step: make([]string, n), typ: make([]string, n), ts: make([]time.Time, n),
+		payload: make([]*string, n),
+	}
+	for i, e := range events {
+		a.org[i], a.user[i], a.project[i] = e.Scope.OrgID, e.Scope.UserID, e.Scope.ProjectID
+		a.run[i], a.agent[i], a.group[i], a.step[i], a.typ[i] = e.RunID, e.AgentID, e.GroupID, e.StepID, e.Type
+		a.ts[i], a.payload[i] = e.TS, payloadArg(e.Payload)
+	}
+	return a
+}
+
+// args returns the arrays as query arguments, starting at parameter first.
+func (a eventArrays) args() []any {
+	return []any{a.org, a.user, a.project, a.run, a.agent, a.group, a.step, a.typ, a.ts, a.payload}
+}
+
+// unnestEvents is the FROM item of a batch of events given as arrays from
+// parameter $n on, with ord numbering them in the caller's order. Identity
+// values are drawn in the order rows are inserted, so inserting
+// "ORDER BY ord" gives the batch increasing ids in the caller's order.
+func unnestEvents(n int) string {
+	p := func(i int) string { return fmt.Sprintf("$%d", n+i) }
+	return `unnest(` + p(0) + `::text[], ` + p(1) + `::text[], ` + p(2) + `::text[], ` + p(3) + `::text[], ` +
+		p(4) + `::text[], ` + p(5) + `::text[], ` + p(6) + `::text[], ` + p(7) + `::text[], ` +
+		p(8) + `::timestamptz[], ` + p(9) + `::text[])
+		WITH ORDINALITY AS u(org_id, user_id, project_id, run_id, agent_id, group_id, step_id, type, ts, payload, ord)`
+}
+
+// assignIDs gives events the ids the database returned, in increasing order.
+func assignIDs(events []store.Event, ids []int64) error {
+	if len(ids) != len(events) {
+		return fmt.Errorf("stored %d events of %d", len(ids), len(events))
+	}
+	for i := 1; i < len(ids); i++ {
+		if ids[i] <= ids[i-1] {
+			return errors.New("event ids were not returned in increasing order")
+		}
+	}
+	for i := range events {
+		events[i].ID = ids[i]
+	}
+	return nil
+}
+
+// AppendEvents stores events in one statement and returns them with their
+// ids and times.
+func (s *Store) AppendEvents(ctx context.Context, events []store.Event) ([]store.Event, error) {
+	if len(events) == 0 {
+		return []store.Event{}, nil
+	}
+	out := make([]store.Event, len(events))
+	ts := now()
+	for i, e := range events {
+		var err error
+		if out[i], err = normaliseEvent(e, ts); err != nil {
+			return nil, fmt.Errorf("postgres: append events: %w", err)
+		}
+	}
+	rows, err := s.pool.Query(ctx, `WITH ins AS (
+			INSERT INTO events (org_id, user_id, project_id, run_id, agent_id, group_id, step_id, type, ts, payload)
+			SELECT org_id, user_id, project_id, run_id, agent_id, group_id, step_id, type, ts, payload::json
+			FROM `+unnestEvents(1)+` ORDER BY ord
+			RETURNING id)
+		SELECT id FROM ins ORDER BY id`, newEventArrays(out).args()...)
+	if err != nil {
+		return nil, s.fail(ctx, "append events", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err == nil {
+		err = assignIDs(out, ids)
+	}
+	if err != nil {
+		return nil, s.fail(ctx, "append events", err)
+	}
+	return out, nil
+}
+
+// ListEvents returns up to filter.Limit events of the scope after
+// filter.AfterID in id order, and how many match the filter in all.
+func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.EventFilter) ([]store.Event, int, error) {
+	limit := filter.Limit
+	if limit <= 0 {
+		limit = defaultEventLimit
+	}
+	if limit > maxEventLimit {
+		limit = maxEventLimit
+	}
+	where := []string{"org_id = $1", "user_id = $2", "project_id = $3"}
+	args := []any{scope.OrgID, scope.UserID, scope.ProjectID}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if filter.RunID != "" {
+		add("run_id = $%d", filter.RunID)
+	}
+	if filter.AgentID != "" {
+		add("agent_id = $%d", filter.AgentID)
+	}
+	if filter.GroupID != "" {
+		add("group_id = $%d", filter.GroupID)
+	}
+	if len(filter.Types) > 0 {
+		add("type = ANY($%d::text[])", filter.Types)
+	}
+	cond := strings.Join(where, " AND ")
+	countArgs := args
+	pageArgs := append(append([]any{}, args...), filter.AfterID, limit)
+	b := &pgx.Batch{}
+	b.Queue(`SELECT count(*) FROM events WHERE `+cond, countArgs...)
+	b.Queue(fmt.Sprintf(`SELECT %s FROM events WHERE %s AND id > $%d ORDER BY id LIMIT $%d`,
+		eventCols, cond, len(args)+1, len(args)+2), pageArgs...)
+	var total int
+	events := []store.Event{}
+	err := func() error {
+		br := s.pool.SendBatch(ctx, b)
+		defer br.Close()
+		if err := br.QueryRow().Scan(&total); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		events, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Event, error) { return scanEvent(row) })
+		if err != nil {
+			return err
+		}
+		return br.Close()
+	}()
+	if err != nil {
+		return nil, 0, s.fail(ctx, "list events", err)
+	}
+	return events, total, nil
+}

@@ -1,0 +1,255 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/openintern/openintern/migrations"
+	"github.com/openintern/openintern/store"
+)
+
+// Dialect is what Store.Dialect returns.
+const Dialect = "postgres"
+
+// migrationLockKey is the advisory lock held while migrations are applied:
+// the bytes of "oi:migra". Per-agent claim locks are FNV hashes and may in
+// theory collide with it, which would only make a claim wait for a migration.
+const migrationLockKey int64 = 0x6f693a6d69677261
+
+// Store is store.Store on PostgreSQL. It is safe for concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+}
+
+var _ store.Store = (*Store)(nil)
+
+// dbtx is what a pool and a transaction have in common, so a query helper
+// works on either.
+type dbtx interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+var (
+	_ dbtx = (*pgxpool.Pool)(nil)
+	_ dbtx = (pgx.Tx)(nil)
+)
+
+// Open connects to databaseURL (a postgres:// URL or key=value DSN; runtime
+// parameters such as search_path, and pgxpool's pool_max_conns, may be given
+// as query parameters), checks the connection and applies pending
+// migrations. A nil logger discards.
+func Open(ctx context.Context, databaseURL string, logger *slog.Logger) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		// The parse error may quote the URL with its password: don't wrap it.
+		return nil, errors.New("postgres: open: cannot parse the database URL")
+	}
+	return openConfig(ctx, cfg, logger)
+}
+
+func openConfig(ctx context.Context, cfg *pgxpool.Config, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	s := &Store{pool: pool, logger: logger}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open: ping %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrate applies the migrations not yet recorded, each in its own
+// transaction, while holding a session advisory lock so that concurrent
+// daemons apply each exactly once.
+func (s *Store) migrate(ctx context.Context) error {
+	list, err := migrations.List(Dialect)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLockKey); err != nil {
+		return s.fail(ctx, "migrate: lock", err)
+	}
+	defer func() {
+		// Unlock even when ctx is done; a failed unlock ends with the session.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", migrationLockKey); err != nil {
+			s.logger.Warn("postgres: migrate: unlock failed; closing the connection", "err", err)
+			_ = conn.Conn().Close(uctx)
+		}
+	}()
+	const createTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER     PRIMARY KEY,
+		name       TEXT        NOT NULL,
+		applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+	)`
+	if _, err := conn.Exec(ctx, createTable); err != nil {
+		return s.fail(ctx, "migrate: create schema_migrations", err)
+	}
+	applied := map[int]bool{}
+	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return s.fail(ctx, "migrate: read schema_migrations", err)
+	}
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return s.fail(ctx, "migrate: read schema_migrations", err)
+	}
+	for _, v := range versions {
+		applied[int(v)] = true
+	}
+	for _, m := range list {
+		if applied[m.Version] {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
+			return err
+		})
+		if err != nil {
+			return s.fail(ctx, fmt.Sprintf("migrate: apply %04d_%s", m.Version, m.Name), err)
+		}
+		s.logger.Info("postgres: migration applied", "version", m.Version, "name", m.Name)
+	}
+	return nil
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+// Dialect returns "postgres".
+func (s *Store) Dialect() string { return Dialect }
+
+// Close closes the pool, waiting for connections in use to be returned.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(ctx) }() // a no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// fail turns a pgx error into the error a caller of the store sees:
+// "postgres: <op>: ..." wrapping store.ErrNotFound for no rows,
+// store.ErrConflict for a unique violation, the store's own sentinels as they
+// are, server errors as text, and anything else (network, context) wrapped.
+func (s *Store) fail(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: %s: %w", op, store.ErrNotFound)
+	}
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNoWork) {
+		return fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if pgErr.Code == "23505" { // unique_violation
+			return fmt.Errorf("postgres: %s: %s already exists: %w", op, pgErr.ConstraintName, store.ErrConflict)
+		}
+		msg := fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
+		if ctx.Err() != nil {
+			return fmt.Errorf("postgres: %s: %s: %w", op, msg, ctx.Err())
+		}
+		return fmt.Errorf("postgres: %s: %s", op, msg)
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// now is the store's clock: UTC at the microsecond precision of timestamptz,
+// so what a method returns equals what a later read returns.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// utc normalises a time read from the database.
+func utc(t time.Time) time.Time { return t.UTC() }
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// agentLockKey is the advisory lock that serialises ClaimNextRun per agent.
+func agentLockKey(scope store.Scope, agentID string) int64 {
+	h := fnv.New64a()
+	for _, part := range []string{scope.OrgID, scope.UserID, scope.ProjectID, agentID} {
+		_, _ = h.Write([]byte(part))
+		_, _ = h.Write([]byte{0})
+	}
+	return int64(h.Sum64())
+}
+
+// Page defaults: a Page with Limit 0 gets defaultPageLimit; no page is longer
+// than maxPageLimit.
+const (
+	defaultPageLimit = 50
+	maxPageLimit     = 1000
+)
+
+func pageBounds(p store.Page) (limit, offset int) {
+	limit, offset = p.Limit, p.Offset
+	if limit <= 0 {
+		limit = defaultPageLimit
+	}
+	if limit > maxPageLimit {
+		limit = maxPageLimit
+	}
+	if offset < 0 {
+		offset = 0
+	}
+	return limit, offset
+}
+
+func checkScope(scope store.Scope) error {
+	if scope.OrgID == "" || scope.UserID == "" {
+		return errors.New("scope needs an org_id and a user_id")
+	}
+	return nil
+}

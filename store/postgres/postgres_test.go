@@ -1,0 +1,268 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/openintern/openintern/internal/testenv"
+	"github.com/openintern/openintern/migrations"
+	"github.com/openintern/openintern/store"
+	"github.com/openintern/openintern/store/storetest"
+)
+
+func open(t testing.TB, url string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), url, nil)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, testenv.PostgresURL(t))
+	})
+}
+
+// TestConcurrentOpen starts several stores at once on one fresh schema, as
+// daemons starting together would: each migration is applied exactly once.
+func TestConcurrentOpen(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	const n = 4
+	stores := make([]*Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			stores[i], errs[i] = Open(t.Context(), url, nil)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Open #%d: %v", i, errs[i])
+		}
+		t.Cleanup(func() { _ = stores[i].Close() })
+	}
+	list, err := migrations.List(Dialect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var count int
+	var maxVersion int
+	if err := stores[0].pool.QueryRow(t.Context(),
+		"SELECT count(*), max(version) FROM schema_migrations").Scan(&count, &maxVersion); err != nil {
+		t.Fatal(err)
+	}
+	if count != len(list) || maxVersion != list[len(list)-1].Version {
+		t.Fatalf("schema_migrations: %d rows up to %d; want %d up to %d", count, maxVersion, len(list), list[len(list)-1].Version)
+	}
+	// Opening again applies nothing and works.
+	s := open(t, url)
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	_, err := Open(t.Context(), "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=2", nil)
+	if err == nil {
+		t.Fatal("Open of a closed port succeeded")
+	}
+	if _, err := Open(t.Context(), "postgres://user:secret@[bad", nil); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("Open of a bad URL: %v (must fail without quoting the password)", err)
+	}
+}
+
+// TestErrorsStayInside checks that pgx's errors are translated, not passed on.
+func TestErrorsStayInside(t *testing.T) {
+	s := open(t, testenv.PostgresURL(t))
+	ctx := t.Context()
+	sc := store.Scope{OrgID: "o", UserID: "u"}
+	_, err := s.CreateAgent(ctx, store.Agent{Scope: sc, ID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.CreateAgent(ctx, store.Agent{Scope: sc, ID: "a"})
+	var pgErr *pgconn.PgError
+	if !errors.Is(err, store.ErrConflict) || errors.As(err, &pgErr) {
+		t.Fatalf("conflict error = %#v: want store.ErrConflict and no *pgconn.PgError", err)
+	}
+	_, err = s.GetAgent(ctx, sc, "missing")
+	if !errors.Is(err, store.ErrNotFound) || errors.Is(err, pgx.ErrNoRows) {
+		t.Fatalf("not found error = %#v: want store.ErrNotFound and not pgx.ErrNoRows", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.GetAgent(cctx, sc, "a"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled context: %v, want context.Canceled", err)
+	}
+}
+
+// TestSessionHistoryUsesIndex checks the plan of SessionHistory's query: an
+// index scan of runs_session_completed_idx, whatever the table holds.
+func TestSessionHistoryUsesIndex(t *testing.T) {
+	s := open(t, testenv.PostgresURL(t))
+	ctx := t.Context()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	// A new table is small enough for a sequential scan to win; the question
+	// is whether the index can serve the query without a sort.
+	if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.Query(ctx, `EXPLAIN (FORMAT TEXT) SELECT run_id, input, output FROM runs
+		WHERE org_id = 'o' AND user_id = 'u' AND project_id = '' AND agent_id = 'a' AND session_key = 's'
+		  AND status = 'completed'
+		ORDER BY ended_at DESC, run_id DESC LIMIT 10`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "runs_session_completed_idx") || strings.Contains(plan, "Sort") {
+		t.Fatalf("plan does not read the session index in order:\n%s", plan)
+	}
+}
+
+// roundTrips counts the statements and batches the pool sends, each one
+// network round trip once statements are prepared.
+type roundTrips struct{ n atomic.Int64 }
+
+func (c *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+func (c *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (c *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+func (c *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (c *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// benchStore opens a store on a fresh schema whose round trips are counted.
+func benchStore(b *testing.B) (*Store, *roundTrips) {
+	b.Helper()
+	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt := &roundTrips{}
+	cfg.ConnConfig.Tracer = rt
+	s, err := openConfig(context.Background(), cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s, rt
+}
+
+// BenchmarkEnqueueMessages measures EnqueueMessages of batches of 1 and 64:
+// ns/op is per batch; rt/op the round trips per batch.
+func BenchmarkEnqueueMessages(b *testing.B) {
+	for _, size := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			s, rt := benchStore(b)
+			ctx := context.Background()
+			sc := store.Scope{OrgID: "bench", UserID: "u"}
+			batch := make([]store.NewMessage, size)
+			n := 0
+			next := func() {
+				for i := range batch {
+					n++
+					batch[i] = store.NewMessage{Scope: sc, ID: fmt.Sprintf("m%d", n), AgentID: "a", SessionKey: "s",
+						SenderType: store.SenderUser, SenderID: "u", Content: "a message of moderate length for the benchmark"}
+				}
+			}
+			next()
+			if _, err := s.EnqueueMessages(ctx, batch); err != nil { // prepares the statement
+				b.Fatal(err)
+			}
+			rt.n.Store(0)
+			b.ResetTimer()
+			for b.Loop() {
+				b.StopTimer()
+				next()
+				b.StartTimer()
+				if _, err := s.EnqueueMessages(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(rt.n.Load())/float64(b.N), "rt/op")
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkTurn measures one agent turn: ClaimNextRun, two SaveSteps (each a
+// checkpoint and two events) and FinishRun. Enqueueing its message is not
+// timed.
+func BenchmarkTurn(b *testing.B) {
+	s, rt := benchStore(b)
+	ctx := context.Background()
+	sc := store.Scope{OrgID: "bench", UserID: "u"}
+	state := []byte(`{"messages":[{"role":"user","content":"hello"},{"role":"assistant","content":"hi, how can I help?"}]}`)
+	n := 0
+	turn := func() {
+		n++
+		c, err := s.ClaimNextRun(ctx, sc, "a", fmt.Sprintf("run-%d", n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for step := 1; step <= 2; step++ {
+			_, err := s.SaveStep(ctx, sc, c.Run.ID, &store.Checkpoint{Step: step, State: state}, []store.Event{
+				{Type: "llm.called", StepID: fmt.Sprint(step), Payload: []byte(`{"model":"m","tokens":42}`)},
+				{Type: "tool.called", StepID: fmt.Sprint(step), Payload: []byte(`{"tool":"web.search"}`)},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := s.FinishRun(ctx, sc, c.Run.ID, store.RunResult{Status: store.RunCompleted, Output: "done", Steps: 2},
+			[]store.Event{{Type: "run.completed"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	enqueue := func() {
+		if _, err := s.EnqueueMessages(ctx, []store.NewMessage{{Scope: sc, ID: fmt.Sprintf("m%d", n), AgentID: "a",
+			SessionKey: "s", Content: "hello"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	enqueue()
+	turn() // prepares the statements
+	var timed int64
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		enqueue()
+		before := rt.n.Load()
+		b.StartTimer()
+		turn()
+		timed += rt.n.Load() - before
+	}
+	b.ReportMetric(float64(timed)/float64(b.N), "rt/op")
+}

@@ -1,0 +1,565 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openintern/openintern/store"
+)
+
+const runCols = `org_id, user_id, project_id, run_id, agent_id, session_key, group_id, input, status,
+	output, error, steps, usage, cancel_requested, created_at, started_at, ended_at`
+
+func scanRun(row pgx.Row) (store.Run, error) {
+	var r store.Run
+	var runErr, usage []byte
+	err := row.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.ID, &r.AgentID, &r.SessionKey,
+		&r.GroupID, &r.Input, &r.Status, &r.Output, &runErr, &r.Steps, &usage, &r.CancelRequested,
+		&r.CreatedAt, &r.StartedAt, &r.EndedAt)
+	if err != nil {
+		return store.Run{}, err
+	}
+	r.CreatedAt = utc(r.CreatedAt)
+	r.StartedAt, r.EndedAt = utcPtr(r.StartedAt), utcPtr(r.EndedAt)
+	if runErr != nil {
+		r.Error = &store.RunError{}
+		if err := json.Unmarshal(runErr, r.Error); err != nil {
+			return store.Run{}, fmt.Errorf("decode run error: %w", err)
+		}
+	}
+	if len(usage) > 0 {
+		if err := json.Unmarshal(usage, &r.Usage); err != nil {
+			return store.Run{}, fmt.Errorf("decode run usage: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// CreateRun stores a pending run and its inbox message (kind "run") in one
+// statement; ErrConflict when the run id or message id is taken.
+func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, store.Message, error) {
+	if err := checkScope(nr.Scope); err != nil {
+		return store.Run{}, store.Message{}, fmt.Errorf("postgres: create run: %w", err)
+	}
+	if nr.RunID == "" || nr.MessageID == "" || nr.AgentID == "" {
+		return store.Run{}, store.Message{}, errors.New("postgres: create run: a run needs a run id, a message id and an agent id")
+	}
+	ts := now()
+	var seq int64
+	err := s.pool.QueryRow(ctx, `WITH r AS (
+			INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id, session_key, group_id, input,
+				status, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)
+			RETURNING run_id)
+		INSERT INTO messages (org_id, user_id, project_id, message_id, agent_id, session_key, kind,
+			sender_type, sender_id, content, run_id, status, created_at)
+		SELECT $1, $2, $3, $10, $5, $6, 'run', $11, $12, $8, r.run_id, 'unread', $9 FROM r
+		RETURNING seq`,
+		nr.Scope.OrgID, nr.Scope.UserID, nr.Scope.ProjectID, nr.RunID, nr.AgentID, nr.SessionKey,
+		nr.GroupID, nr.Input, ts, nr.MessageID, nr.SenderType, nr.SenderID).Scan(&seq)
+	if err != nil {
+		return store.Run{}, store.Message{}, s.fail(ctx, "create run", err)
+	}
+	run := store.Run{
+		Scope: nr.Scope, ID: nr.RunID, AgentID: nr.AgentID, SessionKey: nr.SessionKey, GroupID: nr.GroupID,
+		Input: nr.Input, Status: store.RunPending, CreatedAt: ts,
+	}
+	msg := store.Message{
+		Scope: nr.Scope, ID: nr.MessageID, Seq: seq, AgentID: nr.AgentID, SessionKey: nr.SessionKey,
+		Kind: store.MessageKindRun, SenderType: nr.SenderType, SenderID: nr.SenderID, Content: nr.Input,
+		RunID: nr.RunID, Status: store.MessageUnread, CreatedAt: ts,
+	}
+	return run, msg, nil
+}
+
+func (s *Store) getRun(ctx context.Context, db dbtx, scope store.Scope, runID string) (store.Run, error) {
+	return scanRun(db.QueryRow(ctx, `SELECT `+runCols+` FROM runs
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4`,
+		scope.OrgID, scope.UserID, scope.ProjectID, runID))
+}
+
+// GetRun returns one run.
+func (s *Store) GetRun(ctx context.Context, scope store.Scope, runID string) (store.Run, error) {
+	r, err := s.getRun(ctx, s.pool, scope, runID)
+	if err != nil {
+		return store.Run{}, s.fail(ctx, "get run", err)
+	}
+	return r, nil
+}
+
+// ListRuns returns a page of the scope's runs matching filter, newest first,
+// and how many match.
+func (s *Store) ListRuns(ctx context.Context, scope store.Scope, filter store.RunFilter, page store.Page) ([]store.Run, int, error) {
+	limit, offset := pageBounds(page)
+	where := []string{"org_id = $1", "user_id = $2", "project_id = $3"}
+	args := []any{scope.OrgID, scope.UserID, scope.ProjectID}
+	add := func(col, v string) {
+		if v != "" {
+			args = append(args, v)
+			where = append(where, fmt.Sprintf("%s = $%d", col, len(args)))
+		}
+	}
+	add("agent_id", filter.AgentID)
+	add("session_key", filter.SessionKey)
+	add("status", filter.Status)
+	add("group_id", filter.GroupID)
+	cond := strings.Join(where, " AND ")
+	b := &pgx.Batch{}
+	b.Queue(`SELECT count(*) FROM runs WHERE `+cond, args...)
+	b.Queue(fmt.Sprintf(`SELECT %s FROM runs WHERE %s ORDER BY created_at DESC, run_id DESC LIMIT $%d OFFSET $%d`,
+		runCols, cond, len(args)+1, len(args)+2), append(append([]any{}, args...), limit, offset)...)
+	var total int
+	runs := []store.Run{}
+	err := func() error {
+		br := s.pool.SendBatch(ctx, b)
+		defer br.Close()
+		if err := br.QueryRow().Scan(&total); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		runs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Run, error) { return scanRun(row) })
+		if err != nil {
+			return err
+		}
+		return br.Close()
+	}()
+	if err != nil {
+		return nil, 0, s.fail(ctx, "list runs", err)
+	}
+	return runs, total, nil
+}
+
+// Statements of ClaimNextRun. $1..$4 are the scope and the agent.
+const (
+	// The row lock keeps a concurrent FinishRun from ending the run between
+	// this statement and the next two of the batch.
+	claimRunning = `SELECT ` + runCols + ` FROM runs
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'running'
+		FOR UPDATE`
+	claimRunningMessages = `SELECT ` + messageCols + ` FROM messages
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = (
+			SELECT run_id FROM runs
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'running')
+		ORDER BY seq`
+	claimRunningCheckpoint = `SELECT run_id, step, state, updated_at FROM checkpoints
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = (
+			SELECT run_id FROM runs
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'running')`
+	// The oldest unread message, and the seq of the next unread run message
+	// after it (the end of a batch of plain messages).
+	claimOldest = `SELECT ` + messageCols + `,
+			(SELECT min(n.seq) FROM messages n
+			 WHERE n.org_id = $1 AND n.user_id = $2 AND n.project_id = $3 AND n.agent_id = $4
+			   AND n.status = 'unread' AND n.kind = 'run' AND n.seq > m.seq)
+		FROM messages m
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'unread'
+		ORDER BY seq LIMIT 1`
+	claimPending = `UPDATE runs SET status = 'running', started_at = $6
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND run_id = $5 AND status = 'pending'
+		RETURNING ` + runCols
+	// Takes the plain unread messages of a session below a seq into a new
+	// running run, whose input is their contents in order.
+	claimBatch = `WITH claimed AS (
+			UPDATE messages SET run_id = $5
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'unread'
+			  AND run_id IS NULL AND session_key = $6 AND seq >= $7 AND seq < $8
+			RETURNING ` + messageCols + `),
+		r AS (
+			INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id, session_key, input, status,
+				created_at, started_at)
+			SELECT $1, $2, $3, $5, $4, $6, string_agg(content, E'\n\n' ORDER BY seq), 'running', $9, $9
+			FROM claimed
+			RETURNING run_id)
+		SELECT ` + messageCols + ` FROM claimed ORDER BY seq`
+)
+
+// ClaimNextRun gives the agent its next unit of work in one transaction,
+// holding a transaction advisory lock on (scope, agent) so that concurrent
+// claims for one agent run one after the other.
+func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID string, newRunID string) (store.Claim, error) {
+	if newRunID == "" {
+		return store.Claim{}, errors.New("postgres: claim next run: new run id is empty")
+	}
+	var claim store.Claim
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		args := []any{scope.OrgID, scope.UserID, scope.ProjectID, agentID}
+		b := &pgx.Batch{}
+		b.Queue(`SELECT pg_advisory_xact_lock($1)`, agentLockKey(scope, agentID))
+		b.Queue(claimRunning, args...)
+		b.Queue(claimRunningMessages, args...)
+		b.Queue(claimRunningCheckpoint, args...)
+		b.Queue(claimOldest, args...)
+		var (
+			running    *store.Run
+			runMsgs    []store.Message
+			checkpoint *store.Checkpoint
+			oldest     *store.Message
+			boundary   *int64
+		)
+		err := func() error {
+			br := tx.SendBatch(ctx, b)
+			defer br.Close()
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+			r, err := scanRun(br.QueryRow())
+			switch {
+			case err == nil:
+				running = &r
+			case !errors.Is(err, pgx.ErrNoRows):
+				return err
+			}
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			if runMsgs, err = collectMessages(rows); err != nil {
+				return err
+			}
+			cp, err := scanCheckpoint(br.QueryRow())
+			switch {
+			case err == nil:
+				checkpoint = &cp
+			case !errors.Is(err, pgx.ErrNoRows):
+				return err
+			}
+			m, next, err := scanOldest(br.QueryRow())
+			switch {
+			case err == nil:
+				oldest, boundary = &m, next
+			case !errors.Is(err, pgx.ErrNoRows):
+				return err
+			}
+			return br.Close()
+		}()
+		if err != nil {
+			return err
+		}
+
+		// 1. A run left running is resumed.
+		if running != nil {
+			claim = store.Claim{Run: *running, Messages: runMsgs, Checkpoint: checkpoint, Resumed: true}
+			return nil
+		}
+		ts := now()
+		for {
+			if oldest == nil {
+				return store.ErrNoWork
+			}
+			// 2. The oldest message is a pending run's: start that run.
+			if oldest.RunID != "" {
+				r, err := scanRun(tx.QueryRow(ctx, claimPending, append(args, oldest.RunID, ts)...))
+				if err == nil {
+					claim = store.Claim{Run: r, Messages: []store.Message{*oldest}}
+					return nil
+				}
+				if !errors.Is(err, pgx.ErrNoRows) {
+					return err
+				}
+				// Its run is not pending (cancelled meanwhile, or ended without
+				// reading it): the message is done with. Take the next one.
+				s.logger.Warn("postgres: claim: unread message of a run that is not pending; marking it read",
+					"run_id", oldest.RunID, "message_id", oldest.ID)
+				if _, err := tx.Exec(ctx, `UPDATE messages SET status = 'read', read_at = $6
+					WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND seq = $5`,
+					append(args, oldest.Seq, ts)...); err != nil {
+					return err
+				}
+				m, next, err := scanOldest(tx.QueryRow(ctx, claimOldest, args...))
+				switch {
+				case err == nil:
+					oldest, boundary = &m, next
+				case errors.Is(err, pgx.ErrNoRows):
+					oldest = nil
+				default:
+					return err
+				}
+				continue
+			}
+			// 3. A batch of plain messages of the oldest one's session becomes a new run.
+			end := int64(math.MaxInt64)
+			if boundary != nil {
+				end = *boundary
+			}
+			rows, err := tx.Query(ctx, claimBatch, append(args, newRunID, oldest.SessionKey, oldest.Seq, end, ts)...)
+			if err != nil {
+				return err
+			}
+			msgs, err := collectMessages(rows)
+			if err != nil {
+				return err
+			}
+			if len(msgs) == 0 {
+				return errors.New("claimed no messages")
+			}
+			contents := make([]string, len(msgs))
+			for i, m := range msgs {
+				contents[i] = m.Content
+			}
+			claim = store.Claim{
+				Run: store.Run{
+					Scope: scope, ID: newRunID, AgentID: agentID, SessionKey: oldest.SessionKey,
+					Input: strings.Join(contents, "\n\n"), Status: store.RunRunning,
+					CreatedAt: ts, StartedAt: &ts,
+				},
+				Messages: msgs,
+			}
+			return nil
+		}
+	})
+	if err != nil {
+		return store.Claim{}, s.fail(ctx, "claim next run", err)
+	}
+	return claim, nil
+}
+
+func scanOldest(row pgx.Row) (store.Message, *int64, error) {
+	var m store.Message
+	var runID *string
+	var next *int64
+	err := row.Scan(&m.Seq, &m.Scope.OrgID, &m.Scope.UserID, &m.Scope.ProjectID, &m.ID, &m.AgentID,
+		&m.SessionKey, &m.Kind, &m.SenderType, &m.SenderID, &m.Content, &runID, &m.Status,
+		&m.CreatedAt, &m.ReadAt, &next)
+	if err != nil {
+		return store.Message{}, nil, err
+	}
+	if runID != nil {
+		m.RunID = *runID
+	}
+	m.CreatedAt = utc(m.CreatedAt)
+	m.ReadAt = utcPtr(m.ReadAt)
+	return m, next, nil
+}
+
+func scanCheckpoint(row pgx.Row) (store.Checkpoint, error) {
+	var cp store.Checkpoint
+	var state []byte
+	if err := row.Scan(&cp.RunID, &cp.Step, &state, &cp.UpdatedAt); err != nil {
+		return store.Checkpoint{}, err
+	}
+	cp.UpdatedAt = utc(cp.UpdatedAt)
+	if state != nil {
+		cp.State = json.RawMessage(state)
+	}
+	return cp, nil
+}
+
+// runEvents checks the events of a run and gives them the call's scope, the
+// run id where missing and a time.
+func runEvents(scope store.Scope, runID string, events []store.Event) ([]store.Event, error) {
+	out := make([]store.Event, len(events))
+	ts := now()
+	for i, e := range events {
+		e.Scope = scope
+		if e.RunID == "" {
+			e.RunID = runID
+		}
+		var err error
+		if out[i], err = normaliseEvent(e, ts); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// fillFromRun gives events without an agent or group those of their run, as
+// the statement that stored them did.
+func fillFromRun(events []store.Event, agentID, groupID string) {
+	for i := range events {
+		if events[i].AgentID == "" {
+			events[i].AgentID = agentID
+		}
+		if events[i].GroupID == "" {
+			events[i].GroupID = groupID
+		}
+	}
+}
+
+// insertRunEvents inserts the events given as arrays from $n, joined with the
+// CTE r (the run, with its agent_id and group_id), in the caller's order.
+func insertRunEvents(n int) string {
+	return `INSERT INTO events (org_id, user_id, project_id, run_id, agent_id, group_id, step_id, type, ts, payload)
+		SELECT u.org_id, u.user_id, u.project_id, u.run_id,
+			COALESCE(NULLIF(u.agent_id, ''), r.agent_id), COALESCE(NULLIF(u.group_id, ''), r.group_id),
+			u.step_id, u.type, u.ts, u.payload::json
+		FROM ` + unnestEvents(n) + `, r
+		ORDER BY u.ord
+		RETURNING id`
+}
+
+// SaveStep appends the step's events and, when cp is non-nil, stores the
+// checkpoint and the run's step count, in one statement.
+func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, cp *store.Checkpoint, events []store.Event) ([]store.Event, error) {
+	out, err := runEvents(scope, runID, events)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: save step: %w", err)
+	}
+	var step *int
+	var state *string
+	if cp != nil {
+		step = &cp.Step
+		if len(cp.State) > 0 {
+			if !json.Valid(cp.State) {
+				return nil, errors.New("postgres: save step: checkpoint state is not valid JSON")
+			}
+			state = payloadArg(cp.State)
+		}
+	}
+	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, runID, step, state, now()},
+		newEventArrays(out).args()...)
+	var agentID, groupID *string
+	var ids []int64
+	err = s.pool.QueryRow(ctx, `WITH r AS (
+			UPDATE runs SET steps = COALESCE($5::int, steps)
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4
+			RETURNING agent_id, group_id),
+		cp AS (
+			INSERT INTO checkpoints (org_id, user_id, project_id, run_id, step, state, updated_at)
+			SELECT $1, $2, $3, $4, $5::int, $6::json, $7 FROM r WHERE $5::int IS NOT NULL
+			ON CONFLICT (org_id, user_id, project_id, run_id) DO UPDATE
+				SET step = excluded.step, state = excluded.state, updated_at = excluded.updated_at),
+		ins AS (`+insertRunEvents(8)+`)
+		SELECT (SELECT agent_id FROM r), (SELECT group_id FROM r), ARRAY(SELECT id FROM ins ORDER BY id)`,
+		args...).Scan(&agentID, &groupID, &ids)
+	if err == nil && agentID == nil {
+		err = store.ErrNotFound
+	}
+	if err == nil {
+		fillFromRun(out, *agentID, *groupID)
+		err = assignIDs(out, ids)
+	}
+	if err != nil {
+		return nil, s.fail(ctx, "save step", err)
+	}
+	return out, nil
+}
+
+// FinishRun ends a running run with res, marks its messages read and
+// appends events, in one statement. ErrConflict when the run is not running.
+func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, res store.RunResult, events []store.Event) ([]store.Event, error) {
+	if !store.RunFinished(res.Status) {
+		return nil, fmt.Errorf("postgres: finish run: status %q is not a final status", res.Status)
+	}
+	out, err := runEvents(scope, runID, events)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: finish run: %w", err)
+	}
+	var runErr *string
+	if res.Error != nil {
+		b, err := json.Marshal(res.Error)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: finish run: %w", err)
+		}
+		s := string(b)
+		runErr = &s
+	}
+	usage, err := json.Marshal(res.Usage)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: finish run: %w", err)
+	}
+	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, runID, res.Status, res.Output,
+		runErr, res.Steps, string(usage), now()}, newEventArrays(out).args()...)
+	var agentID, groupID *string
+	var ids []int64
+	var exists bool
+	err = s.pool.QueryRow(ctx, `WITH r AS (
+			UPDATE runs SET status = $5, output = $6, error = $7::jsonb, steps = $8, usage = $9::jsonb, ended_at = $10
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4 AND status = 'running'
+			RETURNING agent_id, group_id),
+		m AS (
+			UPDATE messages SET status = 'read', read_at = $10
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4 AND status = 'unread'
+			  AND EXISTS (SELECT 1 FROM r)),
+		ins AS (`+insertRunEvents(11)+`)
+		SELECT (SELECT agent_id FROM r), (SELECT group_id FROM r), ARRAY(SELECT id FROM ins ORDER BY id),
+			EXISTS (SELECT 1 FROM runs WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4)`,
+		args...).Scan(&agentID, &groupID, &ids, &exists)
+	if err == nil && agentID == nil {
+		err = store.ErrNotFound
+		if exists {
+			err = fmt.Errorf("run is not running: %w", store.ErrConflict)
+		}
+	}
+	if err == nil {
+		fillFromRun(out, *agentID, *groupID)
+		err = assignIDs(out, ids)
+	}
+	if err != nil {
+		return nil, s.fail(ctx, "finish run", err)
+	}
+	return out, nil
+}
+
+// CancelRun cancels a pending run and marks its message read, or flags a
+// running one (CancelRequested), in one statement. ErrConflict, with the run,
+// when it has already ended.
+func (s *Store) CancelRun(ctx context.Context, scope store.Scope, runID string) (store.Run, error) {
+	ts := now()
+	r, err := scanRun(s.pool.QueryRow(ctx, `WITH r AS (
+			UPDATE runs SET
+				status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,
+				ended_at = CASE WHEN status = 'pending' THEN $5 ELSE ended_at END,
+				cancel_requested = cancel_requested OR status <> 'pending'
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4
+			  AND status NOT IN ('completed', 'failed', 'cancelled')
+			RETURNING `+runCols+`),
+		m AS (
+			UPDATE messages SET status = 'read', read_at = $5
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4 AND status = 'unread'
+			  AND EXISTS (SELECT 1 FROM r WHERE r.status = 'cancelled'))
+		SELECT `+runCols+` FROM r`,
+		scope.OrgID, scope.UserID, scope.ProjectID, runID, ts))
+	if err == nil {
+		return r, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return store.Run{}, s.fail(ctx, "cancel run", err)
+	}
+	// Nothing to cancel: the run has ended, or does not exist.
+	r, err = s.getRun(ctx, s.pool, scope, runID)
+	if err != nil {
+		return store.Run{}, s.fail(ctx, "cancel run", err)
+	}
+	return r, fmt.Errorf("postgres: cancel run: run is %s: %w", r.Status, store.ErrConflict)
+}
+
+// SessionHistory returns the last limit completed runs of the agent's
+// session, oldest first. It reads them from an index of completed runs by
+// session and end time, so its cost does not grow with the session.
+func (s *Store) SessionHistory(ctx context.Context, scope store.Scope, agentID, sessionKey string, limit int) ([]store.SessionTurn, error) {
+	if limit <= 0 {
+		return []store.SessionTurn{}, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT run_id, input, output FROM runs
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND session_key = $5
+		  AND status = 'completed'
+		ORDER BY ended_at DESC, run_id DESC LIMIT $6`,
+		scope.OrgID, scope.UserID, scope.ProjectID, agentID, sessionKey, limit)
+	if err != nil {
+		return nil, s.fail(ctx, "session history", err)
+	}
+	turns, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.SessionTurn, error) {
+		var t store.SessionTurn
+		err := row.Scan(&t.RunID, &t.Input, &t.Output)
+		return t, err
+	})
+	if err != nil {
+		return nil, s.fail(ctx, "session history", err)
+	}
+	for i, j := 0, len(turns)-1; i < j; i, j = i+1, j-1 {
+		turns[i], turns[j] = turns[j], turns[i]
+	}
+	if turns == nil {
+		turns = []store.SessionTurn{}
+	}
+	return turns, nil
+}

@@ -1,0 +1,252 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/openintern/openintern/store"
+)
+
+// agentCols are the columns scanAgent reads, unread count last.
+const agentCols = `agents.org_id, agents.user_id, agents.project_id, agents.agent_id, agents.name,
+	agents.system_prompt, agents.model, agents.tools, agents.state, agents.created_at, agents.updated_at,
+	(SELECT count(*) FROM messages m WHERE m.org_id = agents.org_id AND m.user_id = agents.user_id
+		AND m.project_id = agents.project_id AND m.agent_id = agents.agent_id AND m.status = 'unread')`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanAgent(row scanner) (store.Agent, error) {
+	var a store.Agent
+	var tools string
+	var created, updated int64
+	err := row.Scan(&a.Scope.OrgID, &a.Scope.UserID, &a.Scope.ProjectID, &a.ID, &a.Name,
+		&a.SystemPrompt, &a.Model, &tools, &a.State, &created, &updated, &a.Unread)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	a.CreatedAt, a.UpdatedAt = fromMicros(created), fromMicros(updated)
+	a.Tools = []string{}
+	if tools != "" {
+		if err := json.Unmarshal([]byte(tools), &a.Tools); err != nil {
+			return store.Agent{}, fmt.Errorf("decode tools: %w", err)
+		}
+	}
+	return a, nil
+}
+
+func toolsJSON(tools []string) (string, error) {
+	if tools == nil {
+		tools = []string{}
+	}
+	b, err := json.Marshal(tools)
+	return string(b), err
+}
+
+const getAgentSQL = `SELECT ` + agentCols + ` FROM agents WHERE ` + scopeCond + ` AND agent_id = ?`
+
+func getAgent(ctx context.Context, db interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, scope store.Scope, agentID string) (store.Agent, error) {
+	return scanAgent(db.QueryRowContext(ctx, getAgentSQL, scopeArgs(scope, agentID)...))
+}
+
+// insertAgent inserts a (ignoring an existing one when orIgnore) and reads it back.
+func (s *Store) insertAgent(ctx context.Context, a store.Agent, orIgnore bool) (store.Agent, error) {
+	if err := checkScope(a.Scope); err != nil {
+		return store.Agent{}, err
+	}
+	if a.ID == "" {
+		return store.Agent{}, errors.New("agent id is empty")
+	}
+	if a.State == "" {
+		a.State = store.AgentIdle
+	}
+	tools, err := toolsJSON(a.Tools)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	ts := micros(now())
+	conflict := ""
+	if orIgnore {
+		conflict = " ON CONFLICT DO NOTHING"
+	}
+	var out store.Agent
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO agents (org_id, user_id, project_id, agent_id, name,
+				system_prompt, model, tools, state, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`+conflict,
+			scopeArgs(a.Scope, a.ID, a.Name, a.SystemPrompt, a.Model, tools, a.State, ts, ts)...)
+		if err != nil {
+			return err
+		}
+		out, err = getAgent(ctx, tx, a.Scope, a.ID)
+		return err
+	})
+	return out, err
+}
+
+// CreateAgent stores a new agent; ErrConflict when its id is taken in the scope.
+func (s *Store) CreateAgent(ctx context.Context, a store.Agent) (store.Agent, error) {
+	out, err := s.insertAgent(ctx, a, false)
+	if err != nil {
+		return store.Agent{}, fail("create agent", err)
+	}
+	return out, nil
+}
+
+// EnsureAgent returns the agent, creating it from a when it does not exist.
+func (s *Store) EnsureAgent(ctx context.Context, a store.Agent) (store.Agent, error) {
+	// The common case is an agent that exists: read it without the writer.
+	out, err := getAgent(ctx, s.r, a.Scope, a.ID)
+	if err == nil {
+		return out, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return store.Agent{}, fail("ensure agent", err)
+	}
+	out, err = s.insertAgent(ctx, a, true)
+	if err != nil {
+		return store.Agent{}, fail("ensure agent", err)
+	}
+	return out, nil
+}
+
+// GetAgent returns one agent with its unread count.
+func (s *Store) GetAgent(ctx context.Context, scope store.Scope, agentID string) (store.Agent, error) {
+	a, err := getAgent(ctx, s.r, scope, agentID)
+	if err != nil {
+		return store.Agent{}, fail("get agent", err)
+	}
+	return a, nil
+}
+
+// ListAgents returns a page of the scope's agents by creation time, and how
+// many there are.
+func (s *Store) ListAgents(ctx context.Context, scope store.Scope, page store.Page) ([]store.Agent, int, error) {
+	limit, offset := pageBounds(page)
+	var total int
+	agents := []store.Agent{}
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM agents WHERE `+scopeCond,
+			scopeArgs(scope)...).Scan(&total); err != nil {
+			return err
+		}
+		return queryRows(ctx, tx, `SELECT `+agentCols+` FROM agents WHERE `+scopeCond+`
+			ORDER BY created_at, agent_id LIMIT ? OFFSET ?`, scopeArgs(scope, limit, offset),
+			func(rows *sql.Rows) error {
+				a, err := scanAgent(rows)
+				agents = append(agents, a)
+				return err
+			})
+	})
+	if err != nil {
+		return nil, 0, fail("list agents", err)
+	}
+	return agents, total, nil
+}
+
+// UpdateAgent applies the non-nil fields of patch and bumps updated_at.
+func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID string, patch store.AgentPatch) (store.Agent, error) {
+	var tools *string
+	if patch.Tools != nil {
+		t, err := toolsJSON(*patch.Tools)
+		if err != nil {
+			return store.Agent{}, fmt.Errorf("sqlite: update agent: %w", err)
+		}
+		tools = &t
+	}
+	var out store.Agent
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE agents SET
+				name = COALESCE(?, name),
+				system_prompt = COALESCE(?, system_prompt),
+				model = COALESCE(?, model),
+				tools = COALESCE(?, tools),
+				updated_at = ?
+			WHERE `+scopeCond+` AND agent_id = ?`,
+			append([]any{patch.Name, patch.SystemPrompt, patch.Model, tools, micros(now())},
+				scopeArgs(scope, agentID)...)...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return errors.Join(err, store.ErrNotFound)
+		}
+		out, err = getAgent(ctx, tx, scope, agentID)
+		return err
+	})
+	if err != nil {
+		return store.Agent{}, fail("update agent", err)
+	}
+	return out, nil
+}
+
+// DeleteAgent deletes the agent; its messages, runs and events stay as its trace.
+func (s *Store) DeleteAgent(ctx context.Context, scope store.Scope, agentID string) error {
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM agents WHERE `+scopeCond+` AND agent_id = ?`,
+			scopeArgs(scope, agentID)...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return errors.Join(err, store.ErrNotFound)
+		}
+		return nil
+	})
+	return fail("delete agent", err)
+}
+
+// SetAgentState stores the state and appends ev (scope, agent id, id and a
+// missing time filled in) in one transaction, and returns the stored event.
+func (s *Store) SetAgentState(ctx context.Context, scope store.Scope, agentID, state string, ev store.Event) (store.Event, error) {
+	if state == "" {
+		return store.Event{}, errors.New("sqlite: set agent state: state is empty")
+	}
+	ev.Scope = scope
+	if ev.AgentID == "" {
+		ev.AgentID = agentID
+	}
+	ts := now()
+	ev, err := normaliseEvent(ev, ts)
+	if err != nil {
+		return store.Event{}, fmt.Errorf("sqlite: set agent state: %w", err)
+	}
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE agents SET state = ?, updated_at = ? WHERE `+scopeCond+` AND agent_id = ?`,
+			append([]any{state, micros(ts)}, scopeArgs(scope, agentID)...)...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return errors.Join(err, store.ErrNotFound)
+		}
+		return insertEvents(ctx, tx, []store.Event{ev}, func(i int, id int64) { ev.ID = id })
+	})
+	if err != nil {
+		return store.Event{}, fail("set agent state", err)
+	}
+	return ev, nil
+}
+
+// ListAgentsWithWork returns every agent, in every scope, with unread
+// messages or a running run.
+func (s *Store) ListAgentsWithWork(ctx context.Context) ([]store.AgentRef, error) {
+	refs := []store.AgentRef{}
+	err := queryRows(ctx, s.r, `SELECT org_id, user_id, project_id, agent_id FROM messages WHERE status = 'unread'
+		UNION
+		SELECT org_id, user_id, project_id, agent_id FROM runs WHERE status = 'running'
+		ORDER BY 1, 2, 3, 4`, nil, func(rows *sql.Rows) error {
+		var r store.AgentRef
+		err := rows.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.AgentID)
+		refs = append(refs, r)
+		return err
+	})
+	if err != nil {
+		return nil, fail("list agents with work", err)
+	}
+	return refs, nil
+}

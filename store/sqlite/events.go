@@ -1,0 +1,163 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/openintern/openintern/store"
+)
+
+// ListEvents limits: a filter with Limit 0 gets defaultEventLimit; no call
+// returns more than maxEventLimit.
+const (
+	defaultEventLimit = 100
+	maxEventLimit     = 1000
+)
+
+const eventCols = `id, org_id, user_id, project_id, run_id, agent_id, group_id, step_id, type, ts, payload`
+
+func scanEvent(row scanner) (store.Event, error) {
+	var e store.Event
+	var ts int64
+	var payload sql.NullString
+	err := row.Scan(&e.ID, &e.Scope.OrgID, &e.Scope.UserID, &e.Scope.ProjectID, &e.RunID, &e.AgentID,
+		&e.GroupID, &e.StepID, &e.Type, &ts, &payload)
+	if err != nil {
+		return store.Event{}, err
+	}
+	e.TS = fromMicros(ts)
+	if payload.Valid {
+		e.Payload = json.RawMessage(payload.String)
+	}
+	return e, nil
+}
+
+// normaliseEvent checks ev and gives it the time ts when it has none; the
+// time is truncated to what the file keeps.
+func normaliseEvent(ev store.Event, ts time.Time) (store.Event, error) {
+	if err := checkScope(ev.Scope); err != nil {
+		return ev, err
+	}
+	if ev.Type == "" {
+		return ev, errors.New("event type is empty")
+	}
+	if len(ev.Payload) == 0 {
+		ev.Payload = nil
+	} else if !json.Valid(ev.Payload) {
+		return ev, fmt.Errorf("event %s: payload is not valid JSON", ev.Type)
+	}
+	if ev.TS.IsZero() {
+		ev.TS = ts
+	} else {
+		ev.TS = ev.TS.UTC().Truncate(time.Microsecond)
+	}
+	ev.ID = 0
+	return ev, nil
+}
+
+func nullJSON(p json.RawMessage) sql.NullString {
+	if p == nil {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: string(p), Valid: true}
+}
+
+// insertEvents inserts normalised events in order, and reports each id.
+func insertEvents(ctx context.Context, tx *sql.Tx, events []store.Event, setID func(i int, id int64)) error {
+	if len(events) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (org_id, user_id, project_id, run_id, agent_id,
+			group_id, step_id, type, ts, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for i, e := range events {
+		var id int64
+		if err := stmt.QueryRowContext(ctx, scopeArgs(e.Scope, e.RunID, e.AgentID, e.GroupID, e.StepID, e.Type,
+			micros(e.TS), nullJSON(e.Payload))...).Scan(&id); err != nil {
+			return err
+		}
+		setID(i, id)
+	}
+	return nil
+}
+
+// AppendEvents stores events in one transaction and returns them with their
+// ids and times.
+func (s *Store) AppendEvents(ctx context.Context, events []store.Event) ([]store.Event, error) {
+	out := make([]store.Event, len(events))
+	if len(events) == 0 {
+		return out, nil
+	}
+	ts := now()
+	for i, e := range events {
+		var err error
+		if out[i], err = normaliseEvent(e, ts); err != nil {
+			return nil, fmt.Errorf("sqlite: append events: %w", err)
+		}
+	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		return insertEvents(ctx, tx, out, func(i int, id int64) { out[i].ID = id })
+	})
+	if err != nil {
+		return nil, fail("append events", err)
+	}
+	return out, nil
+}
+
+// ListEvents returns up to filter.Limit events of the scope after
+// filter.AfterID in id order, and how many match the filter in all.
+func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.EventFilter) ([]store.Event, int, error) {
+	limit := filter.Limit
+	if limit <= 0 {
+		limit = defaultEventLimit
+	}
+	if limit > maxEventLimit {
+		limit = maxEventLimit
+	}
+	cond := scopeCond
+	args := scopeArgs(scope)
+	if filter.RunID != "" {
+		cond += " AND run_id = ?"
+		args = append(args, filter.RunID)
+	}
+	if filter.AgentID != "" {
+		cond += " AND agent_id = ?"
+		args = append(args, filter.AgentID)
+	}
+	if filter.GroupID != "" {
+		cond += " AND group_id = ?"
+		args = append(args, filter.GroupID)
+	}
+	if len(filter.Types) > 0 {
+		cond += " AND type IN (?" + strings.Repeat(", ?", len(filter.Types)-1) + ")"
+		for _, t := range filter.Types {
+			args = append(args, t)
+		}
+	}
+	var total int
+	events := []store.Event{}
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE `+cond, args...).Scan(&total); err != nil {
+			return err
+		}
+		return queryRows(ctx, tx, `SELECT `+eventCols+` FROM events WHERE `+cond+` AND id > ? ORDER BY id LIMIT ?`,
+			append(append([]any{}, args...), filter.AfterID, limit), func(rows *sql.Rows) error {
+				e, err := scanEvent(rows)
+				events = append(events, e)
+				return err
+			})
+	})
+	if err != nil {
+		return nil, 0, fail("list events", err)
+	}
+	return events, total, nil
+}

@@ -1,0 +1,313 @@
+// Package store holds OpenIntern's durable entities (agents, inbox messages,
+// runs, events, checkpoints) and the interfaces their stores implement.
+//
+// It imports no database driver: the embedded SQLite store lives in
+// store/sqlite, the PostgreSQL store in store/postgres, and both pass the one
+// conformance suite in store/storetest. Every tenant method takes a Scope, so a
+// query without one cannot be written by accident.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Sentinel errors every store returns, whatever its driver says.
+var (
+	// ErrNotFound: no such row in this scope (another scope's row is also "not found").
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a row with that id already exists, or a state transition is not allowed.
+	ErrConflict = errors.New("conflict")
+	// ErrNoWork: ClaimNextRun found nothing for the agent to do.
+	ErrNoWork = errors.New("no work")
+)
+
+// Scope is the tenant boundary: every row, query, event and stream belongs to one.
+// ProjectID is optional and stored as "" when absent.
+type Scope struct {
+	OrgID     string `json:"org_id"`
+	UserID    string `json:"user_id"`
+	ProjectID string `json:"project_id"`
+}
+
+// Agent states.
+const (
+	AgentIdle       = "idle"
+	AgentRunning    = "running"
+	AgentPaused     = "paused"
+	AgentError      = "error"
+	AgentTerminated = "terminated"
+)
+
+// MainAgentID is the agent that exists implicitly in every scope.
+const MainAgentID = "main"
+
+// Agent is a persistent identity that is activated as an actor when it has work.
+type Agent struct {
+	Scope        Scope     `json:"-"`
+	ID           string    `json:"agent_id"`
+	Name         string    `json:"name"`
+	SystemPrompt string    `json:"system_prompt"`
+	Model        string    `json:"model"`
+	Tools        []string  `json:"tools"`
+	State        string    `json:"state"`
+	Unread       int       `json:"unread"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// AgentPatch changes the non-nil fields of an agent.
+type AgentPatch struct {
+	Name         *string
+	SystemPrompt *string
+	Model        *string
+	Tools        *[]string
+}
+
+// AgentRef names one agent across scopes; used by recovery at start-up.
+type AgentRef struct {
+	Scope   Scope
+	AgentID string
+}
+
+// Message kinds and statuses.
+const (
+	MessageKindMessage = "message" // a plain inbox message; drained with its neighbours into one run
+	MessageKindRun     = "run"     // the input of a run created through POST /api/runs; its own run
+
+	MessageUnread = "unread"
+	MessageRead   = "read"
+
+	SenderUser   = "user"
+	SenderAgent  = "agent"
+	SenderSystem = "system"
+	SenderGroup  = "group"
+)
+
+// Message is one durable inbox entry.
+type Message struct {
+	Scope      Scope      `json:"-"`
+	ID         string     `json:"message_id"`
+	Seq        int64      `json:"seq"`
+	AgentID    string     `json:"agent_id"`
+	SessionKey string     `json:"session_key"`
+	Kind       string     `json:"kind"`
+	SenderType string     `json:"sender_type"`
+	SenderID   string     `json:"sender_id"`
+	Content    string     `json:"content"`
+	RunID      string     `json:"run_id,omitempty"`
+	Status     string     `json:"status"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ReadAt     *time.Time `json:"read_at,omitempty"`
+}
+
+// Run statuses.
+const (
+	RunPending         = "pending"
+	RunRunning         = "running"
+	RunWaitingApproval = "waiting_approval"
+	RunCompleted       = "completed"
+	RunFailed          = "failed"
+	RunCancelled       = "cancelled"
+)
+
+// RunFinished reports whether status is terminal.
+func RunFinished(status string) bool {
+	return status == RunCompleted || status == RunFailed || status == RunCancelled
+}
+
+// RunError is the reason a run failed.
+type RunError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Usage counts LLM tokens.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+// Run is one unit of work of an agent: a claimed batch of inbox messages.
+type Run struct {
+	Scope           Scope      `json:"-"`
+	ID              string     `json:"run_id"`
+	AgentID         string     `json:"agent_id"`
+	SessionKey      string     `json:"session_key"`
+	GroupID         string     `json:"group_id,omitempty"`
+	Input           string     `json:"input"`
+	Status          string     `json:"status"`
+	Output          string     `json:"output,omitempty"`
+	Error           *RunError  `json:"error,omitempty"`
+	Steps           int        `json:"steps"`
+	Usage           Usage      `json:"usage"`
+	CancelRequested bool       `json:"cancel_requested,omitempty"`
+	CreatedAt       time.Time  `json:"created_at"`
+	StartedAt       *time.Time `json:"started_at,omitempty"`
+	EndedAt         *time.Time `json:"ended_at,omitempty"`
+}
+
+// Event is one entry of the append-only trace. ID is assigned by the store and
+// increases monotonically; an event with ID 0 was never stored (live-only, e.g.
+// llm.token).
+type Event struct {
+	Scope   Scope           `json:"-"`
+	ID      int64           `json:"id"`
+	RunID   string          `json:"run_id"`
+	AgentID string          `json:"agent_id"`
+	GroupID string          `json:"group_id"`
+	StepID  string          `json:"step_id"`
+	Type    string          `json:"type"`
+	TS      time.Time       `json:"ts"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// Checkpoint is a run's working state after a step.
+type Checkpoint struct {
+	RunID     string          `json:"run_id"`
+	Step      int             `json:"step"`
+	State     json.RawMessage `json:"state"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+// Page selects a window of a list. Limit 0 means the store's default (50).
+type Page struct {
+	Offset int
+	Limit  int
+}
+
+// NewMessage is a message to enqueue.
+type NewMessage struct {
+	Scope      Scope
+	ID         string // assigned by the caller (mailbox) so it can answer before a batch returns
+	AgentID    string
+	SessionKey string
+	SenderType string
+	SenderID   string
+	Content    string
+}
+
+// NewRun is a run created through the runs API: a pending run and its inbox message.
+type NewRun struct {
+	Scope      Scope
+	RunID      string
+	MessageID  string
+	AgentID    string
+	SessionKey string
+	GroupID    string
+	Input      string
+	SenderType string
+	SenderID   string
+}
+
+// Claim is what an agent got from ClaimNextRun.
+type Claim struct {
+	Run        Run
+	Messages   []Message
+	Checkpoint *Checkpoint // nil when the run has no step stored yet
+	Resumed    bool        // the run was already running (a restart or retry picks it up again)
+}
+
+// RunResult is how a run ended.
+type RunResult struct {
+	Status string // completed, failed or cancelled
+	Output string
+	Error  *RunError
+	Steps  int
+	Usage  Usage
+}
+
+// EventFilter selects events within a scope. Empty fields match everything.
+type EventFilter struct {
+	RunID   string
+	AgentID string
+	GroupID string
+	Types   []string
+	AfterID int64
+	Limit   int // 0: default 100
+}
+
+// RunFilter selects runs within a scope.
+type RunFilter struct {
+	AgentID    string
+	SessionKey string
+	Status     string
+	GroupID    string
+}
+
+// SessionTurn is one earlier exchange of a session: what was asked and answered.
+type SessionTurn struct {
+	RunID  string
+	Input  string
+	Output string
+}
+
+// AgentStore keeps agents.
+type AgentStore interface {
+	CreateAgent(ctx context.Context, a Agent) (Agent, error)
+	// EnsureAgent returns the agent, creating it with the given defaults when missing.
+	EnsureAgent(ctx context.Context, a Agent) (Agent, error)
+	GetAgent(ctx context.Context, scope Scope, agentID string) (Agent, error)
+	ListAgents(ctx context.Context, scope Scope, page Page) ([]Agent, int, error)
+	UpdateAgent(ctx context.Context, scope Scope, agentID string, patch AgentPatch) (Agent, error)
+	DeleteAgent(ctx context.Context, scope Scope, agentID string) error
+	// SetAgentState stores the state and appends its agent.state_changed event in one transaction.
+	SetAgentState(ctx context.Context, scope Scope, agentID, state string, ev Event) (Event, error)
+	// ListAgentsWithWork returns every agent, in every scope, that has unread messages
+	// or a run left running. It is the one unscoped read, for recovery at start-up.
+	ListAgentsWithWork(ctx context.Context) ([]AgentRef, error)
+}
+
+// MessageStore keeps inboxes.
+type MessageStore interface {
+	// EnqueueMessages stores a batch in one transaction; all or nothing.
+	EnqueueMessages(ctx context.Context, msgs []NewMessage) ([]Message, error)
+	ListMessages(ctx context.Context, scope Scope, agentID, status string, page Page) ([]Message, int, error)
+}
+
+// RunStore keeps runs and checkpoints.
+type RunStore interface {
+	// CreateRun stores a pending run and its inbox message in one transaction.
+	CreateRun(ctx context.Context, r NewRun) (Run, Message, error)
+	GetRun(ctx context.Context, scope Scope, runID string) (Run, error)
+	ListRuns(ctx context.Context, scope Scope, filter RunFilter, page Page) ([]Run, int, error)
+	// ClaimNextRun gives the agent its next unit of work, in one transaction: a
+	// run left running (Resumed), else the oldest unread message's pending run,
+	// else a new running run made of all consecutive unread plain messages of the
+	// same session. ErrNoWork when the inbox is empty.
+	ClaimNextRun(ctx context.Context, scope Scope, agentID string, newRunID string) (Claim, error)
+	// SaveStep appends events and, when cp is non-nil, stores the checkpoint, in one transaction.
+	SaveStep(ctx context.Context, scope Scope, runID string, cp *Checkpoint, events []Event) ([]Event, error)
+	// FinishRun ends a running run, appends its final events and marks its messages
+	// read, in one transaction. ErrConflict when the run is not running.
+	FinishRun(ctx context.Context, scope Scope, runID string, res RunResult, events []Event) ([]Event, error)
+	// CancelRun cancels a pending run (its message is marked read) or flags a
+	// running one (CancelRequested). ErrConflict when the run has already ended.
+	CancelRun(ctx context.Context, scope Scope, runID string) (Run, error)
+	// SessionHistory returns the last `limit` finished turns of a session, oldest first.
+	SessionHistory(ctx context.Context, scope Scope, agentID, sessionKey string, limit int) ([]SessionTurn, error)
+}
+
+// EventStore keeps the trace.
+type EventStore interface {
+	AppendEvents(ctx context.Context, events []Event) ([]Event, error)
+	// ListEvents returns the events after filter.AfterID in id order, and how many
+	// events match the filter in all (ignoring AfterID and Limit).
+	ListEvents(ctx context.Context, scope Scope, filter EventFilter) ([]Event, int, error)
+}
+
+// Store is everything a daemon needs from its database.
+type Store interface {
+	AgentStore
+	MessageStore
+	RunStore
+	EventStore
+	// Ping checks the database is reachable.
+	Ping(ctx context.Context) error
+	// Dialect names the store: "sqlite" or "postgres".
+	Dialect() string
+	Close() error
+}

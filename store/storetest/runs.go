@@ -1,0 +1,463 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/openintern/openintern/store"
+)
+
+var runCases = []testCase{
+	{"Run/CreateGet", testRunCreateGet},
+	{"Run/CreateConflict", testRunCreateConflict},
+	{"Run/List", testRunList},
+	{"Run/Isolation", testRunIsolation},
+	{"Run/SaveStep", testRunSaveStep},
+	{"Run/SaveStepNotFound", testRunSaveStepNotFound},
+	{"Run/Finish", testRunFinish},
+	{"Run/FinishConflict", testRunFinishConflict},
+	{"Run/CancelPending", testRunCancelPending},
+	{"Run/CancelRunning", testRunCancelRunning},
+	{"Run/SessionHistory", testRunSessionHistory},
+}
+
+func testRunCreateGet(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	nr := store.NewRun{Scope: scopeA, RunID: "r1", MessageID: "m1", AgentID: "a", SessionKey: "s",
+		GroupID: "g", Input: "summarise", SenderType: store.SenderUser, SenderID: "alice"}
+	r, m, err := s.CreateRun(ctx, nr)
+	must(t, err)
+	if r.Scope != scopeA || r.ID != "r1" || r.AgentID != "a" || r.SessionKey != "s" || r.GroupID != "g" ||
+		r.Input != "summarise" || r.Status != store.RunPending || r.StartedAt != nil || r.EndedAt != nil ||
+		r.Steps != 0 || r.Error != nil || r.CancelRequested || r.Output != "" {
+		t.Fatalf("CreateRun run = %+v", r)
+	}
+	checkTime(t, "CreatedAt", r.CreatedAt)
+	if m.Scope != scopeA || m.ID != "m1" || m.AgentID != "a" || m.SessionKey != "s" || m.Kind != store.MessageKindRun ||
+		m.SenderType != store.SenderUser || m.SenderID != "alice" || m.Content != "summarise" || m.RunID != "r1" ||
+		m.Status != store.MessageUnread || m.Seq <= 0 || m.ReadAt != nil {
+		t.Fatalf("CreateRun message = %+v", m)
+	}
+	checkTime(t, "message CreatedAt", m.CreatedAt)
+	got, err := s.GetRun(ctx, scopeA, "r1")
+	must(t, err)
+	wantEqual(t, "GetRun", got, r)
+	msgs, _, err := s.ListMessages(ctx, scopeA, "a", "", store.Page{})
+	must(t, err)
+	wantEqual(t, "run message", msgs, []store.Message{m})
+	_, err = s.GetRun(ctx, scopeA, "missing")
+	wantErr(t, err, store.ErrNotFound)
+	if _, _, err := s.CreateRun(ctx, store.NewRun{Scope: scopeA, MessageID: "m9", AgentID: "a"}); err == nil {
+		t.Fatal("CreateRun without a run id succeeded")
+	}
+}
+
+func testRunCreateConflict(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, _, err := s.CreateRun(ctx, store.NewRun{Scope: scopeA, RunID: "r1", MessageID: "m1", AgentID: "a", Input: "x"})
+	must(t, err)
+	// A taken run id: no message is stored either.
+	_, _, err = s.CreateRun(ctx, store.NewRun{Scope: scopeA, RunID: "r1", MessageID: "m2", AgentID: "a", Input: "y"})
+	wantErr(t, err, store.ErrConflict)
+	// A taken message id: no run is stored either.
+	_, _, err = s.CreateRun(ctx, store.NewRun{Scope: scopeA, RunID: "r2", MessageID: "m1", AgentID: "a", Input: "z"})
+	wantErr(t, err, store.ErrConflict)
+	_, err = s.GetRun(ctx, scopeA, "r2")
+	wantErr(t, err, store.ErrNotFound)
+	msgs, total, err := s.ListMessages(ctx, scopeA, "", "", store.Page{})
+	must(t, err)
+	if total != 1 || msgs[0].ID != "m1" || msgs[0].Content != "x" {
+		t.Fatalf("messages after conflicts = %+v", msgs)
+	}
+	// The same ids in another scope are other rows.
+	_, _, err = s.CreateRun(ctx, store.NewRun{Scope: scopeB, RunID: "r1", MessageID: "m1", AgentID: "a", Input: "x"})
+	must(t, err)
+}
+
+func testRunList(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mk := func(id, agent, session, group string) store.Run {
+		r, _, err := s.CreateRun(ctx, store.NewRun{Scope: scopeA, RunID: id, MessageID: "m-" + id, AgentID: agent,
+			SessionKey: session, GroupID: group, Input: id})
+		must(t, err)
+		return r
+	}
+	r1 := mk("r1", "a", "s1", "")
+	r2 := mk("r2", "a", "s2", "g")
+	r3 := mk("r3", "b", "s1", "g")
+	r4 := mk("r4", "a", "s1", "")
+	mk("x1", "a", "s1", "")
+	_, _, err := s.CreateRun(ctx, store.NewRun{Scope: scopeB, RunID: "rb", MessageID: "mb", AgentID: "a", Input: "b"})
+	must(t, err)
+	// r1 (the oldest message of a) runs.
+	c := claim(t, s, scopeA, "a")
+	if c.Run.ID != "r1" {
+		t.Fatalf("claimed %s, want r1", c.Run.ID)
+	}
+	r1, err = s.GetRun(ctx, scopeA, "r1")
+	must(t, err)
+
+	ids := func(runs []store.Run) []string {
+		out := make([]string, len(runs))
+		for i, r := range runs {
+			out[i] = r.ID
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		filter store.RunFilter
+		want   []string
+	}{
+		{store.RunFilter{}, []string{"x1", "r4", "r3", "r2", "r1"}},
+		{store.RunFilter{AgentID: "a"}, []string{"x1", "r4", "r2", "r1"}},
+		{store.RunFilter{AgentID: "a", SessionKey: "s1"}, []string{"x1", "r4", "r1"}},
+		{store.RunFilter{SessionKey: "s1"}, []string{"x1", "r4", "r3", "r1"}},
+		{store.RunFilter{GroupID: "g"}, []string{"r3", "r2"}},
+		{store.RunFilter{Status: store.RunRunning}, []string{"r1"}},
+		{store.RunFilter{Status: store.RunPending, AgentID: "a"}, []string{"x1", "r4", "r2"}},
+		{store.RunFilter{AgentID: "nobody"}, []string{}},
+	} {
+		runs, total, err := s.ListRuns(ctx, scopeA, tc.filter, store.Page{})
+		must(t, err)
+		wantEqual(t, "ListRuns ids", ids(runs), tc.want)
+		if total != len(tc.want) {
+			t.Fatalf("ListRuns(%+v) total = %d, want %d", tc.filter, total, len(tc.want))
+		}
+	}
+	runs, total, err := s.ListRuns(ctx, scopeA, store.RunFilter{}, store.Page{Offset: 1, Limit: 2})
+	must(t, err)
+	if total != 5 {
+		t.Fatalf("paged total = %d, want 5", total)
+	}
+	wantEqual(t, "page", runs, []store.Run{r4, r3})
+	runs, _, err = s.ListRuns(ctx, scopeA, store.RunFilter{Status: store.RunRunning}, store.Page{})
+	must(t, err)
+	wantEqual(t, "running run", runs, []store.Run{r1})
+	_ = r2
+}
+
+func testRunIsolation(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	pending, _ := createRun(t, s, scopeA, "a", "s", "pending")
+	enqueue(t, s, scopeA, "b", "s", "work")
+	c := claim(t, s, scopeA, "b")
+	for _, sc := range otherScopes {
+		for _, id := range []string{pending.ID, c.Run.ID} {
+			_, err := s.GetRun(ctx, sc, id)
+			wantErr(t, err, store.ErrNotFound)
+			_, err = s.CancelRun(ctx, sc, id)
+			wantErr(t, err, store.ErrNotFound)
+			_, err = s.FinishRun(ctx, sc, id, store.RunResult{Status: store.RunCompleted}, nil)
+			wantErr(t, err, store.ErrNotFound)
+		}
+		runs, total, err := s.ListRuns(ctx, sc, store.RunFilter{}, store.Page{})
+		must(t, err)
+		if total != 0 || len(runs) != 0 {
+			t.Fatalf("scope %+v lists %d runs of scope A", sc, total)
+		}
+		turns, err := s.SessionHistory(ctx, sc, "b", "s", 10)
+		must(t, err)
+		if len(turns) != 0 {
+			t.Fatalf("scope %+v sees history of scope A", sc)
+		}
+	}
+	// Nothing changed in scope A.
+	got, err := s.GetRun(ctx, scopeA, pending.ID)
+	must(t, err)
+	wantEqual(t, "pending run", got, pending)
+	got, err = s.GetRun(ctx, scopeA, c.Run.ID)
+	must(t, err)
+	if got.Status != store.RunRunning || got.CancelRequested {
+		t.Fatalf("running run changed by other scopes: %+v", got)
+	}
+}
+
+func testRunSaveStep(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	r, _, err := s.CreateRun(ctx, store.NewRun{Scope: scopeA, RunID: "r1", MessageID: "m1", AgentID: "a",
+		GroupID: "g", Input: "go"})
+	must(t, err)
+	c := claim(t, s, scopeA, "a")
+	if c.Run.ID != r.ID {
+		t.Fatalf("claimed %s, want %s", c.Run.ID, r.ID)
+	}
+	state1 := []byte(`{"messages": [{"role":"user","content":"go"}], "z": 1}`)
+	events, err := s.SaveStep(ctx, scopeA, "r1", &store.Checkpoint{Step: 1, State: state1}, []store.Event{
+		{Type: "llm.called", StepID: "s1", Payload: payload(map[string]int{"n": 1})},
+		{Scope: scopeB, Type: "tool.called", StepID: "s1", AgentID: "explicit", Payload: payload("x")},
+	})
+	must(t, err)
+	if len(events) != 2 {
+		t.Fatalf("SaveStep returned %d events", len(events))
+	}
+	for i, e := range events {
+		if e.ID <= 0 || e.Scope != scopeA || e.RunID != "r1" || e.GroupID != "g" || e.StepID != "s1" {
+			t.Fatalf("event %d = %+v", i, e)
+		}
+		checkTime(t, "TS", e.TS)
+	}
+	if events[0].AgentID != "a" || events[1].AgentID != "explicit" {
+		t.Fatalf("agent ids = %q, %q; want the run's when missing, else the caller's", events[0].AgentID, events[1].AgentID)
+	}
+	if events[1].ID <= events[0].ID {
+		t.Fatalf("ids not increasing: %v", eventIDs(events))
+	}
+	listed, _ := listEvents(t, s, scopeA, store.EventFilter{RunID: "r1"})
+	wantEqual(t, "listed events", listed, events)
+
+	got, err := s.GetRun(ctx, scopeA, "r1")
+	must(t, err)
+	if got.Steps != 1 {
+		t.Fatalf("Steps = %d, want 1", got.Steps)
+	}
+	// The checkpoint is what a resumed claim gets.
+	c = claim(t, s, scopeA, "a")
+	if !c.Resumed || c.Checkpoint == nil || c.Checkpoint.Step != 1 || c.Checkpoint.RunID != "r1" ||
+		!bytes.Equal(c.Checkpoint.State, state1) {
+		t.Fatalf("resumed claim = %+v, checkpoint %+v", c, c.Checkpoint)
+	}
+	checkTime(t, "checkpoint UpdatedAt", c.Checkpoint.UpdatedAt)
+
+	// A later step replaces it; a step without checkpoint leaves it and the step count.
+	_, err = s.SaveStep(ctx, scopeA, "r1", &store.Checkpoint{Step: 2, State: []byte(`{"step":2}`)}, nil)
+	must(t, err)
+	more, err := s.SaveStep(ctx, scopeA, "r1", nil, []store.Event{{Type: "llm.called"}})
+	must(t, err)
+	if len(more) != 1 || more[0].ID <= events[1].ID {
+		t.Fatalf("later event = %+v", more)
+	}
+	c = claim(t, s, scopeA, "a")
+	if c.Checkpoint == nil || c.Checkpoint.Step != 2 || string(c.Checkpoint.State) != `{"step":2}` {
+		t.Fatalf("checkpoint after step 2 = %+v", c.Checkpoint)
+	}
+	got, err = s.GetRun(ctx, scopeA, "r1")
+	must(t, err)
+	if got.Steps != 2 {
+		t.Fatalf("Steps = %d, want 2", got.Steps)
+	}
+	// Nothing to save is fine.
+	none, err := s.SaveStep(ctx, scopeA, "r1", nil, nil)
+	must(t, err)
+	if len(none) != 0 {
+		t.Fatalf("SaveStep(nil, nil) = %v", none)
+	}
+	if _, err := s.SaveStep(ctx, scopeA, "r1", nil, []store.Event{{Type: ""}}); err == nil {
+		t.Fatal("SaveStep with an event without type succeeded")
+	}
+}
+
+func testRunSaveStepNotFound(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	createRun(t, s, scopeA, "a", "s", "x")
+	c := claim(t, s, scopeA, "a")
+	for _, sc := range otherScopes {
+		_, err := s.SaveStep(ctx, sc, c.Run.ID, &store.Checkpoint{Step: 5, State: []byte(`{}`)},
+			[]store.Event{{Type: "llm.called"}})
+		wantErr(t, err, store.ErrNotFound)
+		if _, total := listEvents(t, s, sc, store.EventFilter{}); total != 0 {
+			t.Fatalf("scope %+v got %d events from a failed SaveStep", sc, total)
+		}
+	}
+	_, err := s.SaveStep(ctx, scopeA, "missing", nil, []store.Event{{Type: "llm.called"}})
+	wantErr(t, err, store.ErrNotFound)
+	if _, total := listEvents(t, s, scopeA, store.EventFilter{}); total != 0 {
+		t.Fatalf("failed SaveSteps stored %d events", total)
+	}
+	got, err := s.GetRun(ctx, scopeA, c.Run.ID)
+	must(t, err)
+	if got.Steps != 0 {
+		t.Fatalf("Steps = %d after failed SaveSteps", got.Steps)
+	}
+	if c := claim(t, s, scopeA, "a"); c.Checkpoint != nil {
+		t.Fatalf("checkpoint stored by a failed SaveStep: %+v", c.Checkpoint)
+	}
+}
+
+func testRunFinish(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	msgs := enqueue(t, s, scopeA, "a", "s", "q1", "q2")
+	c := claim(t, s, scopeA, "a")
+	res := store.RunResult{Status: store.RunFailed, Output: "partial", Steps: 3,
+		Error: &store.RunError{Code: "llm_error", Message: "rate limited"},
+		Usage: store.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15}}
+	events, err := s.FinishRun(ctx, scopeA, c.Run.ID, res, []store.Event{{Type: "run.failed", Payload: payload(res.Error)}})
+	must(t, err)
+	if len(events) != 1 || events[0].ID <= 0 || events[0].RunID != c.Run.ID || events[0].AgentID != "a" ||
+		events[0].Scope != scopeA {
+		t.Fatalf("FinishRun events = %+v", events)
+	}
+	r, err := s.GetRun(ctx, scopeA, c.Run.ID)
+	must(t, err)
+	if r.Status != store.RunFailed || r.Output != "partial" || r.Steps != 3 || r.Usage != res.Usage {
+		t.Fatalf("finished run = %+v", r)
+	}
+	wantEqual(t, "Error", r.Error, res.Error)
+	checkTimePtr(t, "EndedAt", r.EndedAt)
+	checkTimePtr(t, "StartedAt", r.StartedAt)
+	if r.EndedAt.Before(*r.StartedAt) {
+		t.Fatalf("EndedAt %v before StartedAt %v", r.EndedAt, r.StartedAt)
+	}
+	read, _, err := s.ListMessages(ctx, scopeA, "a", "", store.Page{})
+	must(t, err)
+	for i, m := range read {
+		if m.Seq != msgs[i].Seq || m.Status != store.MessageRead || m.RunID != c.Run.ID {
+			t.Fatalf("message after finish = %+v", m)
+		}
+		checkTimePtr(t, "ReadAt", m.ReadAt)
+	}
+	listed, _ := listEvents(t, s, scopeA, store.EventFilter{RunID: c.Run.ID})
+	wantEqual(t, "events", listed, events)
+	_, err = s.ClaimNextRun(ctx, scopeA, "a", newID("run"))
+	wantErr(t, err, store.ErrNoWork)
+
+	// A completed run without error or events.
+	enqueue(t, s, scopeA, "a", "s", "q3")
+	c = claim(t, s, scopeA, "a")
+	none, err := s.FinishRun(ctx, scopeA, c.Run.ID, store.RunResult{Status: store.RunCompleted, Output: "fine"}, nil)
+	must(t, err)
+	if len(none) != 0 {
+		t.Fatalf("FinishRun without events returned %v", none)
+	}
+	r, err = s.GetRun(ctx, scopeA, c.Run.ID)
+	must(t, err)
+	if r.Status != store.RunCompleted || r.Error != nil || r.Output != "fine" || r.Usage != (store.Usage{}) {
+		t.Fatalf("completed run = %+v", r)
+	}
+}
+
+func testRunFinishConflict(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	pending, _ := createRun(t, s, scopeA, "a", "s", "later")
+	_, err := s.FinishRun(ctx, scopeA, pending.ID, store.RunResult{Status: store.RunCompleted},
+		[]store.Event{{Type: "run.completed"}})
+	wantErr(t, err, store.ErrConflict)
+	_, err = s.FinishRun(ctx, scopeA, "missing", store.RunResult{Status: store.RunCompleted}, nil)
+	wantErr(t, err, store.ErrNotFound)
+	c := claim(t, s, scopeA, "a")
+	if _, err := s.FinishRun(ctx, scopeA, c.Run.ID, store.RunResult{Status: store.RunRunning}, nil); err == nil ||
+		errors.Is(err, store.ErrConflict) {
+		t.Fatalf("FinishRun with status running: %v, want a validation error", err)
+	}
+	finish(t, s, scopeA, c.Run.ID, "first")
+	_, err = s.FinishRun(ctx, scopeA, c.Run.ID, store.RunResult{Status: store.RunFailed, Output: "second"},
+		[]store.Event{{Type: "run.failed"}})
+	wantErr(t, err, store.ErrConflict)
+	r, err := s.GetRun(ctx, scopeA, c.Run.ID)
+	must(t, err)
+	if r.Status != store.RunCompleted || r.Output != "first" {
+		t.Fatalf("run after a second finish = %+v", r)
+	}
+	if _, total := listEvents(t, s, scopeA, store.EventFilter{}); total != 0 {
+		t.Fatalf("failed FinishRuns stored %d events", total)
+	}
+}
+
+func testRunCancelPending(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	r, _ := createRun(t, s, scopeA, "a", "s", "never")
+	got, err := s.CancelRun(ctx, scopeA, r.ID)
+	must(t, err)
+	if got.Status != store.RunCancelled || got.ID != r.ID {
+		t.Fatalf("CancelRun = %+v", got)
+	}
+	checkTimePtr(t, "EndedAt", got.EndedAt)
+	stored, err := s.GetRun(ctx, scopeA, r.ID)
+	must(t, err)
+	wantEqual(t, "stored cancelled run", stored, got)
+	msgs, _, err := s.ListMessages(ctx, scopeA, "a", "", store.Page{})
+	must(t, err)
+	if len(msgs) != 1 || msgs[0].Status != store.MessageRead {
+		t.Fatalf("message of a cancelled run = %+v", msgs)
+	}
+	checkTimePtr(t, "ReadAt", msgs[0].ReadAt)
+	_, err = s.ClaimNextRun(ctx, scopeA, "a", newID("run"))
+	wantErr(t, err, store.ErrNoWork)
+	// Cancelling again: the run has ended.
+	again, err := s.CancelRun(ctx, scopeA, r.ID)
+	wantErr(t, err, store.ErrConflict)
+	if again.ID != r.ID || again.Status != store.RunCancelled {
+		t.Fatalf("CancelRun of a cancelled run returned %+v", again)
+	}
+	_, err = s.CancelRun(ctx, scopeA, "missing")
+	wantErr(t, err, store.ErrNotFound)
+
+	// A cancelled pending run is skipped by the claim, which goes on to the next message.
+	r2, _ := createRun(t, s, scopeA, "a", "s", "cancel me")
+	m := enqueue(t, s, scopeA, "a", "s", "next")
+	_, err = s.CancelRun(ctx, scopeA, r2.ID)
+	must(t, err)
+	c := claim(t, s, scopeA, "a")
+	if c.Run.ID == r2.ID || len(c.Messages) != 1 || c.Messages[0].Seq != m[0].Seq {
+		t.Fatalf("claim after cancelling = %+v", c)
+	}
+}
+
+func testRunCancelRunning(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	enqueue(t, s, scopeA, "a", "s", "long job")
+	c := claim(t, s, scopeA, "a")
+	got, err := s.CancelRun(ctx, scopeA, c.Run.ID)
+	must(t, err)
+	if got.Status != store.RunRunning || !got.CancelRequested || got.EndedAt != nil {
+		t.Fatalf("CancelRun of a running run = %+v", got)
+	}
+	stored, err := s.GetRun(ctx, scopeA, c.Run.ID)
+	must(t, err)
+	wantEqual(t, "stored run", stored, got)
+	// The run is still the agent's work until it finishes.
+	again := claim(t, s, scopeA, "a")
+	if !again.Resumed || again.Run.ID != c.Run.ID || !again.Run.CancelRequested {
+		t.Fatalf("claim after cancel request = %+v", again)
+	}
+	_, err = s.FinishRun(ctx, scopeA, c.Run.ID, store.RunResult{Status: store.RunCancelled}, nil)
+	must(t, err)
+	ended, err := s.CancelRun(ctx, scopeA, c.Run.ID)
+	wantErr(t, err, store.ErrConflict)
+	if ended.Status != store.RunCancelled || ended.ID != c.Run.ID {
+		t.Fatalf("CancelRun of a finished run returned %+v", ended)
+	}
+}
+
+func testRunSessionHistory(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	turn := func(agent, session, input, output, status string) string {
+		t.Helper()
+		enqueue(t, s, scopeA, agent, session, input)
+		c := claim(t, s, scopeA, agent)
+		_, err := s.FinishRun(ctx, scopeA, c.Run.ID, store.RunResult{Status: status, Output: output}, nil)
+		must(t, err)
+		return c.Run.ID
+	}
+	r1 := turn("a", "s", "q1", "a1", store.RunCompleted)
+	r2 := turn("a", "s", "q2", "a2", store.RunCompleted)
+	turn("a", "s", "q3", "boom", store.RunFailed)
+	turn("a", "other", "o1", "oa1", store.RunCompleted)
+	turn("b", "s", "b1", "ba1", store.RunCompleted)
+	r4 := turn("a", "s", "q4", "a4", store.RunCompleted)
+	r5 := turn("a", "s", "q5", "a5", store.RunCompleted)
+	// A running turn is not history yet.
+	enqueue(t, s, scopeA, "a", "s", "q6")
+	claim(t, s, scopeA, "a")
+
+	turns, err := s.SessionHistory(ctx, scopeA, "a", "s", 3)
+	must(t, err)
+	wantEqual(t, "last 3 turns", turns, []store.SessionTurn{
+		{RunID: r2, Input: "q2", Output: "a2"}, {RunID: r4, Input: "q4", Output: "a4"}, {RunID: r5, Input: "q5", Output: "a5"},
+	})
+	turns, err = s.SessionHistory(ctx, scopeA, "a", "s", 100)
+	must(t, err)
+	if len(turns) != 4 || turns[0].RunID != r1 || turns[3].RunID != r5 {
+		t.Fatalf("all turns = %+v", turns)
+	}
+	turns, err = s.SessionHistory(ctx, scopeA, "a", "nothing", 10)
+	must(t, err)
+	if len(turns) != 0 {
+		t.Fatalf("empty session = %+v", turns)
+	}
+	turns, err = s.SessionHistory(ctx, scopeA, "a", "s", 0)
+	must(t, err)
+	if len(turns) != 0 {
+		t.Fatalf("limit 0 = %+v", turns)
+	}
+}

@@ -1,0 +1,396 @@
+package tools
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/openintern/openintern/llm"
+)
+
+// Defaults of a Registry.
+const (
+	// DefaultTimeout bounds one tool call.
+	DefaultTimeout = 60 * time.Second
+	// DefaultMaxResultBytes bounds the content of one result; longer content is truncated.
+	DefaultMaxResultBytes = 16 << 10
+)
+
+// Outcome classifies how a routed call ended, so the agent loop can pick the
+// event to emit (tool.result, tool.error, tool.blocked, ...).
+type Outcome int
+
+// Outcomes of Registry.Route.
+const (
+	// OutcomeOK: the tool ran and returned a result that is not an error.
+	OutcomeOK Outcome = iota
+	// OutcomeError: the arguments were invalid, or the tool failed, returned
+	// an error result, panicked, timed out or was cancelled.
+	OutcomeError
+	// OutcomeBlocked: the tool exists but is not in the agent's allowed list; it did not run.
+	OutcomeBlocked
+	// OutcomeUnknown: no tool of that name is registered; nothing ran.
+	OutcomeUnknown
+)
+
+// String returns "ok", "error", "blocked" or "unknown".
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeOK:
+		return "ok"
+	case OutcomeError:
+		return "error"
+	case OutcomeBlocked:
+		return "blocked"
+	case OutcomeUnknown:
+		return "unknown"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+var toolNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+
+// ValidToolName reports whether name can be registered: 1 to 64 characters of
+// ASCII letters, digits, '_' and '-'.
+func ValidToolName(name string) bool { return toolNameRE.MatchString(name) }
+
+// emptyObjectSchema is the schema of a tool that declares no parameters.
+var emptyObjectSchema = json.RawMessage(`{"type":"object","properties":{}}`)
+
+// Option configures a Registry.
+type Option func(*Registry)
+
+// WithTimeout sets the time limit of one tool call (default 60 s). d <= 0 keeps the default.
+func WithTimeout(d time.Duration) Option {
+	return func(r *Registry) {
+		if d > 0 {
+			r.timeout = d
+		}
+	}
+}
+
+// WithMaxResultBytes sets the largest result content in bytes (default 16 KiB);
+// longer content is cut and a note appended. n <= 0 keeps the default.
+func WithMaxResultBytes(n int) Option {
+	return func(r *Registry) {
+		if n > 0 {
+			r.maxResult = n
+		}
+	}
+}
+
+// WithLogger sets where recovered panics are logged with their stack (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(r *Registry) {
+		if l != nil {
+			r.logger = l
+		}
+	}
+}
+
+// Registry holds the tools of a daemon and routes calls to them. Register
+// tools first; after that it is safe for concurrent use (Register itself is
+// also safe to call concurrently).
+type Registry struct {
+	mu        sync.RWMutex
+	tools     map[string]*registered
+	timeout   time.Duration
+	maxResult int
+	logger    *slog.Logger
+}
+
+type registered struct {
+	tool   Tool
+	spec   llm.ToolSpec
+	schema *Schema
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry(opts ...Option) *Registry {
+	r := &Registry{
+		tools:     make(map[string]*registered),
+		timeout:   DefaultTimeout,
+		maxResult: DefaultMaxResultBytes,
+		logger:    slog.Default(),
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// Register adds a tool. It fails on a nil tool, an invalid or duplicate name,
+// and a parameters schema that does not compile or is not of type object. A
+// tool with empty Parameters takes no arguments ({"type":"object","properties":{}}).
+func (r *Registry) Register(t Tool) error {
+	if t == nil {
+		return errors.New("tools: register: nil tool")
+	}
+	spec := t.Spec()
+	if !ValidToolName(spec.Name) {
+		return fmt.Errorf("tools: register: invalid tool name %q (want 1-64 of a-z A-Z 0-9 _ -)", spec.Name)
+	}
+	if len(bytes.TrimSpace(spec.Parameters)) == 0 {
+		spec.Parameters = emptyObjectSchema
+	}
+	// Keep our own copy so a tool cannot change its schema after validation.
+	spec.Parameters = append(json.RawMessage(nil), spec.Parameters...)
+	schema, err := CompileSchema(spec.Parameters)
+	if err != nil {
+		return fmt.Errorf("tools: register %q: %w", spec.Name, err)
+	}
+	if schema.Type() != "object" {
+		return fmt.Errorf("tools: register %q: parameters schema must have type \"object\", got %q", spec.Name, schema.Type())
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.tools[spec.Name]; dup {
+		return fmt.Errorf("tools: register: duplicate tool name %q", spec.Name)
+	}
+	r.tools[spec.Name] = &registered{tool: t, spec: spec, schema: schema}
+	return nil
+}
+
+// Names returns the registered tool names, sorted.
+func (r *Registry) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return sortedKeys(r.tools)
+}
+
+// Specs returns the specs of the tools an agent may use, sorted by name. A
+// nil or empty allowed list means every registered tool; names in allowed
+// that are not registered are ignored (so a list naming only unknown tools
+// gives no specs).
+func (r *Registry) Specs(allowed []string) []llm.ToolSpec {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := r.permittedLocked(allowed)
+	specs := make([]llm.ToolSpec, len(names))
+	for i, n := range names {
+		s := r.tools[n].spec
+		s.Parameters = append(json.RawMessage(nil), s.Parameters...)
+		specs[i] = s
+	}
+	return specs
+}
+
+// permittedLocked: the registered names an allowed list permits, sorted.
+func (r *Registry) permittedLocked(allowed []string) []string {
+	if len(allowed) == 0 {
+		return sortedKeys(r.tools)
+	}
+	seen := make(map[string]bool, len(allowed))
+	var names []string
+	for _, n := range allowed {
+		if _, ok := r.tools[n]; ok && !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+func isAllowed(name string, allowed []string) bool {
+	if len(allowed) == 0 {
+		return true
+	}
+	for _, a := range allowed {
+		if a == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Execute routes a call and returns only its result; see Route.
+func (r *Registry) Execute(ctx context.Context, call Call, allowed []string) Result {
+	res, _ := r.Route(ctx, call, allowed)
+	return res
+}
+
+// Route runs call.Name with call.Args if the agent's allowed list permits it
+// (nil or empty: every tool) and tells how it went. It never fails: every
+// problem becomes an error Result the model can read.
+//
+//   - unknown tool: OutcomeUnknown, `unknown tool "x"; available: a, b`
+//   - registered but not allowed: OutcomeBlocked, the tool does not run
+//   - arguments not valid JSON or not fitting the schema: OutcomeError,
+//     naming the problem (`argument "path": required`); the tool does not run.
+//     Empty arguments count as {}.
+//   - the tool returns a Go error, an error Result, panics, exceeds the time
+//     limit or ctx is cancelled: OutcomeError
+//
+// The tool runs in its own goroutine with a context bounded by the registry's
+// timeout; if it ignores its context, Route still returns at the deadline and
+// the goroutine is abandoned. Content longer than the result limit is
+// truncated with a note; tools can read that limit with MaxResultBytes(ctx).
+func (r *Registry) Route(ctx context.Context, call Call, allowed []string) (Result, Outcome) {
+	r.mu.RLock()
+	reg, ok := r.tools[call.Name]
+	var avail []string
+	if !ok || !isAllowed(call.Name, allowed) {
+		avail = r.permittedLocked(allowed)
+	}
+	r.mu.RUnlock()
+
+	if !ok {
+		return r.limit(errorResult("unknown tool %s; available: %s", quoteName(call.Name), listOrNone(avail))), OutcomeUnknown
+	}
+	if !isAllowed(call.Name, allowed) {
+		return r.limit(errorResult("tool %q is not permitted for this agent; available: %s", call.Name, listOrNone(avail))), OutcomeBlocked
+	}
+
+	args := bytes.TrimSpace(call.Args)
+	if len(args) == 0 {
+		args = []byte("{}")
+	}
+	v, err := decodeJSON(args)
+	if err == nil {
+		err = reg.schema.Validate(v)
+	}
+	if err != nil {
+		return r.limit(errorResult("invalid arguments for tool %q: %v", call.Name, err)), OutcomeError
+	}
+	call.Args = json.RawMessage(args)
+
+	res, outcome := r.run(ctx, reg, call)
+	return r.limit(res), outcome
+}
+
+// errTimeout is the cancellation cause of a call that ran out of time.
+var errTimeout = errors.New("tool call timed out")
+
+type runOutput struct {
+	res      Result
+	err      error
+	panicked bool
+	panicVal any
+}
+
+func (r *Registry) run(parent context.Context, reg *registered, call Call) (Result, Outcome) {
+	if err := parent.Err(); err != nil {
+		return errorResult("tool %q was not run: %v", call.Name, err), OutcomeError
+	}
+	ctx, cancel := context.WithTimeoutCause(parent, r.timeout, errTimeout)
+	defer cancel()
+	ctx = context.WithValue(ctx, maxResultKey{}, r.maxResult)
+
+	done := make(chan runOutput, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				r.logger.Error("tool panicked", "tool", call.Name, "run_id", call.RunID,
+					"call_id", call.CallID, "panic", p, "stack", string(debug.Stack()))
+				done <- runOutput{panicked: true, panicVal: p}
+			}
+		}()
+		res, err := reg.tool.Run(ctx, call)
+		done <- runOutput{res: res, err: err}
+	}()
+
+	var out runOutput
+	select {
+	case out = <-done:
+	case <-ctx.Done():
+		// A result that arrived together with the deadline still counts.
+		select {
+		case out = <-done:
+		default:
+			return r.interrupted(ctx, call.Name), OutcomeError
+		}
+	}
+	switch {
+	case out.panicked:
+		return errorResult("tool %q failed: internal error (panic: %v)", call.Name, out.panicVal), OutcomeError
+	case out.err != nil:
+		if ctx.Err() != nil {
+			return r.interrupted(ctx, call.Name), OutcomeError
+		}
+		return Result{Content: out.err.Error(), IsError: true}, OutcomeError
+	case out.res.IsError:
+		return out.res, OutcomeError
+	}
+	return out.res, OutcomeOK
+}
+
+func (r *Registry) interrupted(ctx context.Context, name string) Result {
+	if errors.Is(context.Cause(ctx), errTimeout) {
+		return errorResult("tool %q timed out after %s", name, r.timeout)
+	}
+	return errorResult("tool %q was cancelled: %v", name, context.Cause(ctx))
+}
+
+// limit truncates res.Content to the registry's maximum, on a UTF-8
+// boundary, with a note; the whole content stays within the maximum.
+func (r *Registry) limit(res Result) Result {
+	res.Content = truncateContent(res.Content, r.maxResult)
+	return res
+}
+
+func truncateContent(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	note := fmt.Sprintf("\n[truncated: showing the first %%d of %d bytes]", len(s))
+	keep := max - len(fmt.Sprintf(note, max))
+	if keep <= 0 {
+		return cutUTF8(s, max)
+	}
+	kept := cutUTF8(s, keep)
+	return kept + fmt.Sprintf(note, len(kept))
+}
+
+// cutUTF8 returns the longest prefix of s of at most n bytes that does not split a rune.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+type maxResultKey struct{}
+
+// MaxResultBytes is the largest result content the router will pass on for
+// the call whose context this is (DefaultMaxResultBytes outside a router), so a
+// tool can shape long output itself instead of being cut off.
+func MaxResultBytes(ctx context.Context) int {
+	if n, ok := ctx.Value(maxResultKey{}).(int); ok && n > 0 {
+		return n
+	}
+	return DefaultMaxResultBytes
+}
+
+func errorResult(format string, args ...any) Result {
+	return Result{Content: fmt.Sprintf(format, args...), IsError: true}
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// quoteName quotes a tool name from the model, shortened if it is absurdly long.
+func quoteName(name string) string {
+	const max = 80
+	if len(name) > max {
+		return fmt.Sprintf("%q…", cutUTF8(name, max))
+	}
+	return fmt.Sprintf("%q", name)
+}
