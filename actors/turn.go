@@ -22,6 +22,10 @@ type workingState struct {
 // runCycle claims the agent's next unit of work and executes it. It is the body
 // of the agent's worker goroutine.
 func (r *Runtime) runCycle(ctx context.Context, key agentKey, w *worker, claimed func(runID string)) turnOutcome {
+	has, err := r.store.HasWork(ctx, key.scope, key.agentID)
+	if err == nil && !has {
+		return turnOutcome{noWork: true}
+	}
 	claim, err := r.store.ClaimNextRun(ctx, key.scope, key.agentID, NewRunID())
 	if errors.Is(err, store.ErrNoWork) {
 		return turnOutcome{noWork: true}

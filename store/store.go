@@ -279,6 +279,9 @@ type RunStore interface {
 	// else a new running run made of all consecutive unread plain messages of the
 	// same session. ErrNoWork when the inbox is empty.
 	ClaimNextRun(ctx context.Context, scope Scope, agentID string, newRunID string) (Claim, error)
+	// HasWork reports whether the agent has unread messages or a run left
+	// running: a cheap read that spares a claim transaction when the inbox is empty.
+	HasWork(ctx context.Context, scope Scope, agentID string) (bool, error)
 	// SaveStep appends events and, when cp is non-nil, stores the checkpoint, in one transaction.
 	SaveStep(ctx context.Context, scope Scope, runID string, cp *Checkpoint, events []Event) ([]Event, error)
 	// FinishRun ends a running run, appends its final events and marks its messages

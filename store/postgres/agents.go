@@ -213,7 +213,7 @@ func (s *Store) SetAgentState(ctx context.Context, scope store.Scope, agentID, s
 	if err != nil {
 		return store.Event{}, fmt.Errorf("postgres: set agent state: %w", err)
 	}
-	err = s.pool.QueryRow(ctx, `WITH a AS (
+	err = s.queryRowAsync(ctx, `WITH a AS (
 			UPDATE agents SET state = $5, updated_at = $6
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4
 			RETURNING 1)
@@ -247,4 +247,18 @@ func (s *Store) ListAgentsWithWork(ctx context.Context) ([]store.AgentRef, error
 		return nil, s.fail(ctx, "list agents with work", err)
 	}
 	return refs, nil
+}
+
+// HasWork reports whether the agent has unread messages or a running run.
+func (s *Store) HasWork(ctx context.Context, scope store.Scope, agentID string) (bool, error) {
+	var has bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'unread')
+		OR EXISTS (SELECT 1 FROM runs
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'running')`,
+		scope.OrgID, scope.UserID, scope.ProjectID, agentID).Scan(&has)
+	if err != nil {
+		return false, s.fail(ctx, "has work", err)
+	}
+	return has, nil
 }

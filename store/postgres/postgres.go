@@ -161,6 +161,48 @@ func (s *Store) Close() error {
 }
 
 // inTx runs fn in a transaction, committing when it returns nil.
+// asyncCommit makes the current transaction's commit return without waiting
+// for its WAL flush. It is used for a run's progress (claims, steps, agent
+// states): a crash of the daemon loses none of it, since PostgreSQL has it; a
+// crash of PostgreSQL itself can lose the last fraction of a second of
+// progress, which recovery redoes from the previous checkpoint. Accepting a
+// message and finishing a run (marking its messages read) always wait for the
+// flush, and because the WAL is sequential, so does every progress commit
+// before them.
+const asyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
+
+// queryRowAsync runs one statement in its own transaction with asyncCommit, in
+// one round trip (a pipelined batch is one implicit transaction).
+func (s *Store) queryRowAsync(ctx context.Context, sql string, args ...any) pgx.Row {
+	b := &pgx.Batch{}
+	b.Queue(asyncCommit)
+	b.Queue(sql, args...)
+	br := s.pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return errRow{err}
+	}
+	return &batchRow{row: br.QueryRow(), br: br}
+}
+
+// batchRow closes its batch once scanned.
+type batchRow struct {
+	row pgx.Row
+	br  pgx.BatchResults
+}
+
+func (r *batchRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {

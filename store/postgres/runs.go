@@ -193,6 +193,7 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		args := []any{scope.OrgID, scope.UserID, scope.ProjectID, agentID}
 		b := &pgx.Batch{}
+		b.Queue(asyncCommit)
 		b.Queue(`SELECT pg_advisory_xact_lock($1)`, agentLockKey(scope, agentID))
 		b.Queue(claimRunning, args...)
 		b.Queue(claimRunningMessages, args...)
@@ -208,8 +209,10 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 		err := func() error {
 			br := tx.SendBatch(ctx, b)
 			defer br.Close()
-			if _, err := br.Exec(); err != nil {
-				return err
+			for range 2 { // asyncCommit, advisory lock
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
 			}
 			r, err := scanRun(br.QueryRow())
 			switch {
@@ -418,7 +421,7 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 		newEventArrays(out).args()...)
 	var agentID, groupID *string
 	var ids []int64
-	err = s.pool.QueryRow(ctx, `WITH r AS (
+	err = s.queryRowAsync(ctx, `WITH r AS (
 			UPDATE runs SET steps = COALESCE($5::int, steps)
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4
 			RETURNING agent_id, group_id),

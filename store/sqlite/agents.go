@@ -250,3 +250,17 @@ func (s *Store) ListAgentsWithWork(ctx context.Context) ([]store.AgentRef, error
 	}
 	return refs, nil
 }
+
+// HasWork reports whether the agent has unread messages or a running run.
+func (s *Store) HasWork(ctx context.Context, scope store.Scope, agentID string) (bool, error) {
+	var has bool
+	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM messages
+			WHERE `+scopeCond+` AND agent_id = ? AND status = 'unread')
+		OR EXISTS (SELECT 1 FROM runs
+			WHERE `+scopeCond+` AND agent_id = ? AND status = 'running')`,
+		append(scopeArgs(scope, agentID), scopeArgs(scope, agentID)...)...).Scan(&has)
+	if err != nil {
+		return false, fail("has work", err)
+	}
+	return has, nil
+}

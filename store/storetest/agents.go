@@ -367,6 +367,20 @@ func testAgentListWithWork(t *testing.T, s store.Store) {
 	_, err := s.CreateAgent(ctx, store.Agent{Scope: scopeA, ID: "idle"})
 	must(t, err)
 
+	for agent, want := range map[string]bool{"inbox": true, "running": true, "done": false, "idle": false, "nobody": false} {
+		has, err := s.HasWork(ctx, scopeA, agent)
+		must(t, err)
+		if has != want {
+			t.Fatalf("HasWork(%s) = %v, want %v", agent, has, want)
+		}
+	}
+	if has, err := s.HasWork(ctx, scopeB, "running"); err != nil || has {
+		t.Fatalf("HasWork of another scope's agent = %v, %v", has, err)
+	}
+	if has, err := s.HasWork(ctx, scopeP, "pending"); err != nil || !has {
+		t.Fatalf("HasWork with a pending run = %v, %v", has, err)
+	}
+
 	refs, err := s.ListAgentsWithWork(ctx)
 	must(t, err)
 	want := map[store.AgentRef]bool{
