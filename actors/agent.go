@@ -55,7 +55,7 @@ func (a *agentActor) Receive(ctx actor.Context) {
 		a.onStopping(ctx)
 	case *actor.ReceiveTimeout:
 		if a.worker == nil && !a.wantSlot && (a.state == store.AgentIdle || a.state == store.AgentPaused) {
-			ctx.Send(ctx.Parent(), &idleNotice{key: a.key, wakesSeen: a.wakesSeen})
+			ctx.Request(ctx.Parent(), &idleNotice{key: a.key, wakesSeen: a.wakesSeen})
 		}
 	case *agentWake:
 		a.wakesSeen++

@@ -82,7 +82,15 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 		}
 		typ := "run.started"
 		if t.claim.Resumed {
-			typ = "run.resumed"
+			// Resumed before its first checkpoint: run.started was stored only if
+			// the first step got as far as its first commit.
+			_, n, err := t.rt.store.ListEvents(ctx, t.scope, store.EventFilter{RunID: t.run.ID, Types: []string{"run.started"}, Limit: 1})
+			if err != nil {
+				return t.infraError(ctx, fmt.Errorf("check run start: %w", err))
+			}
+			if n > 0 {
+				typ = "run.resumed"
+			}
 		}
 		ids := make([]string, len(t.claim.Messages))
 		for i, m := range t.claim.Messages {

@@ -33,6 +33,8 @@ type Main struct {
 	Logger *slog.Logger
 	// Model overrides the configured LLM provider (tests use it for an instant model).
 	Model llm.Provider
+	// Heartbeat overrides the SSE keep-alive interval (default 15 s).
+	Heartbeat time.Duration
 
 	Store   store.Store
 	Bus     events.Bus
@@ -146,7 +148,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	m.API = httpapi.New(httpapi.Deps{
 		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus,
-		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes,
+		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: m.Heartbeat,
 	})
 
 	// Listen before the agents start so a port clash fails fast, with nothing to undo.

@@ -428,7 +428,7 @@ func TestConcurrencyCapQueuesAgentsInOrder(t *testing.T) {
 		inFlight++
 		maxInFlight = max(maxInFlight, inFlight)
 		mu.Unlock()
-		time.Sleep(40 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 		mu.Lock()
 		inFlight--
 		mu.Unlock()
@@ -443,7 +443,10 @@ func TestConcurrencyCapQueuesAgentsInOrder(t *testing.T) {
 	for i := range 6 {
 		id := string(rune('a' + i))
 		c.must(http.StatusCreated, "POST", "/api/agents", map[string]any{"agent_id": "agent-" + id, "name": id}, nil)
-		runs = append(runs, c.createRun("agent-"+id, "", "work"))
+	}
+	// Queue every run before any can finish, so the cap is what limits them.
+	for i := range 6 {
+		runs = append(runs, c.createRun("agent-"+string(rune('a'+i)), "", "work"))
 	}
 	for _, r := range runs {
 		if run := c.waitRun(r, 20*time.Second); run.Status != store.RunCompleted {

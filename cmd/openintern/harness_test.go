@@ -46,7 +46,7 @@ func newConfig(t testing.TB, kind string) config.Config {
 // startDaemon runs a daemon until the test ends.
 func startDaemon(t testing.TB, cfg config.Config, model llm.Provider) *testDaemon {
 	t.Helper()
-	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), Model: model}
+	m := &Main{Config: cfg, Logger: testLogger(t), Model: model}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := m.Run(ctx); err != nil {
@@ -63,6 +63,10 @@ func (d *testDaemon) stop() {
 	if err := d.Close(ctx); err != nil {
 		d.t.Errorf("stop daemon: %v", err)
 	}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 type testWriter struct{ t testing.TB }
