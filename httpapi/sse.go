@@ -66,6 +66,15 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 		// A subscription can be dropped when this client falls behind; then we
 		// subscribe again and catch up from the store, so nothing is lost.
 		live := s.deps.Bus.Subscribe(ctx, scope, match)
+		// Read the run's status before replaying: its terminal event is stored
+		// with that status, so a run already finished now has all its events in
+		// the replay below.
+		finished := false
+		if runID != "" {
+			if run, err := s.deps.Store.GetRun(ctx, scope, runID); err == nil && store.RunFinished(run.Status) {
+				finished = true
+			}
+		}
 		for {
 			f := filter
 			f.AfterID = lastID
@@ -92,13 +101,9 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 				break
 			}
 		}
-		if runID != "" {
-			// The terminal event is stored with the run's final status, so a run
-			// that has ended by now has had everything replayed above.
-			if run, err := s.deps.Store.GetRun(ctx, scope, runID); err == nil && store.RunFinished(run.Status) {
-				end("run." + run.Status)
-				return
-			}
+		if finished {
+			end("run.finished")
+			return
 		}
 	live:
 		for {

@@ -74,7 +74,10 @@ func benchTurns(b *testing.B, kind string, conc int) {
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
-		wg        sync.WaitGroup
+		// The first and last tenth of each agent's turns: the session grows
+		// between them, and a turn's cost must not.
+		early, late []time.Duration
+		wg          sync.WaitGroup
 	)
 	perWorker := max(b.N/conc, 1)
 	b.ResetTimer()
@@ -101,8 +104,15 @@ func benchTurns(b *testing.B, kind string, conc int) {
 					b.Errorf("turn timed out")
 					return
 				}
+				lat := time.Since(t0)
 				mu.Lock()
-				latencies = append(latencies, time.Since(t0))
+				latencies = append(latencies, lat)
+				switch {
+				case i < perWorker/10:
+					early = append(early, lat)
+				case i >= perWorker-perWorker/10:
+					late = append(late, lat)
+				}
 				mu.Unlock()
 			}
 		}()
@@ -119,6 +129,12 @@ func benchTurns(b *testing.B, kind string, conc int) {
 	b.ReportMetric(float64(latencies[turns/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(latencies[turns*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(turns), "cpu-ms/turn")
+	if len(early) > 0 && len(late) > 0 {
+		slices.Sort(early)
+		slices.Sort(late)
+		b.ReportMetric(float64(early[len(early)/2].Microseconds())/1000, "p50-first10%-ms")
+		b.ReportMetric(float64(late[len(late)/2].Microseconds())/1000, "p50-last10%-ms")
+	}
 	b.ReportMetric(0, "ns/op")
 }
 
