@@ -50,6 +50,7 @@ type Config struct {
 	StoreTimeout    time.Duration // bound on each store write made outside a request
 	DefaultModel    string
 	DefaultPrompt   string
+	Memory          Memory // long-term memory: recall and core blocks in context; nil: none
 }
 
 func (c *Config) defaults() {

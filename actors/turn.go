@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/openintern/openintern/llm"
@@ -122,6 +123,9 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 		if len(resp.ToolCalls) == 0 {
 			t.emit("step.completed", stepID, map[string]any{"step": step, "final": true})
 			t.emit("run.completed", "", map[string]any{"output": resp.Content, "steps": step, "usage": t.state.Usage})
+			if mem := t.rt.cfg.Memory; mem != nil {
+				mem.RememberRun(t.scope, t.run.AgentID, t.run.ID, t.run.Input, resp.Content)
+			}
 			return t.finish(store.RunResult{Status: store.RunCompleted, Output: resp.Content, Steps: step, Usage: t.state.Usage})
 		}
 
@@ -163,7 +167,30 @@ func (t *turn) buildContext(ctx context.Context) error {
 	if prompt == "" {
 		prompt = t.rt.cfg.DefaultPrompt
 	}
+	mem := t.rt.cfg.Memory
+	if mem != nil {
+		// Memory failures degrade the turn (no recall) rather than fail it.
+		if core, err := mem.CorePrompt(ctx, t.scope, t.run.AgentID); err == nil && core != "" {
+			prompt += "\n\n" + core
+		}
+	}
 	msgs := []llm.Message{{Role: llm.RoleSystem, Content: prompt}}
+	if mem != nil && t.run.Input != "" {
+		recalled, err := mem.Recall(ctx, t.scope, t.run.AgentID, t.run.Input)
+		payload := map[string]any{"query": t.run.Input, "results": recalled}
+		if err != nil {
+			payload["error"] = err.Error()
+		}
+		t.emit("memory.searched", "", payload)
+		if len(recalled) > 0 {
+			var b strings.Builder
+			b.WriteString("Relevant memories (snippets; memory_get gives the full text):\n")
+			for _, r := range recalled {
+				fmt.Fprintf(&b, "- [%s %s] %s\n", r.Type, r.ID, r.Snippet)
+			}
+			msgs = append(msgs, llm.Message{Role: llm.RoleSystem, Content: b.String()})
+		}
+	}
 	if t.rt.cfg.SessionHistory > 0 && t.run.SessionKey != "" {
 		history, err := t.rt.store.SessionHistory(ctx, t.scope, t.run.AgentID, t.run.SessionKey, t.rt.cfg.SessionHistory)
 		if err != nil {

@@ -6,7 +6,7 @@
 #     pgvector extension (built from Debian trixie's source package when the
 #     installed PostgreSQL has no vector.control);
 #   - Redis on 127.0.0.1:6379, keeping nothing on disk;
-#   - Debian's chromium, only when OPENINTERN_NEED_BROWSER=1.
+#   - Debian's chromium (and a small CJK font) for the web console's browser tests.
 #
 # It is idempotent and quick (well under 2 s) when everything is already there,
 # runs non-interactively (CI=true, no stdin) and exits non-zero with a message
@@ -245,12 +245,14 @@ ensure_redis() {
 
 # ------------------------------------------------------------------- browser
 
+# The web console's tests (web/) drive Debian's headless chromium; a small
+# CJK font lets their screenshots show Chinese text instead of empty boxes.
 ensure_browser() {
-	[ "${OPENINTERN_NEED_BROWSER:-0}" = "1" ] || return 0
-	if ! command -v chromium >/dev/null 2>&1; then
+	if [ ! -x /usr/bin/chromium ]; then
 		apt_install chromium
 	fi
-	command -v chromium >/dev/null 2>&1 || die "chromium not found after installing it"
+	[ -x /usr/bin/chromium ] || die "/usr/bin/chromium not found after installing chromium"
+	apt_install fonts-wqy-microhei
 }
 
 # ---------------------------------------------------------------------- main
@@ -266,4 +268,5 @@ PG_VERSION=$((PG_VERSION / 10000))
 ensure_pgvector
 ensure_redis
 ensure_browser
+apt_install tmux # cmd/openintern tests drive a real terminal with it
 log "ready: PostgreSQL $PG_VERSION with pgvector on $PG_HOST:$PG_PORT, Redis on $REDIS_HOST:$REDIS_PORT"

@@ -20,10 +20,13 @@ import (
 	"github.com/openintern/openintern/httpapi"
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/mailbox"
+	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/memory/memorytools"
 	"github.com/openintern/openintern/store"
 	"github.com/openintern/openintern/store/postgres"
 	"github.com/openintern/openintern/store/sqlite"
 	"github.com/openintern/openintern/tools"
+	"github.com/openintern/openintern/web"
 )
 
 // Main is the daemon: every component, wired, with one Run and one Close. The
@@ -80,12 +83,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Logger = slog.Default()
 	}
 
+	var memStore memory.Store
 	if cfg.DatabaseURL != "" {
 		pg, err := postgres.Open(ctx, cfg.DatabaseURL, m.Logger.With("component", "store"))
 		if err != nil {
 			return fmt.Errorf("open postgres: %w", err)
 		}
 		m.Store = pg
+		memStore = pg.Memory()
 	} else {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return fmt.Errorf("create data dir: %w", err)
@@ -95,6 +100,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("open sqlite: %w", err)
 		}
 		m.Store = lite
+		memStore = lite.Memory()
 	}
 	m.closers = append(m.closers, func(context.Context) error { return m.Store.Close() })
 
@@ -133,7 +139,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("create workspace: %w", err)
 	}
 	registry := tools.NewRegistry(tools.WithLogger(m.Logger.With("component", "tools")))
-	for _, t := range []tools.Tool{tools.NewReadFile(cfg.Workspace()), tools.NewExportTrace(m.Store)} {
+	memSvc, err := memory.New(memory.Config{Store: memStore, Embedder: memory.NewHashEmbedder(0), Logger: m.Logger.With("component", "memory")})
+	if err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
+	agentMem := newAgentMemory(memSvc, m.Logger.With("component", "memory"))
+	m.closers = append(m.closers, agentMem.Close)
+	for _, t := range append([]tools.Tool{tools.NewReadFile(cfg.Workspace()), tools.NewExportTrace(m.Store)}, memorytools.Tools(memSvc)...) {
 		if err := registry.Register(t); err != nil {
 			return fmt.Errorf("register tool: %w", err)
 		}
@@ -142,7 +154,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Runtime = actors.New(actors.Config{
 		MaxRunning: cfg.MaxRunningAgents, MaxSteps: cfg.MaxStepsPerRun,
 		IdleTimeout: time.Duration(cfg.AgentIdleTimeout), SessionHistory: cfg.SessionHistory,
-		DefaultModel: cfg.LLMModel,
+		DefaultModel: cfg.LLMModel, Memory: agentMem,
 	}, m.Store, m.Bus, m.Model, registry, m.Logger.With("component", "actors"))
 	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"))
 
@@ -150,6 +162,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus,
 		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: m.Heartbeat,
 	})
+	m.API.MountMemory(memSvc)
+	web.Mount(m.API.Engine())
 
 	// Listen before the agents start so a port clash fails fast, with nothing to undo.
 	m.listener, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))

@@ -64,7 +64,8 @@ func newRootCmd(stdout, stderr io.Writer, lookupEnv func(string) (string, bool))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().String("config", "", "path of the config file (default ./agent.config.json when present)")
-	root.AddCommand(newServeCmd(lookupEnv), newInitCmd(lookupEnv), newVersionCmd())
+	root.AddCommand(newServeCmd(lookupEnv), newInitCmd(lookupEnv), newVersionCmd(), newEvalCmd(lookupEnv))
+	root.AddCommand(clientCommands(lookupEnv)...)
 	return root
 }
 

@@ -71,7 +71,7 @@ func PostgresURL(t testing.TB) string {
 	})
 
 	q := u.Query()
-	q.Set("search_path", schema)
+	q.Set("search_path", schema+",public") // public: where extensions such as pgvector live
 	u.RawQuery = q.Encode()
 	return u.String()
 }

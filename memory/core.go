@@ -1,0 +1,131 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/openintern/openintern/store"
+)
+
+// DefaultCoreLabels are the blocks every agent shows even when they are empty,
+// so the model knows where to write.
+var DefaultCoreLabels = []string{"persona", "human", "notes"}
+
+var labelRE = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
+
+// maxCoreBlocks bounds the number of blocks per agent, so the system prompt
+// stays small.
+const maxCoreBlocks = 16
+
+// CoreBlocks returns the agent's blocks, sorted by label, with the default
+// labels present (empty when never written).
+func (s *Service) CoreBlocks(ctx context.Context, scope store.Scope, agentID string) ([]CoreBlock, error) {
+	stored, err := s.st.CoreBlocks(ctx, scope, agentID)
+	if err != nil {
+		return nil, fmt.Errorf("memory: core blocks: %w", err)
+	}
+	have := map[string]bool{}
+	for i := range stored {
+		have[stored[i].Label] = true
+		if stored[i].Limit <= 0 {
+			stored[i].Limit = s.cfg.CoreBlockLimit
+		}
+	}
+	for _, l := range DefaultCoreLabels {
+		if !have[l] {
+			stored = append(stored, CoreBlock{Label: l, Limit: s.cfg.CoreBlockLimit})
+		}
+	}
+	sort.Slice(stored, func(i, j int) bool { return stored[i].Label < stored[j].Label })
+	return stored, nil
+}
+
+// SetCoreBlock writes a block's whole value.
+func (s *Service) SetCoreBlock(ctx context.Context, scope store.Scope, agentID, label, value string) (CoreBlock, error) {
+	if !labelRE.MatchString(label) {
+		return CoreBlock{}, fmt.Errorf("memory: core block label %q must be 1-32 of a-z 0-9 _: %w", label, ErrInvalid)
+	}
+	if n := utf8.RuneCountInString(value); n > s.cfg.CoreBlockLimit {
+		return CoreBlock{}, fmt.Errorf("memory: core block %q would hold %d characters, the limit is %d: %w", label, n, s.cfg.CoreBlockLimit, ErrInvalid)
+	}
+	blocks, err := s.st.CoreBlocks(ctx, scope, agentID)
+	if err != nil {
+		return CoreBlock{}, fmt.Errorf("memory: core block: %w", err)
+	}
+	exists := false
+	for _, b := range blocks {
+		exists = exists || b.Label == label
+	}
+	if !exists && len(blocks) >= maxCoreBlocks {
+		return CoreBlock{}, fmt.Errorf("memory: an agent has at most %d core blocks: %w", maxCoreBlocks, ErrInvalid)
+	}
+	b := CoreBlock{Label: label, Value: value, Limit: s.cfg.CoreBlockLimit, UpdatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	if err := s.st.PutCoreBlock(ctx, scope, agentID, b); err != nil {
+		return CoreBlock{}, fmt.Errorf("memory: core block: %w", err)
+	}
+	return b, nil
+}
+
+func (s *Service) coreValue(ctx context.Context, scope store.Scope, agentID, label string) (string, error) {
+	blocks, err := s.st.CoreBlocks(ctx, scope, agentID)
+	if err != nil {
+		return "", fmt.Errorf("memory: core block: %w", err)
+	}
+	for _, b := range blocks {
+		if b.Label == label {
+			return b.Value, nil
+		}
+	}
+	return "", nil
+}
+
+// AppendCore adds text on a new line of a block.
+func (s *Service) AppendCore(ctx context.Context, scope store.Scope, agentID, label, text string) (CoreBlock, error) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return CoreBlock{}, fmt.Errorf("memory: core append: empty text: %w", ErrInvalid)
+	}
+	cur, err := s.coreValue(ctx, scope, agentID, label)
+	if err != nil {
+		return CoreBlock{}, err
+	}
+	if cur != "" {
+		cur += "\n"
+	}
+	return s.SetCoreBlock(ctx, scope, agentID, label, cur+text)
+}
+
+// ErrNoMatch: ReplaceCore's old text is not in the block.
+var ErrNoMatch = errors.New("text not found in the block")
+
+// ReplaceCore replaces the first occurrence of old with new in a block (new
+// may be empty, which deletes old).
+func (s *Service) ReplaceCore(ctx context.Context, scope store.Scope, agentID, label, old, new string) (CoreBlock, error) {
+	if old == "" {
+		return CoreBlock{}, fmt.Errorf("memory: core replace: empty old text: %w", ErrInvalid)
+	}
+	cur, err := s.coreValue(ctx, scope, agentID, label)
+	if err != nil {
+		return CoreBlock{}, err
+	}
+	if !strings.Contains(cur, old) {
+		return CoreBlock{}, fmt.Errorf("memory: core replace in %q: %w: %w", label, ErrNoMatch, ErrInvalid)
+	}
+	return s.SetCoreBlock(ctx, scope, agentID, label, strings.Replace(cur, old, new, 1))
+}
+
+// RenderCore formats blocks for the system prompt.
+func RenderCore(blocks []CoreBlock) string {
+	var b strings.Builder
+	b.WriteString("## Core memory (yours to edit with core_memory_append and core_memory_replace)\n")
+	for _, bl := range blocks {
+		fmt.Fprintf(&b, "<%s chars=%d/%d>\n%s\n</%s>\n", bl.Label, utf8.RuneCountInString(bl.Value), bl.Limit, bl.Value, bl.Label)
+	}
+	return b.String()
+}

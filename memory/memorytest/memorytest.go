@@ -1,0 +1,293 @@
+package memorytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/store"
+)
+
+// Open returns a fresh, empty store for one test.
+type Open func(t *testing.T) memory.Store
+
+var (
+	scopeA = store.Scope{OrgID: "org_a", UserID: "u1"}
+	scopeB = store.Scope{OrgID: "org_b", UserID: "u1"}
+	scopeP = store.Scope{OrgID: "org_a", UserID: "u1", ProjectID: "p1"}
+)
+
+func newService(t *testing.T, st memory.Store, emb memory.Embedder) *memory.Service {
+	t.Helper()
+	svc, err := memory.New(memory.Config{Store: st, Embedder: emb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+func write(t *testing.T, svc *memory.Service, req memory.WriteRequest) memory.Memory {
+	t.Helper()
+	m, err := svc.Write(context.Background(), req)
+	if err != nil {
+		t.Fatalf("write %q: %v", req.Text, err)
+	}
+	return m
+}
+
+func search(t *testing.T, svc *memory.Service, req memory.SearchRequest) []memory.Result {
+	t.Helper()
+	res, err := svc.Search(context.Background(), req)
+	if err != nil {
+		t.Fatalf("search %q: %v", req.Query, err)
+	}
+	return res
+}
+
+func ids(rs []memory.Result) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+// Run runs the whole suite.
+func Run(t *testing.T, open Open) {
+	t.Run("WriteGetDelete", func(t *testing.T) { testWriteGetDelete(t, open(t)) })
+	t.Run("Isolation", func(t *testing.T) { testIsolation(t, open(t)) })
+	t.Run("Filters", func(t *testing.T) { testFilters(t, open(t)) })
+	t.Run("Chinese", func(t *testing.T) { testChinese(t, open(t)) })
+	t.Run("Dedupe", func(t *testing.T) { testDedupe(t, open(t)) })
+	t.Run("ModelsDoNotMix", func(t *testing.T) { testModels(t, open(t)) })
+	t.Run("CoreBlocks", func(t *testing.T) { testCore(t, open(t)) })
+	t.Run("Quality", func(t *testing.T) { testQuality(t, open(t)) })
+}
+
+func testWriteGetDelete(t *testing.T, st memory.Store) {
+	ctx := context.Background()
+	svc := newService(t, st, memory.NewHashEmbedder(0))
+	m := write(t, svc, memory.WriteRequest{Scope: scopeA, Type: memory.TypeArchival, AgentID: "main", Text: "The deploy key lives in vault path secret/deploy.",
+		Metadata: map[string]string{"source": "wiki"}, Importance: 0.5})
+	got, err := svc.Get(ctx, scopeA, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Text != m.Text || got.Type != memory.TypeArchival || got.AgentID != "main" || got.Metadata["source"] != "wiki" ||
+		got.Importance != 0.5 || got.Chunks != 1 || !got.CreatedAt.Equal(m.CreatedAt) {
+		t.Fatalf("get = %+v, wrote %+v", got, m)
+	}
+	res := search(t, svc, memory.SearchRequest{Scope: scopeA, Query: "where is the deploy key"})
+	if len(res) != 1 || res[0].ID != m.ID || len(res[0].FoundBy) != 2 {
+		t.Fatalf("search = %+v", res)
+	}
+	if _, err := svc.Write(ctx, memory.WriteRequest{Scope: scopeA, Text: "  "}); !errors.Is(err, memory.ErrInvalid) {
+		t.Fatalf("empty write: %v", err)
+	}
+	if _, err := svc.Write(ctx, memory.WriteRequest{Scope: scopeA, Text: "x", Type: "core"}); !errors.Is(err, memory.ErrInvalid) {
+		t.Fatalf("bad type: %v", err)
+	}
+	if err := svc.Delete(ctx, scopeA, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Get(ctx, scopeA, m.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get after delete: %v", err)
+	}
+	if err := svc.Delete(ctx, scopeA, m.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	if res := search(t, svc, memory.SearchRequest{Scope: scopeA, Query: "deploy key vault"}); len(res) != 0 {
+		t.Fatalf("search after delete = %+v", res)
+	}
+	// A long text becomes several chunks; the snippet is shorter than the text.
+	long := strings.Repeat("Paragraph about gardening and tomatoes in the spring. ", 60) + "\n\nThe secret word is aubergine."
+	lm := write(t, svc, memory.WriteRequest{Scope: scopeA, Text: long})
+	if lm.Chunks < 2 {
+		t.Fatalf("long memory has %d chunks", lm.Chunks)
+	}
+	res = search(t, svc, memory.SearchRequest{Scope: scopeA, Query: "aubergine"})
+	if len(res) != 1 || !strings.Contains(res[0].Snippet, "aubergine") || len([]rune(res[0].Snippet)) > 260 {
+		t.Fatalf("long search = %+v", res)
+	}
+}
+
+func testIsolation(t *testing.T, st memory.Store) {
+	ctx := context.Background()
+	svc := newService(t, st, memory.NewHashEmbedder(0))
+	a := write(t, svc, memory.WriteRequest{Scope: scopeA, Text: "Project Falcon launches on Tuesday."})
+	b := write(t, svc, memory.WriteRequest{Scope: scopeB, Text: "Project Falcon launches on Friday."})
+	p := write(t, svc, memory.WriteRequest{Scope: scopeP, Text: "Project Falcon launches on Sunday."})
+	for _, c := range []struct {
+		scope store.Scope
+		want  string
+	}{{scopeA, a.ID}, {scopeB, b.ID}, {scopeP, p.ID}} {
+		for _, mode := range []string{memory.ModeHybrid, memory.ModeVector, memory.ModeFullText} {
+			res := search(t, svc, memory.SearchRequest{Scope: c.scope, Query: "when does project falcon launch", Mode: mode, TopK: 10})
+			if !slices.Equal(ids(res), []string{c.want}) {
+				t.Fatalf("scope %+v mode %s: %v, want only %s", c.scope, mode, ids(res), c.want)
+			}
+		}
+	}
+	if _, err := svc.Get(ctx, scopeB, a.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get from another scope: %v", err)
+	}
+	if err := svc.Delete(ctx, scopeB, a.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete from another scope: %v", err)
+	}
+	if _, err := svc.Get(ctx, scopeA, a.ID); err != nil {
+		t.Fatalf("memory gone after a foreign delete: %v", err)
+	}
+}
+
+func testFilters(t *testing.T, st memory.Store) {
+	svc := newService(t, st, memory.NewHashEmbedder(0))
+	old := time.Now().Add(-48 * time.Hour)
+	e := write(t, svc, memory.WriteRequest{Scope: scopeA, Type: memory.TypeEpisodic, AgentID: "alice", Text: "Alice fixed the billing bug.", CreatedAt: old})
+	ar := write(t, svc, memory.WriteRequest{Scope: scopeA, Type: memory.TypeArchival, AgentID: "bob", GroupID: "g1", Text: "The billing bug runbook.",
+		Metadata: map[string]string{"source": "runbook", "lang": "en"}, Importance: 1})
+	q := "billing bug"
+	check := func(name string, f memory.Filter, want ...string) {
+		t.Helper()
+		got := ids(search(t, svc, memory.SearchRequest{Scope: scopeA, Query: q, Filter: f, TopK: 10}))
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: got %v, want %v", name, got, want)
+		}
+	}
+	check("none", memory.Filter{}, e.ID, ar.ID)
+	check("type", memory.Filter{Types: []string{memory.TypeEpisodic}}, e.ID)
+	check("agent", memory.Filter{AgentID: "bob"}, ar.ID)
+	check("group", memory.Filter{GroupID: "g1"}, ar.ID)
+	check("metadata", memory.Filter{Metadata: map[string]string{"source": "runbook"}}, ar.ID)
+	check("metadata miss", memory.Filter{Metadata: map[string]string{"source": "wiki"}})
+	check("after", memory.Filter{After: time.Now().Add(-time.Hour)}, ar.ID)
+	check("before", memory.Filter{Before: time.Now().Add(-time.Hour)}, e.ID)
+	// Importance and recency weighting put the newer, important memory first.
+	res := search(t, svc, memory.SearchRequest{Scope: scopeA, Query: q, ImportanceWeight: 1, RecencyHalfLife: time.Hour})
+	if len(res) != 2 || res[0].ID != ar.ID {
+		t.Fatalf("weighted = %+v", res)
+	}
+}
+
+func testChinese(t *testing.T, st memory.Store) {
+	svc := newService(t, st, memory.NewHashEmbedder(0))
+	docs := []string{
+		"北京今天的天气晴朗，最高气温二十五度。",
+		"上海地铁十四号线将于年底开通运营。",
+		"我们团队决定下周三发布新版本的移动应用。",
+		"Alice 喜欢喝绿茶，不喜欢咖啡。",
+	}
+	var ms []memory.Memory
+	for _, d := range docs {
+		ms = append(ms, write(t, svc, memory.WriteRequest{Scope: scopeA, Text: d}))
+	}
+	for _, c := range []struct {
+		q    string
+		want int
+	}{{"北京天气怎么样", 0}, {"地铁什么时候开通", 1}, {"新版本发布时间", 2}, {"Alice 喝什么茶", 3}} {
+		for _, mode := range []string{memory.ModeHybrid, memory.ModeVector, memory.ModeFullText} {
+			res := search(t, svc, memory.SearchRequest{Scope: scopeA, Query: c.q, Mode: mode})
+			if len(res) == 0 || res[0].ID != ms[c.want].ID {
+				t.Fatalf("%s %q: %+v, want %s", mode, c.q, res, ms[c.want].ID)
+			}
+		}
+	}
+}
+
+func testDedupe(t *testing.T, st memory.Store) {
+	svc := newService(t, st, memory.NewHashEmbedder(0))
+	var b strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&b, "Note %d: the espresso machine needs descaling every month.\n\n", i)
+	}
+	m := write(t, svc, memory.WriteRequest{Scope: scopeA, Text: b.String()})
+	other := write(t, svc, memory.WriteRequest{Scope: scopeA, Text: "Descaling the kettle is quarterly."})
+	res := search(t, svc, memory.SearchRequest{Scope: scopeA, Query: "espresso machine descaling", TopK: 10})
+	if m.Chunks < 2 || len(res) != 2 || res[0].ID != m.ID || res[1].ID != other.ID {
+		t.Fatalf("chunks %d, results %+v", m.Chunks, res)
+	}
+}
+
+// otherEmbedder is a second model: same features, another name and dimension.
+type otherEmbedder struct{ *memory.HashEmbedder }
+
+func (o otherEmbedder) Model() string { return "other-" + o.HashEmbedder.Model() }
+
+func testModels(t *testing.T, st memory.Store) {
+	ctx := context.Background()
+	svc1 := newService(t, st, memory.NewHashEmbedder(0))
+	m := write(t, svc1, memory.WriteRequest{Scope: scopeA, Text: "Quarterly revenue grew eleven percent."})
+	svc2 := newService(t, st, otherEmbedder{memory.NewHashEmbedder(128)})
+	if res := search(t, svc2, memory.SearchRequest{Scope: scopeA, Query: "revenue growth", Mode: memory.ModeVector}); len(res) != 0 {
+		t.Fatalf("vectors of another model were compared: %+v", res)
+	}
+	n, err := svc2.ReEmbed(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("re-embed = %d, %v", n, err)
+	}
+	if res := search(t, svc2, memory.SearchRequest{Scope: scopeA, Query: "revenue growth", Mode: memory.ModeVector}); len(res) != 1 || res[0].ID != m.ID {
+		t.Fatalf("after re-embed: %+v", res)
+	}
+	if res := search(t, svc1, memory.SearchRequest{Scope: scopeA, Query: "revenue growth", Mode: memory.ModeVector}); len(res) != 1 {
+		t.Fatalf("old model after re-embed: %+v", res)
+	}
+	if n, err := svc2.ReEmbed(ctx); err != nil || n != 0 {
+		t.Fatalf("second re-embed = %d, %v", n, err)
+	}
+}
+
+func testCore(t *testing.T, st memory.Store) {
+	ctx := context.Background()
+	svc, err := memory.New(memory.Config{Store: st, Embedder: memory.NewHashEmbedder(0), CoreBlockLimit: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := svc.CoreBlocks(ctx, scopeA, "main")
+	if err != nil || len(blocks) != len(memory.DefaultCoreLabels) {
+		t.Fatalf("defaults = %+v, %v", blocks, err)
+	}
+	if _, err := svc.AppendCore(ctx, scopeA, "main", "human", "Name: Ada."); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.AppendCore(ctx, scopeA, "main", "human", "Likes tea."); err != nil {
+		t.Fatal(err)
+	}
+	b, err := svc.ReplaceCore(ctx, scopeA, "main", "human", "tea", "green tea")
+	if err != nil || b.Value != "Name: Ada.\nLikes green tea." {
+		t.Fatalf("replace = %+v, %v", b, err)
+	}
+	if _, err := svc.ReplaceCore(ctx, scopeA, "main", "human", "coffee", "x"); !errors.Is(err, memory.ErrInvalid) {
+		t.Fatalf("replace missing: %v", err)
+	}
+	if _, err := svc.AppendCore(ctx, scopeA, "main", "human", strings.Repeat("x", 40)); !errors.Is(err, memory.ErrInvalid) {
+		t.Fatalf("over the limit: %v", err)
+	}
+	if _, err := svc.SetCoreBlock(ctx, scopeA, "main", "Bad Label", "x"); !errors.Is(err, memory.ErrInvalid) {
+		t.Fatalf("bad label: %v", err)
+	}
+	other, err := svc.CoreBlocks(ctx, scopeB, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ob := range other {
+		if ob.Value != "" {
+			t.Fatalf("another scope sees %+v", ob)
+		}
+	}
+	blocks, _ = svc.CoreBlocks(ctx, scopeA, "main")
+	if r := memory.RenderCore(blocks); !strings.Contains(r, "Likes green tea.") || !strings.Contains(r, "<persona") {
+		t.Fatalf("render = %s", r)
+	}
+	if err := st.DeleteCoreBlock(ctx, scopeA, "main", "human"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteCoreBlock(ctx, scopeA, "main", "human"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+}

@@ -1,0 +1,381 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/openintern/openintern/store"
+)
+
+// Search modes.
+const (
+	ModeHybrid   = "hybrid"
+	ModeVector   = "vector"
+	ModeFullText = "fulltext"
+)
+
+// Config configures a Service. Store and Embedder are required.
+type Config struct {
+	Store    Store
+	Embedder Embedder
+	Chunker  Chunker
+	Logger   *slog.Logger
+
+	MaxTextBytes   int     // largest memory accepted by Write; default 4 MiB
+	CoreBlockLimit int     // default size limit of a core block, in runes; default 2000
+	Candidates     int     // chunks fetched per leg before fusion; default 60
+	RRFK           float64 // reciprocal rank fusion constant; default 60
+	VectorWeight   float64 // weight of the vector leg in fusion; default 0.25
+	TextWeight     float64 // weight of the full-text leg in fusion; default 1
+	SnippetRunes   int     // snippet length; default 240
+	// Fusion is how the legs are combined: FusionScore (default) or FusionRRF.
+	Fusion string
+}
+
+// Fusion methods.
+const (
+	// FusionRRF is reciprocal rank fusion: sum of weight/(k + rank).
+	FusionRRF = "rrf"
+	// FusionScore sums each leg's score divided by the leg's best score,
+	// times the leg's weight (min-max normalization measured worse).
+	FusionScore = "score"
+)
+
+// Service writes, searches and edits memories.
+type Service struct {
+	cfg    Config
+	st     Store
+	emb    Embedder
+	logger *slog.Logger
+}
+
+// New checks cfg and fills its defaults.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Embedder == nil {
+		return nil, errors.New("memory: new: a store and an embedder are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxTextBytes <= 0 {
+		cfg.MaxTextBytes = 4 << 20
+	}
+	if cfg.CoreBlockLimit <= 0 {
+		cfg.CoreBlockLimit = 2000
+	}
+	if cfg.Candidates <= 0 {
+		cfg.Candidates = 60
+	}
+	if cfg.RRFK <= 0 {
+		cfg.RRFK = 60
+	}
+	if cfg.Fusion == "" {
+		cfg.Fusion = FusionScore
+	}
+	if cfg.VectorWeight <= 0 {
+		// The local hashed embedder has no idf, so its leg is the weaker
+		// one; on the development sets (nfcorpus, rgb-zh) a quarter of the
+		// full-text weight gave the best fused nDCG@10.
+		cfg.VectorWeight = 0.25
+	}
+	if cfg.TextWeight <= 0 {
+		cfg.TextWeight = 1
+	}
+	if cfg.SnippetRunes <= 0 {
+		cfg.SnippetRunes = 240
+	}
+	return &Service{cfg: cfg, st: cfg.Store, emb: cfg.Embedder, logger: cfg.Logger}, nil
+}
+
+// Embedder returns the service's embedder.
+func (s *Service) Embedder() Embedder { return s.emb }
+
+// WriteRequest is a memory to store.
+type WriteRequest struct {
+	Scope      store.Scope
+	Type       string // episodic or archival; default episodic
+	AgentID    string
+	GroupID    string
+	Text       string
+	Metadata   map[string]string
+	Importance float64 // 0..1
+	CreatedAt  time.Time
+}
+
+// NewMemoryID returns a fresh memory id.
+func NewMemoryID() string { return "mem_" + strings.ReplaceAll(uuid.NewString(), "-", "") }
+
+// Write chunks, embeds and indexes a memory, and stores it in one transaction.
+func (s *Service) Write(ctx context.Context, req WriteRequest) (Memory, error) {
+	if req.Type == "" {
+		req.Type = TypeEpisodic
+	}
+	if !ValidType(req.Type) {
+		return Memory{}, fmt.Errorf("memory: write: type %q is not episodic or archival: %w", req.Type, ErrInvalid)
+	}
+	text := strings.TrimSpace(req.Text)
+	if text == "" {
+		return Memory{}, fmt.Errorf("memory: write: empty text: %w", ErrInvalid)
+	}
+	if len(text) > s.cfg.MaxTextBytes || !utf8.ValidString(text) {
+		return Memory{}, fmt.Errorf("memory: write: text is not valid UTF-8 of at most %d bytes: %w", s.cfg.MaxTextBytes, ErrInvalid)
+	}
+	if req.Importance < 0 || req.Importance > 1 || math.IsNaN(req.Importance) {
+		return Memory{}, fmt.Errorf("memory: write: importance must be in [0, 1]: %w", ErrInvalid)
+	}
+	pieces := s.cfg.Chunker.Split(text)
+	vecs, err := s.emb.Embed(ctx, pieces)
+	if err != nil {
+		return Memory{}, fmt.Errorf("memory: write: embed: %w", err)
+	}
+	created := req.CreatedAt
+	if created.IsZero() {
+		created = time.Now()
+	}
+	m := Memory{
+		Scope: req.Scope, ID: NewMemoryID(), Type: req.Type, AgentID: req.AgentID, GroupID: req.GroupID,
+		Text: text, Metadata: req.Metadata, Importance: req.Importance, Chunks: len(pieces),
+		CreatedAt: created.UTC().Truncate(time.Microsecond),
+	}
+	chunks := make([]Chunk, len(pieces))
+	for i, p := range pieces {
+		chunks[i] = Chunk{MemoryID: m.ID, Seq: i, Text: p, Tokens: Tokenize(p), Vector: vecs[i], Model: s.emb.Model()}
+	}
+	if err := s.st.InsertMemory(ctx, m, chunks); err != nil {
+		return Memory{}, fmt.Errorf("memory: write: %w", err)
+	}
+	return m, nil
+}
+
+// Get returns one memory in full.
+func (s *Service) Get(ctx context.Context, scope store.Scope, id string) (Memory, error) {
+	m, err := s.st.GetMemory(ctx, scope, id)
+	if err != nil {
+		return Memory{}, fmt.Errorf("memory: get: %w", err)
+	}
+	return m, nil
+}
+
+// Delete removes a memory, its chunks and vectors.
+func (s *Service) Delete(ctx context.Context, scope store.Scope, id string) error {
+	if err := s.st.DeleteMemory(ctx, scope, id); err != nil {
+		return fmt.Errorf("memory: delete: %w", err)
+	}
+	return nil
+}
+
+// SearchRequest is one search.
+type SearchRequest struct {
+	Scope  store.Scope
+	Query  string
+	TopK   int // default 5, at most 100
+	Filter Filter
+	Mode   string // hybrid (default), vector or fulltext
+
+	// ImportanceWeight > 0 multiplies a hit's score by 1 + w*importance.
+	ImportanceWeight float64
+	// RecencyHalfLife > 0 multiplies a hit's score by (1 + 2^(-age/half-life)) / 2.
+	RecencyHalfLife time.Duration
+}
+
+// Result is one memory a search found: a snippet, not the full text.
+type Result struct {
+	ID        string    `json:"id"`
+	Snippet   string    `json:"snippet"`
+	Score     float64   `json:"score"`
+	Type      string    `json:"type"`
+	AgentID   string    `json:"agent_id,omitempty"`
+	GroupID   string    `json:"group_id,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	Chunk     int       `json:"chunk"`
+	FoundBy   []string  `json:"found_by"` // "vector", "fulltext" or both
+}
+
+// Search runs the vector and full-text legs in parallel, fuses them by
+// reciprocal rank, keeps one result per memory (its best chunk) and applies
+// the optional importance and recency weights.
+func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, error) {
+	if req.TopK <= 0 {
+		req.TopK = 5
+	}
+	req.TopK = min(req.TopK, 100)
+	if req.Mode == "" {
+		req.Mode = ModeHybrid
+	}
+	if req.Mode != ModeHybrid && req.Mode != ModeVector && req.Mode != ModeFullText {
+		return nil, fmt.Errorf("memory: search: unknown mode %q: %w", req.Mode, ErrInvalid)
+	}
+	q := strings.TrimSpace(req.Query)
+	if q == "" {
+		return nil, fmt.Errorf("memory: search: empty query: %w", ErrInvalid)
+	}
+	limit := max(s.cfg.Candidates, 3*req.TopK)
+	tokens := UniqueTokens(Tokenize(q))
+
+	var (
+		wg               sync.WaitGroup
+		vecHits, txtHits []Hit
+		vecErr, txtErr   error
+	)
+	if req.Mode != ModeFullText {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			vecs, err := s.emb.Embed(ctx, []string{q})
+			if err != nil {
+				vecErr = fmt.Errorf("embed query: %w", err)
+				return
+			}
+			vecHits, vecErr = s.st.VectorSearch(ctx, req.Scope, s.emb.Model(), vecs[0], req.Filter, limit)
+		}()
+	}
+	if req.Mode != ModeVector && len(tokens) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			txtHits, txtErr = s.st.TextSearch(ctx, req.Scope, tokens, req.Filter, limit)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(vecErr, txtErr); err != nil {
+		return nil, fmt.Errorf("memory: search: %w", err)
+	}
+
+	type fused struct {
+		hit     Hit
+		best    int // best rank of the memory in any leg, for the snippet choice
+		score   float64
+		foundBy []string
+	}
+	byID := map[string]*fused{}
+	var order []*fused
+	leg := func(name string, hits []Hit, w float64) {
+		rank := 0
+		top := 0.0
+		if len(hits) > 0 {
+			top = hits[0].Score
+		}
+		seen := map[string]bool{}
+		for _, h := range hits {
+			if seen[h.MemoryID] {
+				continue // a later chunk of a memory already ranked
+			}
+			seen[h.MemoryID] = true
+			rank++
+			f := byID[h.MemoryID]
+			if f == nil {
+				f = &fused{hit: h, best: rank}
+				byID[h.MemoryID] = f
+				order = append(order, f)
+			} else if rank < f.best {
+				f.hit, f.best = h, rank
+			}
+			if s.cfg.Fusion != FusionRRF {
+				if top > 0 {
+					f.score += w * max(h.Score, 0) / top
+				}
+			} else {
+				f.score += w / (s.cfg.RRFK + float64(rank))
+			}
+			f.foundBy = append(f.foundBy, name)
+		}
+	}
+	leg(ModeFullText, txtHits, s.cfg.TextWeight)
+	leg(ModeVector, vecHits, s.cfg.VectorWeight)
+
+	now := time.Now()
+	for _, f := range order {
+		if req.ImportanceWeight > 0 {
+			f.score *= 1 + req.ImportanceWeight*f.hit.Importance
+		}
+		if req.RecencyHalfLife > 0 {
+			age := max(now.Sub(f.hit.CreatedAt), 0)
+			f.score *= (1 + math.Exp2(-float64(age)/float64(req.RecencyHalfLife))) / 2
+		}
+	}
+	sort.SliceStable(order, func(i, j int) bool { return order[i].score > order[j].score })
+	if len(order) > req.TopK {
+		order = order[:req.TopK]
+	}
+	out := make([]Result, len(order))
+	for i, f := range order {
+		sort.Strings(f.foundBy)
+		out[i] = Result{
+			ID: f.hit.MemoryID, Snippet: Snippet(f.hit.Text, tokens, s.cfg.SnippetRunes), Score: f.score,
+			Type: f.hit.Type, AgentID: f.hit.AgentID, GroupID: f.hit.GroupID, CreatedAt: f.hit.CreatedAt,
+			Chunk: f.hit.Seq, FoundBy: f.foundBy,
+		}
+	}
+	return out, nil
+}
+
+// Snippet cuts text to about n runes around the first query token it contains.
+func Snippet(text string, tokens []string, n int) string {
+	rs := []rune(text)
+	if len(rs) <= n {
+		return text
+	}
+	lower := []rune(strings.ToLower(text))
+	at := -1
+	if len(lower) == len(rs) {
+		ls := string(lower)
+		for _, t := range tokens {
+			if i := strings.Index(ls, t); i >= 0 {
+				at = utf8.RuneCountInString(ls[:i])
+				break
+			}
+		}
+	}
+	start := 0
+	if at > n/3 {
+		start = at - n/3
+	}
+	end := min(start+n, len(rs))
+	start = max(0, end-n)
+	out := strings.TrimSpace(string(rs[start:end]))
+	if start > 0 {
+		out = "…" + out
+	}
+	if end < len(rs) {
+		out += "…"
+	}
+	return out
+}
+
+// ReEmbed computes vectors of the current model for every chunk that has
+// none (after the embedder changed), in batches; it returns how many it did.
+func (s *Service) ReEmbed(ctx context.Context) (int, error) {
+	done := 0
+	for {
+		refs, err := s.st.ChunksWithoutVector(ctx, s.emb.Model(), 256)
+		if err != nil {
+			return done, fmt.Errorf("memory: re-embed: %w", err)
+		}
+		if len(refs) == 0 {
+			return done, nil
+		}
+		texts := make([]string, len(refs))
+		for i, r := range refs {
+			texts[i] = r.Text
+		}
+		vecs, err := s.emb.Embed(ctx, texts)
+		if err != nil {
+			return done, fmt.Errorf("memory: re-embed: %w", err)
+		}
+		if err := s.st.PutVectors(ctx, s.emb.Model(), refs, vecs); err != nil {
+			return done, fmt.Errorf("memory: re-embed: %w", err)
+		}
+		done += len(refs)
+		s.logger.Info("memory: re-embedded chunks", "model", s.emb.Model(), "count", done)
+	}
+}

@@ -1,0 +1,127 @@
+package memory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/openintern/openintern/store"
+)
+
+// Memory types (tiers kept in the memories table). Core blocks are CoreBlock;
+// working memory is the run checkpoint in package store.
+const (
+	TypeEpisodic = "episodic"
+	TypeArchival = "archival"
+)
+
+// Tier names, for documentation and the API.
+const (
+	TierCore     = "core"
+	TierWorking  = "working"
+	TierEpisodic = TypeEpisodic
+	TierArchival = TypeArchival
+)
+
+// ValidType reports whether t is a type a Memory may have.
+func ValidType(t string) bool { return t == TypeEpisodic || t == TypeArchival }
+
+// ErrInvalid marks a request the service refuses (empty text, unknown type,
+// a core block over its limit, ...). Callers map it to 400.
+var ErrInvalid = errors.New("invalid")
+
+// Memory is one remembered text with its ownership and metadata.
+type Memory struct {
+	Scope      store.Scope       `json:"-"`
+	ID         string            `json:"id"`
+	Type       string            `json:"type"`
+	AgentID    string            `json:"agent_id,omitempty"`
+	GroupID    string            `json:"group_id,omitempty"`
+	Text       string            `json:"text"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
+	Importance float64           `json:"importance"` // 0..1; 0 when not given
+	Chunks     int               `json:"chunks"`
+	CreatedAt  time.Time         `json:"created_at"`
+}
+
+// Chunk is one searchable piece of a Memory.
+type Chunk struct {
+	MemoryID string
+	Seq      int    // 0-based position in the memory
+	Text     string // the chunk's original text (snippets come from it)
+	Tokens   []string
+	Vector   []float32 // normalized; produced by Model
+	Model    string
+}
+
+// Filter narrows a search. Zero fields match everything.
+type Filter struct {
+	Types    []string
+	AgentID  string
+	GroupID  string
+	Metadata map[string]string // every key must have exactly this value
+	After    time.Time         // created at or after
+	Before   time.Time         // created before
+}
+
+// Hit is a chunk a leg of the search found, with its memory's fields.
+type Hit struct {
+	MemoryID   string
+	Seq        int
+	Text       string
+	Score      float64 // leg-specific; higher is better
+	Type       string
+	AgentID    string
+	GroupID    string
+	Importance float64
+	CreatedAt  time.Time
+}
+
+// ChunkRef names a chunk whose vector a re-embed must compute.
+type ChunkRef struct {
+	ID       int64 // the store's own handle of the chunk
+	Scope    store.Scope
+	MemoryID string
+	Seq      int
+	Text     string
+}
+
+// CoreBlock is one named block of an agent's core memory.
+type CoreBlock struct {
+	Label     string    `json:"label"`
+	Value     string    `json:"value"`
+	Limit     int       `json:"limit"` // in runes
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Store keeps memories, their chunks and vectors, and core blocks. Every
+// method is scoped; another scope's memory is store.ErrNotFound.
+type Store interface {
+	// InsertMemory stores m and its chunks (vectors and tokens included) atomically.
+	InsertMemory(ctx context.Context, m Memory, chunks []Chunk) error
+	GetMemory(ctx context.Context, scope store.Scope, id string) (Memory, error)
+	DeleteMemory(ctx context.Context, scope store.Scope, id string) error
+	// VectorSearch returns up to limit chunks by cosine similarity to vec,
+	// among vectors of model only.
+	VectorSearch(ctx context.Context, scope store.Scope, model string, vec []float32, f Filter, limit int) ([]Hit, error)
+	// TextSearch returns up to limit chunks matching any of tokens, best first.
+	TextSearch(ctx context.Context, scope store.Scope, tokens []string, f Filter, limit int) ([]Hit, error)
+	// ChunksWithoutVector lists up to limit chunks (any scope) with no vector of model.
+	ChunksWithoutVector(ctx context.Context, model string, limit int) ([]ChunkRef, error)
+	// PutVectors stores vectors of model for the given chunks (same order).
+	PutVectors(ctx context.Context, model string, refs []ChunkRef, vecs [][]float32) error
+
+	CoreBlocks(ctx context.Context, scope store.Scope, agentID string) ([]CoreBlock, error)
+	PutCoreBlock(ctx context.Context, scope store.Scope, agentID string, b CoreBlock) error
+	DeleteCoreBlock(ctx context.Context, scope store.Scope, agentID, label string) error
+}
+
+// MetadataJSON encodes metadata for a store column ("{}" when empty).
+func MetadataJSON(md map[string]string) []byte {
+	if len(md) == 0 {
+		return []byte("{}")
+	}
+	b, _ := json.Marshal(md)
+	return b
+}

@@ -1,0 +1,524 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/store"
+)
+
+// MemoryStore is memory.Store on PostgreSQL: pgvector with one partial HNSW
+// index (cosine) per embedding model, and a GIN-indexed tsvector built from
+// the Go tokens, ranked with per-scope idf weights.
+type MemoryStore struct {
+	s *Store
+
+	mu      sync.Mutex
+	indexed map[string]bool // model/dim pairs whose HNSW index is known to exist
+}
+
+var _ memory.Store = (*MemoryStore)(nil)
+
+// Memory returns a memory store sharing s's pool. Keep one per daemon: it
+// remembers which vector indexes exist.
+func (s *Store) Memory() *MemoryStore { return &MemoryStore{s: s, indexed: map[string]bool{}} }
+
+// Search tuning: ef_search of the HNSW scan (candidates per search, higher is
+// more exact and slower), and how many of a query's rarest terms the
+// full-text leg uses (long Chinese queries have dozens of bigrams).
+const (
+	hnswEfSearch = 100
+	maxTextTerms = 16
+)
+
+// modelRE: model names go into index predicates as literals (a partial index
+// is only used when the query repeats its predicate verbatim), so they are
+// restricted to characters that need no quoting.
+var modelRE = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,100}$`)
+
+func checkModel(model string, dim int) error {
+	if !modelRE.MatchString(model) {
+		return fmt.Errorf("embedding model name %q must be 1-100 of A-Z a-z 0-9 . _ : / -", model)
+	}
+	if dim < 1 || dim > 2000 { // pgvector's HNSW limit for vector
+		return fmt.Errorf("embedding dimension %d is not in [1, 2000]", dim)
+	}
+	return nil
+}
+
+// ensureIndex creates the model's HNSW index once per process.
+func (ms *MemoryStore) ensureIndex(ctx context.Context, model string, dim int) error {
+	key := model + "/" + strconv.Itoa(dim)
+	ms.mu.Lock()
+	done := ms.indexed[key]
+	ms.mu.Unlock()
+	if done {
+		return nil
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(key))
+	name := fmt.Sprintf("memory_vectors_hnsw_%x", h.Sum64())
+	sql := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON memory_vectors USING hnsw ((embedding::vector(%d)) vector_cosine_ops) WHERE model = '%s'`,
+		name, dim, model)
+	if _, err := ms.s.pool.Exec(ctx, sql); err != nil {
+		var pgErr *pgconn.PgError
+		// Another daemon created it at the same moment.
+		if !errors.As(err, &pgErr) || (pgErr.Code != "42P07" && pgErr.Code != "23505") {
+			return ms.s.fail(ctx, "create vector index", err)
+		}
+	}
+	ms.mu.Lock()
+	ms.indexed[key] = true
+	ms.mu.Unlock()
+	return nil
+}
+
+// tsvectorLiteral is the tsvector input of tokens with their positions, so
+// that ts_rank sees term frequencies and no text search parser runs.
+func tsvectorLiteral(tokens []string) string {
+	pos := map[string][]int{}
+	var order []string
+	for i, t := range tokens {
+		p := min(i+1, 16383) // tsvector's largest position
+		if _, ok := pos[t]; !ok {
+			order = append(order, t)
+		}
+		if len(pos[t]) < 255 { // positions per lexeme are capped at 256
+			pos[t] = append(pos[t], p)
+		}
+	}
+	var b strings.Builder
+	for i, t := range order {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(quoteLexeme(t))
+		b.WriteByte(':')
+		for j, p := range pos[t] {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(p))
+		}
+	}
+	return b.String()
+}
+
+func quoteLexeme(t string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(t, `\`, `\\`), "'", "''") + "'"
+}
+
+// InsertMemory stores the memory, chunks, vectors and term counts in one transaction.
+func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks []memory.Chunk) error {
+	if err := checkScope(m.Scope); err != nil {
+		return fmt.Errorf("postgres: insert memory: %w", err)
+	}
+	for _, c := range chunks {
+		if c.Vector != nil {
+			if err := checkModel(c.Model, len(c.Vector)); err != nil {
+				return fmt.Errorf("postgres: insert memory: %w", err)
+			}
+			if err := ms.ensureIndex(ctx, c.Model, len(c.Vector)); err != nil {
+				return err
+			}
+		}
+	}
+	df := map[string]int64{"": int64(len(chunks))}
+	for _, c := range chunks {
+		for _, t := range memory.UniqueTokens(c.Tokens) {
+			df[t]++
+		}
+	}
+	terms := make([]string, 0, len(df))
+	for t := range df {
+		terms = append(terms, t)
+	}
+	sort.Strings(terms) // one lock order for every writer: no deadlocks between them
+	counts := make([]int64, len(terms))
+	for i, t := range terms {
+		counts[i] = df[t]
+	}
+	sc := m.Scope
+	err := ms.s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO memories (org_id, user_id, project_id, memory_id, type, agent_id, group_id, text,
+			metadata, importance, chunks, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			sc.OrgID, sc.UserID, sc.ProjectID, m.ID, m.Type, m.AgentID, m.GroupID, m.Text,
+			string(memory.MetadataJSON(m.Metadata)), m.Importance, len(chunks), m.CreatedAt); err != nil {
+			return err
+		}
+		for _, c := range chunks {
+			var id int64
+			if err := tx.QueryRow(ctx, `INSERT INTO memory_chunks (org_id, user_id, project_id, memory_id, seq, text, tsv)
+				VALUES ($1, $2, $3, $4, $5, $6, $7::tsvector) RETURNING id`,
+				sc.OrgID, sc.UserID, sc.ProjectID, m.ID, c.Seq, c.Text, tsvectorLiteral(c.Tokens)).Scan(&id); err != nil {
+				return err
+			}
+			if c.Vector != nil {
+				if _, err := tx.Exec(ctx, `INSERT INTO memory_vectors (chunk_id, org_id, user_id, project_id, model, dim, embedding)
+					VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, sc.OrgID, sc.UserID, sc.ProjectID, c.Model, len(c.Vector),
+					pgvector.NewVector(c.Vector)); err != nil {
+					return err
+				}
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO memory_terms (org_id, user_id, project_id, term, df)
+			SELECT $1, $2, $3, t, d FROM unnest($4::text[], $5::bigint[]) AS x(t, d)
+			ON CONFLICT (org_id, user_id, project_id, term) DO UPDATE SET df = memory_terms.df + EXCLUDED.df`,
+			sc.OrgID, sc.UserID, sc.ProjectID, terms, counts)
+		return err
+	})
+	return ms.s.fail(ctx, "insert memory", err)
+}
+
+// GetMemory returns one memory of the scope.
+func (ms *MemoryStore) GetMemory(ctx context.Context, scope store.Scope, id string) (memory.Memory, error) {
+	m := memory.Memory{Scope: scope}
+	var md []byte
+	err := ms.s.pool.QueryRow(ctx, `SELECT memory_id, type, agent_id, group_id, text, metadata, importance, chunks, created_at
+		FROM memories WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND memory_id = $4`,
+		scope.OrgID, scope.UserID, scope.ProjectID, id).
+		Scan(&m.ID, &m.Type, &m.AgentID, &m.GroupID, &m.Text, &md, &m.Importance, &m.Chunks, &m.CreatedAt)
+	if err != nil {
+		return memory.Memory{}, ms.s.fail(ctx, "get memory", err)
+	}
+	m.CreatedAt = utc(m.CreatedAt)
+	if len(md) > 0 && string(md) != "{}" {
+		if err := json.Unmarshal(md, &m.Metadata); err != nil {
+			return memory.Memory{}, fmt.Errorf("postgres: get memory: metadata: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// DeleteMemory removes a memory, its chunks and vectors, and its term counts.
+func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id string) error {
+	args := []any{scope.OrgID, scope.UserID, scope.ProjectID, id}
+	const chunkCond = `org_id = $1 AND user_id = $2 AND project_id = $3 AND memory_id = $4`
+	err := ms.s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM memories WHERE `+chunkCond, args...)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return pgx.ErrNoRows
+		}
+		if _, err := tx.Exec(ctx, `UPDATE memory_terms mt SET df = mt.df - x.c FROM (
+				SELECT lex, count(*) AS c FROM memory_chunks, unnest(tsvector_to_array(tsv)) AS lex WHERE `+chunkCond+` GROUP BY lex
+				UNION ALL SELECT '', count(*) FROM memory_chunks WHERE `+chunkCond+`
+			) x WHERE mt.org_id = $1 AND mt.user_id = $2 AND mt.project_id = $3 AND mt.term = x.lex`, args...); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM memory_vectors WHERE chunk_id IN (SELECT id FROM memory_chunks WHERE `+chunkCond+`)`, args...); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM memory_chunks WHERE `+chunkCond, args...)
+		return err
+	})
+	return ms.s.fail(ctx, "delete memory", err)
+}
+
+// filterSQL is the condition on memories m that f asks for; its parameters
+// are numbered from next.
+func filterSQL(f memory.Filter, next int) (string, []any) {
+	var conds []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(next+len(args)-1)
+	}
+	if len(f.Types) > 0 {
+		conds = append(conds, "m.type = ANY("+arg(f.Types)+"::text[])")
+	}
+	if f.AgentID != "" {
+		conds = append(conds, "m.agent_id = "+arg(f.AgentID))
+	}
+	if f.GroupID != "" {
+		conds = append(conds, "m.group_id = "+arg(f.GroupID))
+	}
+	if len(f.Metadata) > 0 {
+		conds = append(conds, "m.metadata @> "+arg(string(memory.MetadataJSON(f.Metadata)))+"::jsonb")
+	}
+	if !f.After.IsZero() {
+		conds = append(conds, "m.created_at >= "+arg(f.After))
+	}
+	if !f.Before.IsZero() {
+		conds = append(conds, "m.created_at < "+arg(f.Before))
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " AND " + strings.Join(conds, " AND "), args
+}
+
+const memJoin = ` JOIN memories m ON m.org_id = c.org_id AND m.user_id = c.user_id AND m.project_id = c.project_id AND m.memory_id = c.memory_id`
+
+// VectorSearch uses the model's HNSW index (an iterative scan, so filters
+// that drop candidates still leave limit results when there are that many).
+func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, model string, vec []float32, f memory.Filter, limit int) ([]memory.Hit, error) {
+	if err := checkModel(model, len(vec)); err != nil {
+		return nil, fmt.Errorf("postgres: vector search: %w", err)
+	}
+	cond, fargs := filterSQL(f, 5)
+	dist := fmt.Sprintf("v.embedding::vector(%d) <=> $4::vector(%d)", len(vec), len(vec))
+	q := `SELECT v.chunk_id, 1 - (` + dist + `) FROM memory_vectors v`
+	if cond != "" {
+		q += ` JOIN memory_chunks c ON c.id = v.chunk_id` + memJoin
+	}
+	q += ` WHERE v.org_id = $1 AND v.user_id = $2 AND v.project_id = $3 AND v.model = '` + model + `'` + cond +
+		` ORDER BY ` + dist + ` LIMIT ` + strconv.Itoa(limit)
+	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, pgvector.NewVector(vec)}, fargs...)
+
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'strict_order', true)`,
+		strconv.Itoa(max(hnswEfSearch, limit)))
+	b.Queue(q, args...)
+	br := ms.s.pool.SendBatch(ctx, b)
+	var ids []int64
+	scores := map[int64]float64{}
+	err := func() error {
+		defer func() { _ = br.Close() }()
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var sim float64
+			if err := rows.Scan(&id, &sim); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+			scores[id] = sim
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return nil, ms.s.fail(ctx, "vector search", err)
+	}
+	return ms.hits(ctx, "vector search", ids, scores)
+}
+
+func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores map[int64]float64) ([]memory.Hit, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := ms.s.pool.Query(ctx, `SELECT c.id, c.memory_id, c.seq, c.text, m.type, m.agent_id, m.group_id, m.importance, m.created_at
+		FROM memory_chunks c`+memJoin+` WHERE c.id = ANY($1)`, ids)
+	if err != nil {
+		return nil, ms.s.fail(ctx, op, err)
+	}
+	byID := make(map[int64]memory.Hit, len(ids))
+	for rows.Next() {
+		var h memory.Hit
+		var id int64
+		if err := rows.Scan(&id, &h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &h.CreatedAt); err != nil {
+			rows.Close()
+			return nil, ms.s.fail(ctx, op, err)
+		}
+		h.CreatedAt = utc(h.CreatedAt)
+		h.Score = scores[id]
+		byID[id] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, ms.s.fail(ctx, op, err)
+	}
+	out := make([]memory.Hit, 0, len(ids))
+	for _, id := range ids {
+		if h, ok := byID[id]; ok {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// TextSearch matches any of the query's rarest terms through the GIN index
+// and ranks by the sum over terms of idf × ts_rank (length-normalized), a
+// BM25-like score: ts_rank alone ignores how rare a term is.
+func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int) ([]memory.Hit, error) {
+	if len(tokens) == 0 {
+		return nil, nil
+	}
+	rows, err := ms.s.pool.Query(ctx, `SELECT term, df FROM memory_terms WHERE org_id = $1 AND user_id = $2 AND project_id = $3
+		AND term = ANY($4)`, scope.OrgID, scope.UserID, scope.ProjectID, append([]string{""}, tokens...))
+	if err != nil {
+		return nil, ms.s.fail(ctx, "text search", err)
+	}
+	dfs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct {
+		term string
+		df   int64
+	}, error) {
+		var v struct {
+			term string
+			df   int64
+		}
+		err := r.Scan(&v.term, &v.df)
+		return v, err
+	})
+	if err != nil {
+		return nil, ms.s.fail(ctx, "text search", err)
+	}
+	var n float64
+	type termW struct {
+		term string
+		idf  float64
+	}
+	var terms []termW
+	for _, d := range dfs {
+		if d.term == "" {
+			n = float64(d.df)
+		}
+	}
+	for _, d := range dfs {
+		if d.term != "" && d.df > 0 {
+			terms = append(terms, termW{d.term, math.Log(1 + (n-float64(d.df)+0.5)/(float64(d.df)+0.5))})
+		}
+	}
+	if len(terms) == 0 {
+		return nil, nil
+	}
+	sort.Slice(terms, func(i, j int) bool { return terms[i].idf > terms[j].idf })
+	if len(terms) > maxTextTerms {
+		terms = terms[:maxTextTerms]
+	}
+	args := []any{scope.OrgID, scope.UserID, scope.ProjectID}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	var or, score []string
+	for _, t := range terms {
+		or = append(or, quoteLexeme(t.term))
+		score = append(score, fmt.Sprintf("%s * ts_rank(c.tsv, %s::tsquery, 1)", arg(t.idf), arg(quoteLexeme(t.term))))
+	}
+	match := arg(strings.Join(or, " | "))
+	cond, fargs := filterSQL(f, len(args)+1)
+	args = append(args, fargs...)
+	q := `SELECT c.id, ` + strings.Join(score, " + ") + ` AS s FROM memory_chunks c`
+	if cond != "" {
+		q += memJoin
+	}
+	q += ` WHERE c.org_id = $1 AND c.user_id = $2 AND c.project_id = $3 AND c.tsv @@ ` + match + `::tsquery` + cond +
+		` ORDER BY s DESC LIMIT ` + strconv.Itoa(limit)
+	rows, err = ms.s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, ms.s.fail(ctx, "text search", err)
+	}
+	var ids []int64
+	scores := map[int64]float64{}
+	for rows.Next() {
+		var id int64
+		var s float64
+		if err := rows.Scan(&id, &s); err != nil {
+			rows.Close()
+			return nil, ms.s.fail(ctx, "text search", err)
+		}
+		ids = append(ids, id)
+		scores[id] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, ms.s.fail(ctx, "text search", err)
+	}
+	return ms.hits(ctx, "text search", ids, scores)
+}
+
+// ChunksWithoutVector lists chunks (any scope) lacking a vector of model.
+func (ms *MemoryStore) ChunksWithoutVector(ctx context.Context, model string, limit int) ([]memory.ChunkRef, error) {
+	rows, err := ms.s.pool.Query(ctx, `SELECT c.id, c.org_id, c.user_id, c.project_id, c.memory_id, c.seq, c.text FROM memory_chunks c
+		WHERE NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.chunk_id = c.id AND v.model = $1) ORDER BY c.id LIMIT $2`, model, limit)
+	if err != nil {
+		return nil, ms.s.fail(ctx, "chunks without vector", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (memory.ChunkRef, error) {
+		var c memory.ChunkRef
+		err := r.Scan(&c.ID, &c.Scope.OrgID, &c.Scope.UserID, &c.Scope.ProjectID, &c.MemoryID, &c.Seq, &c.Text)
+		return c, err
+	})
+	return out, ms.s.fail(ctx, "chunks without vector", err)
+}
+
+// PutVectors stores (or replaces) vectors of model.
+func (ms *MemoryStore) PutVectors(ctx context.Context, model string, refs []memory.ChunkRef, vecs [][]float32) error {
+	if len(refs) != len(vecs) {
+		return fmt.Errorf("postgres: put vectors: %d refs, %d vectors", len(refs), len(vecs))
+	}
+	if len(vecs) == 0 {
+		return nil
+	}
+	if err := checkModel(model, len(vecs[0])); err != nil {
+		return fmt.Errorf("postgres: put vectors: %w", err)
+	}
+	if err := ms.ensureIndex(ctx, model, len(vecs[0])); err != nil {
+		return err
+	}
+	err := ms.s.inTx(ctx, func(tx pgx.Tx) error {
+		for i, r := range refs {
+			if _, err := tx.Exec(ctx, `INSERT INTO memory_vectors (chunk_id, org_id, user_id, project_id, model, dim, embedding)
+				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (chunk_id, model) DO UPDATE SET dim = EXCLUDED.dim, embedding = EXCLUDED.embedding`,
+				r.ID, r.Scope.OrgID, r.Scope.UserID, r.Scope.ProjectID, model, len(vecs[i]), pgvector.NewVector(vecs[i])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return ms.s.fail(ctx, "put vectors", err)
+}
+
+// CoreBlocks returns an agent's stored blocks.
+func (ms *MemoryStore) CoreBlocks(ctx context.Context, scope store.Scope, agentID string) ([]memory.CoreBlock, error) {
+	rows, err := ms.s.pool.Query(ctx, `SELECT label, value, lim, updated_at FROM core_blocks
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 ORDER BY label`,
+		scope.OrgID, scope.UserID, scope.ProjectID, agentID)
+	if err != nil {
+		return nil, ms.s.fail(ctx, "core blocks", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (memory.CoreBlock, error) {
+		var b memory.CoreBlock
+		err := r.Scan(&b.Label, &b.Value, &b.Limit, &b.UpdatedAt)
+		b.UpdatedAt = utc(b.UpdatedAt)
+		return b, err
+	})
+	return out, ms.s.fail(ctx, "core blocks", err)
+}
+
+// PutCoreBlock writes one block.
+func (ms *MemoryStore) PutCoreBlock(ctx context.Context, scope store.Scope, agentID string, b memory.CoreBlock) error {
+	if err := checkScope(scope); err != nil {
+		return fmt.Errorf("postgres: put core block: %w", err)
+	}
+	_, err := ms.s.pool.Exec(ctx, `INSERT INTO core_blocks (org_id, user_id, project_id, agent_id, label, value, lim, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (org_id, user_id, project_id, agent_id, label)
+		DO UPDATE SET value = EXCLUDED.value, lim = EXCLUDED.lim, updated_at = EXCLUDED.updated_at`,
+		scope.OrgID, scope.UserID, scope.ProjectID, agentID, b.Label, b.Value, b.Limit, b.UpdatedAt)
+	return ms.s.fail(ctx, "put core block", err)
+}
+
+// DeleteCoreBlock removes one block.
+func (ms *MemoryStore) DeleteCoreBlock(ctx context.Context, scope store.Scope, agentID, label string) error {
+	tag, err := ms.s.pool.Exec(ctx, `DELETE FROM core_blocks WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND label = $5`,
+		scope.OrgID, scope.UserID, scope.ProjectID, agentID, label)
+	if err != nil {
+		return ms.s.fail(ctx, "delete core block", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ms.s.fail(ctx, "delete core block", pgx.ErrNoRows)
+	}
+	return nil
+}

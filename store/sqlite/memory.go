@@ -1,0 +1,374 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/store"
+)
+
+// MemoryStore is memory.Store on the same SQLite file as Store: FTS5 over
+// the Go tokens for full text, float32 blobs scored in Go for vectors.
+type MemoryStore struct{ s *Store }
+
+var _ memory.Store = (*MemoryStore)(nil)
+
+// Memory returns the memory store that shares s's connections.
+func (s *Store) Memory() *MemoryStore { return &MemoryStore{s: s} }
+
+// metaKeyRE limits metadata filter keys to what can be put in a JSON path
+// without quoting problems.
+var metaKeyRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func encodeVec(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+// dotBlob is the inner product of q and a little-endian float32 blob,
+// without decoding the blob into a slice first.
+func dotBlob(q []float32, b []byte) float64 {
+	n := min(len(q), len(b)/4)
+	var s float32
+	for i := 0; i < n; i++ {
+		s += q[i] * math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return float64(s)
+}
+
+// InsertMemory stores a memory, its chunks, their FTS rows and vectors.
+func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks []memory.Chunk) error {
+	if err := checkScope(m.Scope); err != nil {
+		return fmt.Errorf("sqlite: insert memory: %w", err)
+	}
+	err := ms.s.writeTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO memories (org_id, user_id, project_id, memory_id, type, agent_id, group_id,
+			text, metadata, importance, chunks, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			scopeArgs(m.Scope, m.ID, m.Type, m.AgentID, m.GroupID, m.Text, string(memory.MetadataJSON(m.Metadata)),
+				m.Importance, len(chunks), micros(m.CreatedAt))...); err != nil {
+			return err
+		}
+		insChunk, err := tx.PrepareContext(ctx, `INSERT INTO memory_chunks (org_id, user_id, project_id, memory_id, seq, text)
+			VALUES (?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = insChunk.Close() }()
+		for _, c := range chunks {
+			res, err := insChunk.ExecContext(ctx, scopeArgs(m.Scope, m.ID, c.Seq, c.Text)...)
+			if err != nil {
+				return err
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO memory_fts (rowid, tokens) VALUES (?, ?)`, id, strings.Join(c.Tokens, " ")); err != nil {
+				return err
+			}
+			if c.Vector != nil {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO memory_vectors (chunk_id, model, dim, embedding) VALUES (?, ?, ?, ?)`,
+					id, c.Model, len(c.Vector), encodeVec(c.Vector)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return fail("insert memory", err)
+}
+
+// GetMemory returns a memory of the scope.
+func (ms *MemoryStore) GetMemory(ctx context.Context, scope store.Scope, id string) (memory.Memory, error) {
+	m := memory.Memory{Scope: scope}
+	var md string
+	var created int64
+	err := ms.s.r.QueryRowContext(ctx, `SELECT memory_id, type, agent_id, group_id, text, metadata, importance, chunks, created_at
+		FROM memories WHERE `+scopeCond+` AND memory_id = ?`, scopeArgs(scope, id)...).
+		Scan(&m.ID, &m.Type, &m.AgentID, &m.GroupID, &m.Text, &md, &m.Importance, &m.Chunks, &created)
+	if err != nil {
+		return memory.Memory{}, fail("get memory", err)
+	}
+	m.CreatedAt = fromMicros(created)
+	if md != "" && md != "{}" {
+		if err := json.Unmarshal([]byte(md), &m.Metadata); err != nil {
+			return memory.Memory{}, fmt.Errorf("sqlite: get memory: metadata: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// DeleteMemory removes a memory and everything indexed for it.
+func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id string) error {
+	err := ms.s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM memories WHERE `+scopeCond+` AND memory_id = ?`, scopeArgs(scope, id)...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return sql.ErrNoRows
+		}
+		sub := `(SELECT id FROM memory_chunks WHERE ` + scopeCond + ` AND memory_id = ?)`
+		if _, err := tx.ExecContext(ctx, `DELETE FROM memory_fts WHERE rowid IN `+sub, scopeArgs(scope, id)...); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM memory_vectors WHERE chunk_id IN `+sub, scopeArgs(scope, id)...); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM memory_chunks WHERE `+scopeCond+` AND memory_id = ?`, scopeArgs(scope, id)...)
+		return err
+	})
+	return fail("delete memory", err)
+}
+
+// filterSQL is the condition on memories m that f asks for.
+func filterSQL(f memory.Filter) (string, []any, error) {
+	var conds []string
+	var args []any
+	if len(f.Types) > 0 {
+		conds = append(conds, "m.type IN (?"+strings.Repeat(", ?", len(f.Types)-1)+")")
+		for _, t := range f.Types {
+			args = append(args, t)
+		}
+	}
+	if f.AgentID != "" {
+		conds = append(conds, "m.agent_id = ?")
+		args = append(args, f.AgentID)
+	}
+	if f.GroupID != "" {
+		conds = append(conds, "m.group_id = ?")
+		args = append(args, f.GroupID)
+	}
+	keys := make([]string, 0, len(f.Metadata))
+	for k := range f.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !metaKeyRE.MatchString(k) {
+			return "", nil, fmt.Errorf("metadata key %q: %w", k, memory.ErrInvalid)
+		}
+		conds = append(conds, `json_extract(m.metadata, ?) = ?`)
+		args = append(args, `$."`+k+`"`, f.Metadata[k])
+	}
+	if !f.After.IsZero() {
+		conds = append(conds, "m.created_at >= ?")
+		args = append(args, micros(f.After))
+	}
+	if !f.Before.IsZero() {
+		conds = append(conds, "m.created_at < ?")
+		args = append(args, micros(f.Before))
+	}
+	if len(conds) == 0 {
+		return "", nil, nil
+	}
+	return " AND " + strings.Join(conds, " AND "), args, nil
+}
+
+// memJoin joins a chunk c to its memory m.
+const memJoin = ` JOIN memories m ON m.org_id = c.org_id AND m.user_id = c.user_id AND m.project_id = c.project_id AND m.memory_id = c.memory_id`
+
+// VectorSearch scores every vector of the model in the scope (filtered) in Go.
+func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, model string, vec []float32, f memory.Filter, limit int) ([]memory.Hit, error) {
+	cond, fargs, err := filterSQL(f)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: vector search: %w", err)
+	}
+	q := `SELECT c.id, v.embedding FROM memory_chunks c JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = ?`
+	if cond != "" {
+		q += memJoin
+	}
+	q += ` WHERE c.org_id = ? AND c.user_id = ? AND c.project_id = ?` + cond
+	args := append(append([]any{model}, scopeArgs(scope)...), fargs...)
+	type scored struct {
+		id    int64
+		score float64
+	}
+	var top []scored // kept sorted, best first, at most limit
+	err = queryRows(ctx, ms.s.r, q, args, func(rows *sql.Rows) error {
+		var id int64
+		var blob sql.RawBytes
+		if err := rows.Scan(&id, &blob); err != nil {
+			return err
+		}
+		sc := dotBlob(vec, blob)
+		if len(top) == limit && sc <= top[len(top)-1].score {
+			return nil
+		}
+		i := sort.Search(len(top), func(i int) bool { return top[i].score < sc })
+		if len(top) < limit {
+			top = append(top, scored{})
+		}
+		copy(top[i+1:], top[i:len(top)-1])
+		top[i] = scored{id, sc}
+		return nil
+	})
+	if err != nil {
+		return nil, fail("vector search", err)
+	}
+	ids := make([]int64, len(top))
+	scores := make(map[int64]float64, len(top))
+	for i, t := range top {
+		ids[i] = t.id
+		scores[t.id] = t.score
+	}
+	return ms.hits(ctx, "vector search", ids, scores)
+}
+
+// hits loads the chunks ids (with their memories' fields) in the order given.
+func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores map[int64]float64) ([]memory.Hit, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	byID := make(map[int64]memory.Hit, len(ids))
+	err := queryRows(ctx, ms.s.r, `SELECT c.id, c.memory_id, c.seq, c.text, m.type, m.agent_id, m.group_id, m.importance, m.created_at
+		FROM memory_chunks c`+memJoin+` WHERE c.id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args, func(rows *sql.Rows) error {
+		var h memory.Hit
+		var id, created int64
+		if err := rows.Scan(&id, &h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &created); err != nil {
+			return err
+		}
+		h.CreatedAt = fromMicros(created)
+		h.Score = scores[id]
+		byID[id] = h
+		return nil
+	})
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	out := make([]memory.Hit, 0, len(ids))
+	for _, id := range ids {
+		if h, ok := byID[id]; ok { // deleted meanwhile otherwise
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// TextSearch ranks chunks by FTS5's bm25 over an OR of the tokens.
+func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int) ([]memory.Hit, error) {
+	if len(tokens) == 0 {
+		return nil, nil
+	}
+	cond, fargs, err := filterSQL(f)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: text search: %w", err)
+	}
+	terms := make([]string, len(tokens))
+	for i, t := range tokens {
+		terms[i] = `"` + strings.ReplaceAll(t, `"`, `""`) + `"`
+	}
+	q := `SELECT c.id, bm25(memory_fts) AS r FROM memory_fts JOIN memory_chunks c ON c.id = memory_fts.rowid`
+	if cond != "" {
+		q += memJoin
+	}
+	q += ` WHERE memory_fts MATCH ? AND c.org_id = ? AND c.user_id = ? AND c.project_id = ?` + cond + ` ORDER BY r LIMIT ?`
+	args := append(append([]any{strings.Join(terms, " OR ")}, scopeArgs(scope)...), fargs...)
+	args = append(args, limit)
+	var ids []int64
+	scores := map[int64]float64{}
+	err = queryRows(ctx, ms.s.r, q, args, func(rows *sql.Rows) error {
+		var id int64
+		var r float64
+		if err := rows.Scan(&id, &r); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		scores[id] = -r // bm25() is lower for better matches
+		return nil
+	})
+	if err != nil {
+		return nil, fail("text search", err)
+	}
+	return ms.hits(ctx, "text search", ids, scores)
+}
+
+// ChunksWithoutVector lists chunks lacking a vector of model.
+func (ms *MemoryStore) ChunksWithoutVector(ctx context.Context, model string, limit int) ([]memory.ChunkRef, error) {
+	var out []memory.ChunkRef
+	err := queryRows(ctx, ms.s.r, `SELECT c.id, c.org_id, c.user_id, c.project_id, c.memory_id, c.seq, c.text FROM memory_chunks c
+		WHERE NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.chunk_id = c.id AND v.model = ?) ORDER BY c.id LIMIT ?`,
+		[]any{model, limit}, func(rows *sql.Rows) error {
+			var r memory.ChunkRef
+			if err := rows.Scan(&r.ID, &r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.MemoryID, &r.Seq, &r.Text); err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	return out, fail("chunks without vector", err)
+}
+
+// PutVectors stores (or replaces) vectors of model.
+func (ms *MemoryStore) PutVectors(ctx context.Context, model string, refs []memory.ChunkRef, vecs [][]float32) error {
+	if len(refs) != len(vecs) {
+		return fmt.Errorf("sqlite: put vectors: %d refs, %d vectors", len(refs), len(vecs))
+	}
+	err := ms.s.writeTx(ctx, func(tx *sql.Tx) error {
+		for i, r := range refs {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO memory_vectors (chunk_id, model, dim, embedding) VALUES (?, ?, ?, ?)
+				ON CONFLICT (chunk_id, model) DO UPDATE SET dim = excluded.dim, embedding = excluded.embedding`,
+				r.ID, model, len(vecs[i]), encodeVec(vecs[i])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return fail("put vectors", err)
+}
+
+// CoreBlocks returns the stored blocks of an agent.
+func (ms *MemoryStore) CoreBlocks(ctx context.Context, scope store.Scope, agentID string) ([]memory.CoreBlock, error) {
+	var out []memory.CoreBlock
+	err := queryRows(ctx, ms.s.r, `SELECT label, value, lim, updated_at FROM core_blocks WHERE `+scopeCond+` AND agent_id = ? ORDER BY label`,
+		scopeArgs(scope, agentID), func(rows *sql.Rows) error {
+			var b memory.CoreBlock
+			var upd int64
+			if err := rows.Scan(&b.Label, &b.Value, &b.Limit, &upd); err != nil {
+				return err
+			}
+			b.UpdatedAt = fromMicros(upd)
+			out = append(out, b)
+			return nil
+		})
+	return out, fail("core blocks", err)
+}
+
+// PutCoreBlock writes one block.
+func (ms *MemoryStore) PutCoreBlock(ctx context.Context, scope store.Scope, agentID string, b memory.CoreBlock) error {
+	if err := checkScope(scope); err != nil {
+		return fmt.Errorf("sqlite: put core block: %w", err)
+	}
+	_, err := ms.s.w.ExecContext(ctx, `INSERT INTO core_blocks (org_id, user_id, project_id, agent_id, label, value, lim, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org_id, user_id, project_id, agent_id, label)
+		DO UPDATE SET value = excluded.value, lim = excluded.lim, updated_at = excluded.updated_at`,
+		scopeArgs(scope, agentID, b.Label, b.Value, b.Limit, micros(b.UpdatedAt))...)
+	return fail("put core block", err)
+}
+
+// DeleteCoreBlock removes one block.
+func (ms *MemoryStore) DeleteCoreBlock(ctx context.Context, scope store.Scope, agentID, label string) error {
+	res, err := ms.s.w.ExecContext(ctx, `DELETE FROM core_blocks WHERE `+scopeCond+` AND agent_id = ? AND label = ?`, scopeArgs(scope, agentID, label)...)
+	if err != nil {
+		return fail("delete core block", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fail("delete core block", sql.ErrNoRows)
+	}
+	return nil
+}

@@ -1,0 +1,23 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/memory/memorytest"
+	"github.com/openintern/openintern/store/sqlite"
+)
+
+func openMemory(t *testing.T) memory.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "oi.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st.Memory()
+}
+
+func TestMemoryConformance(t *testing.T) { memorytest.Run(t, openMemory) }

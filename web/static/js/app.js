@@ -1,0 +1,137 @@
+// The console's shell: scope picker, navigation and a tiny client-side router.
+import { initScope, getScope, setScope, scopeText, withScope } from './api.js';
+import { h, clear, errorBox } from './dom.js';
+import * as chat from './pages/chat.js';
+import * as agents from './pages/agents.js';
+import * as runs from './pages/runs.js';
+import * as trace from './pages/trace.js';
+import * as soon from './pages/soon.js';
+
+const routes = [
+  { re: /^\/$/, nav: 'chat', page: chat },
+  { re: /^\/agents\/?$/, nav: 'agents', page: agents },
+  { re: /^\/runs\/?$/, nav: 'runs', page: runs },
+  { re: /^\/trace\/([^/]+)\/?$/, nav: 'runs', page: trace, params: ['runId'] },
+  { re: /^\/orchestrator\/?$/, nav: 'teams', page: soon, params: [], extra: { feature: 'teams' } },
+  { re: /^\/blackboard(?:\/([^/]+))?\/?$/, nav: 'blackboard', page: soon, params: ['groupId'], extra: { feature: 'blackboard' } },
+  { re: /^\/memory\/?$/, nav: 'memory', page: soon, extra: { feature: 'memory' } },
+  { re: /^\/skills\/?$/, nav: '', page: soon, extra: { feature: 'skills' } },
+];
+
+const main = document.getElementById('main');
+let cleanup = null;
+
+function match(pathname) {
+  for (const r of routes) {
+    const m = r.re.exec(pathname);
+    if (!m) continue;
+    const params = { ...(r.extra || {}) };
+    (r.params || []).forEach((name, i) => { if (m[i + 1] !== undefined) params[name] = decodeURIComponent(m[i + 1]); });
+    return { route: r, params };
+  }
+  return null;
+}
+
+// render shows the page for the current URL, ending the previous page's
+// streams and timers first.
+function render() {
+  if (cleanup) {
+    try { cleanup(); } catch (e) { console.error(e); }
+    cleanup = null;
+  }
+  // Keep the scope in the address bar so the URL can be shared as is.
+  const want = withScope(location.pathname + location.search + location.hash);
+  if (want !== location.pathname + location.search + location.hash) history.replaceState(null, '', want);
+  updateChrome();
+  const m = match(location.pathname);
+  clear(main);
+  if (!m) {
+    document.title = 'Not found · OpenIntern';
+    main.append(h('section', { class: 'page' },
+      errorBox({ status: 404, code: 'not_found', message: `There is no page at ${location.pathname}.` }),
+      h('p', null, h('a', { href: withScope('/'), 'data-link': true }, 'Go to Chat'))));
+    return;
+  }
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    a.classList.toggle('active', a.dataset.nav === m.route.nav);
+    if (a.dataset.nav === m.route.nav) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  const ctx = { params: m.params, query: new URLSearchParams(location.search), navigate, setQuery };
+  try {
+    cleanup = m.route.page.render(main, ctx) || null;
+  } catch (err) {
+    console.error(err);
+    main.append(errorBox(err));
+  }
+}
+
+// navigate goes to an in-app path, keeping the scope.
+export function navigate(path, { replace = false } = {}) {
+  const url = withScope(path);
+  if (replace) history.replaceState(null, '', url);
+  else history.pushState(null, '', url);
+  render();
+}
+
+// setQuery changes the page's own query parameters without re-rendering.
+function setQuery(values) {
+  const u = new URL(location.href);
+  for (const [k, v] of Object.entries(values)) {
+    if (v === undefined || v === null || v === '') u.searchParams.delete(k);
+    else u.searchParams.set(k, String(v));
+  }
+  history.replaceState(null, '', u.pathname + u.search + u.hash);
+}
+
+function updateChrome() {
+  document.getElementById('scope-text').textContent = scopeText();
+  for (const a of document.querySelectorAll('a[data-nav], a.brand')) {
+    a.href = withScope(new URL(a.href).pathname);
+  }
+}
+
+function setupScopePanel() {
+  const button = document.getElementById('scope-button');
+  const panel = document.getElementById('scope-panel');
+  const open = (show) => {
+    panel.hidden = !show;
+    button.setAttribute('aria-expanded', String(show));
+    if (show) {
+      const s = getScope();
+      for (const f of ['org_id', 'user_id', 'project_id']) panel.elements[f].value = s[f] || '';
+      panel.elements.org_id.focus();
+    }
+  };
+  button.addEventListener('click', () => open(panel.hidden));
+  document.getElementById('scope-cancel').addEventListener('click', () => open(false));
+  panel.addEventListener('submit', (e) => {
+    e.preventDefault();
+    setScope({
+      org_id: panel.elements.org_id.value, user_id: panel.elements.user_id.value,
+      project_id: panel.elements.project_id.value,
+    });
+    open(false);
+    // Page-specific choices (agent, session, filters) belong to the old scope.
+    navigate(location.pathname, { replace: false });
+  });
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !panel.hidden) open(false); });
+}
+
+// Same-origin links with data-link are handled here, not by a page load.
+document.addEventListener('click', (e) => {
+  const a = e.target.closest('a[data-link]');
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  const u = new URL(a.href, location.href);
+  if (u.origin !== location.origin) return;
+  e.preventDefault();
+  navigate(u.pathname + u.search + u.hash);
+});
+window.addEventListener('popstate', () => {
+  initScope();
+  render();
+});
+
+initScope();
+setupScopePanel();
+render();
