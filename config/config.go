@@ -39,6 +39,7 @@ type Config struct {
 	AgentIdleTimeout Duration `json:"agent_idle_timeout"` // OPENINTERN_AGENT_IDLE_TIMEOUT: passivate after this
 	SessionHistory   int      `json:"session_history"`    // OPENINTERN_SESSION_HISTORY: earlier turns in context
 	WorkspaceDir     string   `json:"workspace_dir"`      // OPENINTERN_WORKSPACE: read_file's root; default DataDir/workspace
+	MemoryRecall     bool     `json:"memory_recall"`      // OPENINTERN_MEMORY_RECALL: recall memories into each turn and store run summaries
 	MaxBodyBytes     int64    `json:"max_body_bytes"`     // OPENINTERN_MAX_BODY_BYTES
 	ShutdownTimeout  Duration `json:"shutdown_timeout"`   // OPENINTERN_SHUTDOWN_TIMEOUT
 	LogLevel         string   `json:"log_level"`          // LOG_LEVEL: debug, info, warn, error
@@ -56,6 +57,7 @@ func Default() Config {
 		MaxStepsPerRun:   12,
 		AgentIdleTimeout: Duration(5 * time.Minute),
 		SessionHistory:   20,
+		MemoryRecall:     true,
 		MaxBodyBytes:     1 << 20,
 		ShutdownTimeout:  Duration(10 * time.Second),
 		LogLevel:         "info",
@@ -92,6 +94,7 @@ var envKeys = []struct {
 	{"OPENINTERN_AGENT_IDLE_TIMEOUT", func(c *Config, v string) error { return c.AgentIdleTimeout.Set(v) }},
 	{"OPENINTERN_SESSION_HISTORY", func(c *Config, v string) error { return setInt(&c.SessionHistory, v) }},
 	{"OPENINTERN_WORKSPACE", func(c *Config, v string) error { c.WorkspaceDir = v; return nil }},
+	{"OPENINTERN_MEMORY_RECALL", func(c *Config, v string) error { return setBool(&c.MemoryRecall, v) }},
 	{"OPENINTERN_MAX_BODY_BYTES", func(c *Config, v string) error { return setInt64(&c.MaxBodyBytes, v) }},
 	{"OPENINTERN_SHUTDOWN_TIMEOUT", func(c *Config, v string) error { return c.ShutdownTimeout.Set(v) }},
 	{"LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
@@ -266,6 +269,18 @@ func setInt(dst *int, v string) error {
 		return fmt.Errorf("not an integer: %q", v)
 	}
 	*dst = n
+	return nil
+}
+
+func setBool(dst *bool, v string) error {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "on", "yes":
+		*dst = true
+	case "0", "false", "off", "no":
+		*dst = false
+	default:
+		return fmt.Errorf("not a boolean (on/off, true/false): %q", v)
+	}
 	return nil
 }
 

@@ -42,16 +42,24 @@ func cpuTime() time.Duration {
 // BenchmarkTurn measures whole turns (message accepted over HTTP → run.completed
 // stored), each with one tool call (two LLM calls, two checkpointed steps, every
 // event persisted), all in one session so history stays in play.
+//
+// recall=off measures the framework alone; recall=on adds the memory recall and
+// the episodic run summary that every turn makes by default.
 func BenchmarkTurn(b *testing.B) {
-	for _, kind := range storeKinds {
-		for _, conc := range []int{1, 16} {
-			b.Run(fmt.Sprintf("%s/concurrency=%d", kind, conc), func(b *testing.B) { benchTurns(b, kind, conc) })
+	for _, recall := range []bool{false, true} {
+		for _, kind := range storeKinds {
+			for _, conc := range []int{1, 16} {
+				name := fmt.Sprintf("recall=%s/%s/concurrency=%d", map[bool]string{false: "off", true: "on"}[recall], kind, conc)
+				b.Run(name, func(b *testing.B) { benchTurns(b, kind, conc, recall) })
+			}
 		}
 	}
 }
 
-func benchTurns(b *testing.B, kind string, conc int) {
-	m := startDaemon(b, newConfig(b, kind), instantModel{})
+func benchTurns(b *testing.B, kind string, conc int, recall bool) {
+	cfg := newConfig(b, kind)
+	cfg.MemoryRecall = recall
+	m := startDaemon(b, cfg, instantModel{})
 	scope := store.Scope{OrgID: "bench", UserID: "u"}
 	for i := range conc {
 		if status, body := rawRequest(m.URL(), scope, "POST", "/api/agents", fmt.Sprintf(`{"agent_id":"b%02d","name":"b"}`, i)); status != http.StatusCreated {

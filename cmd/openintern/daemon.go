@@ -154,7 +154,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Runtime = actors.New(actors.Config{
 		MaxRunning: cfg.MaxRunningAgents, MaxSteps: cfg.MaxStepsPerRun,
 		IdleTimeout: time.Duration(cfg.AgentIdleTimeout), SessionHistory: cfg.SessionHistory,
-		DefaultModel: cfg.LLMModel, Memory: agentMem,
+		DefaultModel: cfg.LLMModel, Memory: recallOrNil(cfg.MemoryRecall, agentMem),
 	}, m.Store, m.Bus, m.Model, registry, m.Logger.With("component", "actors"))
 	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"))
 
@@ -213,4 +213,13 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	m.closers = nil
 	return errors.Join(errs...)
+}
+
+// recallOrNil turns automatic recall and run summaries off when configured so;
+// the memory tools and API stay available either way.
+func recallOrNil(on bool, mem *agentMemory) actors.Memory {
+	if !on {
+		return nil
+	}
+	return mem
 }
