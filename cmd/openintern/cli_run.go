@@ -20,16 +20,16 @@ import (
 
 // clientCommands are the commands that talk to a running daemon.
 //
-// Room for the rest of issue 6: `groups list|create|run|blackboard` and
-// `memory search|write|ingest FILE…` are added here (in cli_groups.go and
-// cli_memory.go) once the groups and memory APIs exist in httpapi; until then
-// they are deliberately absent rather than stubs that pretend to work.
+// Room for the rest of issue 6: `groups list|create|run|blackboard` is added
+// here (in cli_groups.go) once the groups API exists in httpapi; until then it
+// is deliberately absent rather than a stub that pretends to work.
 func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 	return []*cobra.Command{
 		newRunCmd(lookupEnv),
 		newTailCmd(lookupEnv),
 		newExportCmd(lookupEnv),
 		newAgentsCmd(lookupEnv),
+		newMemoryCmd(lookupEnv),
 		newDoctorCmd(lookupEnv),
 		newCompletionCmd(),
 	}

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// memoryResult is one search hit as the API returns it.
+type memoryResult struct {
+	ID      string   `json:"id"`
+	Snippet string   `json:"snippet"`
+	Score   float64  `json:"score"`
+	Type    string   `json:"type"`
+	AgentID string   `json:"agent_id,omitempty"`
+	FoundBy []string `json:"found_by"`
+}
+
+// memoryView is one memory in full.
+type memoryView struct {
+	ID        string            `json:"id"`
+	Type      string            `json:"type"`
+	AgentID   string            `json:"agent_id,omitempty"`
+	GroupID   string            `json:"group_id,omitempty"`
+	Text      string            `json:"text"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	Chunks    int               `json:"chunks"`
+	CreatedAt time.Time         `json:"created_at"`
+}
+
+func newMemoryCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "memory",
+		Short: "Search, read, write and ingest the scope's long-term memory",
+		Example: "  openintern memory search \"launch date\"\n" +
+			"  openintern memory write \"The launch moved to Tuesday\" --type episodic\n" +
+			"  openintern memory ingest notes/*.md",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	addClientFlags(cmd.PersistentFlags())
+	cmd.AddCommand(newMemorySearchCmd(lookupEnv), newMemoryGetCmd(lookupEnv), newMemoryWriteCmd(lookupEnv), newMemoryIngestCmd(lookupEnv))
+	return cmd
+}
+
+func newMemorySearchCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "search QUERY",
+		Short: "Hybrid (vector + full-text) search; prints snippets and which leg found each",
+		Example: "  openintern memory search \"when is the launch\"\n" +
+			"  openintern memory search 发布日期 --type archival --top-k 5 --json",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, opts, err := clientFor(cmd, lookupEnv)
+			if err != nil {
+				return err
+			}
+			q := url.Values{"q": {args[0]}}
+			if t, _ := cmd.Flags().GetString("type"); t != "" {
+				q.Set("type", t)
+			}
+			if k, _ := cmd.Flags().GetInt("top-k"); k > 0 {
+				q.Set("top_k", strconv.Itoa(k))
+			}
+			var resp struct {
+				Results []memoryResult `json:"results"`
+			}
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/memories/search?"+q.Encode(), nil, &resp); err != nil {
+				return fmt.Errorf("search memory: %w", err)
+			}
+			if opts.JSON {
+				return writeJSON(cmd.OutOrStdout(), resp.Results)
+			}
+			if len(resp.Results) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "no memories match")
+				return nil
+			}
+			st := newStyle(cmd.OutOrStdout(), lookupEnv)
+			for _, r := range resp.Results {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s %s\n  %s\n", st.bold(r.ID), st.cyan(r.Type),
+					st.dim(fmt.Sprintf("%.3f", r.Score)), st.dim("("+strings.Join(r.FoundBy, "+")+")"), truncate(r.Snippet, 200))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().String("type", "", "only these types: core, episodic, archival (comma-separated)")
+	cmd.Flags().Int("top-k", 0, "how many results (default 10, at most 100)")
+	return cmd
+}
+
+func newMemoryGetCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
+	return &cobra.Command{
+		Use:     "get MEMORY_ID",
+		Short:   "Print one memory in full",
+		Example: "  openintern memory get mem_0192…\n  openintern memory get mem_0192… --json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, opts, err := clientFor(cmd, lookupEnv)
+			if err != nil {
+				return err
+			}
+			var m memoryView
+			if err := c.do(cmd.Context(), http.MethodGet, "/api/memories/"+url.PathEscape(args[0]), nil, &m); err != nil {
+				return fmt.Errorf("memory %s: %w", args[0], err)
+			}
+			if opts.JSON {
+				return writeJSON(cmd.OutOrStdout(), m)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "id\t%s\ntype\t%s\nchunks\t%d\ncreated\t%s\n", m.ID, m.Type, m.Chunks, m.CreatedAt.Local().Format(time.DateTime))
+			for k, v := range m.Metadata {
+				fmt.Fprintf(w, "%s\t%s\n", k, v)
+			}
+			_ = w.Flush()
+			fmt.Fprintf(cmd.OutOrStdout(), "\n%s\n", m.Text)
+			return nil
+		},
+	}
+}
+
+func newMemoryWriteCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "write TEXT",
+		Short: "Store a memory (chunked, embedded and indexed for search); TEXT - reads stdin",
+		Example: "  openintern memory write \"Our launch is on Tuesday\"\n" +
+			"  git log -1 --format=%B | openintern memory write - --type episodic --agent main",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, opts, err := clientFor(cmd, lookupEnv)
+			if err != nil {
+				return err
+			}
+			text := args[0]
+			if text == "-" {
+				raw, err := io.ReadAll(cmd.InOrStdin())
+				if err != nil {
+					return fmt.Errorf("read stdin: %w", err)
+				}
+				text = string(raw)
+			}
+			typ, _ := cmd.Flags().GetString("type")
+			agent, _ := cmd.Flags().GetString("agent")
+			var m memoryView
+			body := map[string]any{"type": typ, "text": text, "agent_id": agent}
+			if err := c.do(cmd.Context(), http.MethodPost, "/api/memories", body, &m); err != nil {
+				return fmt.Errorf("write memory: %w", err)
+			}
+			if opts.JSON {
+				return writeJSON(cmd.OutOrStdout(), m)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s stored (%s, %s)\n", m.ID, m.Type, plural(m.Chunks, "chunk"))
+			return nil
+		},
+	}
+	cmd.Flags().String("type", "archival", "episodic or archival")
+	cmd.Flags().String("agent", "", "agent that owns the memory (default: the scope)")
+	return cmd
+}
+
+func newMemoryIngestCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ingest FILE…",
+		Short: "Upload text or markdown files into archival memory, with progress",
+		Example: "  openintern memory ingest README.md docs/*.md\n" +
+			"  openintern memory ingest handbook.txt --agent support --json",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, opts, err := clientFor(cmd, lookupEnv)
+			if err != nil {
+				return err
+			}
+			agent, _ := cmd.Flags().GetString("agent")
+			// Progress goes to stderr, and only on a terminal, so stdout stays
+			// the list of stored memories for scripts.
+			progress := isTerminal(cmd.ErrOrStderr()) && !opts.JSON
+			var total, done int64
+			for _, f := range args {
+				fi, err := os.Stat(f)
+				if err != nil {
+					return fmt.Errorf("ingest %s: %w", f, err)
+				}
+				total += fi.Size()
+			}
+			type ingested struct {
+				File   string `json:"file"`
+				ID     string `json:"id"`
+				Chunks int    `json:"chunks"`
+			}
+			var out []ingested
+			for i, f := range args {
+				if progress {
+					drawProgress(cmd.ErrOrStderr(), i, len(args), done, total, filepath.Base(f))
+				}
+				raw, err := os.ReadFile(f)
+				if err != nil {
+					return fmt.Errorf("ingest %s: %w", f, err)
+				}
+				var resp struct {
+					ID     string `json:"id"`
+					Chunks int    `json:"chunks"`
+				}
+				if err := c.upload(cmd.Context(), filepath.Base(f), raw, agent, &resp); err != nil {
+					if progress {
+						fmt.Fprintln(cmd.ErrOrStderr())
+					}
+					return fmt.Errorf("ingest %s: %w", f, err)
+				}
+				done += int64(len(raw))
+				out = append(out, ingested{File: f, ID: resp.ID, Chunks: resp.Chunks})
+				if !opts.JSON {
+					if progress {
+						fmt.Fprint(cmd.ErrOrStderr(), "\r\033[K")
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s → %s (%s)\n", f, resp.ID, plural(resp.Chunks, "chunk"))
+				}
+			}
+			if progress {
+				drawProgress(cmd.ErrOrStderr(), len(args), len(args), done, total, "done")
+				fmt.Fprintln(cmd.ErrOrStderr())
+			}
+			if opts.JSON {
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().String("agent", "", "agent that owns the memories (default: the scope)")
+	return cmd
+}
+
+// drawProgress redraws one line: a bar, files and bytes done.
+func drawProgress(w io.Writer, i, n int, done, total int64, name string) {
+	const width = 24
+	filled := width
+	if total > 0 {
+		filled = int(float64(width) * float64(done) / float64(total))
+	}
+	bar := strings.Repeat("█", filled) + strings.Repeat("░", width-filled)
+	fmt.Fprintf(w, "\r\033[K%s %d/%d files · %s/%s · %s", bar, i, n, byteSize(int(done)), byteSize(int(total)), name)
+}
+
+// upload sends one file to the multipart ingest endpoint.
+func (c *apiClient) upload(ctx context.Context, name string, data []byte, agentID string, out any) error {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, err := mw.CreateFormFile("file", name)
+	if err != nil {
+		return err
+	}
+	if _, err := fw.Write(data); err != nil {
+		return err
+	}
+	if agentID != "" {
+		if err := mw.WriteField("agent_id", agentID); err != nil {
+			return err
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	req, err := c.newRequest(ctx, http.MethodPost, "/api/memories/ingest", nil)
+	if err != nil {
+		return err
+	}
+	req.Body = io.NopCloser(&body)
+	req.ContentLength = int64(body.Len())
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.transportError(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return decodeAPIError(resp.StatusCode, raw)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
+}
