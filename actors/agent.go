@@ -28,6 +28,8 @@ type agentActor struct {
 	cancelled  map[string]bool // runs asked to cancel before the worker reported them
 	retryTimer *time.Timer
 	backoff    time.Duration
+	idleTimer  *time.Timer
+	idleGen    uint64 // invalidates a pending goIdle when work arrives first
 
 	// lifetime ends when the actor stops; the worker's context derives from it.
 	lifetime context.Context
@@ -83,6 +85,10 @@ func (a *agentActor) Receive(ctx actor.Context) {
 		clear(a.cancelled)
 	case *turnDone:
 		a.onTurnDone(ctx, msg.outcome)
+	case *goIdle:
+		if msg.gen == a.idleGen && a.worker == nil && !a.wantSlot && a.state == store.AgentRunning {
+			a.setState(store.AgentIdle, "inbox empty")
+		}
 	case *cancelRun:
 		a.wakesSeen++
 		if a.worker != nil && a.worker.runID == msg.runID {
@@ -138,6 +144,9 @@ func (a *agentActor) onStopping(ctx actor.Context) {
 	if a.retryTimer != nil {
 		a.retryTimer.Stop()
 	}
+	if a.idleTimer != nil {
+		a.idleTimer.Stop()
+	}
 	a.stop(errShutdown)
 	if a.worker != nil {
 		// The worker returns promptly: its LLM call is aborted and it stops at the
@@ -147,6 +156,9 @@ func (a *agentActor) onStopping(ctx actor.Context) {
 		case <-time.After(a.rt.cfg.StoreTimeout):
 			a.rt.logger.Warn("agent worker did not stop in time", "agent", a.key.agentID)
 		}
+	}
+	if a.state == store.AgentRunning && a.worker == nil {
+		a.setState(store.AgentIdle, "stopped")
 	}
 	a.releaseSlot(ctx)
 }
@@ -172,7 +184,23 @@ func (a *agentActor) releaseSlot(ctx actor.Context) {
 	}
 }
 
+// scheduleIdle goes idle once the inbox has stayed empty for idleGrace. An
+// agent fed message after message (a chat, a pipeline) then stays running
+// instead of flapping idle/running on every turn, which would cost two state
+// writes and two events per turn.
+func (a *agentActor) scheduleIdle(ctx actor.Context) {
+	a.idleGen++
+	gen := a.idleGen
+	self := ctx.Self()
+	root := ctx.ActorSystem().Root
+	if a.idleTimer != nil {
+		a.idleTimer.Stop()
+	}
+	a.idleTimer = time.AfterFunc(idleGrace, func() { root.Send(self, &goIdle{gen: gen}) })
+}
+
 func (a *agentActor) startWorker(ctx actor.Context) {
+	a.idleGen++ // work arrived: a pending goIdle is stale
 	wctx, cancel := context.WithCancelCause(a.lifetime)
 	w := &worker{cancel: cancel, done: make(chan struct{})}
 	a.worker = w
@@ -214,7 +242,7 @@ func (a *agentActor) onTurnDone(ctx actor.Context, out turnOutcome) {
 	case out.noWork && !a.moreMail:
 		a.backoff = 0
 		if a.state != store.AgentIdle {
-			a.setState(store.AgentIdle, "inbox empty")
+			a.scheduleIdle(ctx)
 		}
 		return
 	}

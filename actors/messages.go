@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"time"
+
 	"github.com/openintern/openintern/store"
 )
 
@@ -56,7 +58,13 @@ type (
 	turnDone struct{ outcome turnOutcome }
 	// retryAfterError: the backoff after an error has passed.
 	retryAfterError struct{}
+	// goIdle: the inbox has stayed empty for idleGrace since generation gen.
+	goIdle struct{ gen uint64 }
 )
+
+// idleGrace is how long an agent whose inbox emptied stays running before it
+// goes idle.
+const idleGrace = 200 * time.Millisecond
 
 type stateReply struct {
 	state string

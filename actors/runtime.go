@@ -112,9 +112,8 @@ var (
 // start new runs.
 func (r *Runtime) Start(ctx context.Context) error {
 	r.lifetime, r.shutdown = context.WithCancelCause(context.Background())
-	logger := r.logger.With("component", "actors")
 	r.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return logger.With("lib", "protoactor")
+		return r.logger.With("lib", "protoactor")
 	}))
 	r.supervisor = r.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(r) }))
 	r.started = true

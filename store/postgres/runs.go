@@ -196,8 +196,6 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 		b.Queue(asyncCommit)
 		b.Queue(`SELECT pg_advisory_xact_lock($1)`, agentLockKey(scope, agentID))
 		b.Queue(claimRunning, args...)
-		b.Queue(claimRunningMessages, args...)
-		b.Queue(claimRunningCheckpoint, args...)
 		b.Queue(claimOldest, args...)
 		var (
 			running    *store.Run
@@ -221,20 +219,6 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 			case !errors.Is(err, pgx.ErrNoRows):
 				return err
 			}
-			rows, err := br.Query()
-			if err != nil {
-				return err
-			}
-			if runMsgs, err = collectMessages(rows); err != nil {
-				return err
-			}
-			cp, err := scanCheckpoint(br.QueryRow())
-			switch {
-			case err == nil:
-				checkpoint = &cp
-			case !errors.Is(err, pgx.ErrNoRows):
-				return err
-			}
 			m, next, err := scanOldest(br.QueryRow())
 			switch {
 			case err == nil:
@@ -248,8 +232,34 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 			return err
 		}
 
-		// 1. A run left running is resumed.
+		// 1. A run left running is resumed. Its messages and checkpoint are
+		// read only then: the common claim needs neither.
 		if running != nil {
+			err := func() error {
+				rb := &pgx.Batch{}
+				rb.Queue(claimRunningMessages, args...)
+				rb.Queue(claimRunningCheckpoint, args...)
+				br := tx.SendBatch(ctx, rb)
+				defer br.Close()
+				rows, err := br.Query()
+				if err != nil {
+					return err
+				}
+				if runMsgs, err = collectMessages(rows); err != nil {
+					return err
+				}
+				cp, err := scanCheckpoint(br.QueryRow())
+				switch {
+				case err == nil:
+					checkpoint = &cp
+				case !errors.Is(err, pgx.ErrNoRows):
+					return err
+				}
+				return br.Close()
+			}()
+			if err != nil {
+				return err
+			}
 			claim = store.Claim{Run: *running, Messages: runMsgs, Checkpoint: checkpoint, Resumed: true}
 			return nil
 		}
