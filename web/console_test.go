@@ -26,6 +26,7 @@ import (
 	"github.com/openintern/openintern/httpapi"
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/mailbox"
+	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/store/sqlite"
 	"github.com/openintern/openintern/tools"
 	"github.com/openintern/openintern/web"
@@ -34,8 +35,8 @@ import (
 const chromiumPath = "/usr/bin/chromium"
 
 // console is a daemon (SQLite store, in-process bus, the offline model with a
-// small delay between streamed words) with the web console mounted, as
-// cmd/openintern wires it.
+// small delay between streamed words, the memory service with the hash
+// embedder) with the web console mounted, as cmd/openintern wires it.
 type console struct {
 	url       string
 	workspace string
@@ -66,6 +67,11 @@ func startConsole(t *testing.T) *console {
 		st, bus, &llm.Offline{TokenDelay: 35 * time.Millisecond}, reg, logger)
 	mb := mailbox.New(st, rt, logger)
 	api := httpapi.New(httpapi.Deps{Store: st, Mailbox: mb, Runtime: rt, Bus: bus, Logger: logger, Heartbeat: time.Second})
+	memSvc, err := memory.New(memory.Config{Store: st.Memory(), Embedder: memory.NewHashEmbedder(0), Logger: logger})
+	if err != nil {
+		t.Fatalf("memory service: %v", err)
+	}
+	api.MountMemory(memSvc)
 	web.Mount(api.Engine())
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -316,6 +322,8 @@ func (p *page) waitJS(js, what string) {
 
 func (p *page) screenshot(name string) {
 	p.t.Helper()
+	// A full-page shot of a scrolled page draws the sticky top bar mid-page.
+	p.js(`window.scrollTo(0, 0)`)
 	buf, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		p.t.Fatalf("screenshot %s: %v", name, err)
@@ -561,6 +569,256 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.waitJS(`document.querySelector('.agent-row[data-agent-id=writer] .agent-unread')?.textContent === '0' && document.querySelector('.agent-row[data-agent-id=writer]').dataset.state === 'idle'`, "the inbox drained")
 	})
 
+	// memorySearch searches on the memory page and waits for the answer.
+	memorySearch := func(p *page, q, typ string) {
+		p.t.Helper()
+		p.run(chromedp.SetValue(chromedp.CSS("#memory-q"), q))
+		p.js(`document.querySelector('#memory-type').value = ` + jsString(typ))
+		p.run(chromedp.Click(chromedp.CSS("#memory-search-btn")))
+		p.waitJS(`(() => { const l = document.querySelector('#memory-results'); return l.dataset.q === `+jsString(q)+` && l.dataset.type === `+jsString(typ)+`; })()`, "the results for "+q)
+	}
+	rowIDs := func(p *page) string {
+		return p.str(`[...document.querySelectorAll('#memory-results .memory-row')].map(r => r.dataset.memoryId).join(',')`)
+	}
+	var noteID, zhID, fileID string
+	const noteText = "The quarterly launch moved to Thursday because the venue flooded."
+	const zhText = "项目代号是青鸟，预算为三十万元，由王经理负责。"
+
+	t.Run("memory page adds notes, searches, reads and shows the legs", func(t *testing.T) {
+		p := b.page(t, c)
+		p.open("/memory" + acme)
+		p.waitJS(`document.querySelector('.page-memory h1')?.textContent === 'Memory' && document.querySelector('#memory-intro')`, "the memory page")
+		if p.str(`document.querySelector('a[data-nav=memory]').getAttribute('aria-current') || ''`) != "page" {
+			t.Fatal("the Memory tab is not marked current")
+		}
+
+		// An English note, episodic (the default type).
+		p.run(chromedp.Click(chromedp.CSS("#memory-add-toggle")),
+			chromedp.SendKeys(chromedp.CSS("#memory-note textarea"), noteText),
+			chromedp.Click(chromedp.CSS(`#memory-note button[type=submit]`)))
+		p.waitJS(`document.querySelector('#memory-text')?.textContent === `+jsString(noteText), "the saved note in full")
+		noteID = p.str(`document.querySelector('#memory-detail-id').textContent`)
+		if !strings.HasPrefix(noteID, "mem_") || p.str(`document.querySelector('#memory-detail .badge-type').textContent`) != "episodic" {
+			t.Fatalf("saved note: id %q, type %q", noteID, p.str(`document.querySelector('#memory-detail .badge-type').textContent`))
+		}
+		// A Chinese note, archival.
+		p.run(chromedp.Click(chromedp.CSS("#memory-add-toggle")))
+		p.js(`document.querySelector('#memory-note-type').value = 'archival'`)
+		p.run(chromedp.SendKeys(chromedp.CSS("#memory-note textarea"), zhText),
+			chromedp.Click(chromedp.CSS(`#memory-note button[type=submit]`)))
+		p.waitJS(`document.querySelector('#memory-text')?.textContent === `+jsString(zhText)+` && document.querySelector('#memory-detail .badge-type').textContent === 'archival'`, "the Chinese note in full")
+		zhID = p.str(`document.querySelector('#memory-detail-id').textContent`)
+		if zhID == noteID || !strings.HasPrefix(zhID, "mem_") {
+			t.Fatalf("second note id %q", zhID)
+		}
+
+		// English query: the note comes first, found by its words (full-text leg, perhaps also vector).
+		memorySearch(p, "venue flooded", "")
+		first := p.str(`document.querySelector('#memory-results .memory-row')?.dataset.memoryId || ''`)
+		leg := p.str(`document.querySelector('#memory-results .memory-row').dataset.foundBy`)
+		if first != noteID || (leg != "both" && leg != "fulltext") {
+			t.Fatalf("search 'venue flooded': first %q found by %q; rows %s", first, leg, rowIDs(p))
+		}
+		badge := p.str(`document.querySelector('#memory-results .memory-row .leg').textContent`)
+		if want := map[string]string{"both": "both", "fulltext": "full-text"}[leg]; badge != want {
+			t.Fatalf("leg badge %q, want %q", badge, want)
+		}
+		if !strings.Contains(p.str(`location.search`), "q=venue+flooded") {
+			t.Fatalf("query not in the URL: %s", p.str(`location.search`))
+		}
+		// Chinese query: the Chinese note first.
+		memorySearch(p, "青鸟项目的预算", "")
+		if first := p.str(`document.querySelector('#memory-results .memory-row')?.dataset.memoryId || ''`); first != zhID {
+			t.Fatalf("search 青鸟项目的预算: first %q, want %s; rows %s", first, zhID, rowIDs(p))
+		}
+		if s := p.str(`document.querySelector('#memory-results .memory-row .memory-snippet').textContent`); !strings.Contains(s, "青鸟") {
+			t.Fatalf("snippet %q", s)
+		}
+		// The type filter: only episodic memories, so not the archival Chinese note.
+		memorySearch(p, "青鸟项目的预算", "episodic")
+		if ids := rowIDs(p); strings.Contains(ids, zhID) {
+			t.Fatalf("episodic filter shows the archival note: %s", ids)
+		}
+		if p.str(`[...document.querySelectorAll('#memory-results .memory-row')].every(r => r.dataset.type === 'episodic') ? 'ok' : 'no'`) != "ok" {
+			t.Fatal("the episodic filter shows other types")
+		}
+		// Every hit says which leg found it.
+		memorySearch(p, "launch", "")
+		if bad := p.str(`[...document.querySelectorAll('#memory-results .memory-row')].filter(r => !['both','vector','fulltext'].includes(r.dataset.foundBy) || !r.querySelector('.leg')).length + ''`); bad != "0" {
+			t.Fatalf("%s hits without a leg", bad)
+		}
+
+		// Read one in full from the results; the link to it opens the same view.
+		memorySearch(p, "venue flooded", "")
+		p.run(chromedp.Click(chromedp.CSS(`#memory-results .memory-row[data-memory-id="` + noteID + `"]`)))
+		p.waitJS(`document.querySelector('#memory-detail-id')?.textContent === `+jsString(noteID)+` && document.querySelector('#memory-text').textContent === `+jsString(noteText)+` && document.querySelector('.memory-row.selected')?.dataset.memoryId === `+jsString(noteID), "the note in full")
+		p.waitJS(`location.search.includes('id=`+noteID+`')`, "the open memory in the URL")
+		p.screenshot("memory")
+		p.open("/memory" + acme + "&q=venue+flooded&id=" + noteID)
+		p.waitJS(`document.querySelector('#memory-text')?.textContent === `+jsString(noteText)+` && document.querySelector('#memory-q').value === 'venue flooded' && document.querySelector('.memory-row.selected')`, "the shared link's view")
+		p.run(chromedp.Click(chromedp.CSS("#memory-close")))
+		p.waitJS(`document.querySelector('#memory-detail').hidden && !new URLSearchParams(location.search).has('id')`, "the closed memory")
+
+		// On a phone-sized screen, the open memory comes first.
+		p.run(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+		p.open("/memory" + acme + "&q=" + "青鸟项目的预算" + "&id=" + zhID)
+		p.waitJS(`document.querySelector('#memory-text')?.textContent === `+jsString(zhText)+` && document.querySelector('#memory-results .memory-row')`, "the memory on a phone")
+		p.screenshot("memory-phone")
+	})
+
+	t.Run("memory page uploads a markdown file and deletes it", func(t *testing.T) {
+		md := filepath.Join(t.TempDir(), "launch-plan.md")
+		if err := os.WriteFile(md, []byte("# Launch plan\n\nThe mascot is a purple otter named Pemberton.\n\n## 场地\n\n发布会在杭州举行。\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := b.page(t, c)
+		p.open("/memory" + acme)
+		p.waitJS(`document.querySelector('#memory-intro')`, "the memory page")
+		p.run(chromedp.Click(chromedp.CSS("#memory-upload-toggle")))
+		p.waitJS(`document.querySelector('#memory-upload').disabled`, "the upload button waiting for a file")
+		p.run(chromedp.SetUploadFiles(chromedp.CSS("#memory-file"), []string{md}))
+		p.waitJS(`document.querySelector('.memory-file-name').textContent.startsWith('launch-plan.md') && !document.querySelector('#memory-upload').disabled`, "the chosen file")
+		p.run(chromedp.Click(chromedp.CSS("#memory-upload")))
+		p.waitJS(`document.querySelector('#memory-upload-result')?.textContent.includes('Stored launch-plan.md as archival memory')`, "the upload's feedback")
+		fileID = p.str(`document.querySelector('#memory-upload-result code').textContent`)
+		p.waitJS(`document.querySelector('#memory-detail-id')?.textContent === `+jsString(fileID)+` && document.querySelector('.memory-filename')?.textContent === 'launch-plan.md' && document.querySelector('#memory-text').textContent.includes('purple otter')`, "the uploaded file in full")
+		p.screenshot("memory-upload")
+		// Its content is found, by English and by Chinese words.
+		memorySearch(p, "purple otter mascot", "archival")
+		if first := p.str(`document.querySelector('#memory-results .memory-row')?.dataset.memoryId || ''`); first != fileID {
+			t.Fatalf("search 'purple otter mascot': first %q, want %s; rows %s", first, fileID, rowIDs(p))
+		}
+		memorySearch(p, "发布会在哪里举行", "")
+		if first := p.str(`document.querySelector('#memory-results .memory-row')?.dataset.memoryId || ''`); first != fileID {
+			t.Fatalf("search 发布会在哪里举行: first %q, want %s; rows %s", first, fileID, rowIDs(p))
+		}
+
+		// A file that is not text is refused in words before any upload.
+		bin := filepath.Join(t.TempDir(), "photo.png")
+		if err := os.WriteFile(bin, []byte{0x89, 'P', 'N', 'G'}, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p.run(chromedp.SetUploadFiles(chromedp.CSS("#memory-file"), []string{bin}))
+		p.waitJS(`document.querySelector('#memory-upload-result .error-box')?.textContent.includes('not a .txt or .md file') && document.querySelector('#memory-upload').disabled`, "the refused file")
+
+		// Delete, after a confirmation; cancelling keeps it.
+		p.run(chromedp.Click(chromedp.CSS(`#memory-results .memory-row[data-memory-id="` + fileID + `"]`)))
+		p.waitJS(`document.querySelector('#memory-detail-id')?.textContent === `+jsString(fileID), "the file's memory open")
+		p.run(chromedp.Click(chromedp.CSS("#memory-delete")))
+		p.waitJS(`!document.querySelector('#memory-confirm').hidden`, "the confirmation")
+		p.screenshot("memory-delete-confirm")
+		p.run(chromedp.Click(chromedp.CSS("#memory-delete-cancel")))
+		p.waitJS(`document.querySelector('#memory-confirm').hidden && !document.querySelector('#memory-delete').hidden`, "the cancelled delete")
+		if code := c.call(t, "acme", "alice", "GET", "/api/memories/"+fileID, nil, nil); code != http.StatusOK {
+			t.Fatalf("after cancel: GET memory %d", code)
+		}
+		p.run(chromedp.Click(chromedp.CSS("#memory-delete")), chromedp.Click(chromedp.CSS("#memory-delete-confirm")))
+		p.waitJS(`document.querySelector('#memory-detail').hidden && !document.querySelector('#memory-results .memory-row[data-memory-id="`+fileID+`"]')`, "the deleted memory gone")
+		if code := c.call(t, "acme", "alice", "GET", "/api/memories/"+fileID, nil, nil); code != http.StatusNotFound {
+			t.Fatalf("after delete: GET memory %d, want 404", code)
+		}
+		memorySearch(p, "purple otter mascot", "")
+		if ids := rowIDs(p); strings.Contains(ids, fileID) {
+			t.Fatalf("the deleted memory is still found: %s", ids)
+		}
+		// Opening the deleted memory's link says it is not found.
+		p.open("/memory" + acme + "&id=" + fileID)
+		p.waitJS(`document.querySelector('#memory-detail .error-box .error-title')?.textContent === 'Not found'`, "the deleted memory not found")
+	})
+
+	t.Run("long memory results grow 20 at a time", func(t *testing.T) {
+		for i := range 25 {
+			body := map[string]string{"text": fmt.Sprintf("Meeting note %02d: the budget review for region %02d.", i, i)}
+			if code := c.call(t, "many", "mia", "POST", "/api/memories", body, nil); code != http.StatusCreated {
+				t.Fatalf("write memory %d: %d", i, code)
+			}
+		}
+		p := b.page(t, c)
+		p.open("/memory?org_id=many&user_id=mia&q=budget+review")
+		p.waitJS(`document.querySelector('#memory-results').dataset.q === 'budget review' && document.querySelectorAll('#memory-results .memory-row').length === 20 && document.querySelector('#memory-more')`, "the first 20 results and a way to more")
+		p.run(chromedp.Click(chromedp.CSS("#memory-more")))
+		p.waitJS(`document.querySelectorAll('#memory-results .memory-row').length === 25 && !document.querySelector('#memory-more')`, "all 25 results")
+		if p.str(`document.querySelector('#memory-status').textContent`)[:10] != "25 results" {
+			t.Fatalf("status %q", p.str(`document.querySelector('#memory-status').textContent`))
+		}
+	})
+
+	t.Run("agents page edits core memory blocks", func(t *testing.T) {
+		p := b.page(t, c)
+		p.open("/agents" + acme)
+		p.waitJS(`document.querySelector('.agent-row[data-agent-id=main]')`, "the main agent")
+		p.run(chromedp.Click(chromedp.CSS(`.agent-row[data-agent-id=main] .agent-core-toggle`)))
+		p.waitJS(`['human','notes','persona'].every(l => document.querySelector('.agent-row[data-agent-id=main] .core-block[data-label='+l+'] textarea'))`, "the default blocks")
+		persona := `.agent-row[data-agent-id=main] .core-block[data-label=persona]`
+		if p.str(`document.querySelector('`+persona+` .core-save').disabled ? 'disabled' : 'enabled'`) != "disabled" {
+			t.Fatal("Save is enabled before any edit")
+		}
+		const value = "You are terse. 回答要简短。"
+		p.run(chromedp.SendKeys(chromedp.CSS(persona+" textarea"), value))
+		p.waitJS(`document.querySelector('`+persona+`').classList.contains('dirty') && !document.querySelector('`+persona+` .core-save').disabled`, "an unsaved edit")
+		p.run(chromedp.Click(chromedp.CSS(persona + " .core-save")))
+		p.waitJS(`document.querySelector('`+persona+`').dataset.saved === 'true' && !document.querySelector('`+persona+`').classList.contains('dirty') && document.querySelector('`+persona+` .core-when').textContent.startsWith('updated')`, "the saved block")
+		// A new block by label.
+		p.run(chromedp.SendKeys(chromedp.CSS(`.agent-row[data-agent-id=main] .core-new input`), "project"),
+			chromedp.Click(chromedp.CSS(`.agent-row[data-agent-id=main] .core-new button`)))
+		p.waitJS(`document.querySelector('.agent-row[data-agent-id=main] .core-block[data-label=project] textarea')`, "the new block")
+		p.run(chromedp.SendKeys(chromedp.CSS(`.agent-row[data-agent-id=main] .core-block[data-label=project] textarea`), "Project 青鸟, due in June."),
+			chromedp.Click(chromedp.CSS(`.agent-row[data-agent-id=main] .core-block[data-label=project] .core-save`)))
+		p.waitJS(`document.querySelector('.agent-row[data-agent-id=main] .core-block[data-label=project]').dataset.saved === 'true'`, "the new block saved")
+
+		var core struct {
+			Blocks []struct {
+				Label string `json:"label"`
+				Value string `json:"value"`
+			} `json:"blocks"`
+		}
+		c.call(t, "acme", "alice", "GET", "/api/agents/main/core-memory", nil, &core)
+		got := map[string]string{}
+		for _, bl := range core.Blocks {
+			got[bl.Label] = bl.Value
+		}
+		if got["persona"] != value || got["project"] != "Project 青鸟, due in June." {
+			t.Fatalf("core memory in the API: %+v", core.Blocks)
+		}
+		p.screenshot("agents-core-memory")
+		// A fresh page shows the stored values.
+		p.open("/agents" + acme)
+		p.run(chromedp.Click(chromedp.CSS(`.agent-row[data-agent-id=main] .agent-core-toggle`)))
+		p.waitJS(`document.querySelector('`+persona+` textarea')?.value === `+jsString(value), "the stored persona after reload")
+		// Over the limit: Save is refused on the page.
+		p.js(`(() => { const t = document.querySelector('` + persona + ` textarea'); t.value = 'x'.repeat(5000); t.dispatchEvent(new Event('input')); })()`)
+		p.waitJS(`document.querySelector('`+persona+` .core-count').classList.contains('over') && document.querySelector('`+persona+` .core-save').disabled`, "the over-limit block")
+		p.run(chromedp.Click(chromedp.CSS(persona + " .core-revert")))
+		p.waitJS(`document.querySelector('`+persona+` textarea').value === `+jsString(value), "the reverted edit")
+	})
+
+	t.Run("another scope sees none of the memories", func(t *testing.T) {
+		p := b.page(t, c)
+		const globex = "?org_id=globex&user_id=bob"
+		p.open("/memory" + globex + "&q=venue+flooded")
+		p.waitJS(`document.querySelector('#memory-results').dataset.q === 'venue flooded' && document.querySelector('#memory-empty')`, "no results for globex")
+		memorySearch(p, "青鸟项目的预算", "")
+		p.waitJS(`document.querySelector('#memory-empty')`, "no Chinese results for globex")
+		p.open("/memory" + globex + "&id=" + noteID)
+		p.waitJS(`document.querySelector('#memory-detail .error-box .error-title')?.textContent === 'Not found'`, "acme's note not found")
+		if text := p.str(`document.querySelector('#main').innerText`); strings.Contains(text, "venue flooded") || strings.Contains(text, "青鸟") {
+			t.Fatalf("globex sees acme's memories: %s", text)
+		}
+		p.open("/agents" + globex)
+		p.waitJS(`document.querySelector('.agent-row[data-agent-id=main]')`, "globex's main agent")
+		p.run(chromedp.Click(chromedp.CSS(`.agent-row[data-agent-id=main] .agent-core-toggle`)))
+		p.waitJS(`document.querySelector('.agent-row[data-agent-id=main] .core-block[data-label=persona] textarea')?.value === '' && !document.querySelector('.agent-row[data-agent-id=main] .core-block[data-label=project]')`, "globex's empty core memory")
+		var res struct {
+			Results []struct {
+				ID string `json:"id"`
+			} `json:"results"`
+		}
+		c.call(t, "globex", "bob", "GET", "/api/memories/search?q=launch&top_k=100", nil, &res)
+		if len(res.Results) != 0 {
+			t.Fatalf("globex's search API finds %d memories", len(res.Results))
+		}
+	})
+
 	t.Run("another scope sees none of the first scope's data", func(t *testing.T) {
 		p := b.page(t, c)
 		p.open("/runs?org_id=globex&user_id=bob")
@@ -609,7 +867,6 @@ func TestConsoleInBrowser(t *testing.T) {
 		for _, tc := range []struct{ path, title, shot string }{
 			{"/orchestrator", "Teams", "teams"},
 			{"/blackboard/g1", "Blackboard", "blackboard"},
-			{"/memory", "Memory", "memory"},
 		} {
 			p.open(tc.path + acme)
 			p.waitJS(`document.querySelector('.page-soon h1')?.textContent === `+jsString(tc.title)+` && document.querySelector('.soon-title')?.textContent === 'Not available yet'`, tc.title+" placeholder")

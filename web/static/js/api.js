@@ -124,3 +124,36 @@ export function link(path, ...children) {
   a.append(...children.map((c) => (c instanceof Node ? c : String(c))));
   return a;
 }
+
+// upload posts a multipart form with the scope headers, reporting progress
+// (fetch cannot report upload progress, XMLHttpRequest can). It resolves to
+// the decoded JSON and fails with an ApiError like api.
+export function upload(path, form, { onProgress, signal, timeout = 120000 } = {}) {
+  const s = getScope();
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', path);
+    xhr.timeout = timeout;
+    xhr.setRequestHeader('accept', 'application/json');
+    xhr.setRequestHeader('x-org-id', s.org_id);
+    xhr.setRequestHeader('x-user-id', s.user_id);
+    if (s.project_id) xhr.setRequestHeader('x-project-id', s.project_id);
+    if (onProgress) {
+      xhr.upload.addEventListener('progress', (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); });
+    }
+    if (signal) signal.addEventListener('abort', () => xhr.abort(), { once: true });
+    xhr.addEventListener('load', () => {
+      let data = null;
+      try { data = xhr.responseText ? JSON.parse(xhr.responseText) : null; } catch { data = null; }
+      if (xhr.status >= 200 && xhr.status < 300 && data !== null) { resolve(data); return; }
+      const e = data && data.error;
+      if (e && e.message) { reject(new ApiError(xhr.status, e.code || 'error', e.message)); return; }
+      reject(new ApiError(xhr.status, 'http_' + xhr.status,
+        `POST ${path} failed with HTTP ${xhr.status}${xhr.responseText ? ': ' + xhr.responseText.slice(0, 200) : ''}`));
+    });
+    xhr.addEventListener('error', () => reject(new ApiError(0, 'unreachable', 'Cannot reach the OpenIntern daemon. Is it running?')));
+    xhr.addEventListener('timeout', () => reject(new ApiError(0, 'timeout', `The daemon did not answer POST ${path} within ${timeout / 1000} s.`)));
+    xhr.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
+    xhr.send(form);
+  });
+}

@@ -5,6 +5,7 @@ import * as chat from './pages/chat.js';
 import * as agents from './pages/agents.js';
 import * as runs from './pages/runs.js';
 import * as trace from './pages/trace.js';
+import * as memory from './pages/memory.js';
 import * as soon from './pages/soon.js';
 
 const routes = [
@@ -14,7 +15,7 @@ const routes = [
   { re: /^\/trace\/([^/]+)\/?$/, nav: 'runs', page: trace, params: ['runId'] },
   { re: /^\/orchestrator\/?$/, nav: 'teams', page: soon, params: [], extra: { feature: 'teams' } },
   { re: /^\/blackboard(?:\/([^/]+))?\/?$/, nav: 'blackboard', page: soon, params: ['groupId'], extra: { feature: 'blackboard' } },
-  { re: /^\/memory\/?$/, nav: 'memory', page: soon, extra: { feature: 'memory' } },
+  { re: /^\/memory\/?$/, nav: 'memory', page: memory },
   { re: /^\/skills\/?$/, nav: '', page: soon, extra: { feature: 'skills' } },
 ];
 

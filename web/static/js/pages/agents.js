@@ -1,5 +1,6 @@
 // Agents: every agent of the scope with its state, unread count and last
-// activity; create, pause/resume, message. States refresh by polling.
+// activity; create, pause/resume, message; core memory blocks, editable.
+// States refresh by polling.
 import { api, link } from '../api.js';
 import { h, clear, errorBox, badge, timeEl, pager, spinner, toast } from '../dom.js';
 
@@ -81,6 +82,8 @@ export function render(root, { query, setQuery }) {
     const toggle = h('button', { type: 'button', class: 'agent-toggle' });
     const msgBox = h('div', { class: 'agent-message', hidden: true });
     const msgBtn = h('button', { type: 'button', class: 'agent-message-toggle' }, 'Message');
+    const coreBox = h('div', { class: 'agent-core', hidden: true });
+    const coreBtn = h('button', { type: 'button', class: 'agent-core-toggle', 'aria-expanded': 'false' }, 'Core memory');
     let current = a;
 
     const el = h('div', { class: 'row agent-row', dataset: { agentId: a.agent_id } },
@@ -92,10 +95,17 @@ export function render(root, { query, setQuery }) {
           h('span', { class: 'fact' }, h('span', { class: 'fact-label' }, 'last activity '), last),
           h('span', { class: 'fact' }, model))),
       h('div', { class: 'row-actions' },
-        toggle, msgBtn,
+        toggle, msgBtn, coreBtn,
         link(`/?agent=${encodeURIComponent(a.agent_id)}`, 'Chat'),
         link(`/runs?agent_id=${encodeURIComponent(a.agent_id)}`, 'Runs')),
-      msgBox);
+      msgBox, coreBox);
+
+    coreBtn.addEventListener('click', () => {
+      coreBox.hidden = !coreBox.hidden;
+      coreBtn.setAttribute('aria-expanded', String(!coreBox.hidden));
+      // Reopening reloads the blocks, unless an edit is not saved yet.
+      if (!coreBox.hidden && !coreBox.querySelector('.core-block.dirty')) coreMemory(coreBox, a.agent_id);
+    });
 
     toggle.addEventListener('click', async () => {
       const action = current.state === 'paused' ? 'resume' : 'pause';
@@ -148,6 +158,107 @@ export function render(root, { query, setQuery }) {
     state.alive = false;
     clearTimeout(state.timer);
   };
+}
+
+// coreMemory shows an agent's core memory blocks (always in its prompt), each
+// editable on its own, plus a new block by label.
+async function coreMemory(box, agentId) {
+  const path = `/api/agents/${encodeURIComponent(agentId)}/core-memory`;
+  clear(box).append(spinner('Loading core memory…'));
+  let res;
+  try {
+    res = await api('GET', path);
+  } catch (err) {
+    clear(box).append(errorBox(coreError(err), () => coreMemory(box, agentId)));
+    return;
+  }
+  const blocks = h('div', { class: 'core-blocks' });
+  const editors = new Map();
+  const add = (b) => {
+    const ed = blockEditor(path, b);
+    editors.set(b.label, ed);
+    blocks.append(ed.el);
+    return ed;
+  };
+  for (const b of res.blocks || []) add(b);
+  const limit = (res.blocks && res.blocks[0] && res.blocks[0].limit) || 2000;
+
+  const label = h('input', { name: 'label', maxlength: '32', pattern: '[a-z0-9_]{1,32}', placeholder: 'new_label', 'aria-label': 'New block label', autocomplete: 'off' });
+  const err = h('div', { class: 'form-error' });
+  const newForm = h('form', { class: 'row-actions core-new' },
+    h('span', { class: 'muted' }, 'New block'), label, h('button', { type: 'submit' }, 'Add'), err);
+  newForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    err.replaceChildren();
+    const l = label.value.trim();
+    if (!/^[a-z0-9_]{1,32}$/.test(l)) {
+      err.replaceChildren(h('span', { class: 'msg-error' }, 'A label is 1–32 of a–z, 0–9 and _.'));
+      return;
+    }
+    const ed = editors.get(l) || add({ label: l, value: '', limit, updated_at: '' });
+    label.value = '';
+    ed.focus();
+  });
+  clear(box).append(h('div', { class: 'card core-card' },
+    h('div', { class: 'core-head' }, h('h2', null, 'Core memory'),
+      h('span', { class: 'hint' }, 'Always in the agent’s prompt. Each block saves on its own.')),
+    blocks, newForm));
+}
+
+function blockEditor(path, b) {
+  let saved = b.value || '';
+  let limit = b.limit || 2000;
+  const text = h('textarea', { name: 'value', rows: String(Math.min(10, Math.max(2, saved.split('\n').length + 1))), placeholder: `Empty. What belongs in “${b.label}”?`, 'aria-label': `Core memory block ${b.label}` });
+  text.value = saved;
+  const count = h('span', { class: 'hint core-count' });
+  const when = h('span', { class: 'hint core-when' });
+  const save = h('button', { type: 'submit', class: 'primary core-save', disabled: true }, 'Save');
+  const revert = h('button', { type: 'button', class: 'core-revert', disabled: true }, 'Revert');
+  const err = h('div', { class: 'form-error' });
+  const el = h('form', { class: 'core-block', dataset: { label: b.label } },
+    h('div', { class: 'core-block-head' }, h('code', { class: 'core-label' }, b.label), when, h('span', { class: 'spacer' }), count),
+    text, err, h('div', { class: 'row-actions' }, save, revert));
+  const refresh = () => {
+    const n = [...text.value].length;
+    count.textContent = `${n} / ${limit}`;
+    count.classList.toggle('over', n > limit);
+    const dirty = text.value !== saved;
+    save.disabled = !dirty || n > limit;
+    revert.disabled = !dirty;
+    el.classList.toggle('dirty', dirty);
+  };
+  const setWhen = (iso) => { when.replaceChildren(iso && !iso.startsWith('0001') ? h('span', null, 'updated ', timeEl(iso)) : 'never written'); };
+  text.addEventListener('input', refresh);
+  revert.addEventListener('click', () => { text.value = saved; err.replaceChildren(); refresh(); });
+  el.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    err.replaceChildren();
+    save.disabled = true;
+    const value = text.value;
+    try {
+      const res = await api('PUT', path, { blocks: [{ label: b.label, value }] });
+      const got = (res.blocks || []).find((x) => x.label === b.label);
+      saved = got ? got.value : value;
+      if (got && got.limit) limit = got.limit;
+      setWhen(got && got.updated_at);
+      el.dataset.saved = 'true';
+      toast(`Saved core memory “${b.label}”`);
+    } catch (e2) {
+      err.replaceChildren(errorBox(coreError(e2)));
+    } finally {
+      refresh();
+    }
+  });
+  setWhen(b.updated_at);
+  refresh();
+  return { el, focus: () => text.focus() };
+}
+
+function coreError(err) {
+  if (err && err.status === 404 && /no such route/.test(err.message || '')) {
+    return { status: 404, code: err.code, message: 'This daemon has no memory service, so agents have no core memory.' };
+  }
+  return err;
 }
 
 function messageForm(agentId, done) {

@@ -12,10 +12,6 @@ const features = {
     title: 'Blackboard',
     text: "A group's live blackboard arrives with the teams feature: entries as members write them, decisions highlighted. There is no blackboard yet.",
   },
-  memory: {
-    title: 'Memory',
-    text: "Searching, reading and adding to the scope's memories arrives with the memory feature. There is nothing to show here yet.",
-  },
   skills: {
     title: 'Skills',
     text: 'Skills arrive with the tool-governance work. There is nothing to show here yet.',
