@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math"
 	"regexp"
 	"sort"
 	"strconv"
@@ -37,13 +36,9 @@ var _ memory.Store = (*MemoryStore)(nil)
 // remembers which vector indexes exist.
 func (s *Store) Memory() *MemoryStore { return &MemoryStore{s: s, indexed: map[string]bool{}} }
 
-// Search tuning: ef_search of the HNSW scan (candidates per search, higher is
-// more exact and slower), and how many of a query's rarest terms the
-// full-text leg uses (long Chinese queries have dozens of bigrams).
-const (
-	hnswEfSearch = 100
-	maxTextTerms = 16
-)
+// hnswEfSearch is ef_search of the HNSW scan (candidates per search, higher
+// is more exact and slower).
+const hnswEfSearch = 100
 
 // modelRE: model names go into index predicates as literals (a partial index
 // is only used when the query repeats its predicate verbatim), so they are
@@ -349,7 +344,8 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 	return out, nil
 }
 
-// TextSearch matches any of the query's rarest terms through the GIN index
+// TextSearch matches any of the query's rarest terms (memory.SelectTerms:
+// common terms are dropped, so the matched set stays bounded) through the GIN index
 // and ranks by the sum over terms of idf × ts_rank (length-normalized), a
 // BM25-like score: ts_rank alone ignores how rare a term is.
 func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int) ([]memory.Hit, error) {
@@ -375,28 +371,25 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 	if err != nil {
 		return nil, ms.s.fail(ctx, "text search", err)
 	}
-	var n float64
+	var n int64
+	cand := make([]memory.TermDF, 0, len(dfs))
+	for _, d := range dfs {
+		if d.term == "" {
+			n = d.df
+		} else {
+			cand = append(cand, memory.TermDF{Term: d.term, DF: d.df})
+		}
+	}
 	type termW struct {
 		term string
 		idf  float64
 	}
 	var terms []termW
-	for _, d := range dfs {
-		if d.term == "" {
-			n = float64(d.df)
-		}
-	}
-	for _, d := range dfs {
-		if d.term != "" && d.df > 0 {
-			terms = append(terms, termW{d.term, math.Log(1 + (n-float64(d.df)+0.5)/(float64(d.df)+0.5))})
-		}
+	for _, t := range memory.SelectTerms(cand, n) {
+		terms = append(terms, termW{t.Term, memory.IDF(t.DF, n)})
 	}
 	if len(terms) == 0 {
 		return nil, nil
-	}
-	sort.Slice(terms, func(i, j int) bool { return terms[i].idf > terms[j].idf })
-	if len(terms) > maxTextTerms {
-		terms = terms[:maxTextTerms]
 	}
 	args := []any{scope.OrgID, scope.UserID, scope.ProjectID}
 	arg := func(v any) string {

@@ -5,24 +5,69 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/store"
 )
 
 // MemoryStore is memory.Store on the same SQLite file as Store: FTS5 over
-// the Go tokens for full text, float32 blobs scored in Go for vectors.
-type MemoryStore struct{ s *Store }
+// the Go tokens for full text, float32 blobs scored in Go for vectors (from
+// an in-memory cache of each searched scope's vectors, see vecCache).
+type MemoryStore struct {
+	s  *Store
+	vc *vecCache
+
+	mu          sync.Mutex
+	chunks      int64 // chunks in the file, once chunksKnown
+	chunksKnown bool
+}
 
 var _ memory.Store = (*MemoryStore)(nil)
 
-// Memory returns the memory store that shares s's connections.
-func (s *Store) Memory() *MemoryStore { return &MemoryStore{s: s} }
+// Memory returns the memory store that shares s's connections. Keep one per
+// daemon: it caches vectors and counts, and sees only its own writes (and
+// other processes' writes when it loads a scope).
+func (s *Store) Memory() *MemoryStore {
+	return &MemoryStore{s: s, vc: newVecCache(DefaultVectorCacheBytes)}
+}
+
+// SetVectorCacheBytes changes the vector cache's budget (0 turns it off:
+// every vector search scans the scope's blobs).
+func (ms *MemoryStore) SetVectorCacheBytes(n int64) {
+	ms.vc.mu.Lock()
+	ms.vc.budget = n
+	ms.vc.mu.Unlock()
+}
+
+// addChunkCount adjusts the cached chunk count after a committed write.
+func (ms *MemoryStore) addChunkCount(d int64) {
+	ms.mu.Lock()
+	if ms.chunksKnown {
+		ms.chunks += d
+	}
+	ms.mu.Unlock()
+}
+
+// chunkCount is the number of chunks in the file (all scopes, as FTS5's
+// document frequencies are), counted once and then tracked.
+func (ms *MemoryStore) chunkCount(ctx context.Context) (int64, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if !ms.chunksKnown {
+		if err := ms.s.r.QueryRowContext(ctx, `SELECT count(*) FROM memory_chunks`).Scan(&ms.chunks); err != nil {
+			return 0, err
+		}
+		ms.chunksKnown = true
+	}
+	return ms.chunks, nil
+}
 
 // metaKeyRE limits metadata filter keys to what can be put in a JSON path
 // without quoting problems.
@@ -52,6 +97,7 @@ func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks
 	if err := checkScope(m.Scope); err != nil {
 		return fmt.Errorf("sqlite: insert memory: %w", err)
 	}
+	ids := make([]int64, len(chunks))
 	err := ms.s.writeTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO memories (org_id, user_id, project_id, memory_id, type, agent_id, group_id,
 			text, metadata, importance, chunks, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -65,7 +111,7 @@ func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks
 			return err
 		}
 		defer func() { _ = insChunk.Close() }()
-		for _, c := range chunks {
+		for i, c := range chunks {
 			res, err := insChunk.ExecContext(ctx, scopeArgs(m.Scope, m.ID, c.Seq, c.Text)...)
 			if err != nil {
 				return err
@@ -74,6 +120,7 @@ func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks
 			if err != nil {
 				return err
 			}
+			ids[i] = id
 			if _, err := tx.ExecContext(ctx, `INSERT INTO memory_fts (rowid, tokens) VALUES (?, ?)`, id, strings.Join(c.Tokens, " ")); err != nil {
 				return err
 			}
@@ -86,7 +133,35 @@ func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks
 		}
 		return nil
 	})
-	return fail("insert memory", err)
+	if err != nil {
+		return fail("insert memory", err)
+	}
+	ms.addChunkCount(int64(len(chunks)))
+	meta := vcMeta{typ: m.Type, agent: m.AgentID, group: m.GroupID, created: micros(m.CreatedAt)}
+	byModel := map[string][]int{}
+	for i, c := range chunks {
+		if c.Vector != nil {
+			byModel[c.Model] = append(byModel[c.Model], i)
+		}
+	}
+	for model, idx := range byModel {
+		k := vcKey{m.Scope, model}
+		e := ms.vc.peek(k)
+		if e == nil {
+			continue
+		}
+		e.mu.Lock()
+		if e.ready && !e.dead {
+			for _, i := range idx {
+				e.add(ids[i], chunks[i].Vector, meta)
+			}
+			if !ms.vc.resize(k, e, int64(len(e.ids))*entryBytes(e.dim)) {
+				e.dead = true
+			}
+		}
+		e.mu.Unlock()
+	}
+	return nil
 }
 
 // GetMemory returns a memory of the scope.
@@ -111,13 +186,25 @@ func (ms *MemoryStore) GetMemory(ctx context.Context, scope store.Scope, id stri
 
 // DeleteMemory removes a memory and everything indexed for it.
 func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id string) error {
+	var chunkIDs []int64
 	err := ms.s.writeTx(ctx, func(tx *sql.Tx) error {
+		chunkIDs = chunkIDs[:0]
 		res, err := tx.ExecContext(ctx, `DELETE FROM memories WHERE `+scopeCond+` AND memory_id = ?`, scopeArgs(scope, id)...)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return sql.ErrNoRows
+		}
+		if err := queryRows(ctx, tx, `SELECT id FROM memory_chunks WHERE `+scopeCond+` AND memory_id = ?`, scopeArgs(scope, id), func(rows *sql.Rows) error {
+			var cid int64
+			if err := rows.Scan(&cid); err != nil {
+				return err
+			}
+			chunkIDs = append(chunkIDs, cid)
+			return nil
+		}); err != nil {
+			return err
 		}
 		sub := `(SELECT id FROM memory_chunks WHERE ` + scopeCond + ` AND memory_id = ?)`
 		if _, err := tx.ExecContext(ctx, `DELETE FROM memory_fts WHERE rowid IN `+sub, scopeArgs(scope, id)...); err != nil {
@@ -129,7 +216,18 @@ func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id s
 		_, err = tx.ExecContext(ctx, `DELETE FROM memory_chunks WHERE `+scopeCond+` AND memory_id = ?`, scopeArgs(scope, id)...)
 		return err
 	})
-	return fail("delete memory", err)
+	if err != nil {
+		return fail("delete memory", err)
+	}
+	ms.addChunkCount(-int64(len(chunkIDs)))
+	for _, e := range ms.vc.scopeEntries(scope) {
+		e.mu.Lock()
+		for _, cid := range chunkIDs {
+			e.remove(cid)
+		}
+		e.mu.Unlock()
+	}
+	return nil
 }
 
 // filterSQL is the condition on memories m that f asks for.
@@ -179,24 +277,113 @@ func filterSQL(f memory.Filter) (string, []any, error) {
 // memJoin joins a chunk c to its memory m.
 const memJoin = ` JOIN memories m ON m.org_id = c.org_id AND m.user_id = c.user_id AND m.project_id = c.project_id AND m.memory_id = c.memory_id`
 
-// VectorSearch scores every vector of the model in the scope (filtered) in Go.
+// VectorSearch scores the scope's vectors of the model in Go: from the
+// vector cache when the scope fits in it (and the filter is one the cache
+// can apply), else by scanning the blobs.
 func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, model string, vec []float32, f memory.Filter, limit int) ([]memory.Hit, error) {
 	cond, fargs, err := filterSQL(f)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: vector search: %w", err)
 	}
+	var top []scoredChunk
+	cached := false
+	if cacheable(f) {
+		top, cached, err = ms.cachedSearch(ctx, vcKey{scope, model}, vec, f, limit)
+		if err != nil {
+			return nil, fail("vector search", err)
+		}
+	}
+	if !cached {
+		top, err = ms.scanSearch(ctx, scope, model, vec, cond, fargs, limit)
+		if err != nil {
+			return nil, fail("vector search", err)
+		}
+	}
+	ids := make([]int64, len(top))
+	scores := make(map[int64]float64, len(top))
+	for i, t := range top {
+		ids[i] = t.id
+		scores[t.id] = t.score
+	}
+	return ms.hits(ctx, "vector search", ids, scores)
+}
+
+// cachedSearch searches the scope's cache entry, loading it first when it
+// is new; ok is false when the scope is not cached.
+func (ms *MemoryStore) cachedSearch(ctx context.Context, k vcKey, vec []float32, f memory.Filter, limit int) (top []scoredChunk, ok bool, err error) {
+	e, created := ms.vc.get(k)
+	if e == nil {
+		return nil, false, nil
+	}
+	if created {
+		if err := ms.load(ctx, k, e, len(vec)); err != nil {
+			return nil, false, err
+		}
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.ready || e.dead || e.dim != len(vec) {
+		return nil, false, nil
+	}
+	return e.search(vec, f, limit), true, nil
+}
+
+// load fills a new cache entry with the scope's vectors of the model.
+func (ms *MemoryStore) load(ctx context.Context, k vcKey, e *vcScope, dim int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dim = dim
+	e.cols = make([][]float32, dim)
+	vec := make([]float32, dim)
+	maxN := ms.vc.budgetBytes() / entryBytes(dim)
+	err := queryRows(ctx, ms.s.r, `SELECT c.id, v.embedding, m.type, m.agent_id, m.group_id, m.created_at FROM memory_chunks c
+		JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = ?`+memJoin+` WHERE c.org_id = ? AND c.user_id = ? AND c.project_id = ?`,
+		append([]any{k.model}, scopeArgs(k.scope)...), func(rows *sql.Rows) error {
+			var id int64
+			var blob sql.RawBytes
+			var m vcMeta
+			if err := rows.Scan(&id, &blob, &m.typ, &m.agent, &m.group, &m.created); err != nil {
+				return err
+			}
+			if len(blob) != 4*dim {
+				return nil
+			}
+			if int64(len(e.ids)) >= maxN {
+				return errTooBig
+			}
+			for i := range vec {
+				vec[i] = math.Float32frombits(binary.LittleEndian.Uint32(blob[4*i:]))
+			}
+			e.add(id, vec, m)
+			return nil
+		})
+	if err == nil {
+		e.ready = ms.vc.resize(k, e, int64(len(e.ids))*entryBytes(dim))
+	} else if errors.Is(err, errTooBig) {
+		ms.vc.resize(k, e, ms.vc.budgetBytes()+1) // remembered as too big
+		err = nil
+	} else {
+		ms.vc.drop(k, e)
+	}
+	if !e.ready {
+		e.dead = true
+		e.cols, e.ids, e.meta, e.pos = nil, nil, nil, nil
+	}
+	return err
+}
+
+var errTooBig = errors.New("over the vector cache budget")
+
+// scanSearch scores every vector of the model in the scope (filtered).
+func (ms *MemoryStore) scanSearch(ctx context.Context, scope store.Scope, model string, vec []float32, cond string, fargs []any, limit int) ([]scoredChunk, error) {
 	q := `SELECT c.id, v.embedding FROM memory_chunks c JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = ?`
 	if cond != "" {
 		q += memJoin
 	}
 	q += ` WHERE c.org_id = ? AND c.user_id = ? AND c.project_id = ?` + cond
 	args := append(append([]any{model}, scopeArgs(scope)...), fargs...)
-	type scored struct {
-		id    int64
-		score float64
-	}
-	var top []scored // kept sorted, best first, at most limit
-	err = queryRows(ctx, ms.s.r, q, args, func(rows *sql.Rows) error {
+	var top []scoredChunk // kept sorted, best first, at most limit
+	err := queryRows(ctx, ms.s.r, q, args, func(rows *sql.Rows) error {
 		var id int64
 		var blob sql.RawBytes
 		if err := rows.Scan(&id, &blob); err != nil {
@@ -208,22 +395,13 @@ func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, mode
 		}
 		i := sort.Search(len(top), func(i int) bool { return top[i].score < sc })
 		if len(top) < limit {
-			top = append(top, scored{})
+			top = append(top, scoredChunk{})
 		}
 		copy(top[i+1:], top[i:len(top)-1])
-		top[i] = scored{id, sc}
+		top[i] = scoredChunk{id, sc}
 		return nil
 	})
-	if err != nil {
-		return nil, fail("vector search", err)
-	}
-	ids := make([]int64, len(top))
-	scores := make(map[int64]float64, len(top))
-	for i, t := range top {
-		ids[i] = t.id
-		scores[t.id] = t.score
-	}
-	return ms.hits(ctx, "vector search", ids, scores)
+	return top, err
 }
 
 // hits loads the chunks ids (with their memories' fields) in the order given.
@@ -260,7 +438,10 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 	return out, nil
 }
 
-// TextSearch ranks chunks by FTS5's bm25 over an OR of the tokens.
+// TextSearch ranks chunks by FTS5's bm25 over an OR of the query's rarest
+// terms: memory.SelectTerms drops the terms most chunks contain (their
+// document frequencies come from memory_fts_vocab), so the set of chunks
+// bm25 scores stays bounded as memories accumulate.
 func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int) ([]memory.Hit, error) {
 	if len(tokens) == 0 {
 		return nil, nil
@@ -269,9 +450,34 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: text search: %w", err)
 	}
-	terms := make([]string, len(tokens))
+	n, err := ms.chunkCount(ctx)
+	if err != nil {
+		return nil, fail("text search", err)
+	}
+	targs := make([]any, len(tokens))
 	for i, t := range tokens {
-		terms[i] = `"` + strings.ReplaceAll(t, `"`, `""`) + `"`
+		targs[i] = t
+	}
+	var dfs []memory.TermDF
+	err = queryRows(ctx, ms.s.r, `SELECT term, doc FROM memory_fts_vocab WHERE term IN (?`+strings.Repeat(", ?", len(tokens)-1)+`)`, targs,
+		func(rows *sql.Rows) error {
+			var t memory.TermDF
+			if err := rows.Scan(&t.Term, &t.DF); err != nil {
+				return err
+			}
+			dfs = append(dfs, t)
+			return nil
+		})
+	if err != nil {
+		return nil, fail("text search", err)
+	}
+	kept := memory.SelectTerms(dfs, n)
+	if len(kept) == 0 {
+		return nil, nil
+	}
+	terms := make([]string, len(kept))
+	for i, t := range kept {
+		terms[i] = `"` + strings.ReplaceAll(t.Term, `"`, `""`) + `"`
 	}
 	q := `SELECT c.id, bm25(memory_fts) AS r FROM memory_fts JOIN memory_chunks c ON c.id = memory_fts.rowid`
 	if cond != "" {
@@ -319,6 +525,7 @@ func (ms *MemoryStore) PutVectors(ctx context.Context, model string, refs []memo
 	if len(refs) != len(vecs) {
 		return fmt.Errorf("sqlite: put vectors: %d refs, %d vectors", len(refs), len(vecs))
 	}
+	defer ms.vc.dropModel(model) // the cached vectors of model may be stale now
 	err := ms.s.writeTx(ctx, func(tx *sql.Tx) error {
 		for i, r := range refs {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO memory_vectors (chunk_id, model, dim, embedding) VALUES (?, ?, ?, ?)

@@ -1,0 +1,60 @@
+package memory
+
+import (
+	"math"
+	"sort"
+)
+
+// TermDF is a query term with its document frequency (chunks containing it).
+type TermDF struct {
+	Term string
+	DF   int64
+}
+
+// Full-text pruning limits (see SelectTerms).
+const (
+	// MaxQueryTerms is how many of a query's rarest terms the full-text leg
+	// uses (long Chinese queries have dozens of bigrams).
+	MaxQueryTerms = 16
+	// CommonTermShare: a term in more than this share of the chunks is
+	// dropped from the full-text leg. Its BM25 idf is under log(1+1/0.3-1)
+	// ≈ 0.85, against ≈ 8 for a term in a few chunks of 10k, so it barely
+	// moves the ranking, yet every chunk containing it must be scored.
+	CommonTermShare = 0.3
+	// MaxMatchedChunks bounds the sum of the kept terms' document
+	// frequencies, so a full-text search scores a bounded number of chunks
+	// however large the scope grows.
+	MaxMatchedChunks = 4000
+)
+
+// IDF is the BM25 inverse document frequency of a term in df of n chunks.
+func IDF(df, n int64) float64 {
+	return math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
+}
+
+// SelectTerms keeps the query terms worth matching: the rarest first, at most
+// MaxQueryTerms, without terms in more than CommonTermShare of the n chunks,
+// and stopping before the kept terms' frequencies add up to more than
+// MaxMatchedChunks. The rarest term present is always kept, so a query made
+// only of common words still finds something. Terms with df 0 are dropped.
+func SelectTerms(terms []TermDF, n int64) []TermDF {
+	var present []TermDF
+	for _, t := range terms {
+		if t.DF > 0 {
+			present = append(present, t)
+		}
+	}
+	sort.SliceStable(present, func(i, j int) bool { return present[i].DF < present[j].DF })
+	var out []TermDF
+	var sum int64
+	for i, t := range present {
+		if i > 0 {
+			if len(out) == MaxQueryTerms || float64(t.DF) > CommonTermShare*float64(n) || sum+t.DF > MaxMatchedChunks {
+				break
+			}
+		}
+		out = append(out, t)
+		sum += t.DF
+	}
+	return out
+}
