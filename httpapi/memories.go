@@ -163,12 +163,20 @@ func (h *memoryHandlers) ingest(c *gin.Context) {
 }
 
 func (h *memoryHandlers) getCore(c *gin.Context) {
-	blocks, err := h.svc.CoreBlocks(c.Request.Context(), scopeOf(c), c.Param("agent_id"))
+	a, ok := h.s.agentOf(c)
+	if !ok {
+		return
+	}
+	h.writeCore(c, a.ID)
+}
+
+func (h *memoryHandlers) writeCore(c *gin.Context, agentID string) {
+	blocks, err := h.svc.CoreBlocks(c.Request.Context(), scopeOf(c), agentID)
 	if err != nil {
 		h.fail(c, err, "core memory")
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"agent_id": c.Param("agent_id"), "blocks": blocks})
+	c.JSON(http.StatusOK, gin.H{"agent_id": agentID, "blocks": blocks})
 }
 
 type putCoreBody struct {
@@ -182,15 +190,19 @@ type putCoreBody struct {
 }
 
 func (h *memoryHandlers) putCore(c *gin.Context) {
+	a, ok := h.s.agentOf(c)
+	if !ok {
+		return
+	}
 	var b putCoreBody
 	if !bindJSON(c, &b) {
 		return
 	}
 	for _, bl := range b.Blocks {
-		if _, err := h.svc.SetCoreBlock(c.Request.Context(), scopeOf(c), c.Param("agent_id"), bl.Label, bl.Value); err != nil {
+		if _, err := h.svc.SetCoreBlock(c.Request.Context(), scopeOf(c), a.ID, bl.Label, bl.Value); err != nil {
 			h.fail(c, err, "core memory")
 			return
 		}
 	}
-	h.getCore(c)
+	h.writeCore(c, a.ID)
 }

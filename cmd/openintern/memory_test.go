@@ -148,6 +148,12 @@ func TestMemoryAPI(t *testing.T) {
 			if !found {
 				t.Fatalf("core memory = %+v", core)
 			}
+			if status, body := c.req("GET", "/api/agents/ghost/core-memory", nil); status != http.StatusNotFound {
+				t.Fatalf("core memory of an unknown agent: %d %s", status, body)
+			}
+			if status, body := c.req("PUT", "/api/agents/ghost/core-memory", `{"blocks":[{"label":"human","value":"x"}]}`); status != http.StatusNotFound {
+				t.Fatalf("core memory PUT of an unknown agent: %d %s", status, body)
+			}
 			other.must(http.StatusOK, "GET", "/api/agents/main/core-memory", nil, &core)
 			for _, b := range core.Blocks {
 				if strings.Contains(b.Value, "Alice likes tea") {
