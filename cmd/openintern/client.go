@@ -469,18 +469,9 @@ func (c *apiClient) readStreamOnce(ctx context.Context, path string, lastID *int
 
 // ---------------------------------------------------------------- agents
 
-// agentView is an agent as the API shows it.
-type agentView struct {
-	ID           string    `json:"agent_id"`
-	Name         string    `json:"name"`
-	SystemPrompt string    `json:"system_prompt"`
-	Model        string    `json:"model"`
-	Tools        []string  `json:"tools"`
-	State        string    `json:"state"`
-	Unread       int       `json:"unread"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-}
+// agentView is an agent as the API shows it: the store's own type, whose
+// JSON is the API's.
+type agentView = store.Agent
 
 func (c *apiClient) agentNotFound(agentID string, err error) error {
 	if isNotFound(err) {
