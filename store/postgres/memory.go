@@ -37,8 +37,10 @@ var _ memory.Store = (*MemoryStore)(nil)
 func (s *Store) Memory() *MemoryStore { return &MemoryStore{s: s, indexed: map[string]bool{}} }
 
 // hnswEfSearch is ef_search of the HNSW scan (candidates per search, higher
-// is more exact and slower).
-const hnswEfSearch = 100
+// is more exact and slower). Measured recall@10 against exact search at 10k
+// chunks of the local embedder: 0.85 at 100, 0.94 at 200, 0.96 at 400; the
+// vector leg stays a small part of a hybrid search's time.
+const hnswEfSearch = 400
 
 // modelRE: model names go into index predicates as literals (a partial index
 // is only used when the query repeats its predicate verbatim), so they are
