@@ -168,15 +168,26 @@ func (s *Server) accessLog(c *gin.Context) {
 // limitBody answers 413 for bodies over the limit, whether announced by
 // Content-Length or discovered while reading.
 func (s *Server) limitBody(c *gin.Context) {
-	if c.Request.ContentLength > s.deps.MaxBodyBytes {
-		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", s.deps.MaxBodyBytes))
+	limit := s.deps.MaxBodyBytes
+	if isUploadRoute(c.FullPath()) {
+		limit = max(limit, MaxUploadBytes)
+	}
+	if c.Request.ContentLength > limit {
+		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit))
 		return
 	}
 	if c.Request.Body != nil {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.deps.MaxBodyBytes)
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	}
 	c.Next()
 }
+
+// MaxUploadBytes bounds file uploads, which are larger than API bodies.
+const MaxUploadBytes = 32 << 20
+
+// isUploadRoute reports the routes that take files and get MaxUploadBytes
+// instead of the body limit.
+func isUploadRoute(path string) bool { return path == "/api/memories/ingest" }
 
 // apiError is the one JSON error shape of the API.
 type apiError struct {

@@ -175,6 +175,11 @@ func TestMemoryAPI(t *testing.T) {
 			if len(tom.Results) == 0 || tom.Results[0].ID != ing.ID {
 				t.Fatalf("ingested file not found: %+v", tom)
 			}
+			// A file larger than the 1 MiB API body limit is still accepted: uploads have their own.
+			big := strings.Repeat("Line about the orchard and its apple trees.\n\n", 50000)
+			if status, raw := c.ingest("orchard.md", big); status != http.StatusCreated {
+				t.Fatalf("ingest of a %d-byte file: %d %.200s", len(big), status, raw)
+			}
 			if status, raw := c.ingest("image.png", "\x89PNG\x00\x01"); status != http.StatusBadRequest {
 				t.Fatalf("ingest png: %d %s", status, raw)
 			}
