@@ -52,6 +52,11 @@ type Mailbox struct {
 	logger *slog.Logger
 
 	requests chan request
+	// mu orders Send against Stop: once closed is set no request enters the
+	// queue, so the committer's final drain sees every accepted message.
+	mu       sync.RWMutex
+	closed   bool
+	started  bool
 	stopOnce sync.Once
 	stop     chan struct{}
 	done     chan struct{}
@@ -73,11 +78,27 @@ func New(st Store, waker Waker, logger *slog.Logger) *Mailbox {
 func NewMessageID() string { return "msg_" + uuid.Must(uuid.NewV7()).String() }
 
 // Start runs the committer until Stop.
-func (m *Mailbox) Start() { go m.commitLoop() }
+func (m *Mailbox) Start() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started || m.closed {
+		return
+	}
+	m.started = true
+	go m.commitLoop()
+}
 
-// Stop finishes the batches already queued and stops; safe twice.
+// Stop finishes the batches already queued and stops; safe twice and without Start.
 func (m *Mailbox) Stop(ctx context.Context) error {
-	m.stopOnce.Do(func() { close(m.stop) })
+	m.stopOnce.Do(func() {
+		m.mu.Lock()
+		m.closed = true
+		close(m.stop)
+		if !m.started {
+			close(m.done)
+		}
+		m.mu.Unlock()
+	})
 	select {
 	case <-m.done:
 		return nil
@@ -93,13 +114,18 @@ func (m *Mailbox) Send(ctx context.Context, msg store.NewMessage) (store.Message
 		msg.ID = NewMessageID()
 	}
 	req := request{ctx: ctx, msg: msg, reply: make(chan result, 1)}
+	m.mu.RLock()
+	if m.closed || !m.started {
+		m.mu.RUnlock()
+		return store.Message{}, ErrClosed
+	}
 	select {
 	case m.requests <- req:
-	case <-m.stop:
-		return store.Message{}, ErrClosed
 	case <-ctx.Done():
+		m.mu.RUnlock()
 		return store.Message{}, ctx.Err()
 	}
+	m.mu.RUnlock()
 	// Once queued, the message may be committed even if ctx ends; wait for the
 	// verdict so the caller never reports failure for a stored message.
 	r := <-req.reply
