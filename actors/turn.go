@@ -122,10 +122,6 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 		t.state.Messages = append(t.state.Messages, llm.Message{Role: llm.RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})
 		if len(resp.ToolCalls) == 0 {
 			t.emit("step.completed", stepID, map[string]any{"step": step, "final": true})
-			t.emit("run.completed", "", map[string]any{"output": resp.Content, "steps": step, "usage": t.state.Usage})
-			if mem := t.rt.cfg.Memory; mem != nil {
-				mem.RememberRun(t.scope, t.run.AgentID, t.run.ID, t.run.Input, resp.Content)
-			}
 			return t.finish(store.RunResult{Status: store.RunCompleted, Output: resp.Content, Steps: step, Usage: t.state.Usage})
 		}
 
@@ -294,6 +290,8 @@ func (t *turn) commitFailed(ctx context.Context, err error) turnOutcome {
 // finish ends the run with its final events and marks its messages read, in one transaction.
 func (t *turn) finish(res store.RunResult) turnOutcome {
 	switch res.Status {
+	case store.RunCompleted:
+		t.emit("run.completed", "", map[string]any{"output": res.Output, "steps": res.Steps, "usage": res.Usage})
 	case store.RunFailed:
 		t.emit("run.failed", "", map[string]any{"error": res.Error, "steps": res.Steps})
 	case store.RunCancelled:
@@ -312,6 +310,12 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 	}
 	t.pending = nil
 	t.rt.bus.Publish(context.Background(), stored...)
+	// The episodic summary is written only for a run the store has recorded as
+	// completed, so a failed finish (retried from the checkpoint) never leaves
+	// a summary of a run that did not end, or two of one that did.
+	if mem := t.rt.cfg.Memory; mem != nil && res.Status == store.RunCompleted {
+		mem.RememberRun(t.scope, t.run.AgentID, t.run.ID, t.run.Input, res.Output)
+	}
 	return turnOutcome{}
 }
 
