@@ -32,6 +32,23 @@ type (
 	}
 	// statsRequest asks for the supervisor's counters; answered with Stats.
 	statsRequest struct{}
+	// groupRunChanged: a group run started, a member's run ended, or a cancel
+	// was asked; the group's actor (activated if needed) looks at the run again.
+	groupRunChanged struct {
+		key   groupKey
+		runID string
+	}
+	// groupIdle: a group actor has no active run and has seen `seen` notices.
+	groupIdle struct {
+		key  groupKey
+		seen uint64
+	}
+)
+
+// Messages a group actor receives.
+type (
+	// reconcileGroupRun: advance the run as far as its members allow.
+	reconcileGroupRun struct{ runID string }
 )
 
 // Stats are the supervisor's counters.
@@ -39,6 +56,7 @@ type Stats struct {
 	ActiveAgents  int `json:"active_agents"`  // activated actors
 	RunningAgents int `json:"running_agents"` // holding a run slot
 	WaitingAgents int `json:"waiting_agents"` // queued for a slot
+	ActiveGroups  int `json:"active_groups"`  // group actors orchestrating runs
 }
 
 // Messages an agent actor receives.

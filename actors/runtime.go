@@ -29,8 +29,10 @@ import (
 // Store is what the agents need from the database.
 type Store interface {
 	store.AgentStore
+	store.MessageStore
 	store.RunStore
 	store.EventStore
+	store.TeamStore
 }
 
 // ToolRouter gives the model its tools and runs the calls it makes.
@@ -50,7 +52,8 @@ type Config struct {
 	StoreTimeout    time.Duration // bound on each store write made outside a request
 	DefaultModel    string
 	DefaultPrompt   string
-	Memory          Memory // long-term memory: recall and core blocks in context; nil: none
+	Memory          Memory     // long-term memory: recall and core blocks in context; nil: none
+	Blackboard      Blackboard // groups' blackboards: proposals and decisions are posted; nil: none
 }
 
 func (c *Config) defaults() {
@@ -128,6 +131,16 @@ func (r *Runtime) Start(ctx context.Context) error {
 	if len(refs) > 0 {
 		r.logger.Info("recovery: woke agents with pending work", "agents", len(refs))
 	}
+	groupRuns, err := r.store.ActiveGroupRuns(ctx)
+	if err != nil {
+		return fmt.Errorf("actors: recovery: %w", err)
+	}
+	for _, run := range groupRuns {
+		r.groupRunChanged(run.Scope, run.GroupID, run.ID)
+	}
+	if len(groupRuns) > 0 {
+		r.logger.Info("recovery: resumed group runs", "runs", len(groupRuns))
+	}
 	return nil
 }
 
@@ -199,8 +212,14 @@ func (r *Runtime) CancelRun(ctx context.Context, scope store.Scope, runID string
 		}
 		r.bus.Publish(ctx, stored...)
 	}
-	if run.Status == store.RunRunning {
+	switch {
+	case run.AgentID == "" && run.GroupID != "":
+		r.groupRunChanged(scope, run.GroupID, run.ID) // a group run: its actor cancels the members
+	case run.Status == store.RunRunning:
 		r.system.Root.Send(r.supervisor, &forwardToAgent{key: agentKey{scope, run.AgentID}, msg: &cancelRun{runID: runID}})
+	}
+	if run.ParentRunID != "" && run.Status == store.RunCancelled {
+		r.groupRunChanged(scope, run.GroupID, run.ParentRunID)
 	}
 	return run, nil
 }

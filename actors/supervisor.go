@@ -18,6 +18,10 @@ type supervisor struct {
 	slotHolders map[string]bool // pid.Id
 	waiting     []*actor.PID
 	waitingSet  map[string]bool
+
+	groups     map[groupKey]*actor.PID
+	groupKeys  map[string]groupKey // pid.Id -> key
+	groupsSent map[groupKey]uint64
 }
 
 func newSupervisor(rt *Runtime) *supervisor {
@@ -28,6 +32,9 @@ func newSupervisor(rt *Runtime) *supervisor {
 		wakesSent:   make(map[agentKey]uint64),
 		slotHolders: make(map[string]bool),
 		waitingSet:  make(map[string]bool),
+		groups:      make(map[groupKey]*actor.PID),
+		groupKeys:   make(map[string]groupKey),
+		groupsSent:  make(map[groupKey]uint64),
 	}
 }
 
@@ -56,7 +63,26 @@ func (s *supervisor) Receive(ctx actor.Context) {
 			s.forget(msg.key)
 			ctx.Stop(pid)
 		}
+	case *groupRunChanged:
+		pid := s.group(ctx, msg.key)
+		s.groupsSent[msg.key]++
+		ctx.Send(pid, &reconcileGroupRun{runID: msg.runID})
+	case *groupIdle:
+		pid, ok := s.groups[msg.key]
+		if ok && ctx.Sender() != nil && pid.Id == ctx.Sender().Id && s.groupsSent[msg.key] == msg.seen {
+			delete(s.groups, msg.key)
+			delete(s.groupsSent, msg.key)
+			ctx.Stop(pid)
+		}
 	case *actor.Terminated:
+		if key, ok := s.groupKeys[msg.Who.Id]; ok {
+			if pid := s.groups[key]; pid != nil && pid.Id == msg.Who.Id {
+				delete(s.groups, key)
+				delete(s.groupsSent, key)
+			}
+			delete(s.groupKeys, msg.Who.Id)
+			return
+		}
 		if key, ok := s.keys[msg.Who.Id]; ok {
 			if pid := s.children[key]; pid != nil && pid.Id == msg.Who.Id {
 				s.forget(key)
@@ -66,7 +92,7 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		s.release(ctx, msg.Who)
 		s.dropWaiting(msg.Who)
 	case *statsRequest:
-		ctx.Respond(Stats{ActiveAgents: len(s.children), RunningAgents: s.slotsInUse, WaitingAgents: len(s.waiting)})
+		ctx.Respond(Stats{ActiveAgents: len(s.children), RunningAgents: s.slotsInUse, WaitingAgents: len(s.waiting), ActiveGroups: len(s.groups)})
 	}
 }
 
@@ -81,6 +107,21 @@ func (s *supervisor) child(ctx actor.Context, key agentKey) *actor.PID {
 	s.children[key] = pid
 	s.keys[pid.Id] = key
 	s.wakesSent[key] = 0
+	return pid
+}
+
+// group returns the group's actor, activating it when it is passive.
+func (s *supervisor) group(ctx actor.Context, key groupKey) *actor.PID {
+	if pid, ok := s.groups[key]; ok {
+		return pid
+	}
+	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return &groupActor{rt: s.rt, key: key, active: make(map[string]bool)}
+	}))
+	ctx.Watch(pid)
+	s.groups[key] = pid
+	s.groupKeys[pid.Id] = key
+	s.groupsSent[key] = 0
 	return pid
 }
 

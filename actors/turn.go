@@ -150,10 +150,72 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 }
 
 func (t *turn) loadAgent(ctx context.Context) (store.Agent, error) {
+	var (
+		a   store.Agent
+		err error
+	)
 	if t.claim.Run.AgentID == store.MainAgentID {
-		return t.rt.store.EnsureAgent(ctx, store.Agent{Scope: t.scope, ID: store.MainAgentID, Name: "Main agent"})
+		a, err = t.rt.store.EnsureAgent(ctx, store.Agent{Scope: t.scope, ID: store.MainAgentID, Name: "Main agent"})
+	} else {
+		a, err = t.rt.store.GetAgent(ctx, t.scope, t.run.AgentID)
 	}
-	return t.rt.store.GetAgent(ctx, t.scope, t.run.AgentID)
+	if err != nil || t.run.GroupID == "" {
+		return a, err
+	}
+	return t.actInRole(ctx, a)
+}
+
+// noTools is an allowed list no tool name matches: a role with an empty tool
+// list permits nothing (an empty allowed list would permit everything).
+var noTools = []string{""}
+
+// actInRole applies the agent's role in the run's group: the role's prompt
+// comes first, its model is used when the agent names none, and its tool list,
+// when it has one, replaces the agent's. An agent that has left the group works
+// as itself.
+func (t *turn) actInRole(ctx context.Context, a store.Agent) (store.Agent, error) {
+	roleID := t.run.RoleID
+	if roleID == "" {
+		m, err := t.rt.store.GetMember(ctx, t.scope, t.run.GroupID, a.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return a, nil
+		}
+		if err != nil {
+			return a, fmt.Errorf("membership: %w", err)
+		}
+		roleID = m.RoleID
+	}
+	role, err := t.rt.store.GetRole(ctx, t.scope, roleID)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, nil
+	}
+	if err != nil {
+		return a, fmt.Errorf("role: %w", err)
+	}
+	prompt := a.SystemPrompt
+	if prompt == "" {
+		prompt = t.rt.cfg.DefaultPrompt
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "You are a member of the team %q with the role %s.", t.run.GroupID, role.Name)
+	if role.Description != "" {
+		b.WriteString(" " + role.Description)
+	}
+	if role.SystemPrompt != "" {
+		b.WriteString("\n\n" + role.SystemPrompt)
+	}
+	b.WriteString("\n\n" + prompt)
+	a.SystemPrompt = b.String()
+	if a.Model == "" {
+		a.Model = role.Model
+	}
+	if role.AllowedTools != nil {
+		a.Tools = role.AllowedTools
+		if len(a.Tools) == 0 {
+			a.Tools = noTools
+		}
+	}
+	return a, nil
 }
 
 // buildContext starts the conversation: system prompt, the session's earlier
@@ -244,7 +306,10 @@ func (t *turn) callModel(ctx context.Context, stepID string, specs []llm.ToolSpe
 
 func (t *turn) runTool(ctx context.Context, stepID string, tc llm.ToolCall) {
 	started := time.Now()
-	call := tools.Call{Scope: t.scope, AgentID: t.run.AgentID, RunID: t.run.ID, CallID: tc.ID, Name: tc.Name, Args: json.RawMessage(tc.Arguments)}
+	call := tools.Call{
+		Scope: t.scope, AgentID: t.run.AgentID, RunID: t.run.ID, GroupID: t.run.GroupID, ParentRunID: t.run.ParentRunID,
+		SessionKey: t.run.SessionKey, CallID: tc.ID, Name: tc.Name, Args: json.RawMessage(tc.Arguments),
+	}
 	res, outcome := t.rt.tools.Route(ctx, call, t.agent.Tools)
 	if outcome == tools.OutcomeBlocked {
 		t.emit("tool.blocked", stepID, map[string]any{"call_id": tc.ID, "name": tc.Name, "reason": res.Content})
@@ -297,6 +362,9 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 	case store.RunCancelled:
 		t.emit("run.cancelled", "", map[string]any{"error": res.Error, "steps": res.Steps})
 	}
+	if res.Status == store.RunCompleted {
+		res.Outbox = t.reportToParent(res.Output)
+	}
 	sctx, cancel := t.rt.storeCtx()
 	defer cancel()
 	stored, err := t.rt.store.FinishRun(sctx, t.scope, t.run.ID, res, t.pending)
@@ -310,6 +378,12 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 	}
 	t.pending = nil
 	t.rt.bus.Publish(context.Background(), stored...)
+	for _, m := range res.Outbox {
+		t.rt.Wake(m.Scope, m.AgentID)
+	}
+	if t.run.ParentRunID != "" {
+		t.rt.groupRunChanged(t.scope, t.run.GroupID, t.run.ParentRunID)
+	}
 	// The episodic summary is written only for a run the store has recorded as
 	// completed, so a failed finish (retried from the checkpoint) never leaves
 	// a summary of a run that did not end, or two of one that did.
@@ -317,6 +391,30 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 		mem.RememberRun(t.scope, t.run.AgentID, t.run.ID, t.run.Input, res.Output)
 	}
 	return turnOutcome{}
+}
+
+// reportToParent is the message a spawned agent sends its parent when it
+// finishes work the parent gave it. It is stored in the transaction that ends
+// the run, so the report is neither lost nor sent twice.
+func (t *turn) reportToParent(output string) []store.NewMessage {
+	parent := t.agent.ParentID
+	if parent == "" {
+		return nil
+	}
+	fromParent := false
+	for _, m := range t.claim.Messages {
+		if m.SenderType == store.SenderAgent && m.SenderID == parent {
+			fromParent = true
+		}
+	}
+	if !fromParent {
+		return nil
+	}
+	return []store.NewMessage{{
+		Scope: t.scope, ID: reportMessageID(t.run.ID), AgentID: parent, SessionKey: "agent:" + t.run.AgentID,
+		GroupID: t.run.GroupID, SenderType: store.SenderAgent, SenderID: t.run.AgentID,
+		Content: fmt.Sprintf("Report from %s (run %s):\n%s", t.run.AgentID, t.run.ID, output),
+	}}
 }
 
 // suspend leaves the run running with its last checkpoint; a later activation

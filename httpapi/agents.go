@@ -179,6 +179,29 @@ func (s *Server) deleteAgent(c *gin.Context) {
 		writeError(c, http.StatusConflict, "main_agent", "the main agent exists in every scope and cannot be deleted")
 		return
 	}
+	cascade, ok := cascadeOf(c)
+	if !ok {
+		return
+	}
+	memberships, err := s.deps.Store.AgentMemberships(c.Request.Context(), a.Scope, a.ID)
+	if err != nil {
+		s.fail(c, err, "agent")
+		return
+	}
+	if len(memberships) > 0 {
+		if !cascade {
+			groups := make([]string, len(memberships))
+			for i, m := range memberships {
+				groups[i] = m.GroupID
+			}
+			writeError(c, http.StatusConflict, "in_use", "agent "+a.ID+" is a member of the groups "+strings.Join(groups, ", ")+"; remove it from them first, or delete with ?cascade=true")
+			return
+		}
+		if err := s.deps.Store.RemoveAgentMemberships(c.Request.Context(), a.Scope, a.ID); err != nil {
+			s.fail(c, err, "agent")
+			return
+		}
+	}
 	if err := s.deps.Store.DeleteAgent(c.Request.Context(), a.Scope, a.ID); err != nil {
 		s.fail(c, err, "agent")
 		return

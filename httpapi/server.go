@@ -26,6 +26,7 @@ type Store interface {
 	store.MessageStore
 	store.RunStore
 	store.EventStore
+	store.TeamStore
 	Ping(ctx context.Context) error
 }
 
@@ -41,6 +42,7 @@ type Runtime interface {
 	Resume(ctx context.Context, scope store.Scope, agentID string) (string, error)
 	CancelRun(ctx context.Context, scope store.Scope, runID string) (store.Run, error)
 	Stats(ctx context.Context) (actors.Stats, error)
+	StartGroupRun(ctx context.Context, scope store.Scope, req actors.GroupRunRequest) (store.Run, error)
 }
 
 // Deps are the API's collaborators.
@@ -49,6 +51,7 @@ type Deps struct {
 	Mailbox      Mailbox
 	Runtime      Runtime
 	Bus          events.Bus
+	Blackboard   Blackboard // nil: groups have no blackboard routes' data (501)
 	Logger       *slog.Logger
 	MaxBodyBytes int64
 	// Heartbeat is the interval of SSE keep-alive comments (default 15 s).
@@ -115,6 +118,8 @@ func (s *Server) routes() {
 	api.GET("/runs/:run_id/stream", s.streamRun)
 	api.POST("/runs/:run_id/cancel", s.cancelRun)
 	api.GET("/sessions/:session_key/runs", s.listSessionRuns)
+
+	s.teamRoutes(api)
 }
 
 func (s *Server) ready(c *gin.Context) {

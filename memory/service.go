@@ -102,6 +102,7 @@ func (s *Service) Embedder() Embedder { return s.emb }
 
 // WriteRequest is a memory to store.
 type WriteRequest struct {
+	ID         string // optional: a fixed id makes the write idempotent (store.ErrConflict when it exists)
 	Scope      store.Scope
 	Type       string // episodic or archival; default episodic
 	AgentID    string
@@ -143,7 +144,7 @@ func (s *Service) Write(ctx context.Context, req WriteRequest) (Memory, error) {
 		created = time.Now()
 	}
 	m := Memory{
-		Scope: req.Scope, ID: NewMemoryID(), Type: req.Type, AgentID: req.AgentID, GroupID: req.GroupID,
+		Scope: req.Scope, ID: firstNonEmpty(req.ID, NewMemoryID()), Type: req.Type, AgentID: req.AgentID, GroupID: req.GroupID,
 		Text: text, Metadata: req.Metadata, Importance: req.Importance, Chunks: len(pieces),
 		CreatedAt: created.UTC().Truncate(time.Microsecond),
 	}
@@ -164,6 +165,22 @@ func (s *Service) Get(ctx context.Context, scope store.Scope, id string) (Memory
 		return Memory{}, fmt.Errorf("memory: get: %w", err)
 	}
 	return m, nil
+}
+
+// List returns the memories f selects, newest first, and how many match.
+func (s *Service) List(ctx context.Context, scope store.Scope, f Filter, page store.Page) ([]Memory, int, error) {
+	ms, total, err := s.st.ListMemories(ctx, scope, f, page)
+	if err != nil {
+		return nil, 0, fmt.Errorf("memory: list: %w", err)
+	}
+	return ms, total, nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // Delete removes a memory, its chunks and vectors.

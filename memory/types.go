@@ -98,9 +98,13 @@ type CoreBlock struct {
 // Store keeps memories, their chunks and vectors, and core blocks. Every
 // method is scoped; another scope's memory is store.ErrNotFound.
 type Store interface {
-	// InsertMemory stores m and its chunks (vectors and tokens included) atomically.
+	// InsertMemory stores m and its chunks (vectors and tokens included)
+	// atomically; store.ErrConflict when m.ID exists in the scope.
 	InsertMemory(ctx context.Context, m Memory, chunks []Chunk) error
 	GetMemory(ctx context.Context, scope store.Scope, id string) (Memory, error)
+	// ListMemories returns the memories f selects, newest first (ties by id),
+	// and how many match in all. A blackboard is ListMemories by GroupID.
+	ListMemories(ctx context.Context, scope store.Scope, f Filter, page store.Page) ([]Memory, int, error)
 	DeleteMemory(ctx context.Context, scope store.Scope, id string) error
 	// VectorSearch returns up to limit chunks by cosine similarity to vec,
 	// among vectors of model only.

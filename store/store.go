@@ -52,6 +52,7 @@ type Agent struct {
 	SystemPrompt string    `json:"system_prompt"`
 	Model        string    `json:"model"`
 	Tools        []string  `json:"tools"`
+	ParentID     string    `json:"parent_id,omitempty"` // the agent that spawned this one
 	State        string    `json:"state"`
 	Unread       int       `json:"unread"`
 	CreatedAt    time.Time `json:"created_at"`
@@ -93,6 +94,7 @@ type Message struct {
 	Seq        int64      `json:"seq"`
 	AgentID    string     `json:"agent_id"`
 	SessionKey string     `json:"session_key"`
+	GroupID    string     `json:"group_id,omitempty"` // a message to a group member: its run works in the group
 	Kind       string     `json:"kind"`
 	SenderType string     `json:"sender_type"`
 	SenderID   string     `json:"sender_id"`
@@ -138,6 +140,8 @@ type Run struct {
 	AgentID         string     `json:"agent_id"`
 	SessionKey      string     `json:"session_key"`
 	GroupID         string     `json:"group_id,omitempty"`
+	ParentRunID     string     `json:"parent_run_id,omitempty"` // a member's run names its group run
+	RoleID          string     `json:"role_id,omitempty"`       // the role a member's run works in
 	Input           string     `json:"input"`
 	Status          string     `json:"status"`
 	Output          string     `json:"output,omitempty"`
@@ -185,6 +189,7 @@ type NewMessage struct {
 	ID         string // assigned by the caller (mailbox) so it can answer before a batch returns
 	AgentID    string
 	SessionKey string
+	GroupID    string
 	SenderType string
 	SenderID   string
 	Content    string
@@ -192,15 +197,19 @@ type NewMessage struct {
 
 // NewRun is a run created through the runs API: a pending run and its inbox message.
 type NewRun struct {
-	Scope      Scope
-	RunID      string
-	MessageID  string
-	AgentID    string
-	SessionKey string
-	GroupID    string
-	Input      string
-	SenderType string
-	SenderID   string
+	Scope       Scope
+	RunID       string
+	MessageID   string
+	AgentID     string
+	SessionKey  string
+	GroupID     string
+	ParentRunID string
+	RoleID      string
+	Input       string
+	SenderType  string
+	SenderID    string
+	// Events are appended in the same transaction (e.g. the group run's message.task).
+	Events []Event
 }
 
 // Claim is what an agent got from ClaimNextRun.
@@ -218,6 +227,9 @@ type RunResult struct {
 	Error  *RunError
 	Steps  int
 	Usage  Usage
+	// Outbox is enqueued in the same transaction (e.g. a child agent's report
+	// to its parent); the caller wakes the recipients after the commit.
+	Outbox []NewMessage
 }
 
 // EventFilter selects events within a scope. Empty fields match everything.
@@ -232,11 +244,20 @@ type EventFilter struct {
 
 // RunFilter selects runs within a scope.
 type RunFilter struct {
-	AgentID    string
-	SessionKey string
-	Status     string
-	GroupID    string
+	AgentID     string
+	SessionKey  string
+	Status      string
+	GroupID     string
+	ParentRunID string
+	RoleID      string
+	Kind        string // RunKindAgent, RunKindGroup or "" for both
 }
+
+// Run kinds a RunFilter can select.
+const (
+	RunKindAgent = "agent" // an agent's run (agent_id set)
+	RunKindGroup = "group" // a group run (agent_id empty)
+)
 
 // SessionTurn is one earlier exchange of a session: what was asked and answered.
 type SessionTurn struct {
@@ -308,6 +329,7 @@ type Store interface {
 	MessageStore
 	RunStore
 	EventStore
+	TeamStore
 	// Ping checks the database is reachable.
 	Ping(ctx context.Context) error
 	// Dialect names the store: "sqlite" or "postgres".

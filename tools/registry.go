@@ -264,6 +264,7 @@ func (r *Registry) Route(ctx context.Context, call Call, allowed []string) (Resu
 		return r.limit(errorResult("invalid arguments for tool %q: %v", call.Name, err)), OutcomeError
 	}
 	call.Args = json.RawMessage(args)
+	call.Allowed = allowed
 
 	res, outcome := r.run(ctx, reg, call)
 	return r.limit(res), outcome

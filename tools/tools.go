@@ -13,12 +13,18 @@ import (
 
 // Call is one invocation of a tool by an agent during a run.
 type Call struct {
-	Scope   store.Scope
-	AgentID string
-	RunID   string
-	CallID  string
-	Name    string
-	Args    json.RawMessage
+	Scope       store.Scope
+	AgentID     string
+	RunID       string
+	GroupID     string // the group the run works in, if any
+	ParentRunID string // the group run a member's run belongs to, if any
+	SessionKey  string
+	CallID      string
+	Name        string
+	Args        json.RawMessage
+	// Allowed is the caller's permitted tools as the router applied them (set
+	// by Route), so a tool that acts for the agent cannot widen them.
+	Allowed []string
 }
 
 // Result is what the model sees. IsError marks a failed call; Content explains it.

@@ -26,6 +26,7 @@ import (
 	"github.com/openintern/openintern/store/postgres"
 	"github.com/openintern/openintern/store/sqlite"
 	"github.com/openintern/openintern/tools"
+	"github.com/openintern/openintern/tools/teamtools"
 	"github.com/openintern/openintern/web"
 )
 
@@ -151,15 +152,22 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	board := memory.NewBlackboard(memSvc, eventRecorder{m.Store, m.Bus})
 	m.Runtime = actors.New(actors.Config{
 		MaxRunning: cfg.MaxRunningAgents, MaxSteps: cfg.MaxStepsPerRun,
 		IdleTimeout: time.Duration(cfg.AgentIdleTimeout), SessionHistory: cfg.SessionHistory,
 		DefaultModel: cfg.LLMModel, Memory: recallOrNil(cfg.MemoryRecall, agentMem),
+		Blackboard: orchestratorBoard{board},
 	}, m.Store, m.Bus, m.Model, registry, m.Logger.With("component", "actors"))
 	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"))
+	for _, t := range teamtools.Tools(m.Store, m.Mailbox, board, teamtools.Limits{}) {
+		if err := registry.Register(t); err != nil {
+			return fmt.Errorf("register tool: %w", err)
+		}
+	}
 
 	m.API = httpapi.New(httpapi.Deps{
-		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus,
+		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus, Blackboard: board,
 		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: m.Heartbeat,
 	})
 	m.API.MountMemory(memSvc)

@@ -67,6 +67,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("ModelsDoNotMix", func(t *testing.T) { testModels(t, open(t)) })
 	t.Run("CoreBlocks", func(t *testing.T) { testCore(t, open(t)) })
 	t.Run("Quality", func(t *testing.T) { testQuality(t, open(t)) })
+	t.Run("ListMemories", func(t *testing.T) { testListMemories(t, open(t)) })
+	t.Run("InsertConflict", func(t *testing.T) { testInsertConflict(t, open(t)) })
 }
 
 func testWriteGetDelete(t *testing.T, st memory.Store) {

@@ -14,7 +14,7 @@ import (
 // agentCols are the columns scanAgent reads, unread count last. They name the
 // table, so they work after FROM agents and in RETURNING of agents.
 const agentCols = `agents.org_id, agents.user_id, agents.project_id, agents.agent_id, agents.name,
-	agents.system_prompt, agents.model, agents.tools, agents.state, agents.created_at, agents.updated_at,
+	agents.system_prompt, agents.model, agents.tools, agents.parent_id, agents.state, agents.created_at, agents.updated_at,
 	(SELECT count(*) FROM messages m WHERE m.org_id = agents.org_id AND m.user_id = agents.user_id
 		AND m.project_id = agents.project_id AND m.agent_id = agents.agent_id AND m.status = 'unread')`
 
@@ -22,7 +22,7 @@ func scanAgent(row pgx.Row) (store.Agent, error) {
 	var a store.Agent
 	var tools []byte
 	err := row.Scan(&a.Scope.OrgID, &a.Scope.UserID, &a.Scope.ProjectID, &a.ID, &a.Name,
-		&a.SystemPrompt, &a.Model, &tools, &a.State, &a.CreatedAt, &a.UpdatedAt, &a.Unread)
+		&a.SystemPrompt, &a.Model, &tools, &a.ParentID, &a.State, &a.CreatedAt, &a.UpdatedAt, &a.Unread)
 	if err != nil {
 		return store.Agent{}, err
 	}
@@ -61,12 +61,12 @@ func newAgentArgs(a store.Agent) ([]any, error) {
 		return nil, err
 	}
 	return []any{a.Scope.OrgID, a.Scope.UserID, a.Scope.ProjectID, a.ID, a.Name, a.SystemPrompt,
-		a.Model, tools, state, now()}, nil
+		a.Model, tools, state, now(), a.ParentID}, nil
 }
 
 const insertAgent = `INSERT INTO agents (org_id, user_id, project_id, agent_id, name, system_prompt, model,
-	tools, state, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $10)`
+	tools, state, created_at, updated_at, parent_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $10, $11)`
 
 // CreateAgent stores a new agent; ErrConflict when its id is taken in the scope.
 func (s *Store) CreateAgent(ctx context.Context, a store.Agent) (store.Agent, error) {
@@ -229,11 +229,11 @@ func (s *Store) SetAgentState(ctx context.Context, scope store.Scope, agentID, s
 }
 
 // ListAgentsWithWork returns every agent, in every scope, with unread
-// messages or a running run.
+// messages or a running run. Group runs (empty agent_id) are no agent's work.
 func (s *Store) ListAgentsWithWork(ctx context.Context) ([]store.AgentRef, error) {
-	rows, err := s.pool.Query(ctx, `SELECT org_id, user_id, project_id, agent_id FROM messages WHERE status = 'unread'
+	rows, err := s.pool.Query(ctx, `SELECT org_id, user_id, project_id, agent_id FROM messages WHERE status = 'unread' AND agent_id <> ''
 		UNION
-		SELECT org_id, user_id, project_id, agent_id FROM runs WHERE status = 'running'
+		SELECT org_id, user_id, project_id, agent_id FROM runs WHERE status = 'running' AND agent_id <> ''
 		ORDER BY 1, 2, 3, 4`)
 	if err != nil {
 		return nil, s.fail(ctx, "list agents with work", err)

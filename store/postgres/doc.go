@@ -18,8 +18,15 @@
 // order rows are inserted, which across concurrent transactions is not
 // always the order they commit.
 //
-// Events appended through SaveStep and FinishRun take the scope of the call,
-// and the run's id, agent id and group id where the caller left them empty.
+// Events appended through CreateRun, CreateGroupRun, SaveStep and FinishRun
+// take the scope of the call, and the run's id, agent id and group id where
+// the caller left them empty.
+//
+// Team writes (roles, groups, members) commit synchronously; those that check
+// other rows (a group's single lead, a role's members, a member's group and
+// role) hold a transaction advisory lock on the scope's teams. A group run is
+// a row of runs with an empty agent_id, which no claim takes and
+// ListAgentsWithWork never lists; ActiveGroupRuns finds them at start-up.
 //
 // Lists: a store.Page with Limit 0 gets 50 rows, and no page is longer than
 // 1000; ListEvents returns 100 events by default and at most 1000. An empty

@@ -119,7 +119,8 @@ func quoteLexeme(t string) string {
 	return "'" + strings.ReplaceAll(strings.ReplaceAll(t, `\`, `\\`), "'", "''") + "'"
 }
 
-// InsertMemory stores the memory, chunks, vectors and term counts in one transaction.
+// InsertMemory stores the memory, chunks, vectors and term counts in one
+// transaction; ErrConflict, with nothing stored, when the id is taken.
 func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks []memory.Chunk) error {
 	if err := checkScope(m.Scope); err != nil {
 		return fmt.Errorf("postgres: insert memory: %w", err)
@@ -181,24 +182,54 @@ func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks
 	return ms.s.fail(ctx, "insert memory", err)
 }
 
-// GetMemory returns one memory of the scope.
-func (ms *MemoryStore) GetMemory(ctx context.Context, scope store.Scope, id string) (memory.Memory, error) {
-	m := memory.Memory{Scope: scope}
+// memoryCols are the columns of memories m that scanMemory reads.
+const memoryCols = `m.org_id, m.user_id, m.project_id, m.memory_id, m.type, m.agent_id, m.group_id, m.text,
+	m.metadata, m.importance, m.chunks, m.created_at`
+
+func scanMemory(row pgx.Row) (memory.Memory, error) {
+	var m memory.Memory
 	var md []byte
-	err := ms.s.pool.QueryRow(ctx, `SELECT memory_id, type, agent_id, group_id, text, metadata, importance, chunks, created_at
-		FROM memories WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND memory_id = $4`,
-		scope.OrgID, scope.UserID, scope.ProjectID, id).
-		Scan(&m.ID, &m.Type, &m.AgentID, &m.GroupID, &m.Text, &md, &m.Importance, &m.Chunks, &m.CreatedAt)
+	err := row.Scan(&m.Scope.OrgID, &m.Scope.UserID, &m.Scope.ProjectID, &m.ID, &m.Type, &m.AgentID, &m.GroupID,
+		&m.Text, &md, &m.Importance, &m.Chunks, &m.CreatedAt)
 	if err != nil {
-		return memory.Memory{}, ms.s.fail(ctx, "get memory", err)
+		return memory.Memory{}, err
 	}
 	m.CreatedAt = utc(m.CreatedAt)
 	if len(md) > 0 && string(md) != "{}" {
 		if err := json.Unmarshal(md, &m.Metadata); err != nil {
-			return memory.Memory{}, fmt.Errorf("postgres: get memory: metadata: %w", err)
+			return memory.Memory{}, fmt.Errorf("metadata: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// GetMemory returns one memory of the scope.
+func (ms *MemoryStore) GetMemory(ctx context.Context, scope store.Scope, id string) (memory.Memory, error) {
+	m, err := scanMemory(ms.s.pool.QueryRow(ctx, `SELECT `+memoryCols+`
+		FROM memories m WHERE m.org_id = $1 AND m.user_id = $2 AND m.project_id = $3 AND m.memory_id = $4`,
+		scope.OrgID, scope.UserID, scope.ProjectID, id))
+	if err != nil {
+		return memory.Memory{}, ms.s.fail(ctx, "get memory", err)
+	}
+	return m, nil
+}
+
+// ListMemories returns a page of the scope's memories that f selects, newest
+// first (ties by id), and how many match.
+func (ms *MemoryStore) ListMemories(ctx context.Context, scope store.Scope, f memory.Filter, page store.Page) ([]memory.Memory, int, error) {
+	limit, offset := pageBounds(page)
+	cond, fargs := filterSQL(f, 4)
+	where := `m.org_id = $1 AND m.user_id = $2 AND m.project_id = $3` + cond
+	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID}, fargs...)
+	n := len(args)
+	out, total, err := listPage(ctx, ms.s, `SELECT count(*) FROM memories m WHERE `+where,
+		fmt.Sprintf(`SELECT %s FROM memories m WHERE %s ORDER BY m.created_at DESC, m.memory_id LIMIT $%d OFFSET $%d`,
+			memoryCols, where, n+1, n+2),
+		args, append(append([]any{}, args...), limit, offset), scanMemory)
+	if err != nil {
+		return nil, 0, ms.s.fail(ctx, "list memories", err)
+	}
+	return out, total, nil
 }
 
 // DeleteMemory removes a memory, its chunks and vectors, and its term counts.

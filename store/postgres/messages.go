@@ -10,14 +10,14 @@ import (
 	"github.com/openintern/openintern/store"
 )
 
-const messageCols = `seq, org_id, user_id, project_id, message_id, agent_id, session_key, kind,
+const messageCols = `seq, org_id, user_id, project_id, message_id, agent_id, session_key, group_id, kind,
 	sender_type, sender_id, content, run_id, status, created_at, read_at`
 
 func scanMessage(row pgx.Row) (store.Message, error) {
 	var m store.Message
 	var runID *string
 	err := row.Scan(&m.Seq, &m.Scope.OrgID, &m.Scope.UserID, &m.Scope.ProjectID, &m.ID, &m.AgentID,
-		&m.SessionKey, &m.Kind, &m.SenderType, &m.SenderID, &m.Content, &runID, &m.Status,
+		&m.SessionKey, &m.GroupID, &m.Kind, &m.SenderType, &m.SenderID, &m.Content, &runID, &m.Status,
 		&m.CreatedAt, &m.ReadAt)
 	if err != nil {
 		return store.Message{}, err
@@ -38,6 +38,57 @@ func collectMessages(rows pgx.Rows) ([]store.Message, error) {
 	return msgs, err
 }
 
+// messageArrays holds a batch of new messages column by column, for unnest.
+type messageArrays struct {
+	org, user, project, id, agent, session, group, senderType, senderID, content []string
+}
+
+// newMessageArrays checks a batch of new messages and returns it as arrays.
+func newMessageArrays(msgs []store.NewMessage) (messageArrays, error) {
+	n := len(msgs)
+	a := messageArrays{
+		org: make([]string, n), user: make([]string, n), project: make([]string, n),
+		id: make([]string, n), agent: make([]string, n), session: make([]string, n), group: make([]string, n),
+		senderType: make([]string, n), senderID: make([]string, n), content: make([]string, n),
+	}
+	for i, m := range msgs {
+		if err := checkScope(m.Scope); err != nil {
+			return messageArrays{}, err
+		}
+		if m.ID == "" || m.AgentID == "" {
+			return messageArrays{}, errors.New("a message needs an id and an agent id")
+		}
+		a.org[i], a.user[i], a.project[i] = m.Scope.OrgID, m.Scope.UserID, m.Scope.ProjectID
+		a.id[i], a.agent[i], a.session[i], a.group[i] = m.ID, m.AgentID, m.SessionKey, m.GroupID
+		a.senderType[i], a.senderID[i], a.content[i] = m.SenderType, m.SenderID, m.Content
+	}
+	return a, nil
+}
+
+// args returns the arrays as query arguments.
+func (a messageArrays) args() []any {
+	return []any{a.org, a.user, a.project, a.id, a.agent, a.session, a.group, a.senderType, a.senderID, a.content}
+}
+
+// insertMessages inserts a batch of plain unread messages given as arrays
+// from parameter $n on, created at parameter $ts, in the caller's order
+// (seq is drawn in insertion order), where cond (a condition, or "true")
+// holds. It returns seq, the scope and message_id of each.
+func insertMessages(n, ts int, cond string) string {
+	p := func(i int) string { return fmt.Sprintf("$%d::text[]", n+i) }
+	return fmt.Sprintf(`INSERT INTO messages (org_id, user_id, project_id, message_id, agent_id, session_key, group_id,
+			kind, sender_type, sender_id, content, status, created_at)
+		SELECT org_id, user_id, project_id, message_id, agent_id, session_key, group_id,
+			'message', sender_type, sender_id, content, 'unread', $%d
+		FROM unnest(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+			WITH ORDINALITY AS u(org_id, user_id, project_id, message_id, agent_id, session_key, group_id,
+				sender_type, sender_id, content, ord)
+		WHERE %s
+		ORDER BY ord
+		RETURNING seq, org_id, user_id, project_id, message_id`,
+		ts, p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), cond)
+}
+
 // EnqueueMessages stores the batch, unread, in one statement, and returns it
 // with the seqs it got, in the order given.
 func (s *Store) EnqueueMessages(ctx context.Context, msgs []store.NewMessage) ([]store.Message, error) {
@@ -45,34 +96,14 @@ func (s *Store) EnqueueMessages(ctx context.Context, msgs []store.NewMessage) ([
 		return []store.Message{}, nil
 	}
 	n := len(msgs)
-	org, user, project := make([]string, n), make([]string, n), make([]string, n)
-	id, agent, session := make([]string, n), make([]string, n), make([]string, n)
-	senderType, senderID, content := make([]string, n), make([]string, n), make([]string, n)
-	for i, m := range msgs {
-		if err := checkScope(m.Scope); err != nil {
-			return nil, fmt.Errorf("postgres: enqueue messages: %w", err)
-		}
-		if m.ID == "" || m.AgentID == "" {
-			return nil, errors.New("postgres: enqueue messages: a message needs an id and an agent id")
-		}
-		org[i], user[i], project[i] = m.Scope.OrgID, m.Scope.UserID, m.Scope.ProjectID
-		id[i], agent[i], session[i] = m.ID, m.AgentID, m.SessionKey
-		senderType[i], senderID[i], content[i] = m.SenderType, m.SenderID, m.Content
+	arrays, err := newMessageArrays(msgs)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: enqueue messages: %w", err)
 	}
 	ts := now()
-	rows, err := s.pool.Query(ctx, `WITH ins AS (
-			INSERT INTO messages (org_id, user_id, project_id, message_id, agent_id, session_key, kind,
-				sender_type, sender_id, content, status, created_at)
-			SELECT org_id, user_id, project_id, message_id, agent_id, session_key, 'message',
-				sender_type, sender_id, content, 'unread', $10
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-				$7::text[], $8::text[], $9::text[])
-				WITH ORDINALITY AS u(org_id, user_id, project_id, message_id, agent_id, session_key,
-					sender_type, sender_id, content, ord)
-			ORDER BY ord
-			RETURNING seq, org_id, user_id, project_id, message_id)
+	rows, err := s.pool.Query(ctx, `WITH ins AS (`+insertMessages(1, 11, "true")+`)
 		SELECT seq, org_id, user_id, project_id, message_id FROM ins`,
-		org, user, project, id, agent, session, senderType, senderID, content, ts)
+		append(arrays.args(), ts)...)
 	if err != nil {
 		return nil, s.fail(ctx, "enqueue messages", err)
 	}
@@ -98,7 +129,7 @@ func (s *Store) EnqueueMessages(ctx context.Context, msgs []store.NewMessage) ([
 	for i, m := range msgs {
 		out[i] = store.Message{
 			Scope: m.Scope, ID: m.ID, Seq: seqs[key{m.Scope, m.ID}], AgentID: m.AgentID, SessionKey: m.SessionKey,
-			Kind: store.MessageKindMessage, SenderType: m.SenderType, SenderID: m.SenderID,
+			GroupID: m.GroupID, Kind: store.MessageKindMessage, SenderType: m.SenderType, SenderID: m.SenderID,
 			Content: m.Content, Status: store.MessageUnread, CreatedAt: ts,
 		}
 	}

@@ -13,14 +13,14 @@ import (
 	"github.com/openintern/openintern/store"
 )
 
-const runCols = `org_id, user_id, project_id, run_id, agent_id, session_key, group_id, input, status,
-	output, error, steps, usage, cancel_requested, created_at, started_at, ended_at`
+const runCols = `org_id, user_id, project_id, run_id, agent_id, session_key, group_id, parent_run_id, role_id,
+	input, status, output, error, steps, usage, cancel_requested, created_at, started_at, ended_at`
 
 func scanRun(row pgx.Row) (store.Run, error) {
 	var r store.Run
 	var runErr, usage []byte
 	err := row.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.ID, &r.AgentID, &r.SessionKey,
-		&r.GroupID, &r.Input, &r.Status, &r.Output, &runErr, &r.Steps, &usage, &r.CancelRequested,
+		&r.GroupID, &r.ParentRunID, &r.RoleID, &r.Input, &r.Status, &r.Output, &runErr, &r.Steps, &usage, &r.CancelRequested,
 		&r.CreatedAt, &r.StartedAt, &r.EndedAt)
 	if err != nil {
 		return store.Run{}, err
@@ -41,8 +41,9 @@ func scanRun(row pgx.Row) (store.Run, error) {
 	return r, nil
 }
 
-// CreateRun stores a pending run and its inbox message (kind "run") in one
-// statement; ErrConflict when the run id or message id is taken.
+// CreateRun stores a pending run, its inbox message (kind "run") and
+// nr.Events in one statement; ErrConflict, with nothing stored, when the run
+// id or message id is taken.
 func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, store.Message, error) {
 	if err := checkScope(nr.Scope); err != nil {
 		return store.Run{}, store.Message{}, fmt.Errorf("postgres: create run: %w", err)
@@ -50,28 +51,42 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 	if nr.RunID == "" || nr.MessageID == "" || nr.AgentID == "" {
 		return store.Run{}, store.Message{}, errors.New("postgres: create run: a run needs a run id, a message id and an agent id")
 	}
+	events, err := runEvents(nr.Scope, nr.RunID, nr.Events)
+	if err != nil {
+		return store.Run{}, store.Message{}, fmt.Errorf("postgres: create run: %w", err)
+	}
+	fillFromRun(events, nr.AgentID, nr.GroupID)
 	ts := now()
 	var seq int64
-	err := s.pool.QueryRow(ctx, `WITH r AS (
-			INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id, session_key, group_id, input,
-				status, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)
-			RETURNING run_id)
-		INSERT INTO messages (org_id, user_id, project_id, message_id, agent_id, session_key, kind,
-			sender_type, sender_id, content, run_id, status, created_at)
-		SELECT $1, $2, $3, $10, $5, $6, 'run', $11, $12, $8, r.run_id, 'unread', $9 FROM r
-		RETURNING seq`,
-		nr.Scope.OrgID, nr.Scope.UserID, nr.Scope.ProjectID, nr.RunID, nr.AgentID, nr.SessionKey,
-		nr.GroupID, nr.Input, ts, nr.MessageID, nr.SenderType, nr.SenderID).Scan(&seq)
+	var ids []int64
+	args := append([]any{nr.Scope.OrgID, nr.Scope.UserID, nr.Scope.ProjectID, nr.RunID, nr.AgentID, nr.SessionKey,
+		nr.GroupID, nr.Input, ts, nr.MessageID, nr.SenderType, nr.SenderID, nr.ParentRunID, nr.RoleID},
+		newEventArrays(events).args()...)
+	err = s.pool.QueryRow(ctx, `WITH r AS (
+			INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id, session_key, group_id, parent_run_id,
+				role_id, input, status, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $13, $14, $8, 'pending', $9)
+			RETURNING run_id, agent_id, group_id),
+		m AS (
+			INSERT INTO messages (org_id, user_id, project_id, message_id, agent_id, session_key, group_id, kind,
+				sender_type, sender_id, content, run_id, status, created_at)
+			SELECT $1, $2, $3, $10, $5, $6, $7, 'run', $11, $12, $8, r.run_id, 'unread', $9 FROM r
+			RETURNING seq),
+		ins AS (`+insertRunEvents(15)+`)
+		SELECT (SELECT seq FROM m), ARRAY(SELECT id FROM ins ORDER BY id)`,
+		args...).Scan(&seq, &ids)
+	if err == nil {
+		err = assignIDs(events, ids)
+	}
 	if err != nil {
 		return store.Run{}, store.Message{}, s.fail(ctx, "create run", err)
 	}
 	run := store.Run{
 		Scope: nr.Scope, ID: nr.RunID, AgentID: nr.AgentID, SessionKey: nr.SessionKey, GroupID: nr.GroupID,
-		Input: nr.Input, Status: store.RunPending, CreatedAt: ts,
+		ParentRunID: nr.ParentRunID, RoleID: nr.RoleID, Input: nr.Input, Status: store.RunPending, CreatedAt: ts,
 	}
 	msg := store.Message{
-		Scope: nr.Scope, ID: nr.MessageID, Seq: seq, AgentID: nr.AgentID, SessionKey: nr.SessionKey,
+		Scope: nr.Scope, ID: nr.MessageID, Seq: seq, AgentID: nr.AgentID, SessionKey: nr.SessionKey, GroupID: nr.GroupID,
 		Kind: store.MessageKindRun, SenderType: nr.SenderType, SenderID: nr.SenderID, Content: nr.Input,
 		RunID: nr.RunID, Status: store.MessageUnread, CreatedAt: ts,
 	}
@@ -93,10 +108,9 @@ func (s *Store) GetRun(ctx context.Context, scope store.Scope, runID string) (st
 	return r, nil
 }
 
-// ListRuns returns a page of the scope's runs matching filter, newest first,
-// and how many match.
-func (s *Store) ListRuns(ctx context.Context, scope store.Scope, filter store.RunFilter, page store.Page) ([]store.Run, int, error) {
-	limit, offset := pageBounds(page)
+// runFilterCond is the condition (and its arguments, from $1) on runs that
+// selects the scope's runs matching filter.
+func runFilterCond(scope store.Scope, filter store.RunFilter) (string, []any, error) {
 	where := []string{"org_id = $1", "user_id = $2", "project_id = $3"}
 	args := []any{scope.OrgID, scope.UserID, scope.ProjectID}
 	add := func(col, v string) {
@@ -109,14 +123,35 @@ func (s *Store) ListRuns(ctx context.Context, scope store.Scope, filter store.Ru
 	add("session_key", filter.SessionKey)
 	add("status", filter.Status)
 	add("group_id", filter.GroupID)
-	cond := strings.Join(where, " AND ")
+	add("parent_run_id", filter.ParentRunID)
+	add("role_id", filter.RoleID)
+	switch filter.Kind {
+	case "":
+	case store.RunKindAgent:
+		where = append(where, "agent_id <> ''")
+	case store.RunKindGroup:
+		where = append(where, "agent_id = ''")
+	default:
+		return "", nil, fmt.Errorf("unknown run kind %q", filter.Kind)
+	}
+	return strings.Join(where, " AND "), args, nil
+}
+
+// ListRuns returns a page of the scope's runs matching filter, newest first,
+// and how many match.
+func (s *Store) ListRuns(ctx context.Context, scope store.Scope, filter store.RunFilter, page store.Page) ([]store.Run, int, error) {
+	limit, offset := pageBounds(page)
+	cond, args, err := runFilterCond(scope, filter)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: list runs: %w", err)
+	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT count(*) FROM runs WHERE `+cond, args...)
 	b.Queue(fmt.Sprintf(`SELECT %s FROM runs WHERE %s ORDER BY created_at DESC, run_id DESC LIMIT $%d OFFSET $%d`,
 		runCols, cond, len(args)+1, len(args)+2), append(append([]any{}, args...), limit, offset)...)
 	var total int
 	runs := []store.Run{}
-	err := func() error {
+	err = func() error {
 		br := s.pool.SendBatch(ctx, b)
 		defer br.Close()
 		if err := br.QueryRow().Scan(&total); err != nil {
@@ -154,29 +189,31 @@ const (
 		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = (
 			SELECT run_id FROM runs
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'running')`
-	// The oldest unread message, and the seq of the next unread run message
-	// after it (the end of a batch of plain messages).
+	// The oldest unread message, and the seq of the next unread run message,
+	// or message of its session in another group, after it (the end of a
+	// batch of plain messages).
 	claimOldest = `SELECT ` + messageCols + `,
 			(SELECT min(n.seq) FROM messages n
 			 WHERE n.org_id = $1 AND n.user_id = $2 AND n.project_id = $3 AND n.agent_id = $4
-			   AND n.status = 'unread' AND n.kind = 'run' AND n.seq > m.seq)
+			   AND n.status = 'unread' AND n.seq > m.seq
+			   AND (n.kind = 'run' OR (n.session_key = m.session_key AND n.group_id <> m.group_id)))
 		FROM messages m
 		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'unread'
 		ORDER BY seq LIMIT 1`
 	claimPending = `UPDATE runs SET status = 'running', started_at = $6
 		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND run_id = $5 AND status = 'pending'
 		RETURNING ` + runCols
-	// Takes the plain unread messages of a session below a seq into a new
-	// running run, whose input is their contents in order.
+	// Takes the plain unread messages of a session and group below a seq
+	// into a new running run, whose input is their contents in order.
 	claimBatch = `WITH claimed AS (
 			UPDATE messages SET run_id = $5
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'unread'
-			  AND run_id IS NULL AND session_key = $6 AND seq >= $7 AND seq < $8
+			  AND run_id IS NULL AND session_key = $6 AND group_id = $10 AND seq >= $7 AND seq < $8
 			RETURNING ` + messageCols + `),
 		r AS (
-			INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id, session_key, input, status,
+			INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id, session_key, group_id, input, status,
 				created_at, started_at)
-			SELECT $1, $2, $3, $5, $4, $6, string_agg(content, E'\n\n' ORDER BY seq), 'running', $9, $9
+			SELECT $1, $2, $3, $5, $4, $6, $10, string_agg(content, E'\n\n' ORDER BY seq), 'running', $9, $9
 			FROM claimed
 			RETURNING run_id)
 		SELECT ` + messageCols + ` FROM claimed ORDER BY seq`
@@ -188,6 +225,9 @@ const (
 func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID string, newRunID string) (store.Claim, error) {
 	if newRunID == "" {
 		return store.Claim{}, errors.New("postgres: claim next run: new run id is empty")
+	}
+	if agentID == "" { // group runs have agent ""; no agent claims them
+		return store.Claim{}, errors.New("postgres: claim next run: agent id is empty")
 	}
 	var claim store.Claim
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -303,7 +343,7 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 			if boundary != nil {
 				end = *boundary
 			}
-			rows, err := tx.Query(ctx, claimBatch, append(args, newRunID, oldest.SessionKey, oldest.Seq, end, ts)...)
+			rows, err := tx.Query(ctx, claimBatch, append(args, newRunID, oldest.SessionKey, oldest.Seq, end, ts, oldest.GroupID)...)
 			if err != nil {
 				return err
 			}
@@ -320,7 +360,7 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 			}
 			claim = store.Claim{
 				Run: store.Run{
-					Scope: scope, ID: newRunID, AgentID: agentID, SessionKey: oldest.SessionKey,
+					Scope: scope, ID: newRunID, AgentID: agentID, SessionKey: oldest.SessionKey, GroupID: oldest.GroupID,
 					Input: strings.Join(contents, "\n\n"), Status: store.RunRunning,
 					CreatedAt: ts, StartedAt: &ts,
 				},
@@ -340,7 +380,7 @@ func scanOldest(row pgx.Row) (store.Message, *int64, error) {
 	var runID *string
 	var next *int64
 	err := row.Scan(&m.Seq, &m.Scope.OrgID, &m.Scope.UserID, &m.Scope.ProjectID, &m.ID, &m.AgentID,
-		&m.SessionKey, &m.Kind, &m.SenderType, &m.SenderID, &m.Content, &runID, &m.Status,
+		&m.SessionKey, &m.GroupID, &m.Kind, &m.SenderType, &m.SenderID, &m.Content, &runID, &m.Status,
 		&m.CreatedAt, &m.ReadAt, &next)
 	if err != nil {
 		return store.Message{}, nil, err
@@ -456,8 +496,9 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 	return out, nil
 }
 
-// FinishRun ends a running run with res, marks its messages read and
-// appends events, in one statement. ErrConflict when the run is not running.
+// FinishRun ends a running run with res, marks its messages read, appends
+// events and enqueues res.Outbox, in one statement. ErrConflict, with nothing
+// stored, when the run is not running.
 func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, res store.RunResult, events []store.Event) ([]store.Event, error) {
 	if !store.RunFinished(res.Status) {
 		return nil, fmt.Errorf("postgres: finish run: status %q is not a final status", res.Status)
@@ -479,8 +520,13 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 	if err != nil {
 		return nil, fmt.Errorf("postgres: finish run: %w", err)
 	}
+	outbox, err := outboxArrays(scope, res.Outbox)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: finish run: %w", err)
+	}
 	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, runID, res.Status, res.Output,
 		runErr, res.Steps, string(usage), now()}, newEventArrays(out).args()...)
+	args = append(args, outbox.args()...) // from $21
 	var agentID, groupID *string
 	var ids []int64
 	var exists bool
@@ -492,6 +538,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 			UPDATE messages SET status = 'read', read_at = $10
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4 AND status = 'unread'
 			  AND EXISTS (SELECT 1 FROM r)),
+		ob AS (`+insertMessages(21, 10, "EXISTS (SELECT 1 FROM r)")+`),
 		ins AS (`+insertRunEvents(11)+`)
 		SELECT (SELECT agent_id FROM r), (SELECT group_id FROM r), ARRAY(SELECT id FROM ins ORDER BY id),
 			EXISTS (SELECT 1 FROM runs WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4)`,
@@ -510,6 +557,26 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 		return nil, s.fail(ctx, "finish run", err)
 	}
 	return out, nil
+}
+
+// outboxArrays checks a run's outbox: messages of the run's scope (a zero
+// Scope means it), never of another.
+func outboxArrays(scope store.Scope, outbox []store.NewMessage) (messageArrays, error) {
+	msgs := make([]store.NewMessage, len(outbox))
+	for i, m := range outbox {
+		if m.Scope == (store.Scope{}) {
+			m.Scope = scope
+		}
+		if m.Scope != scope {
+			return messageArrays{}, fmt.Errorf("outbox message %s is for another scope", m.ID)
+		}
+		msgs[i] = m
+	}
+	a, err := newMessageArrays(msgs)
+	if err != nil {
+		return messageArrays{}, fmt.Errorf("outbox: %w", err)
+	}
+	return a, nil
 }
 
 // CancelRun cancels a pending run and marks its message read, or flags a

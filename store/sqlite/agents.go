@@ -12,7 +12,7 @@ import (
 
 // agentCols are the columns scanAgent reads, unread count last.
 const agentCols = `agents.org_id, agents.user_id, agents.project_id, agents.agent_id, agents.name,
-	agents.system_prompt, agents.model, agents.tools, agents.state, agents.created_at, agents.updated_at,
+	agents.system_prompt, agents.model, agents.tools, agents.parent_id, agents.state, agents.created_at, agents.updated_at,
 	(SELECT count(*) FROM messages m WHERE m.org_id = agents.org_id AND m.user_id = agents.user_id
 		AND m.project_id = agents.project_id AND m.agent_id = agents.agent_id AND m.status = 'unread')`
 
@@ -23,7 +23,7 @@ func scanAgent(row scanner) (store.Agent, error) {
 	var tools string
 	var created, updated int64
 	err := row.Scan(&a.Scope.OrgID, &a.Scope.UserID, &a.Scope.ProjectID, &a.ID, &a.Name,
-		&a.SystemPrompt, &a.Model, &tools, &a.State, &created, &updated, &a.Unread)
+		&a.SystemPrompt, &a.Model, &tools, &a.ParentID, &a.State, &created, &updated, &a.Unread)
 	if err != nil {
 		return store.Agent{}, err
 	}
@@ -76,9 +76,9 @@ func (s *Store) insertAgent(ctx context.Context, a store.Agent, orIgnore bool) (
 	var out store.Agent
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO agents (org_id, user_id, project_id, agent_id, name,
-				system_prompt, model, tools, state, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`+conflict,
-			scopeArgs(a.Scope, a.ID, a.Name, a.SystemPrompt, a.Model, tools, a.State, ts, ts)...)
+				system_prompt, model, tools, parent_id, state, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`+conflict,
+			scopeArgs(a.Scope, a.ID, a.Name, a.SystemPrompt, a.Model, tools, a.ParentID, a.State, ts, ts)...)
 		if err != nil {
 			return err
 		}
@@ -233,12 +233,12 @@ func (s *Store) SetAgentState(ctx context.Context, scope store.Scope, agentID, s
 }
 
 // ListAgentsWithWork returns every agent, in every scope, with unread
-// messages or a running run.
+// messages or a running run. Group runs (empty agent_id) are no agent's work.
 func (s *Store) ListAgentsWithWork(ctx context.Context) ([]store.AgentRef, error) {
 	refs := []store.AgentRef{}
-	err := queryRows(ctx, s.r, `SELECT org_id, user_id, project_id, agent_id FROM messages WHERE status = 'unread'
+	err := queryRows(ctx, s.r, `SELECT org_id, user_id, project_id, agent_id FROM messages WHERE status = 'unread' AND agent_id <> ''
 		UNION
-		SELECT org_id, user_id, project_id, agent_id FROM runs WHERE status = 'running'
+		SELECT org_id, user_id, project_id, agent_id FROM runs WHERE status = 'running' AND agent_id <> ''
 		ORDER BY 1, 2, 3, 4`, nil, func(rows *sql.Rows) error {
 		var r store.AgentRef
 		err := rows.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.AgentID)

@@ -15,9 +15,14 @@
 // opening a new file at once apply each migration once.
 //
 // Times are stored as INTEGER microseconds since the Unix epoch (UTC), JSON as
-// TEXT. Events appended through SaveStep and FinishRun take the scope of the
-// call, and the run's id, agent id and group id where the caller left them
-// empty.
+// TEXT. Events appended through CreateRun, CreateGroupRun, SaveStep and
+// FinishRun take the scope of the call, and the run's id, agent id and group
+// id where the caller left them empty.
+//
+// Team writes check a group's single lead, a role's members and a member's
+// group and role inside the writer's IMMEDIATE transaction, so no other write
+// can slip between check and write. A group run is a row of runs with an
+// empty agent_id, which no claim takes and ListAgentsWithWork never lists.
 //
 // Lists: a store.Page with Limit 0 gets 50 rows, and no page is longer than
 // 1000; ListEvents returns 100 events by default and at most 1000. An empty

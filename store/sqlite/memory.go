@@ -92,7 +92,8 @@ func dotBlob(q []float32, b []byte) float64 {
 	return float64(s)
 }
 
-// InsertMemory stores a memory, its chunks, their FTS rows and vectors.
+// InsertMemory stores a memory, its chunks, their FTS rows and vectors, in
+// one transaction; ErrConflict, with nothing stored, when the id is taken.
 func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks []memory.Chunk) error {
 	if err := checkScope(m.Scope); err != nil {
 		return fmt.Errorf("sqlite: insert memory: %w", err)
@@ -164,24 +165,67 @@ func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks
 	return nil
 }
 
-// GetMemory returns a memory of the scope.
-func (ms *MemoryStore) GetMemory(ctx context.Context, scope store.Scope, id string) (memory.Memory, error) {
-	m := memory.Memory{Scope: scope}
+// memoryCols are the columns of memories m that scanMemory reads.
+const memoryCols = `m.org_id, m.user_id, m.project_id, m.memory_id, m.type, m.agent_id, m.group_id, m.text,
+	m.metadata, m.importance, m.chunks, m.created_at`
+
+func scanMemory(row scanner) (memory.Memory, error) {
+	var m memory.Memory
 	var md string
 	var created int64
-	err := ms.s.r.QueryRowContext(ctx, `SELECT memory_id, type, agent_id, group_id, text, metadata, importance, chunks, created_at
-		FROM memories WHERE `+scopeCond+` AND memory_id = ?`, scopeArgs(scope, id)...).
-		Scan(&m.ID, &m.Type, &m.AgentID, &m.GroupID, &m.Text, &md, &m.Importance, &m.Chunks, &created)
+	err := row.Scan(&m.Scope.OrgID, &m.Scope.UserID, &m.Scope.ProjectID, &m.ID, &m.Type, &m.AgentID, &m.GroupID,
+		&m.Text, &md, &m.Importance, &m.Chunks, &created)
 	if err != nil {
-		return memory.Memory{}, fail("get memory", err)
+		return memory.Memory{}, err
 	}
 	m.CreatedAt = fromMicros(created)
 	if md != "" && md != "{}" {
 		if err := json.Unmarshal([]byte(md), &m.Metadata); err != nil {
-			return memory.Memory{}, fmt.Errorf("sqlite: get memory: metadata: %w", err)
+			return memory.Memory{}, fmt.Errorf("metadata: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// GetMemory returns a memory of the scope.
+func (ms *MemoryStore) GetMemory(ctx context.Context, scope store.Scope, id string) (memory.Memory, error) {
+	m, err := scanMemory(ms.s.r.QueryRowContext(ctx, `SELECT `+memoryCols+`
+		FROM memories m WHERE m.org_id = ? AND m.user_id = ? AND m.project_id = ? AND m.memory_id = ?`,
+		scopeArgs(scope, id)...))
+	if err != nil {
+		return memory.Memory{}, fail("get memory", err)
+	}
+	return m, nil
+}
+
+// ListMemories returns a page of the scope's memories that f selects, newest
+// first (ties by id), and how many match.
+func (ms *MemoryStore) ListMemories(ctx context.Context, scope store.Scope, f memory.Filter, page store.Page) ([]memory.Memory, int, error) {
+	cond, fargs, err := filterSQL(f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: list memories: %w", err)
+	}
+	limit, offset := pageBounds(page)
+	where := `m.org_id = ? AND m.user_id = ? AND m.project_id = ?` + cond
+	args := append(scopeArgs(scope), fargs...)
+	var total int
+	out := []memory.Memory{}
+	err = ms.s.readTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM memories m WHERE `+where, args...).Scan(&total); err != nil {
+			return err
+		}
+		return queryRows(ctx, tx, `SELECT `+memoryCols+` FROM memories m WHERE `+where+`
+			ORDER BY m.created_at DESC, m.memory_id LIMIT ? OFFSET ?`, append(append([]any{}, args...), limit, offset),
+			func(rows *sql.Rows) error {
+				m, err := scanMemory(rows)
+				out = append(out, m)
+				return err
+			})
+	})
+	if err != nil {
+		return nil, 0, fail("list memories", err)
+	}
+	return out, total, nil
 }
 
 // DeleteMemory removes a memory and everything indexed for it.

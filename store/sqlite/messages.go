@@ -5,11 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/openintern/openintern/store"
 )
 
-const messageCols = `seq, org_id, user_id, project_id, message_id, agent_id, session_key, kind,
+const messageCols = `seq, org_id, user_id, project_id, message_id, agent_id, session_key, group_id, kind,
 	sender_type, sender_id, content, run_id, status, created_at, read_at`
 
 // scanMessage reads messageCols, then extra.
@@ -19,7 +20,7 @@ func scanMessage(row scanner, extra ...any) (store.Message, error) {
 	var created int64
 	var read sql.NullInt64
 	dest := append([]any{&m.Seq, &m.Scope.OrgID, &m.Scope.UserID, &m.Scope.ProjectID, &m.ID, &m.AgentID,
-		&m.SessionKey, &m.Kind, &m.SenderType, &m.SenderID, &m.Content, &runID, &m.Status,
+		&m.SessionKey, &m.GroupID, &m.Kind, &m.SenderType, &m.SenderID, &m.Content, &runID, &m.Status,
 		&created, &read}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return store.Message{}, err
@@ -43,45 +44,61 @@ func queryMessages(ctx context.Context, tx *sql.Tx, query string, args []any) ([
 // EnqueueMessages stores the batch, unread, in one transaction, and returns
 // it with the seqs it got, in the order given.
 func (s *Store) EnqueueMessages(ctx context.Context, msgs []store.NewMessage) ([]store.Message, error) {
-	out := make([]store.Message, len(msgs))
 	if len(msgs) == 0 {
-		return out, nil
+		return []store.Message{}, nil
 	}
-	ts := now()
-	for i, m := range msgs {
-		if err := checkScope(m.Scope); err != nil {
-			return nil, fmt.Errorf("sqlite: enqueue messages: %w", err)
-		}
-		if m.ID == "" || m.AgentID == "" {
-			return nil, errors.New("sqlite: enqueue messages: a message needs an id and an agent id")
-		}
-		out[i] = store.Message{
-			Scope: m.Scope, ID: m.ID, AgentID: m.AgentID, SessionKey: m.SessionKey,
-			Kind: store.MessageKindMessage, SenderType: m.SenderType, SenderID: m.SenderID,
-			Content: m.Content, Status: store.MessageUnread, CreatedAt: ts,
-		}
+	out, err := newMessages(msgs, now())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enqueue messages: %w", err)
 	}
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (org_id, user_id, project_id, message_id,
-				agent_id, session_key, kind, sender_type, sender_id, content, status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, 'message', ?, ?, ?, 'unread', ?) RETURNING seq`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for i := range out {
-			m := &out[i]
-			if err := stmt.QueryRowContext(ctx, scopeArgs(m.Scope, m.ID, m.AgentID, m.SessionKey,
-				m.SenderType, m.SenderID, m.Content, micros(ts))...).Scan(&m.Seq); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = s.writeTx(ctx, func(tx *sql.Tx) error { return insertMessages(ctx, tx, out) })
 	if err != nil {
 		return nil, fail("enqueue messages", err)
 	}
 	return out, nil
+}
+
+// newMessages checks a batch and returns the messages it will store, unread
+// and created at ts, without their seqs.
+func newMessages(msgs []store.NewMessage, ts time.Time) ([]store.Message, error) {
+	out := make([]store.Message, len(msgs))
+	for i, m := range msgs {
+		if err := checkScope(m.Scope); err != nil {
+			return nil, err
+		}
+		if m.ID == "" || m.AgentID == "" {
+			return nil, errors.New("a message needs an id and an agent id")
+		}
+		out[i] = store.Message{
+			Scope: m.Scope, ID: m.ID, AgentID: m.AgentID, SessionKey: m.SessionKey, GroupID: m.GroupID,
+			Kind: store.MessageKindMessage, SenderType: m.SenderType, SenderID: m.SenderID,
+			Content: m.Content, Status: store.MessageUnread, CreatedAt: ts,
+		}
+	}
+	return out, nil
+}
+
+// insertMessages inserts plain messages made by newMessages, in order, and
+// sets their seqs.
+func insertMessages(ctx context.Context, tx *sql.Tx, msgs []store.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (org_id, user_id, project_id, message_id,
+			agent_id, session_key, group_id, kind, sender_type, sender_id, content, status, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'message', ?, ?, ?, 'unread', ?) RETURNING seq`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for i := range msgs {
+		m := &msgs[i]
+		if err := stmt.QueryRowContext(ctx, scopeArgs(m.Scope, m.ID, m.AgentID, m.SessionKey, m.GroupID,
+			m.SenderType, m.SenderID, m.Content, micros(m.CreatedAt))...).Scan(&m.Seq); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ListMessages returns a page of an agent's inbox ("" agent: every agent of

@@ -12,8 +12,8 @@ import (
 	"github.com/openintern/openintern/store"
 )
 
-const runCols = `org_id, user_id, project_id, run_id, agent_id, session_key, group_id, input, status,
-	output, error, steps, usage, cancel_requested, created_at, started_at, ended_at`
+const runCols = `org_id, user_id, project_id, run_id, agent_id, session_key, group_id, parent_run_id, role_id,
+	input, status, output, error, steps, usage, cancel_requested, created_at, started_at, ended_at`
 
 func scanRun(row scanner) (store.Run, error) {
 	var r store.Run
@@ -22,7 +22,7 @@ func scanRun(row scanner) (store.Run, error) {
 	var created int64
 	var started, ended sql.NullInt64
 	err := row.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.ID, &r.AgentID, &r.SessionKey,
-		&r.GroupID, &r.Input, &r.Status, &r.Output, &runErr, &r.Steps, &usage, &r.CancelRequested,
+		&r.GroupID, &r.ParentRunID, &r.RoleID, &r.Input, &r.Status, &r.Output, &runErr, &r.Steps, &usage, &r.CancelRequested,
 		&created, &started, &ended)
 	if err != nil {
 		return store.Run{}, err
@@ -52,8 +52,9 @@ func getRun(ctx context.Context, db queryRower, scope store.Scope, runID string)
 		scopeArgs(scope, runID)...))
 }
 
-// CreateRun stores a pending run and its inbox message (kind "run") in one
-// transaction; ErrConflict when the run id or message id is taken.
+// CreateRun stores a pending run, its inbox message (kind "run") and
+// nr.Events in one transaction; ErrConflict, with nothing stored, when the
+// run id or message id is taken.
 func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, store.Message, error) {
 	if err := checkScope(nr.Scope); err != nil {
 		return store.Run{}, store.Message{}, fmt.Errorf("sqlite: create run: %w", err)
@@ -61,28 +62,37 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 	if nr.RunID == "" || nr.MessageID == "" || nr.AgentID == "" {
 		return store.Run{}, store.Message{}, errors.New("sqlite: create run: a run needs a run id, a message id and an agent id")
 	}
+	events, err := runEvents(nr.Scope, nr.RunID, nr.Events)
+	if err != nil {
+		return store.Run{}, store.Message{}, fmt.Errorf("sqlite: create run: %w", err)
+	}
+	fillFromRun(events, nr.AgentID, nr.GroupID)
 	ts := now()
 	run := store.Run{
 		Scope: nr.Scope, ID: nr.RunID, AgentID: nr.AgentID, SessionKey: nr.SessionKey, GroupID: nr.GroupID,
-		Input: nr.Input, Status: store.RunPending, CreatedAt: ts,
+		ParentRunID: nr.ParentRunID, RoleID: nr.RoleID, Input: nr.Input, Status: store.RunPending, CreatedAt: ts,
 	}
 	msg := store.Message{
-		Scope: nr.Scope, ID: nr.MessageID, AgentID: nr.AgentID, SessionKey: nr.SessionKey,
+		Scope: nr.Scope, ID: nr.MessageID, AgentID: nr.AgentID, SessionKey: nr.SessionKey, GroupID: nr.GroupID,
 		Kind: store.MessageKindRun, SenderType: nr.SenderType, SenderID: nr.SenderID, Content: nr.Input,
 		RunID: nr.RunID, Status: store.MessageUnread, CreatedAt: ts,
 	}
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id,
-				session_key, group_id, input, status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
-			scopeArgs(nr.Scope, nr.RunID, nr.AgentID, nr.SessionKey, nr.GroupID, nr.Input, micros(ts))...); err != nil {
+				session_key, group_id, parent_run_id, role_id, input, status, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
+			scopeArgs(nr.Scope, nr.RunID, nr.AgentID, nr.SessionKey, nr.GroupID, nr.ParentRunID, nr.RoleID,
+				nr.Input, micros(ts))...); err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO messages (org_id, user_id, project_id, message_id, agent_id,
-				session_key, kind, sender_type, sender_id, content, run_id, status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, 'run', ?, ?, ?, ?, 'unread', ?) RETURNING seq`,
-			scopeArgs(nr.Scope, nr.MessageID, nr.AgentID, nr.SessionKey, nr.SenderType, nr.SenderID,
-				nr.Input, nr.RunID, micros(ts))...).Scan(&msg.Seq)
+		if err := tx.QueryRowContext(ctx, `INSERT INTO messages (org_id, user_id, project_id, message_id, agent_id,
+				session_key, group_id, kind, sender_type, sender_id, content, run_id, status, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'run', ?, ?, ?, ?, 'unread', ?) RETURNING seq`,
+			scopeArgs(nr.Scope, nr.MessageID, nr.AgentID, nr.SessionKey, nr.GroupID, nr.SenderType, nr.SenderID,
+				nr.Input, nr.RunID, micros(ts))...).Scan(&msg.Seq); err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, events, func(i int, id int64) { events[i].ID = id })
 	})
 	if err != nil {
 		return store.Run{}, store.Message{}, fail("create run", err)
@@ -99,10 +109,9 @@ func (s *Store) GetRun(ctx context.Context, scope store.Scope, runID string) (st
 	return r, nil
 }
 
-// ListRuns returns a page of the scope's runs matching filter, newest first,
-// and how many match.
-func (s *Store) ListRuns(ctx context.Context, scope store.Scope, filter store.RunFilter, page store.Page) ([]store.Run, int, error) {
-	limit, offset := pageBounds(page)
+// runFilterCond is the condition (and its arguments) on runs that selects
+// the scope's runs matching filter.
+func runFilterCond(scope store.Scope, filter store.RunFilter) (string, []any, error) {
 	cond := scopeCond
 	args := scopeArgs(scope)
 	add := func(col, v string) {
@@ -115,9 +124,31 @@ func (s *Store) ListRuns(ctx context.Context, scope store.Scope, filter store.Ru
 	add("session_key", filter.SessionKey)
 	add("status", filter.Status)
 	add("group_id", filter.GroupID)
+	add("parent_run_id", filter.ParentRunID)
+	add("role_id", filter.RoleID)
+	switch filter.Kind {
+	case "":
+	case store.RunKindAgent:
+		cond += " AND agent_id <> ''"
+	case store.RunKindGroup:
+		cond += " AND agent_id = ''"
+	default:
+		return "", nil, fmt.Errorf("unknown run kind %q", filter.Kind)
+	}
+	return cond, args, nil
+}
+
+// ListRuns returns a page of the scope's runs matching filter, newest first,
+// and how many match.
+func (s *Store) ListRuns(ctx context.Context, scope store.Scope, filter store.RunFilter, page store.Page) ([]store.Run, int, error) {
+	limit, offset := pageBounds(page)
+	cond, args, err := runFilterCond(scope, filter)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: list runs: %w", err)
+	}
 	var total int
 	runs := []store.Run{}
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	err = s.readTx(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM runs WHERE `+cond, args...).Scan(&total); err != nil {
 			return err
 		}
@@ -160,6 +191,9 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 	if newRunID == "" {
 		return store.Claim{}, errors.New("sqlite: claim next run: new run id is empty")
 	}
+	if agentID == "" { // group runs have agent ""; no agent claims them
+		return store.Claim{}, errors.New("sqlite: claim next run: agent id is empty")
+	}
 	var claim store.Claim
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		// 1. A run left running is resumed.
@@ -183,11 +217,14 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 		}
 		ts := now()
 		for {
+			// The batch ends at the next run message, or at the next message
+			// of the session in another group.
 			var boundary sql.NullInt64
 			oldest, err := scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageCols+`,
 					(SELECT min(n.seq) FROM messages n
 					 WHERE n.org_id = m.org_id AND n.user_id = m.user_id AND n.project_id = m.project_id
-					   AND n.agent_id = m.agent_id AND n.status = 'unread' AND n.kind = 'run' AND n.seq > m.seq)
+					   AND n.agent_id = m.agent_id AND n.status = 'unread' AND n.seq > m.seq
+					   AND (n.kind = 'run' OR (n.session_key = m.session_key AND n.group_id <> m.group_id)))
 				FROM messages m
 				WHERE `+scopeCond+` AND agent_id = ? AND status = 'unread'
 				ORDER BY seq LIMIT 1`, scopeArgs(scope, agentID)...), &boundary)
@@ -226,15 +263,15 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 				}
 				continue
 			}
-			// 3. A batch of plain messages of the oldest one's session becomes a new run.
+			// 3. A batch of plain messages of the oldest one's session (and group) becomes a new run.
 			end := int64(math.MaxInt64)
 			if boundary.Valid {
 				end = boundary.Int64
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE messages SET run_id = ?
 				WHERE `+scopeCond+` AND agent_id = ? AND status = 'unread' AND run_id IS NULL
-				  AND session_key = ? AND seq >= ? AND seq < ?`,
-				append([]any{newRunID}, scopeArgs(scope, agentID, oldest.SessionKey, oldest.Seq, end)...)...); err != nil {
+				  AND session_key = ? AND group_id = ? AND seq >= ? AND seq < ?`,
+				append([]any{newRunID}, scopeArgs(scope, agentID, oldest.SessionKey, oldest.GroupID, oldest.Seq, end)...)...); err != nil {
 				return err
 			}
 			msgs, err := queryMessages(ctx, tx, `SELECT `+messageCols+` FROM messages
@@ -247,13 +284,13 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 				contents[i] = m.Content
 			}
 			run := store.Run{
-				Scope: scope, ID: newRunID, AgentID: agentID, SessionKey: oldest.SessionKey,
+				Scope: scope, ID: newRunID, AgentID: agentID, SessionKey: oldest.SessionKey, GroupID: oldest.GroupID,
 				Input: strings.Join(contents, "\n\n"), Status: store.RunRunning, CreatedAt: ts, StartedAt: &ts,
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id,
-					session_key, input, status, created_at, started_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)`,
-				scopeArgs(scope, newRunID, agentID, run.SessionKey, run.Input, micros(ts), micros(ts))...); err != nil {
+					session_key, group_id, input, status, created_at, started_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)`,
+				scopeArgs(scope, newRunID, agentID, run.SessionKey, run.GroupID, run.Input, micros(ts), micros(ts))...); err != nil {
 				return err
 			}
 			claim = store.Claim{Run: run, Messages: msgs}
@@ -339,8 +376,9 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 	return out, nil
 }
 
-// FinishRun ends a running run with res, marks its messages read and
-// appends events, in one transaction. ErrConflict when the run is not running.
+// FinishRun ends a running run with res, marks its messages read, appends
+// events and enqueues res.Outbox, in one transaction. ErrConflict, with
+// nothing stored, when the run is not running.
 func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, res store.RunResult, events []store.Event) ([]store.Event, error) {
 	if !store.RunFinished(res.Status) {
 		return nil, fmt.Errorf("sqlite: finish run: status %q is not a final status", res.Status)
@@ -358,6 +396,10 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 		runErr = sql.NullString{String: string(b), Valid: true}
 	}
 	usage, err := json.Marshal(res.Usage)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: finish run: %w", err)
+	}
+	outbox, err := outboxMessages(scope, res.Outbox)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: finish run: %w", err)
 	}
@@ -381,11 +423,34 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 			append([]any{ts}, scopeArgs(scope, runID)...)...); err != nil {
 			return err
 		}
+		if err := insertMessages(ctx, tx, outbox); err != nil {
+			return err
+		}
 		fillFromRun(out, agentID, groupID)
 		return insertEvents(ctx, tx, out, func(i int, id int64) { out[i].ID = id })
 	})
 	if err != nil {
 		return nil, fail("finish run", err)
+	}
+	return out, nil
+}
+
+// outboxMessages checks a run's outbox: messages of the run's scope (a zero
+// Scope means it), never of another.
+func outboxMessages(scope store.Scope, outbox []store.NewMessage) ([]store.Message, error) {
+	msgs := make([]store.NewMessage, len(outbox))
+	for i, m := range outbox {
+		if m.Scope == (store.Scope{}) {
+			m.Scope = scope
+		}
+		if m.Scope != scope {
+			return nil, fmt.Errorf("outbox message %s is for another scope", m.ID)
+		}
+		msgs[i] = m
+	}
+	out, err := newMessages(msgs, now())
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
 	}
 	return out, nil
 }

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	cases = append(cases, runCases...)
 	cases = append(cases, claimCases...)
 	cases = append(cases, eventCases...)
+	cases = append(cases, teamCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+
+	"github.com/openintern/openintern/actors"
+	"github.com/openintern/openintern/events"
+	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/store"
+)
+
+// eventRecorder stores events and then publishes them, like a step commit.
+type eventRecorder struct {
+	st  store.EventStore
+	bus events.Bus
+}
+
+func (r eventRecorder) RecordEvents(ctx context.Context, evs []store.Event) error {
+	stored, err := r.st.AppendEvents(ctx, evs)
+	if err != nil {
+		return err
+	}
+	r.bus.Publish(context.Background(), stored...)
+	return nil
+}
+
+// orchestratorBoard adapts memory.Blackboard to actors.Blackboard.
+type orchestratorBoard struct{ bb *memory.Blackboard }
+
+var _ actors.Blackboard = orchestratorBoard{}
+
+func (o orchestratorBoard) Post(ctx context.Context, scope store.Scope, groupID string, e actors.BoardEntry) error {
+	_, _, err := o.bb.Post(ctx, scope, groupID, memory.Post{ID: e.ID, AgentID: e.AgentID, RunID: e.RunID, Kind: e.Kind, Text: e.Text})
+	return err
+}
+
+func (o orchestratorBoard) Digest(ctx context.Context, scope store.Scope, groupID string, limit int) (string, error) {
+	return o.bb.Digest(ctx, scope, groupID, limit)
+}
