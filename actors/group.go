@@ -63,6 +63,7 @@ type groupRunState struct {
 	Members    []teamMember            `json:"members"` // non-lead, in membership order
 	Phase      string                  `json:"phase"`   // members, decide
 	Results    map[string]memberResult `json:"results"` // by agent id, once recorded
+	Tasked     map[string]bool         `json:"tasked"`  // member run ids whose message.task is stored
 	Usage      store.Usage             `json:"usage"`
 }
 
@@ -261,6 +262,9 @@ func (r *Runtime) advanceGroupRun(ctx context.Context, scope store.Scope, runID 
 	if st.Results == nil {
 		st.Results = map[string]memberResult{}
 	}
+	if st.Tasked == nil {
+		st.Tasked = map[string]bool{}
+	}
 	o := &orchestration{rt: r, run: run, st: &st, step: cp.Step}
 	if run.CancelRequested {
 		return true, o.cancel(ctx)
@@ -361,8 +365,11 @@ func (o *orchestration) decide(ctx context.Context) (bool, error) {
 	return true, o.rt.finishGroupRun(ctx, o.run, o.st, store.RunResult{Status: store.RunCompleted, Output: child.Output}, []store.Event{decision})
 }
 
-// ensureChild returns the member's run for this phase, creating it (with its
-// message.task event, in the same transaction) when it does not exist yet.
+// ensureChild returns the member's run for this phase, creating it when it
+// does not exist yet. The message.task event is stored first, with the state
+// that records it, and the run is created after under its deterministic id:
+// a crash between the two creates the run on the next pass without a second
+// task event, and a crash after finds the run by id.
 func (o *orchestration) ensureChild(ctx context.Context, phase string, m teamMember, task string) (store.Run, error) {
 	id := childRunID(o.run.ID, phase, m.AgentID)
 	child, err := o.rt.store.GetRun(ctx, o.run.Scope, id)
@@ -372,47 +379,32 @@ func (o *orchestration) ensureChild(ctx context.Context, phase string, m teamMem
 	if !errors.Is(err, store.ErrNotFound) {
 		return store.Run{}, fmt.Errorf("member run: %w", err)
 	}
-	purpose := "work"
-	if phase == phaseDecide {
-		purpose = "decide"
+	if !o.st.Tasked[id] {
+		purpose := "work"
+		if phase == phaseDecide {
+			purpose = "decide"
+		}
+		o.st.Tasked[id] = true
+		if err := o.save(ctx, []store.Event{o.event(o.st.Lead.AgentID, "message.task", map[string]any{
+			"from": o.st.Lead.AgentID, "to": m.AgentID, "role": m.RoleName, "purpose": purpose, "content": task, "task_run_id": id,
+		})}); err != nil {
+			return store.Run{}, err
+		}
 	}
-	ev := o.event(o.st.Lead.AgentID, "message.task", map[string]any{
-		"from": o.st.Lead.AgentID, "to": m.AgentID, "role": m.RoleName, "purpose": purpose, "content": task, "task_run_id": id,
-	})
 	child, _, err = o.rt.store.CreateRun(ctx, store.NewRun{
 		Scope: o.run.Scope, RunID: id, MessageID: childMessageID(id), AgentID: m.AgentID,
 		SessionKey: memberSession(o.run.GroupID, o.st.SessionKey), GroupID: o.run.GroupID,
 		ParentRunID: o.run.ID, RoleID: m.RoleID, Input: task,
-		SenderType: store.SenderGroup, SenderID: o.run.ID, Events: []store.Event{ev},
+		SenderType: store.SenderGroup, SenderID: o.run.ID,
 	})
 	if errors.Is(err, store.ErrConflict) {
-		// Created by an earlier pass whose answer was lost: read it.
 		return o.rt.store.GetRun(ctx, o.run.Scope, id)
 	}
 	if err != nil {
 		return store.Run{}, fmt.Errorf("member run: %w", err)
 	}
-	o.publishTask(ctx, id)
 	o.rt.Wake(o.run.Scope, m.AgentID)
 	return child, nil
-}
-
-// publishTask sends the stored message.task of the member run live. CreateRun
-// stored it with the run; it is read back for the id a resuming stream needs.
-func (o *orchestration) publishTask(ctx context.Context, childID string) {
-	events, _, err := o.rt.store.ListEvents(ctx, o.run.Scope, store.EventFilter{RunID: o.run.ID, Types: []string{"message.task"}, Limit: 500})
-	if err != nil {
-		return // watchers still find it in the stored trace
-	}
-	for i := len(events) - 1; i >= 0; i-- {
-		var p struct {
-			TaskRunID string `json:"task_run_id"`
-		}
-		if json.Unmarshal(events[i].Payload, &p) == nil && p.TaskRunID == childID {
-			o.rt.bus.Publish(context.Background(), events[i])
-			return
-		}
-	}
 }
 
 // memberSession keeps a team's conversations apart from the members' other work

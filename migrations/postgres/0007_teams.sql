@@ -88,3 +88,8 @@ DROP INDEX runs_running_idx;
 CREATE UNIQUE INDEX runs_running_idx ON runs
     (org_id, user_id, project_id, agent_id, (CASE WHEN agent_id = '' THEN run_id ELSE '' END))
     WHERE status = 'running';
+
+-- A blackboard is the group's memories, newest first. Partial, so the memory
+-- search plans (which never name the literal) cannot pick it up.
+CREATE INDEX memories_group_created_idx ON memories (org_id, user_id, project_id, group_id, created_at, memory_id)
+    WHERE group_id <> '';

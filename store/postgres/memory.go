@@ -220,6 +220,11 @@ func (ms *MemoryStore) ListMemories(ctx context.Context, scope store.Scope, f me
 	limit, offset := pageBounds(page)
 	cond, fargs := filterSQL(f, 4)
 	where := `m.org_id = $1 AND m.user_id = $2 AND m.project_id = $3` + cond
+	if f.GroupID != "" {
+		// The literal lets the planner use the partial index of group
+		// memories (a blackboard), even in a generic plan.
+		where += ` AND m.group_id <> ''`
+	}
 	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID}, fargs...)
 	n := len(args)
 	out, total, err := listPage(ctx, ms.s, `SELECT count(*) FROM memories m WHERE `+where,

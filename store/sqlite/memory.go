@@ -207,6 +207,11 @@ func (ms *MemoryStore) ListMemories(ctx context.Context, scope store.Scope, f me
 	}
 	limit, offset := pageBounds(page)
 	where := `m.org_id = ? AND m.user_id = ? AND m.project_id = ?` + cond
+	if f.GroupID != "" {
+		// The literal lets the planner use the partial index of group
+		// memories (a blackboard), even in a generic plan.
+		where += ` AND m.group_id <> ''`
+	}
 	args := append(scopeArgs(scope), fargs...)
 	var total int
 	out := []memory.Memory{}
