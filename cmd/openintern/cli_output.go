@@ -62,7 +62,20 @@ type eventPayload struct {
 	To           string          `json:"to"`
 	FromStep     int             `json:"from_step"`
 	FinishReason string          `json:"finish_reason"`
-	ToolCalls    []struct {
+	// Group runs (message.*, blackboard.written, a group's run.started).
+	Role    string `json:"role"`
+	Purpose string `json:"purpose"`
+	Status  string `json:"status"`
+	Kind    string `json:"kind"`
+	Author  string `json:"author"`
+	Text    string `json:"text"`
+	Mode    string `json:"mode"`
+	Lead    string `json:"lead"`
+	Members []struct {
+		AgentID string `json:"agent_id"`
+		Role    string `json:"role"`
+	} `json:"members"`
+	ToolCalls []struct {
 		Name string `json:"name"`
 	} `json:"tool_calls"`
 	Usage *store.Usage `json:"usage"`
@@ -147,7 +160,28 @@ func eventSummary(ev store.Event) string {
 		if ev.Type == "run.resumed" && p.FromStep > 0 {
 			return fmt.Sprintf("resumed after step %d", p.FromStep)
 		}
+		if p.Mode != "" {
+			return fmt.Sprintf("%s, lead %s: %s", p.Mode, p.Lead, truncate(p.Input, 100))
+		}
 		return "input: " + truncate(p.Input, 100)
+	case "message.task":
+		s := "to " + teamWho(p.To, p.Role)
+		if p.Purpose != "" && p.Purpose != "work" {
+			s += ": " + p.Purpose
+		}
+		return s
+	case "message.proposal", "message.decision":
+		return teamWho(p.From, p.Role) + ": " + truncate(p.Content, 100)
+	case "message.status":
+		s := teamWho(p.From, p.Role) + " " + p.Status
+		if e := p.errorText(); e != "" {
+			s += ": " + truncate(e, 100)
+		}
+		return s
+	case "message.evidence":
+		return teamWho(p.From, p.Role) + " " + p.Kind + ": " + truncate(p.Content, 100)
+	case "blackboard.written":
+		return p.Kind + " by " + p.Author + ": " + truncate(p.Text, 100)
 	case "step.started":
 		return fmt.Sprintf("step %d", p.Step)
 	case "step.completed":
@@ -195,14 +229,23 @@ func eventSummary(ev store.Event) string {
 
 // statusLine is the last line of `run --stream` and `run --wait`.
 func statusLine(st style, run store.Run, elapsed time.Duration) string {
-	details := []string{plural(run.Steps, "step")}
+	return statusLineOf(st, run, elapsed, "step")
+}
+
+// statusLineOf is statusLine counting run.Steps in unit ("": not shown, as
+// for a group run, whose steps are its members' results).
+func statusLineOf(st style, run store.Run, elapsed time.Duration, unit string) string {
+	var details []string
+	if unit != "" {
+		details = append(details, plural(run.Steps, unit))
+	}
 	if run.Usage.TotalTokens > 0 {
 		details = append(details, plural(run.Usage.TotalTokens, "token"))
 	}
 	if elapsed >= 100*time.Millisecond {
 		details = append(details, elapsed.Round(100*time.Millisecond).String())
 	}
-	tail := st.dim(" · " + strings.Join(details, " · ") + " · " + run.ID)
+	tail := st.dim(" · " + strings.Join(append(details, run.ID), " · "))
 	switch run.Status {
 	case store.RunCompleted:
 		return st.green("✓ completed") + tail
@@ -227,4 +270,12 @@ func plural(n int, unit string) string {
 		return "1 " + unit
 	}
 	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+// teamWho names a group member: "critic (critic)", or the id alone without a role.
+func teamWho(agentID, role string) string {
+	if role == "" {
+		return agentID
+	}
+	return agentID + " (" + role + ")"
 }

@@ -19,10 +19,6 @@ import (
 )
 
 // clientCommands are the commands that talk to a running daemon.
-//
-// Room for the rest of issue 6: `groups list|create|run|blackboard` is added
-// here (in cli_groups.go) once the groups API exists in httpapi; until then it
-// is deliberately absent rather than a stub that pretends to work.
 func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 	return []*cobra.Command{
 		newRunCmd(lookupEnv),
@@ -30,6 +26,8 @@ func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 		newExportCmd(lookupEnv),
 		newAgentsCmd(lookupEnv),
 		newMemoryCmd(lookupEnv),
+		newRolesCmd(lookupEnv),
+		newGroupsCmd(lookupEnv),
 		newDoctorCmd(lookupEnv),
 		newCompletionCmd(),
 	}
