@@ -62,6 +62,19 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 		flusher.Flush()
 	}
 
+	if lastID == 0 && runID == "" && c.Query("from") == "now" {
+		// Only what happens from now on: start after the newest stored event,
+		// and tell the client that id so its reconnects resume from there.
+		latest, err := s.deps.Store.LatestEventID(ctx, scope, filter)
+		if err != nil {
+			s.deps.Logger.Warn("sse: latest event", "err", err)
+			return
+		}
+		lastID = latest
+		fmt.Fprintf(w, "id: %d\nevent: ready\ndata: {\"last_event_id\":%d}\n\n", latest, latest)
+		flusher.Flush()
+	}
+
 	for ctx.Err() == nil {
 		// A subscription can be dropped when this client falls behind; then we
 		// subscribe again and catch up from the store, so nothing is lost.

@@ -169,7 +169,47 @@ func (o *Offline) decide(req Request) (string, *ToolCall) {
 			}
 		}
 	}
+	if reply, ok := teamReply(text); ok {
+		return reply, nil
+	}
 	return chatReply(msgs[:last], text, unavailable, req.Tools), nil
+}
+
+var (
+	reTeamTask  = regexp.MustCompile(`^Team task from the group "((?:[^"\\]|\\.)*)": ([^\n]*)`)
+	reTeamRole  = regexp.MustCompile(`You work on it as the team's ([^.\n]+)\.`)
+	reTeamLead  = regexp.MustCompile(`You are the lead \(([^)\n]+)\)`)
+	reTeamEntry = regexp.MustCompile(`(?m)^- ([^(\n]+) \(([a-z0-9_-]+)\)`)
+)
+
+// teamReply answers the tasks a group run gives its members and its lead
+// with a short proposal or decision, so a team demo reads like one.
+func teamReply(text string) (string, bool) {
+	m := reTeamTask.FindStringSubmatch(text)
+	if m == nil {
+		return "", false
+	}
+	task := truncate(strings.TrimSpace(m[2]), 160)
+	var roles []string
+	for _, e := range reTeamEntry.FindAllStringSubmatch(text, -1) {
+		roles = append(roles, strings.TrimSpace(e[1]))
+	}
+	if lead := reTeamLead.FindStringSubmatch(text); lead != nil {
+		weighed := "no proposals"
+		if len(roles) > 0 {
+			weighed = fmt.Sprintf("%d proposal(s) from %s", len(roles), strings.Join(roles, ", "))
+		}
+		return fmt.Sprintf("Decision on %q: we go ahead, taking up the points raised; owners and a date follow on the blackboard. Weighed %s. (offline demo model)", task, weighed), true
+	}
+	role := "member"
+	if r := reTeamRole.FindStringSubmatch(text); r != nil {
+		role = strings.TrimSpace(r[1])
+	}
+	reply := fmt.Sprintf("Proposal from the %s on %q: it is feasible; I recommend going ahead once the main risk is written down.", role, task)
+	if len(roles) > 0 {
+		reply += fmt.Sprintf(" This builds on the work of %s.", strings.Join(roles, ", "))
+	}
+	return reply + " (offline demo model)", true
 }
 
 // chatReply is the text answer to a user message that triggers no tool.

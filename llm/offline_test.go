@@ -252,3 +252,26 @@ func ExampleOffline() {
 	// ["I " "called " "read_file "]
 	// (offline demo model) You said: "thanks!". I remember 1 earlier turn of this session; the last one was: "read the file notes.txt".
 }
+
+func TestOfflineTeamReplies(t *testing.T) {
+	o := llm.NewOffline()
+	ask := func(text string) string {
+		t.Helper()
+		resp, err := o.Complete(t.Context(), llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Content: text}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Content
+	}
+	member := ask("Team task from the group \"Launch 发布\": Pick a day\n\nYou work on it as the team's Critic 评审. Finds flaws.\n\nWork of your teammates so far:\n- Researcher (ada): looks fine\n\nAnswer with your proposal.")
+	if !strings.HasPrefix(member, `Proposal from the Critic 评审 on "Pick a day"`) || !strings.Contains(member, "builds on the work of Researcher") {
+		t.Fatalf("member reply: %q", member)
+	}
+	lead := ask("Team task from the group \"Launch\": Pick a day\n\nProposals of the team:\n- Researcher (ada): yes\n- Critic (ben) produced no proposal (failed)\n\nYou are the lead (Lead). Weigh the proposals.")
+	if !strings.HasPrefix(lead, `Decision on "Pick a day"`) || !strings.Contains(lead, "2 proposal(s) from Researcher, Critic") {
+		t.Fatalf("lead reply: %q", lead)
+	}
+	if plain := ask("Team task, but not from a group"); strings.HasPrefix(plain, "Proposal") || strings.HasPrefix(plain, "Decision") {
+		t.Fatalf("a plain message got a team reply: %q", plain)
+	}
+}

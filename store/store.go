@@ -321,6 +321,10 @@ type EventStore interface {
 	// ListEvents returns the events after filter.AfterID in id order, and how many
 	// events match the filter in all (ignoring AfterID and Limit).
 	ListEvents(ctx context.Context, scope Scope, filter EventFilter) ([]Event, int, error)
+	// LatestEventID returns the id of the newest event the filter selects
+	// (AfterID and Limit ignored), 0 when there is none: where a stream that
+	// starts "now" resumes from.
+	LatestEventID(ctx context.Context, scope Scope, filter EventFilter) (int64, error)
 }
 
 // Store is everything a daemon needs from its database.

@@ -112,6 +112,37 @@ func TestGroupRunEndToEnd(t *testing.T) {
 				t.Fatalf("group run: %+v", run)
 			}
 			evs := c.events(runID)
+
+			// A reconnect with Last-Event-ID resumes right after that event.
+			var cursor int64
+			for _, e := range evs {
+				if e.Type == "message.proposal" {
+					cursor = e.ID
+					break
+				}
+			}
+			resumed := readSSE(t, c.openStream("/api/groups/team/stream", fmt.Sprint(cursor)), func(e sseEvent) bool {
+				return e.data != "" && eventOf(t, e).Type == "run.completed" && eventOf(t, e).RunID == runID
+			})
+			var resumedTypes []string
+			var prev int64
+			for _, e := range resumed {
+				if e.data == "" || e.id == "" {
+					continue
+				}
+				ev := eventOf(t, e)
+				if ev.ID <= cursor || ev.ID <= prev {
+					t.Fatalf("resumed stream repeated or reordered event %d after cursor %d", ev.ID, cursor)
+				}
+				prev = ev.ID
+				if ev.RunID == runID {
+					resumedTypes = append(resumedTypes, ev.Type)
+				}
+			}
+			if len(resumedTypes) == 0 || resumedTypes[0] != "message.task" {
+				t.Fatalf("resumed stream after the first proposal starts with %v, want the next message.task", resumedTypes)
+			}
+			assertOrder(t, resumedTypes, "message.task", "message.proposal", "message.task", "message.decision", "run.completed")
 			flow := messageFlow(t, evs)
 			want := []string{
 				"message.task carol->alice", "message.proposal alice",
@@ -142,6 +173,10 @@ func TestGroupRunEndToEnd(t *testing.T) {
 						t.Fatalf("bob's task does not show alice's proposal: %v", p["content"])
 					}
 				}
+			}
+			// The offline model recognises team tasks: proposals and a decision that weighs them.
+			if !strings.HasPrefix(run.Output, `Decision on "Should we adopt PostgreSQL for the queue?"`) || !strings.Contains(run.Output, "2 proposal(s) from Researcher, Critic") {
+				t.Fatalf("offline decision: %q", run.Output)
 			}
 			if decision["content"] != run.Output {
 				t.Fatalf("decision %v is not the run's output %q", decision["content"], run.Output)
@@ -189,6 +224,19 @@ func TestGroupRunEndToEnd(t *testing.T) {
 			c.must(http.StatusOK, "GET", "/api/groups/team/blackboard?kind=proposal", nil, &board)
 			if board.Total != 2 {
 				t.Fatalf("proposals on the blackboard: %d, want 2", board.Total)
+			}
+
+			// ?from=now skips the stored history: a ready event names the id
+			// to resume from, then only news arrives.
+			latest := c.events(runID)
+			nowStream := c.openStream("/api/groups/team/stream?from=now", "")
+			c.must(http.StatusCreated, "POST", "/api/groups/team/blackboard", map[string]string{"kind": "todo", "text": "write the migration plan 写迁移计划"}, nil)
+			fresh := readSSE(t, nowStream, func(e sseEvent) bool { return e.event == "" && e.data != "" })
+			if len(fresh) != 2 || fresh[0].event != "ready" || fresh[0].id == "" {
+				t.Fatalf("from=now stream: %+v", fresh)
+			}
+			if ev := eventOf(t, fresh[1]); ev.Type != "blackboard.written" || ev.ID <= latest[len(latest)-1].ID {
+				t.Fatalf("first event after ready: %+v", ev)
 			}
 
 			// Parallel: both tasks go out before any proposal comes back.

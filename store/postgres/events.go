@@ -167,25 +167,7 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 	if limit > maxEventLimit {
 		limit = maxEventLimit
 	}
-	where := []string{"org_id = $1", "user_id = $2", "project_id = $3"}
-	args := []any{scope.OrgID, scope.UserID, scope.ProjectID}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
-	if filter.RunID != "" {
-		add("run_id = $%d", filter.RunID)
-	}
-	if filter.AgentID != "" {
-		add("agent_id = $%d", filter.AgentID)
-	}
-	if filter.GroupID != "" {
-		add("group_id = $%d", filter.GroupID)
-	}
-	if len(filter.Types) > 0 {
-		add("type = ANY($%d::text[])", filter.Types)
-	}
-	cond := strings.Join(where, " AND ")
+	cond, args := eventWhere(scope, filter)
 	countArgs := args
 	pageArgs := append(append([]any{}, args...), filter.AfterID, limit)
 	b := &pgx.Batch{}
@@ -214,4 +196,41 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 		return nil, 0, s.fail(ctx, "list events", err)
 	}
 	return events, total, nil
+}
+
+// eventWhere is the condition ListEvents and LatestEventID share.
+func eventWhere(scope store.Scope, filter store.EventFilter) (string, []any) {
+	where := []string{"org_id = $1", "user_id = $2", "project_id = $3"}
+	args := []any{scope.OrgID, scope.UserID, scope.ProjectID}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if filter.RunID != "" {
+		add("run_id = $%d", filter.RunID)
+	}
+	if filter.AgentID != "" {
+		add("agent_id = $%d", filter.AgentID)
+	}
+	if filter.GroupID != "" {
+		add("group_id = $%d", filter.GroupID)
+	}
+	if len(filter.Types) > 0 {
+		add("type = ANY($%d::text[])", filter.Types)
+	}
+	cond := strings.Join(where, " AND ")
+	return cond, args
+}
+
+// LatestEventID returns the id of the newest event the filter selects, 0 when none.
+func (s *Store) LatestEventID(ctx context.Context, scope store.Scope, filter store.EventFilter) (int64, error) {
+	cond, args := eventWhere(scope, filter)
+	var id *int64
+	if err := s.pool.QueryRow(ctx, `SELECT max(id) FROM events WHERE `+cond, args...).Scan(&id); err != nil {
+		return 0, s.fail(ctx, "latest event", err)
+	}
+	if id == nil {
+		return 0, nil
+	}
+	return *id, nil
 }

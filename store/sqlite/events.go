@@ -123,6 +123,28 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 	if limit > maxEventLimit {
 		limit = maxEventLimit
 	}
+	cond, args := eventWhere(scope, filter)
+	var total int
+	events := []store.Event{}
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE `+cond, args...).Scan(&total); err != nil {
+			return err
+		}
+		return queryRows(ctx, tx, `SELECT `+eventCols+` FROM events WHERE `+cond+` AND id > ? ORDER BY id LIMIT ?`,
+			append(append([]any{}, args...), filter.AfterID, limit), func(rows *sql.Rows) error {
+				e, err := scanEvent(rows)
+				events = append(events, e)
+				return err
+			})
+	})
+	if err != nil {
+		return nil, 0, fail("list events", err)
+	}
+	return events, total, nil
+}
+
+// eventWhere is the condition ListEvents and LatestEventID share.
+func eventWhere(scope store.Scope, filter store.EventFilter) (string, []any) {
 	cond := scopeCond
 	args := scopeArgs(scope)
 	if filter.RunID != "" {
@@ -143,21 +165,18 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 			args = append(args, t)
 		}
 	}
-	var total int
-	events := []store.Event{}
+	return cond, args
+}
+
+// LatestEventID returns the id of the newest event the filter selects, 0 when none.
+func (s *Store) LatestEventID(ctx context.Context, scope store.Scope, filter store.EventFilter) (int64, error) {
+	cond, args := eventWhere(scope, filter)
+	var id sql.NullInt64
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE `+cond, args...).Scan(&total); err != nil {
-			return err
-		}
-		return queryRows(ctx, tx, `SELECT `+eventCols+` FROM events WHERE `+cond+` AND id > ? ORDER BY id LIMIT ?`,
-			append(append([]any{}, args...), filter.AfterID, limit), func(rows *sql.Rows) error {
-				e, err := scanEvent(rows)
-				events = append(events, e)
-				return err
-			})
+		return tx.QueryRowContext(ctx, `SELECT max(id) FROM events WHERE `+cond, args...).Scan(&id)
 	})
 	if err != nil {
-		return nil, 0, fail("list events", err)
+		return 0, fail("latest event", err)
 	}
-	return events, total, nil
+	return id.Int64, nil
 }

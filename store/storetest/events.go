@@ -18,6 +18,45 @@ var eventCases = []testCase{
 	{"Event/ListLimits", testEventListLimits},
 	{"Event/BatchOrder", testEventBatchOrder},
 	{"Event/Isolation", testEventIsolation},
+	{"Event/LatestID", testEventLatestID},
+}
+
+func testEventLatestID(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	id, err := s.LatestEventID(ctx, scopeA, store.EventFilter{GroupID: "g"})
+	must(t, err)
+	if id != 0 {
+		t.Fatalf("LatestEventID of nothing = %d, want 0", id)
+	}
+	out, err := s.AppendEvents(ctx, []store.Event{
+		{Scope: scopeA, RunID: "r1", GroupID: "g", Type: "a"},
+		{Scope: scopeA, RunID: "r2", GroupID: "g", Type: "b"},
+		{Scope: scopeA, RunID: "r3", GroupID: "h", Type: "a"},
+	})
+	must(t, err)
+	for _, tc := range []struct {
+		f    store.EventFilter
+		want int64
+	}{
+		{store.EventFilter{GroupID: "g"}, out[1].ID},
+		{store.EventFilter{GroupID: "g", Types: []string{"a"}}, out[0].ID},
+		{store.EventFilter{RunID: "r3"}, out[2].ID},
+		{store.EventFilter{}, out[2].ID},
+		{store.EventFilter{GroupID: "g", AfterID: out[1].ID, Limit: 1}, out[1].ID}, // AfterID and Limit ignored
+	} {
+		got, err := s.LatestEventID(ctx, scopeA, tc.f)
+		must(t, err)
+		if got != tc.want {
+			t.Fatalf("LatestEventID(%+v) = %d, want %d", tc.f, got, tc.want)
+		}
+	}
+	for _, other := range otherScopes {
+		got, err := s.LatestEventID(ctx, other, store.EventFilter{GroupID: "g"})
+		must(t, err)
+		if got != 0 {
+			t.Fatalf("scope %+v sees latest event %d", other, got)
+		}
+	}
 }
 
 func testEventAppend(t *testing.T, s store.Store) {

@@ -6,6 +6,8 @@ import * as agents from './pages/agents.js';
 import * as runs from './pages/runs.js';
 import * as trace from './pages/trace.js';
 import * as memory from './pages/memory.js';
+import * as teams from './pages/teams.js';
+import * as blackboard from './pages/blackboard.js';
 import * as soon from './pages/soon.js';
 
 const routes = [
@@ -13,8 +15,8 @@ const routes = [
   { re: /^\/agents\/?$/, nav: 'agents', page: agents },
   { re: /^\/runs\/?$/, nav: 'runs', page: runs },
   { re: /^\/trace\/([^/]+)\/?$/, nav: 'runs', page: trace, params: ['runId'] },
-  { re: /^\/orchestrator\/?$/, nav: 'teams', page: soon, params: [], extra: { feature: 'teams' } },
-  { re: /^\/blackboard(?:\/([^/]+))?\/?$/, nav: 'blackboard', page: soon, params: ['groupId'], extra: { feature: 'blackboard' } },
+  { re: /^\/orchestrator\/?$/, nav: 'teams', page: teams },
+  { re: /^\/blackboard(?:\/([^/]+))?\/?$/, nav: 'blackboard', page: blackboard, params: ['groupId'] },
   { re: /^\/memory\/?$/, nav: 'memory', page: memory },
   { re: /^\/skills\/?$/, nav: '', page: soon, extra: { feature: 'skills' } },
 ];

@@ -4,14 +4,6 @@ import { h } from '../dom.js';
 import { link } from '../api.js';
 
 const features = {
-  teams: {
-    title: 'Teams',
-    text: 'Roles, groups, members and group runs arrive with the teams feature. Until then there is nothing to show here.',
-  },
-  blackboard: {
-    title: 'Blackboard',
-    text: "A group's live blackboard arrives with the teams feature: entries as members write them, decisions highlighted. There is no blackboard yet.",
-  },
   skills: {
     title: 'Skills',
     text: 'Skills arrive with the tool-governance work. There is nothing to show here yet.',

@@ -4,13 +4,14 @@
 // connection with Last-Event-ID, so no stored event is missed.
 import { api, withScope, link, fetchAllEvents } from '../api.js';
 import { h, clear, errorBox, badge, fmtTime, timeEl, duration, runDuration, pretty, spinner, downloadJSON, toast } from '../dom.js';
+import { Roster, messageItem } from '../team.js';
 
 const SHOW_STEP = 300;
 
 export function render(root, { params }) {
   const runId = params.runId;
   document.title = `Trace ${runId} · OpenIntern`;
-  const state = { alive: true, es: null, events: [], lastId: 0, shown: 0, run: null, steps: new Map(), live: new Map() };
+  const state = { alive: true, es: null, events: [], lastId: 0, shown: 0, run: null, steps: new Map(), live: new Map(), roster: new Roster() };
 
   const page = h('section', { class: 'page page-trace' });
   root.append(page);
@@ -69,11 +70,15 @@ export function render(root, { params }) {
     const fact = (k, v) => (v ? h('div', { class: 'fact' }, h('dt', null, k), h('dd', null, v)) : null);
     const usage = r.usage && r.usage.total_tokens
       ? `${r.usage.total_tokens} (prompt ${r.usage.prompt_tokens}, completion ${r.usage.completion_tokens})` : '';
+    const team = r.group_id ? h('span', { class: 'trace-group' },
+      link(`/orchestrator?group=${encodeURIComponent(r.group_id)}&run=${encodeURIComponent(r.parent_run_id || r.run_id)}`, r.group_id),
+      ' · ', link(`/blackboard/${r.group_id}`, 'blackboard')) : null;
     summary.replaceChildren(
       h('dl', { class: 'facts' },
-        fact('Agent', link(`/agents`, r.agent_id)),
-        fact('Session', link(`/?agent=${encodeURIComponent(r.agent_id)}&session=${encodeURIComponent(r.session_key)}`, r.session_key)),
-        r.group_id ? fact('Group', r.group_id) : null,
+        r.agent_id ? fact('Agent', link(`/agents`, r.agent_id)) : fact('Run', 'a team run: the group’s members talk below'),
+        r.agent_id ? fact('Session', link(`/?agent=${encodeURIComponent(r.agent_id)}&session=${encodeURIComponent(r.session_key)}`, r.session_key)) : null,
+        fact('Group', team),
+        r.parent_run_id ? fact('Team run', link(`/trace/${r.parent_run_id}`, r.parent_run_id)) : null,
         fact('Created', h('span', { title: fmtTime(r.created_at) }, timeEl(r.created_at))),
         fact('Duration', runDuration(r)),
         fact('Steps', String(r.steps)),
@@ -135,7 +140,7 @@ export function render(root, { params }) {
   function show(ev) {
     const into = container(ev);
     if (ev.type === 'step.started') return;
-    const item = eventItem(ev, state.run);
+    const item = teamRun(state.run) && conversational(ev.type) ? teamItem(ev) : eventItem(ev, state.run);
     if (!item) return;
     if (ev.type === 'llm.called') {
       const live = state.live.get(ev.step_id);
@@ -145,6 +150,13 @@ export function render(root, { params }) {
       }
     }
     into.append(item);
+  }
+
+  // teamItem shows a group run's message between roles as a conversation.
+  function teamItem(ev) {
+    const item = messageItem(ev, state.roster, { groupId: state.run.group_id });
+    if (item) item.append(fold('raw event', codeBlock(ev), false));
+    return item;
   }
 
   function liveToken(ev) {
@@ -235,6 +247,15 @@ export function render(root, { params }) {
     state.alive = false;
     if (state.es) state.es.close();
   };
+}
+
+// teamRun: a group's run (no agent of its own) whose events are messages.
+function teamRun(run) {
+  return !!(run && run.group_id && !run.agent_id);
+}
+
+function conversational(type) {
+  return type === 'run.started' || type.startsWith('message.') || type === 'blackboard.written';
 }
 
 function finished(status) {
