@@ -21,8 +21,11 @@ type agentActor struct {
 
 	state      string // idle, running, paused, error
 	wakesSeen  uint64
-	moreMail   bool // a wake arrived while busy: claim again before going idle
-	wantSlot   bool // asked the supervisor for a slot, not granted yet
+	moreMail   bool         // a wake arrived while busy: claim again before going idle
+	mailHint   bool         // a wake arrived since the last cycle started: claim without asking HasWork first
+	agent      *store.Agent // the agent's row as the last turn read it; nil after a change
+	agentGen   uint64       // bumped by agentChanged, so a turn in flight cannot re-cache an old row
+	wantSlot   bool         // asked the supervisor for a slot, not granted yet
 	holdsSlot  bool
 	worker     *worker
 	cancelled  map[string]bool // runs asked to cancel before the worker reported them
@@ -61,7 +64,11 @@ func (a *agentActor) Receive(ctx actor.Context) {
 		}
 	case *agentWake:
 		a.wakesSeen++
+		a.mailHint = true
 		a.onWake(ctx)
+	case *agentChanged:
+		a.agent = nil
+		a.agentGen++
 	case *retryAfterError:
 		a.retryTimer = nil
 		if a.state == store.AgentError {
@@ -210,6 +217,8 @@ func (a *agentActor) startWorker(ctx actor.Context) {
 	}
 	self := ctx.Self()
 	root := ctx.ActorSystem().Root
+	hint, cached, gen := a.mailHint, a.agent, a.agentGen
+	a.mailHint = false
 	go func() {
 		defer close(w.done)
 		defer cancel(nil)
@@ -222,12 +231,15 @@ func (a *agentActor) startWorker(ctx actor.Context) {
 			}
 			root.Send(self, &turnDone{outcome: out})
 		}()
-		out = a.rt.runCycle(wctx, a.key, w, func(runID string) { root.Send(self, &runClaimed{runID: runID}) })
+		out = a.rt.runCycle(wctx, a.key, w, cycleHints{mail: hint, agent: cached, agentGen: gen}, func(runID string) { root.Send(self, &runClaimed{runID: runID}) })
 	}()
 }
 
 func (a *agentActor) onTurnDone(ctx actor.Context, out turnOutcome) {
 	a.worker = nil
+	if out.agent != nil && out.agentGen == a.agentGen {
+		a.agent = out.agent
+	}
 	a.releaseSlot(ctx)
 	if a.lifetime.Err() != nil {
 		return

@@ -16,6 +16,11 @@ type agentKey struct {
 type (
 	// wakeAgent: the agent has mail; activate it if needed and tell it.
 	wakeAgent struct{ key agentKey }
+	// notifyAgent: deliver msg to the agent only if it is active.
+	notifyAgent struct {
+		key agentKey
+		msg any
+	}
 	// forwardToAgent: deliver msg to the agent, activating it if needed.
 	forwardToAgent struct {
 		key agentKey
@@ -78,6 +83,8 @@ type (
 	retryAfterError struct{}
 	// goIdle: the inbox has stayed empty for idleGrace since generation gen.
 	goIdle struct{ gen uint64 }
+	// agentChanged: the agent's row was updated or deleted; drop the cached copy.
+	agentChanged struct{}
 )
 
 // idleGrace is how long an agent whose inbox emptied stays running before it
@@ -92,6 +99,8 @@ type stateReply struct {
 // turnOutcome is how one worker cycle ended.
 type turnOutcome struct {
 	runID     string
+	agent     *store.Agent // the agent row the turn used, for the actor to cache
+	agentGen  uint64
 	noWork    bool  // the inbox was empty
 	suspended bool  // stopped at a step boundary (pause or shutdown); the run stays running
 	err       error // infrastructure failure: the agent goes to error and retries

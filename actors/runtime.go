@@ -169,6 +169,15 @@ func (r *Runtime) Wake(scope store.Scope, agentID string) {
 	r.system.Root.Send(r.supervisor, &wakeAgent{key: agentKey{scope, agentID}})
 }
 
+// AgentChanged tells an active agent that its row changed (updated or
+// deleted), so its next turn reads it again. It never blocks.
+func (r *Runtime) AgentChanged(scope store.Scope, agentID string) {
+	if !r.started || r.stopped {
+		return
+	}
+	r.system.Root.Send(r.supervisor, &notifyAgent{key: agentKey{scope, agentID}, msg: &agentChanged{}})
+}
+
 // Pause stops the agent at its next step boundary and keeps it from starting
 // runs; messages keep queueing. Returns the new state.
 func (r *Runtime) Pause(ctx context.Context, scope store.Scope, agentID string) (string, error) {

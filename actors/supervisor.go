@@ -52,6 +52,10 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		} else {
 			ctx.Send(pid, msg.msg)
 		}
+	case *notifyAgent:
+		if pid, ok := s.children[msg.key]; ok {
+			ctx.Send(pid, msg.msg)
+		}
 	case *acquireSlot:
 		s.acquire(ctx, ctx.Sender())
 	case *releaseSlot:

@@ -20,12 +20,23 @@ type workingState struct {
 	Usage    store.Usage   `json:"usage"`
 }
 
+// cycleHints are what the actor knows before a cycle: whether mail arrived
+// (then the claim is tried at once, without the HasWork read that spares an
+// empty inbox a claim transaction) and the agent's row from an earlier turn.
+type cycleHints struct {
+	mail     bool
+	agent    *store.Agent
+	agentGen uint64
+}
+
 // runCycle claims the agent's next unit of work and executes it. It is the body
 // of the agent's worker goroutine.
-func (r *Runtime) runCycle(ctx context.Context, key agentKey, w *worker, claimed func(runID string)) turnOutcome {
-	has, err := r.store.HasWork(ctx, key.scope, key.agentID)
-	if err == nil && !has {
-		return turnOutcome{noWork: true}
+func (r *Runtime) runCycle(ctx context.Context, key agentKey, w *worker, hints cycleHints, claimed func(runID string)) turnOutcome {
+	if !hints.mail {
+		has, err := r.store.HasWork(ctx, key.scope, key.agentID)
+		if err == nil && !has {
+			return turnOutcome{noWork: true}
+		}
 	}
 	claim, err := r.store.ClaimNextRun(ctx, key.scope, key.agentID, NewRunID())
 	if errors.Is(err, store.ErrNoWork) {
@@ -38,9 +49,12 @@ func (r *Runtime) runCycle(ctx context.Context, key agentKey, w *worker, claimed
 		return turnOutcome{err: fmt.Errorf("claim: %w", err)}
 	}
 	claimed(claim.Run.ID)
-	t := &turn{rt: r, scope: key.scope, claim: claim, run: claim.Run, w: w}
+	t := &turn{rt: r, scope: key.scope, claim: claim, run: claim.Run, w: w, cached: hints.agent}
 	out := t.execute(ctx)
 	out.runID = claim.Run.ID
+	if t.row != nil {
+		out.agent, out.agentGen = t.row, hints.agentGen
+	}
 	return out
 }
 
@@ -52,6 +66,9 @@ type turn struct {
 	run   store.Run
 	agent store.Agent
 	w     *worker
+
+	cached *store.Agent // the agent's row from an earlier turn, if the actor has it
+	row    *store.Agent // the row this turn read or reused, before any role is applied
 
 	state   workingState
 	pending []store.Event // events of the current step, stored at its next commit
@@ -154,10 +171,17 @@ func (t *turn) loadAgent(ctx context.Context) (store.Agent, error) {
 		a   store.Agent
 		err error
 	)
-	if t.claim.Run.AgentID == store.MainAgentID {
+	switch {
+	case t.cached != nil && t.cached.ID == t.run.AgentID:
+		a = *t.cached
+	case t.claim.Run.AgentID == store.MainAgentID:
 		a, err = t.rt.store.EnsureAgent(ctx, store.Agent{Scope: t.scope, ID: store.MainAgentID, Name: "Main agent"})
-	} else {
+	default:
 		a, err = t.rt.store.GetAgent(ctx, t.scope, t.run.AgentID)
+	}
+	if err == nil {
+		row := a
+		t.row = &row
 	}
 	if err != nil || t.run.GroupID == "" {
 		return a, err

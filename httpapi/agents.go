@@ -167,6 +167,7 @@ func (s *Server) patchAgent(c *gin.Context) {
 		s.fail(c, err, "agent")
 		return
 	}
+	s.deps.Runtime.AgentChanged(a.Scope, a.ID)
 	c.JSON(http.StatusOK, updated)
 }
 
@@ -206,6 +207,7 @@ func (s *Server) deleteAgent(c *gin.Context) {
 		s.fail(c, err, "agent")
 		return
 	}
+	s.deps.Runtime.AgentChanged(a.Scope, a.ID)
 	c.Status(http.StatusNoContent)
 }
 

@@ -38,6 +38,8 @@ type Mailbox interface {
 // Runtime is the agents' actor system, as the API drives it.
 type Runtime interface {
 	Wake(scope store.Scope, agentID string)
+	// AgentChanged tells an active agent its row changed, so it reads it again.
+	AgentChanged(scope store.Scope, agentID string)
 	Pause(ctx context.Context, scope store.Scope, agentID string) (string, error)
 	Resume(ctx context.Context, scope store.Scope, agentID string) (string, error)
 	CancelRun(ctx context.Context, scope store.Scope, runID string) (store.Run, error)
