@@ -110,6 +110,28 @@ func BenchSearch(b *testing.B, st memory.Store, n int) {
 		}
 		recall += float64(got) / 10
 	}
+	// Each leg alone, to show where a search spends its time.
+	legP50 := func(leg func(q string) error) float64 {
+		ls := make([]time.Duration, 0, len(queries))
+		for _, q := range queries {
+			t0 := time.Now()
+			if err := leg(q); err != nil {
+				b.Fatal(err)
+			}
+			ls = append(ls, time.Since(t0))
+		}
+		slices.Sort(ls)
+		return float64(ls[len(ls)/2].Microseconds()) / 1000
+	}
+	vecP50 := legP50(func(q string) error {
+		qv, _ := emb.Embed(ctx, []string{q})
+		_, err := st.VectorSearch(ctx, scope, emb.Model(), qv[0], memory.Filter{}, 60)
+		return err
+	})
+	textP50 := legP50(func(q string) error {
+		_, err := st.TextSearch(ctx, scope, memory.Tokenize(q), memory.Filter{}, 60)
+		return err
+	})
 	b.ResetTimer()
 	lat := make([]time.Duration, 0, b.N)
 	for i := range b.N {
@@ -124,4 +146,6 @@ func BenchSearch(b *testing.B, st memory.Store, n int) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(recall/rq, "vector-recall@10")
+	b.ReportMetric(vecP50, "vector-leg-p50-ms")
+	b.ReportMetric(textP50, "text-leg-p50-ms")
 }
