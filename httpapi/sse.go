@@ -26,6 +26,18 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 		writeError(c, http.StatusBadRequest, "invalid_cursor", err.Error())
 		return
 	}
+	// ?from=now: only what happens from now on. "Now" is fixed before the
+	// response starts, so whatever the client does once it has the response
+	// is after it; the ready event tells the client the id to resume from.
+	fromNow := lastID == 0 && runID == "" && c.Query("from") == "now"
+	if fromNow {
+		latest, err := s.deps.Store.LatestEventID(c.Request.Context(), scope, filter)
+		if err != nil {
+			s.fail(c, err, "events")
+			return
+		}
+		lastID = latest
+	}
 	flusher, ok := c.Writer.(http.Flusher)
 	if !ok {
 		writeError(c, http.StatusInternalServerError, "internal", "streaming unsupported")
@@ -62,16 +74,8 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 		flusher.Flush()
 	}
 
-	if lastID == 0 && runID == "" && c.Query("from") == "now" {
-		// Only what happens from now on: start after the newest stored event,
-		// and tell the client that id so its reconnects resume from there.
-		latest, err := s.deps.Store.LatestEventID(ctx, scope, filter)
-		if err != nil {
-			s.deps.Logger.Warn("sse: latest event", "err", err)
-			return
-		}
-		lastID = latest
-		fmt.Fprintf(w, "id: %d\nevent: ready\ndata: {\"last_event_id\":%d}\n\n", latest, latest)
+	if fromNow {
+		fmt.Fprintf(w, "id: %d\nevent: ready\ndata: {\"last_event_id\":%d}\n\n", lastID, lastID)
 		flusher.Flush()
 	}
 

@@ -118,26 +118,58 @@ func NewMemoryID() string { return "mem_" + strings.ReplaceAll(uuid.NewString(),
 
 // Write chunks, embeds and indexes a memory, and stores it in one transaction.
 func (s *Service) Write(ctx context.Context, req WriteRequest) (Memory, error) {
+	nm, err := s.prepare(ctx, req)
+	if err != nil {
+		return Memory{}, fmt.Errorf("memory: write: %w", err)
+	}
+	if err := s.st.InsertMemory(ctx, nm.Memory, nm.Chunks); err != nil {
+		return Memory{}, fmt.Errorf("memory: write: %w", err)
+	}
+	return nm.Memory, nil
+}
+
+// WriteBatch writes several memories in one transaction, all or nothing.
+func (s *Service) WriteBatch(ctx context.Context, reqs []WriteRequest) ([]Memory, error) {
+	batch := make([]NewMemory, 0, len(reqs))
+	for _, req := range reqs {
+		nm, err := s.prepare(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("memory: write batch: %w", err)
+		}
+		batch = append(batch, nm)
+	}
+	if err := s.st.InsertMemories(ctx, batch); err != nil {
+		return nil, fmt.Errorf("memory: write batch: %w", err)
+	}
+	out := make([]Memory, len(batch))
+	for i, nm := range batch {
+		out[i] = nm.Memory
+	}
+	return out, nil
+}
+
+// prepare checks a request and chunks, tokenizes and embeds its text.
+func (s *Service) prepare(ctx context.Context, req WriteRequest) (NewMemory, error) {
 	if req.Type == "" {
 		req.Type = TypeEpisodic
 	}
 	if !ValidType(req.Type) {
-		return Memory{}, fmt.Errorf("memory: write: type %q is not episodic or archival: %w", req.Type, ErrInvalid)
+		return NewMemory{}, fmt.Errorf("type %q is not episodic or archival: %w", req.Type, ErrInvalid)
 	}
 	text := strings.TrimSpace(req.Text)
 	if text == "" {
-		return Memory{}, fmt.Errorf("memory: write: empty text: %w", ErrInvalid)
+		return NewMemory{}, fmt.Errorf("empty text: %w", ErrInvalid)
 	}
 	if len(text) > s.cfg.MaxTextBytes || !utf8.ValidString(text) {
-		return Memory{}, fmt.Errorf("memory: write: text is not valid UTF-8 of at most %d bytes: %w", s.cfg.MaxTextBytes, ErrInvalid)
+		return NewMemory{}, fmt.Errorf("text is not valid UTF-8 of at most %d bytes: %w", s.cfg.MaxTextBytes, ErrInvalid)
 	}
 	if req.Importance < 0 || req.Importance > 1 || math.IsNaN(req.Importance) {
-		return Memory{}, fmt.Errorf("memory: write: importance must be in [0, 1]: %w", ErrInvalid)
+		return NewMemory{}, fmt.Errorf("importance must be in [0, 1]: %w", ErrInvalid)
 	}
 	pieces := s.cfg.Chunker.Split(text)
 	vecs, err := s.emb.Embed(ctx, pieces)
 	if err != nil {
-		return Memory{}, fmt.Errorf("memory: write: embed: %w", err)
+		return NewMemory{}, fmt.Errorf("embed: %w", err)
 	}
 	created := req.CreatedAt
 	if created.IsZero() {
@@ -152,10 +184,7 @@ func (s *Service) Write(ctx context.Context, req WriteRequest) (Memory, error) {
 	for i, p := range pieces {
 		chunks[i] = Chunk{MemoryID: m.ID, Seq: i, Text: p, Tokens: Tokenize(p), Vector: vecs[i], Model: s.emb.Model()}
 	}
-	if err := s.st.InsertMemory(ctx, m, chunks); err != nil {
-		return Memory{}, fmt.Errorf("memory: write: %w", err)
-	}
-	return m, nil
+	return NewMemory{Memory: m, Chunks: chunks}, nil
 }
 
 // Get returns one memory in full.

@@ -87,6 +87,12 @@ type ChunkRef struct {
 	Text     string
 }
 
+// NewMemory is a memory with its chunks, ready to store.
+type NewMemory struct {
+	Memory Memory
+	Chunks []Chunk
+}
+
 // CoreBlock is one named block of an agent's core memory.
 type CoreBlock struct {
 	Label     string    `json:"label"`
@@ -101,6 +107,10 @@ type Store interface {
 	// InsertMemory stores m and its chunks (vectors and tokens included)
 	// atomically; store.ErrConflict when m.ID exists in the scope.
 	InsertMemory(ctx context.Context, m Memory, chunks []Chunk) error
+	// InsertMemories stores several memories in one transaction, all or
+	// nothing (store.ErrConflict when an id exists): background writers share
+	// one commit and one update of the term counts.
+	InsertMemories(ctx context.Context, batch []NewMemory) error
 	GetMemory(ctx context.Context, scope store.Scope, id string) (Memory, error)
 	// ListMemories returns the memories f selects, newest first (ties by id),
 	// and how many match in all. A blackboard is ListMemories by GroupID.

@@ -35,14 +35,46 @@ func newAgentMemory(svc *memory.Service, logger *slog.Logger) *agentMemory {
 	return a
 }
 
+// summaryBatch bounds how many queued summaries share one transaction.
+const summaryBatch = 64
+
+// writer stores queued summaries, as many as are waiting in one transaction:
+// under load the commits (and the term-count updates every writer of a scope
+// waits on) are shared instead of queueing one behind another.
 func (a *agentMemory) writer() {
 	defer a.wg.Done()
+	batch := make([]memory.WriteRequest, 0, summaryBatch)
 	for req := range a.queue {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		batch = append(batch[:0], req)
+	drain:
+		for len(batch) < summaryBatch {
+			select {
+			case r, ok := <-a.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		a.store(batch)
+	}
+}
+
+func (a *agentMemory) store(batch []memory.WriteRequest) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if len(batch) > 1 {
+		if _, err := a.svc.WriteBatch(ctx, batch); err == nil {
+			return
+		}
+		// One bad summary must not cost the others: write them one by one.
+	}
+	for _, req := range batch {
 		if _, err := a.svc.Write(ctx, req); err != nil {
 			a.logger.Warn("memory: episodic summary not stored", "agent_id", req.AgentID, "run_id", req.Metadata["run_id"], "err", err)
 		}
-		cancel()
 	}
 }
 

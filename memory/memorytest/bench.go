@@ -56,17 +56,30 @@ func BenchSearch(b *testing.B, st memory.Store, n int) {
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(w), 7))
-			for i := w; i < n; i += writers {
-				text := BenchText(r, 20+r.IntN(40))
-				m, err := svc.Write(ctx, memory.WriteRequest{Scope: scope, Type: memory.TypeArchival, Text: text})
+			var batch []memory.WriteRequest
+			flush := func() bool {
+				ms, err := svc.WriteBatch(ctx, batch)
 				if err != nil {
 					b.Error(err)
+					return false
+				}
+				batch = batch[:0]
+				for _, m := range ms {
+					v, _ := emb.Embed(ctx, []string{m.Text})
+					mu.Lock()
+					vecs[m.ID] = v[0]
+					mu.Unlock()
+				}
+				return true
+			}
+			for i := w; i < n; i += writers {
+				batch = append(batch, memory.WriteRequest{Scope: scope, Type: memory.TypeArchival, Text: BenchText(r, 20+r.IntN(40))})
+				if len(batch) == 50 && !flush() {
 					return
 				}
-				v, _ := emb.Embed(ctx, []string{m.Text})
-				mu.Lock()
-				vecs[m.ID] = v[0]
-				mu.Unlock()
+			}
+			if len(batch) > 0 {
+				flush()
 			}
 		}()
 	}

@@ -69,6 +69,56 @@ func Run(t *testing.T, open Open) {
 	t.Run("Quality", func(t *testing.T) { testQuality(t, open(t)) })
 	t.Run("ListMemories", func(t *testing.T) { testListMemories(t, open(t)) })
 	t.Run("InsertConflict", func(t *testing.T) { testInsertConflict(t, open(t)) })
+	t.Run("WriteBatch", func(t *testing.T) { testWriteBatch(t, open(t)) })
+}
+
+// testWriteBatch: a batch across scopes is stored whole and searchable by
+// both legs (term counts included); a batch with a taken id stores nothing.
+func testWriteBatch(t *testing.T, st memory.Store) {
+	ctx := context.Background()
+	svc := newService(t, st, memory.NewHashEmbedder(0))
+	ms, err := svc.WriteBatch(ctx, []memory.WriteRequest{
+		{Scope: scopeA, AgentID: "a1", Text: "The staging database moved to the new cluster on Monday."},
+		{Scope: scopeA, AgentID: "a2", Text: "周一把测试数据库迁移到了新集群。", Importance: 0.7},
+		{Scope: scopeB, AgentID: "a1", Text: "The staging database of B is private to B."},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 3 || ms[0].ID == "" || ms[0].ID == ms[1].ID {
+		t.Fatalf("batch = %+v", ms)
+	}
+	res := search(t, svc, memory.SearchRequest{Scope: scopeA, Query: "staging database cluster", Mode: memory.ModeFullText})
+	if len(res) != 1 || res[0].ID != ms[0].ID {
+		t.Fatalf("full-text after a batch = %+v", res)
+	}
+	res = search(t, svc, memory.SearchRequest{Scope: scopeA, Query: "测试数据库", TopK: 5})
+	if len(res) == 0 || res[0].ID != ms[1].ID {
+		t.Fatalf("Chinese after a batch = %+v", res)
+	}
+	if got, err := svc.Get(ctx, scopeB, ms[2].ID); err != nil || got.Text != ms[2].Text {
+		t.Fatalf("scope B's memory: %+v %v", got, err)
+	}
+	if _, err := svc.Get(ctx, scopeA, ms[2].ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("scope A reads B's batch memory: %v", err)
+	}
+	// All or nothing.
+	_, err = svc.WriteBatch(ctx, []memory.WriteRequest{
+		{Scope: scopeA, ID: "mem_fresh_one", Text: "a fresh fact about kiwis"},
+		{Scope: scopeA, ID: ms[0].ID, Text: "a duplicate id"},
+	})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("batch with a taken id: %v", err)
+	}
+	if _, err := svc.Get(ctx, scopeA, "mem_fresh_one"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a failed batch stored part of itself: %v", err)
+	}
+	if res := search(t, svc, memory.SearchRequest{Scope: scopeA, Query: "kiwis", Mode: memory.ModeFullText}); len(res) != 0 {
+		t.Fatalf("a failed batch left searchable chunks: %+v", res)
+	}
+	if _, err := svc.WriteBatch(ctx, []memory.WriteRequest{{Scope: scopeA, Text: " "}}); !errors.Is(err, memory.ErrInvalid) {
+		t.Fatalf("batch with an empty text: %v", err)
+	}
 }
 
 func testWriteGetDelete(t *testing.T, st memory.Store) {

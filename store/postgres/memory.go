@@ -122,62 +122,96 @@ func quoteLexeme(t string) string {
 // InsertMemory stores the memory, chunks, vectors and term counts in one
 // transaction; ErrConflict, with nothing stored, when the id is taken.
 func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks []memory.Chunk) error {
-	if err := checkScope(m.Scope); err != nil {
-		return fmt.Errorf("postgres: insert memory: %w", err)
+	return ms.InsertMemories(ctx, []memory.NewMemory{{Memory: m, Chunks: chunks}})
+}
+
+// InsertMemories stores the memories in one transaction sent as one batch:
+// each chunk and its vector are one statement, and the term counts of each
+// scope are one upsert, taken in a fixed order so writers never deadlock.
+func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMemory) error {
+	if len(batch) == 0 {
+		return nil
 	}
-	for _, c := range chunks {
-		if c.Vector != nil {
-			if err := checkModel(c.Model, len(c.Vector)); err != nil {
-				return fmt.Errorf("postgres: insert memory: %w", err)
-			}
-			if err := ms.ensureIndex(ctx, c.Model, len(c.Vector)); err != nil {
-				return err
-			}
+	dfs := map[store.Scope]map[string]int64{}
+	for _, nm := range batch {
+		if err := checkScope(nm.Memory.Scope); err != nil {
+			return fmt.Errorf("postgres: insert memory: %w", err)
 		}
-	}
-	df := map[string]int64{"": int64(len(chunks))}
-	for _, c := range chunks {
-		for _, t := range memory.UniqueTokens(c.Tokens) {
-			df[t]++
-		}
-	}
-	terms := make([]string, 0, len(df))
-	for t := range df {
-		terms = append(terms, t)
-	}
-	sort.Strings(terms) // one lock order for every writer: no deadlocks between them
-	counts := make([]int64, len(terms))
-	for i, t := range terms {
-		counts[i] = df[t]
-	}
-	sc := m.Scope
-	err := ms.s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO memories (org_id, user_id, project_id, memory_id, type, agent_id, group_id, text,
-			metadata, importance, chunks, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			sc.OrgID, sc.UserID, sc.ProjectID, m.ID, m.Type, m.AgentID, m.GroupID, m.Text,
-			string(memory.MetadataJSON(m.Metadata)), m.Importance, len(chunks), m.CreatedAt); err != nil {
-			return err
-		}
-		for _, c := range chunks {
-			var id int64
-			if err := tx.QueryRow(ctx, `INSERT INTO memory_chunks (org_id, user_id, project_id, memory_id, seq, text, tsv)
-				VALUES ($1, $2, $3, $4, $5, $6, $7::tsvector) RETURNING id`,
-				sc.OrgID, sc.UserID, sc.ProjectID, m.ID, c.Seq, c.Text, tsvectorLiteral(c.Tokens)).Scan(&id); err != nil {
-				return err
-			}
+		for _, c := range nm.Chunks {
 			if c.Vector != nil {
-				if _, err := tx.Exec(ctx, `INSERT INTO memory_vectors (chunk_id, org_id, user_id, project_id, model, dim, embedding)
-					VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, sc.OrgID, sc.UserID, sc.ProjectID, c.Model, len(c.Vector),
-					pgvector.NewVector(c.Vector)); err != nil {
+				if err := checkModel(c.Model, len(c.Vector)); err != nil {
+					return fmt.Errorf("postgres: insert memory: %w", err)
+				}
+				if err := ms.ensureIndex(ctx, c.Model, len(c.Vector)); err != nil {
 					return err
 				}
 			}
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO memory_terms (org_id, user_id, project_id, term, df)
+		df := dfs[nm.Memory.Scope]
+		if df == nil {
+			df = map[string]int64{}
+			dfs[nm.Memory.Scope] = df
+		}
+		df[""] += int64(len(nm.Chunks))
+		for _, c := range nm.Chunks {
+			for _, t := range memory.UniqueTokens(c.Tokens) {
+				df[t]++
+			}
+		}
+	}
+	scopes := make([]store.Scope, 0, len(dfs))
+	for sc := range dfs {
+		scopes = append(scopes, sc)
+	}
+	sort.Slice(scopes, func(i, j int) bool {
+		a, b := scopes[i], scopes[j]
+		if a.OrgID != b.OrgID {
+			return a.OrgID < b.OrgID
+		}
+		if a.UserID != b.UserID {
+			return a.UserID < b.UserID
+		}
+		return a.ProjectID < b.ProjectID
+	})
+	b := &pgx.Batch{}
+	for _, nm := range batch {
+		m, sc := nm.Memory, nm.Memory.Scope
+		b.Queue(`INSERT INTO memories (org_id, user_id, project_id, memory_id, type, agent_id, group_id, text,
+			metadata, importance, chunks, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			sc.OrgID, sc.UserID, sc.ProjectID, m.ID, m.Type, m.AgentID, m.GroupID, m.Text,
+			string(memory.MetadataJSON(m.Metadata)), m.Importance, len(nm.Chunks), m.CreatedAt)
+		for _, c := range nm.Chunks {
+			const insChunk = `INSERT INTO memory_chunks (org_id, user_id, project_id, memory_id, seq, text, tsv)
+				VALUES ($1, $2, $3, $4, $5, $6, $7::tsvector)`
+			if c.Vector == nil {
+				b.Queue(insChunk, sc.OrgID, sc.UserID, sc.ProjectID, m.ID, c.Seq, c.Text, tsvectorLiteral(c.Tokens))
+				continue
+			}
+			b.Queue(`WITH c AS (`+insChunk+` RETURNING id)
+				INSERT INTO memory_vectors (chunk_id, org_id, user_id, project_id, model, dim, embedding)
+				SELECT c.id, $1, $2, $3, $8::text, $9::int, $10::vector FROM c`,
+				sc.OrgID, sc.UserID, sc.ProjectID, m.ID, c.Seq, c.Text, tsvectorLiteral(c.Tokens),
+				c.Model, len(c.Vector), pgvector.NewVector(c.Vector))
+		}
+	}
+	for _, sc := range scopes {
+		df := dfs[sc]
+		terms := make([]string, 0, len(df))
+		for t := range df {
+			terms = append(terms, t)
+		}
+		sort.Strings(terms) // one lock order for every writer: no deadlocks between them
+		counts := make([]int64, len(terms))
+		for i, t := range terms {
+			counts[i] = df[t]
+		}
+		b.Queue(`INSERT INTO memory_terms (org_id, user_id, project_id, term, df)
 			SELECT $1, $2, $3, t, d FROM unnest($4::text[], $5::bigint[]) AS x(t, d)
 			ON CONFLICT (org_id, user_id, project_id, term) DO UPDATE SET df = memory_terms.df + EXCLUDED.df`,
 			sc.OrgID, sc.UserID, sc.ProjectID, terms, counts)
-		return err
+	}
+	err := ms.s.inTx(ctx, func(tx pgx.Tx) error {
+		return tx.SendBatch(ctx, b).Close()
 	})
 	return ms.s.fail(ctx, "insert memory", err)
 }

@@ -95,40 +95,54 @@ func dotBlob(q []float32, b []byte) float64 {
 // InsertMemory stores a memory, its chunks, their FTS rows and vectors, in
 // one transaction; ErrConflict, with nothing stored, when the id is taken.
 func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks []memory.Chunk) error {
-	if err := checkScope(m.Scope); err != nil {
-		return fmt.Errorf("sqlite: insert memory: %w", err)
+	return ms.InsertMemories(ctx, []memory.NewMemory{{Memory: m, Chunks: chunks}})
+}
+
+// InsertMemories stores the memories in one write transaction, all or nothing.
+func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMemory) error {
+	if len(batch) == 0 {
+		return nil
 	}
-	ids := make([]int64, len(chunks))
-	err := ms.s.writeTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO memories (org_id, user_id, project_id, memory_id, type, agent_id, group_id,
-			text, metadata, importance, chunks, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			scopeArgs(m.Scope, m.ID, m.Type, m.AgentID, m.GroupID, m.Text, string(memory.MetadataJSON(m.Metadata)),
-				m.Importance, len(chunks), micros(m.CreatedAt))...); err != nil {
-			return err
+	for _, nm := range batch {
+		if err := checkScope(nm.Memory.Scope); err != nil {
+			return fmt.Errorf("sqlite: insert memory: %w", err)
 		}
+	}
+	ids := make([][]int64, len(batch))
+	err := ms.s.writeTx(ctx, func(tx *sql.Tx) error {
 		insChunk, err := tx.PrepareContext(ctx, `INSERT INTO memory_chunks (org_id, user_id, project_id, memory_id, seq, text)
 			VALUES (?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer func() { _ = insChunk.Close() }()
-		for i, c := range chunks {
-			res, err := insChunk.ExecContext(ctx, scopeArgs(m.Scope, m.ID, c.Seq, c.Text)...)
-			if err != nil {
+		for b, nm := range batch {
+			m, chunks := nm.Memory, nm.Chunks
+			if _, err := tx.ExecContext(ctx, `INSERT INTO memories (org_id, user_id, project_id, memory_id, type, agent_id, group_id,
+				text, metadata, importance, chunks, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				scopeArgs(m.Scope, m.ID, m.Type, m.AgentID, m.GroupID, m.Text, string(memory.MetadataJSON(m.Metadata)),
+					m.Importance, len(chunks), micros(m.CreatedAt))...); err != nil {
 				return err
 			}
-			id, err := res.LastInsertId()
-			if err != nil {
-				return err
-			}
-			ids[i] = id
-			if _, err := tx.ExecContext(ctx, `INSERT INTO memory_fts (rowid, tokens) VALUES (?, ?)`, id, strings.Join(c.Tokens, " ")); err != nil {
-				return err
-			}
-			if c.Vector != nil {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO memory_vectors (chunk_id, model, dim, embedding) VALUES (?, ?, ?, ?)`,
-					id, c.Model, len(c.Vector), encodeVec(c.Vector)); err != nil {
+			ids[b] = make([]int64, len(chunks))
+			for i, c := range chunks {
+				res, err := insChunk.ExecContext(ctx, scopeArgs(m.Scope, m.ID, c.Seq, c.Text)...)
+				if err != nil {
 					return err
+				}
+				id, err := res.LastInsertId()
+				if err != nil {
+					return err
+				}
+				ids[b][i] = id
+				if _, err := tx.ExecContext(ctx, `INSERT INTO memory_fts (rowid, tokens) VALUES (?, ?)`, id, strings.Join(c.Tokens, " ")); err != nil {
+					return err
+				}
+				if c.Vector != nil {
+					if _, err := tx.ExecContext(ctx, `INSERT INTO memory_vectors (chunk_id, model, dim, embedding) VALUES (?, ?, ?, ?)`,
+						id, c.Model, len(c.Vector), encodeVec(c.Vector)); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -137,6 +151,15 @@ func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks
 	if err != nil {
 		return fail("insert memory", err)
 	}
+	for b, nm := range batch {
+		ms.cacheInserted(nm.Memory, nm.Chunks, ids[b])
+	}
+	return nil
+}
+
+// cacheInserted adds a stored memory's vectors to the scope's vector cache,
+// when that cache is loaded.
+func (ms *MemoryStore) cacheInserted(m memory.Memory, chunks []memory.Chunk, ids []int64) {
 	ms.addChunkCount(int64(len(chunks)))
 	meta := vcMeta{typ: m.Type, agent: m.AgentID, group: m.GroupID, created: micros(m.CreatedAt)}
 	byModel := map[string][]int{}
@@ -162,7 +185,6 @@ func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks
 		}
 		e.mu.Unlock()
 	}
-	return nil
 }
 
 // memoryCols are the columns of memories m that scanMemory reads.
