@@ -88,6 +88,13 @@ func BenchSearch(b *testing.B, st memory.Store, n int) {
 		return
 	}
 	b.Logf("seeded %d memories in %s", n, time.Since(start).Round(time.Millisecond))
+	// A live store has statistics (autovacuum); a store just bulk-loaded
+	// has none until this.
+	if a, ok := st.(interface{ Analyze(context.Context) error }); ok {
+		if err := a.Analyze(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
 	r := rand.New(rand.NewPCG(99, 1))
 	queries := make([]string, 200)
 	for i := range queries {

@@ -119,6 +119,14 @@ func quoteLexeme(t string) string {
 	return "'" + strings.ReplaceAll(strings.ReplaceAll(t, `\`, `\\`), "'", "''") + "'"
 }
 
+// Analyze refreshes the planner's statistics of the memory tables. Autovacuum
+// does this on a live system; a bulk load (a benchmark, an import) should call
+// it before measuring, or the planner picks plans for empty tables.
+func (ms *MemoryStore) Analyze(ctx context.Context) error {
+	_, err := ms.s.pool.Exec(ctx, `ANALYZE memories, memory_chunks, memory_vectors, memory_terms`)
+	return ms.s.fail(ctx, "analyze", err)
+}
+
 // InsertMemory stores the memory, chunks, vectors and term counts in one
 // transaction; ErrConflict, with nothing stored, when the id is taken.
 func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks []memory.Chunk) error {
