@@ -308,7 +308,7 @@ func (o *orchestration) advance(ctx context.Context) (bool, error) {
 // member gives the member its task if it has none yet, and records its answer
 // once its run has ended. It reports whether the member's work is recorded.
 func (o *orchestration) member(ctx context.Context, m teamMember) (bool, error) {
-	child, err := o.ensureChild(ctx, phaseMembers, m, o.taskText(m))
+	child, err := o.ensureChild(ctx, phaseMembers, m, func(context.Context) string { return o.taskText(m) })
 	if err != nil || !store.RunFinished(child.Status) {
 		return false, err
 	}
@@ -334,14 +334,16 @@ func (o *orchestration) member(ctx context.Context, m teamMember) (bool, error) 
 // decide asks the lead for the decision and ends the group run with it.
 func (o *orchestration) decide(ctx context.Context) (bool, error) {
 	lead := o.st.Lead
-	digest := ""
-	if bb := o.rt.cfg.Blackboard; bb != nil {
-		var err error
-		if digest, err = bb.Digest(ctx, o.run.Scope, o.run.GroupID, 20); err != nil {
-			o.rt.logger.Warn("group run: blackboard digest", "group", o.run.GroupID, "err", err)
+	child, err := o.ensureChild(ctx, phaseDecide, lead, func(ctx context.Context) string {
+		digest := ""
+		if bb := o.rt.cfg.Blackboard; bb != nil {
+			var err error
+			if digest, err = bb.Digest(ctx, o.run.Scope, o.run.GroupID, 20); err != nil {
+				o.rt.logger.Warn("group run: blackboard digest", "group", o.run.GroupID, "err", err)
+			}
 		}
-	}
-	child, err := o.ensureChild(ctx, phaseDecide, lead, o.decisionText(digest))
+		return o.decisionText(digest)
+	})
 	if err != nil || !store.RunFinished(child.Status) {
 		return false, err
 	}
@@ -370,7 +372,7 @@ func (o *orchestration) decide(ctx context.Context) (bool, error) {
 // that records it, and the run is created after under its deterministic id:
 // a crash between the two creates the run on the next pass without a second
 // task event, and a crash after finds the run by id.
-func (o *orchestration) ensureChild(ctx context.Context, phase string, m teamMember, task string) (store.Run, error) {
+func (o *orchestration) ensureChild(ctx context.Context, phase string, m teamMember, taskOf func(context.Context) string) (store.Run, error) {
 	id := childRunID(o.run.ID, phase, m.AgentID)
 	child, err := o.rt.store.GetRun(ctx, o.run.Scope, id)
 	if err == nil {
@@ -379,6 +381,7 @@ func (o *orchestration) ensureChild(ctx context.Context, phase string, m teamMem
 	if !errors.Is(err, store.ErrNotFound) {
 		return store.Run{}, fmt.Errorf("member run: %w", err)
 	}
+	task := taskOf(ctx) // only when the run is missing: the lead's includes a blackboard read
 	if !o.st.Tasked[id] {
 		purpose := "work"
 		if phase == phaseDecide {
