@@ -189,18 +189,25 @@ func (s *Server) listRoles(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"roles": nonNil(roles), "total": total, "page": page.number, "limit": page.Limit})
 }
 
-func (s *Server) roleOf(c *gin.Context) (store.Role, bool) {
-	id := c.Param("role_id")
+// byPathID loads what the path parameter names; a malformed id is simply not
+// found. It writes the error response and returns false when there is none.
+func byPathID[T any](s *Server, c *gin.Context, param, what string, get func(context.Context, store.Scope, string) (T, error)) (T, bool) {
+	id := c.Param(param)
+	var zero T
 	if !agentIDPattern.MatchString(id) {
-		writeError(c, http.StatusNotFound, "not_found", "role "+strconv.Quote(id)+" not found")
-		return store.Role{}, false
+		writeError(c, http.StatusNotFound, "not_found", what+" "+strconv.Quote(id)+" not found")
+		return zero, false
 	}
-	r, err := s.deps.Store.GetRole(c.Request.Context(), scopeOf(c), id)
+	v, err := get(c.Request.Context(), scopeOf(c), id)
 	if err != nil {
-		s.fail(c, err, "role "+strconv.Quote(id))
-		return store.Role{}, false
+		s.fail(c, err, what+" "+strconv.Quote(id))
+		return zero, false
 	}
-	return r, true
+	return v, true
+}
+
+func (s *Server) roleOf(c *gin.Context) (store.Role, bool) {
+	return byPathID(s, c, "role_id", "role", s.deps.Store.GetRole)
 }
 
 func (s *Server) getRole(c *gin.Context) {
@@ -479,17 +486,7 @@ func (s *Server) listGroups(c *gin.Context) {
 }
 
 func (s *Server) groupOf(c *gin.Context) (store.Group, bool) {
-	id := c.Param("group_id")
-	if !agentIDPattern.MatchString(id) {
-		writeError(c, http.StatusNotFound, "not_found", "group "+strconv.Quote(id)+" not found")
-		return store.Group{}, false
-	}
-	g, err := s.deps.Store.GetGroup(c.Request.Context(), scopeOf(c), id)
-	if err != nil {
-		s.fail(c, err, "group "+strconv.Quote(id))
-		return store.Group{}, false
-	}
-	return g, true
+	return byPathID(s, c, "group_id", "group", s.deps.Store.GetGroup)
 }
 
 func (s *Server) getGroup(c *gin.Context) {

@@ -127,21 +127,9 @@ func (s *Store) GetAgent(ctx context.Context, scope store.Scope, agentID string)
 // many there are.
 func (s *Store) ListAgents(ctx context.Context, scope store.Scope, page store.Page) ([]store.Agent, int, error) {
 	limit, offset := pageBounds(page)
-	var total int
-	agents := []store.Agent{}
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM agents WHERE `+scopeCond,
-			scopeArgs(scope)...).Scan(&total); err != nil {
-			return err
-		}
-		return queryRows(ctx, tx, `SELECT `+agentCols+` FROM agents WHERE `+scopeCond+`
-			ORDER BY created_at, agent_id LIMIT ? OFFSET ?`, scopeArgs(scope, limit, offset),
-			func(rows *sql.Rows) error {
-				a, err := scanAgent(rows)
-				agents = append(agents, a)
-				return err
-			})
-	})
+	agents, total, err := listPage(ctx, s, `SELECT count(*) FROM agents WHERE `+scopeCond, scopeArgs(scope),
+		`SELECT `+agentCols+` FROM agents WHERE `+scopeCond+` ORDER BY created_at, agent_id LIMIT ? OFFSET ?`,
+		scopeArgs(scope, limit, offset), scanAgent)
 	if err != nil {
 		return nil, 0, fail("list agents", err)
 	}

@@ -235,20 +235,9 @@ func (ms *MemoryStore) ListMemories(ctx context.Context, scope store.Scope, f me
 		where += ` AND m.group_id <> ''`
 	}
 	args := append(scopeArgs(scope), fargs...)
-	var total int
-	out := []memory.Memory{}
-	err = ms.s.readTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM memories m WHERE `+where, args...).Scan(&total); err != nil {
-			return err
-		}
-		return queryRows(ctx, tx, `SELECT `+memoryCols+` FROM memories m WHERE `+where+`
-			ORDER BY m.created_at DESC, m.memory_id LIMIT ? OFFSET ?`, append(append([]any{}, args...), limit, offset),
-			func(rows *sql.Rows) error {
-				m, err := scanMemory(rows)
-				out = append(out, m)
-				return err
-			})
-	})
+	out, total, err := listPage(ctx, ms.s, `SELECT count(*) FROM memories m WHERE `+where, args,
+		`SELECT `+memoryCols+` FROM memories m WHERE `+where+` ORDER BY m.created_at DESC, m.memory_id LIMIT ? OFFSET ?`,
+		append(append([]any{}, args...), limit, offset), scanMemory)
 	if err != nil {
 		return nil, 0, fail("list memories", err)
 	}

@@ -316,3 +316,23 @@ func queryRows(ctx context.Context, db interface {
 	}
 	return rows.Err()
 }
+
+// listPage counts the rows countSQL selects and reads the page pageSQL
+// selects, in one read transaction so the two agree.
+func listPage[T any](ctx context.Context, s *Store, countSQL string, countArgs []any, pageSQL string, pageArgs []any,
+	scan func(scanner) (T, error)) ([]T, int, error) {
+	var total int
+	out := []T{}
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		out, total = out[:0], 0
+		if err := tx.QueryRowContext(ctx, countSQL, countArgs...).Scan(&total); err != nil {
+			return err
+		}
+		return queryRows(ctx, tx, pageSQL, pageArgs, func(rows *sql.Rows) error {
+			v, err := scan(rows)
+			out = append(out, v)
+			return err
+		})
+	})
+	return out, total, err
+}

@@ -96,21 +96,9 @@ func (s *Store) GetRole(ctx context.Context, scope store.Scope, roleID string) (
 // ListRoles returns a page of the scope's roles, oldest first, and how many there are.
 func (s *Store) ListRoles(ctx context.Context, scope store.Scope, page store.Page) ([]store.Role, int, error) {
 	limit, offset := pageBounds(page)
-	var total int
-	roles := []store.Role{}
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM roles WHERE `+scopeCond,
-			scopeArgs(scope)...).Scan(&total); err != nil {
-			return err
-		}
-		return queryRows(ctx, tx, `SELECT `+roleCols+` FROM roles WHERE `+scopeCond+`
-			ORDER BY created_at, role_id LIMIT ? OFFSET ?`, scopeArgs(scope, limit, offset),
-			func(rows *sql.Rows) error {
-				r, err := scanRole(rows)
-				roles = append(roles, r)
-				return err
-			})
-	})
+	roles, total, err := listPage(ctx, s, `SELECT count(*) FROM roles WHERE `+scopeCond, scopeArgs(scope),
+		`SELECT `+roleCols+` FROM roles WHERE `+scopeCond+` ORDER BY created_at, role_id LIMIT ? OFFSET ?`,
+		scopeArgs(scope, limit, offset), scanRole)
 	if err != nil {
 		return nil, 0, fail("list roles", err)
 	}
@@ -285,21 +273,9 @@ func (s *Store) GetGroup(ctx context.Context, scope store.Scope, groupID string)
 // ListGroups returns a page of the scope's groups, oldest first, and how many there are.
 func (s *Store) ListGroups(ctx context.Context, scope store.Scope, page store.Page) ([]store.Group, int, error) {
 	limit, offset := pageBounds(page)
-	var total int
-	groups := []store.Group{}
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM agent_groups WHERE `+scopeCond,
-			scopeArgs(scope)...).Scan(&total); err != nil {
-			return err
-		}
-		return queryRows(ctx, tx, `SELECT `+groupCols+` FROM agent_groups g WHERE `+groupScopeCond+`
-			ORDER BY g.created_at, g.group_id LIMIT ? OFFSET ?`, scopeArgs(scope, limit, offset),
-			func(rows *sql.Rows) error {
-				g, err := scanGroup(rows)
-				groups = append(groups, g)
-				return err
-			})
-	})
+	groups, total, err := listPage(ctx, s, `SELECT count(*) FROM agent_groups WHERE `+scopeCond, scopeArgs(scope),
+		`SELECT `+groupCols+` FROM agent_groups g WHERE `+groupScopeCond+` ORDER BY g.created_at, g.group_id LIMIT ? OFFSET ?`,
+		scopeArgs(scope, limit, offset), scanGroup)
 	if err != nil {
 		return nil, 0, fail("list groups", err)
 	}
