@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,27 @@ import (
 
 // DefaultFile is the config file `openintern init` writes and `serve` reads.
 const DefaultFile = "agent.config.json"
+
+// Embedding providers.
+const (
+	EmbeddingLocal  = "local"
+	EmbeddingOpenAI = "openai"
+)
+
+// DefaultEmbeddingBaseURL is where the openai embedding provider posts when
+// EMBEDDING_BASE_URL is unset.
+const DefaultEmbeddingBaseURL = "https://api.openai.com/v1"
+
+// MaxEmbeddingDim is pgvector's limit for an HNSW-indexed vector; a larger
+// model could be stored on SQLite but not searched on PostgreSQL, so it is
+// refused for both.
+const MaxEmbeddingDim = 2000
+
+// embeddingModelRE is the charset the stores accept in a model name (it goes
+// into PostgreSQL index predicates as a literal), minus room for the
+// "openai:" prefix the embedder adds; checking it here fails at start-up
+// instead of at the first write.
+var embeddingModelRE = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,93}$`)
 
 // Config is every setting of the daemon. JSON names are the file's keys; env
 // names are in the field comments.
@@ -34,6 +56,16 @@ type Config struct {
 	LLMTimeout    Duration `json:"llm_timeout"`     // LLM_TIMEOUT
 	LLMMaxRetries int      `json:"llm_max_retries"` // LLM_MAX_RETRIES
 
+	// Memory embeddings. A vector is stored with its model's name, so
+	// changing these never mixes two models in one search: the daemon
+	// re-embeds stored chunks for the new model in the background.
+	EmbeddingProvider string   `json:"embedding_provider"` // EMBEDDING_PROVIDER: local (hashed, no network) or openai (any OpenAI-compatible server)
+	EmbeddingModel    string   `json:"embedding_model"`    // EMBEDDING_MODEL: required for openai
+	EmbeddingBaseURL  string   `json:"embedding_base_url"` // EMBEDDING_BASE_URL: default DefaultEmbeddingBaseURL for openai
+	EmbeddingAPIKey   string   `json:"embedding_api_key"`  // EMBEDDING_API_KEY, else the LLM key (LLM_API_KEY, else OPENAI_API_KEY)
+	EmbeddingDim      int      `json:"embedding_dim"`      // EMBEDDING_DIM: required for openai; for local the hashed dimension (0: the local default)
+	EmbeddingTimeout  Duration `json:"embedding_timeout"`  // EMBEDDING_TIMEOUT: per request to the embeddings endpoint
+
 	MaxRunningAgents int      `json:"max_running_agents"` // OPENINTERN_MAX_RUNNING_AGENTS
 	MaxStepsPerRun   int      `json:"max_steps_per_run"`  // OPENINTERN_MAX_STEPS
 	AgentIdleTimeout Duration `json:"agent_idle_timeout"` // OPENINTERN_AGENT_IDLE_TIMEOUT: passivate after this
@@ -48,19 +80,21 @@ type Config struct {
 // Default returns the configuration with every setting at its default.
 func Default() Config {
 	return Config{
-		Host:             "127.0.0.1",
-		Port:             3000,
-		DataDir:          "./data",
-		LLMTimeout:       Duration(120 * time.Second),
-		LLMMaxRetries:    3,
-		MaxRunningAgents: 64,
-		MaxStepsPerRun:   12,
-		AgentIdleTimeout: Duration(5 * time.Minute),
-		SessionHistory:   20,
-		MemoryRecall:     true,
-		MaxBodyBytes:     1 << 20,
-		ShutdownTimeout:  Duration(10 * time.Second),
-		LogLevel:         "info",
+		Host:              "127.0.0.1",
+		Port:              3000,
+		DataDir:           "./data",
+		LLMTimeout:        Duration(120 * time.Second),
+		LLMMaxRetries:     3,
+		EmbeddingProvider: EmbeddingLocal,
+		EmbeddingTimeout:  Duration(30 * time.Second),
+		MaxRunningAgents:  64,
+		MaxStepsPerRun:    12,
+		AgentIdleTimeout:  Duration(5 * time.Minute),
+		SessionHistory:    20,
+		MemoryRecall:      true,
+		MaxBodyBytes:      1 << 20,
+		ShutdownTimeout:   Duration(10 * time.Second),
+		LogLevel:          "info",
 	}
 }
 
@@ -73,7 +107,8 @@ type Error struct {
 func (e *Error) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Reason) }
 
 // envKeys maps environment variables to setters. OPENAI_API_KEY is handled apart
-// because it only fills LLMAPIKey when LLM_API_KEY is absent.
+// because it only fills LLMAPIKey when LLM_API_KEY is absent; likewise the
+// LLM key only fills EmbeddingAPIKey when no embedding key is set.
 var envKeys = []struct {
 	name string
 	set  func(c *Config, v string) error
@@ -89,6 +124,12 @@ var envKeys = []struct {
 	{"LLM_BASE_URL", func(c *Config, v string) error { c.LLMBaseURL = v; return nil }},
 	{"LLM_TIMEOUT", func(c *Config, v string) error { return c.LLMTimeout.Set(v) }},
 	{"LLM_MAX_RETRIES", func(c *Config, v string) error { return setInt(&c.LLMMaxRetries, v) }},
+	{"EMBEDDING_PROVIDER", func(c *Config, v string) error { c.EmbeddingProvider = v; return nil }},
+	{"EMBEDDING_MODEL", func(c *Config, v string) error { c.EmbeddingModel = v; return nil }},
+	{"EMBEDDING_BASE_URL", func(c *Config, v string) error { c.EmbeddingBaseURL = v; return nil }},
+	{"EMBEDDING_API_KEY", func(c *Config, v string) error { c.EmbeddingAPIKey = v; return nil }},
+	{"EMBEDDING_DIM", func(c *Config, v string) error { return setInt(&c.EmbeddingDim, v) }},
+	{"EMBEDDING_TIMEOUT", func(c *Config, v string) error { return c.EmbeddingTimeout.Set(v) }},
 	{"OPENINTERN_MAX_RUNNING_AGENTS", func(c *Config, v string) error { return setInt(&c.MaxRunningAgents, v) }},
 	{"OPENINTERN_MAX_STEPS", func(c *Config, v string) error { return setInt(&c.MaxStepsPerRun, v) }},
 	{"OPENINTERN_AGENT_IDLE_TIMEOUT", func(c *Config, v string) error { return c.AgentIdleTimeout.Set(v) }},
@@ -124,6 +165,9 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 		if v, ok := lookupEnv("OPENAI_API_KEY"); ok {
 			cfg.LLMAPIKey = v
 		}
+	}
+	if cfg.EmbeddingAPIKey == "" {
+		cfg.EmbeddingAPIKey = cfg.LLMAPIKey
 	}
 	return cfg, nil
 }
@@ -173,6 +217,9 @@ func (c *Config) Validate() error {
 			return &Error{Key: "LLM_BASE_URL", Reason: "must be an http:// or https:// URL"}
 		}
 	}
+	if err := c.validateEmbedding(); err != nil {
+		return err
+	}
 	switch {
 	case c.LLMTimeout <= 0:
 		return &Error{Key: "LLM_TIMEOUT", Reason: "must be positive"}
@@ -199,6 +246,52 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+func (c *Config) validateEmbedding() error {
+	if c.EmbeddingBaseURL != "" {
+		u, err := url.Parse(c.EmbeddingBaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &Error{Key: "EMBEDDING_BASE_URL", Reason: "must be an http:// or https:// URL"}
+		}
+	}
+	if c.EmbeddingDim < 0 || c.EmbeddingDim > MaxEmbeddingDim {
+		return &Error{Key: "EMBEDDING_DIM", Reason: fmt.Sprintf("must be between 1 and %d (pgvector's index limit), got %d", MaxEmbeddingDim, c.EmbeddingDim)}
+	}
+	if c.EmbeddingTimeout <= 0 {
+		return &Error{Key: "EMBEDDING_TIMEOUT", Reason: "must be positive"}
+	}
+	switch c.EmbeddingProvider {
+	case EmbeddingLocal, "":
+		// Settings of a remote model would be silently ignored: more likely a
+		// forgotten EMBEDDING_PROVIDER=openai than intent.
+		if c.EmbeddingModel != "" || c.EmbeddingBaseURL != "" {
+			return &Error{Key: "EMBEDDING_PROVIDER", Reason: "is local, but EMBEDDING_MODEL or EMBEDDING_BASE_URL is set; set EMBEDDING_PROVIDER=openai to use that model, or unset them"}
+		}
+	case EmbeddingOpenAI:
+		if c.EmbeddingModel == "" {
+			return &Error{Key: "EMBEDDING_MODEL", Reason: "is required when EMBEDDING_PROVIDER is openai (e.g. text-embedding-3-small)"}
+		}
+		if !embeddingModelRE.MatchString(c.EmbeddingModel) {
+			return &Error{Key: "EMBEDDING_MODEL", Reason: fmt.Sprintf("must be 1-93 of A-Z a-z 0-9 . _ : / -, got %q", c.EmbeddingModel)}
+		}
+		// The dimension is part of the stored vector's identity and sizes
+		// its index, so it is stated rather than guessed from a first answer.
+		if c.EmbeddingDim == 0 {
+			return &Error{Key: "EMBEDDING_DIM", Reason: fmt.Sprintf("is required when EMBEDDING_PROVIDER is openai: the model's vector length, 1 to %d (text-embedding-3-small: 1536)", MaxEmbeddingDim)}
+		}
+	default:
+		return &Error{Key: "EMBEDDING_PROVIDER", Reason: fmt.Sprintf("must be local or openai, got %q", c.EmbeddingProvider)}
+	}
+	return nil
+}
+
+// EmbeddingEndpoint is the base URL the openai embedding provider posts to.
+func (c *Config) EmbeddingEndpoint() string {
+	if c.EmbeddingBaseURL != "" {
+		return c.EmbeddingBaseURL
+	}
+	return DefaultEmbeddingBaseURL
+}
+
 // Workspace is the directory read_file may read.
 func (c *Config) Workspace() string {
 	if c.WorkspaceDir != "" {
@@ -211,6 +304,9 @@ func (c *Config) Workspace() string {
 func (c Config) Redacted() Config {
 	if c.LLMAPIKey != "" {
 		c.LLMAPIKey = "****"
+	}
+	if c.EmbeddingAPIKey != "" {
+		c.EmbeddingAPIKey = "****"
 	}
 	c.DatabaseURL = redactURL(c.DatabaseURL)
 	c.RedisURL = redactURL(c.RedisURL)

@@ -111,3 +111,116 @@ func TestRedactedHidesSecrets(t *testing.T) {
 		t.Fatal("Redacted changed the original")
 	}
 }
+
+func TestEmbeddingSettings(t *testing.T) {
+	d := Default()
+	if d.EmbeddingProvider != EmbeddingLocal || d.EmbeddingDim != 0 {
+		t.Fatalf("default embedder: provider %q dim %d, want local with its own dimension", d.EmbeddingProvider, d.EmbeddingDim)
+	}
+
+	path := filepath.Join(t.TempDir(), "agent.config.json")
+	if err := os.WriteFile(path, []byte(`{"embedding_provider": "openai", "embedding_model": "file-model", "embedding_dim": 256,
+		"embedding_base_url": "http://127.0.0.1:1/v1", "embedding_timeout": "5s"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, env(map[string]string{"EMBEDDING_MODEL": "text-embedding-3-small", "EMBEDDING_DIM": "1536", "LLM_API_KEY": "sk-llm"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.EmbeddingProvider != EmbeddingOpenAI || cfg.EmbeddingModel != "text-embedding-3-small" || cfg.EmbeddingDim != 1536 {
+		t.Errorf("env should beat file: %q %q %d", cfg.EmbeddingProvider, cfg.EmbeddingModel, cfg.EmbeddingDim)
+	}
+	if cfg.EmbeddingEndpoint() != "http://127.0.0.1:1/v1" || time.Duration(cfg.EmbeddingTimeout) != 5*time.Second {
+		t.Errorf("file values lost: %q %s", cfg.EmbeddingEndpoint(), cfg.EmbeddingTimeout)
+	}
+	if cfg.EmbeddingAPIKey != "sk-llm" {
+		t.Errorf("the LLM key should fill the embedding key when EMBEDDING_API_KEY is absent, got %q", cfg.EmbeddingAPIKey)
+	}
+
+	keys := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"EMBEDDING_API_KEY": "sk-emb", "LLM_API_KEY": "sk-llm", "OPENAI_API_KEY": "sk-openai"}, "sk-emb"},
+		{map[string]string{"LLM_API_KEY": "sk-llm", "OPENAI_API_KEY": "sk-openai"}, "sk-llm"},
+		{map[string]string{"OPENAI_API_KEY": "sk-openai"}, "sk-openai"},
+		{nil, ""},
+	}
+	for _, k := range keys {
+		cfg, err := Load("", env(k.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.EmbeddingAPIKey != k.want {
+			t.Errorf("%v: embedding key %q, want %q", k.env, cfg.EmbeddingAPIKey, k.want)
+		}
+	}
+
+	cfg = Default()
+	cfg.EmbeddingProvider = EmbeddingOpenAI
+	cfg.EmbeddingModel = "m"
+	cfg.EmbeddingDim = 8
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.EmbeddingEndpoint() != DefaultEmbeddingBaseURL {
+		t.Errorf("openai without a base URL posts to %q", cfg.EmbeddingEndpoint())
+	}
+	local := Default()
+	local.EmbeddingDim = 64
+	if err := local.Validate(); err != nil {
+		t.Fatalf("local with a hashed dimension: %v", err)
+	}
+}
+
+func TestBadEmbeddingValuesNameTheKey(t *testing.T) {
+	for key, e := range map[string]map[string]string{
+		"EMBEDDING_DIM":     {"EMBEDDING_DIM": "wide"},
+		"EMBEDDING_TIMEOUT": {"EMBEDDING_TIMEOUT": "later"},
+	} {
+		_, err := Load("", env(e))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != key {
+			t.Errorf("%v: err %v, want key %s", e, err, key)
+		}
+	}
+	openai := func(c *Config) {
+		c.EmbeddingProvider, c.EmbeddingModel, c.EmbeddingDim = EmbeddingOpenAI, "text-embedding-3-small", 1536
+	}
+	invalid := []struct {
+		key    string
+		mutate func(*Config)
+	}{
+		{"EMBEDDING_PROVIDER", func(c *Config) { c.EmbeddingProvider = "cohere" }},
+		{"EMBEDDING_MODEL", func(c *Config) { openai(c); c.EmbeddingModel = "" }},
+		{"EMBEDDING_MODEL", func(c *Config) { openai(c); c.EmbeddingModel = "bad'name" }},
+		{"EMBEDDING_DIM", func(c *Config) { openai(c); c.EmbeddingDim = 0 }},
+		{"EMBEDDING_DIM", func(c *Config) { openai(c); c.EmbeddingDim = 3072 }},
+		{"EMBEDDING_DIM", func(c *Config) { c.EmbeddingDim = -1 }},
+		{"EMBEDDING_BASE_URL", func(c *Config) { openai(c); c.EmbeddingBaseURL = "127.0.0.1:11434/v1" }},
+		{"EMBEDDING_BASE_URL", func(c *Config) { openai(c); c.EmbeddingBaseURL = "ftp://host/v1" }},
+		{"EMBEDDING_TIMEOUT", func(c *Config) { openai(c); c.EmbeddingTimeout = 0 }},
+		// A model for the local provider is a forgotten EMBEDDING_PROVIDER=openai.
+		{"EMBEDDING_PROVIDER", func(c *Config) { c.EmbeddingModel = "text-embedding-3-small" }},
+	}
+	for _, tc := range invalid {
+		c := Default()
+		tc.mutate(&c)
+		err := c.Validate()
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != tc.key {
+			t.Errorf("%+v: err %v, want key %s", c, err, tc.key)
+		}
+	}
+}
+
+func TestRedactedHidesEmbeddingKey(t *testing.T) {
+	c := Default()
+	c.EmbeddingAPIKey = "sk-emb-secret"
+	if r := c.Redacted(); strings.Contains(r.EmbeddingAPIKey, "secret") {
+		t.Fatalf("embedding key not redacted: %q", r.EmbeddingAPIKey)
+	}
+}

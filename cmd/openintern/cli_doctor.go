@@ -20,6 +20,7 @@ import (
 
 	"github.com/openintern/openintern/config"
 	"github.com/openintern/openintern/llm"
+	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/store/sqlite"
 )
 
@@ -45,11 +46,12 @@ func checkFail(name, detail, hint string) checkResult {
 func newDoctorCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Check the config, store, Redis, LLM provider and daemon",
+		Short: "Check the config, store, Redis, LLM provider, memory embedder and daemon",
 		Long: "Check everything OpenIntern needs, one pass/fail line each with a hint:\n" +
 			"the config (file < env < flags, as `serve` reads it), the store (SQLite file or\n" +
 			"DATABASE_URL; pgvector on PostgreSQL), Redis when REDIS_URL is set, the LLM provider\n" +
-			"(one tiny real call), and the daemon at OPENINTERN_URL (/healthz, /readyz).\n" +
+			"(one tiny real call), the memory embedder (provider, model, dimension; for openai one\n" +
+			"tiny real embedding), and the daemon at OPENINTERN_URL (/healthz, /readyz).\n" +
 			"Exit code 1 when any check fails.",
 		Example: "  openintern doctor\n" +
 			"  DATABASE_URL=postgres://postgres@127.0.0.1:5432/openintern openintern doctor\n" +
@@ -58,6 +60,7 @@ func newDoctorCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := clientOptionsFrom(cmd, lookupEnv)
 			skipLLM, _ := cmd.Flags().GetBool("skip-llm")
+			skipEmbedder, _ := cmd.Flags().GetBool("skip-embedder")
 			ctx := cmd.Context()
 			var results []checkResult
 
@@ -77,6 +80,7 @@ func newDoctorCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 				} else {
 					results = append(results, checkLLM(ctx, cfg))
 				}
+				results = append(results, checkEmbedder(ctx, cfg, skipEmbedder))
 			}
 			results = append(results, checkDaemon(ctx, opts)...)
 
@@ -108,6 +112,7 @@ func newDoctorCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	}
 	addServeFlags(cmd.Flags())
 	cmd.Flags().Bool("skip-llm", false, "do not call the LLM provider (it may cost money)")
+	cmd.Flags().Bool("skip-embedder", false, "do not call the embeddings endpoint (it may cost money)")
 	addClientFlags(cmd.Flags())
 	return cmd
 }
@@ -289,6 +294,44 @@ func checkLLM(ctx context.Context, cfg config.Config) checkResult {
 		model = cfg.LLMModel
 	}
 	return checkPass("llm", fmt.Sprintf("%s, model %s answered in %s", name, model, time.Since(start).Round(time.Millisecond)))
+}
+
+// checkEmbedder names the memory embedder and, for openai, embeds one word
+// with it exactly as serve would configure it, but without retries, so a bad
+// key or model shows at once.
+func checkEmbedder(ctx context.Context, cfg config.Config, skip bool) checkResult {
+	emb := newEmbedder(cfg, nil)
+	desc := describeEmbedder(emb)
+	remote, ok := emb.(*memory.OpenAIEmbedder)
+	if !ok {
+		return checkPass("embedder", desc)
+	}
+	if skip {
+		return checkPass("embedder", desc+" (not called: --skip-embedder)")
+	}
+	remote.MaxRetries = -1
+	remote.Timeout = checkTimeout
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	start := time.Now()
+	if _, err := remote.Embed(ctx, []string{"ok"}); err != nil {
+		hint := "is the embeddings server up at " + cfg.EmbeddingEndpoint() + "? check EMBEDDING_BASE_URL"
+		var he *memory.EmbeddingHTTPError
+		switch {
+		case errors.Is(err, memory.ErrEmbeddingDimension):
+			hint = "set EMBEDDING_DIM to the model's vector length (changing it later means re-embedding)"
+		case errors.As(err, &he) && (he.StatusCode == http.StatusUnauthorized || he.StatusCode == http.StatusForbidden):
+			hint = "the server refused the key: check EMBEDDING_API_KEY (else LLM_API_KEY or OPENAI_API_KEY is sent)"
+		case errors.As(err, &he) && he.StatusCode == http.StatusNotFound:
+			hint = "check EMBEDDING_BASE_URL (usually ending in /v1) and EMBEDDING_MODEL"
+		case errors.As(err, &he) && he.StatusCode == http.StatusTooManyRequests:
+			hint = "rate limited: wait, or check the account's quota"
+		case errors.As(err, &he) && he.StatusCode/100 == 4:
+			hint = "check EMBEDDING_MODEL: the server rejected the request"
+		}
+		return checkFail("embedder", desc+": "+oneLine(err), hint)
+	}
+	return checkPass("embedder", fmt.Sprintf("%s, answered in %s", desc, time.Since(start).Round(time.Millisecond)))
 }
 
 // checkDaemon asks the daemon whether it is alive and ready.

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/openintern/openintern/memory"
 )
 
 // memoryResult is one search hit as the API returns it.
@@ -47,12 +49,14 @@ func newMemoryCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 		Short: "Search, read, write and ingest the scope's long-term memory",
 		Example: "  openintern memory search \"launch date\"\n" +
 			"  openintern memory write \"The launch moved to Tuesday\" --type episodic\n" +
-			"  openintern memory ingest notes/*.md",
+			"  openintern memory ingest notes/*.md\n" +
+			"  EMBEDDING_PROVIDER=openai EMBEDDING_MODEL=text-embedding-3-small EMBEDDING_DIM=1536 openintern memory reembed",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	addClientFlags(cmd.PersistentFlags())
-	cmd.AddCommand(newMemorySearchCmd(lookupEnv), newMemoryGetCmd(lookupEnv), newMemoryWriteCmd(lookupEnv), newMemoryIngestCmd(lookupEnv))
+	cmd.AddCommand(newMemorySearchCmd(lookupEnv), newMemoryGetCmd(lookupEnv), newMemoryWriteCmd(lookupEnv), newMemoryIngestCmd(lookupEnv),
+		newMemoryReEmbedCmd(lookupEnv))
 	return cmd
 }
 
@@ -238,6 +242,66 @@ func newMemoryIngestCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 		},
 	}
 	cmd.Flags().String("agent", "", "agent that owns the memories (default: the scope)")
+	return cmd
+}
+
+// newMemoryReEmbedCmd works on the store itself, not through the daemon: it
+// is what to run after changing the embedder when the daemon's background
+// re-embedding should not be waited for, or with the daemon stopped.
+func newMemoryReEmbedCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "reembed",
+		Short: "Give every stored chunk a vector of the configured embedding model (after changing it)",
+		Long: "Opens the configured store (DATABASE_URL, else the SQLite file in DATA_DIR) directly and computes a\n" +
+			"vector of the configured embedder (EMBEDDING_PROVIDER, EMBEDDING_MODEL, EMBEDDING_DIM, ...) for every\n" +
+			"chunk that has none, in every scope; vectors of other models are kept, and searches only ever compare\n" +
+			"vectors of one model. The daemon does the same in the background at start-up; running both at once\n" +
+			"is safe. Prints how many chunks were embedded: 0 when all had a vector already.",
+		Example: "  EMBEDDING_PROVIDER=openai EMBEDDING_MODEL=text-embedding-3-small EMBEDDING_DIM=1536 openintern memory reembed\n" +
+			"  openintern memory reembed --database-url postgres://postgres@127.0.0.1:5432/openintern --json",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, lookupEnv)
+			if err != nil {
+				return err
+			}
+			asJSON, _ := cmd.Flags().GetBool("json")
+			logger := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
+			m := &Main{Config: cfg}
+			if cfg.DatabaseURL == "" {
+				// Opening would create an empty database: a wrong DATA_DIR would
+				// then look like a store with nothing to do.
+				if _, err := os.Stat(m.sqlitePath()); err != nil {
+					return fmt.Errorf("reembed: no store at %s (check DATA_DIR or DATABASE_URL): %w", m.sqlitePath(), err)
+				}
+			}
+			st, ms, err := openStore(cmd.Context(), cfg.DatabaseURL, m.sqlitePath(), logger.With("component", "store"))
+			if err != nil {
+				return fmt.Errorf("reembed: %w", err)
+			}
+			defer func() { _ = st.Close() }()
+			emb := newEmbedder(cfg, logger.With("component", "embedder"))
+			svc, err := memory.New(memory.Config{Store: ms, Embedder: emb, Logger: logger.With("component", "memory")})
+			if err != nil {
+				return fmt.Errorf("reembed: %w", err)
+			}
+			start := time.Now()
+			n, err := svc.ReEmbed(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("reembed %s (%d chunks done; run it again to continue): %w", m.StoreDescription(), n, err)
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"model": emb.Model(), "dim": emb.Dim(), "reembedded": n, "store": m.StoreDescription()})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s re-embedded with %s in %s (%s)\n", plural(n, "chunk"), describeEmbedder(emb),
+				time.Since(start).Round(time.Millisecond), m.StoreDescription())
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.String("data-dir", "", "directory of the embedded store (DATA_DIR)")
+	fs.String("database-url", "", "PostgreSQL URL; empty uses embedded SQLite (DATABASE_URL)")
+	addEmbeddingFlags(fs)
 	return cmd
 }
 

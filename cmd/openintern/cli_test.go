@@ -555,7 +555,7 @@ func TestCLIDoctor(t *testing.T) {
 			if res.code != 0 || res.stderr != "" {
 				t.Fatalf("doctor against a healthy setup: exit %d, stderr %q", res.code, res.stderr)
 			}
-			for _, check := range []string{"config", "store", "redis", "llm", "daemon"} {
+			for _, check := range []string{"config", "store", "redis", "llm", "embedder", "daemon"} {
 				if !hasLinePrefix(res.stdout, "✓ pass  "+check+" ") {
 					t.Fatalf("no pass line for %s:\n%s", check, res.stdout)
 				}

@@ -39,6 +39,9 @@ type Main struct {
 	Model llm.Provider
 	// Heartbeat overrides the SSE keep-alive interval (default 15 s).
 	Heartbeat time.Duration
+	// Embedder overrides the configured memory embedder; Run sets it from
+	// the config when nil.
+	Embedder memory.Embedder
 
 	Store   store.Store
 	Bus     events.Bus
@@ -85,23 +88,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	var memStore memory.Store
-	if cfg.DatabaseURL != "" {
-		pg, err := postgres.Open(ctx, cfg.DatabaseURL, m.Logger.With("component", "store"))
-		if err != nil {
-			return fmt.Errorf("open postgres: %w", err)
-		}
-		m.Store = pg
-		memStore = pg.Memory()
-	} else {
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-			return fmt.Errorf("create data dir: %w", err)
-		}
-		lite, err := sqlite.Open(ctx, m.sqlitePath(), m.Logger.With("component", "store"))
-		if err != nil {
-			return fmt.Errorf("open sqlite: %w", err)
-		}
-		m.Store = lite
-		memStore = lite.Memory()
+	m.Store, memStore, err = openStore(ctx, cfg.DatabaseURL, m.sqlitePath(), m.Logger.With("component", "store"))
+	if err != nil {
+		return err
 	}
 	m.closers = append(m.closers, func(context.Context) error { return m.Store.Close() })
 
@@ -140,7 +129,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("create workspace: %w", err)
 	}
 	registry := tools.NewRegistry(tools.WithLogger(m.Logger.With("component", "tools")))
-	memSvc, err := memory.New(memory.Config{Store: memStore, Embedder: memory.NewHashEmbedder(0), Logger: m.Logger.With("component", "memory")})
+	if m.Embedder == nil {
+		m.Embedder = newEmbedder(cfg, m.Logger.With("component", "embedder"))
+	}
+	memSvc, err := memory.New(memory.Config{Store: memStore, Embedder: m.Embedder, Logger: m.Logger.With("component", "memory")})
 	if err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
@@ -196,7 +188,33 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.server.Serve(m.listener) }()
 	m.closers = append(m.closers, m.stopHTTP)
+
+	// Last, so that it neither delays start-up nor competes with it; its
+	// closer runs first, so it has stopped before the store closes.
+	m.closers = append(m.closers, startReEmbed(m.baseCtx, memSvc, m.Logger.With("component", "memory")))
 	return nil
+}
+
+// openStore opens PostgreSQL when dbURL is set, else the SQLite file at
+// sqlitePath (creating its directory), and returns the store with its memory
+// adapter. The daemon, `memory reembed` and `eval retrieval` all open stores
+// this way, so they apply the same migrations.
+func openStore(ctx context.Context, dbURL, sqlitePath string, logger *slog.Logger) (store.Store, memory.Store, error) {
+	if dbURL != "" {
+		pg, err := postgres.Open(ctx, dbURL, logger)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open postgres: %w", err)
+		}
+		return pg, pg.Memory(), nil
+	}
+	if err := os.MkdirAll(filepath.Dir(sqlitePath), 0o755); err != nil {
+		return nil, nil, fmt.Errorf("create data dir: %w", err)
+	}
+	lite, err := sqlite.Open(ctx, sqlitePath, logger)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	return lite, lite.Memory(), nil
 }
 
 // stopHTTP stops accepting, ends open streams, and waits for handlers.

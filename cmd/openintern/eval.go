@@ -14,8 +14,6 @@ import (
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/memory/memoryeval"
 	"github.com/openintern/openintern/store"
-	"github.com/openintern/openintern/store/postgres"
-	"github.com/openintern/openintern/store/sqlite"
 )
 
 // evalScope is the scope an evaluation set is loaded into; the store is fresh.
@@ -33,17 +31,27 @@ func newEvalCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 		Short: "nDCG@10 and Recall@10 of vector, full-text and hybrid memory search on a BEIR-style set",
 		Long: "Loads DIR (corpus.jsonl, queries.jsonl, qrels.tsv) into a fresh store, runs every query with each\n" +
 			"search method and prints nDCG@10 and Recall@10. --store postgres uses DATABASE_URL (or --database-url);\n" +
-			"point it at a scratch database: the set is loaded into it.",
+			"point it at a scratch database: the set is loaded into it. Documents and queries are embedded with\n" +
+			"the configured embedder (EMBEDDING_PROVIDER etc., default local), so an OpenAI-compatible embedding\n" +
+			"model can be measured against the local one.",
+		Example: "  openintern eval retrieval --set ./data/nfcorpus\n" +
+			"  EMBEDDING_PROVIDER=openai EMBEDDING_MODEL=text-embedding-3-small EMBEDDING_DIM=1536 \\\n" +
+			"    openintern eval retrieval --set ./data/nfcorpus --queries 50 --json",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dbURL == "" {
-				dbURL, _ = lookupEnv("DATABASE_URL")
-			}
-			rep, err := runRetrievalEval(cmd.Context(), evalOptions{Set: setDir, Store: storeKind, DatabaseURL: dbURL, Queries: limitQueries})
+			cfg, err := loadConfig(cmd, lookupEnv)
 			if err != nil {
 				return err
 			}
-			return printEval(cmd.OutOrStdout(), rep, asJSON)
+			if dbURL == "" {
+				dbURL, _ = lookupEnv("DATABASE_URL")
+			}
+			emb := newEmbedder(cfg, newLogger(cmd.ErrOrStderr(), cfg.LogLevel))
+			rep, err := runRetrievalEval(cmd.Context(), evalOptions{Set: setDir, Store: storeKind, DatabaseURL: dbURL, Queries: limitQueries, Embedder: emb})
+			if err != nil {
+				return err
+			}
+			return printEval(cmd.OutOrStdout(), rep, emb.Model(), asJSON)
 		},
 	}
 	ret.Flags().StringVar(&setDir, "set", "", "directory of the evaluation set (required)")
@@ -51,6 +59,7 @@ func newEvalCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	ret.Flags().StringVar(&dbURL, "database-url", "", "PostgreSQL URL for --store postgres (default $DATABASE_URL)")
 	ret.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	ret.Flags().IntVar(&limitQueries, "queries", 0, "use only the first N queries and their judged documents plus a sample of the rest (0: all)")
+	addEmbeddingFlags(ret.Flags())
 	_ = ret.MarkFlagRequired("set")
 	cmd.AddCommand(ret)
 	return cmd
@@ -58,7 +67,8 @@ func newEvalCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 
 type evalOptions struct {
 	Set, Store, DatabaseURL string
-	Queries                 int // 0: the whole set
+	Queries                 int             // 0: the whole set
+	Embedder                memory.Embedder // nil: the local hashed embedder
 }
 
 func runRetrievalEval(ctx context.Context, o evalOptions) (memoryeval.Report, error) {
@@ -69,7 +79,7 @@ func runRetrievalEval(ctx context.Context, o evalOptions) (memoryeval.Report, er
 	if o.Queries > 0 {
 		set = set.Slice(o.Queries, 10)
 	}
-	var ms memory.Store
+	var dbURL, sqlitePath string
 	switch o.Store {
 	case "sqlite":
 		dir, err := os.MkdirTemp("", "openintern-eval-")
@@ -77,26 +87,25 @@ func runRetrievalEval(ctx context.Context, o evalOptions) (memoryeval.Report, er
 			return memoryeval.Report{}, fmt.Errorf("eval: %w", err)
 		}
 		defer func() { _ = os.RemoveAll(dir) }()
-		st, err := sqlite.Open(ctx, filepath.Join(dir, "eval.db"), nil)
-		if err != nil {
-			return memoryeval.Report{}, err
-		}
-		defer func() { _ = st.Close() }()
-		ms = st.Memory()
+		sqlitePath = filepath.Join(dir, "eval.db")
 	case "postgres":
 		if o.DatabaseURL == "" {
 			return memoryeval.Report{}, fmt.Errorf("eval: --store postgres needs DATABASE_URL or --database-url")
 		}
-		st, err := postgres.Open(ctx, o.DatabaseURL, nil)
-		if err != nil {
-			return memoryeval.Report{}, err
-		}
-		defer func() { _ = st.Close() }()
-		ms = st.Memory()
+		dbURL = o.DatabaseURL
 	default:
 		return memoryeval.Report{}, fmt.Errorf("eval: --store must be sqlite or postgres, not %q", o.Store)
 	}
-	svc, err := memory.New(memory.Config{Store: ms, Embedder: memory.NewHashEmbedder(0)})
+	st, ms, err := openStore(ctx, dbURL, sqlitePath, nil)
+	if err != nil {
+		return memoryeval.Report{}, fmt.Errorf("eval: %w", err)
+	}
+	defer func() { _ = st.Close() }()
+	emb := o.Embedder
+	if emb == nil {
+		emb = memory.NewHashEmbedder(0)
+	}
+	svc, err := memory.New(memory.Config{Store: ms, Embedder: emb})
 	if err != nil {
 		return memoryeval.Report{}, err
 	}
@@ -114,12 +123,15 @@ func runRetrievalEval(ctx context.Context, o evalOptions) (memoryeval.Report, er
 	return memoryeval.Report{Set: set.Name, Store: o.Store, Queries: n, Methods: methods}, nil
 }
 
-func printEval(w io.Writer, rep memoryeval.Report, asJSON bool) error {
+func printEval(w io.Writer, rep memoryeval.Report, embedder string, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
-		return enc.Encode(rep)
+		return enc.Encode(struct {
+			memoryeval.Report
+			Embedder string `json:"embedder"`
+		}{rep, embedder})
 	}
-	_, _ = fmt.Fprintf(w, "set %s, store %s, %d queries\n%-10s %8s %10s\n", rep.Set, rep.Store, rep.Queries, "method", "nDCG@10", "Recall@10")
+	_, _ = fmt.Fprintf(w, "set %s, store %s, embedder %s, %d queries\n%-10s %8s %10s\n", rep.Set, rep.Store, embedder, rep.Queries, "method", "nDCG@10", "Recall@10")
 	for _, m := range []string{memory.ModeVector, memory.ModeFullText, memory.ModeHybrid} {
 		_, _ = fmt.Fprintf(w, "%-10s %8.4f %10.4f\n", m, rep.Methods[m].NDCG10, rep.Methods[m].Recall10)
 	}

@@ -241,6 +241,10 @@ func TestBadConfigExitsTwoNamingTheKey(t *testing.T) {
 		{map[string]string{"DATABASE_URL": "mysql://x"}, []string{"serve"}, "DATABASE_URL"},
 		{nil, []string{"serve", "--max-steps", "0"}, "OPENINTERN_MAX_STEPS"},
 		{map[string]string{"LLM_PROVIDER": "nonsense"}, []string{"serve", "--port", "0", "--data-dir", t.TempDir()}, "LLM_PROVIDER"},
+		{map[string]string{"EMBEDDING_PROVIDER": "openai", "EMBEDDING_DIM": "1536"}, []string{"serve"}, "EMBEDDING_MODEL"},
+		{nil, []string{"serve", "--embedding-provider", "openai", "--embedding-model", "text-embedding-3-small"}, "EMBEDDING_DIM"},
+		{map[string]string{"EMBEDDING_DIM": "1536"}, []string{"serve", "--embedding-provider", "openai", "--embedding-model", "m", "--embedding-dim", "4096"}, "EMBEDDING_DIM"},
+		{map[string]string{"EMBEDDING_PROVIDER": "cohere"}, []string{"serve"}, "EMBEDDING_PROVIDER"},
 	}
 	for _, tc := range cases {
 		var stdout, stderr bytes.Buffer

@@ -94,10 +94,20 @@ func addServeFlags(fs *pflag.FlagSet) {
 	fs.String("llm-provider", "", "openai, offline, or an OpenAI-compatible name (LLM_PROVIDER)")
 	fs.String("llm-model", "", "model name (LLM_MODEL)")
 	fs.String("llm-base-url", "", "OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1 (LLM_BASE_URL)")
+	addEmbeddingFlags(fs)
 	fs.Int("max-running-agents", 0, "agents running at once (OPENINTERN_MAX_RUNNING_AGENTS)")
 	fs.Int("max-steps", 0, "steps per run before it fails (OPENINTERN_MAX_STEPS)")
 	fs.String("idle-timeout", "", "passivate an idle agent after this, e.g. 5m (OPENINTERN_AGENT_IDLE_TIMEOUT)")
 	fs.String("log-level", "", "debug, info, warn or error (LOG_LEVEL)")
+}
+
+// addEmbeddingFlags registers the memory embedder's settings; every command
+// that embeds (serve, doctor, memory reembed, eval retrieval) takes them.
+func addEmbeddingFlags(fs *pflag.FlagSet) {
+	fs.String("embedding-provider", "", "local (hashed, no network) or openai (any OpenAI-compatible server) (EMBEDDING_PROVIDER)")
+	fs.String("embedding-model", "", "embedding model for openai, e.g. text-embedding-3-small (EMBEDDING_MODEL)")
+	fs.String("embedding-base-url", "", "OpenAI-compatible base URL for embeddings (EMBEDDING_BASE_URL; default "+config.DefaultEmbeddingBaseURL+")")
+	fs.Int("embedding-dim", 0, "the embedding model's vector length, at most 2000 (EMBEDDING_DIM)")
 }
 
 // loadConfig layers file < env < flags and validates.
@@ -126,6 +136,10 @@ func loadConfig(cmd *cobra.Command, lookupEnv func(string) (string, bool)) (conf
 	str("llm-provider", &cfg.LLMProvider)
 	str("llm-model", &cfg.LLMModel)
 	str("llm-base-url", &cfg.LLMBaseURL)
+	str("embedding-provider", &cfg.EmbeddingProvider)
+	str("embedding-model", &cfg.EmbeddingModel)
+	str("embedding-base-url", &cfg.EmbeddingBaseURL)
+	num("embedding-dim", &cfg.EmbeddingDim)
 	num("max-running-agents", &cfg.MaxRunningAgents)
 	num("max-steps", &cfg.MaxStepsPerRun)
 	str("log-level", &cfg.LogLevel)
@@ -177,8 +191,8 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			} else if cfg.LLMModel != "" {
 				model += " " + cfg.LLMModel
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  model: %s\n  auth:  off (listening on %s only unless HOST is set)\n",
-				m.URL(), m.StoreDescription(), bus, model, cfg.Host)
+			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  model: %s\n  embed: %s\n  auth:  off (listening on %s only unless HOST is set)\n",
+				m.URL(), m.StoreDescription(), bus, model, describeEmbedder(m.Embedder), cfg.Host)
 			logger.Info("daemon started", "url", m.URL(), "store", m.StoreDescription(), "model", model)
 
 			<-ctx.Done()
