@@ -32,12 +32,25 @@ func IDF(df, n int64) float64 {
 	return math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
 }
 
-// SelectTerms keeps the query terms worth matching: the rarest first, at most
-// MaxQueryTerms, without terms in more than CommonTermShare of the n chunks,
-// and stopping before the kept terms' frequencies add up to more than
-// MaxMatchedChunks. The rarest term present is always kept, so a query made
-// only of common words still finds something. Terms with df 0 are dropped.
-func SelectTerms(terms []TermDF, n int64) []TermDF {
+// SelectRankTerms keeps the query terms a ranked (top-k) full-text search
+// reads: the rarest first, at most MaxQueryTerms, without terms in more than
+// CommonTermShare of the n chunks (the rarest term present is always kept).
+// A store that reads only the best-weighted postings of each term needs no
+// bound on their document frequencies, unlike SelectTerms.
+func SelectRankTerms(terms []TermDF, n int64) []TermDF {
+	present := presentByDF(terms)
+	var out []TermDF
+	for i, t := range present {
+		if i > 0 && (len(out) == MaxQueryTerms || float64(t.DF) > CommonTermShare*float64(n)) {
+			break
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// presentByDF returns the terms with df > 0, rarest first.
+func presentByDF(terms []TermDF) []TermDF {
 	var present []TermDF
 	for _, t := range terms {
 		if t.DF > 0 {
@@ -45,6 +58,16 @@ func SelectTerms(terms []TermDF, n int64) []TermDF {
 		}
 	}
 	sort.SliceStable(present, func(i, j int) bool { return present[i].DF < present[j].DF })
+	return present
+}
+
+// SelectTerms keeps the query terms worth matching: the rarest first, at most
+// MaxQueryTerms, without terms in more than CommonTermShare of the n chunks,
+// and stopping before the kept terms' frequencies add up to more than
+// MaxMatchedChunks. The rarest term present is always kept, so a query made
+// only of common words still finds something. Terms with df 0 are dropped.
+func SelectTerms(terms []TermDF, n int64) []TermDF {
+	present := presentByDF(terms)
 	var out []TermDF
 	var sum int64
 	for i, t := range present {

@@ -25,7 +25,7 @@ var benchWords = strings.Fields(`project meeting deploy release customer invoice
 	alice bob carol dave erin frank grace heidi ivan judy mallory oscar peggy trent victor walter
 	monday tuesday wednesday thursday friday january february march april may june july august`)
 
-// BenchText returns a realistic-looking note of about n words.
+// BenchText returns a note of about n words of the everyday vocabulary.
 func BenchText(r *rand.Rand, n int) string {
 	z := rand.NewZipf(r, 1.1, 2, uint64(len(benchWords)-1))
 	ws := make([]string, n)
@@ -35,10 +35,86 @@ func BenchText(r *rand.Rand, n int) string {
 	return fmt.Sprintf("Note %d: %s.", r.IntN(1_000_000), strings.Join(ws, " "))
 }
 
-// BenchSearch seeds n one-chunk memories into one scope (with parallel
-// writers), then measures hybrid search latency (p50, p99) and the recall@10
-// of the vector leg against an exact search over the same vectors.
-func BenchSearch(b *testing.B, st memory.Store, n int) {
+// Corpus is the kind of text BenchSearch seeds.
+type Corpus string
+
+const (
+	// CorpusEveryday is notes over the 150 everyday words alone: every note
+	// shares most of its words with every other, the worst case for both
+	// legs (no rare terms to narrow the full-text leg, no clusters to guide
+	// the HNSW graph).
+	CorpusEveryday Corpus = "everyday"
+	// CorpusTopics is notes on one of 500 topics, each with its own
+	// 300-word vocabulary drawn from 20,000 words, half their words being
+	// everyday ones: like real notes, a note shares its rarer words with the
+	// notes on its subject.
+	CorpusTopics Corpus = "topics"
+)
+
+const (
+	topicCount     = 500
+	topicWords     = 300
+	topicVocabSize = 20_000
+)
+
+// topicVocab is the fixed vocabulary of CorpusTopics: pronounceable
+// pseudo-words, so the character n-grams of the embedder behave as on words.
+var topicVocab = func() [][]string {
+	r := rand.New(rand.NewPCG(2026, 12))
+	cons := strings.Split("b c d f g h k l m n p r s t v w z br tr st ch sh th pl gr", " ")
+	vows := strings.Split("a e i o u ai ea ou io", " ")
+	seen := map[string]bool{}
+	var vocab []string
+	for len(vocab) < topicVocabSize {
+		var b strings.Builder
+		for range 2 + r.IntN(3) {
+			b.WriteString(cons[r.IntN(len(cons))])
+			b.WriteString(vows[r.IntN(len(vows))])
+		}
+		if w := b.String(); !seen[w] {
+			seen[w] = true
+			vocab = append(vocab, w)
+		}
+	}
+	topics := make([][]string, topicCount)
+	for i := range topics {
+		topics[i] = make([]string, topicWords)
+		for j := range topics[i] {
+			topics[i][j] = vocab[r.IntN(len(vocab))]
+		}
+	}
+	return topics
+}()
+
+// TopicText returns a note of about n words on a random topic: everyday words
+// mixed half and half with the topic's own (Zipf-distributed within it).
+func TopicText(r *rand.Rand, n int) string {
+	topic := topicVocab[r.IntN(len(topicVocab))]
+	zt := rand.NewZipf(r, 1.1, 2, uint64(len(topic)-1))
+	ze := rand.NewZipf(r, 1.1, 2, uint64(len(benchWords)-1))
+	ws := make([]string, n)
+	for i := range ws {
+		if r.IntN(2) == 0 {
+			ws[i] = topic[zt.Uint64()]
+		} else {
+			ws[i] = benchWords[ze.Uint64()]
+		}
+	}
+	return fmt.Sprintf("Note %d: %s.", r.IntN(1_000_000), strings.Join(ws, " "))
+}
+
+// text returns a note of about n words of the corpus.
+func (c Corpus) text(r *rand.Rand, n int) string {
+	if c == CorpusTopics {
+		return TopicText(r, n)
+	}
+	return BenchText(r, n)
+}
+
+// BenchSearch seeds n one-chunk memories of the corpus into one scope (with
+// parallel writers), then measures hybrid search latency (p50, p99) and the
+// recall@10 of the vector leg against an exact search over the same vectors.
+func BenchSearch(b *testing.B, st memory.Store, corpus Corpus, n int) {
 	ctx := context.Background()
 	emb := memory.NewHashEmbedder(0)
 	svc, err := memory.New(memory.Config{Store: st, Embedder: emb})
@@ -73,7 +149,7 @@ func BenchSearch(b *testing.B, st memory.Store, n int) {
 				return true
 			}
 			for i := w; i < n; i += writers {
-				batch = append(batch, memory.WriteRequest{Scope: scope, Type: memory.TypeArchival, Text: BenchText(r, 20+r.IntN(40))})
+				batch = append(batch, memory.WriteRequest{Scope: scope, Type: memory.TypeArchival, Text: corpus.text(r, 20+r.IntN(40))})
 				if len(batch) == 50 && !flush() {
 					return
 				}
@@ -98,7 +174,7 @@ func BenchSearch(b *testing.B, st memory.Store, n int) {
 	r := rand.New(rand.NewPCG(99, 1))
 	queries := make([]string, 200)
 	for i := range queries {
-		queries[i] = BenchText(r, 3+r.IntN(5))
+		queries[i] = corpus.text(r, 3+r.IntN(5))
 	}
 	// Recall@10 of the vector leg against exact search.
 	var recall float64

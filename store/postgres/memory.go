@@ -21,8 +21,8 @@ import (
 )
 
 // MemoryStore is memory.Store on PostgreSQL: pgvector with one partial HNSW
-// index (cosine) per embedding model, and a GIN-indexed tsvector built from
-// the Go tokens, ranked with per-scope idf weights.
+// index (cosine) per embedding model, and an impact-ordered inverted index
+// (memory_postings) of the Go tokens, ranked by BM25 with per-scope idf.
 type MemoryStore struct {
 	s *Store
 
@@ -119,10 +119,15 @@ func quoteLexeme(t string) string {
 	return "'" + strings.ReplaceAll(strings.ReplaceAll(t, `\`, `\\`), "'", "''") + "'"
 }
 
-// Analyze refreshes the planner's statistics of the memory tables. Autovacuum
-// does this on a live system; a bulk load (a benchmark, an import) should call
-// it before measuring, or the planner picks plans for empty tables.
+// Analyze refreshes the planner's statistics of the memory tables and marks
+// the postings' pages all-visible (index-only scans then skip the heap).
+// Autovacuum does both on a live system; a bulk load (a benchmark, an
+// import) should call it before measuring, or the planner picks plans for
+// empty tables.
 func (ms *MemoryStore) Analyze(ctx context.Context) error {
+	if _, err := ms.s.pool.Exec(ctx, `VACUUM (ANALYZE) memory_postings`); err != nil {
+		return ms.s.fail(ctx, "analyze", err)
+	}
 	_, err := ms.s.pool.Exec(ctx, `ANALYZE memories, memory_chunks, memory_vectors, memory_terms`)
 	return ms.s.fail(ctx, "analyze", err)
 }
@@ -189,13 +194,18 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 			sc.OrgID, sc.UserID, sc.ProjectID, m.ID, m.Type, m.AgentID, m.GroupID, m.Text,
 			string(memory.MetadataJSON(m.Metadata)), m.Importance, len(nm.Chunks), m.CreatedAt)
 		for _, c := range nm.Chunks {
-			const insChunk = `INSERT INTO memory_chunks (org_id, user_id, project_id, memory_id, seq, text, tsv)
-				VALUES ($1, $2, $3, $4, $5, $6, $7::tsvector)`
+			// The chunk, its postings (weights from the stored tsvector,
+			// computed by the same SQL function a delete uses) and its
+			// vector are one statement.
+			const insChunk = `WITH c AS (INSERT INTO memory_chunks (org_id, user_id, project_id, memory_id, seq, text, tsv)
+					VALUES ($1, $2, $3, $4, $5, $6, $7::tsvector) RETURNING id, tsv),
+				p AS (INSERT INTO memory_postings (org_id, user_id, project_id, term, impact, chunk_id)
+					SELECT $1, $2, $3, u.lexeme, memory_impact(cardinality(u.positions), length(c.tsv)), c.id FROM c, unnest(c.tsv) AS u)`
 			if c.Vector == nil {
-				b.Queue(insChunk, sc.OrgID, sc.UserID, sc.ProjectID, m.ID, c.Seq, c.Text, tsvectorLiteral(c.Tokens))
+				b.Queue(insChunk+` SELECT 1`, sc.OrgID, sc.UserID, sc.ProjectID, m.ID, c.Seq, c.Text, tsvectorLiteral(c.Tokens))
 				continue
 			}
-			b.Queue(`WITH c AS (`+insChunk+` RETURNING id)
+			b.Queue(insChunk+`
 				INSERT INTO memory_vectors (chunk_id, org_id, user_id, project_id, model, dim, embedding)
 				SELECT c.id, $1, $2, $3, $8::text, $9::int, $10::vector FROM c`,
 				sc.OrgID, sc.UserID, sc.ProjectID, m.ID, c.Seq, c.Text, tsvectorLiteral(c.Tokens),
@@ -295,6 +305,15 @@ func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id s
 				SELECT lex, count(*) AS c FROM memory_chunks, unnest(tsvector_to_array(tsv)) AS lex WHERE `+chunkCond+` GROUP BY lex
 				UNION ALL SELECT '', count(*) FROM memory_chunks WHERE `+chunkCond+`
 			) x WHERE mt.org_id = $1 AND mt.user_id = $2 AND mt.project_id = $3 AND mt.term = x.lex`, args...); err != nil {
+			return err
+		}
+		// A posting's whole index key is recomputed from the chunk's terms,
+		// so each is one index probe (the table has no index by chunk).
+		if _, err := tx.Exec(ctx, `DELETE FROM memory_postings p USING (
+				SELECT c.id, u.lexeme, memory_impact(cardinality(u.positions), length(c.tsv)) AS impact
+				FROM memory_chunks c, unnest(c.tsv) AS u WHERE `+chunkCond+`
+			) x WHERE p.org_id = $1 AND p.user_id = $2 AND p.project_id = $3 AND p.term = x.lexeme
+				AND p.impact = x.impact AND p.chunk_id = x.id`, args...); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM memory_vectors WHERE chunk_id IN (SELECT id FROM memory_chunks WHERE `+chunkCond+`)`, args...); err != nil {
@@ -424,10 +443,24 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 	return out, nil
 }
 
-// TextSearch matches any of the query's rarest terms (memory.SelectTerms:
-// common terms are dropped, so the matched set stays bounded) through the GIN index
-// and ranks by the sum over terms of idf × ts_rank (length-normalized), a
-// BM25-like score: ts_rank alone ignores how rare a term is.
+// postingsDepth is how many of a term's best-weighted postings an unfiltered
+// full-text search reads (at least 4 × the results asked for). A chunk outside
+// every term's top postings is not found, and one outside some term's top
+// postings misses that term's share of its score; for a term in fewer chunks
+// than this the search is exact.
+const postingsDepth = 400
+
+// filteredDepth bounds the postings of one term that a filtered search reads:
+// it reads whole lists, since a filter may drop the best-weighted postings.
+const filteredDepth = 20_000
+
+// TextSearch ranks chunks by BM25, the sum over the query's terms of idf ×
+// the stored impact, from memory_postings. Without a filter it keeps the
+// rarest terms (memory.SelectRankTerms) and reads the best postingsDepth
+// postings of each with an index-only scan, so its cost does not grow with
+// the scope; with a filter it keeps terms whose posting lists add up to a
+// bounded size (memory.SelectTerms) and reads them whole, joined to the
+// memories the filter selects.
 func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int) ([]memory.Hit, error) {
 	if len(tokens) == 0 {
 		return nil, nil
@@ -437,76 +470,58 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 	if err != nil {
 		return nil, ms.s.fail(ctx, "text search", err)
 	}
-	dfs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct {
-		term string
-		df   int64
-	}, error) {
-		var v struct {
-			term string
-			df   int64
+	var n int64
+	var cand []memory.TermDF
+	var term string
+	var df int64
+	if _, err := pgx.ForEachRow(rows, []any{&term, &df}, func() error {
+		if term == "" {
+			n = df
+		} else {
+			cand = append(cand, memory.TermDF{Term: term, DF: df})
 		}
-		err := r.Scan(&v.term, &v.df)
-		return v, err
-	})
-	if err != nil {
+		return nil
+	}); err != nil {
 		return nil, ms.s.fail(ctx, "text search", err)
 	}
-	var n int64
-	cand := make([]memory.TermDF, 0, len(dfs))
-	for _, d := range dfs {
-		if d.term == "" {
-			n = d.df
-		} else {
-			cand = append(cand, memory.TermDF{Term: d.term, DF: d.df})
-		}
+	cond, fargs := filterSQL(f, 7)
+	var kept []memory.TermDF
+	var depth int
+	if cond == "" {
+		kept, depth = memory.SelectRankTerms(cand, n), max(postingsDepth, 4*limit)
+	} else {
+		kept, depth = memory.SelectTerms(cand, n), filteredDepth
 	}
-	type termW struct {
-		term string
-		idf  float64
-	}
-	var terms []termW
-	for _, t := range memory.SelectTerms(cand, n) {
-		terms = append(terms, termW{t.Term, memory.IDF(t.DF, n)})
-	}
-	if len(terms) == 0 {
+	if len(kept) == 0 {
 		return nil, nil
 	}
-	args := []any{scope.OrgID, scope.UserID, scope.ProjectID}
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
+	terms := make([]string, len(kept))
+	idfs := make([]float64, len(kept))
+	for i, t := range kept {
+		terms[i], idfs[i] = t.Term, memory.IDF(t.DF, n)
 	}
-	var or, score []string
-	for _, t := range terms {
-		or = append(or, quoteLexeme(t.term))
-		score = append(score, fmt.Sprintf("%s * ts_rank(c.tsv, %s::tsquery, 1)", arg(t.idf), arg(quoteLexeme(t.term))))
-	}
-	match := arg(strings.Join(or, " | "))
-	cond, fargs := filterSQL(f, len(args)+1)
-	args = append(args, fargs...)
-	q := `SELECT c.id, ` + strings.Join(score, " + ") + ` AS s FROM memory_chunks c`
+	q := `SELECT p.chunk_id, sum(t.idf * p.impact) AS s FROM unnest($4::text[], $5::float8[]) AS t(term, idf)
+		CROSS JOIN LATERAL (SELECT chunk_id, impact FROM memory_postings
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND term = t.term
+			ORDER BY impact DESC, chunk_id DESC LIMIT $6) p`
 	if cond != "" {
-		q += memJoin
+		q += ` JOIN memory_chunks c ON c.id = p.chunk_id` + memJoin + ` WHERE true` + cond
 	}
-	q += ` WHERE c.org_id = $1 AND c.user_id = $2 AND c.project_id = $3 AND c.tsv @@ ` + match + `::tsquery` + cond +
-		` ORDER BY s DESC LIMIT ` + strconv.Itoa(limit)
+	q += ` GROUP BY p.chunk_id ORDER BY s DESC, p.chunk_id DESC LIMIT ` + strconv.Itoa(limit)
+	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, terms, idfs, depth}, fargs...)
 	rows, err = ms.s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, ms.s.fail(ctx, "text search", err)
 	}
 	var ids []int64
 	scores := map[int64]float64{}
-	for rows.Next() {
-		var id int64
-		var s float64
-		if err := rows.Scan(&id, &s); err != nil {
-			rows.Close()
-			return nil, ms.s.fail(ctx, "text search", err)
-		}
+	var id int64
+	var sc float64
+	if _, err := pgx.ForEachRow(rows, []any{&id, &sc}, func() error {
 		ids = append(ids, id)
-		scores[id] = s
-	}
-	if err := rows.Err(); err != nil {
+		scores[id] = sc
+		return nil
+	}); err != nil {
 		return nil, ms.s.fail(ctx, "text search", err)
 	}
 	return ms.hits(ctx, "text search", ids, scores)

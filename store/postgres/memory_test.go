@@ -24,16 +24,19 @@ func openMemory(t *testing.T) memory.Store {
 func TestMemoryConformance(t *testing.T) { memorytest.Run(t, openMemory) }
 
 // BenchmarkMemorySearch: hybrid search p50/p99 and HNSW recall@10 against
-// exact search at 10k and 100k chunks in one scope.
+// exact search at 10k and 100k chunks in one scope, for notes on topics (like
+// real ones) and for notes of everyday words only (the worst case).
 func BenchmarkMemorySearch(b *testing.B) {
-	for _, n := range []int{10_000, 100_000} {
-		b.Run(fmt.Sprintf("chunks=%dk", n/1000), func(b *testing.B) {
-			st, err := postgres.Open(context.Background(), testenv.PostgresURL(b), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			memorytest.BenchSearch(b, st.Memory(), n)
-		})
+	for _, corpus := range []memorytest.Corpus{memorytest.CorpusTopics, memorytest.CorpusEveryday} {
+		for _, n := range []int{10_000, 100_000} {
+			b.Run(fmt.Sprintf("corpus=%s/chunks=%dk", corpus, n/1000), func(b *testing.B) {
+				st, err := postgres.Open(context.Background(), testenv.PostgresURL(b), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer st.Close()
+				memorytest.BenchSearch(b, st.Memory(), corpus, n)
+			})
+		}
 	}
 }

@@ -381,11 +381,49 @@ func (ms *MemoryStore) cachedSearch(ctx context.Context, k vcKey, vec []float32,
 		}
 	}
 	e.mu.RLock()
-	defer e.mu.RUnlock()
 	if !e.ready || e.dead || e.dim != len(vec) {
+		e.mu.RUnlock()
 		return nil, false, nil
 	}
-	return e.search(vec, f, limit), true, nil
+	cand := e.search(vec, f, limit+limit/2+10)
+	e.mu.RUnlock()
+	top, err = ms.rescore(ctx, k.model, vec, cand, limit)
+	return top, err == nil, err
+}
+
+// rescore replaces the cache's rounded scores of cand with exact ones from
+// the stored vectors and keeps the best limit: the rounding may swap close
+// neighbours, so the cache proposes a few more candidates than asked for.
+func (ms *MemoryStore) rescore(ctx context.Context, model string, vec []float32, cand []scoredChunk, limit int) ([]scoredChunk, error) {
+	if len(cand) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(cand)+1)
+	args = append(args, model)
+	for _, c := range cand {
+		args = append(args, c.id)
+	}
+	out := make([]scoredChunk, 0, len(cand))
+	err := queryRows(ctx, ms.s.r, `SELECT chunk_id, embedding FROM memory_vectors WHERE model = ? AND chunk_id IN (?`+
+		strings.Repeat(", ?", len(cand)-1)+`)`, args, func(rows *sql.Rows) error {
+		var id int64
+		var blob sql.RawBytes
+		if err := rows.Scan(&id, &blob); err != nil {
+			return err
+		}
+		out = append(out, scoredChunk{id, dotBlob(vec, blob)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].score != out[j].score {
+			return out[i].score > out[j].score
+		}
+		return out[i].id > out[j].id
+	})
+	return out[:min(limit, len(out))], nil
 }
 
 // load fills a new cache entry with the scope's vectors of the model.
@@ -393,7 +431,7 @@ func (ms *MemoryStore) load(ctx context.Context, k vcKey, e *vcScope, dim int) e
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.dim = dim
-	e.cols = make([][]float32, dim)
+	e.cols = make([][]int8, dim)
 	vec := make([]float32, dim)
 	maxN := ms.vc.budgetBytes() / entryBytes(dim)
 	err := queryRows(ctx, ms.s.r, `SELECT c.id, v.embedding, m.type, m.agent_id, m.group_id, m.created_at FROM memory_chunks c
@@ -427,7 +465,7 @@ func (ms *MemoryStore) load(ctx context.Context, k vcKey, e *vcScope, dim int) e
 	}
 	if !e.ready {
 		e.dead = true
-		e.cols, e.ids, e.meta, e.pos = nil, nil, nil, nil
+		e.cols, e.scale, e.ids, e.meta, e.pos = nil, nil, nil, nil, nil
 	}
 	return err
 }

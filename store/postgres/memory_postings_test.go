@@ -1,0 +1,133 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/openintern/openintern/internal/testenv"
+	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/store"
+)
+
+// TestMemoryPostingsFollowChunks checks that memory_postings holds exactly
+// one row per distinct term of each stored chunk, and that deleting a memory
+// removes its rows (a search would hide leftovers, so count them).
+func TestMemoryPostingsFollowChunks(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, testenv.PostgresURL(t))
+	svc, err := memory.New(memory.Config{Store: s.Memory(), Embedder: memory.NewHashEmbedder(64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope := store.Scope{OrgID: "o", UserID: "u"}
+	other := store.Scope{OrgID: "o", UserID: "v"}
+	count := func(sc store.Scope) int {
+		t.Helper()
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM memory_postings WHERE org_id = $1 AND user_id = $2 AND project_id = $3`,
+			sc.OrgID, sc.UserID, sc.ProjectID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	texts := []string{"the deploy key lives in vault, the deploy key rotates monthly", "测试数据库在上海机房", "tomatoes need sun and water"}
+	want := 0
+	var ids []string
+	for _, text := range texts {
+		m, err := svc.Write(ctx, memory.WriteRequest{Scope: scope, Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+		want += len(memory.UniqueTokens(memory.Tokenize(text)))
+	}
+	if _, err := svc.Write(ctx, memory.WriteRequest{Scope: other, Text: texts[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(scope); got != want {
+		t.Fatalf("%d postings, want %d", got, want)
+	}
+	if err := svc.Delete(ctx, scope, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	want -= len(memory.UniqueTokens(memory.Tokenize(texts[0])))
+	if got := count(scope); got != want {
+		t.Fatalf("after delete: %d postings, want %d", got, want)
+	}
+	for _, id := range ids[1:] {
+		if err := svc.Delete(ctx, scope, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := count(scope); got != 0 {
+		t.Fatalf("after deleting all: %d postings", got)
+	}
+	if got := count(other); got != len(memory.UniqueTokens(memory.Tokenize(texts[0]))) {
+		t.Fatalf("the other scope lost postings: %d", got)
+	}
+}
+
+// TestTextSearchPathsAgree: where no term has more postings than the
+// unfiltered search reads, the unfiltered (top postings) and the filtered
+// (whole lists joined to memories) queries rank the same chunks the same way.
+// Past that depth, the unfiltered one reads the best-weighted postings: short
+// chunks (higher BM25 impact) beat long ones with the same term.
+func TestTextSearchPathsAgree(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, testenv.PostgresURL(t))
+	ms := s.Memory()
+	svc, err := memory.New(memory.Config{Store: ms, Embedder: memory.NewHashEmbedder(64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope := store.Scope{OrgID: "o", UserID: "u"}
+	var reqs []memory.WriteRequest
+	for i := range 120 {
+		reqs = append(reqs, memory.WriteRequest{Scope: scope, Type: memory.TypeArchival,
+			Text: fmt.Sprintf("note %d on the garden: tomato %d, basil %d, pepper %d", i, i%7, i%5, i%3)})
+	}
+	if _, err := svc.WriteBatch(ctx, reqs); err != nil {
+		t.Fatal(err)
+	}
+	tokens := memory.UniqueTokens(memory.Tokenize("tomato 3 basil pepper"))
+	plain, err := ms.TextSearch(ctx, scope, tokens, memory.Filter{}, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filtered, err := ms.TextSearch(ctx, scope, tokens, memory.Filter{Types: []string{memory.TypeArchival}}, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain) != 20 || len(filtered) != 20 {
+		t.Fatalf("%d and %d hits, want 20 each", len(plain), len(filtered))
+	}
+	for i := range plain {
+		if plain[i].MemoryID != filtered[i].MemoryID || plain[i].Score-filtered[i].Score > 1e-9 || filtered[i].Score-plain[i].Score > 1e-9 {
+			t.Fatalf("hit %d: unfiltered %s %.6f, filtered %s %.6f", i, plain[i].MemoryID, plain[i].Score, filtered[i].MemoryID, filtered[i].Score)
+		}
+	}
+
+	// One short chunk with "aubergine", then more than postingsDepth long
+	// ones: the short one is the oldest, outside the newest postingsDepth,
+	// but first by impact.
+	short, err := svc.Write(ctx, memory.WriteRequest{Scope: scope, Text: "aubergine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var long []memory.WriteRequest
+	for i := range postingsDepth + 50 {
+		long = append(long, memory.WriteRequest{Scope: scope, Text: fmt.Sprintf(
+			"aubergine %d with many other words about cooking, ovens, recipes, kitchens, spices, markets and dinners %d", i, i)})
+	}
+	if _, err := svc.WriteBatch(ctx, long); err != nil {
+		t.Fatal(err)
+	}
+	hits, err := ms.TextSearch(ctx, scope, []string{"aubergine"}, memory.Filter{}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hits) != 5 || hits[0].MemoryID != short.ID {
+		t.Fatalf("hits = %+v, want %s first", hits, short.ID)
+	}
+}
