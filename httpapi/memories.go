@@ -51,6 +51,12 @@ func (h *memoryHandlers) fail(c *gin.Context, err error, what string) {
 		writeError(c, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
+	if errors.Is(err, memory.ErrEmbedder) {
+		c.Header("Retry-After", "10")
+		writeError(c, http.StatusServiceUnavailable, "embedder_unavailable",
+			"the embedding model could not be reached; nothing was stored, try again later")
+		return
+	}
 	h.s.fail(c, err, what)
 }
 

@@ -169,7 +169,10 @@ func (s *Service) prepare(ctx context.Context, req WriteRequest) (NewMemory, err
 	pieces := s.cfg.Chunker.Split(text)
 	vecs, err := s.emb.Embed(ctx, pieces)
 	if err != nil {
-		return NewMemory{}, fmt.Errorf("embed: %w", err)
+		if ctx.Err() != nil {
+			return NewMemory{}, fmt.Errorf("embed: %w", err)
+		}
+		return NewMemory{}, fmt.Errorf("embed: %w: %w", ErrEmbedder, err)
 	}
 	created := req.CreatedAt
 	if created.IsZero() {
@@ -247,9 +250,10 @@ type Result struct {
 	FoundBy   []string  `json:"found_by"` // "vector", "fulltext" or both
 }
 
-// Search runs the vector and full-text legs in parallel, fuses them by
-// reciprocal rank, keeps one result per memory (its best chunk) and applies
-// the optional importance and recency weights.
+// Search runs the vector and full-text legs in parallel, fuses them (see
+// Config.Fusion), keeps one result per memory (its best chunk) and applies
+// the optional importance and recency weights. A hybrid search whose vector
+// leg fails (the embedder is unreachable) answers from full text alone.
 func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, error) {
 	if req.TopK <= 0 {
 		req.TopK = 5
@@ -279,7 +283,7 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, erro
 			defer wg.Done()
 			vecs, err := s.emb.Embed(ctx, []string{q})
 			if err != nil {
-				vecErr = fmt.Errorf("embed query: %w", err)
+				vecErr = fmt.Errorf("embed query: %w: %w", ErrEmbedder, err)
 				return
 			}
 			vecHits, vecErr = s.st.VectorSearch(ctx, req.Scope, s.emb.Model(), vecs[0], req.Filter, limit)
@@ -293,6 +297,12 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, erro
 		}()
 	}
 	wg.Wait()
+	if vecErr != nil && txtErr == nil && req.Mode == ModeHybrid && ctx.Err() == nil {
+		// A remote embedder being down must not take recall down with it:
+		// the full-text leg still answers, and the log says what is missing.
+		s.logger.Warn("memory: vector leg failed; answering from full text only", "err", vecErr)
+		vecErr, vecHits = nil, nil
+	}
 	if err := errors.Join(vecErr, txtErr); err != nil {
 		return nil, fmt.Errorf("memory: search: %w", err)
 	}

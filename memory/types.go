@@ -31,6 +31,11 @@ func ValidType(t string) bool { return t == TypeEpisodic || t == TypeArchival }
 // a core block over its limit, ...). Callers map it to 400.
 var ErrInvalid = errors.New("invalid")
 
+// ErrEmbedder marks a failure of the embedder (its server unreachable or
+// refusing): not the caller's fault, and worth retrying later. Callers map
+// it to 503.
+var ErrEmbedder = errors.New("embedder unavailable")
+
 // Memory is one remembered text with its ownership and metadata.
 type Memory struct {
 	Scope      store.Scope       `json:"-"`

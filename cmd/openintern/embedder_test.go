@@ -221,11 +221,18 @@ func TestEmbedderRefusedKeyFailsWriteWithoutRetry(t *testing.T) {
 	d := startDaemon(t, withOpenAIEmbedder(newConfig(t, "sqlite"), es), nil)
 	c := d.client("acme", "emb")
 	status, body := c.req("POST", "/api/memories", map[string]any{"text": "anything"})
-	if status < 500 {
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), `"code":"embedder_unavailable"`) {
 		t.Fatalf("write with a refused embeddings key: %d %s", status, body)
 	}
 	if _, auths := es.requests(); len(auths) != 1 {
 		t.Fatalf("%d embeddings requests: a 401 must not be retried", len(auths))
+	}
+	// Searching still works from full text; a vector-only search cannot.
+	if status, body := c.req("GET", "/api/memories/search?q=anything", nil); status != http.StatusOK {
+		t.Fatalf("hybrid search with the embedder refusing: %d %s", status, body)
+	}
+	if status, body := c.req("GET", "/api/memories/search?q=anything&mode=vector", nil); status != http.StatusServiceUnavailable {
+		t.Fatalf("vector search with the embedder refusing: %d %s", status, body)
 	}
 }
 

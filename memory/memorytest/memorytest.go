@@ -70,6 +70,37 @@ func Run(t *testing.T, open Open) {
 	t.Run("ListMemories", func(t *testing.T) { testListMemories(t, open(t)) })
 	t.Run("InsertConflict", func(t *testing.T) { testInsertConflict(t, open(t)) })
 	t.Run("WriteBatch", func(t *testing.T) { testWriteBatch(t, open(t)) })
+	t.Run("EmbedderDown", func(t *testing.T) { testEmbedderDown(t, open(t)) })
+}
+
+// downEmbedder is the default embedder whose server went away.
+type downEmbedder struct{ *memory.HashEmbedder }
+
+func (downEmbedder) Embed(context.Context, []string) ([][]float32, error) {
+	return nil, errors.New("embeddings: connection refused")
+}
+
+// testEmbedderDown: with the embedder failing, a hybrid search still finds
+// by full text (found_by says so), a vector search fails, and a write fails
+// without storing anything.
+func testEmbedderDown(t *testing.T, st memory.Store) {
+	ctx := context.Background()
+	up := newService(t, st, memory.NewHashEmbedder(0))
+	m := write(t, up, memory.WriteRequest{Scope: scopeA, Text: "The staging database runs on port 5433."})
+	down := newService(t, st, downEmbedder{memory.NewHashEmbedder(0)})
+	res := search(t, down, memory.SearchRequest{Scope: scopeA, Query: "staging database port"})
+	if len(res) != 1 || res[0].ID != m.ID || strings.Join(res[0].FoundBy, ",") != memory.ModeFullText {
+		t.Fatalf("hybrid with the embedder down = %+v", res)
+	}
+	if _, err := down.Search(ctx, memory.SearchRequest{Scope: scopeA, Query: "staging database", Mode: memory.ModeVector}); !errors.Is(err, memory.ErrEmbedder) {
+		t.Fatalf("vector search with the embedder down: %v", err)
+	}
+	if _, err := down.Write(ctx, memory.WriteRequest{Scope: scopeA, Text: "lost note about kiwis"}); !errors.Is(err, memory.ErrEmbedder) {
+		t.Fatalf("write with the embedder down: %v", err)
+	}
+	if res := search(t, up, memory.SearchRequest{Scope: scopeA, Query: "kiwis", Mode: memory.ModeFullText}); len(res) != 0 {
+		t.Fatalf("a failed write left %+v", res)
+	}
 }
 
 // testWriteBatch: a batch across scopes is stored whole and searchable by
