@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/openintern/openintern/memory/vecindex"
 	"hash/fnv"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,21 +23,31 @@ import (
 	"github.com/openintern/openintern/store"
 )
 
-// MemoryStore is memory.Store on PostgreSQL: pgvector with one partial HNSW
-// index (cosine) per embedding model, and an impact-ordered inverted index
-// (memory_postings) of the Go tokens, ranked by BM25 with per-scope idf.
+// MemoryStore is memory.Store on PostgreSQL: an impact-ordered inverted
+// index (memory_postings) of the Go tokens, ranked by BM25 with per-scope
+// idf, and vector search from an exact in-memory index of each searched
+// scope (memory/vecindex) kept in step with the table, with pgvector's HNSW
+// index (one partial index per embedding model) for scopes too big for it.
 type MemoryStore struct {
-	s *Store
+	s  *Store
+	vi *vecindex.Index
 
 	mu      sync.Mutex
-	indexed map[string]bool // model/dim pairs whose HNSW index is known to exist
+	indexed map[string]bool            // model/dim pairs whose HNSW index is known to exist
+	synced  map[vecindex.Key]time.Time // when a loaded scope last read rows written elsewhere
 }
 
 var _ memory.Store = (*MemoryStore)(nil)
 
 // Memory returns a memory store sharing s's pool. Keep one per daemon: it
 // remembers which vector indexes exist.
-func (s *Store) Memory() *MemoryStore { return &MemoryStore{s: s, indexed: map[string]bool{}} }
+func (s *Store) Memory() *MemoryStore {
+	return &MemoryStore{s: s, vi: vecindex.New(vecindex.DefaultBudget), indexed: map[string]bool{}, synced: map[vecindex.Key]time.Time{}}
+}
+
+// SetVectorIndexBytes changes the in-memory vector index's budget (0 turns
+// it off: every vector search uses HNSW).
+func (ms *MemoryStore) SetVectorIndexBytes(n int64) { ms.vi.SetBudget(n) }
 
 // hnswEfSearch is ef_search of the HNSW scan (candidates per search, higher
 // is more exact and slower). Measured recall@10 against exact search at 10k
@@ -231,7 +244,19 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 	err := ms.s.inTx(ctx, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, b).Close()
 	})
-	return ms.s.fail(ctx, "insert memory", err)
+	if err != nil {
+		return ms.s.fail(ctx, "insert memory", err)
+	}
+	ms.mu.Lock()
+	for _, sc := range scopes {
+		for k := range ms.synced {
+			if k.Scope == sc {
+				delete(ms.synced, k) // the next search reads the new rows
+			}
+		}
+	}
+	ms.mu.Unlock()
+	return nil
 }
 
 // memoryCols are the columns of memories m that scanMemory reads.
@@ -293,6 +318,7 @@ func (ms *MemoryStore) ListMemories(ctx context.Context, scope store.Scope, f me
 func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id string) error {
 	args := []any{scope.OrgID, scope.UserID, scope.ProjectID, id}
 	const chunkCond = `org_id = $1 AND user_id = $2 AND project_id = $3 AND memory_id = $4`
+	var chunkIDs []int64
 	err := ms.s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM memories WHERE `+chunkCond, args...)
 		if err != nil {
@@ -319,10 +345,18 @@ func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id s
 		if _, err := tx.Exec(ctx, `DELETE FROM memory_vectors WHERE chunk_id IN (SELECT id FROM memory_chunks WHERE `+chunkCond+`)`, args...); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM memory_chunks WHERE `+chunkCond, args...)
+		rows, err := tx.Query(ctx, `DELETE FROM memory_chunks WHERE `+chunkCond+` RETURNING id`, args...)
+		if err != nil {
+			return err
+		}
+		chunkIDs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 		return err
 	})
-	return ms.s.fail(ctx, "delete memory", err)
+	if err != nil {
+		return ms.s.fail(ctx, "delete memory", err)
+	}
+	ms.vi.Remove(scope, chunkIDs)
+	return nil
 }
 
 // filterSQL is the condition on memories m that f asks for; its parameters
@@ -360,11 +394,22 @@ func filterSQL(f memory.Filter, next int) (string, []any) {
 
 const memJoin = ` JOIN memories m ON m.org_id = c.org_id AND m.user_id = c.user_id AND m.project_id = c.project_id AND m.memory_id = c.memory_id`
 
-// VectorSearch uses the model's HNSW index (an iterative scan, so filters
-// that drop candidates still leave limit results when there are that many).
+// VectorSearch is exact from the in-memory index when the scope fits in it
+// and the filter is one it can apply, else it uses the model's HNSW index
+// (an iterative scan, so filters that drop candidates still leave limit
+// results when there are that many).
 func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, model string, vec []float32, f memory.Filter, limit int) ([]memory.Hit, error) {
 	if err := checkModel(model, len(vec)); err != nil {
 		return nil, fmt.Errorf("postgres: vector search: %w", err)
+	}
+	if vecindex.Searchable(f) {
+		hits, ok, err := ms.indexedSearch(ctx, vecindex.Key{Scope: scope, Model: model}, vec, f, limit)
+		if err != nil {
+			return nil, ms.s.fail(ctx, "vector search", err)
+		}
+		if ok {
+			return hits, nil
+		}
 	}
 	cond, fargs := filterSQL(f, 5)
 	dist := fmt.Sprintf("v.embedding::vector(%d) <=> $4::vector(%d)", len(vec), len(vec))
@@ -556,6 +601,7 @@ func (ms *MemoryStore) PutVectors(ctx context.Context, model string, refs []memo
 	if err := ms.ensureIndex(ctx, model, len(vecs[0])); err != nil {
 		return err
 	}
+	defer ms.vi.DropModel(model) // the loaded vectors of model may be stale now
 	err := ms.s.inTx(ctx, func(tx pgx.Tx) error {
 		for i, r := range refs {
 			if _, err := tx.Exec(ctx, `INSERT INTO memory_vectors (chunk_id, org_id, user_id, project_id, model, dim, embedding)
@@ -609,4 +655,134 @@ func (ms *MemoryStore) DeleteCoreBlock(ctx context.Context, scope store.Scope, a
 		return ms.s.fail(ctx, "delete core block", pgx.ErrNoRows)
 	}
 	return nil
+}
+
+// syncEvery is how often a search of a loaded scope looks for rows that
+// another process wrote (this store's own writes are read by the next search).
+const syncEvery = time.Second
+
+// syncWindow: rows are looked for from this many ids below the largest id
+// loaded, since concurrent writers commit ids out of order.
+const syncWindow = 4096
+
+// indexedSearch searches the scope in the in-memory index, loading it on its
+// first search and reading the rows written since at most syncEvery ago.
+// The rounded scores pick a few more candidates than asked for; their
+// exact similarities come with their chunks in one query.
+func (ms *MemoryStore) indexedSearch(ctx context.Context, k vecindex.Key, vec []float32, f memory.Filter, limit int) ([]memory.Hit, bool, error) {
+	if err := ms.sync(ctx, k); err != nil {
+		return nil, false, err
+	}
+	cand, ok, err := ms.vi.Search(ctx, k, vec, f, limit+limit/2+10, func(ctx context.Context, add func(int64, []float32, vecindex.Meta) error) error {
+		return ms.loadVectors(ctx, k, nil, add)
+	})
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	ms.mu.Lock()
+	if _, seen := ms.synced[k]; !seen {
+		ms.synced[k] = time.Now()
+	}
+	ms.mu.Unlock()
+	if len(cand) == 0 {
+		return nil, true, nil
+	}
+	ids := make([]int64, len(cand))
+	for i, c := range cand {
+		ids[i] = c.ID
+	}
+	rows, err := ms.s.pool.Query(ctx, `SELECT c.id, c.memory_id, c.seq, c.text, m.type, m.agent_id, m.group_id, m.importance, m.created_at,
+			1 - (v.embedding <=> $3::vector)
+		FROM memory_chunks c`+memJoin+` JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = $2
+		WHERE c.id = ANY($1)`, ids, k.Model, pgvector.NewVector(vec))
+	if err != nil {
+		return nil, false, err
+	}
+	var hits []memory.Hit
+	var h memory.Hit
+	var id int64
+	if _, err := pgx.ForEachRow(rows, []any{&id, &h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &h.CreatedAt, &h.Score}, func() error {
+		h.CreatedAt = utc(h.CreatedAt)
+		hits = append(hits, h)
+		return nil
+	}); err != nil {
+		return nil, false, err
+	}
+	sort.SliceStable(hits, func(i, j int) bool { return hits[i].Score > hits[j].Score })
+	return hits[:min(limit, len(hits))], true, nil
+}
+
+// sync reads into a loaded scope the rows it lacks among the newest ones:
+// always after this store wrote to the scope, else at most every syncEvery.
+// Rows another process deleted stay until the scope is reloaded; the search
+// drops them when it finds no chunk for them.
+func (ms *MemoryStore) sync(ctx context.Context, k vecindex.Key) error {
+	top := ms.vi.MaxID(k)
+	if top == 0 {
+		return nil // not loaded: the search loads it whole
+	}
+	ms.mu.Lock()
+	last, seen := ms.synced[k]
+	ms.mu.Unlock()
+	if seen && time.Since(last) < syncEvery {
+		return nil
+	}
+	rows, err := ms.s.pool.Query(ctx, `SELECT c.id FROM memory_chunks c
+		WHERE c.id > $1 AND c.org_id = $2 AND c.user_id = $3 AND c.project_id = $4`,
+		top-syncWindow, k.Scope.OrgID, k.Scope.UserID, k.Scope.ProjectID)
+	if err != nil {
+		return err
+	}
+	recent, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	if missing := ms.vi.Missing(k, recent); len(missing) > 0 {
+		var ids []int64
+		var vecs [][]float32
+		var metas []vecindex.Meta
+		if err := ms.loadVectors(ctx, k, missing, func(id int64, v []float32, m vecindex.Meta) error {
+			ids, vecs, metas = append(ids, id), append(vecs, slices.Clone(v)), append(metas, m)
+			return nil
+		}); err != nil {
+			return err
+		}
+		ms.vi.Insert(k, ids, vecs, metas)
+	}
+	ms.mu.Lock()
+	ms.synced[k] = time.Now()
+	ms.mu.Unlock()
+	return nil
+}
+
+// loadVectors feeds add the scope's vectors of the model: all of them, or
+// those of the chunks ids when given. The vector is reused between calls.
+func (ms *MemoryStore) loadVectors(ctx context.Context, k vecindex.Key, ids []int64, add func(int64, []float32, vecindex.Meta) error) error {
+	q := `SELECT c.id, v.embedding::real[], m.type, m.agent_id, m.group_id, m.created_at
+		FROM memory_chunks c JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = $4` + memJoin + `
+		WHERE c.org_id = $1 AND c.user_id = $2 AND c.project_id = $3`
+	args := []any{k.Scope.OrgID, k.Scope.UserID, k.Scope.ProjectID, k.Model}
+	if ids != nil {
+		q += ` AND c.id = ANY($5)`
+		args = append(args, ids)
+	}
+	rows, err := ms.s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var id int64
+	var vec []float32
+	var m vecindex.Meta
+	var created time.Time
+	for rows.Next() {
+		if err := rows.Scan(&id, &vec, &m.Type, &m.AgentID, &m.GroupID, &created); err != nil {
+			return err
+		}
+		m.Created = created.UnixMicro()
+		if err := add(id, vec, m); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }

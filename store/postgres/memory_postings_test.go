@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/openintern/openintern/internal/testenv"
 	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/memory/vecindex"
 	"github.com/openintern/openintern/store"
 )
 
@@ -129,5 +131,64 @@ func TestTextSearchPathsAgree(t *testing.T) {
 	}
 	if len(hits) != 5 || hits[0].MemoryID != short.ID {
 		t.Fatalf("hits = %+v, want %s first", hits, short.ID)
+	}
+}
+
+// TestVectorIndexSeesOtherWriters: two daemons on one database. B loads a
+// scope into its in-memory index; what A writes there afterwards reaches B's
+// searches within syncEvery, and what B writes itself at once; what A
+// deletes drops out of B's results.
+func TestVectorIndexSeesOtherWriters(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.PostgresURL(t)
+	a, b := open(t, url).Memory(), open(t, url).Memory()
+	emb := memory.NewHashEmbedder(64)
+	svcA, _ := memory.New(memory.Config{Store: a, Embedder: emb})
+	svcB, _ := memory.New(memory.Config{Store: b, Embedder: emb})
+	scope := store.Scope{OrgID: "o", UserID: "u"}
+	vsearch := func(svc *memory.Service, q string) []string {
+		t.Helper()
+		res, err := svc.Search(ctx, memory.SearchRequest{Scope: scope, Query: q, Mode: memory.ModeVector, TopK: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range res {
+			ids = append(ids, r.ID)
+		}
+		return ids
+	}
+	first, err := svcA.Write(ctx, memory.WriteRequest{Scope: scope, Text: "the boiler leaks near the valve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := vsearch(svcB, "boiler leaking"); len(got) != 1 || got[0] != first.ID {
+		t.Fatalf("B before: %v", got)
+	}
+	if n, loaded := b.vi.Len(vecindex.Key{Scope: scope, Model: emb.Model()}); !loaded || n != 1 {
+		t.Fatalf("B's index: %d vectors, loaded %v", n, loaded)
+	}
+	mine, err := svcB.Write(ctx, memory.WriteRequest{Scope: scope, Text: "tomatoes ripen in august"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := vsearch(svcB, "ripe tomatoes"); len(got) == 0 || got[0] != mine.ID {
+		t.Fatalf("B's own write not found at once: %v", got)
+	}
+	theirs, err := svcA.Write(ctx, memory.WriteRequest{Scope: scope, Text: "the dentist appointment moved to friday"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(syncEvery + 100*time.Millisecond)
+	if got := vsearch(svcB, "dentist appointment"); len(got) == 0 || got[0] != theirs.ID {
+		t.Fatalf("A's write not found by B after %s: %v", syncEvery, got)
+	}
+	if err := svcA.Delete(ctx, scope, theirs.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range vsearch(svcB, "dentist appointment") {
+		if id == theirs.ID {
+			t.Fatal("B still finds the memory A deleted")
+		}
 	}
 }

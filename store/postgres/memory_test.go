@@ -23,6 +23,17 @@ func openMemory(t *testing.T) memory.Store {
 
 func TestMemoryConformance(t *testing.T) { memorytest.Run(t, openMemory) }
 
+// TestMemoryConformanceHNSW runs the suite with the in-memory vector index
+// off, so every vector search goes through pgvector's HNSW index (as for a
+// scope over the index's budget).
+func TestMemoryConformanceHNSW(t *testing.T) {
+	memorytest.Run(t, func(t *testing.T) memory.Store {
+		ms := openMemory(t).(*postgres.MemoryStore)
+		ms.SetVectorIndexBytes(0)
+		return ms
+	})
+}
+
 // BenchmarkMemorySearch: hybrid search p50/p99 and HNSW recall@10 against
 // exact search at 10k and 100k chunks in one scope, for notes on topics (like
 // real ones) and for notes of everyday words only (the worst case).

@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/openintern/openintern/memory/vecindex"
 	"math"
 	"regexp"
 	"sort"
@@ -22,7 +22,7 @@ import (
 // an in-memory cache of each searched scope's vectors, see vecCache).
 type MemoryStore struct {
 	s  *Store
-	vc *vecCache
+	vc *vecindex.Index
 
 	mu          sync.Mutex
 	chunks      int64 // chunks in the file, once chunksKnown
@@ -35,16 +35,12 @@ var _ memory.Store = (*MemoryStore)(nil)
 // daemon: it caches vectors and counts, and sees only its own writes (and
 // other processes' writes when it loads a scope).
 func (s *Store) Memory() *MemoryStore {
-	return &MemoryStore{s: s, vc: newVecCache(DefaultVectorCacheBytes)}
+	return &MemoryStore{s: s, vc: vecindex.New(vecindex.DefaultBudget)}
 }
 
 // SetVectorCacheBytes changes the vector cache's budget (0 turns it off:
 // every vector search scans the scope's blobs).
-func (ms *MemoryStore) SetVectorCacheBytes(n int64) {
-	ms.vc.mu.Lock()
-	ms.vc.budget = n
-	ms.vc.mu.Unlock()
-}
+func (ms *MemoryStore) SetVectorCacheBytes(n int64) { ms.vc.SetBudget(n) }
 
 // addChunkCount adjusts the cached chunk count after a committed write.
 func (ms *MemoryStore) addChunkCount(d int64) {
@@ -157,33 +153,30 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 	return nil
 }
 
-// cacheInserted adds a stored memory's vectors to the scope's vector cache,
-// when that cache is loaded.
+// cacheInserted adds a stored memory's vectors to the scope's vector index,
+// when that index is loaded.
 func (ms *MemoryStore) cacheInserted(m memory.Memory, chunks []memory.Chunk, ids []int64) {
 	ms.addChunkCount(int64(len(chunks)))
-	meta := vcMeta{typ: m.Type, agent: m.AgentID, group: m.GroupID, created: micros(m.CreatedAt)}
-	byModel := map[string][]int{}
-	for i, c := range chunks {
-		if c.Vector != nil {
-			byModel[c.Model] = append(byModel[c.Model], i)
-		}
+	meta := vecindex.Meta{Type: m.Type, AgentID: m.AgentID, GroupID: m.GroupID, Created: micros(m.CreatedAt)}
+	type batch struct {
+		ids   []int64
+		vecs  [][]float32
+		metas []vecindex.Meta
 	}
-	for model, idx := range byModel {
-		k := vcKey{m.Scope, model}
-		e := ms.vc.peek(k)
-		if e == nil {
+	byModel := map[string]*batch{}
+	for i, c := range chunks {
+		if c.Vector == nil {
 			continue
 		}
-		e.mu.Lock()
-		if e.ready && !e.dead {
-			for _, i := range idx {
-				e.add(ids[i], chunks[i].Vector, meta)
-			}
-			if !ms.vc.resize(k, e, int64(len(e.ids))*entryBytes(e.dim)) {
-				e.dead = true
-			}
+		b := byModel[c.Model]
+		if b == nil {
+			b = &batch{}
+			byModel[c.Model] = b
 		}
-		e.mu.Unlock()
+		b.ids, b.vecs, b.metas = append(b.ids, ids[i]), append(b.vecs, c.Vector), append(b.metas, meta)
+	}
+	for model, b := range byModel {
+		ms.vc.Insert(vecindex.Key{Scope: m.Scope, Model: model}, b.ids, b.vecs, b.metas)
 	}
 }
 
@@ -280,13 +273,7 @@ func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id s
 		return fail("delete memory", err)
 	}
 	ms.addChunkCount(-int64(len(chunkIDs)))
-	for _, e := range ms.vc.scopeEntries(scope) {
-		e.mu.Lock()
-		for _, cid := range chunkIDs {
-			e.remove(cid)
-		}
-		e.mu.Unlock()
-	}
+	ms.vc.Remove(scope, chunkIDs)
 	return nil
 }
 
@@ -345,10 +332,10 @@ func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, mode
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: vector search: %w", err)
 	}
-	var top []scoredChunk
+	var top []vecindex.Scored
 	cached := false
-	if cacheable(f) {
-		top, cached, err = ms.cachedSearch(ctx, vcKey{scope, model}, vec, f, limit)
+	if vecindex.Searchable(f) {
+		top, cached, err = ms.cachedSearch(ctx, vecindex.Key{Scope: scope, Model: model}, vec, f, limit)
 		if err != nil {
 			return nil, fail("vector search", err)
 		}
@@ -362,48 +349,56 @@ func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, mode
 	ids := make([]int64, len(top))
 	scores := make(map[int64]float64, len(top))
 	for i, t := range top {
-		ids[i] = t.id
-		scores[t.id] = t.score
+		ids[i] = t.ID
+		scores[t.ID] = t.Score
 	}
 	return ms.hits(ctx, "vector search", ids, scores)
 }
 
-// cachedSearch searches the scope's cache entry, loading it first when it
-// is new; ok is false when the scope is not cached.
-func (ms *MemoryStore) cachedSearch(ctx context.Context, k vcKey, vec []float32, f memory.Filter, limit int) (top []scoredChunk, ok bool, err error) {
-	e, created := ms.vc.get(k)
-	if e == nil {
-		return nil, false, nil
+// cachedSearch searches the scope in the vector index, loading it first
+// when it is new; ok is false when the scope is too big to be indexed.
+func (ms *MemoryStore) cachedSearch(ctx context.Context, k vecindex.Key, vec []float32, f memory.Filter, limit int) (top []vecindex.Scored, ok bool, err error) {
+	cand, ok, err := ms.vc.Search(ctx, k, vec, f, limit+limit/2+10, func(ctx context.Context, add func(int64, []float32, vecindex.Meta) error) error {
+		dim := len(vec)
+		v := make([]float32, dim)
+		return queryRows(ctx, ms.s.r, `SELECT c.id, v.embedding, m.type, m.agent_id, m.group_id, m.created_at FROM memory_chunks c
+			JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = ?`+memJoin+` WHERE c.org_id = ? AND c.user_id = ? AND c.project_id = ?`,
+			append([]any{k.Model}, scopeArgs(k.Scope)...), func(rows *sql.Rows) error {
+				var id int64
+				var blob sql.RawBytes
+				var m vecindex.Meta
+				if err := rows.Scan(&id, &blob, &m.Type, &m.AgentID, &m.GroupID, &m.Created); err != nil {
+					return err
+				}
+				if len(blob) != 4*dim {
+					return nil
+				}
+				for i := range v {
+					v[i] = math.Float32frombits(binary.LittleEndian.Uint32(blob[4*i:]))
+				}
+				return add(id, v, m)
+			})
+	})
+	if err != nil || !ok {
+		return nil, false, err
 	}
-	if created {
-		if err := ms.load(ctx, k, e, len(vec)); err != nil {
-			return nil, false, err
-		}
-	}
-	e.mu.RLock()
-	if !e.ready || e.dead || e.dim != len(vec) {
-		e.mu.RUnlock()
-		return nil, false, nil
-	}
-	cand := e.search(vec, f, limit+limit/2+10)
-	e.mu.RUnlock()
-	top, err = ms.rescore(ctx, k.model, vec, cand, limit)
+	top, err = ms.rescore(ctx, k.Model, vec, cand, limit)
 	return top, err == nil, err
 }
 
-// rescore replaces the cache's rounded scores of cand with exact ones from
+// rescore replaces the index's rounded scores of cand with exact ones from
 // the stored vectors and keeps the best limit: the rounding may swap close
-// neighbours, so the cache proposes a few more candidates than asked for.
-func (ms *MemoryStore) rescore(ctx context.Context, model string, vec []float32, cand []scoredChunk, limit int) ([]scoredChunk, error) {
+// neighbours, so the index proposes a few more candidates than asked for.
+func (ms *MemoryStore) rescore(ctx context.Context, model string, vec []float32, cand []vecindex.Scored, limit int) ([]vecindex.Scored, error) {
 	if len(cand) == 0 {
 		return nil, nil
 	}
 	args := make([]any, 0, len(cand)+1)
 	args = append(args, model)
 	for _, c := range cand {
-		args = append(args, c.id)
+		args = append(args, c.ID)
 	}
-	out := make([]scoredChunk, 0, len(cand))
+	out := make([]vecindex.Scored, 0, len(cand))
 	err := queryRows(ctx, ms.s.r, `SELECT chunk_id, embedding FROM memory_vectors WHERE model = ? AND chunk_id IN (?`+
 		strings.Repeat(", ?", len(cand)-1)+`)`, args, func(rows *sql.Rows) error {
 		var id int64
@@ -411,76 +406,25 @@ func (ms *MemoryStore) rescore(ctx context.Context, model string, vec []float32,
 		if err := rows.Scan(&id, &blob); err != nil {
 			return err
 		}
-		out = append(out, scoredChunk{id, dotBlob(vec, blob)})
+		out = append(out, vecindex.Scored{ID: id, Score: dotBlob(vec, blob)})
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].score != out[j].score {
-			return out[i].score > out[j].score
-		}
-		return out[i].id > out[j].id
-	})
+	vecindex.SortBest(out)
 	return out[:min(limit, len(out))], nil
 }
 
-// load fills a new cache entry with the scope's vectors of the model.
-func (ms *MemoryStore) load(ctx context.Context, k vcKey, e *vcScope, dim int) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.dim = dim
-	e.cols = make([][]int8, dim)
-	vec := make([]float32, dim)
-	maxN := ms.vc.budgetBytes() / entryBytes(dim)
-	err := queryRows(ctx, ms.s.r, `SELECT c.id, v.embedding, m.type, m.agent_id, m.group_id, m.created_at FROM memory_chunks c
-		JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = ?`+memJoin+` WHERE c.org_id = ? AND c.user_id = ? AND c.project_id = ?`,
-		append([]any{k.model}, scopeArgs(k.scope)...), func(rows *sql.Rows) error {
-			var id int64
-			var blob sql.RawBytes
-			var m vcMeta
-			if err := rows.Scan(&id, &blob, &m.typ, &m.agent, &m.group, &m.created); err != nil {
-				return err
-			}
-			if len(blob) != 4*dim {
-				return nil
-			}
-			if int64(len(e.ids)) >= maxN {
-				return errTooBig
-			}
-			for i := range vec {
-				vec[i] = math.Float32frombits(binary.LittleEndian.Uint32(blob[4*i:]))
-			}
-			e.add(id, vec, m)
-			return nil
-		})
-	if err == nil {
-		e.ready = ms.vc.resize(k, e, int64(len(e.ids))*entryBytes(dim))
-	} else if errors.Is(err, errTooBig) {
-		ms.vc.resize(k, e, ms.vc.budgetBytes()+1) // remembered as too big
-		err = nil
-	} else {
-		ms.vc.drop(k, e)
-	}
-	if !e.ready {
-		e.dead = true
-		e.cols, e.scale, e.ids, e.meta, e.pos = nil, nil, nil, nil, nil
-	}
-	return err
-}
-
-var errTooBig = errors.New("over the vector cache budget")
-
 // scanSearch scores every vector of the model in the scope (filtered).
-func (ms *MemoryStore) scanSearch(ctx context.Context, scope store.Scope, model string, vec []float32, cond string, fargs []any, limit int) ([]scoredChunk, error) {
+func (ms *MemoryStore) scanSearch(ctx context.Context, scope store.Scope, model string, vec []float32, cond string, fargs []any, limit int) ([]vecindex.Scored, error) {
 	q := `SELECT c.id, v.embedding FROM memory_chunks c JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = ?`
 	if cond != "" {
 		q += memJoin
 	}
 	q += ` WHERE c.org_id = ? AND c.user_id = ? AND c.project_id = ?` + cond
 	args := append(append([]any{model}, scopeArgs(scope)...), fargs...)
-	var top []scoredChunk // kept sorted, best first, at most limit
+	var top []vecindex.Scored // kept sorted, best first, at most limit
 	err := queryRows(ctx, ms.s.r, q, args, func(rows *sql.Rows) error {
 		var id int64
 		var blob sql.RawBytes
@@ -488,15 +432,15 @@ func (ms *MemoryStore) scanSearch(ctx context.Context, scope store.Scope, model 
 			return err
 		}
 		sc := dotBlob(vec, blob)
-		if len(top) == limit && sc <= top[len(top)-1].score {
+		if len(top) == limit && sc <= top[len(top)-1].Score {
 			return nil
 		}
-		i := sort.Search(len(top), func(i int) bool { return top[i].score < sc })
+		i := sort.Search(len(top), func(i int) bool { return top[i].Score < sc })
 		if len(top) < limit {
-			top = append(top, scoredChunk{})
+			top = append(top, vecindex.Scored{})
 		}
 		copy(top[i+1:], top[i:len(top)-1])
-		top[i] = scoredChunk{id, sc}
+		top[i] = vecindex.Scored{ID: id, Score: sc}
 		return nil
 	})
 	return top, err
@@ -623,7 +567,7 @@ func (ms *MemoryStore) PutVectors(ctx context.Context, model string, refs []memo
 	if len(refs) != len(vecs) {
 		return fmt.Errorf("sqlite: put vectors: %d refs, %d vectors", len(refs), len(vecs))
 	}
-	defer ms.vc.dropModel(model) // the cached vectors of model may be stale now
+	defer ms.vc.DropModel(model) // the cached vectors of model may be stale now
 	err := ms.s.writeTx(ctx, func(tx *sql.Tx) error {
 		for i, r := range refs {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO memory_vectors (chunk_id, model, dim, embedding) VALUES (?, ?, ?, ?)

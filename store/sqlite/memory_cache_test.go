@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"github.com/openintern/openintern/memory/vecindex"
 	"path/filepath"
 	"testing"
 
@@ -57,7 +58,7 @@ func TestVectorCacheMatchesScan(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok, err := ms.cachedSearch(ctx, vcKey{a, emb.Model()}, q[0], f, 10)
+		got, ok, err := ms.cachedSearch(ctx, vecindex.Key{Scope: a, Model: emb.Model()}, q[0], f, 10)
 		if err != nil || !ok {
 			t.Fatalf("cached search: ok %v err %v", ok, err)
 		}
@@ -65,7 +66,7 @@ func TestVectorCacheMatchesScan(t *testing.T) {
 			t.Fatalf("cached %d hits, scan %d", len(got), len(want))
 		}
 		for i := range got {
-			if d := got[i].score - want[i].score; d > 1e-5 || d < -1e-5 {
+			if d := got[i].Score - want[i].Score; d > 1e-5 || d < -1e-5 {
 				t.Fatalf("hit %d: cached %+v, scan %+v", i, got[i], want[i])
 			}
 		}
@@ -83,20 +84,20 @@ func TestVectorCacheMatchesScan(t *testing.T) {
 	check(memory.Filter{})
 	check(memory.Filter{Types: []string{memory.TypeArchival}})
 	check(memory.Filter{AgentID: "ag1"})
-	if n := len(ms.vc.peek(vcKey{a, emb.Model()}).ids); n != 45 {
+	if n, _ := ms.vc.Len(vecindex.Key{Scope: a, Model: emb.Model()}); n != 45 {
 		t.Fatalf("cache holds %d vectors, want 45", n)
 	}
 	// Loading b evicts a under a budget that fits one scope only.
-	ms.SetVectorCacheBytes(60 * entryBytes(64))
-	if _, ok, _ := ms.cachedSearch(ctx, vcKey{b, emb.Model()}, q[0], memory.Filter{}, 10); !ok {
+	ms.SetVectorCacheBytes(60 * vecindex.EntryBytes(64))
+	if _, ok, _ := ms.cachedSearch(ctx, vecindex.Key{Scope: b, Model: emb.Model()}, q[0], memory.Filter{}, 10); !ok {
 		t.Fatal("scope b not cached")
 	}
-	if ms.vc.peek(vcKey{a, emb.Model()}) != nil {
+	if _, loaded := ms.vc.Len(vecindex.Key{Scope: a, Model: emb.Model()}); loaded {
 		t.Fatal("scope a not evicted")
 	}
 	// Over budget: not cached, searches still work by scanning.
-	ms.SetVectorCacheBytes(10 * entryBytes(64))
-	if _, ok, _ := ms.cachedSearch(ctx, vcKey{a, emb.Model()}, q[0], memory.Filter{}, 10); ok {
+	ms.SetVectorCacheBytes(10 * vecindex.EntryBytes(64))
+	if _, ok, _ := ms.cachedSearch(ctx, vecindex.Key{Scope: a, Model: emb.Model()}, q[0], memory.Filter{}, 10); ok {
 		t.Fatal("scope a cached over budget")
 	}
 	res, err := svc.Search(ctx, memory.SearchRequest{Scope: a, Query: "tomatoes basil", Mode: memory.ModeVector, TopK: 5})
