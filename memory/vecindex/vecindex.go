@@ -364,7 +364,8 @@ func (e *entry) remove(id int64) {
 func Searchable(f memory.Filter) bool { return len(f.Metadata) == 0 }
 
 // Search returns up to limit chunks of k passing f by their (rounded)
-// similarity to q, best first, loading k through load on its first search.
+// similarity to q, best first, loading k through load on its first search
+// (a nil load searches only a loaded k).
 // ok is false when k cannot be kept (over budget); the caller then searches
 // some other way.
 func (x *Index) Search(ctx context.Context, k Key, q []float32, f memory.Filter, limit int, load Loader) (top []Scored, ok bool, err error) {
@@ -373,6 +374,10 @@ func (x *Index) Search(ctx context.Context, k Key, q []float32, f memory.Filter,
 		return nil, false, nil
 	}
 	if created {
+		if load == nil { // searching only what is loaded
+			x.drop(k, e)
+			return nil, false, nil
+		}
 		if err := x.load(ctx, k, e, len(q), load); err != nil {
 			return nil, false, err
 		}
@@ -444,20 +449,45 @@ func (e *entry) search(q []float32, f memory.Filter, limit int) []Scored {
 	return out
 }
 
+// scoreBlock is how many chunks are scored at once: their scores stay in
+// the L1 cache while every query dimension is added, instead of streaming
+// the whole score array once per dimension.
+const scoreBlock = 2048
+
 // score fills scores[lo:hi] with the rounded similarities.
 func (e *entry) score(q []float32, scores []float32, lo, hi int) {
-	sc := scores[lo:hi]
+	type term struct {
+		d int
+		v float32
+	}
+	var terms []term
 	for d, v := range q {
-		if v == 0 || d >= len(e.cols) {
-			continue
-		}
-		col := e.cols[d][lo:hi]
-		for i, c := range col {
-			sc[i] += v * float32(c)
+		if v != 0 && d < len(e.cols) {
+			terms = append(terms, term{d, v})
 		}
 	}
-	for i, u := range e.scale[lo:hi] {
-		sc[i] *= u
+	for b := lo; b < hi; b += scoreBlock {
+		end := min(b+scoreBlock, hi)
+		sc := scores[b:end]
+		for _, t := range terms {
+			col := e.cols[t.d][b:end]
+			col = col[:len(sc)]
+			v := t.v
+			i := 0
+			for ; i+4 <= len(col); i += 4 { // unrolled: fewer bounds checks and loop branches
+				c4, s4 := col[i:i+4:i+4], sc[i:i+4:i+4]
+				s4[0] += v * float32(c4[0])
+				s4[1] += v * float32(c4[1])
+				s4[2] += v * float32(c4[2])
+				s4[3] += v * float32(c4[3])
+			}
+			for ; i < len(col); i++ {
+				sc[i] += v * float32(col[i])
+			}
+		}
+		for i, u := range e.scale[b:end] {
+			sc[i] *= u
+		}
 	}
 }
 

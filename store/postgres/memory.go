@@ -667,13 +667,13 @@ const syncWindow = 4096
 
 // indexedSearch searches the scope in the in-memory index, loading it on its
 // first search and reading the rows written since at most syncEvery ago.
-// The rounded scores pick a few more candidates than asked for; their
-// exact similarities come with their chunks in one query.
+// Its scores are the index's rounded ones (within about 1e-3): reading the
+// exact vectors back would cost more than the search itself.
 func (ms *MemoryStore) indexedSearch(ctx context.Context, k vecindex.Key, vec []float32, f memory.Filter, limit int) ([]memory.Hit, bool, error) {
 	if err := ms.sync(ctx, k); err != nil {
 		return nil, false, err
 	}
-	cand, ok, err := ms.vi.Search(ctx, k, vec, f, limit+limit/2+10, func(ctx context.Context, add func(int64, []float32, vecindex.Meta) error) error {
+	cand, ok, err := ms.vi.Search(ctx, k, vec, f, limit, func(ctx context.Context, add func(int64, []float32, vecindex.Meta) error) error {
 		return ms.loadVectors(ctx, k, nil, add)
 	})
 	if err != nil || !ok {
@@ -684,32 +684,13 @@ func (ms *MemoryStore) indexedSearch(ctx context.Context, k vecindex.Key, vec []
 		ms.synced[k] = time.Now()
 	}
 	ms.mu.Unlock()
-	if len(cand) == 0 {
-		return nil, true, nil
-	}
 	ids := make([]int64, len(cand))
+	scores := make(map[int64]float64, len(cand))
 	for i, c := range cand {
-		ids[i] = c.ID
+		ids[i], scores[c.ID] = c.ID, c.Score
 	}
-	rows, err := ms.s.pool.Query(ctx, `SELECT c.id, c.memory_id, c.seq, c.text, m.type, m.agent_id, m.group_id, m.importance, m.created_at,
-			1 - (v.embedding <=> $3::vector)
-		FROM memory_chunks c`+memJoin+` JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = $2
-		WHERE c.id = ANY($1)`, ids, k.Model, pgvector.NewVector(vec))
-	if err != nil {
-		return nil, false, err
-	}
-	var hits []memory.Hit
-	var h memory.Hit
-	var id int64
-	if _, err := pgx.ForEachRow(rows, []any{&id, &h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &h.CreatedAt, &h.Score}, func() error {
-		h.CreatedAt = utc(h.CreatedAt)
-		hits = append(hits, h)
-		return nil
-	}); err != nil {
-		return nil, false, err
-	}
-	sort.SliceStable(hits, func(i, j int) bool { return hits[i].Score > hits[j].Score })
-	return hits[:min(limit, len(hits))], true, nil
+	hits, err := ms.hits(ctx, "vector search", ids, scores)
+	return hits, err == nil, err
 }
 
 // sync reads into a loaded scope the rows it lacks among the newest ones:
