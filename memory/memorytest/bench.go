@@ -176,6 +176,11 @@ func BenchSearch(b *testing.B, st memory.Store, corpus Corpus, n int) {
 	for i := range queries {
 		queries[i] = corpus.text(r, 3+r.IntN(5))
 	}
+	t0 := time.Now()
+	if _, err := svc.Search(ctx, memory.SearchRequest{Scope: scope, Query: queries[0], TopK: 10}); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("first search (loads what a store caches) took %s", time.Since(t0).Round(time.Millisecond))
 	// Recall@10 of the vector leg against exact search.
 	var recall float64
 	const rq = 50
@@ -228,20 +233,22 @@ func BenchSearch(b *testing.B, st memory.Store, corpus Corpus, n int) {
 		_, err := st.TextSearch(ctx, scope, memory.Tokenize(q), memory.Filter{}, 60)
 		return err
 	})
-	b.ResetTimer()
-	lat := make([]time.Duration, 0, b.N)
-	for i := range b.N {
-		t0 := time.Now()
-		if _, err := svc.Search(ctx, memory.SearchRequest{Scope: scope, Query: queries[i%len(queries)], TopK: 10}); err != nil {
-			b.Fatal(err)
+	// In a sub-benchmark, so the seeding above runs once, not once per b.N.
+	b.Run("hybrid", func(b *testing.B) {
+		lat := make([]time.Duration, 0, b.N)
+		for i := range b.N {
+			t0 := time.Now()
+			if _, err := svc.Search(ctx, memory.SearchRequest{Scope: scope, Query: queries[i%len(queries)], TopK: 10}); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
 		}
-		lat = append(lat, time.Since(t0))
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	b.ReportMetric(recall/rq, "vector-recall@10")
-	b.ReportMetric(vecP50, "vector-leg-p50-ms")
-	b.ReportMetric(textP50, "text-leg-p50-ms")
+		b.StopTimer()
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(recall/rq, "vector-recall@10")
+		b.ReportMetric(vecP50, "vector-leg-p50-ms")
+		b.ReportMetric(textP50, "text-leg-p50-ms")
+	})
 }

@@ -11,28 +11,24 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/store"
 )
 
 // MemoryStore is memory.Store on the same SQLite file as Store: FTS5 over
-// the Go tokens for full text, float32 blobs scored in Go for vectors (from
-// an in-memory cache of each searched scope's vectors, see vecCache).
+// the Go tokens for full text (with per-scope document frequencies in
+// memory_terms), float32 blobs scored in Go for vectors (from an in-memory
+// index of each searched scope's vectors, see memory/vecindex).
 type MemoryStore struct {
 	s  *Store
 	vc *vecindex.Index
-
-	mu          sync.Mutex
-	chunks      int64 // chunks in the file, once chunksKnown
-	chunksKnown bool
 }
 
 var _ memory.Store = (*MemoryStore)(nil)
 
 // Memory returns the memory store that shares s's connections. Keep one per
-// daemon: it caches vectors and counts, and sees only its own writes (and
+// daemon: it caches vectors, and sees only its own writes (and
 // other processes' writes when it loads a scope).
 func (s *Store) Memory() *MemoryStore {
 	return &MemoryStore{s: s, vc: vecindex.New(vecindex.DefaultBudget)}
@@ -41,29 +37,6 @@ func (s *Store) Memory() *MemoryStore {
 // SetVectorCacheBytes changes the vector cache's budget (0 turns it off:
 // every vector search scans the scope's blobs).
 func (ms *MemoryStore) SetVectorCacheBytes(n int64) { ms.vc.SetBudget(n) }
-
-// addChunkCount adjusts the cached chunk count after a committed write.
-func (ms *MemoryStore) addChunkCount(d int64) {
-	ms.mu.Lock()
-	if ms.chunksKnown {
-		ms.chunks += d
-	}
-	ms.mu.Unlock()
-}
-
-// chunkCount is the number of chunks in the file (all scopes, as FTS5's
-// document frequencies are), counted once and then tracked.
-func (ms *MemoryStore) chunkCount(ctx context.Context) (int64, error) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	if !ms.chunksKnown {
-		if err := ms.s.r.QueryRowContext(ctx, `SELECT count(*) FROM memory_chunks`).Scan(&ms.chunks); err != nil {
-			return 0, err
-		}
-		ms.chunksKnown = true
-	}
-	return ms.chunks, nil
-}
 
 // metaKeyRE limits metadata filter keys to what can be put in a JSON path
 // without quoting problems.
@@ -112,6 +85,9 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 			return err
 		}
 		defer func() { _ = insChunk.Close() }()
+		if err := addTermCounts(ctx, tx, termCounts(batch), 1); err != nil {
+			return err
+		}
 		for b, nm := range batch {
 			m, chunks := nm.Memory, nm.Chunks
 			if _, err := tx.ExecContext(ctx, `INSERT INTO memories (org_id, user_id, project_id, memory_id, type, agent_id, group_id,
@@ -153,10 +129,47 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 	return nil
 }
 
+// termCounts is, per scope, how many of the batch's chunks contain each term
+// (and, under "", how many chunks there are).
+func termCounts(batch []memory.NewMemory) map[store.Scope]map[string]int64 {
+	out := map[store.Scope]map[string]int64{}
+	for _, nm := range batch {
+		df := out[nm.Memory.Scope]
+		if df == nil {
+			df = map[string]int64{}
+			out[nm.Memory.Scope] = df
+		}
+		df[""] += int64(len(nm.Chunks))
+		for _, c := range nm.Chunks {
+			for _, t := range memory.UniqueTokens(c.Tokens) {
+				df[t]++
+			}
+		}
+	}
+	return out
+}
+
+// addTermCounts adds sign × the counts to memory_terms.
+func addTermCounts(ctx context.Context, tx *sql.Tx, counts map[store.Scope]map[string]int64, sign int64) error {
+	up, err := tx.PrepareContext(ctx, `INSERT INTO memory_terms (org_id, user_id, project_id, term, df) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (org_id, user_id, project_id, term) DO UPDATE SET df = df + excluded.df`)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = up.Close() }()
+	for sc, df := range counts {
+		for t, n := range df {
+			if _, err := up.ExecContext(ctx, scopeArgs(sc, t, sign*n)...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // cacheInserted adds a stored memory's vectors to the scope's vector index,
 // when that index is loaded.
 func (ms *MemoryStore) cacheInserted(m memory.Memory, chunks []memory.Chunk, ids []int64) {
-	ms.addChunkCount(int64(len(chunks)))
 	meta := vecindex.Meta{Type: m.Type, AgentID: m.AgentID, GroupID: m.GroupID, Created: micros(m.CreatedAt)}
 	type batch struct {
 		ids   []int64
@@ -249,14 +262,23 @@ func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id s
 		if n, _ := res.RowsAffected(); n == 0 {
 			return sql.ErrNoRows
 		}
-		if err := queryRows(ctx, tx, `SELECT id FROM memory_chunks WHERE `+scopeCond+` AND memory_id = ?`, scopeArgs(scope, id), func(rows *sql.Rows) error {
+		// FTS5 keeps no copy of the tokens (contentless): the chunks' text
+		// is tokenized again to take its terms' counts back.
+		var gone memory.NewMemory
+		gone.Memory.Scope = scope
+		if err := queryRows(ctx, tx, `SELECT id, text FROM memory_chunks WHERE `+scopeCond+` AND memory_id = ?`, scopeArgs(scope, id), func(rows *sql.Rows) error {
 			var cid int64
-			if err := rows.Scan(&cid); err != nil {
+			var text string
+			if err := rows.Scan(&cid, &text); err != nil {
 				return err
 			}
 			chunkIDs = append(chunkIDs, cid)
+			gone.Chunks = append(gone.Chunks, memory.Chunk{Tokens: memory.Tokenize(text)})
 			return nil
 		}); err != nil {
+			return err
+		}
+		if err := addTermCounts(ctx, tx, termCounts([]memory.NewMemory{gone}), -1); err != nil {
 			return err
 		}
 		sub := `(SELECT id FROM memory_chunks WHERE ` + scopeCond + ` AND memory_id = ?)`
@@ -272,7 +294,6 @@ func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id s
 	if err != nil {
 		return fail("delete memory", err)
 	}
-	ms.addChunkCount(-int64(len(chunkIDs)))
 	ms.vc.Remove(scope, chunkIDs)
 	return nil
 }
@@ -482,7 +503,7 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 
 // TextSearch ranks chunks by FTS5's bm25 over an OR of the query's rarest
 // terms: memory.SelectTerms drops the terms most chunks contain (their
-// document frequencies come from memory_fts_vocab), so the set of chunks
+// per-scope document frequencies come from memory_terms), so the set of chunks
 // bm25 scores stays bounded as memories accumulate.
 func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int) ([]memory.Hit, error) {
 	if len(tokens) == 0 {
@@ -492,22 +513,23 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: text search: %w", err)
 	}
-	n, err := ms.chunkCount(ctx)
-	if err != nil {
-		return nil, fail("text search", err)
+	targs := scopeArgs(scope)
+	for _, t := range tokens {
+		targs = append(targs, t)
 	}
-	targs := make([]any, len(tokens))
-	for i, t := range tokens {
-		targs[i] = t
-	}
+	var n int64
 	var dfs []memory.TermDF
-	err = queryRows(ctx, ms.s.r, `SELECT term, doc FROM memory_fts_vocab WHERE term IN (?`+strings.Repeat(", ?", len(tokens)-1)+`)`, targs,
+	err = queryRows(ctx, ms.s.r, `SELECT term, df FROM memory_terms WHERE `+scopeCond+` AND term IN ('', ?`+strings.Repeat(", ?", len(tokens)-1)+`)`, targs,
 		func(rows *sql.Rows) error {
 			var t memory.TermDF
 			if err := rows.Scan(&t.Term, &t.DF); err != nil {
 				return err
 			}
-			dfs = append(dfs, t)
+			if t.Term == "" {
+				n = t.DF
+			} else {
+				dfs = append(dfs, t)
+			}
 			return nil
 		})
 	if err != nil {

@@ -1,4 +1,4 @@
--- 0008_memory_postings: an impact-ordered inverted index for the full-text leg.
+-- 0008_memory_text_index: an impact-ordered inverted index for the full-text leg.
 --
 -- Ranking with the GIN index over tsv read every chunk matching a query's
 -- rarest term: at 100k chunks a word in 7% of them meant 7,000 heap rows
