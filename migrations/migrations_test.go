@@ -57,7 +57,7 @@ func TestDialectsMatch(t *testing.T) {
 // SQLite's FTS5 virtual table (not listed by objects) does on its own.
 var dialectOnly = map[string]bool{
 	"index memory_chunks_tsv_idx": true, "table memory_terms": true,
-	"table memory_postings": true, "index memory_postings_rank_idx": true,
+	"table memory_postings": true, "index memory_postings_rank_idx": true, "index memory_chunks_scope_id_idx": true,
 }
 
 // objects lists the names after CREATE TABLE / CREATE [UNIQUE] INDEX.

@@ -38,3 +38,7 @@ CREATE INDEX memory_postings_rank_idx ON memory_postings (org_id, user_id, proje
 
 -- Nothing matches tsv any more; the column stays as the chunk's terms.
 DROP INDEX IF EXISTS memory_chunks_tsv_idx;
+
+-- The in-memory vector index of a daemon reads a scope's chunks newer than
+-- the ones it holds (written by other daemons) through this index.
+CREATE INDEX memory_chunks_scope_id_idx ON memory_chunks (org_id, user_id, project_id, id);

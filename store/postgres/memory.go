@@ -698,10 +698,10 @@ func (ms *MemoryStore) indexedSearch(ctx context.Context, k vecindex.Key, vec []
 // Rows another process deleted stay until the scope is reloaded; the search
 // drops them when it finds no chunk for them.
 func (ms *MemoryStore) sync(ctx context.Context, k vecindex.Key) error {
-	top := ms.vi.MaxID(k)
-	if top == 0 {
-		return nil // not loaded: the search loads it whole
+	if _, loaded := ms.vi.Len(k); !loaded {
+		return nil // the search loads it whole
 	}
+	top := ms.vi.MaxID(k)
 	ms.mu.Lock()
 	last, seen := ms.synced[k]
 	ms.mu.Unlock()

@@ -158,12 +158,16 @@ func TestVectorIndexSeesOtherWriters(t *testing.T) {
 		}
 		return ids
 	}
+	if got := vsearch(svcB, "boiler"); len(got) != 0 { // B loads the scope while it is empty
+		t.Fatalf("B on an empty scope: %v", got)
+	}
 	first, err := svcA.Write(ctx, memory.WriteRequest{Scope: scope, Text: "the boiler leaks near the valve"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(syncEvery + 100*time.Millisecond)
 	if got := vsearch(svcB, "boiler leaking"); len(got) != 1 || got[0] != first.ID {
-		t.Fatalf("B before: %v", got)
+		t.Fatalf("B after A's first write: %v", got)
 	}
 	if n, loaded := b.vi.Len(vecindex.Key{Scope: scope, Model: emb.Model()}); !loaded || n != 1 {
 		t.Fatalf("B's index: %d vectors, loaded %v", n, loaded)
