@@ -99,12 +99,16 @@ func (x *Index) budgetBytes() int64 {
 	return x.budget
 }
 
+// tooBigFor is how long a scope found over budget is not tried again: each
+// try reads a budget's worth of vectors before giving up.
+const tooBigFor = 10 * time.Minute
+
 // get returns the key's entry, creating it (not loaded) when absent; nil
 // when the scope was recently found over budget.
 func (x *Index) get(k Key) (e *entry, created bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if t, ok := x.tooBig[k]; ok && time.Since(t) < time.Minute {
+	if t, ok := x.tooBig[k]; ok && time.Since(t) < tooBigFor {
 		return nil, false
 	}
 	e = x.scopes[k]
