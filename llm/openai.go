@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/openintern/openintern/internal/httpretry"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -14,7 +15,6 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -364,10 +364,10 @@ func (p *OpenAI) statusError(ctx context.Context, hresp *http.Response) attemptR
 		return attemptResult{err: fmt.Errorf("%w: %s", ErrAuth, detail)}
 	case code == http.StatusTooManyRequests:
 		return attemptResult{err: fmt.Errorf("%w: %s", ErrRateLimited, detail), retryable: true,
-			retryAfter: parseRetryAfter(hresp.Header)}
+			retryAfter: httpretry.After(hresp.Header)}
 	case code >= 500 || code == http.StatusRequestTimeout:
 		return attemptResult{err: fmt.Errorf("%w: %s", ErrUnavailable, detail), retryable: true,
-			retryAfter: parseRetryAfter(hresp.Header)}
+			retryAfter: httpretry.After(hresp.Header)}
 	default:
 		return attemptResult{
 			err:                   fmt.Errorf("%w: %s", ErrBadRequest, detail),
@@ -410,32 +410,6 @@ func errorMessage(raw []byte) string {
 		}
 	}
 	return truncate(strings.TrimSpace(string(raw)), 500)
-}
-
-// parseRetryAfter reads Retry-After (seconds or an HTTP date) or the
-// retry-after-ms header some providers send.
-func parseRetryAfter(h http.Header) time.Duration {
-	if v := h.Get("Retry-After-Ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(secs * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
 
 // idleReader resets the idle timer whenever data arrives.

@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/openintern/openintern/internal/httpretry"
 	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -207,7 +207,7 @@ func (o *OpenAIEmbedder) attempt(ctx context.Context, body []byte, n int) (vecs 
 	if code := resp.StatusCode; code/100 != 2 {
 		herr := &EmbeddingHTTPError{Endpoint: endpoint, StatusCode: code, Message: embeddingErrorMessage(raw, code)}
 		retryable := code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
-		return nil, retryable, parseRetryAfter(resp.Header), herr
+		return nil, retryable, httpretry.After(resp.Header), herr
 	}
 	vecs, err = o.decode(raw, n)
 	if err != nil {
@@ -284,30 +284,4 @@ func embeddingErrorMessage(raw []byte, code int) string {
 		return msg
 	}
 	return http.StatusText(code)
-}
-
-// parseRetryAfter reads Retry-After (seconds or an HTTP date) or the
-// retry-after-ms header some providers send; 0 when absent.
-func parseRetryAfter(h http.Header) time.Duration {
-	if v := h.Get("Retry-After-Ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(secs * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
 }

@@ -144,3 +144,24 @@ func MetadataJSON(md map[string]string) []byte {
 	b, _ := json.Marshal(md)
 	return b
 }
+
+// TermCounts is, per scope, how many of the batch's chunks hold each term
+// (and, under "", how many chunks there are): what a store adds to its
+// document frequencies for a write, or takes away for a delete.
+func TermCounts(batch []NewMemory) map[store.Scope]map[string]int64 {
+	out := map[store.Scope]map[string]int64{}
+	for _, nm := range batch {
+		df := out[nm.Memory.Scope]
+		if df == nil {
+			df = map[string]int64{}
+			out[nm.Memory.Scope] = df
+		}
+		df[""] += int64(len(nm.Chunks))
+		for _, c := range nm.Chunks {
+			for _, t := range UniqueTokens(c.Tokens) {
+				df[t]++
+			}
+		}
+	}
+	return out
+}

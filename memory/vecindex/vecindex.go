@@ -197,9 +197,7 @@ func (x *Index) DropModel(model string) {
 	}
 	x.mu.Unlock()
 	for _, e := range gone {
-		e.mu.Lock()
-		e.dead = true
-		e.mu.Unlock()
+		e.kill()
 	}
 }
 
@@ -239,10 +237,7 @@ func (x *Index) resize(k Key, e *entry, bytes int64) (keep bool) {
 	}
 	x.mu.Unlock()
 	for _, g := range gone {
-		g.mu.Lock()
-		g.dead = true
-		g.cols, g.scale, g.ids, g.meta, g.pos = nil, nil, nil, nil, nil
-		g.mu.Unlock()
+		g.kill()
 	}
 	return true
 }
@@ -273,10 +268,22 @@ func (x *Index) load(ctx context.Context, k Key, e *entry, dim int, load Loader)
 		x.drop(k, e)
 	}
 	if !e.ready {
-		e.dead = true
-		e.cols, e.scale, e.ids, e.meta, e.pos = nil, nil, nil, nil, nil
+		e.release()
 	}
 	return err
+}
+
+// kill marks e dropped and frees its vectors.
+func (e *entry) kill() {
+	e.mu.Lock()
+	e.release()
+	e.mu.Unlock()
+}
+
+// release marks e dropped and frees its vectors. Caller holds e.mu.
+func (e *entry) release() {
+	e.dead = true
+	e.cols, e.scale, e.ids, e.meta, e.pos = nil, nil, nil, nil, nil
 }
 
 // Insert adds vectors of k to its loaded entry (a no-op when k is not

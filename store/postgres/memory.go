@@ -158,7 +158,6 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 	if len(batch) == 0 {
 		return nil
 	}
-	dfs := map[store.Scope]map[string]int64{}
 	for _, nm := range batch {
 		if err := checkScope(nm.Memory.Scope); err != nil {
 			return fmt.Errorf("postgres: insert memory: %w", err)
@@ -173,18 +172,8 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 				}
 			}
 		}
-		df := dfs[nm.Memory.Scope]
-		if df == nil {
-			df = map[string]int64{}
-			dfs[nm.Memory.Scope] = df
-		}
-		df[""] += int64(len(nm.Chunks))
-		for _, c := range nm.Chunks {
-			for _, t := range memory.UniqueTokens(c.Tokens) {
-				df[t]++
-			}
-		}
 	}
+	dfs := memory.TermCounts(batch)
 	scopes := make([]store.Scope, 0, len(dfs))
 	for sc := range dfs {
 		scopes = append(scopes, sc)

@@ -85,7 +85,7 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 			return err
 		}
 		defer func() { _ = insChunk.Close() }()
-		if err := addTermCounts(ctx, tx, termCounts(batch), 1); err != nil {
+		if err := addTermCounts(ctx, tx, memory.TermCounts(batch), 1); err != nil {
 			return err
 		}
 		for b, nm := range batch {
@@ -127,26 +127,6 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 		ms.cacheInserted(nm.Memory, nm.Chunks, ids[b])
 	}
 	return nil
-}
-
-// termCounts is, per scope, how many of the batch's chunks contain each term
-// (and, under "", how many chunks there are).
-func termCounts(batch []memory.NewMemory) map[store.Scope]map[string]int64 {
-	out := map[store.Scope]map[string]int64{}
-	for _, nm := range batch {
-		df := out[nm.Memory.Scope]
-		if df == nil {
-			df = map[string]int64{}
-			out[nm.Memory.Scope] = df
-		}
-		df[""] += int64(len(nm.Chunks))
-		for _, c := range nm.Chunks {
-			for _, t := range memory.UniqueTokens(c.Tokens) {
-				df[t]++
-			}
-		}
-	}
-	return out
 }
 
 // addTermCounts adds sign × the counts to memory_terms.
@@ -278,7 +258,7 @@ func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id s
 		}); err != nil {
 			return err
 		}
-		if err := addTermCounts(ctx, tx, termCounts([]memory.NewMemory{gone}), -1); err != nil {
+		if err := addTermCounts(ctx, tx, memory.TermCounts([]memory.NewMemory{gone}), -1); err != nil {
 			return err
 		}
 		sub := `(SELECT id FROM memory_chunks WHERE ` + scopeCond + ` AND memory_id = ?)`
