@@ -170,15 +170,23 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 	cond, args := eventWhere(scope, filter)
 	countArgs := args
 	pageArgs := append(append([]any{}, args...), filter.AfterID, limit)
+	// The count and the page read one snapshot, so a run that is still
+	// writing events cannot make the total disagree with the pages; the
+	// transaction rides in the same round trip as the queries.
 	b := &pgx.Batch{}
+	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
 	b.Queue(`SELECT count(*) FROM events WHERE `+cond, countArgs...)
 	b.Queue(fmt.Sprintf(`SELECT %s FROM events WHERE %s AND id > $%d ORDER BY id LIMIT $%d`,
 		eventCols, cond, len(args)+1, len(args)+2), pageArgs...)
+	b.Queue(`COMMIT`)
 	var total int
 	events := []store.Event{}
 	err := func() error {
 		br := s.pool.SendBatch(ctx, b)
 		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
 		if err := br.QueryRow().Scan(&total); err != nil {
 			return err
 		}
@@ -188,6 +196,9 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 		}
 		events, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Event, error) { return scanEvent(row) })
 		if err != nil {
+			return err
+		}
+		if _, err := br.Exec(); err != nil {
 			return err
 		}
 		return br.Close()

@@ -19,6 +19,41 @@ var eventCases = []testCase{
 	{"Event/BatchOrder", testEventBatchOrder},
 	{"Event/Isolation", testEventIsolation},
 	{"Event/LatestID", testEventLatestID},
+	{"Event/TotalWhileWriting", testEventTotalWhileWriting},
+}
+
+// testEventTotalWhileWriting lists a run's events while another goroutine
+// appends to it: the total and the page must describe the same moment, or a
+// client paging a live run thinks it lost events.
+func testEventTotalWhileWriting(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	done := make(chan struct{})
+	writeErr := make(chan error, 1)
+	go func() {
+		defer close(writeErr)
+		for n := 0; n < 900; n++ { // under one page's limit
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := s.AppendEvents(ctx, []store.Event{{Scope: scopeA, RunID: "live", Type: "step"}}); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(done)
+		must(t, <-writeErr)
+	}()
+	for i := 0; i < 200; i++ {
+		events, total, err := s.ListEvents(ctx, scopeA, store.EventFilter{RunID: "live", Limit: 5000})
+		must(t, err)
+		if len(events) != total {
+			t.Fatalf("list %d: %d events on the page, total says %d", i, len(events), total)
+		}
+	}
 }
 
 func testEventLatestID(t *testing.T, s store.Store) {
