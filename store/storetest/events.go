@@ -31,7 +31,7 @@ func testEventTotalWhileWriting(t *testing.T, s store.Store) {
 	writeErr := make(chan error, 1)
 	go func() {
 		defer close(writeErr)
-		for n := 0; n < 900; n++ { // under one page's limit
+		for n := 0; n < 300; n++ { // under one page's limit
 			select {
 			case <-done:
 				return
