@@ -62,7 +62,7 @@ type Config struct {
 	EmbeddingProvider string   `json:"embedding_provider"` // EMBEDDING_PROVIDER: local (hashed, no network) or openai (any OpenAI-compatible server)
 	EmbeddingModel    string   `json:"embedding_model"`    // EMBEDDING_MODEL: required for openai
 	EmbeddingBaseURL  string   `json:"embedding_base_url"` // EMBEDDING_BASE_URL: default DefaultEmbeddingBaseURL for openai
-	EmbeddingAPIKey   string   `json:"embedding_api_key"`  // EMBEDDING_API_KEY, else the LLM key (LLM_API_KEY, else OPENAI_API_KEY)
+	EmbeddingAPIKey   string   `json:"embedding_api_key"`  // EMBEDDING_API_KEY, else the LLM key when both go to one host, else OPENAI_API_KEY for OpenAI
 	EmbeddingDim      int      `json:"embedding_dim"`      // EMBEDDING_DIM: required for openai; for local the hashed dimension (0: the local default)
 	EmbeddingTimeout  Duration `json:"embedding_timeout"`  // EMBEDDING_TIMEOUT: per request to the embeddings endpoint
 
@@ -108,7 +108,8 @@ func (e *Error) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.R
 
 // envKeys maps environment variables to setters. OPENAI_API_KEY is handled apart
 // because it only fills LLMAPIKey when LLM_API_KEY is absent; likewise the
-// LLM key only fills EmbeddingAPIKey when no embedding key is set.
+// LLM key only fills EmbeddingAPIKey when no embedding key is set (see
+// borrowedEmbeddingKey).
 var envKeys = []struct {
 	name string
 	set  func(c *Config, v string) error
@@ -167,7 +168,7 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 		}
 	}
 	if cfg.EmbeddingAPIKey == "" {
-		cfg.EmbeddingAPIKey = cfg.LLMAPIKey
+		cfg.EmbeddingAPIKey = cfg.borrowedEmbeddingKey(lookupEnv)
 	}
 	return cfg, nil
 }
@@ -282,6 +283,37 @@ func (c *Config) validateEmbedding() error {
 		return &Error{Key: "EMBEDDING_PROVIDER", Reason: fmt.Sprintf("must be local or openai, got %q", c.EmbeddingProvider)}
 	}
 	return nil
+}
+
+// borrowedEmbeddingKey is the key the embeddings client uses when no
+// embedding key is set. A key is only sent to the host it was issued for: the
+// LLM key when embeddings go to the LLM's host, OPENAI_API_KEY when they go to
+// OpenAI. Anything else gets no key rather than somebody else's.
+func (c *Config) borrowedEmbeddingKey(lookupEnv func(string) (string, bool)) string {
+	embedHost := endpointHost(c.EmbeddingEndpoint())
+	if embedHost == "" {
+		return ""
+	}
+	llmBase := c.LLMBaseURL
+	if llmBase == "" && (c.LLMProvider == "" || strings.EqualFold(c.LLMProvider, "openai")) {
+		llmBase = DefaultEmbeddingBaseURL
+	}
+	if c.LLMAPIKey != "" && endpointHost(llmBase) == embedHost {
+		return c.LLMAPIKey
+	}
+	if v, ok := lookupEnv("OPENAI_API_KEY"); ok && embedHost == endpointHost(DefaultEmbeddingBaseURL) {
+		return v
+	}
+	return ""
+}
+
+// endpointHost is the scheme and host of a base URL, "" when it has none.
+func endpointHost(base string) string {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host)
 }
 
 // EmbeddingEndpoint is the base URL the openai embedding provider posts to.

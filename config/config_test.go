@@ -136,8 +136,8 @@ func TestEmbeddingSettings(t *testing.T) {
 	if cfg.EmbeddingEndpoint() != "http://127.0.0.1:1/v1" || time.Duration(cfg.EmbeddingTimeout) != 5*time.Second {
 		t.Errorf("file values lost: %q %s", cfg.EmbeddingEndpoint(), cfg.EmbeddingTimeout)
 	}
-	if cfg.EmbeddingAPIKey != "sk-llm" {
-		t.Errorf("the LLM key should fill the embedding key when EMBEDDING_API_KEY is absent, got %q", cfg.EmbeddingAPIKey)
+	if cfg.EmbeddingAPIKey != "" {
+		t.Errorf("the LLM key (for OpenAI) must not go to another embeddings host, got %q", cfg.EmbeddingAPIKey)
 	}
 
 	keys := []struct {
@@ -148,6 +148,12 @@ func TestEmbeddingSettings(t *testing.T) {
 		{map[string]string{"LLM_API_KEY": "sk-llm", "OPENAI_API_KEY": "sk-openai"}, "sk-llm"},
 		{map[string]string{"OPENAI_API_KEY": "sk-openai"}, "sk-openai"},
 		{nil, ""},
+		// The LLM key goes along only to the LLM's own host.
+		{map[string]string{"LLM_API_KEY": "sk-local", "LLM_BASE_URL": "http://127.0.0.1:9/v1", "EMBEDDING_BASE_URL": "http://127.0.0.1:9/v1"}, "sk-local"},
+		{map[string]string{"LLM_API_KEY": "sk-local", "LLM_BASE_URL": "http://127.0.0.1:9/v1", "EMBEDDING_BASE_URL": "http://127.0.0.1:7/v1"}, ""},
+		{map[string]string{"LLM_API_KEY": "sk-llm", "EMBEDDING_BASE_URL": "https://embed.example.com/v1"}, ""},
+		{map[string]string{"LLM_PROVIDER": "deepseek", "LLM_API_KEY": "sk-deepseek"}, ""},
+		{map[string]string{"LLM_PROVIDER": "deepseek", "LLM_API_KEY": "sk-deepseek", "OPENAI_API_KEY": "sk-openai"}, "sk-openai"},
 	}
 	for _, k := range keys {
 		cfg, err := Load("", env(k.env))

@@ -321,7 +321,7 @@ func checkEmbedder(ctx context.Context, cfg config.Config, skip bool) checkResul
 		case errors.Is(err, memory.ErrEmbeddingDimension):
 			hint = "set EMBEDDING_DIM to the model's vector length (changing it later means re-embedding)"
 		case errors.As(err, &he) && (he.StatusCode == http.StatusUnauthorized || he.StatusCode == http.StatusForbidden):
-			hint = "the server refused the key: check EMBEDDING_API_KEY (else LLM_API_KEY or OPENAI_API_KEY is sent)"
+			hint = "the server refused the key: check EMBEDDING_API_KEY (without it, the LLM key is sent only to the LLM's own host)"
 		case errors.As(err, &he) && he.StatusCode == http.StatusNotFound:
 			hint = "check EMBEDDING_BASE_URL (usually ending in /v1) and EMBEDDING_MODEL"
 		case errors.As(err, &he) && he.StatusCode == http.StatusTooManyRequests:
