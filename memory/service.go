@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -408,30 +409,90 @@ func Snippet(text string, tokens []string, n int) string {
 	return out
 }
 
+// ReEmbedResult is what one ReEmbed pass did.
+type ReEmbedResult struct {
+	Embedded int
+	// Rejected chunks were refused by the embeddings server for what they
+	// say (HTTP 400, 413 or 422), not because it was down: they stay without
+	// a vector of the model, found by full text only, and are tried again by
+	// the next pass (the next start, or `memory reembed`).
+	Rejected    int
+	FirstReject error
+}
+
+// reEmbedBatch is how many chunks one embeddings request carries.
+const reEmbedBatch = 256
+
 // ReEmbed computes vectors of the current model for every chunk that has
-// none (after the embedder changed), in batches; it returns how many it did.
-func (s *Service) ReEmbed(ctx context.Context) (int, error) {
-	done := 0
+// none (after the embedder changed), in batches. It walks the chunks once in
+// id order, so a chunk the server rejects is stepped over instead of being
+// asked for again and again. An error (server down, bad key) ends the pass;
+// the result says what was done before it.
+func (s *Service) ReEmbed(ctx context.Context) (ReEmbedResult, error) {
+	var res ReEmbedResult
+	var after int64
 	for {
-		refs, err := s.st.ChunksWithoutVector(ctx, s.emb.Model(), 256)
+		refs, err := s.st.ChunksWithoutVector(ctx, s.emb.Model(), after, reEmbedBatch)
 		if err != nil {
-			return done, fmt.Errorf("memory: re-embed: %w", err)
+			return res, fmt.Errorf("memory: re-embed: %w", err)
 		}
 		if len(refs) == 0 {
-			return done, nil
+			return res, nil
 		}
-		texts := make([]string, len(refs))
-		for i, r := range refs {
-			texts[i] = r.Text
+		after = refs[len(refs)-1].ID
+		if err := s.embedRefs(ctx, refs, &res); err != nil {
+			return res, fmt.Errorf("memory: re-embed: %w", err)
 		}
-		vecs, err := s.emb.Embed(ctx, texts)
-		if err != nil {
-			return done, fmt.Errorf("memory: re-embed: %w", err)
-		}
-		if err := s.st.PutVectors(ctx, s.emb.Model(), refs, vecs); err != nil {
-			return done, fmt.Errorf("memory: re-embed: %w", err)
-		}
-		done += len(refs)
-		s.logger.Info("memory: re-embedded chunks", "model", s.emb.Model(), "count", done)
+		s.logger.Info("memory: re-embedded chunks", "model", s.emb.Model(), "count", res.Embedded, "rejected", res.Rejected)
 	}
+}
+
+// embedRefs embeds and stores refs. When the server rejects the batch for
+// its content, it halves the batch until the rejected chunks are alone, so
+// one bad chunk costs about log2(batch) extra requests, not the whole batch.
+func (s *Service) embedRefs(ctx context.Context, refs []ChunkRef, res *ReEmbedResult) error {
+	texts := make([]string, len(refs))
+	for i, r := range refs {
+		texts[i] = r.Text
+	}
+	vecs, err := s.emb.Embed(ctx, texts)
+	if err != nil {
+		if !rejectedForContent(err) {
+			return err
+		}
+		if len(refs) == 1 {
+			res.Rejected++
+			if res.FirstReject == nil {
+				res.FirstReject = fmt.Errorf("chunk %d of memory %s: %w", refs[0].Seq, refs[0].MemoryID, err)
+			}
+			s.logger.Warn("memory: the embeddings server rejected a chunk; it is found by full text only",
+				"model", s.emb.Model(), "memory_id", refs[0].MemoryID, "seq", refs[0].Seq, "err", err)
+			return nil
+		}
+		half := len(refs) / 2
+		if err := s.embedRefs(ctx, refs[:half], res); err != nil {
+			return err
+		}
+		return s.embedRefs(ctx, refs[half:], res)
+	}
+	if err := s.st.PutVectors(ctx, s.emb.Model(), refs, vecs); err != nil {
+		return err
+	}
+	res.Embedded += len(refs)
+	return nil
+}
+
+// rejectedForContent tells a refusal of the input (too long, filtered) from a
+// refusal of the request as a whole (bad key, unknown model, rate limit): only
+// the first goes away by leaving a chunk out.
+func rejectedForContent(err error) bool {
+	var herr *EmbeddingHTTPError
+	if !errors.As(err, &herr) {
+		return false
+	}
+	switch herr.StatusCode {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
 }

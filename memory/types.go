@@ -126,8 +126,9 @@ type Store interface {
 	VectorSearch(ctx context.Context, scope store.Scope, model string, vec []float32, f Filter, limit int) ([]Hit, error)
 	// TextSearch returns up to limit chunks matching any of tokens, best first.
 	TextSearch(ctx context.Context, scope store.Scope, tokens []string, f Filter, limit int) ([]Hit, error)
-	// ChunksWithoutVector lists up to limit chunks (any scope) with no vector of model.
-	ChunksWithoutVector(ctx context.Context, model string, limit int) ([]ChunkRef, error)
+	// ChunksWithoutVector lists up to limit chunks (any scope) with no vector
+	// of model and an id above afterID, in id order.
+	ChunksWithoutVector(ctx context.Context, model string, afterID int64, limit int) ([]ChunkRef, error)
 	// PutVectors stores vectors of model for the given chunks (same order).
 	PutVectors(ctx context.Context, model string, refs []ChunkRef, vecs [][]float32) error
 

@@ -286,15 +286,22 @@ func newMemoryReEmbedCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 				return fmt.Errorf("reembed: %w", err)
 			}
 			start := time.Now()
-			n, err := svc.ReEmbed(cmd.Context())
+			res, err := svc.ReEmbed(cmd.Context())
 			if err != nil {
-				return fmt.Errorf("reembed %s (%d chunks done; run it again to continue): %w", m.StoreDescription(), n, err)
+				return fmt.Errorf("reembed %s (%d chunks done; run it again to continue): %w", m.StoreDescription(), res.Embedded, err)
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"model": emb.Model(), "dim": emb.Dim(), "reembedded": n, "store": m.StoreDescription()})
+				if err := writeJSON(cmd.OutOrStdout(), map[string]any{"model": emb.Model(), "dim": emb.Dim(), "reembedded": res.Embedded,
+					"rejected": res.Rejected, "store": m.StoreDescription()}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s re-embedded with %s in %s (%s)\n", plural(res.Embedded, "chunk"), describeEmbedder(emb),
+					time.Since(start).Round(time.Millisecond), m.StoreDescription())
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s re-embedded with %s in %s (%s)\n", plural(n, "chunk"), describeEmbedder(emb),
-				time.Since(start).Round(time.Millisecond), m.StoreDescription())
+			if res.Rejected > 0 {
+				return fmt.Errorf("reembed: the server rejected %s, which full-text search still finds (first: %w)", plural(res.Rejected, "chunk"), res.FirstReject)
+			}
 			return nil
 		},
 	}

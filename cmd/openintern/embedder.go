@@ -58,12 +58,18 @@ func startReEmbed(ctx context.Context, svc *memory.Service, logger *slog.Logger)
 		total := 0
 		start := time.Now()
 		for {
-			n, err := svc.ReEmbed(ctx)
-			total += n
+			res, err := svc.ReEmbed(ctx)
+			total += res.Embedded
 			switch {
 			case err == nil:
 				if total > 0 {
 					logger.Info("memory: re-embedding done", "model", model, "chunks", total, "duration", time.Since(start).Round(time.Millisecond))
+				}
+				if res.Rejected > 0 {
+					// Asking again would get the same answer: these wait for
+					// the next start or `memory reembed`.
+					logger.Warn("memory: the embeddings server rejected some chunks; they are found by full text only",
+						"model", model, "rejected", res.Rejected, "first", res.FirstReject)
 				}
 				return
 			case ctx.Err() != nil:

@@ -2,10 +2,14 @@ package memorytest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,6 +75,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("InsertConflict", func(t *testing.T) { testInsertConflict(t, open(t)) })
 	t.Run("WriteBatch", func(t *testing.T) { testWriteBatch(t, open(t)) })
 	t.Run("EmbedderDown", func(t *testing.T) { testEmbedderDown(t, open(t)) })
+	t.Run("ReEmbedRejected", func(t *testing.T) { testReEmbedRejected(t, open(t)) })
 }
 
 // downEmbedder is the default embedder whose server went away.
@@ -310,9 +315,9 @@ func testModels(t *testing.T, st memory.Store) {
 	if res := search(t, svc2, memory.SearchRequest{Scope: scopeA, Query: "revenue growth", Mode: memory.ModeVector}); len(res) != 0 {
 		t.Fatalf("vectors of another model were compared: %+v", res)
 	}
-	n, err := svc2.ReEmbed(ctx)
-	if err != nil || n != 1 {
-		t.Fatalf("re-embed = %d, %v", n, err)
+	res, err := svc2.ReEmbed(ctx)
+	if err != nil || res.Embedded != 1 || res.Rejected != 0 {
+		t.Fatalf("re-embed = %+v, %v", res, err)
 	}
 	if res := search(t, svc2, memory.SearchRequest{Scope: scopeA, Query: "revenue growth", Mode: memory.ModeVector}); len(res) != 1 || res[0].ID != m.ID {
 		t.Fatalf("after re-embed: %+v", res)
@@ -320,8 +325,8 @@ func testModels(t *testing.T, st memory.Store) {
 	if res := search(t, svc1, memory.SearchRequest{Scope: scopeA, Query: "revenue growth", Mode: memory.ModeVector}); len(res) != 1 {
 		t.Fatalf("old model after re-embed: %+v", res)
 	}
-	if n, err := svc2.ReEmbed(ctx); err != nil || n != 0 {
-		t.Fatalf("second re-embed = %d, %v", n, err)
+	if res, err := svc2.ReEmbed(ctx); err != nil || res.Embedded != 0 {
+		t.Fatalf("second re-embed = %+v, %v", res, err)
 	}
 }
 
@@ -372,5 +377,103 @@ func testCore(t *testing.T, st memory.Store) {
 	}
 	if err := st.DeleteCoreBlock(ctx, scopeA, "main", "human"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("delete twice: %v", err)
+	}
+}
+
+// rejectingEmbeddings is an OpenAI-compatible embeddings server that answers
+// 400, as real servers do for input they refuse, to any batch holding
+// "POISON", and 401 when told to.
+func rejectingEmbeddings(t *testing.T, unauthorized *atomic.Bool, requests *atomic.Int64) *httptest.Server {
+	local := memory.NewHashEmbedder(32)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		var req struct {
+			Input []string `json:"input"`
+		}
+		if r.URL.Path != "/v1/embeddings" || json.NewDecoder(r.Body).Decode(&req) != nil {
+			http.Error(w, `{"error":{"message":"bad request"}}`, http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if unauthorized.Load() {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":{"message":"Incorrect API key provided"}}`))
+			return
+		}
+		for _, in := range req.Input {
+			if strings.Contains(in, "POISON") {
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = w.Write([]byte(`{"error":{"message":"This input was rejected by the content filter."}}`))
+				return
+			}
+		}
+		vecs, _ := local.Embed(r.Context(), req.Input)
+		type item struct {
+			Index     int       `json:"index"`
+			Embedding []float32 `json:"embedding"`
+		}
+		out := struct {
+			Data []item `json:"data"`
+		}{}
+		for i, v := range vecs {
+			out.Data = append(out.Data, item{Index: i, Embedding: v})
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// testReEmbedRejected: chunks the embeddings server refuses are stepped over
+// (the rest get vectors) instead of stalling re-embedding for ever; a refusal
+// of the request itself (a bad key) stops the pass with an error.
+func testReEmbedRejected(t *testing.T, st memory.Store) {
+	ctx := context.Background()
+	svc1 := newService(t, st, memory.NewHashEmbedder(0))
+	const total = 300 // more than one re-embed batch
+	poisoned := map[int]bool{5: true, 270: true}
+	for i := range total {
+		text := fmt.Sprintf("Ticket %d: the build agent in rack %d ran out of disk.", i, i)
+		if poisoned[i] {
+			text = fmt.Sprintf("Ticket %d: POISON pill in rack %d.", i, i)
+		}
+		write(t, svc1, memory.WriteRequest{Scope: scopeA, Text: text})
+	}
+	var unauthorized atomic.Bool
+	var requests atomic.Int64
+	srv := rejectingEmbeddings(t, &unauthorized, &requests)
+	remote := &memory.OpenAIEmbedder{BaseURL: srv.URL + "/v1", ModelName: "rejecting", Dimension: 32, BatchSize: 512, MaxRetries: -1}
+	svc2 := newService(t, st, remote)
+
+	unauthorized.Store(true)
+	res, err := svc2.ReEmbed(ctx)
+	if err == nil || res.Embedded != 0 || res.Rejected != 0 {
+		t.Fatalf("re-embed with a refused key = %+v, %v; want an error and nothing done", res, err)
+	}
+	unauthorized.Store(false)
+
+	requests.Store(0)
+	res, err = svc2.ReEmbed(ctx)
+	if err != nil || res.Embedded != total-len(poisoned) || res.Rejected != len(poisoned) {
+		t.Fatalf("re-embed = %+v, %v; want %d embedded, %d rejected", res, err, total-len(poisoned), len(poisoned))
+	}
+	if res.FirstReject == nil || !strings.Contains(res.FirstReject.Error(), "content filter") {
+		t.Fatalf("first rejection %v should carry the server's message", res.FirstReject)
+	}
+	// Halving finds each bad chunk in about log2(batch) requests.
+	if n := requests.Load(); n > 40 {
+		t.Fatalf("%d embeddings requests for %d chunks with 2 rejected", n, total)
+	}
+	hits := search(t, svc2, memory.SearchRequest{Scope: scopeA, Query: "build agent ran out of disk rack 17", Mode: memory.ModeVector, TopK: 5})
+	if len(hits) == 0 {
+		t.Fatalf("no vector hits after re-embedding")
+	}
+	hits = search(t, svc2, memory.SearchRequest{Scope: scopeA, Query: "POISON pill", Mode: memory.ModeFullText})
+	if len(hits) != len(poisoned) {
+		t.Fatalf("rejected chunks must stay findable by full text: %+v", hits)
+	}
+	res, err = svc2.ReEmbed(ctx)
+	if err != nil || res.Embedded != 0 || res.Rejected != len(poisoned) {
+		t.Fatalf("second pass = %+v, %v; want only the rejected chunks tried again", res, err)
 	}
 }

@@ -561,10 +561,10 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 	return ms.hits(ctx, "text search", ids, scores)
 }
 
-// ChunksWithoutVector lists chunks (any scope) lacking a vector of model.
-func (ms *MemoryStore) ChunksWithoutVector(ctx context.Context, model string, limit int) ([]memory.ChunkRef, error) {
+// ChunksWithoutVector lists chunks (any scope) after afterID lacking a vector of model.
+func (ms *MemoryStore) ChunksWithoutVector(ctx context.Context, model string, afterID int64, limit int) ([]memory.ChunkRef, error) {
 	rows, err := ms.s.pool.Query(ctx, `SELECT c.id, c.org_id, c.user_id, c.project_id, c.memory_id, c.seq, c.text FROM memory_chunks c
-		WHERE NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.chunk_id = c.id AND v.model = $1) ORDER BY c.id LIMIT $2`, model, limit)
+		WHERE c.id > $2 AND NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.chunk_id = c.id AND v.model = $1) ORDER BY c.id LIMIT $3`, model, afterID, limit)
 	if err != nil {
 		return nil, ms.s.fail(ctx, "chunks without vector", err)
 	}

@@ -548,12 +548,12 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 	return ms.hits(ctx, "text search", ids, scores)
 }
 
-// ChunksWithoutVector lists chunks lacking a vector of model.
-func (ms *MemoryStore) ChunksWithoutVector(ctx context.Context, model string, limit int) ([]memory.ChunkRef, error) {
+// ChunksWithoutVector lists chunks after afterID lacking a vector of model.
+func (ms *MemoryStore) ChunksWithoutVector(ctx context.Context, model string, afterID int64, limit int) ([]memory.ChunkRef, error) {
 	var out []memory.ChunkRef
 	err := queryRows(ctx, ms.s.r, `SELECT c.id, c.org_id, c.user_id, c.project_id, c.memory_id, c.seq, c.text FROM memory_chunks c
-		WHERE NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.chunk_id = c.id AND v.model = ?) ORDER BY c.id LIMIT ?`,
-		[]any{model, limit}, func(rows *sql.Rows) error {
+		WHERE c.id > ? AND NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.chunk_id = c.id AND v.model = ?) ORDER BY c.id LIMIT ?`,
+		[]any{afterID, model, limit}, func(rows *sql.Rows) error {
 			var r memory.ChunkRef
 			if err := rows.Scan(&r.ID, &r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.MemoryID, &r.Seq, &r.Text); err != nil {
 				return err
