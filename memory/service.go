@@ -324,6 +324,9 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, erro
 		}
 		seen := map[string]bool{}
 		for _, h := range hits {
+			if name == ModeVector && h.Score <= 0 {
+				continue // pointing away from the query: not similar at all
+			}
 			if seen[h.MemoryID] {
 				continue // a later chunk of a memory already ranked
 			}

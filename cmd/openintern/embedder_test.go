@@ -322,7 +322,7 @@ func TestReEmbedAfterEmbedderChange(t *testing.T) {
 			es.unhold()
 			waitFor(t, 10*time.Second, "vector search of the new model to find the memory", func() bool {
 				hits := c.search("leaking boilers", memory.ModeVector)
-				return len(hits) == len(texts) && hits[0].ID == ids[0]
+				return len(hits) > 0 && hits[0].ID == ids[0]
 			})
 			waitFor(t, 5*time.Second, "every chunk to be re-embedded", func() bool { return es.embedded() >= chunks })
 			if got := es.embedded(); got != chunks {
@@ -339,9 +339,11 @@ func TestReEmbedAfterEmbedderChange(t *testing.T) {
 				t.Fatalf("reembed after the daemon did it: %+v, want 0", out)
 			}
 			other := embeddingEnv(env, es, "test-embed-2")
-			// The key through the fallback to LLM_API_KEY (nothing here calls the LLM).
+			// The key through the fallback to LLM_API_KEY, which holds when the
+			// LLM and the embeddings live on one server (nothing here calls the LLM).
 			delete(other, "EMBEDDING_API_KEY")
 			other["LLM_API_KEY"] = testEmbedKey
+			other["LLM_BASE_URL"] = es.baseURL()
 			if out := reembedCLI(t, other); out.Reembedded != chunks || out.Model != "openai:test-embed-2" || out.Dim != testEmbedDim {
 				t.Fatalf("reembed for a new model: %+v, want %d chunks", out, chunks)
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -76,6 +77,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("WriteBatch", func(t *testing.T) { testWriteBatch(t, open(t)) })
 	t.Run("EmbedderDown", func(t *testing.T) { testEmbedderDown(t, open(t)) })
 	t.Run("ReEmbedRejected", func(t *testing.T) { testReEmbedRejected(t, open(t)) })
+	t.Run("VectorNeedsSimilarity", func(t *testing.T) { testVectorNeedsSimilarity(t, open(t)) })
 }
 
 // downEmbedder is the default embedder whose server went away.
@@ -476,4 +478,61 @@ func testReEmbedRejected(t *testing.T, st memory.Store) {
 	if err != nil || res.Embedded != 0 || res.Rejected != len(poisoned) {
 		t.Fatalf("second pass = %+v, %v; want only the rejected chunks tried again", res, err)
 	}
+}
+
+// testVectorNeedsSimilarity: the vector leg returns only memories whose
+// vectors point at least a little towards the query; a note sharing nothing
+// with it is not "the best of the rest".
+func testVectorNeedsSimilarity(t *testing.T, st memory.Store) {
+	ctx := context.Background()
+	emb := memory.NewHashEmbedder(0)
+	svc := newService(t, st, emb)
+	texts := []string{
+		"The boiler in the basement leaks water near the pressure valve.",
+		"Plant tomatoes in the garden after the last frost of spring.",
+		"Quarterly revenue grew eleven percent.",
+		"猫在窗台上晒太阳。",
+	}
+	ids := map[string]string{}
+	for _, text := range texts {
+		ids[write(t, svc, memory.WriteRequest{Scope: scopeA, Text: text}).ID] = text
+	}
+	const query = "leaking boilers"
+	vecs, err := emb.Embed(ctx, append([]string{query}, texts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	similar := map[string]bool{}
+	for i, text := range texts {
+		if cosine(vecs[0], vecs[i+1]) > 0 {
+			similar[text] = true
+		}
+	}
+	if !similar[texts[0]] || len(similar) == len(texts) {
+		t.Fatalf("the test needs a similar and an unrelated memory: %v", similar)
+	}
+	res := search(t, svc, memory.SearchRequest{Scope: scopeA, Query: query, Mode: memory.ModeVector, TopK: 10})
+	got := map[string]bool{}
+	for _, r := range res {
+		got[ids[r.ID]] = true
+		if r.Score <= 0 {
+			t.Errorf("result %q with score %v", ids[r.ID], r.Score)
+		}
+	}
+	if len(got) != len(similar) || res[0].ID == "" || ids[res[0].ID] != texts[0] {
+		t.Fatalf("vector search %q found %v, want exactly the similar %v", query, got, similar)
+	}
+}
+
+func cosine(a, b []float32) float64 {
+	var dot, na, nb float64
+	for i := range a {
+		dot += float64(a[i]) * float64(b[i])
+		na += float64(a[i]) * float64(a[i])
+		nb += float64(b[i]) * float64(b[i])
+	}
+	if na == 0 || nb == 0 {
+		return 0
+	}
+	return dot / math.Sqrt(na*nb)
 }
