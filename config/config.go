@@ -28,10 +28,10 @@ const (
 // EMBEDDING_BASE_URL is unset.
 const DefaultEmbeddingBaseURL = "https://api.openai.com/v1"
 
-// MaxEmbeddingDim is pgvector's limit for an HNSW-indexed vector; a larger
-// model could be stored on SQLite but not searched on PostgreSQL, so it is
-// refused for both.
-const MaxEmbeddingDim = 2000
+// MaxEmbeddingDim is pgvector's limit for an HNSW-indexed halfvec, the type
+// PostgreSQL indexes models over 2000 dimensions as; a larger model could be
+// stored on SQLite but not searched on PostgreSQL, so it is refused for both.
+const MaxEmbeddingDim = 4000
 
 // embeddingModelRE is the charset the stores accept in a model name (it goes
 // into PostgreSQL index predicates as a literal), minus room for the
@@ -255,7 +255,7 @@ func (c *Config) validateEmbedding() error {
 		}
 	}
 	if c.EmbeddingDim < 0 || c.EmbeddingDim > MaxEmbeddingDim {
-		return &Error{Key: "EMBEDDING_DIM", Reason: fmt.Sprintf("must be between 1 and %d (pgvector's index limit), got %d", MaxEmbeddingDim, c.EmbeddingDim)}
+		return &Error{Key: "EMBEDDING_DIM", Reason: fmt.Sprintf("must be between 1 and %d (pgvector's HNSW limit), got %d", MaxEmbeddingDim, c.EmbeddingDim)}
 	}
 	if c.EmbeddingTimeout <= 0 {
 		return &Error{Key: "EMBEDDING_TIMEOUT", Reason: "must be positive"}

@@ -196,6 +196,12 @@ func TestBadEmbeddingValuesNameTheKey(t *testing.T) {
 	openai := func(c *Config) {
 		c.EmbeddingProvider, c.EmbeddingModel, c.EmbeddingDim = EmbeddingOpenAI, "text-embedding-3-small", 1536
 	}
+	large := Default()
+	openai(&large)
+	large.EmbeddingModel, large.EmbeddingDim = "text-embedding-3-large", 3072
+	if err := large.Validate(); err != nil {
+		t.Errorf("text-embedding-3-large (3072 dimensions) should be accepted: %v", err)
+	}
 	invalid := []struct {
 		key    string
 		mutate func(*Config)
@@ -204,7 +210,7 @@ func TestBadEmbeddingValuesNameTheKey(t *testing.T) {
 		{"EMBEDDING_MODEL", func(c *Config) { openai(c); c.EmbeddingModel = "" }},
 		{"EMBEDDING_MODEL", func(c *Config) { openai(c); c.EmbeddingModel = "bad'name" }},
 		{"EMBEDDING_DIM", func(c *Config) { openai(c); c.EmbeddingDim = 0 }},
-		{"EMBEDDING_DIM", func(c *Config) { openai(c); c.EmbeddingDim = 3072 }},
+		{"EMBEDDING_DIM", func(c *Config) { openai(c); c.EmbeddingDim = 4001 }},
 		{"EMBEDDING_DIM", func(c *Config) { c.EmbeddingDim = -1 }},
 		{"EMBEDDING_BASE_URL", func(c *Config) { openai(c); c.EmbeddingBaseURL = "127.0.0.1:11434/v1" }},
 		{"EMBEDDING_BASE_URL", func(c *Config) { openai(c); c.EmbeddingBaseURL = "ftp://host/v1" }},

@@ -107,7 +107,7 @@ func addEmbeddingFlags(fs *pflag.FlagSet) {
 	fs.String("embedding-provider", "", "local (hashed, no network) or openai (any OpenAI-compatible server) (EMBEDDING_PROVIDER)")
 	fs.String("embedding-model", "", "embedding model for openai, e.g. text-embedding-3-small (EMBEDDING_MODEL)")
 	fs.String("embedding-base-url", "", "OpenAI-compatible base URL for embeddings (EMBEDDING_BASE_URL; default "+config.DefaultEmbeddingBaseURL+")")
-	fs.Int("embedding-dim", 0, "the embedding model's vector length, at most 2000 (EMBEDDING_DIM)")
+	fs.Int("embedding-dim", 0, "the embedding model's vector length, at most 4000 (EMBEDDING_DIM)")
 }
 
 // loadConfig layers file < env < flags and validates.

@@ -78,6 +78,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("EmbedderDown", func(t *testing.T) { testEmbedderDown(t, open(t)) })
 	t.Run("ReEmbedRejected", func(t *testing.T) { testReEmbedRejected(t, open(t)) })
 	t.Run("VectorNeedsSimilarity", func(t *testing.T) { testVectorNeedsSimilarity(t, open(t)) })
+	t.Run("LargeDimension", func(t *testing.T) { testLargeDimension(t, open(t)) })
 }
 
 // downEmbedder is the default embedder whose server went away.
@@ -535,4 +536,22 @@ func cosine(a, b []float32) float64 {
 		return 0
 	}
 	return dot / math.Sqrt(na*nb)
+}
+
+// testLargeDimension: a model with 3072 dimensions (text-embedding-3-large)
+// is stored and searched like any other; PostgreSQL indexes it as halfvec.
+func testLargeDimension(t *testing.T, st memory.Store) {
+	svc := newService(t, st, memory.NewHashEmbedder(3072))
+	boiler := write(t, svc, memory.WriteRequest{Scope: scopeA, Text: "The boiler in the basement leaks water near the pressure valve."})
+	write(t, svc, memory.WriteRequest{Scope: scopeA, Text: "Plant tomatoes in the garden after the last frost of spring."})
+	write(t, svc, memory.WriteRequest{Scope: scopeB, Text: "The boiler at the other office leaks too."})
+	res := search(t, svc, memory.SearchRequest{Scope: scopeA, Query: "leaking boiler valve", Mode: memory.ModeVector})
+	if len(res) == 0 || res[0].ID != boiler.ID || res[0].Score <= 0.2 {
+		t.Fatalf("3072-dimension vector search: %+v, want %s first", res, boiler.ID)
+	}
+	for _, r := range res {
+		if r.ID != boiler.ID && r.Score >= res[0].Score {
+			t.Fatalf("an unrelated memory ranks with the boiler: %+v", res)
+		}
+	}
 }

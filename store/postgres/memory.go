@@ -64,10 +64,27 @@ func checkModel(model string, dim int) error {
 	if !modelRE.MatchString(model) {
 		return fmt.Errorf("embedding model name %q must be 1-100 of A-Z a-z 0-9 . _ : / -", model)
 	}
-	if dim < 1 || dim > 2000 { // pgvector's HNSW limit for vector
-		return fmt.Errorf("embedding dimension %d is not in [1, 2000]", dim)
+	if dim < 1 || dim > maxHalfvecDim {
+		return fmt.Errorf("embedding dimension %d is not in [1, %d]", dim, maxHalfvecDim)
 	}
 	return nil
+}
+
+// pgvector's HNSW index takes vector up to 2000 dimensions and halfvec up to
+// 4000: a larger model (text-embedding-3-large has 3072) is indexed as
+// halfvec, whose 16-bit floats cost nothing measurable in ranking.
+const (
+	maxVectorIndexDim = 2000
+	maxHalfvecDim     = 4000
+)
+
+// indexedType is the type a model's vectors are cast to for its HNSW index
+// and for the searches that use it; both must say the same.
+func indexedType(dim int) (typ, ops string) {
+	if dim > maxVectorIndexDim {
+		return fmt.Sprintf("halfvec(%d)", dim), "halfvec_cosine_ops"
+	}
+	return fmt.Sprintf("vector(%d)", dim), "vector_cosine_ops"
 }
 
 // ensureIndex creates the model's HNSW index once per process.
@@ -82,8 +99,9 @@ func (ms *MemoryStore) ensureIndex(ctx context.Context, model string, dim int) e
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(key))
 	name := fmt.Sprintf("memory_vectors_hnsw_%x", h.Sum64())
-	sql := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON memory_vectors USING hnsw ((embedding::vector(%d)) vector_cosine_ops) WHERE model = '%s'`,
-		name, dim, model)
+	typ, ops := indexedType(dim)
+	sql := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON memory_vectors USING hnsw ((embedding::%s) %s) WHERE model = '%s'`,
+		name, typ, ops, model)
 	if _, err := ms.s.pool.Exec(ctx, sql); err != nil {
 		var pgErr *pgconn.PgError
 		// Another daemon created it at the same moment.
@@ -401,7 +419,8 @@ func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, mode
 		}
 	}
 	cond, fargs := filterSQL(f, 5)
-	dist := fmt.Sprintf("v.embedding::vector(%d) <=> $4::vector(%d)", len(vec), len(vec))
+	typ, _ := indexedType(len(vec))
+	dist := fmt.Sprintf("v.embedding::%s <=> $4::%s", typ, typ)
 	q := `SELECT v.chunk_id, 1 - (` + dist + `) FROM memory_vectors v`
 	if cond != "" {
 		q += ` JOIN memory_chunks c ON c.id = v.chunk_id` + memJoin
