@@ -7,8 +7,9 @@
 // about 110 MB); the rounding moves a cosine by about 1e-3, so a store asks
 // for a few more candidates than it needs and re-scores them exactly.
 //
-// A scope is loaded on its first search through the store's Loader and kept
-// up to date by the store's own writes (Insert, Remove); the scopes used
+// A scope is loaded on its first search (or in the background, Load) through
+// the store's Loader and kept up to date by the store's own writes (Insert,
+// Remove, which never wait for a load); the scopes used
 // least recently are dropped when the total passes the budget, and a scope
 // larger than the budget is not kept (the store then searches otherwise).
 package vecindex
@@ -61,19 +62,43 @@ type Index struct {
 	tooBig map[Key]time.Time // scopes found over budget, and when
 }
 
+// An entry is loaded without its lock held: the load fills a fresh set of
+// vectors while writes to the scope queue up in pending, and the queue is
+// applied when the load is installed. So a slow first load (seconds at 100k
+// chunks) never holds up a write, and a search that does not want to wait
+// can go elsewhere meanwhile.
 type entry struct {
 	mu      sync.RWMutex
-	ready   bool // loaded; false while loading or after a failed load
-	dead    bool // dropped: writers and searches must not use it
-	dim     int
-	cols    [][]int8  // cols[d][i]: dimension d of chunk i, in units of scale[i]
-	scale   []float32 // per chunk
-	ids     []int64
-	meta    []Meta
-	pos     map[int64]int
-	maxID   int64
+	ready   bool           // loaded; false while loading or after a failed load
+	dead    bool           // dropped: writers and searches must not use it
+	loading bool           // the first load is running
+	pending []pendingWrite // writes made while loading, in order
+	loaded  chan struct{}  // closed when the first load ends, however it ends
+	vectors
 	lastUse time.Time // under Index.mu
 	bytes   int64     // under Index.mu
+}
+
+// vectors is one scope's vectors of one model.
+type vectors struct {
+	dim   int
+	cols  [][]int8  // cols[d][i]: dimension d of chunk i, in units of scale[i]
+	scale []float32 // per chunk
+	ids   []int64
+	meta  []Meta
+	pos   map[int64]int
+	maxID int64
+}
+
+func newVectors(dim int) *vectors {
+	return &vectors{dim: dim, cols: make([][]int8, dim), pos: map[int64]int{}}
+}
+
+// pendingWrite is an Insert (vec set) or a Remove made during a load.
+type pendingWrite struct {
+	id   int64
+	vec  []float32
+	meta Meta
 }
 
 // New returns an empty index of the given budget in bytes.
@@ -113,7 +138,7 @@ func (x *Index) get(k Key) (e *entry, created bool) {
 	}
 	e = x.scopes[k]
 	if e == nil {
-		e = &entry{pos: map[int64]int{}}
+		e = &entry{loading: true, loaded: make(chan struct{})}
 		x.scopes[k] = e
 		created = true
 	}
@@ -125,6 +150,17 @@ func (x *Index) peek(k Key) *entry {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.scopes[k]
+}
+
+// touch is peek for a search: it counts as a use.
+func (x *Index) touch(k Key) *entry {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	e := x.scopes[k]
+	if e != nil {
+		e.lastUse = time.Now()
+	}
+	return e
 }
 
 // Len is how many vectors of k are loaded, and whether k is loaded at all.
@@ -244,33 +280,93 @@ func (x *Index) resize(k Key, e *entry, bytes int64) (keep bool) {
 
 var errTooBig = errors.New("vecindex: over budget")
 
-// load fills a new entry through load.
+// load fills a new entry through load, off its lock, then installs the
+// vectors with the writes made meanwhile.
 func (x *Index) load(ctx context.Context, k Key, e *entry, dim int, load Loader) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.dim = dim
-	e.cols = make([][]int8, dim)
+	defer close(e.loaded)
+	fresh := newVectors(dim)
 	maxN := x.budgetBytes() / EntryBytes(dim)
 	err := load(ctx, func(id int64, vec []float32, m Meta) error {
-		if int64(len(e.ids)) >= maxN {
+		if int64(len(fresh.ids)) >= maxN {
 			return errTooBig
 		}
-		e.add(id, vec, m)
+		fresh.add(id, vec, m)
 		return nil
 	})
+	keep := false
 	switch {
 	case err == nil:
-		e.ready = x.resize(k, e, int64(len(e.ids))*EntryBytes(dim))
+		keep = x.resize(k, e, int64(len(fresh.ids))*EntryBytes(dim))
 	case errors.Is(err, errTooBig):
 		x.resize(k, e, x.budgetBytes()+1) // remembered as too big
 		err = nil
 	default:
 		x.drop(k, e)
 	}
-	if !e.ready {
+	e.mu.Lock()
+	pending := e.pending
+	e.loading, e.pending = false, nil
+	if !keep || e.dead {
 		e.release()
+		e.mu.Unlock()
+		return err
 	}
-	return err
+	e.vectors = *fresh
+	for _, w := range pending {
+		if w.vec != nil {
+			e.add(w.id, w.vec, w.meta)
+		} else {
+			e.remove(w.id)
+		}
+	}
+	e.ready = true
+	n := len(e.ids)
+	e.mu.Unlock()
+	if len(pending) > 0 && !x.resize(k, e, int64(n)*EntryBytes(dim)) {
+		e.kill()
+	}
+	return nil
+}
+
+// wait waits for e's first load to end; with block false it only reports
+// whether it has.
+func (e *entry) wait(ctx context.Context, block bool) (bool, error) {
+	select {
+	case <-e.loaded:
+		return true, nil
+	default:
+	}
+	if !block {
+		return false, nil
+	}
+	select {
+	case <-e.loaded:
+		return true, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// Load loads k in the calling goroutine unless it is loaded, loading or
+// recently found over budget; it does not wait for a load already running.
+// A store calls it in the background so searches need not wait.
+func (x *Index) Load(ctx context.Context, k Key, dim int, load Loader) error {
+	e, created := x.get(k)
+	if e == nil || !created {
+		return nil
+	}
+	return x.load(ctx, k, e, dim, load)
+}
+
+// Loadable reports whether k is loaded or could be: false when the budget
+// is 0 or k was recently found over it.
+func (x *Index) Loadable(k Key) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if t, ok := x.tooBig[k]; (ok && time.Since(t) < tooBigFor) || x.budget <= 0 {
+		return false
+	}
+	return true
 }
 
 // kill marks e dropped and frees its vectors.
@@ -282,8 +378,8 @@ func (e *entry) kill() {
 
 // release marks e dropped and frees its vectors. Caller holds e.mu.
 func (e *entry) release() {
-	e.dead = true
-	e.cols, e.scale, e.ids, e.meta, e.pos = nil, nil, nil, nil, nil
+	e.dead, e.ready = true, false
+	e.vectors, e.pending = vectors{}, nil
 }
 
 // Insert adds vectors of k to its loaded entry (a no-op when k is not
@@ -295,6 +391,12 @@ func (x *Index) Insert(k Key, ids []int64, vecs [][]float32, metas []Meta) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.loading && !e.dead {
+		for i, id := range ids {
+			e.pending = append(e.pending, pendingWrite{id: id, vec: slices.Clone(vecs[i]), meta: metas[i]})
+		}
+		return
+	}
 	if !e.ready || e.dead {
 		return
 	}
@@ -319,14 +421,18 @@ func (x *Index) Remove(scope store.Scope, ids []int64) {
 	for _, e := range es {
 		e.mu.Lock()
 		for _, id := range ids {
-			e.remove(id)
+			if e.loading {
+				e.pending = append(e.pending, pendingWrite{id: id})
+			} else {
+				e.remove(id)
+			}
 		}
 		e.mu.Unlock()
 	}
 }
 
 // add appends a chunk's vector unless it is already there. Caller holds e.mu.
-func (e *entry) add(id int64, vec []float32, m Meta) {
+func (e *vectors) add(id int64, vec []float32, m Meta) {
 	if _, ok := e.pos[id]; ok || len(vec) != e.dim {
 		return
 	}
@@ -350,7 +456,7 @@ func (e *entry) add(id int64, vec []float32, m Meta) {
 }
 
 // remove deletes a chunk by moving the last one into its place. Caller holds e.mu.
-func (e *entry) remove(id int64) {
+func (e *vectors) remove(id int64) {
 	i, ok := e.pos[id]
 	if !ok {
 		return
@@ -376,22 +482,29 @@ func Searchable(f memory.Filter) bool { return len(f.Metadata) == 0 }
 
 // Search returns up to limit chunks of k passing f by their (rounded)
 // similarity to q, best first, loading k through load on its first search
-// (a nil load searches only a loaded k).
-// ok is false when k cannot be kept (over budget); the caller then searches
-// some other way.
+// and waiting for a load already running. A nil load searches only a loaded
+// k and never waits. ok is false when k is not searchable here (over budget,
+// not loaded, or still loading without load); the caller then searches some
+// other way.
 func (x *Index) Search(ctx context.Context, k Key, q []float32, f memory.Filter, limit int, load Loader) (top []Scored, ok bool, err error) {
-	e, created := x.get(k)
-	if e == nil {
-		return nil, false, nil
-	}
-	if created {
-		if load == nil { // searching only what is loaded
-			x.drop(k, e)
+	var e *entry
+	if load == nil {
+		if e = x.touch(k); e == nil {
 			return nil, false, nil
 		}
-		if err := x.load(ctx, k, e, len(q), load); err != nil {
-			return nil, false, err
+	} else {
+		var created bool
+		if e, created = x.get(k); e == nil {
+			return nil, false, nil
 		}
+		if created {
+			if err := x.load(ctx, k, e, len(q), load); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	if done, err := e.wait(ctx, load != nil); !done || err != nil {
+		return nil, false, err
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -406,7 +519,7 @@ const parallelFrom = 16_384
 
 // search scores every chunk on the query's non-zero dimensions and keeps the
 // limit best passing f. Caller holds e.mu (read).
-func (e *entry) search(q []float32, f memory.Filter, limit int) []Scored {
+func (e *vectors) search(q []float32, f memory.Filter, limit int) []Scored {
 	n := len(e.ids)
 	if n == 0 || limit <= 0 {
 		return nil
@@ -466,7 +579,7 @@ func (e *entry) search(q []float32, f memory.Filter, limit int) []Scored {
 const scoreBlock = 2048
 
 // score fills scores[lo:hi] with the rounded similarities.
-func (e *entry) score(q []float32, scores []float32, lo, hi int) {
+func (e *vectors) score(q []float32, scores []float32, lo, hi int) {
 	type term struct {
 		d int
 		v float32

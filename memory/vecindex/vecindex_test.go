@@ -165,3 +165,122 @@ func BenchmarkSearch100k(b *testing.B) {
 		}
 	}
 }
+
+// TestWritesDuringLoad: while a scope loads, writes to it neither wait for
+// the load nor get lost, and a search that does not want to wait is told the
+// scope is not ready instead of blocking.
+func TestWritesDuringLoad(t *testing.T) {
+	ctx := context.Background()
+	x := New(DefaultBudget)
+	k := Key{Scope: store.Scope{OrgID: "o", UserID: "u"}, Model: "m"}
+	unit := func(d int) []float32 {
+		v := make([]float32, 8)
+		v[d] = 1
+		return v
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	loadErr := make(chan error, 1)
+	go func() {
+		loadErr <- x.Load(ctx, k, 8, func(ctx context.Context, add func(int64, []float32, Meta) error) error {
+			close(started)
+			<-release // the database is slow
+			for id := int64(1); id <= 3; id++ {
+				if err := add(id, unit(int(id)), Meta{}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}()
+	<-started
+
+	// These run while the load is stuck: were they to wait for it, the test
+	// would hang here rather than reach release.
+	x.Insert(k, []int64{10}, [][]float32{unit(5)}, []Meta{{Type: "archival"}})
+	x.Remove(k.Scope, []int64{2})
+	x.Insert(k, []int64{11}, [][]float32{unit(6)}, []Meta{{}})
+	x.Remove(k.Scope, []int64{11})
+	if _, ok, err := x.Search(ctx, k, unit(1), memory.Filter{}, 5, nil); ok || err != nil {
+		t.Fatalf("a search that does not wait got ok=%v err=%v during the load", ok, err)
+	}
+	if err := x.Load(ctx, k, 8, nil); err != nil { // a second Load is a no-op
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-loadErr; err != nil {
+		t.Fatal(err)
+	}
+
+	if n, loaded := x.Len(k); !loaded || n != 3 {
+		t.Fatalf("after the load: %d vectors (loaded %v), want 1, 3 and the inserted 10", n, loaded)
+	}
+	for _, c := range []struct {
+		dim  int
+		want int64 // 0: nothing similar
+	}{{1, 1}, {2, 0}, {3, 3}, {5, 10}, {6, 0}} {
+		top, ok, err := x.Search(ctx, k, unit(c.dim), memory.Filter{}, 1, nil)
+		if !ok || err != nil {
+			t.Fatalf("search: ok %v err %v", ok, err)
+		}
+		got := int64(0)
+		if len(top) == 1 && top[0].Score > 0.5 {
+			got = top[0].ID
+		}
+		if got != c.want {
+			t.Errorf("dimension %d: best %v, want chunk %d", c.dim, top, c.want)
+		}
+	}
+	if top, _, _ := x.Search(ctx, k, unit(5), memory.Filter{Types: []string{"archival"}}, 1, nil); len(top) != 1 || top[0].ID != 10 {
+		t.Errorf("the inserted chunk lost its metadata: %v", top)
+	}
+}
+
+// TestSearchWaitsForRunningLoad: a search with a loader waits for a load
+// another goroutine started rather than loading twice.
+func TestSearchWaitsForRunningLoad(t *testing.T) {
+	ctx := context.Background()
+	x := New(DefaultBudget)
+	k := Key{Scope: store.Scope{OrgID: "o", UserID: "u"}, Model: "m"}
+	vec := []float32{1, 0, 0, 0}
+	release := make(chan struct{})
+	loads := 0
+	loader := func(ctx context.Context, add func(int64, []float32, Meta) error) error {
+		loads++
+		<-release
+		return add(7, vec, Meta{})
+	}
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		_ = x.Load(ctx, k, 4, loader)
+	}()
+	<-started
+	for {
+		if e := x.peek(k); e != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	go func() { time.Sleep(20 * time.Millisecond); close(release) }()
+	top, ok, err := x.Search(ctx, k, vec, memory.Filter{}, 1, loader)
+	if !ok || err != nil || len(top) != 1 || top[0].ID != 7 {
+		t.Fatalf("search during a load: %v %v %v", top, ok, err)
+	}
+	if loads != 1 {
+		t.Fatalf("%d loads, want 1", loads)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	k2 := Key{Scope: k.Scope, Model: "m2"}
+	block := make(chan struct{})
+	defer close(block)
+	go func() {
+		_ = x.Load(ctx, k2, 4, func(ctx context.Context, add func(int64, []float32, Meta) error) error { <-block; return nil })
+	}()
+	for x.peek(k2) == nil {
+		time.Sleep(time.Millisecond)
+	}
+	if _, ok, err := x.Search(cctx, k2, vec, memory.Filter{}, 1, loader); ok || err == nil {
+		t.Fatalf("a cancelled search waiting for a load: ok %v err %v, want the context's error", ok, err)
+	}
+}

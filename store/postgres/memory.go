@@ -35,6 +35,7 @@ type MemoryStore struct {
 	mu      sync.Mutex
 	indexed map[string]bool            // model/dim pairs whose HNSW index is known to exist
 	synced  map[vecindex.Key]time.Time // when a loaded scope last read rows written elsewhere
+	loading map[vecindex.Key]chan struct{}
 }
 
 var _ memory.Store = (*MemoryStore)(nil)
@@ -42,7 +43,8 @@ var _ memory.Store = (*MemoryStore)(nil)
 // Memory returns a memory store sharing s's pool. Keep one per daemon: it
 // remembers which vector indexes exist.
 func (s *Store) Memory() *MemoryStore {
-	return &MemoryStore{s: s, vi: vecindex.New(vecindex.DefaultBudget), indexed: map[string]bool{}, synced: map[vecindex.Key]time.Time{}}
+	return &MemoryStore{s: s, vi: vecindex.New(vecindex.DefaultBudget), indexed: map[string]bool{}, synced: map[vecindex.Key]time.Time{},
+		loading: map[vecindex.Key]chan struct{}{}}
 }
 
 // SetVectorIndexBytes changes the in-memory vector index's budget (0 turns
@@ -681,9 +683,20 @@ func (ms *MemoryStore) indexedSearch(ctx context.Context, k vecindex.Key, vec []
 	if err := ms.sync(ctx, k); err != nil {
 		return nil, false, err
 	}
-	cand, ok, err := ms.vi.Search(ctx, k, vec, f, limit, func(ctx context.Context, add func(int64, []float32, vecindex.Meta) error) error {
-		return ms.loadVectors(ctx, k, nil, add)
-	})
+	cand, ok, err := ms.vi.Search(ctx, k, vec, f, limit, nil)
+	if err == nil && !ok && ms.vi.Loadable(k) {
+		// Loading a big scope takes seconds (14 s at 100k chunks): the load
+		// goes on in the background and HNSW answers until it is done.
+		t := time.NewTimer(loadWait)
+		select {
+		case <-ms.startLoad(k, len(vec)):
+			cand, ok, err = ms.vi.Search(ctx, k, vec, f, limit, nil)
+		case <-t.C:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		t.Stop()
+	}
 	if err != nil || !ok {
 		return nil, false, err
 	}
@@ -699,6 +712,43 @@ func (ms *MemoryStore) indexedSearch(ctx context.Context, k vecindex.Key, vec []
 	}
 	hits, err := ms.hits(ctx, "vector search", ids, scores)
 	return hits, err == nil, err
+}
+
+// loadWait is how long a search waits for a scope's vectors to load before
+// it asks HNSW instead; small scopes load well within it.
+const loadWait = 100 * time.Millisecond
+
+// startLoad loads k's vectors into the index in the background unless that
+// is under way; the channel is closed when the load has ended.
+func (ms *MemoryStore) startLoad(k vecindex.Key, dim int) <-chan struct{} {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if done, ok := ms.loading[k]; ok {
+		return done
+	}
+	done := make(chan struct{})
+	ms.loading[k] = done
+	ms.s.bgWG.Go(func() {
+		defer func() {
+			ms.mu.Lock()
+			delete(ms.loading, k)
+			ms.mu.Unlock()
+			close(done)
+		}()
+		start := time.Now()
+		err := ms.vi.Load(ms.s.bg, k, dim, func(ctx context.Context, add func(int64, []float32, vecindex.Meta) error) error {
+			return ms.loadVectors(ctx, k, nil, add)
+		})
+		if err != nil && ms.s.bg.Err() == nil {
+			ms.s.logger.Warn("postgres: loading a scope's vectors failed; HNSW answers meanwhile", "model", k.Model, "err", err)
+			return
+		}
+		if n, loaded := ms.vi.Len(k); loaded && time.Since(start) > time.Second {
+			ms.s.logger.Info("postgres: loaded a scope's vectors into memory", "model", k.Model, "chunks", n,
+				"duration", time.Since(start).Round(time.Millisecond))
+		}
+	})
+	return done
 }
 
 // sync reads into a loaded scope the rows it lacks among the newest ones:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +29,12 @@ const migrationLockKey int64 = 0x6f693a6d69677261
 type Store struct {
 	pool   *pgxpool.Pool
 	logger *slog.Logger
+
+	// Background work of the store (loading a scope's vectors into memory)
+	// runs on bg and ends before Close returns.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
 }
 
 var _ store.Store = (*Store)(nil)
@@ -68,6 +75,7 @@ func openConfig(ctx context.Context, cfg *pgxpool.Config, logger *slog.Logger) (
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	s := &Store{pool: pool, logger: logger}
+	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: ping %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
@@ -156,6 +164,8 @@ func (s *Store) Dialect() string { return Dialect }
 
 // Close closes the pool, waiting for connections in use to be returned.
 func (s *Store) Close() error {
+	s.bgCancel()
+	s.bgWG.Wait()
 	s.pool.Close()
 	return nil
 }
