@@ -727,8 +727,7 @@ func (ms *MemoryStore) startLoad(k vecindex.Key, dim int) <-chan struct{} {
 		return done
 	}
 	done := make(chan struct{})
-	ms.loading[k] = done
-	ms.s.bgWG.Go(func() {
+	started := ms.s.goBackground(func(bg context.Context) {
 		defer func() {
 			ms.mu.Lock()
 			delete(ms.loading, k)
@@ -736,10 +735,10 @@ func (ms *MemoryStore) startLoad(k vecindex.Key, dim int) <-chan struct{} {
 			close(done)
 		}()
 		start := time.Now()
-		err := ms.vi.Load(ms.s.bg, k, dim, func(ctx context.Context, add func(int64, []float32, vecindex.Meta) error) error {
+		err := ms.vi.Load(bg, k, dim, func(ctx context.Context, add func(int64, []float32, vecindex.Meta) error) error {
 			return ms.loadVectors(ctx, k, nil, add)
 		})
-		if err != nil && ms.s.bg.Err() == nil {
+		if err != nil && bg.Err() == nil {
 			ms.s.logger.Warn("postgres: loading a scope's vectors failed; HNSW answers meanwhile", "model", k.Model, "err", err)
 			return
 		}
@@ -748,6 +747,11 @@ func (ms *MemoryStore) startLoad(k vecindex.Key, dim int) <-chan struct{} {
 				"duration", time.Since(start).Round(time.Millisecond))
 		}
 	})
+	if !started { // closing: nothing to wait for
+		close(done)
+		return done
+	}
+	ms.loading[k] = done
 	return done
 }
 

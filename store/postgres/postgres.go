@@ -34,7 +34,21 @@ type Store struct {
 	// runs on bg and ends before Close returns.
 	bg       context.Context
 	bgCancel context.CancelFunc
+	bgMu     sync.Mutex // orders goBackground against Close
+	bgClosed bool
 	bgWG     sync.WaitGroup
+}
+
+// goBackground runs fn in a goroutine Close waits for; false (fn not run)
+// once the store is closing.
+func (s *Store) goBackground(fn func(ctx context.Context)) bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.bgClosed {
+		return false
+	}
+	s.bgWG.Go(func() { fn(s.bg) })
+	return true
 }
 
 var _ store.Store = (*Store)(nil)
@@ -164,6 +178,9 @@ func (s *Store) Dialect() string { return Dialect }
 
 // Close closes the pool, waiting for connections in use to be returned.
 func (s *Store) Close() error {
+	s.bgMu.Lock()
+	s.bgClosed = true
+	s.bgMu.Unlock()
 	s.bgCancel()
 	s.bgWG.Wait()
 	s.pool.Close()
