@@ -755,6 +755,21 @@ func (ms *MemoryStore) startLoad(k vecindex.Key, dim int) <-chan struct{} {
 	return done
 }
 
+// WaitVectors loads the scope's vectors of model into memory, as its first
+// search does in the background, and waits until they are (or cannot be).
+func (ms *MemoryStore) WaitVectors(ctx context.Context, scope store.Scope, model string, dim int) error {
+	k := vecindex.Key{Scope: scope, Model: model}
+	if !ms.vi.Loadable(k) {
+		return nil
+	}
+	select {
+	case <-ms.startLoad(k, dim):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // sync reads into a loaded scope the rows it lacks among the newest ones:
 // always after this store wrote to the scope, else at most every syncEvery.
 // Rows another process deleted stay until the scope is reloaded; the search

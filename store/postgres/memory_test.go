@@ -46,7 +46,9 @@ func BenchmarkMemorySearch(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer st.Close()
-				memorytest.BenchSearch(b, st.Memory(), corpus, n)
+				annOnly := st.Memory()
+				annOnly.SetVectorIndexBytes(0)
+				memorytest.BenchSearch(b, st.Memory(), corpus, n, annOnly)
 			})
 		}
 	}
