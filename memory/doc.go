@@ -10,10 +10,12 @@
 // text included), each embedded by an Embedder and indexed for full-text
 // search with the tokens of Tokenize. Full-text indexing uses Go-side tokens
 // (lowercased words plus CJK character bigrams) because neither PostgreSQL's
-// parsers nor SQLite's FTS5 tokenizers segment Chinese.
+// parsers nor SQLite's FTS5 tokenizers segment Chinese; both stores keep an
+// impact-ordered inverted index of them (a posting per chunk and term,
+// weighted by Impact) ranked by BM25.
 //
 // Service.Search runs a vector leg and a full-text leg in parallel, fuses
-// them with reciprocal rank fusion, keeps one hit per memory and returns
+// them (normalized scores, or reciprocal rank fusion), keeps one hit per memory and returns
 // snippets. The storage is a Store (store/postgres and store/sqlite implement
 // it; both pass memorytest). Vectors carry their model name and dimension,
 // and a search compares only vectors of the Service's current model.

@@ -81,3 +81,29 @@ func SelectTerms(terms []TermDF, n int64) []TermDF {
 	}
 	return out
 }
+
+// Impact is a term's BM25 weight in a chunk without its idf (k1 = 1.2,
+// b = 0.75), tf being the term's count in the chunk and terms the chunk's
+// number of distinct terms, against a fixed pivot length of 64: a pivot that
+// followed the scope's mean length would change every stored weight as the
+// scope grows. The PostgreSQL function memory_impact computes the same value.
+func Impact(tf, terms int) float64 {
+	// Each conversion rounds, so no compiler fuses these operations and a
+	// SQL engine evaluating the same expression in the same order gets the
+	// same double.
+	norm := float64(0.25 + float64(0.75*float64(terms))/64.0)
+	return float64(float64(tf)*2.2) / float64(float64(tf)+float64(1.2*norm))
+}
+
+// ChunkImpacts is the Impact of each distinct term of a chunk's tokens.
+func ChunkImpacts(tokens []string) map[string]float64 {
+	tf := make(map[string]int, len(tokens))
+	for _, t := range tokens {
+		tf[t]++
+	}
+	out := make(map[string]float64, len(tf))
+	for t, n := range tf {
+		out[t] = Impact(n, len(tf))
+	}
+	return out
+}

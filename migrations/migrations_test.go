@@ -52,9 +52,10 @@ func TestDialectsMatch(t *testing.T) {
 	}
 }
 
-// dialectOnly are objects only one dialect has: PostgreSQL's term statistics
-// and impact-ordered postings (and, before them, a tsvector GIN index) do what
-// SQLite's FTS5 virtual table (not listed by objects) does on its own.
+// dialectOnly are objects that one dialect created in another version than
+// the other, or only one has: the term statistics and impact-ordered postings
+// came to PostgreSQL in 0008 (replacing a tsvector GIN index) and to SQLite
+// in 0008 and 0009 (replacing FTS5, a virtual table objects does not list).
 var dialectOnly = map[string]bool{
 	"index memory_chunks_tsv_idx": true, "table memory_terms": true,
 	"table memory_postings": true, "index memory_postings_rank_idx": true, "index memory_chunks_scope_id_idx": true,

@@ -6,20 +6,21 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/openintern/openintern/memory/vecindex"
 	"math"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/memory/vecindex"
 	"github.com/openintern/openintern/store"
 )
 
-// MemoryStore is memory.Store on the same SQLite file as Store: FTS5 over
-// the Go tokens for full text (with per-scope document frequencies in
-// memory_terms), float32 blobs scored in Go for vectors (from an in-memory
-// index of each searched scope's vectors, see memory/vecindex).
+// MemoryStore is memory.Store on the same SQLite file as Store: an
+// impact-ordered inverted index of the Go tokens (memory_postings, with
+// per-scope document frequencies in memory_terms) ranked by BM25 for full
+// text, float32 blobs scored in Go for vectors (from an in-memory index of
+// each searched scope's vectors, see memory/vecindex).
 type MemoryStore struct {
 	s  *Store
 	vc *vecindex.Index
@@ -61,7 +62,7 @@ func dotBlob(q []float32, b []byte) float64 {
 	return float64(s)
 }
 
-// InsertMemory stores a memory, its chunks, their FTS rows and vectors, in
+// InsertMemory stores a memory, its chunks, their postings and vectors, in
 // one transaction; ErrConflict, with nothing stored, when the id is taken.
 func (ms *MemoryStore) InsertMemory(ctx context.Context, m memory.Memory, chunks []memory.Chunk) error {
 	return ms.InsertMemories(ctx, []memory.NewMemory{{Memory: m, Chunks: chunks}})
@@ -85,6 +86,12 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 			return err
 		}
 		defer func() { _ = insChunk.Close() }()
+		insPosting, err := tx.PrepareContext(ctx, `INSERT INTO memory_postings (org_id, user_id, project_id, term, impact, chunk_id)
+			VALUES (?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = insPosting.Close() }()
 		if err := addTermCounts(ctx, tx, memory.TermCounts(batch), 1); err != nil {
 			return err
 		}
@@ -107,8 +114,10 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 					return err
 				}
 				ids[b][i] = id
-				if _, err := tx.ExecContext(ctx, `INSERT INTO memory_fts (rowid, tokens) VALUES (?, ?)`, id, strings.Join(c.Tokens, " ")); err != nil {
-					return err
+				for term, impact := range memory.ChunkImpacts(c.Tokens) {
+					if _, err := insPosting.ExecContext(ctx, scopeArgs(m.Scope, term, impact, id)...); err != nil {
+						return err
+					}
 				}
 				if c.Vector != nil {
 					if _, err := tx.ExecContext(ctx, `INSERT INTO memory_vectors (chunk_id, model, dim, embedding) VALUES (?, ?, ?, ?)`,
@@ -242,8 +251,9 @@ func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id s
 		if n, _ := res.RowsAffected(); n == 0 {
 			return sql.ErrNoRows
 		}
-		// FTS5 keeps no copy of the tokens (contentless): the chunks' text
-		// is tokenized again to take its terms' counts back.
+		// The chunks' text is tokenized again to take back their terms'
+		// counts and find their postings, whose whole key is recomputed,
+		// so each is one index probe (the table has no index by chunk).
 		var gone memory.NewMemory
 		gone.Memory.Scope = scope
 		if err := queryRows(ctx, tx, `SELECT id, text FROM memory_chunks WHERE `+scopeCond+` AND memory_id = ?`, scopeArgs(scope, id), func(rows *sql.Rows) error {
@@ -261,10 +271,12 @@ func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id s
 		if err := addTermCounts(ctx, tx, memory.TermCounts([]memory.NewMemory{gone}), -1); err != nil {
 			return err
 		}
-		sub := `(SELECT id FROM memory_chunks WHERE ` + scopeCond + ` AND memory_id = ?)`
-		if _, err := tx.ExecContext(ctx, `DELETE FROM memory_fts WHERE rowid IN `+sub, scopeArgs(scope, id)...); err != nil {
-			return err
+		for i, c := range gone.Chunks {
+			if err := deletePostings(ctx, tx, scope, chunkIDs[i], memory.ChunkImpacts(c.Tokens)); err != nil {
+				return err
+			}
 		}
+		sub := `(SELECT id FROM memory_chunks WHERE ` + scopeCond + ` AND memory_id = ?)`
 		if _, err := tx.ExecContext(ctx, `DELETE FROM memory_vectors WHERE chunk_id IN `+sub, scopeArgs(scope, id)...); err != nil {
 			return err
 		}
@@ -481,10 +493,45 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 	return out, nil
 }
 
-// TextSearch ranks chunks by FTS5's bm25 over an OR of the query's rarest
-// terms: memory.SelectTerms drops the terms most chunks contain (their
-// per-scope document frequencies come from memory_terms), so the set of chunks
-// bm25 scores stays bounded as memories accumulate.
+// deletePostings removes a chunk's postings, given their weights. A posting
+// whose stored weight differs from the recomputed one (none should) is found
+// by a scan of its term's list instead.
+func deletePostings(ctx context.Context, tx *sql.Tx, scope store.Scope, chunkID int64, impacts map[string]float64) error {
+	for term, impact := range impacts {
+		res, err := tx.ExecContext(ctx, `DELETE FROM memory_postings WHERE `+scopeCond+` AND term = ? AND impact = ? AND chunk_id = ?`,
+			scopeArgs(scope, term, impact, chunkID)...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n > 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM memory_postings WHERE `+scopeCond+` AND term = ? AND chunk_id = ?`,
+			scopeArgs(scope, term, chunkID)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// postingsDepth is how many of a term's best-weighted postings an unfiltered
+// full-text search reads (at least 4 × the results asked for). A chunk outside
+// every term's top postings is not found, and one outside some term's top
+// postings misses that term's share of its score; for a term in fewer chunks
+// than this the search is exact. The same as on PostgreSQL.
+const postingsDepth = 400
+
+// filteredDepth bounds the postings of one term that a filtered search reads:
+// it reads whole lists, since a filter may drop the best-weighted postings.
+const filteredDepth = 20_000
+
+// TextSearch ranks chunks by BM25, the sum over the query's terms of idf ×
+// the stored impact, from memory_postings. Without a filter it keeps the
+// rarest terms (memory.SelectRankTerms) and reads the best postingsDepth
+// postings of each from the table's own ordered key, so its cost does not
+// grow with the scope; with a filter it keeps terms whose posting lists add
+// up to a bounded size (memory.SelectTerms) and reads them whole, joined to
+// the memories the filter selects.
 func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int) ([]memory.Hit, error) {
 	if len(tokens) == 0 {
 		return nil, nil
@@ -515,31 +562,49 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 	if err != nil {
 		return nil, fail("text search", err)
 	}
-	kept := memory.SelectTerms(dfs, n)
+	var kept []memory.TermDF
+	var depth int
+	if cond == "" {
+		kept, depth = memory.SelectRankTerms(dfs, n), max(postingsDepth, 4*limit)
+	} else {
+		kept, depth = memory.SelectTerms(dfs, n), filteredDepth
+	}
 	if len(kept) == 0 {
 		return nil, nil
 	}
-	terms := make([]string, len(kept))
+	// One statement: each term's best postings (a range of the primary
+	// key, read in its order), weighted by the term's idf and summed per chunk.
+	legs := make([]string, len(kept))
+	var args []any
 	for i, t := range kept {
-		terms[i] = `"` + strings.ReplaceAll(t.Term, `"`, `""`) + `"`
+		if cond == "" {
+			legs[i] = `SELECT * FROM (SELECT chunk_id, impact * ? AS w FROM memory_postings
+				WHERE org_id = ? AND user_id = ? AND project_id = ? AND term = ? ORDER BY impact DESC, chunk_id DESC LIMIT ?)`
+			args = append(args, memory.IDF(t.DF, n))
+			args = append(args, scopeArgs(scope, t.Term, depth)...)
+			continue
+		}
+		legs[i] = `SELECT * FROM (SELECT p.chunk_id, p.impact * ? AS w FROM memory_postings p
+			JOIN memory_chunks c ON c.id = p.chunk_id` + memJoin + `
+			WHERE p.org_id = ? AND p.user_id = ? AND p.project_id = ? AND p.term = ?` + cond + `
+			ORDER BY p.impact DESC, p.chunk_id DESC LIMIT ?)`
+		args = append(args, memory.IDF(t.DF, n))
+		args = append(args, scopeArgs(scope, t.Term)...)
+		args = append(append(args, fargs...), depth)
 	}
-	q := `SELECT c.id, bm25(memory_fts) AS r FROM memory_fts JOIN memory_chunks c ON c.id = memory_fts.rowid`
-	if cond != "" {
-		q += memJoin
-	}
-	q += ` WHERE memory_fts MATCH ? AND c.org_id = ? AND c.user_id = ? AND c.project_id = ?` + cond + ` ORDER BY r LIMIT ?`
-	args := append(append([]any{strings.Join(terms, " OR ")}, scopeArgs(scope)...), fargs...)
+	q := `SELECT chunk_id, sum(w) AS s FROM (` + strings.Join(legs, " UNION ALL ") + `)
+		GROUP BY chunk_id ORDER BY s DESC, chunk_id DESC LIMIT ?`
 	args = append(args, limit)
 	var ids []int64
 	scores := map[int64]float64{}
 	err = queryRows(ctx, ms.s.r, q, args, func(rows *sql.Rows) error {
 		var id int64
-		var r float64
-		if err := rows.Scan(&id, &r); err != nil {
+		var sc float64
+		if err := rows.Scan(&id, &sc); err != nil {
 			return err
 		}
 		ids = append(ids, id)
-		scores[id] = -r // bm25() is lower for better matches
+		scores[id] = sc
 		return nil
 	})
 	if err != nil {
