@@ -14,9 +14,10 @@ type Memory interface {
 	Recall(ctx context.Context, scope store.Scope, agentID, query string) ([]Recalled, error)
 	// CorePrompt renders the agent's core memory blocks for the system prompt.
 	CorePrompt(ctx context.Context, scope store.Scope, agentID string) (string, error)
-	// RememberRun records an episodic summary of a finished run. It must not
-	// block: implementations queue the write and drop it when saturated.
-	RememberRun(scope store.Scope, agentID, runID, input, output string)
+	// RunCompleted says that a run completed with RunResult.Remember: the
+	// store holds it for an episodic summary (RunStore.PendingSummaries),
+	// which the implementation writes off the step loop. It must not block.
+	RunCompleted()
 }
 
 // Recalled is one memory recalled into a turn's context.

@@ -388,6 +388,7 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 	}
 	if res.Status == store.RunCompleted {
 		res.Outbox = t.reportToParent(res.Output)
+		res.Remember = t.rt.cfg.Memory != nil
 	}
 	sctx, cancel := t.rt.storeCtx()
 	defer cancel()
@@ -408,11 +409,12 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 	if t.run.ParentRunID != "" {
 		t.rt.groupRunChanged(t.scope, t.run.GroupID, t.run.ParentRunID)
 	}
-	// The episodic summary is written only for a run the store has recorded as
-	// completed, so a failed finish (retried from the checkpoint) never leaves
-	// a summary of a run that did not end, or two of one that did.
-	if mem := t.rt.cfg.Memory; mem != nil && res.Status == store.RunCompleted {
-		mem.RememberRun(t.scope, t.run.AgentID, t.run.ID, t.run.Input, res.Output)
+	// FinishRun queued the run for its episodic summary in the transaction
+	// that completed it, so a failed finish (retried from the checkpoint)
+	// never leaves a summary of a run that did not end, nor two of one that
+	// did; this only tells the writer to look.
+	if mem := t.rt.cfg.Memory; mem != nil && res.Remember {
+		mem.RunCompleted()
 	}
 	return turnOutcome{}
 }

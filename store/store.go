@@ -230,6 +230,10 @@ type RunResult struct {
 	// Outbox is enqueued in the same transaction (e.g. a child agent's report
 	// to its parent); the caller wakes the recipients after the commit.
 	Outbox []NewMessage
+	// Remember queues a completed agent run for an episodic summary in the
+	// same transaction (see RunStore.PendingSummaries), so a summary is
+	// neither lost in a crash nor dropped when its writer falls behind.
+	Remember bool
 }
 
 // EventFilter selects events within a scope. Empty fields match everything.
@@ -313,6 +317,13 @@ type RunStore interface {
 	CancelRun(ctx context.Context, scope Scope, runID string) (Run, error)
 	// SessionHistory returns the last `limit` finished turns of a session, oldest first.
 	SessionHistory(ctx context.Context, scope Scope, agentID, sessionKey string, limit int) ([]SessionTurn, error)
+	// PendingSummaries returns up to limit runs that FinishRun queued for a
+	// summary (RunResult.Remember) and SummariesDone has not removed, oldest
+	// first, from every scope (each Run's Scope is set). Like
+	// ListAgentsWithWork, an unscoped read for the daemon's own use.
+	PendingSummaries(ctx context.Context, limit int) ([]Run, error)
+	// SummariesDone takes runs (Scope and ID) off that queue.
+	SummariesDone(ctx context.Context, runs []Run) error
 }
 
 // EventStore keeps the trace.

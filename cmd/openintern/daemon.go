@@ -136,7 +136,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
-	agentMem := newAgentMemory(memSvc, m.Logger.With("component", "memory"))
+	agentMem := newAgentMemory(memSvc, m.Store, m.Logger.With("component", "memory"))
 	m.closers = append(m.closers, agentMem.Close)
 	for _, t := range append([]tools.Tool{tools.NewReadFile(cfg.Workspace()), tools.NewExportTrace(m.Store)}, memorytools.Tools(memSvc)...) {
 		if err := registry.Register(t); err != nil {

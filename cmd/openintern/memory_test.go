@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/llm/llmtest"
+	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/store"
 )
 
@@ -248,6 +251,103 @@ func TestMemoryRecalledInAnotherSession(t *testing.T) {
 			}
 			if !strings.Contains(fmt.Sprint(reqs[0].Messages), "5813") {
 				t.Logf("note: the fact was not recalled into the first call's context")
+			}
+		})
+	}
+}
+
+// downEmbedder is an embeddings service that is unreachable.
+type downEmbedder struct{ *memory.HashEmbedder }
+
+func (downEmbedder) Embed(context.Context, []string) ([][]float32, error) {
+	return nil, errors.New("connection refused")
+}
+
+// TestRunSummariesWaitInTheStore: a run's episodic summary is queued in the
+// transaction that completes the run. While the embedder is down the
+// summaries wait (the runs still complete), a restart keeps them, and once
+// the embedder is back each is written exactly once, under an id derived from
+// its run.
+func TestRunSummariesWaitInTheStore(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := newConfig(t, kind)
+			m := &Main{Config: cfg, Logger: testLogger(t), Embedder: downEmbedder{memory.NewHashEmbedder(0)}}
+			startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := m.Run(startCtx); err != nil {
+				t.Fatal(err)
+			}
+			down := &testDaemon{Main: m, t: t}
+			t.Cleanup(down.stop)
+			c := down.client("acme", "alice")
+			const runs = 12
+			inputs := map[string]string{}
+			for i := range runs {
+				in := fmt.Sprintf("remember parcel %d goes to locker %d", i, 300+i)
+				inputs[c.createRun("main", "s", in)] = in
+			}
+			for id := range inputs {
+				if r := c.waitRun(id, 15*time.Second); r.Status != store.RunCompleted {
+					t.Fatalf("run %s: %+v", id, r)
+				}
+			}
+			queued, err := down.Store.PendingSummaries(ctx, 100)
+			if err != nil || len(queued) != runs {
+				t.Fatalf("%d summaries queued while the embedder is down, want %d (%v)", len(queued), runs, err)
+			}
+			for id := range inputs {
+				if status, body := c.req("GET", "/api/memories/mem_"+id, nil); status != http.StatusNotFound {
+					t.Fatalf("summary of %s stored without an embedder: %d %s", id, status, body)
+				}
+			}
+			down.stop()
+
+			up := startDaemon(t, cfg, nil)
+			c = up.client("acme", "alice")
+			deadline := time.Now().Add(20 * time.Second)
+			for id, in := range inputs {
+				for {
+					status, body := c.req("GET", "/api/memories/mem_"+id, nil)
+					if status == http.StatusOK {
+						var got apiMemory
+						if err := json.Unmarshal(body, &got); err != nil {
+							t.Fatal(err)
+						}
+						if got.Type != "episodic" || got.AgentID != "main" || got.Metadata["run_id"] != id || !strings.Contains(got.Text, in) {
+							t.Fatalf("summary of %s = %+v", id, got)
+						}
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("summary of %s not written after the restart: %d %s", id, status, body)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			for time.Now().Before(deadline) {
+				if left, err := up.Store.PendingSummaries(ctx, 100); err == nil && len(left) == 0 {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if left, err := up.Store.PendingSummaries(ctx, 100); err != nil || len(left) != 0 {
+				t.Fatalf("%d summaries still queued (%v)", len(left), err)
+			}
+			var found apiSearch
+			c.must(http.StatusOK, "GET", "/api/memories/search?q=parcel+7+locker&top_k=20&type=episodic", nil, &found)
+			seen := map[string]int{}
+			for _, r := range found.Results {
+				seen[r.ID]++
+			}
+			for id, n := range seen {
+				if n != 1 {
+					t.Fatalf("memory %s found %d times", id, n)
+				}
+			}
+			if len(found.Results) == 0 {
+				t.Fatal("the summaries are not searchable")
 			}
 		})
 	}

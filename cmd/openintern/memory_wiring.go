@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/openintern/openintern/actors"
@@ -15,78 +15,176 @@ import (
 // recallTopK is how many memories a turn recalls into its context.
 const recallTopK = 3
 
-// agentMemory adapts memory.Service to actors.Memory. Episodic summaries go
-// through a bounded queue drained by one goroutine, so a slow store never
-// stalls an agent's step loop; when the queue is full a summary is dropped
-// and logged.
+// summaryQueue is the store's queue of completed runs waiting for their
+// episodic summary (filled by FinishRun, see store.RunResult.Remember).
+type summaryQueue interface {
+	PendingSummaries(ctx context.Context, limit int) ([]store.Run, error)
+	SummariesDone(ctx context.Context, runs []store.Run) error
+}
+
+// agentMemory adapts memory.Service to actors.Memory. Episodic summaries are
+// written by one goroutine from the store's summary queue: a slow store or
+// embedder never stalls an agent's step loop, a summary waits (durably)
+// rather than being dropped, and one queued before a crash is written after
+// the restart.
 type agentMemory struct {
 	svc    *memory.Service
+	queue  summaryQueue
 	logger *slog.Logger
-	queue  chan memory.WriteRequest
-	wg     sync.WaitGroup
+	wake   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	// cancel aborts a write in progress when Close runs out of time.
+	cancel context.CancelFunc
+	ctx    context.Context
 }
 
 var _ actors.Memory = (*agentMemory)(nil)
 
-func newAgentMemory(svc *memory.Service, logger *slog.Logger) *agentMemory {
-	a := &agentMemory{svc: svc, logger: logger, queue: make(chan memory.WriteRequest, 256)}
-	a.wg.Add(1)
+func newAgentMemory(svc *memory.Service, queue summaryQueue, logger *slog.Logger) *agentMemory {
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &agentMemory{svc: svc, queue: queue, logger: logger, wake: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	go a.writer()
 	return a
 }
 
-// summaryBatch bounds how many queued summaries share one transaction.
+// summaryBatch bounds how many summaries share one transaction.
 const summaryBatch = 64
 
-// writer stores queued summaries, as many as are waiting in one transaction:
-// under load the commits (and the term-count updates every writer of a scope
-// waits on) are shared instead of queueing one behind another.
+// Retry delays of the summary writer after a failed write (store or
+// embedder unreachable): doubling from the first to the last.
+const (
+	summaryRetryFirst = time.Second
+	summaryRetryMax   = 30 * time.Second
+)
+
+// writer drains the queue at start (summaries a crash left behind), then
+// whenever a run completes, and retries with backoff after a failure.
 func (a *agentMemory) writer() {
-	defer a.wg.Done()
-	batch := make([]memory.WriteRequest, 0, summaryBatch)
-	for req := range a.queue {
-		batch = append(batch[:0], req)
-	drain:
-		for len(batch) < summaryBatch {
-			select {
-			case r, ok := <-a.queue:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
+	defer close(a.done)
+	var retry time.Duration
+	for {
+		if err := a.drain(); err != nil {
+			retry = min(max(2*retry, summaryRetryFirst), summaryRetryMax)
+			if a.ctx.Err() == nil {
+				a.logger.Warn("memory: episodic summaries not stored; retrying", "in", retry, "err", err)
 			}
+		} else {
+			retry = 0
 		}
-		a.store(batch)
-	}
-}
-
-func (a *agentMemory) store(batch []memory.WriteRequest) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if len(batch) > 1 {
-		if _, err := a.svc.WriteBatch(ctx, batch); err == nil {
+		var again <-chan time.Time
+		var timer *time.Timer
+		if retry > 0 {
+			timer = time.NewTimer(retry)
+			again = timer.C
+		}
+		select {
+		case <-a.stop:
+		case <-a.wake:
+		case <-again:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		select {
+		case <-a.stop:
 			return
-		}
-		// One bad summary must not cost the others: write them one by one.
-	}
-	for _, req := range batch {
-		if _, err := a.svc.Write(ctx, req); err != nil {
-			a.logger.Warn("memory: episodic summary not stored", "agent_id", req.AgentID, "run_id", req.Metadata["run_id"], "err", err)
+		default:
 		}
 	}
 }
 
-// Close stops accepting summaries and waits (up to ctx) for queued ones.
+// drain stores queued summaries, as many as are waiting in each transaction:
+// under load commits (and the term-count updates every writer of a scope
+// waits on) are shared instead of queueing one behind another.
+func (a *agentMemory) drain() error {
+	for {
+		select {
+		case <-a.stop:
+			return nil
+		default:
+		}
+		runs, err := a.queue.PendingSummaries(a.ctx, summaryBatch)
+		if err != nil {
+			return err
+		}
+		if len(runs) == 0 {
+			return nil
+		}
+		done, err := a.store(runs)
+		if derr := a.queue.SummariesDone(a.ctx, done); derr != nil {
+			return derr
+		}
+		if err != nil {
+			return err
+		}
+		if len(runs) < summaryBatch {
+			return nil
+		}
+	}
+}
+
+// summaryID is the memory id of a run's summary: writing it twice (a crash
+// after the write, before the queue heard of it) is a conflict, not a copy.
+func summaryID(runID string) string { return "mem_" + runID }
+
+// store writes the summaries of runs and returns the runs it is done with:
+// written, already written, or not to be written (gone, or refused as
+// invalid). err is the first failure worth retrying.
+func (a *agentMemory) store(runs []store.Run) (done []store.Run, err error) {
+	var reqs []memory.WriteRequest
+	var of []store.Run
+	for _, r := range runs {
+		if r.Status != store.RunCompleted || r.AgentID == "" {
+			done = append(done, r) // deleted since it was queued
+			continue
+		}
+		text := fmt.Sprintf("Run %s. Asked: %s\nAnswered: %s", r.ID, truncateRunes(r.Input, 1000), truncateRunes(r.Output, 2000))
+		req := memory.WriteRequest{ID: summaryID(r.ID), Scope: r.Scope, Type: memory.TypeEpisodic, AgentID: r.AgentID, Text: text,
+			Metadata: map[string]string{"run_id": r.ID, "kind": "run_summary"}}
+		if r.EndedAt != nil {
+			req.CreatedAt = *r.EndedAt
+		}
+		reqs, of = append(reqs, req), append(of, r)
+	}
+	if len(reqs) > 1 {
+		if _, err := a.svc.WriteBatch(a.ctx, reqs); err == nil {
+			return append(done, of...), nil
+		}
+		// One summary already stored, or one bad one, must not cost the
+		// others: write them one by one.
+	}
+	for i, req := range reqs {
+		_, werr := a.svc.Write(a.ctx, req)
+		switch {
+		case werr == nil, errors.Is(werr, store.ErrConflict):
+			done = append(done, of[i])
+		case errors.Is(werr, memory.ErrInvalid):
+			a.logger.Warn("memory: episodic summary refused", "agent_id", req.AgentID, "run_id", of[i].ID, "err", werr)
+			done = append(done, of[i])
+		default:
+			return done, werr
+		}
+	}
+	return done, nil
+}
+
+// Close stops the writer and waits (up to ctx) for the batch in progress;
+// what is still queued is in the store for the next start.
 func (a *agentMemory) Close(ctx context.Context) error {
-	close(a.queue)
-	done := make(chan struct{})
-	go func() { a.wg.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-a.stop:
+	default:
+		close(a.stop)
+	}
+	defer a.cancel()
+	select {
+	case <-a.done:
 		return nil
 	case <-ctx.Done():
+		a.cancel()
+		<-a.done
 		return fmt.Errorf("memory writer: %w", ctx.Err())
 	}
 }
@@ -111,15 +209,11 @@ func (a *agentMemory) CorePrompt(ctx context.Context, scope store.Scope, agentID
 	return memory.RenderCore(blocks), nil
 }
 
-// RememberRun queues "asked X, answered Y" as an episodic memory.
-func (a *agentMemory) RememberRun(scope store.Scope, agentID, runID, input, output string) {
-	text := fmt.Sprintf("Run %s. Asked: %s\nAnswered: %s", runID, truncateRunes(input, 1000), truncateRunes(output, 2000))
-	req := memory.WriteRequest{Scope: scope, Type: memory.TypeEpisodic, AgentID: agentID, Text: text,
-		Metadata: map[string]string{"run_id": runID, "kind": "run_summary"}}
+// RunCompleted tells the writer that a summary is queued.
+func (a *agentMemory) RunCompleted() {
 	select {
-	case a.queue <- req:
-	default:
-		a.logger.Warn("memory: summary queue full; dropping the run summary", "agent_id", agentID, "run_id", runID)
+	case a.wake <- struct{}{}:
+	default: // a wake is pending already; it drains everything queued
 	}
 }
 

@@ -538,7 +538,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 			UPDATE messages SET status = 'read', read_at = $10
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4 AND status = 'unread'
 			  AND EXISTS (SELECT 1 FROM r)),
-		ob AS (`+insertMessages(21, 10, "EXISTS (SELECT 1 FROM r)")+`),
+		ob AS (`+insertMessages(21, 10, "EXISTS (SELECT 1 FROM r)")+`),`+summaryCTE(res)+`
 		ins AS (`+insertRunEvents(11)+`)
 		SELECT (SELECT agent_id FROM r), (SELECT group_id FROM r), ARRAY(SELECT id FROM ins ORDER BY id),
 			EXISTS (SELECT 1 FROM runs WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4)`,
@@ -557,6 +557,54 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 		return nil, s.fail(ctx, "finish run", err)
 	}
 	return out, nil
+}
+
+// summaryCTE queues the run for its episodic summary when res asks for one
+// and the run completes (see store.RunResult.Remember).
+func summaryCTE(res store.RunResult) string {
+	if !res.Remember || res.Status != store.RunCompleted {
+		return ""
+	}
+	return `
+		sq AS (INSERT INTO run_summary_queue (org_id, user_id, project_id, run_id)
+			SELECT $1, $2, $3, $4 FROM r WHERE r.agent_id <> '' ON CONFLICT DO NOTHING),`
+}
+
+// PendingSummaries returns runs queued for a summary (see store.RunStore).
+// A queued run that no longer exists comes back with only its Scope and ID.
+func (s *Store) PendingSummaries(ctx context.Context, limit int) ([]store.Run, error) {
+	rows, err := s.pool.Query(ctx, `SELECT q.org_id, q.user_id, q.project_id, q.run_id, coalesce(r.agent_id, ''),
+			coalesce(r.input, ''), coalesce(r.output, ''), coalesce(r.status, ''), r.ended_at
+		FROM run_summary_queue q LEFT JOIN runs r
+			ON r.org_id = q.org_id AND r.user_id = q.user_id AND r.project_id = q.project_id AND r.run_id = q.run_id
+		LIMIT $1`, limit)
+	if err != nil {
+		return nil, s.fail(ctx, "pending summaries", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Run, error) {
+		var r store.Run
+		err := row.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.ID, &r.AgentID, &r.Input, &r.Output, &r.Status, &r.EndedAt)
+		r.EndedAt = utcPtr(r.EndedAt)
+		return r, err
+	})
+	return out, s.fail(ctx, "pending summaries", err)
+}
+
+// SummariesDone takes runs off the summary queue.
+func (s *Store) SummariesDone(ctx context.Context, runs []store.Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	cols := make([][]string, 4)
+	for _, r := range runs {
+		cols[0] = append(cols[0], r.Scope.OrgID)
+		cols[1] = append(cols[1], r.Scope.UserID)
+		cols[2] = append(cols[2], r.Scope.ProjectID)
+		cols[3] = append(cols[3], r.ID)
+	}
+	_, err := s.pool.Exec(ctx, `DELETE FROM run_summary_queue q USING unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS d(o, u, p, r)
+		WHERE q.org_id = d.o AND q.user_id = d.u AND q.project_id = d.p AND q.run_id = d.r`, cols[0], cols[1], cols[2], cols[3])
+	return s.fail(ctx, "summaries done", err)
 }
 
 // outboxArrays checks a run's outbox: messages of the run's scope (a zero

@@ -426,6 +426,12 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 		if err := insertMessages(ctx, tx, outbox); err != nil {
 			return err
 		}
+		if res.Remember && res.Status == store.RunCompleted && agentID != "" {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO run_summary_queue (org_id, user_id, project_id, run_id) VALUES (?, ?, ?, ?)`,
+				scopeArgs(scope, runID)...); err != nil {
+				return err
+			}
+		}
 		fillFromRun(out, agentID, groupID)
 		return insertEvents(ctx, tx, out, func(i int, id int64) { out[i].ID = id })
 	})
@@ -433,6 +439,43 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 		return nil, fail("finish run", err)
 	}
 	return out, nil
+}
+
+// PendingSummaries returns runs queued for a summary (see store.RunStore).
+// A queued run that no longer exists comes back with only its Scope and ID.
+func (s *Store) PendingSummaries(ctx context.Context, limit int) ([]store.Run, error) {
+	var out []store.Run
+	err := queryRows(ctx, s.r, `SELECT q.org_id, q.user_id, q.project_id, q.run_id, coalesce(r.agent_id, ''),
+			coalesce(r.input, ''), coalesce(r.output, ''), coalesce(r.status, ''), r.ended_at
+		FROM run_summary_queue q LEFT JOIN runs r
+			ON r.org_id = q.org_id AND r.user_id = q.user_id AND r.project_id = q.project_id AND r.run_id = q.run_id
+		LIMIT ?`, []any{limit}, func(rows *sql.Rows) error {
+		var r store.Run
+		var ended sql.NullInt64
+		if err := rows.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.ID, &r.AgentID, &r.Input, &r.Output, &r.Status, &ended); err != nil {
+			return err
+		}
+		r.EndedAt = fromNullMicros(ended)
+		out = append(out, r)
+		return nil
+	})
+	return out, fail("pending summaries", err)
+}
+
+// SummariesDone takes runs off the summary queue.
+func (s *Store) SummariesDone(ctx context.Context, runs []store.Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		for _, r := range runs {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM run_summary_queue WHERE `+scopeCond+` AND run_id = ?`, scopeArgs(r.Scope, r.ID)...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return fail("summaries done", err)
 }
 
 // outboxMessages checks a run's outbox: messages of the run's scope (a zero

@@ -20,6 +20,7 @@ var runCases = []testCase{
 	{"Run/CancelPending", testRunCancelPending},
 	{"Run/CancelRunning", testRunCancelRunning},
 	{"Run/SessionHistory", testRunSessionHistory},
+	{"Run/SummaryQueue", testRunSummaryQueue},
 }
 
 func testRunCreateGet(t *testing.T, s store.Store) {
@@ -459,5 +460,69 @@ func testRunSessionHistory(t *testing.T, s store.Store) {
 	must(t, err)
 	if len(turns) != 0 {
 		t.Fatalf("limit 0 = %+v", turns)
+	}
+}
+
+// testRunSummaryQueue: FinishRun with Remember queues a completed agent run,
+// in its scope, for its summary (not a failed run, not without Remember, not
+// twice); PendingSummaries returns it with its input, output and end, from
+// every scope; SummariesDone takes exactly the runs it is given off.
+func testRunSummaryQueue(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	pending := func() map[string]store.Run {
+		t.Helper()
+		runs, err := s.PendingSummaries(ctx, 100)
+		must(t, err)
+		out := map[string]store.Run{}
+		for _, r := range runs {
+			out[r.ID] = r
+		}
+		return out
+	}
+	if got := pending(); len(got) != 0 {
+		t.Fatalf("fresh store: %d pending summaries", len(got))
+	}
+	finish := func(scope store.Scope, agent, input string, res store.RunResult) string {
+		t.Helper()
+		enqueue(t, s, scope, agent, "s", input)
+		c := claim(t, s, scope, agent)
+		_, err := s.FinishRun(ctx, scope, c.Run.ID, res, nil)
+		must(t, err)
+		return c.Run.ID
+	}
+	a1 := finish(scopeA, "a", "what is the door code", store.RunResult{Status: store.RunCompleted, Output: "5813", Remember: true})
+	finish(scopeA, "a", "no summary wanted", store.RunResult{Status: store.RunCompleted, Output: "ok"})
+	finish(scopeA, "a", "this one failed", store.RunResult{Status: store.RunFailed, Remember: true, Error: &store.RunError{Code: "x", Message: "y"}})
+	b1 := finish(scopeB, "b", "other tenant", store.RunResult{Status: store.RunCompleted, Output: "theirs", Remember: true})
+	a2 := finish(scopeA, "a", "second", store.RunResult{Status: store.RunCompleted, Output: "two", Remember: true})
+	// Finishing a run that is no longer running queues nothing more.
+	_, err := s.FinishRun(ctx, scopeA, a1, store.RunResult{Status: store.RunCompleted, Output: "again", Remember: true}, nil)
+	wantErr(t, err, store.ErrConflict)
+
+	got := pending()
+	if len(got) != 3 {
+		t.Fatalf("pending summaries = %+v, want runs %s %s %s", got, a1, a2, b1)
+	}
+	r := got[a1]
+	if r.Scope != scopeA || r.AgentID != "a" || r.Input != "what is the door code" || r.Output != "5813" || r.Status != store.RunCompleted {
+		t.Fatalf("pending %s = %+v", a1, r)
+	}
+	checkTimePtr(t, "EndedAt", r.EndedAt)
+	if got[b1].Scope != scopeB || got[b1].Output != "theirs" || got[a2].Output != "two" {
+		t.Fatalf("pending = %+v", got)
+	}
+	if runs, err := s.PendingSummaries(ctx, 2); err != nil || len(runs) != 2 {
+		t.Fatalf("PendingSummaries(2) = %d runs, %v", len(runs), err)
+	}
+	// Done for a1 and for a run id of another scope that is not queued there.
+	must(t, s.SummariesDone(ctx, []store.Run{{Scope: scopeA, ID: a1}, {Scope: scopeA, ID: b1}}))
+	got = pending()
+	if _, ok := got[a1]; ok || len(got) != 2 || got[b1].ID != b1 || got[a2].ID != a2 {
+		t.Fatalf("after done: %+v", got)
+	}
+	must(t, s.SummariesDone(ctx, nil))
+	must(t, s.SummariesDone(ctx, []store.Run{got[a2], got[b1]}))
+	if got := pending(); len(got) != 0 {
+		t.Fatalf("after all done: %+v", got)
 	}
 }
