@@ -72,6 +72,7 @@ type Config struct {
 	SessionHistory   int      `json:"session_history"`    // OPENINTERN_SESSION_HISTORY: earlier turns in context
 	WorkspaceDir     string   `json:"workspace_dir"`      // OPENINTERN_WORKSPACE: read_file's root; default DataDir/workspace
 	MemoryRecall     bool     `json:"memory_recall"`      // OPENINTERN_MEMORY_RECALL: recall memories into each turn and store run summaries
+	VectorIndexMB    int      `json:"vector_index_mb"`    // OPENINTERN_VECTOR_INDEX_MB: memory for exact vector search of the searched scopes (0: none)
 	MaxBodyBytes     int64    `json:"max_body_bytes"`     // OPENINTERN_MAX_BODY_BYTES
 	ShutdownTimeout  Duration `json:"shutdown_timeout"`   // OPENINTERN_SHUTDOWN_TIMEOUT
 	LogLevel         string   `json:"log_level"`          // LOG_LEVEL: debug, info, warn, error
@@ -92,6 +93,7 @@ func Default() Config {
 		AgentIdleTimeout:  Duration(5 * time.Minute),
 		SessionHistory:    20,
 		MemoryRecall:      true,
+		VectorIndexMB:     256,
 		MaxBodyBytes:      1 << 20,
 		ShutdownTimeout:   Duration(10 * time.Second),
 		LogLevel:          "info",
@@ -137,6 +139,7 @@ var envKeys = []struct {
 	{"OPENINTERN_SESSION_HISTORY", func(c *Config, v string) error { return setInt(&c.SessionHistory, v) }},
 	{"OPENINTERN_WORKSPACE", func(c *Config, v string) error { c.WorkspaceDir = v; return nil }},
 	{"OPENINTERN_MEMORY_RECALL", func(c *Config, v string) error { return setBool(&c.MemoryRecall, v) }},
+	{"OPENINTERN_VECTOR_INDEX_MB", func(c *Config, v string) error { return setInt(&c.VectorIndexMB, v) }},
 	{"OPENINTERN_MAX_BODY_BYTES", func(c *Config, v string) error { return setInt64(&c.MaxBodyBytes, v) }},
 	{"OPENINTERN_SHUTDOWN_TIMEOUT", func(c *Config, v string) error { return c.ShutdownTimeout.Set(v) }},
 	{"LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
@@ -234,6 +237,8 @@ func (c *Config) Validate() error {
 		return &Error{Key: "OPENINTERN_AGENT_IDLE_TIMEOUT", Reason: "must be at least 1s"}
 	case c.SessionHistory < 0 || c.SessionHistory > 1000:
 		return &Error{Key: "OPENINTERN_SESSION_HISTORY", Reason: "must be between 0 and 1000"}
+	case c.VectorIndexMB < 0 || c.VectorIndexMB > 1<<20:
+		return &Error{Key: "OPENINTERN_VECTOR_INDEX_MB", Reason: "must be between 0 and 1048576"}
 	case c.MaxBodyBytes < 1024:
 		return &Error{Key: "OPENINTERN_MAX_BODY_BYTES", Reason: "must be at least 1024"}
 	case c.ShutdownTimeout < Duration(time.Second):

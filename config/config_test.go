@@ -73,6 +73,7 @@ func TestBadValuesNameTheKey(t *testing.T) {
 		"LLM_BASE_URL":                  func(c *Config) { c.LLMBaseURL = "localhost:11434" },
 		"OPENINTERN_MAX_RUNNING_AGENTS": func(c *Config) { c.MaxRunningAgents = 0 },
 		"OPENINTERN_MAX_STEPS":          func(c *Config) { c.MaxStepsPerRun = 0 },
+		"OPENINTERN_VECTOR_INDEX_MB":    func(c *Config) { c.VectorIndexMB = -1 },
 		"LOG_LEVEL":                     func(c *Config) { c.LogLevel = "loud" },
 	}
 	for key, mutate := range invalid {

@@ -93,6 +93,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, func(context.Context) error { return m.Store.Close() })
+	if vi, ok := memStore.(interface{ SetVectorIndexBytes(int64) }); ok {
+		vi.SetVectorIndexBytes(int64(cfg.VectorIndexMB) << 20)
+	}
 
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)

@@ -240,6 +240,7 @@ func TestBadConfigExitsTwoNamingTheKey(t *testing.T) {
 		{map[string]string{"PORT": "abc"}, []string{"serve"}, "PORT"},
 		{map[string]string{"DATABASE_URL": "mysql://x"}, []string{"serve"}, "DATABASE_URL"},
 		{nil, []string{"serve", "--max-steps", "0"}, "OPENINTERN_MAX_STEPS"},
+		{nil, []string{"serve", "--vector-index-mb", "-5"}, "OPENINTERN_VECTOR_INDEX_MB"},
 		{map[string]string{"LLM_PROVIDER": "nonsense"}, []string{"serve", "--port", "0", "--data-dir", t.TempDir()}, "LLM_PROVIDER"},
 		{map[string]string{"EMBEDDING_PROVIDER": "openai", "EMBEDDING_DIM": "1536"}, []string{"serve"}, "EMBEDDING_MODEL"},
 		{nil, []string{"serve", "--embedding-provider", "openai", "--embedding-model", "text-embedding-3-small"}, "EMBEDDING_DIM"},

@@ -98,6 +98,7 @@ func addServeFlags(fs *pflag.FlagSet) {
 	fs.Int("max-running-agents", 0, "agents running at once (OPENINTERN_MAX_RUNNING_AGENTS)")
 	fs.Int("max-steps", 0, "steps per run before it fails (OPENINTERN_MAX_STEPS)")
 	fs.String("idle-timeout", "", "passivate an idle agent after this, e.g. 5m (OPENINTERN_AGENT_IDLE_TIMEOUT)")
+	fs.Int("vector-index-mb", 0, "memory for exact vector search of searched scopes; larger scopes use the ANN index (OPENINTERN_VECTOR_INDEX_MB; default 256)")
 	fs.String("log-level", "", "debug, info, warn or error (LOG_LEVEL)")
 }
 
@@ -142,6 +143,7 @@ func loadConfig(cmd *cobra.Command, lookupEnv func(string) (string, bool)) (conf
 	num("embedding-dim", &cfg.EmbeddingDim)
 	num("max-running-agents", &cfg.MaxRunningAgents)
 	num("max-steps", &cfg.MaxStepsPerRun)
+	num("vector-index-mb", &cfg.VectorIndexMB)
 	str("log-level", &cfg.LogLevel)
 	if fs.Changed("idle-timeout") {
 		v, _ := fs.GetString("idle-timeout")

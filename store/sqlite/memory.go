@@ -35,9 +35,9 @@ func (s *Store) Memory() *MemoryStore {
 	return &MemoryStore{s: s, vc: vecindex.New(vecindex.DefaultBudget)}
 }
 
-// SetVectorCacheBytes changes the vector cache's budget (0 turns it off:
+// SetVectorIndexBytes changes the vector index's budget (0 turns it off:
 // every vector search scans the scope's blobs).
-func (ms *MemoryStore) SetVectorCacheBytes(n int64) { ms.vc.SetBudget(n) }
+func (ms *MemoryStore) SetVectorIndexBytes(n int64) { ms.vc.SetBudget(n) }
 
 // metaKeyRE limits metadata filter keys to what can be put in a JSON path
 // without quoting problems.

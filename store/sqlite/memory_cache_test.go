@@ -88,7 +88,7 @@ func TestVectorCacheMatchesScan(t *testing.T) {
 		t.Fatalf("cache holds %d vectors, want 45", n)
 	}
 	// Loading b evicts a under a budget that fits one scope only.
-	ms.SetVectorCacheBytes(60 * vecindex.EntryBytes(64))
+	ms.SetVectorIndexBytes(60 * vecindex.EntryBytes(64))
 	if _, ok, _ := ms.cachedSearch(ctx, vecindex.Key{Scope: b, Model: emb.Model()}, q[0], memory.Filter{}, 10); !ok {
 		t.Fatal("scope b not cached")
 	}
@@ -96,7 +96,7 @@ func TestVectorCacheMatchesScan(t *testing.T) {
 		t.Fatal("scope a not evicted")
 	}
 	// Over budget: not cached, searches still work by scanning.
-	ms.SetVectorCacheBytes(10 * vecindex.EntryBytes(64))
+	ms.SetVectorIndexBytes(10 * vecindex.EntryBytes(64))
 	if _, ok, _ := ms.cachedSearch(ctx, vecindex.Key{Scope: a, Model: emb.Model()}, q[0], memory.Filter{}, 10); ok {
 		t.Fatal("scope a cached over budget")
 	}
