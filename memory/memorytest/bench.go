@@ -117,12 +117,19 @@ type VectorWarmer interface {
 	WaitVectors(ctx context.Context, scope store.Scope, model string, dim int) error
 }
 
+// ANN is the same database as the benchmarked store searched through its
+// approximate index only, under a name for the report (e.g. "ef400").
+type ANN struct {
+	Name  string
+	Store memory.Store
+}
+
 // BenchSearch seeds n one-chunk memories of the corpus into one scope (with
 // parallel writers), then measures hybrid search latency (p50, p99) and the
 // recall@10 of the vector leg against an exact search over the same vectors.
-// hnsw, when given, is the same database searched through its ANN index
-// only: its recall@10 and p50 are reported too.
-func BenchSearch(b *testing.B, st memory.Store, corpus Corpus, n int, hnsw ...memory.Store) {
+// For each of anns, the recall@10 and p50 of its vector search are reported
+// too.
+func BenchSearch(b *testing.B, st memory.Store, corpus Corpus, n int, anns ...ANN) {
 	ctx := context.Background()
 	emb := memory.NewHashEmbedder(0)
 	svc, err := memory.New(memory.Config{Store: st, Embedder: emb})
@@ -252,12 +259,13 @@ func BenchSearch(b *testing.B, st memory.Store, corpus Corpus, n int, hnsw ...me
 		_, err := st.TextSearch(ctx, scope, memory.Tokenize(q), memory.Filter{}, 60)
 		return err
 	})
-	var annRecall, annP50 float64
-	if len(hnsw) > 0 {
-		annRecall = recallOf(hnsw[0])
-		annP50 = legP50(func(q string) error {
+	annRecall := make([]float64, len(anns))
+	annP50 := make([]float64, len(anns))
+	for i, ann := range anns {
+		annRecall[i] = recallOf(ann.Store)
+		annP50[i] = legP50(func(q string) error {
 			qv, _ := emb.Embed(ctx, []string{q})
-			_, err := hnsw[0].VectorSearch(ctx, scope, emb.Model(), qv[0], memory.Filter{}, 60)
+			_, err := ann.Store.VectorSearch(ctx, scope, emb.Model(), qv[0], memory.Filter{}, 60)
 			return err
 		})
 	}
@@ -276,9 +284,9 @@ func BenchSearch(b *testing.B, st memory.Store, corpus Corpus, n int, hnsw ...me
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 		b.ReportMetric(recall, "vector-recall@10")
-		if len(hnsw) > 0 {
-			b.ReportMetric(annRecall, "hnsw-recall@10")
-			b.ReportMetric(annP50, "hnsw-leg-p50-ms")
+		for i, ann := range anns {
+			b.ReportMetric(annRecall[i], "hnsw-"+ann.Name+"-recall@10")
+			b.ReportMetric(annP50[i], "hnsw-"+ann.Name+"-p50-ms")
 		}
 		b.ReportMetric(vecP50, "vector-leg-p50-ms")
 		b.ReportMetric(textP50, "text-leg-p50-ms")

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,8 @@ type MemoryStore struct {
 	s  *Store
 	vi *vecindex.Index
 
+	efSearch atomic.Int64 // hnsw.ef_search of HNSW scans
+
 	mu      sync.Mutex
 	indexed map[string]bool            // model/dim pairs whose HNSW index is known to exist
 	synced  map[vecindex.Key]time.Time // when a loaded scope last read rows written elsewhere
@@ -43,9 +46,15 @@ var _ memory.Store = (*MemoryStore)(nil)
 // Memory returns a memory store sharing s's pool. Keep one per daemon: it
 // remembers which vector indexes exist.
 func (s *Store) Memory() *MemoryStore {
-	return &MemoryStore{s: s, vi: vecindex.New(vecindex.DefaultBudget), indexed: map[string]bool{}, synced: map[vecindex.Key]time.Time{},
+	ms := &MemoryStore{s: s, vi: vecindex.New(vecindex.DefaultBudget), indexed: map[string]bool{}, synced: map[vecindex.Key]time.Time{},
 		loading: map[vecindex.Key]chan struct{}{}}
+	ms.efSearch.Store(hnswEfSearch)
+	return ms
 }
+
+// SetHNSWEfSearch changes ef_search of HNSW scans (at least 10): recall
+// against latency, for the scopes the in-memory index does not hold.
+func (ms *MemoryStore) SetHNSWEfSearch(n int) { ms.efSearch.Store(int64(max(n, 10))) }
 
 // SetVectorIndexBytes changes the in-memory vector index's budget (0 turns
 // it off: every vector search uses HNSW).
@@ -433,7 +442,7 @@ func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, mode
 
 	b := &pgx.Batch{}
 	b.Queue(`SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'strict_order', true)`,
-		strconv.Itoa(max(hnswEfSearch, limit)))
+		strconv.FormatInt(max(ms.efSearch.Load(), int64(limit)), 10))
 	b.Queue(q, args...)
 	br := ms.s.pool.SendBatch(ctx, b)
 	var ids []int64

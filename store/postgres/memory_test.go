@@ -46,9 +46,14 @@ func BenchmarkMemorySearch(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer st.Close()
-				annOnly := st.Memory()
-				annOnly.SetVectorIndexBytes(0)
-				memorytest.BenchSearch(b, st.Memory(), corpus, n, annOnly)
+				var anns []memorytest.ANN
+				for _, ef := range []int{400, 1000} {
+					annOnly := st.Memory()
+					annOnly.SetVectorIndexBytes(0)
+					annOnly.SetHNSWEfSearch(ef)
+					anns = append(anns, memorytest.ANN{Name: fmt.Sprintf("ef%d", ef), Store: annOnly})
+				}
+				memorytest.BenchSearch(b, st.Memory(), corpus, n, anns...)
 			})
 		}
 	}
