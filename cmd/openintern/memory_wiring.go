@@ -155,19 +155,28 @@ func (a *agentMemory) store(runs []store.Run) (done []store.Run, err error) {
 		// One summary already stored, or one bad one, must not cost the
 		// others: write them one by one.
 	}
+	failed := 0
 	for i, req := range reqs {
 		_, werr := a.svc.Write(a.ctx, req)
 		switch {
 		case werr == nil, errors.Is(werr, store.ErrConflict):
-			done = append(done, of[i])
+			done, failed = append(done, of[i]), 0
 		case errors.Is(werr, memory.ErrInvalid):
 			a.logger.Warn("memory: episodic summary refused", "agent_id", req.AgentID, "run_id", of[i].ID, "err", werr)
-			done = append(done, of[i])
+			done, failed = append(done, of[i]), 0
 		default:
-			return done, werr
+			// One summary the embedder refuses stays queued without
+			// holding up the rest; several failures in a row mean the
+			// store or the embedder is down, and the batch waits.
+			if err == nil {
+				err = werr
+			}
+			if failed++; failed == 3 || a.ctx.Err() != nil {
+				return done, err
+			}
 		}
 	}
-	return done, nil
+	return done, err
 }
 
 // Close stops the writer and waits (up to ctx) for the batch in progress;
