@@ -27,6 +27,20 @@ const (
 	MaxMatchedChunks = 4000
 )
 
+// How much of a term's posting list a store's full-text leg reads.
+const (
+	// PostingsDepth is how many of a term's best-weighted postings an
+	// unfiltered search reads (at least 4 × the results asked for). A chunk
+	// outside every term's top postings is not found, and one outside some
+	// term's top postings misses that term's share of its score; for a term
+	// in fewer chunks than this the search is exact.
+	PostingsDepth = 400
+	// FilteredPostingsDepth bounds the postings of one term that a filtered
+	// search reads: it reads whole lists, since a filter may drop the
+	// best-weighted postings.
+	FilteredPostingsDepth = 20_000
+)
+
 // IDF is the BM25 inverse document frequency of a term in df of n chunks.
 func IDF(df, n int64) float64 {
 	return math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -16,6 +15,7 @@ import (
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/llm/llmtest"
 	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/memory/memorytest"
 	"github.com/openintern/openintern/store"
 )
 
@@ -256,13 +256,6 @@ func TestMemoryRecalledInAnotherSession(t *testing.T) {
 	}
 }
 
-// downEmbedder is an embeddings service that is unreachable.
-type downEmbedder struct{ *memory.HashEmbedder }
-
-func (downEmbedder) Embed(context.Context, []string) ([][]float32, error) {
-	return nil, errors.New("connection refused")
-}
-
 // TestRunSummariesWaitInTheStore: a run's episodic summary is queued in the
 // transaction that completes the run. While the embedder is down the
 // summaries wait (the runs still complete), a restart keeps them, and once
@@ -273,7 +266,7 @@ func TestRunSummariesWaitInTheStore(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
 			cfg := newConfig(t, kind)
-			m := &Main{Config: cfg, Logger: testLogger(t), Embedder: downEmbedder{memory.NewHashEmbedder(0)}}
+			m := &Main{Config: cfg, Logger: testLogger(t), Embedder: memorytest.DownEmbedder{HashEmbedder: memory.NewHashEmbedder(0)}}
 			startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			if err := m.Run(startCtx); err != nil {

@@ -79,12 +79,14 @@ func Run(t *testing.T, open Open) {
 	t.Run("ReEmbedRejected", func(t *testing.T) { testReEmbedRejected(t, open(t)) })
 	t.Run("VectorNeedsSimilarity", func(t *testing.T) { testVectorNeedsSimilarity(t, open(t)) })
 	t.Run("LargeDimension", func(t *testing.T) { testLargeDimension(t, open(t)) })
+	t.Run("TextSearchPathsAgree", func(t *testing.T) { testTextSearchPathsAgree(t, open(t)) })
 }
 
-// downEmbedder is the default embedder whose server went away.
-type downEmbedder struct{ *memory.HashEmbedder }
+// DownEmbedder is the default embedder whose server went away.
+type DownEmbedder struct{ *memory.HashEmbedder }
 
-func (downEmbedder) Embed(context.Context, []string) ([][]float32, error) {
+// Embed fails as a refused connection does.
+func (DownEmbedder) Embed(context.Context, []string) ([][]float32, error) {
 	return nil, errors.New("embeddings: connection refused")
 }
 
@@ -95,7 +97,7 @@ func testEmbedderDown(t *testing.T, st memory.Store) {
 	ctx := context.Background()
 	up := newService(t, st, memory.NewHashEmbedder(0))
 	m := write(t, up, memory.WriteRequest{Scope: scopeA, Text: "The staging database runs on port 5433."})
-	down := newService(t, st, downEmbedder{memory.NewHashEmbedder(0)})
+	down := newService(t, st, DownEmbedder{memory.NewHashEmbedder(0)})
 	res := search(t, down, memory.SearchRequest{Scope: scopeA, Query: "staging database port"})
 	if len(res) != 1 || res[0].ID != m.ID || strings.Join(res[0].FoundBy, ",") != memory.ModeFullText {
 		t.Fatalf("hybrid with the embedder down = %+v", res)

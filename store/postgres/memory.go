@@ -507,20 +507,9 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 	return out, nil
 }
 
-// postingsDepth is how many of a term's best-weighted postings an unfiltered
-// full-text search reads (at least 4 × the results asked for). A chunk outside
-// every term's top postings is not found, and one outside some term's top
-// postings misses that term's share of its score; for a term in fewer chunks
-// than this the search is exact.
-const postingsDepth = 400
-
-// filteredDepth bounds the postings of one term that a filtered search reads:
-// it reads whole lists, since a filter may drop the best-weighted postings.
-const filteredDepth = 20_000
-
 // TextSearch ranks chunks by BM25, the sum over the query's terms of idf ×
 // the stored impact, from memory_postings. Without a filter it keeps the
-// rarest terms (memory.SelectRankTerms) and reads the best postingsDepth
+// rarest terms (memory.SelectRankTerms) and reads the best memory.PostingsDepth
 // postings of each with an index-only scan, so its cost does not grow with
 // the scope; with a filter it keeps terms whose posting lists add up to a
 // bounded size (memory.SelectTerms) and reads them whole, joined to the
@@ -552,9 +541,9 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 	var kept []memory.TermDF
 	var depth int
 	if cond == "" {
-		kept, depth = memory.SelectRankTerms(cand, n), max(postingsDepth, 4*limit)
+		kept, depth = memory.SelectRankTerms(cand, n), max(memory.PostingsDepth, 4*limit)
 	} else {
-		kept, depth = memory.SelectTerms(cand, n), filteredDepth
+		kept, depth = memory.SelectTerms(cand, n), memory.FilteredPostingsDepth
 	}
 	if len(kept) == 0 {
 		return nil, nil

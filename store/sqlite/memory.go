@@ -514,20 +514,9 @@ func deletePostings(ctx context.Context, tx *sql.Tx, scope store.Scope, chunkID 
 	return nil
 }
 
-// postingsDepth is how many of a term's best-weighted postings an unfiltered
-// full-text search reads (at least 4 × the results asked for). A chunk outside
-// every term's top postings is not found, and one outside some term's top
-// postings misses that term's share of its score; for a term in fewer chunks
-// than this the search is exact. The same as on PostgreSQL.
-const postingsDepth = 400
-
-// filteredDepth bounds the postings of one term that a filtered search reads:
-// it reads whole lists, since a filter may drop the best-weighted postings.
-const filteredDepth = 20_000
-
 // TextSearch ranks chunks by BM25, the sum over the query's terms of idf ×
 // the stored impact, from memory_postings. Without a filter it keeps the
-// rarest terms (memory.SelectRankTerms) and reads the best postingsDepth
+// rarest terms (memory.SelectRankTerms) and reads the best memory.PostingsDepth
 // postings of each from the table's own ordered key, so its cost does not
 // grow with the scope; with a filter it keeps terms whose posting lists add
 // up to a bounded size (memory.SelectTerms) and reads them whole, joined to
@@ -565,9 +554,9 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 	var kept []memory.TermDF
 	var depth int
 	if cond == "" {
-		kept, depth = memory.SelectRankTerms(dfs, n), max(postingsDepth, 4*limit)
+		kept, depth = memory.SelectRankTerms(dfs, n), max(memory.PostingsDepth, 4*limit)
 	} else {
-		kept, depth = memory.SelectTerms(dfs, n), filteredDepth
+		kept, depth = memory.SelectTerms(dfs, n), memory.FilteredPostingsDepth
 	}
 	if len(kept) == 0 {
 		return nil, nil
