@@ -578,21 +578,46 @@ func (e *vectors) search(q []float32, f memory.Filter, limit int) []Scored {
 // the whole score array once per dimension.
 const scoreBlock = 2048
 
-// score fills scores[lo:hi] with the rounded similarities.
+// queryLevels is the largest magnitude of a query component after the query
+// is scaled to integers: fine enough that its rounding (under 1/4000 of the
+// largest component) moves no score as much as the chunks' own int8
+// rounding, and small enough that a sum over 4000 dimensions of
+// queryLevels × 127 stays within int32.
+const queryLevels = 2047
+
+// score fills scores[lo:hi] with the rounded similarities. The query is
+// scaled to integers, so the inner loop multiplies and adds int32s (no
+// int-to-float conversion per element); each block's sums are scaled back
+// once.
 func (e *vectors) score(q []float32, scores []float32, lo, hi int) {
 	type term struct {
 		d int
-		v float32
+		v int32
 	}
+	var top float32
+	for d, v := range q {
+		if d < len(e.cols) {
+			top = max(top, v, -v)
+		}
+	}
+	if top == 0 {
+		clear(scores[lo:hi])
+		return
+	}
+	qscale := queryLevels / top
 	var terms []term
 	for d, v := range q {
 		if v != 0 && d < len(e.cols) {
-			terms = append(terms, term{d, v})
+			if qi := int32(math.Round(float64(v * qscale))); qi != 0 {
+				terms = append(terms, term{d, qi})
+			}
 		}
 	}
+	acc := make([]int32, scoreBlock)
 	for b := lo; b < hi; b += scoreBlock {
 		end := min(b+scoreBlock, hi)
-		sc := scores[b:end]
+		sc := acc[:end-b]
+		clear(sc)
 		for _, t := range terms {
 			col := e.cols[t.d][b:end]
 			col = col[:len(sc)]
@@ -600,17 +625,18 @@ func (e *vectors) score(q []float32, scores []float32, lo, hi int) {
 			i := 0
 			for ; i+4 <= len(col); i += 4 { // unrolled: fewer bounds checks and loop branches
 				c4, s4 := col[i:i+4:i+4], sc[i:i+4:i+4]
-				s4[0] += v * float32(c4[0])
-				s4[1] += v * float32(c4[1])
-				s4[2] += v * float32(c4[2])
-				s4[3] += v * float32(c4[3])
+				s4[0] += v * int32(c4[0])
+				s4[1] += v * int32(c4[1])
+				s4[2] += v * int32(c4[2])
+				s4[3] += v * int32(c4[3])
 			}
 			for ; i < len(col); i++ {
-				sc[i] += v * float32(col[i])
+				sc[i] += v * int32(col[i])
 			}
 		}
+		out := scores[b:end]
 		for i, u := range e.scale[b:end] {
-			sc[i] *= u
+			out[i] = float32(sc[i]) * (u / qscale)
 		}
 	}
 }
