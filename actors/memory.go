@@ -14,10 +14,12 @@ type Memory interface {
 	Recall(ctx context.Context, scope store.Scope, agentID, query string) ([]Recalled, error)
 	// CorePrompt renders the agent's core memory blocks for the system prompt.
 	CorePrompt(ctx context.Context, scope store.Scope, agentID string) (string, error)
-	// RunCompleted says that a run completed with RunResult.Remember: the
-	// store holds it for an episodic summary (RunStore.PendingSummaries),
-	// which the implementation writes off the step loop. It must not block.
-	RunCompleted()
+	// RememberRun hands over a run that completed with RunResult.Remember,
+	// so its episodic summary can be written without reading the run back.
+	// The store holds the run for its summary (RunStore.PendingSummaries)
+	// until the summary is written, so an implementation may drop what it
+	// cannot take at once and catch up from the store. It must not block.
+	RememberRun(run store.Run)
 }
 
 // Recalled is one memory recalled into a turn's context.

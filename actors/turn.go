@@ -412,9 +412,11 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 	// FinishRun queued the run for its episodic summary in the transaction
 	// that completed it, so a failed finish (retried from the checkpoint)
 	// never leaves a summary of a run that did not end, nor two of one that
-	// did; this only tells the writer to look.
+	// did; this hands the writer what it needs to write it.
 	if mem := t.rt.cfg.Memory; mem != nil && res.Remember {
-		mem.RunCompleted()
+		ended := time.Now()
+		mem.RememberRun(store.Run{Scope: t.scope, ID: t.run.ID, AgentID: t.run.AgentID, Input: t.run.Input,
+			Status: store.RunCompleted, Output: res.Output, EndedAt: &ended})
 	}
 	return turnOutcome{}
 }

@@ -345,3 +345,79 @@ func TestRunSummariesWaitInTheStore(t *testing.T) {
 		})
 	}
 }
+
+// gatedEmbedder holds the embedding of run summaries until open is closed.
+type gatedEmbedder struct {
+	*memory.HashEmbedder
+	open chan struct{}
+}
+
+func (g gatedEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	for _, t := range texts {
+		if strings.HasPrefix(t, "Run run_") {
+			select {
+			case <-g.open:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			break
+		}
+	}
+	return g.HashEmbedder.Embed(ctx, texts)
+}
+
+// TestRunSummariesNotDroppedWhenWriterFallsBehind: while the summary writer
+// is stuck, more runs complete than its channel holds; once it moves again,
+// every run has its summary, exactly once.
+func TestRunSummariesNotDroppedWhenWriterFallsBehind(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			gate := gatedEmbedder{memory.NewHashEmbedder(0), make(chan struct{})}
+			m := &Main{Config: newConfig(t, kind), Logger: testLogger(t), Embedder: gate}
+			startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := m.Run(startCtx); err != nil {
+				t.Fatal(err)
+			}
+			d := &testDaemon{Main: m, t: t}
+			t.Cleanup(d.stop)
+			c := d.client("acme", "alice")
+			const agents, perAgent = 4, 80 // 320 runs: more than the writer's channel (256)
+			for a := range agents {
+				c.must(http.StatusCreated, "POST", "/api/agents", map[string]any{"agent_id": fmt.Sprintf("w%d", a), "name": "w"}, nil)
+			}
+			var ids []string
+			for i := range agents * perAgent {
+				ids = append(ids, c.createRun(fmt.Sprintf("w%d", i%agents), "s", fmt.Sprintf("hello %d", i)))
+			}
+			for _, id := range ids {
+				if r := c.waitRun(id, 30*time.Second); r.Status != store.RunCompleted {
+					t.Fatalf("run %s: %+v", id, r)
+				}
+			}
+			close(gate.open)
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				left, err := d.Store.PendingSummaries(ctx, 1000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(left) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d summaries still queued", len(left))
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			for _, id := range ids {
+				var got apiMemory
+				c.must(http.StatusOK, "GET", "/api/memories/mem_"+id, nil, &got)
+				if got.Metadata["run_id"] != id {
+					t.Fatalf("summary of %s = %+v", id, got)
+				}
+			}
+		})
+	}
+}

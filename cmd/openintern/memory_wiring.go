@@ -23,15 +23,18 @@ type summaryQueue interface {
 }
 
 // agentMemory adapts memory.Service to actors.Memory. Episodic summaries are
-// written by one goroutine from the store's summary queue: a slow store or
-// embedder never stalls an agent's step loop, a summary waits (durably)
-// rather than being dropped, and one queued before a crash is written after
-// the restart.
+// written by one goroutine: a slow store or embedder never stalls an agent's
+// step loop. A completed run reaches it through a bounded channel (so the
+// hot path reads nothing back), and the store's summary queue is the truth:
+// whatever the channel could not take, a failed write, or a crash leaves
+// there is written by a catch-up pass over the queue, and each summary is
+// taken off the queue once stored. None is dropped or lost.
 type agentMemory struct {
 	svc    *memory.Service
 	queue  summaryQueue
 	logger *slog.Logger
-	wake   chan struct{}
+	runs   chan store.Run
+	behind chan struct{} // the channel was full: catch up from the store
 	stop   chan struct{}
 	done   chan struct{}
 	// cancel aborts a write in progress when Close runs out of time.
@@ -43,7 +46,7 @@ var _ actors.Memory = (*agentMemory)(nil)
 
 func newAgentMemory(svc *memory.Service, queue summaryQueue, logger *slog.Logger) *agentMemory {
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &agentMemory{svc: svc, queue: queue, logger: logger, wake: make(chan struct{}, 1),
+	a := &agentMemory{svc: svc, queue: queue, logger: logger, runs: make(chan store.Run, 256), behind: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	go a.writer()
 	return a
@@ -59,30 +62,61 @@ const (
 	summaryRetryMax   = 30 * time.Second
 )
 
-// writer drains the queue at start (summaries a crash left behind), then
-// whenever a run completes, and retries with backoff after a failure.
+// writer catches up from the store at start (summaries a crash left
+// behind), then writes the runs handed over, as many as are waiting in one
+// transaction: under load the commits (and the term-count updates every
+// writer of a scope waits on) are shared instead of queueing one behind
+// another. After a failure it waits, then catches up from the store.
 func (a *agentMemory) writer() {
 	defer close(a.done)
+	catchUp := true
 	var retry time.Duration
-	for {
-		if err := a.drain(); err != nil {
-			retry = min(max(2*retry, summaryRetryFirst), summaryRetryMax)
-			if a.ctx.Err() == nil {
-				a.logger.Warn("memory: episodic summaries not stored; retrying", "in", retry, "err", err)
-			}
-		} else {
-			retry = 0
+	var nextTry time.Time
+	failed := func(err error) {
+		catchUp = true
+		retry = min(max(2*retry, summaryRetryFirst), summaryRetryMax)
+		nextTry = time.Now().Add(retry)
+		if a.ctx.Err() == nil {
+			a.logger.Warn("memory: episodic summaries not stored; retrying", "in", retry, "err", err)
 		}
-		var again <-chan time.Time
+	}
+	batch := make([]store.Run, 0, summaryBatch)
+	for {
+		if catchUp && !time.Now().Before(nextTry) {
+			if err := a.catchUp(); err != nil {
+				failed(err)
+			} else {
+				catchUp, retry = false, 0
+			}
+		}
 		var timer *time.Timer
-		if retry > 0 {
-			timer = time.NewTimer(retry)
+		var again <-chan time.Time
+		if catchUp {
+			timer = time.NewTimer(time.Until(nextTry))
 			again = timer.C
 		}
 		select {
 		case <-a.stop:
-		case <-a.wake:
+		case <-a.behind:
+			catchUp = true
 		case <-again:
+		case r := <-a.runs:
+			if catchUp {
+				break // the catch-up pass will find r in the store
+			}
+			batch = append(batch[:0], r)
+		drain:
+			for len(batch) < summaryBatch {
+				select {
+				case r := <-a.runs:
+					batch = append(batch, r)
+				default:
+					break drain
+				}
+			}
+			if err := a.write(batch); err != nil {
+				failed(err)
+			}
 		}
 		if timer != nil {
 			timer.Stop()
@@ -95,10 +129,8 @@ func (a *agentMemory) writer() {
 	}
 }
 
-// drain stores queued summaries, as many as are waiting in each transaction:
-// under load commits (and the term-count updates every writer of a scope
-// waits on) are shared instead of queueing one behind another.
-func (a *agentMemory) drain() error {
+// catchUp writes every summary the store holds queued.
+func (a *agentMemory) catchUp() error {
 	for {
 		select {
 		case <-a.stop:
@@ -112,17 +144,23 @@ func (a *agentMemory) drain() error {
 		if len(runs) == 0 {
 			return nil
 		}
-		done, err := a.store(runs)
-		if derr := a.queue.SummariesDone(a.ctx, done); derr != nil {
-			return derr
-		}
-		if err != nil {
+		if err := a.write(runs); err != nil {
 			return err
 		}
 		if len(runs) < summaryBatch {
 			return nil
 		}
 	}
+}
+
+// write stores the summaries of runs and takes those it is done with off
+// the store's queue.
+func (a *agentMemory) write(runs []store.Run) error {
+	done, err := a.store(runs)
+	if derr := a.queue.SummariesDone(a.ctx, done); derr != nil && err == nil {
+		err = derr
+	}
+	return err
 }
 
 // summaryID is the memory id of a run's summary: writing it twice (a crash
@@ -218,11 +256,16 @@ func (a *agentMemory) CorePrompt(ctx context.Context, scope store.Scope, agentID
 	return memory.RenderCore(blocks), nil
 }
 
-// RunCompleted tells the writer that a summary is queued.
-func (a *agentMemory) RunCompleted() {
+// RememberRun hands a completed run to the writer; when the writer is
+// behind, the run waits in the store's queue for its catch-up pass.
+func (a *agentMemory) RememberRun(run store.Run) {
 	select {
-	case a.wake <- struct{}{}:
-	default: // a wake is pending already; it drains everything queued
+	case a.runs <- run:
+	default:
+		select {
+		case a.behind <- struct{}{}:
+		default: // a catch-up is already pending
+		}
 	}
 }
 

@@ -217,6 +217,14 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 		}
 		return a.ProjectID < b.ProjectID
 	})
+	// The chunks' ids come back so that their vectors go into the loaded
+	// scopes' in-memory index at once, without reading them back.
+	nChunks := 0
+	for _, nm := range batch {
+		nChunks += len(nm.Chunks)
+	}
+	chunkIDs := make([]int64, nChunks)
+	next := 0
 	b := &pgx.Batch{}
 	for _, nm := range batch {
 		m, sc := nm.Memory, nm.Memory.Scope
@@ -232,15 +240,18 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 					VALUES ($1, $2, $3, $4, $5, $6, $7::tsvector) RETURNING id, tsv),
 				p AS (INSERT INTO memory_postings (org_id, user_id, project_id, term, impact, chunk_id)
 					SELECT $1, $2, $3, u.lexeme, memory_impact(cardinality(u.positions), length(c.tsv)), c.id FROM c, unnest(c.tsv) AS u)`
+			id := &chunkIDs[next]
+			next++
+			scan := func(row pgx.Row) error { return row.Scan(id) }
 			if c.Vector == nil {
-				b.Queue(insChunk+` SELECT 1`, sc.OrgID, sc.UserID, sc.ProjectID, m.ID, c.Seq, c.Text, tsvectorLiteral(c.Tokens))
+				b.Queue(insChunk+` SELECT id FROM c`, sc.OrgID, sc.UserID, sc.ProjectID, m.ID, c.Seq, c.Text, tsvectorLiteral(c.Tokens)).QueryRow(scan)
 				continue
 			}
 			b.Queue(insChunk+`
 				INSERT INTO memory_vectors (chunk_id, org_id, user_id, project_id, model, dim, embedding)
-				SELECT c.id, $1, $2, $3, $8::text, $9::int, $10::vector FROM c`,
+				SELECT c.id, $1, $2, $3, $8::text, $9::int, $10::vector FROM c RETURNING chunk_id`,
 				sc.OrgID, sc.UserID, sc.ProjectID, m.ID, c.Seq, c.Text, tsvectorLiteral(c.Tokens),
-				c.Model, len(c.Vector), pgvector.NewVector(c.Vector))
+				c.Model, len(c.Vector), pgvector.NewVector(c.Vector)).QueryRow(scan)
 		}
 	}
 	for _, sc := range scopes {
@@ -265,15 +276,34 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 	if err != nil {
 		return ms.s.fail(ctx, "insert memory", err)
 	}
-	ms.mu.Lock()
-	for _, sc := range scopes {
-		for k := range ms.synced {
-			if k.Scope == sc {
-				delete(ms.synced, k) // the next search reads the new rows
+	type added struct {
+		ids   []int64
+		vecs  [][]float32
+		metas []vecindex.Meta
+	}
+	byKey := map[vecindex.Key]*added{}
+	next = 0
+	for _, nm := range batch {
+		m := nm.Memory
+		meta := vecindex.Meta{Type: m.Type, AgentID: m.AgentID, GroupID: m.GroupID, Created: m.CreatedAt.UnixMicro()}
+		for _, c := range nm.Chunks {
+			id := chunkIDs[next]
+			next++
+			if c.Vector == nil {
+				continue
 			}
+			k := vecindex.Key{Scope: m.Scope, Model: c.Model}
+			a := byKey[k]
+			if a == nil {
+				a = &added{}
+				byKey[k] = a
+			}
+			a.ids, a.vecs, a.metas = append(a.ids, id), append(a.vecs, c.Vector), append(a.metas, meta)
 		}
 	}
-	ms.mu.Unlock()
+	for k, a := range byKey {
+		ms.vi.Insert(k, a.ids, a.vecs, a.metas)
+	}
 	return nil
 }
 
@@ -768,8 +798,9 @@ func (ms *MemoryStore) WaitVectors(ctx context.Context, scope store.Scope, model
 	}
 }
 
-// sync reads into a loaded scope the rows it lacks among the newest ones:
-// always after this store wrote to the scope, else at most every syncEvery.
+// sync reads into a loaded scope the rows other processes wrote among the
+// newest ones, at most every syncEvery (this store's own writes go into the
+// index as they commit).
 // Rows another process deleted stay until the scope is reloaded; the search
 // drops them when it finds no chunk for them.
 func (ms *MemoryStore) sync(ctx context.Context, k vecindex.Key) error {
