@@ -236,6 +236,9 @@ type SearchRequest struct {
 	ImportanceWeight float64
 	// RecencyHalfLife > 0 multiplies a hit's score by (1 + 2^(-age/half-life)) / 2.
 	RecencyHalfLife time.Duration
+	// Candidates > 0 is how many chunks each leg fetches before fusion
+	// (at least 3 × TopK), in place of Config.Candidates: fewer are cheaper.
+	Candidates int
 }
 
 // Result is one memory a search found: a snippet, not the full text.
@@ -270,7 +273,11 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, erro
 	if q == "" {
 		return nil, fmt.Errorf("memory: search: empty query: %w", ErrInvalid)
 	}
-	limit := max(s.cfg.Candidates, 3*req.TopK)
+	limit := s.cfg.Candidates
+	if req.Candidates > 0 {
+		limit = req.Candidates
+	}
+	limit = max(limit, 3*req.TopK)
 	tokens := UniqueTokens(Tokenize(q))
 
 	var (

@@ -15,6 +15,11 @@ import (
 // recallTopK is how many memories a turn recalls into its context.
 const recallTopK = 3
 
+// recallCandidates is how many chunks each search leg of a turn's recall
+// fetches: a few times recallTopK is enough to fuse well, and every turn
+// pays for them.
+const recallCandidates = 20
+
 // summaryQueue is the store's queue of completed runs waiting for their
 // episodic summary (filled by FinishRun, see store.RunResult.Remember).
 type summaryQueue interface {
@@ -237,7 +242,7 @@ func (a *agentMemory) Close(ctx context.Context) error {
 }
 
 func (a *agentMemory) Recall(ctx context.Context, scope store.Scope, agentID, query string) ([]actors.Recalled, error) {
-	res, err := a.svc.Search(ctx, memory.SearchRequest{Scope: scope, Query: query, TopK: recallTopK})
+	res, err := a.svc.Search(ctx, memory.SearchRequest{Scope: scope, Query: query, TopK: recallTopK, Candidates: recallCandidates})
 	if err != nil {
 		return nil, err
 	}

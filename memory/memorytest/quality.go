@@ -66,6 +66,13 @@ func testQuality(t *testing.T, st memory.Store) {
 			if mode == memory.ModeHybrid && (len(res) == 0 || res[0].ID != ids[c.want]) {
 				t.Errorf("hybrid %q: top is %v, want %s", c.q, res, ids[c.want])
 			}
+			if mode == memory.ModeHybrid {
+				// As a turn's recall asks: few results from few candidates.
+				few := search(t, svc, memory.SearchRequest{Scope: scopeA, Query: c.q, TopK: 3, Candidates: 9})
+				if len(few) == 0 || len(few) > 3 || few[0].ID != ids[c.want] {
+					t.Errorf("hybrid %q with 9 candidates: %v, want %s first", c.q, few, ids[c.want])
+				}
+			}
 		}
 	}
 	t.Logf("MRR: %v", mrr)
