@@ -41,6 +41,19 @@ const (
 	FilteredPostingsDepth = 20_000
 )
 
+// PostingsPlan is what a store's full-text leg reads for a search of limit
+// results over n chunks: the terms to match (of terms, with their document
+// frequencies) and how many postings of each. Unfiltered, the rarest terms
+// and their best PostingsDepth postings (SelectRankTerms); filtered, whole
+// posting lists of terms whose frequencies add up to a bounded size
+// (SelectTerms), since a filter may drop the best-weighted postings.
+func PostingsPlan(terms []TermDF, n int64, filtered bool, limit int) (kept []TermDF, depth int) {
+	if filtered {
+		return SelectTerms(terms, n), FilteredPostingsDepth
+	}
+	return SelectRankTerms(terms, n), max(PostingsDepth, 4*limit)
+}
+
 // IDF is the BM25 inverse document frequency of a term in df of n chunks.
 func IDF(df, n int64) float64 {
 	return math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))

@@ -46,7 +46,12 @@ func newConfig(t testing.TB, kind string) config.Config {
 // startDaemon runs a daemon until the test ends.
 func startDaemon(t testing.TB, cfg config.Config, model llm.Provider) *testDaemon {
 	t.Helper()
-	m := &Main{Config: cfg, Logger: testLogger(t), Model: model}
+	return startMain(t, &Main{Config: cfg, Logger: testLogger(t), Model: model})
+}
+
+// startMain runs m (a daemon with parts of the test's choosing) until the test ends.
+func startMain(t testing.TB, m *Main) *testDaemon {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := m.Run(ctx); err != nil {

@@ -266,14 +266,7 @@ func TestRunSummariesWaitInTheStore(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
 			cfg := newConfig(t, kind)
-			m := &Main{Config: cfg, Logger: testLogger(t), Embedder: memorytest.DownEmbedder{HashEmbedder: memory.NewHashEmbedder(0)}}
-			startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			if err := m.Run(startCtx); err != nil {
-				t.Fatal(err)
-			}
-			down := &testDaemon{Main: m, t: t}
-			t.Cleanup(down.stop)
+			down := startMain(t, &Main{Config: cfg, Logger: testLogger(t), Embedder: memorytest.DownEmbedder{HashEmbedder: memory.NewHashEmbedder(0)}})
 			c := down.client("acme", "alice")
 			const runs = 12
 			inputs := map[string]string{}
@@ -374,14 +367,7 @@ func TestRunSummariesNotDroppedWhenWriterFallsBehind(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
 			gate := gatedEmbedder{memory.NewHashEmbedder(0), make(chan struct{})}
-			m := &Main{Config: newConfig(t, kind), Logger: testLogger(t), Embedder: gate}
-			startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			if err := m.Run(startCtx); err != nil {
-				t.Fatal(err)
-			}
-			d := &testDaemon{Main: m, t: t}
-			t.Cleanup(d.stop)
+			d := startMain(t, &Main{Config: newConfig(t, kind), Logger: testLogger(t), Embedder: gate})
 			c := d.client("acme", "alice")
 			const agents, perAgent = 4, 80 // 320 runs: more than the writer's channel (256)
 			for a := range agents {

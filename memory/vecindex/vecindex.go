@@ -408,6 +408,32 @@ func (x *Index) Insert(k Key, ids []int64, vecs [][]float32, metas []Meta) {
 	}
 }
 
+// InsertMemory adds the vectors of a stored memory's chunks (ids[i] is the
+// stored id of chunks[i]) to the loaded entries of its scope, one per model.
+func (x *Index) InsertMemory(m memory.Memory, chunks []memory.Chunk, ids []int64) {
+	meta := Meta{Type: m.Type, AgentID: m.AgentID, GroupID: m.GroupID, Created: m.CreatedAt.UnixMicro()}
+	type added struct {
+		ids   []int64
+		vecs  [][]float32
+		metas []Meta
+	}
+	byModel := map[string]*added{}
+	for i, c := range chunks {
+		if c.Vector == nil {
+			continue
+		}
+		a := byModel[c.Model]
+		if a == nil {
+			a = &added{}
+			byModel[c.Model] = a
+		}
+		a.ids, a.vecs, a.metas = append(a.ids, ids[i]), append(a.vecs, c.Vector), append(a.metas, meta)
+	}
+	for model, a := range byModel {
+		x.Insert(Key{Scope: m.Scope, Model: model}, a.ids, a.vecs, a.metas)
+	}
+}
+
 // Remove deletes chunk ids from every loaded model of scope.
 func (x *Index) Remove(scope store.Scope, ids []int64) {
 	x.mu.Lock()

@@ -276,33 +276,10 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 	if err != nil {
 		return ms.s.fail(ctx, "insert memory", err)
 	}
-	type added struct {
-		ids   []int64
-		vecs  [][]float32
-		metas []vecindex.Meta
-	}
-	byKey := map[vecindex.Key]*added{}
 	next = 0
 	for _, nm := range batch {
-		m := nm.Memory
-		meta := vecindex.Meta{Type: m.Type, AgentID: m.AgentID, GroupID: m.GroupID, Created: m.CreatedAt.UnixMicro()}
-		for _, c := range nm.Chunks {
-			id := chunkIDs[next]
-			next++
-			if c.Vector == nil {
-				continue
-			}
-			k := vecindex.Key{Scope: m.Scope, Model: c.Model}
-			a := byKey[k]
-			if a == nil {
-				a = &added{}
-				byKey[k] = a
-			}
-			a.ids, a.vecs, a.metas = append(a.ids, id), append(a.vecs, c.Vector), append(a.metas, meta)
-		}
-	}
-	for k, a := range byKey {
-		ms.vi.Insert(k, a.ids, a.vecs, a.metas)
+		ms.vi.InsertMemory(nm.Memory, nm.Chunks, chunkIDs[next:next+len(nm.Chunks)])
+		next += len(nm.Chunks)
 	}
 	return nil
 }
@@ -568,13 +545,7 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 		return nil, ms.s.fail(ctx, "text search", err)
 	}
 	cond, fargs := filterSQL(f, 7)
-	var kept []memory.TermDF
-	var depth int
-	if cond == "" {
-		kept, depth = memory.SelectRankTerms(cand, n), max(memory.PostingsDepth, 4*limit)
-	} else {
-		kept, depth = memory.SelectTerms(cand, n), memory.FilteredPostingsDepth
-	}
+	kept, depth := memory.PostingsPlan(cand, n, cond != "", limit)
 	if len(kept) == 0 {
 		return nil, nil
 	}

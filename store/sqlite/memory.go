@@ -133,7 +133,7 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 		return fail("insert memory", err)
 	}
 	for b, nm := range batch {
-		ms.cacheInserted(nm.Memory, nm.Chunks, ids[b])
+		ms.vc.InsertMemory(nm.Memory, nm.Chunks, ids[b])
 	}
 	return nil
 }
@@ -154,32 +154,6 @@ func addTermCounts(ctx context.Context, tx *sql.Tx, counts map[store.Scope]map[s
 		}
 	}
 	return nil
-}
-
-// cacheInserted adds a stored memory's vectors to the scope's vector index,
-// when that index is loaded.
-func (ms *MemoryStore) cacheInserted(m memory.Memory, chunks []memory.Chunk, ids []int64) {
-	meta := vecindex.Meta{Type: m.Type, AgentID: m.AgentID, GroupID: m.GroupID, Created: micros(m.CreatedAt)}
-	type batch struct {
-		ids   []int64
-		vecs  [][]float32
-		metas []vecindex.Meta
-	}
-	byModel := map[string]*batch{}
-	for i, c := range chunks {
-		if c.Vector == nil {
-			continue
-		}
-		b := byModel[c.Model]
-		if b == nil {
-			b = &batch{}
-			byModel[c.Model] = b
-		}
-		b.ids, b.vecs, b.metas = append(b.ids, ids[i]), append(b.vecs, c.Vector), append(b.metas, meta)
-	}
-	for model, b := range byModel {
-		ms.vc.Insert(vecindex.Key{Scope: m.Scope, Model: model}, b.ids, b.vecs, b.metas)
-	}
 }
 
 // memoryCols are the columns of memories m that scanMemory reads.
@@ -551,13 +525,7 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 	if err != nil {
 		return nil, fail("text search", err)
 	}
-	var kept []memory.TermDF
-	var depth int
-	if cond == "" {
-		kept, depth = memory.SelectRankTerms(dfs, n), max(memory.PostingsDepth, 4*limit)
-	} else {
-		kept, depth = memory.SelectTerms(dfs, n), memory.FilteredPostingsDepth
-	}
+	kept, depth := memory.PostingsPlan(dfs, n, cond != "", limit)
 	if len(kept) == 0 {
 		return nil, nil
 	}
