@@ -15,11 +15,19 @@ import (
 // terminalRunEvents end a run's stream.
 var terminalRunEvents = map[string]bool{"run.completed": true, "run.failed": true, "run.cancelled": true}
 
-// stream serves events as Server-Sent Events with no gap and no duplicate: it
-// subscribes to the live feed first, replays stored events after the client's
-// Last-Event-ID, then switches to live and drops ids already sent. Live-only
-// events (id 0, e.g. llm.token) are sent without an id line. When runID is
-// set, the stream ends after that run ends.
+// stream serves events as Server-Sent Events with no gap and no duplicate.
+// Stored events are always read from the store, after the client's
+// Last-Event-ID and then after the last id sent: the live feed only says
+// when to read. Events are published in whatever order their writers finish,
+// not in id order, so an event forwarded straight from the feed could jump
+// ahead of a lower id still on its way, and a resume point after it would
+// skip that id; the store answers in id order and, within a scope, shows its
+// events as a prefix (see the stores' event-id notes). Live-only events
+// (id 0, e.g. llm.token) are forwarded as they come, without an id line. The
+// stream subscribes before it first reads the store, so nothing committed in
+// between goes unnoticed, and it reads the store again at every heartbeat in
+// case the feed lost a publish. When runID is set, the stream ends after that
+// run ends.
 func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFilter, match func(store.Event) bool, runID string) {
 	lastID, err := lastEventID(c)
 	if err != nil {
@@ -73,6 +81,32 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 		fmt.Fprintf(w, "event: end\ndata: {\"reason\":%q}\n\n", reason)
 		flusher.Flush()
 	}
+	// catchUp sends every stored event after lastID. ended: the run's
+	// terminal event was sent, or the client is gone.
+	catchUp := func() (ended bool, err error) {
+		for {
+			f := filter
+			f.AfterID, f.Limit, f.NoTotal = lastID, 500, true
+			evs, _, err := s.deps.Store.ListEvents(ctx, scope, f)
+			if err != nil {
+				return ctx.Err() != nil, err
+			}
+			for _, e := range evs {
+				if send(e) != nil {
+					return true, nil
+				}
+				lastID = e.ID
+				if runID != "" && terminalRunEvents[e.Type] {
+					end(e.Type)
+					return true, nil
+				}
+			}
+			flusher.Flush()
+			if len(evs) < f.Limit {
+				return false, nil
+			}
+		}
+	}
 
 	if fromNow {
 		fmt.Fprintf(w, "id: %d\nevent: ready\ndata: {\"last_event_id\":%d}\n\n", lastID, lastID)
@@ -92,31 +126,11 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 				finished = true
 			}
 		}
-		for {
-			f := filter
-			f.AfterID = lastID
-			f.Limit = 500
-			evs, _, err := s.deps.Store.ListEvents(ctx, scope, f)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.deps.Logger.Warn("sse replay failed", "err", err)
-				}
-				return
+		if ended, err := catchUp(); ended || err != nil {
+			if err != nil && !ended {
+				s.deps.Logger.Warn("sse replay failed", "err", err)
 			}
-			for _, e := range evs {
-				if send(e) != nil {
-					return
-				}
-				lastID = e.ID
-				if runID != "" && terminalRunEvents[e.Type] {
-					end(e.Type)
-					return
-				}
-			}
-			flusher.Flush()
-			if len(evs) < f.Limit {
-				break
-			}
+			return
 		}
 		if finished {
 			end("run.finished")
@@ -132,23 +146,29 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 					return
 				}
 				flusher.Flush()
+				if ended, err := catchUp(); ended {
+					return
+				} else if err != nil {
+					s.deps.Logger.Warn("sse catch-up failed; retrying at the next event or heartbeat", "err", err)
+				}
 			case e, ok := <-live:
 				if !ok {
 					break live
 				}
-				if e.ID != 0 && e.ID <= lastID {
+				if e.ID == 0 {
+					if send(e) != nil {
+						return
+					}
+					flusher.Flush()
 					continue
 				}
-				if send(e) != nil {
-					return
+				if e.ID <= lastID {
+					continue
 				}
-				if e.ID > 0 {
-					lastID = e.ID
-				}
-				flusher.Flush()
-				if runID != "" && terminalRunEvents[e.Type] {
-					end(e.Type)
+				if ended, err := catchUp(); ended {
 					return
+				} else if err != nil {
+					s.deps.Logger.Warn("sse catch-up failed; retrying at the next event or heartbeat", "err", err)
 				}
 			}
 		}

@@ -244,6 +244,9 @@ type EventFilter struct {
 	Types   []string
 	AfterID int64
 	Limit   int // 0: default 100
+	// NoTotal: the caller does not need the count of all matching events
+	// (a stream catching up), so ListEvents returns 0 and saves the count.
+	NoTotal bool
 }
 
 // RunFilter selects runs within a scope.

@@ -213,7 +213,7 @@ func (s *Store) SetAgentState(ctx context.Context, scope store.Scope, agentID, s
 	if err != nil {
 		return store.Event{}, fmt.Errorf("postgres: set agent state: %w", err)
 	}
-	err = s.queryRowAsync(ctx, `WITH a AS (
+	err = s.queryRowWithEvents(ctx, true, eventLockKeys([]store.Event{ev}), `WITH a AS (
 			UPDATE agents SET state = $5, updated_at = $6
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4
 			RETURNING 1)

@@ -10,13 +10,21 @@
 // CTEs with RETURNING, multi-row inserts from unnest), so a call costs one
 // round trip; ClaimNextRun costs four (begin, one pipelined batch, one
 // statement, commit) and serialises the claims of one agent with a
-// transaction-level advisory lock keyed by the scope and agent id.
+// transaction-level advisory lock keyed by the scope and agent id. A call
+// that stores events and must be durable when it returns (CreateRun,
+// CreateGroupRun, FinishRun, AppendEvents) costs two: see below.
 //
 // pgx's errors stop at this package: no rows becomes store.ErrNotFound, a
 // unique violation store.ErrConflict, and other server errors are reported as
-// text. Event ids and message seqs are identity columns; they increase in the
-// order rows are inserted, which across concurrent transactions is not
-// always the order they commit.
+// text. Message seqs are an identity column; they increase in the order rows
+// are inserted, which across concurrent transactions is not always the order
+// they commit. Event ids are an identity column too, but every statement that
+// stores events holds its scopes' event locks from before it draws the ids
+// until it commits, so within a scope event ids become visible in increasing
+// order and a reader paging by id never skips one (queryRowWithEvents). Those
+// transactions commit without waiting for the WAL flush, so that the lock is
+// not held through it; the durable ones then wait for the flush in a second
+// round trip.
 //
 // Events appended through CreateRun, CreateGroupRun, SaveStep and FinishRun
 // take the scope of the call, and the run's id, agent id and group id where

@@ -138,16 +138,13 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) ([]store
 			return nil, fmt.Errorf("postgres: append events: %w", err)
 		}
 	}
-	rows, err := s.pool.Query(ctx, `WITH ins AS (
+	var ids []int64
+	err := s.queryRowWithEvents(ctx, false, eventLockKeys(out), `WITH ins AS (
 			INSERT INTO events (org_id, user_id, project_id, run_id, agent_id, group_id, step_id, type, ts, payload)
 			SELECT org_id, user_id, project_id, run_id, agent_id, group_id, step_id, type, ts, payload::json
 			FROM `+unnestEvents(1)+` ORDER BY ord
 			RETURNING id)
-		SELECT id FROM ins ORDER BY id`, newEventArrays(out).args()...)
-	if err != nil {
-		return nil, s.fail(ctx, "append events", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		SELECT ARRAY(SELECT id FROM ins ORDER BY id)`, newEventArrays(out).args()...).Scan(&ids)
 	if err == nil {
 		err = assignIDs(out, ids)
 	}
@@ -168,16 +165,30 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 		limit = maxEventLimit
 	}
 	cond, args := eventWhere(scope, filter)
-	countArgs := args
 	pageArgs := append(append([]any{}, args...), filter.AfterID, limit)
+	page := fmt.Sprintf(`SELECT %s FROM events WHERE %s AND id > $%d ORDER BY id LIMIT $%d`,
+		eventCols, cond, len(args)+1, len(args)+2)
+	collect := func(rows pgx.Rows) ([]store.Event, error) {
+		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Event, error) { return scanEvent(row) })
+	}
+	if filter.NoTotal {
+		rows, err := s.pool.Query(ctx, page, pageArgs...)
+		if err != nil {
+			return nil, 0, s.fail(ctx, "list events", err)
+		}
+		events, err := collect(rows)
+		if err != nil {
+			return nil, 0, s.fail(ctx, "list events", err)
+		}
+		return events, 0, nil
+	}
 	// The count and the page read one snapshot, so a run that is still
 	// writing events cannot make the total disagree with the pages; the
 	// transaction rides in the same round trip as the queries.
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
-	b.Queue(`SELECT count(*) FROM events WHERE `+cond, countArgs...)
-	b.Queue(fmt.Sprintf(`SELECT %s FROM events WHERE %s AND id > $%d ORDER BY id LIMIT $%d`,
-		eventCols, cond, len(args)+1, len(args)+2), pageArgs...)
+	b.Queue(`SELECT count(*) FROM events WHERE `+cond, args...)
+	b.Queue(page, pageArgs...)
 	b.Queue(`COMMIT`)
 	var total int
 	events := []store.Event{}
@@ -194,7 +205,7 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 		if err != nil {
 			return err
 		}
-		events, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Event, error) { return scanEvent(row) })
+		events, err = collect(rows)
 		if err != nil {
 			return err
 		}

@@ -62,7 +62,7 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 	args := append([]any{nr.Scope.OrgID, nr.Scope.UserID, nr.Scope.ProjectID, nr.RunID, nr.AgentID, nr.SessionKey,
 		nr.GroupID, nr.Input, ts, nr.MessageID, nr.SenderType, nr.SenderID, nr.ParentRunID, nr.RoleID},
 		newEventArrays(events).args()...)
-	err = s.pool.QueryRow(ctx, `WITH r AS (
+	err = s.queryRowWithEvents(ctx, false, eventLockKeys(events), `WITH r AS (
 			INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id, session_key, group_id, parent_run_id,
 				role_id, input, status, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $13, $14, $8, 'pending', $9)
@@ -471,7 +471,7 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 		newEventArrays(out).args()...)
 	var agentID, groupID *string
 	var ids []int64
-	err = s.queryRowAsync(ctx, `WITH r AS (
+	err = s.queryRowWithEvents(ctx, true, eventLockKeys(out), `WITH r AS (
 			UPDATE runs SET steps = COALESCE($5::int, steps)
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4
 			RETURNING agent_id, group_id),
@@ -530,7 +530,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 	var agentID, groupID *string
 	var ids []int64
 	var exists bool
-	err = s.pool.QueryRow(ctx, `WITH r AS (
+	err = s.queryRowWithEvents(ctx, false, eventLockKeys(out), `WITH r AS (
 			UPDATE runs SET status = $5, output = $6, error = $7::jsonb, steps = $8, usage = $9::jsonb, ended_at = $10
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4 AND status = 'running'
 			RETURNING agent_id, group_id),

@@ -608,7 +608,7 @@ func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkp
 	args := append([]any{r.Scope.OrgID, r.Scope.UserID, r.Scope.ProjectID, r.ID, r.SessionKey, r.GroupID,
 		r.ParentRunID, r.RoleID, r.Input, cp.Step, state, ts}, newEventArrays(out).args()...)
 	var ids []int64
-	err = s.pool.QueryRow(ctx, `WITH r AS (
+	err = s.queryRowWithEvents(ctx, false, eventLockKeys(out), `WITH r AS (
 			INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id, session_key, group_id, parent_run_id,
 				role_id, input, status, steps, created_at, started_at)
 			VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8, $9, 'running', $10, $12, $12)

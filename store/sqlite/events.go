@@ -127,8 +127,10 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 	var total int
 	events := []store.Event{}
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE `+cond, args...).Scan(&total); err != nil {
-			return err
+		if !filter.NoTotal {
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE `+cond, args...).Scan(&total); err != nil {
+				return err
+			}
 		}
 		return queryRows(ctx, tx, `SELECT `+eventCols+` FROM events WHERE `+cond+` AND id > ? ORDER BY id LIMIT ?`,
 			append(append([]any{}, args...), filter.AfterID, limit), func(rows *sql.Rows) error {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +22,103 @@ var eventCases = []testCase{
 	{"Event/Isolation", testEventIsolation},
 	{"Event/LatestID", testEventLatestID},
 	{"Event/TotalWhileWriting", testEventTotalWhileWriting},
+	{"Event/CursorSeesEveryCommit", testEventCursorSeesEveryCommit},
+}
+
+// testEventCursorSeesEveryCommit has several writers append events of one
+// group at once, through every kind of call that stores events, while a
+// reader pages after its cursor as an SSE stream does. The reader must end up
+// with exactly the full replay: an event that becomes visible after a higher
+// id of its scope was read is lost to every cursor.
+func testEventCursorSeesEveryCommit(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const writers, calls = 8, 60
+	runs := make([]store.Run, writers)
+	for i := range runs {
+		runs[i], _ = createRun(t, s, scopeA, "a1", "s", "go")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for n := 0; n < calls; n++ {
+				ev := []store.Event{{Scope: scopeA, RunID: runs[w].ID, GroupID: "g", Type: "step"},
+					{Scope: scopeA, RunID: runs[w].ID, GroupID: "g", Type: "tool"}}
+				var err error
+				switch (w + n) % 3 {
+				case 0:
+					_, err = s.AppendEvents(ctx, ev[:1+n%2])
+				case 1:
+					_, err = s.SaveStep(ctx, scopeA, runs[w].ID, &store.Checkpoint{Step: n}, ev)
+				default:
+					_, err = s.SaveStep(ctx, scopeA, runs[w].ID, nil, ev[:1])
+				}
+				if err != nil {
+					errs <- fmt.Errorf("writer %d call %d: %w", w, n, err)
+					return
+				}
+			}
+		}(w)
+	}
+	written := make(chan struct{})
+	go func() { wg.Wait(); close(written) }()
+
+	var seen []int64
+	var cursor int64
+	read := func() int {
+		evs, _, err := s.ListEvents(ctx, scopeA, store.EventFilter{GroupID: "g", AfterID: cursor, Limit: 1000, NoTotal: true})
+		must(t, err)
+		for _, e := range evs {
+			seen = append(seen, e.ID)
+			cursor = e.ID
+		}
+		return len(evs)
+	}
+	for done := false; !done; {
+		select {
+		case <-written:
+			for read() > 0 {
+			}
+			done = true
+		default:
+			read()
+		}
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	var all []int64
+	for after := int64(0); ; {
+		evs, _, err := s.ListEvents(ctx, scopeA, store.EventFilter{GroupID: "g", AfterID: after, Limit: 1000})
+		must(t, err)
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			all = append(all, e.ID)
+		}
+		after = evs[len(evs)-1].ID
+	}
+	if len(seen) != len(all) {
+		missed := 0
+		got := map[int64]bool{}
+		for _, id := range seen {
+			got[id] = true
+		}
+		for _, id := range all {
+			if !got[id] {
+				missed++
+			}
+		}
+		t.Fatalf("the cursor read %d events, the replay has %d: %d were never seen", len(seen), len(all), missed)
+	}
+	if !slices.Equal(seen, all) {
+		t.Fatalf("the cursor read the events in another order than the replay")
+	}
 }
 
 // testEventTotalWhileWriting lists a run's events while another goroutine
