@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/openintern/openintern/internal/httpretry"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"mime"
 	"net/http"
 	"regexp"
@@ -18,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/openintern/openintern/internal/httpretry"
 )
 
 // Defaults of OpenAIConfig.
@@ -213,16 +213,7 @@ func withAttempts(err error, attempts int) error {
 
 // backoff is the delay before retry number attempt+1.
 func (p *OpenAI) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	if retryAfter > 0 {
-		return min(retryAfter, p.maxBackoff)
-	}
-	d := p.backoffBase << min(attempt, 20)
-	if d <= 0 || d > p.maxBackoff {
-		d = p.maxBackoff
-	}
-	// Jitter: a uniformly random delay in [d/2, d].
-	half := d / 2
-	return half + rand.N(d-half+1)
+	return httpretry.Backoff(attempt, p.backoffBase, p.maxBackoff, retryAfter)
 }
 
 // attemptResult describes how one attempt failed.

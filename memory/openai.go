@@ -6,14 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/openintern/openintern/internal/httpretry"
 	"io"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/openintern/openintern/internal/httpretry"
 )
 
 // Defaults of OpenAIEmbedder.
@@ -158,16 +158,7 @@ func (o *OpenAIEmbedder) backoff(attempt int, retryAfter time.Duration) time.Dur
 	if maxWait <= 0 {
 		maxWait = DefaultEmbedMaxBackoff
 	}
-	if retryAfter > 0 {
-		return min(retryAfter, maxWait)
-	}
-	d := base << min(attempt, 20)
-	if d <= 0 || d > maxWait {
-		d = maxWait
-	}
-	// Jitter in [d/2, d], so clients rate-limited together do not retry together.
-	half := d / 2
-	return half + rand.N(d-half+1)
+	return httpretry.Backoff(attempt, base, maxWait, retryAfter)
 }
 
 // attempt makes one request; retryable says whether another might succeed.

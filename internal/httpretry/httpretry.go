@@ -1,8 +1,10 @@
-// Package httpretry reads how long an HTTP server asks its client to wait
-// before retrying, for the clients of model providers (chat and embeddings).
+// Package httpretry decides how long the clients of model providers (chat and
+// embeddings) wait before retrying: what the server asked for, else an
+// exponential backoff with jitter.
 package httpretry
 
 import (
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -33,4 +35,20 @@ func After(h http.Header) time.Duration {
 		}
 	}
 	return 0
+}
+
+// Backoff is the delay before retry number attempt+1 (attempt counts from 0):
+// retryAfter when the server asked for one, else base doubled per attempt;
+// either capped by maxWait. A computed delay is drawn uniformly from [d/2, d],
+// so clients that failed together do not retry together.
+func Backoff(attempt int, base, maxWait, retryAfter time.Duration) time.Duration {
+	if retryAfter > 0 {
+		return min(retryAfter, maxWait)
+	}
+	d := base << min(max(attempt, 0), 20)
+	if d <= 0 || d > maxWait {
+		d = maxWait
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
 }
