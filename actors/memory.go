@@ -3,12 +3,13 @@ package actors
 import (
 	"context"
 
+	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/store"
 )
 
-// Memory is the long-term memory the step loop consults. It is an interface
-// so actors does not depend on the memory stores; the daemon passes an
-// adapter over memory.Service. A nil Config.Memory turns recall off.
+// Memory is the long-term memory the step loop consults (memory.AgentMemory).
+// It is an interface so the runtime's tests and the daemon choose it; a nil
+// Config.Memory turns recall off.
 type Memory interface {
 	// Recall returns the few memories most relevant to query.
 	Recall(ctx context.Context, scope store.Scope, agentID, query string) ([]Recalled, error)
@@ -23,9 +24,4 @@ type Memory interface {
 }
 
 // Recalled is one memory recalled into a turn's context.
-type Recalled struct {
-	ID      string  `json:"id"`
-	Type    string  `json:"type"`
-	Snippet string  `json:"snippet"`
-	Score   float64 `json:"score"`
-}
+type Recalled = memory.Recalled

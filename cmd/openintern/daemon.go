@@ -139,7 +139,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
-	agentMem := newAgentMemory(memSvc, m.Store, m.Logger.With("component", "memory"))
+	agentMem := memory.NewAgentMemory(memSvc, m.Store, m.Logger.With("component", "memory"))
 	m.closers = append(m.closers, agentMem.Close)
 	for _, t := range append([]tools.Tool{tools.NewReadFile(cfg.Workspace()), tools.NewExportTrace(m.Store)}, memorytools.Tools(memSvc)...) {
 		if err := registry.Register(t); err != nil {
@@ -246,9 +246,11 @@ func (m *Main) Close(ctx context.Context) error {
 
 // recallOrNil turns automatic recall and run summaries off when configured so;
 // the memory tools and API stay available either way.
-func recallOrNil(on bool, mem *agentMemory) actors.Memory {
+func recallOrNil(on bool, mem *memory.AgentMemory) actors.Memory {
 	if !on {
 		return nil
 	}
 	return mem
 }
+
+var _ actors.Memory = (*memory.AgentMemory)(nil)

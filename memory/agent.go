@@ -1,4 +1,4 @@
-package main
+package memory
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/openintern/openintern/actors"
-	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/store"
 )
 
@@ -20,23 +18,32 @@ const recallTopK = 3
 // pays for them.
 const recallCandidates = 20
 
-// summaryQueue is the store's queue of completed runs waiting for their
+// SummaryQueue is the store's queue of completed runs waiting for their
 // episodic summary (filled by FinishRun, see store.RunResult.Remember).
-type summaryQueue interface {
+type SummaryQueue interface {
 	PendingSummaries(ctx context.Context, limit int) ([]store.Run, error)
 	SummariesDone(ctx context.Context, runs []store.Run) error
 }
 
-// agentMemory adapts memory.Service to actors.Memory. Episodic summaries are
+// Recalled is one memory recalled into a turn's context.
+type Recalled struct {
+	ID      string  `json:"id"`
+	Type    string  `json:"type"`
+	Snippet string  `json:"snippet"`
+	Score   float64 `json:"score"`
+}
+
+// AgentMemory is what an agent's step loop needs of memory (actors.Memory):
+// recall for a turn, the core prompt, and its runs' episodic summaries. Episodic summaries are
 // written by one goroutine: a slow store or embedder never stalls an agent's
 // step loop. A completed run reaches it through a bounded channel (so the
 // hot path reads nothing back), and the store's summary queue is the truth:
 // whatever the channel could not take, a failed write, or a crash leaves
 // there is written by a catch-up pass over the queue, and each summary is
 // taken off the queue once stored. None is dropped or lost.
-type agentMemory struct {
-	svc    *memory.Service
-	queue  summaryQueue
+type AgentMemory struct {
+	svc    *Service
+	queue  SummaryQueue
 	logger *slog.Logger
 	runs   chan store.Run
 	behind chan struct{} // the channel was full: catch up from the store
@@ -47,11 +54,10 @@ type agentMemory struct {
 	ctx    context.Context
 }
 
-var _ actors.Memory = (*agentMemory)(nil)
-
-func newAgentMemory(svc *memory.Service, queue summaryQueue, logger *slog.Logger) *agentMemory {
+// NewAgentMemory starts the summary writer; Close stops it.
+func NewAgentMemory(svc *Service, queue SummaryQueue, logger *slog.Logger) *AgentMemory {
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &agentMemory{svc: svc, queue: queue, logger: logger, runs: make(chan store.Run, 256), behind: make(chan struct{}, 1),
+	a := &AgentMemory{svc: svc, queue: queue, logger: logger, runs: make(chan store.Run, 256), behind: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	go a.writer()
 	return a
@@ -72,7 +78,7 @@ const (
 // transaction: under load the commits (and the term-count updates every
 // writer of a scope waits on) are shared instead of queueing one behind
 // another. After a failure it waits, then catches up from the store.
-func (a *agentMemory) writer() {
+func (a *AgentMemory) writer() {
 	defer close(a.done)
 	catchUp := true
 	var retry time.Duration
@@ -135,7 +141,7 @@ func (a *agentMemory) writer() {
 }
 
 // catchUp writes every summary the store holds queued.
-func (a *agentMemory) catchUp() error {
+func (a *AgentMemory) catchUp() error {
 	for {
 		select {
 		case <-a.stop:
@@ -160,7 +166,7 @@ func (a *agentMemory) catchUp() error {
 
 // write stores the summaries of runs and takes those it is done with off
 // the store's queue.
-func (a *agentMemory) write(runs []store.Run) error {
+func (a *AgentMemory) write(runs []store.Run) error {
 	done, err := a.store(runs)
 	if derr := a.queue.SummariesDone(a.ctx, done); derr != nil && err == nil {
 		err = derr
@@ -175,8 +181,8 @@ func summaryID(runID string) string { return "mem_" + runID }
 // store writes the summaries of runs and returns the runs it is done with:
 // written, already written, or not to be written (gone, or refused as
 // invalid). err is the first failure worth retrying.
-func (a *agentMemory) store(runs []store.Run) (done []store.Run, err error) {
-	var reqs []memory.WriteRequest
+func (a *AgentMemory) store(runs []store.Run) (done []store.Run, err error) {
+	var reqs []WriteRequest
 	var of []store.Run
 	for _, r := range runs {
 		if r.Status != store.RunCompleted || r.AgentID == "" {
@@ -184,7 +190,7 @@ func (a *agentMemory) store(runs []store.Run) (done []store.Run, err error) {
 			continue
 		}
 		text := fmt.Sprintf("Run %s. Asked: %s\nAnswered: %s", r.ID, truncateRunes(r.Input, 1000), truncateRunes(r.Output, 2000))
-		req := memory.WriteRequest{ID: summaryID(r.ID), Scope: r.Scope, Type: memory.TypeEpisodic, AgentID: r.AgentID, Text: text,
+		req := WriteRequest{ID: summaryID(r.ID), Scope: r.Scope, Type: TypeEpisodic, AgentID: r.AgentID, Text: text,
 			Metadata: map[string]string{"run_id": r.ID, "kind": "run_summary"}}
 		if r.EndedAt != nil {
 			req.CreatedAt = *r.EndedAt
@@ -204,7 +210,7 @@ func (a *agentMemory) store(runs []store.Run) (done []store.Run, err error) {
 		switch {
 		case werr == nil, errors.Is(werr, store.ErrConflict):
 			done, failed = append(done, of[i]), 0
-		case errors.Is(werr, memory.ErrInvalid):
+		case errors.Is(werr, ErrInvalid):
 			a.logger.Warn("memory: episodic summary refused", "agent_id", req.AgentID, "run_id", of[i].ID, "err", werr)
 			done, failed = append(done, of[i]), 0
 		default:
@@ -224,7 +230,7 @@ func (a *agentMemory) store(runs []store.Run) (done []store.Run, err error) {
 
 // Close stops the writer and waits (up to ctx) for the batch in progress;
 // what is still queued is in the store for the next start.
-func (a *agentMemory) Close(ctx context.Context) error {
+func (a *AgentMemory) Close(ctx context.Context) error {
 	select {
 	case <-a.stop:
 	default:
@@ -241,29 +247,29 @@ func (a *agentMemory) Close(ctx context.Context) error {
 	}
 }
 
-func (a *agentMemory) Recall(ctx context.Context, scope store.Scope, agentID, query string) ([]actors.Recalled, error) {
-	res, err := a.svc.Search(ctx, memory.SearchRequest{Scope: scope, Query: query, TopK: recallTopK, Candidates: recallCandidates})
+func (a *AgentMemory) Recall(ctx context.Context, scope store.Scope, agentID, query string) ([]Recalled, error) {
+	res, err := a.svc.Search(ctx, SearchRequest{Scope: scope, Query: query, TopK: recallTopK, Candidates: recallCandidates})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]actors.Recalled, len(res))
+	out := make([]Recalled, len(res))
 	for i, r := range res {
-		out[i] = actors.Recalled{ID: r.ID, Type: r.Type, Snippet: r.Snippet, Score: r.Score}
+		out[i] = Recalled{ID: r.ID, Type: r.Type, Snippet: r.Snippet, Score: r.Score}
 	}
 	return out, nil
 }
 
-func (a *agentMemory) CorePrompt(ctx context.Context, scope store.Scope, agentID string) (string, error) {
+func (a *AgentMemory) CorePrompt(ctx context.Context, scope store.Scope, agentID string) (string, error) {
 	blocks, err := a.svc.CoreBlocks(ctx, scope, agentID)
 	if err != nil {
 		return "", err
 	}
-	return memory.RenderCore(blocks), nil
+	return RenderCore(blocks), nil
 }
 
 // RememberRun hands a completed run to the writer; when the writer is
 // behind, the run waits in the store's queue for its catch-up pass.
-func (a *agentMemory) RememberRun(run store.Run) {
+func (a *AgentMemory) RememberRun(run store.Run) {
 	select {
 	case a.runs <- run:
 	default:
