@@ -1,7 +1,9 @@
 package web_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -255,7 +257,7 @@ func TestTeamsInBrowser(t *testing.T) {
 		p.selectValue("#bb-post-kind", "fact")
 		p.run(chromedp.Click(chromedp.CSS("#bb-post")))
 		p.waitJS(`document.querySelector('#bb-list .bb-entry')?.textContent.includes('200 people') && document.querySelector('#bb-list .bb-entry').dataset.author === 'user:alice'`, "the posted fact on top")
-		time.Sleep(300 * time.Millisecond) // its stream event arrives too
+		waitStreamed(t, p, c, "acme", "alice", "launch") // its stream event arrives too
 		if n := p.str(`String(document.querySelectorAll('#bb-list .bb-entry').length)`); n != "4" {
 			t.Fatalf("%s entries after posting, want 4", n)
 		}
@@ -312,7 +314,7 @@ func TestTeamsInBrowser(t *testing.T) {
 		}
 		// The browser reconnects with Last-Event-ID: each entry shows, once.
 		p.waitJS(`document.querySelectorAll('#bb-list .bb-entry[data-kind=todo]').length === 3 && document.querySelector('#bb-live').dataset.state === 'live'`, "the entries written while away")
-		time.Sleep(300 * time.Millisecond)
+		waitStreamed(t, p, c, "acme", "alice", "launch")
 		if got := p.str(`[...document.querySelectorAll('#bb-list .bb-entry')].map(e => e.dataset.kind).join(' ') + ' | ' + document.querySelector('#bb-count').textContent + ' | ' + (window.__sameDocument || '')`); got != "todo todo todo fact decision proposal proposal | 7 entries | yes" {
 			t.Fatalf("after the reconnect: %s", got)
 		}
@@ -557,7 +559,7 @@ func TestBlackboardThousandEntries(t *testing.T) {
 	p.waitJS(`document.querySelectorAll('#bb-list .bb-entry').length === 100 && new Set([...document.querySelectorAll('#bb-list .bb-entry')].map(e => e.dataset.memoryId)).size === 100`, "100 distinct entries")
 	// The stream's replay of the 1,000 stored entries adds none of them again.
 	p.waitJS(`document.querySelector('#bb-live')?.dataset.state === 'live'`, "the live stream")
-	time.Sleep(time.Second)
+	waitStreamed(t, p, c, org, user, "big")
 	if got := p.str(`String(document.querySelectorAll('#bb-list .bb-entry').length) + ' ' + document.querySelectorAll('#bb-list .bb-entry.fresh').length`); got != "100 0" {
 		t.Fatalf("after the stream's replay: %s entries (fresh), want 100 0", got)
 	}
@@ -643,4 +645,34 @@ func slicesMax(ds []time.Duration) time.Duration {
 		m = max(m, d)
 	}
 	return m
+}
+
+// waitStreamed waits until the blackboard page p has shown everything the
+// group's stream holds now: the id the stream's ?from=now answers with is the
+// group's newest event, and the page records on #bb-live the last id it has
+// shown everything up to. What a test checks after it cannot still change
+// because of an event on its way.
+func waitStreamed(t *testing.T, p *page, c *console, org, user, groupID string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/api/groups/"+groupID+"/stream?from=now", nil)
+	req.Header.Set("x-org-id", org)
+	req.Header.Set("x-user-id", user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("group stream: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	latest := ""
+	for latest == "" && sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "data: {\"last_event_id\":"); ok {
+			latest = strings.TrimSuffix(v, "}")
+		}
+	}
+	if latest == "" {
+		t.Fatalf("group stream: no ready event (%v)", sc.Err())
+	}
+	p.waitJS(`+(document.querySelector('#bb-live')?.dataset.lastEventId || 0) >= `+latest, "the page to show the stream up to event "+latest)
 }

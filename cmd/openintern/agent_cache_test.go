@@ -43,7 +43,11 @@ func TestAgentChangeReachesActiveAgent(t *testing.T) {
 	// instead of running on the cached row.
 	busy := c.createRun("pat", "s", "slow")
 	queued := c.createRun("pat", "s", "queued")
-	time.Sleep(100 * time.Millisecond) // the slow turn is in flight
+	waitFor(t, 20*time.Second, "the slow turn to be in flight", func() bool {
+		var r store.Run
+		c.must(http.StatusOK, "GET", "/api/runs/"+busy, nil, &r)
+		return r.Status == store.RunRunning
+	})
 	c.must(http.StatusNoContent, "DELETE", "/api/agents/pat", nil, nil)
 	c.waitRun(busy, 20*time.Second)
 	run := c.waitRun(queued, 20*time.Second)

@@ -221,7 +221,7 @@ export function liveStream(path, { lastId = 0, fromNow = false, onEvent, onEnd, 
         if (id > s.lastId) s.lastId = id;
       } catch { /* keep the last id seen */ }
       s.ready = true;
-      if (onReady) onReady();
+      if (onReady) onReady(s.lastId);
     });
     es.onopen = () => { s.wait = 1000; onState && onState('live'); };
     es.onmessage = (m) => {

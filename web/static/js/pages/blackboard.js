@@ -319,17 +319,25 @@ function board(root, { params, query, setQuery }) {
       fromNow: true, // the list above is the state; only news is wanted
       onEvent: (ev) => {
         if (ev.type === 'blackboard.written') live(ev.payload);
+        if (ev.id) readUpTo(ev.id);
       },
       onState: setLive,
       // Entries written between the list and the stream's start: read the
       // first page again (live() drops what is already shown).
-      onReady: async () => {
+      onReady: async (lastId) => {
         try {
           const res = await api('GET', `${base}/blackboard?limit=${PAGE}`);
           if (state.alive) [...res.entries].reverse().forEach(live);
         } catch { /* the stream still brings everything from now on */ }
+        readUpTo(lastId);
       },
     });
+  }
+
+  // readUpTo records on the live indicator the group's last event id the
+  // page has shown everything up to, so a test can wait for it.
+  function readUpTo(id) {
+    if (id > (+liveEl.dataset.lastEventId || 0)) liveEl.dataset.lastEventId = String(id);
   }
 
   function entryEl(e) {
