@@ -56,8 +56,8 @@ func TestPassivationHandshakeKeepsAgentWokenDuringIdleNotice(t *testing.T) {
 	p := <-probes
 	p.expect(t, "*actors.agentWake")
 
-	h.rt.Wake(testScope, "a1") // in flight when the agent says it is idle
-	p.sendIdle(t, h.rt.system.Root, 1)           // it has seen only the first wake
+	h.rt.Wake(testScope, "a1")         // in flight when the agent says it is idle
+	p.sendIdle(t, h.rt.system.Root, 1) // it has seen only the first wake
 	if st := h.stats(); st.ActiveAgents != 1 {
 		t.Fatalf("after a stale idle notice: active = %d, want 1", st.ActiveAgents)
 	}
