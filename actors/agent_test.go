@@ -80,13 +80,19 @@ func TestSlotQueueIsFIFO(t *testing.T) {
 	var mu sync.Mutex
 	release := map[string]chan struct{}{}
 	arrived := make(chan string, 16)
+	// Calls still held when the test ends (it failed) return, so the server can close.
+	ended := make(chan struct{})
+	t.Cleanup(func() { close(ended) })
 	h.llm.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply {
 		name := strings.TrimPrefix(req.LastUserMessage(), "work for ")
 		mu.Lock()
 		ch := release[name]
 		mu.Unlock()
 		arrived <- name
-		<-ch
+		select {
+		case <-ch:
+		case <-ended:
+		}
 		return llmtest.Reply{Text: "ok"}
 	})
 	h.start()
