@@ -3,7 +3,7 @@
 // A supervisor actor owns the pool: it activates an agent actor when the agent
 // has mail, passivates it after it has been idle, and caps how many agents run
 // at once. Each agent actor owns its state machine (idle, running, paused,
-// error) and runs its turns in a worker goroutine, so pause, cancel and new
+// error, terminated) and runs its turns in a worker goroutine, so pause, cancel and new
 // wake-ups are handled while an LLM call is in flight. All durable state lives
 // in the store: an actor can be stopped at any moment and the next message
 // brings it back with nothing lost.
@@ -48,7 +48,7 @@ type Config struct {
 	MaxSteps        int           // steps per run before it fails
 	IdleTimeout     time.Duration // an idle agent's actor is stopped after this
 	SessionHistory  int           // earlier turns of the session put in context
-	ErrorBackoff    time.Duration // first retry delay after an infrastructure error; doubles to ErrorBackoffMax
+	ErrorBackoff    time.Duration // first delay after an infrastructure or LLM failure; doubles to ErrorBackoffMax
 	ErrorBackoffMax time.Duration
 	StoreTimeout    time.Duration // bound on each store write made outside a request
 	DefaultModel    string
