@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/openintern/openintern/events"
+	"github.com/openintern/openintern/internal/testenv"
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/llm/llmtest"
 	"github.com/openintern/openintern/store"
+	"github.com/openintern/openintern/store/postgres"
 	"github.com/openintern/openintern/store/sqlite"
 	"github.com/openintern/openintern/tools"
 )
@@ -23,7 +25,7 @@ var testScope = store.Scope{OrgID: "acme", UserID: "ann", ProjectID: "default"}
 // local LLM test server.
 type harness struct {
 	t      *testing.T
-	store  *sqlite.Store
+	store  closableStore
 	bus    *events.MemoryBus
 	llm    *llmtest.Server
 	model  llm.Provider
@@ -32,11 +34,35 @@ type harness struct {
 	rt     *Runtime
 }
 
+type closableStore interface {
+	Store
+	Close() error
+}
+
+// newHarness makes a harness over SQLite.
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "test.db"), quietLogger())
+	return newHarnessOn(t, "sqlite", cfg)
+}
+
+// newHarnessOn makes a harness over "sqlite" (a temp dir) or "postgres" (a
+// schema of its own in the test database).
+func newHarnessOn(t *testing.T, kind string, cfg Config) *harness {
+	t.Helper()
+	var (
+		st  closableStore
+		err error
+	)
+	switch kind {
+	case "sqlite":
+		st, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "test.db"), quietLogger())
+	case "postgres":
+		st, err = postgres.Open(context.Background(), testenv.PostgresURL(t), quietLogger())
+	default:
+		t.Fatalf("unknown store %q", kind)
+	}
 	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
+		t.Fatalf("open %s: %v", kind, err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	bus := events.NewMemoryBus(1024)

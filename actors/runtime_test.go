@@ -70,7 +70,13 @@ func TestFailedStartStopsWhatItStarted(t *testing.T) {
 // ended, and loses nothing: a new runtime over the same store finishes every
 // run.
 func TestShutdownUnderLoadLosesNothing(t *testing.T) {
-	h := newHarness(t, Config{MaxRunning: 4, IdleTimeout: time.Hour})
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) { testShutdownUnderLoad(t, kind) })
+	}
+}
+
+func testShutdownUnderLoad(t *testing.T, kind string) {
+	h := newHarnessOn(t, kind, Config{MaxRunning: 4, IdleTimeout: time.Hour})
 	h.llm.SetDefault(func(llmtest.ChatRequest) llmtest.Reply {
 		return llmtest.Reply{Text: "a long answer, streamed slowly", ChunkSize: 2, ChunkDelay: 20 * time.Millisecond}
 	})
@@ -135,7 +141,13 @@ func (s *stuckRouter) Route(ctx context.Context, call tools.Call, allowed []stri
 // Stop returns when its context ends even with a worker it cannot stop, and
 // that worker can no longer write to the store.
 func TestStopHonoursContextAndFencesStragglers(t *testing.T) {
-	h := newHarness(t, Config{IdleTimeout: time.Hour})
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) { testStopFencesStragglers(t, kind) })
+	}
+}
+
+func testStopFencesStragglers(t *testing.T, kind string) {
+	h := newHarnessOn(t, kind, Config{IdleTimeout: time.Hour})
 	router := &stuckRouter{Registry: tools.NewRegistry(), entered: make(chan struct{}), release: make(chan struct{})}
 	h.router = router
 	h.llm.Enqueue(llmtest.Reply{ToolCalls: []llm.ToolCall{{ID: "call_1", Name: "stuck", Arguments: "{}"}}})
