@@ -289,6 +289,10 @@ func (a *agentActor) enterError(ctx actor.Context, cause error) {
 		a.backoff = min(a.backoff*2, a.rt.cfg.ErrorBackoffMax)
 	}
 	a.setState(store.AgentError, cause.Error(), "retry_in_ms", a.backoff.Milliseconds())
+	if a.retryTimer != nil {
+		// Left from an error the agent was resumed out of: only the latest counts.
+		a.retryTimer.Stop()
+	}
 	self := ctx.Self()
 	root := ctx.ActorSystem().Root
 	a.retryTimer = time.AfterFunc(a.backoff, func() { root.Send(self, &retryAfterError{}) })
