@@ -20,7 +20,7 @@ type agentActor struct {
 	key agentKey
 
 	state      string // idle, running, paused, error, terminated
-	deleted    bool   // the agent's row is gone: terminate once the worker is done
+	deleted    bool   // the agent's row is gone: terminate once the inbox is drained
 	wakesSeen  uint64
 	moreMail   bool         // a wake arrived while busy: claim again before going idle
 	mailHint   bool         // a wake arrived since the last cycle started: claim without asking HasWork first
@@ -77,9 +77,15 @@ func (a *agentActor) Receive(ctx actor.Context) {
 		if a.state == store.AgentTerminated {
 			return
 		}
+		// Work left in the inbox is drained first: each run fails as its
+		// agent is not found, then the empty inbox ends the actor.
 		a.deleted = true
-		if a.worker == nil {
+		switch {
+		case a.worker != nil, a.wantSlot:
+		case a.state == store.AgentPaused:
 			a.terminate(ctx)
+		default:
+			a.onWake(ctx)
 		}
 	case *retryAfterError:
 		a.retryTimer = nil
@@ -250,7 +256,7 @@ func (a *agentActor) onTurnDone(ctx actor.Context, out turnOutcome) {
 		return
 	}
 	switch {
-	case a.deleted:
+	case a.deleted && out.noWork && !a.moreMail:
 		a.terminate(ctx)
 		return
 	case out.err != nil:

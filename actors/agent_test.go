@@ -209,6 +209,11 @@ func TestDeletedAgentTerminates(t *testing.T) {
 	if st := h.stats(); st.ActiveAgents != 1 {
 		t.Fatalf("active = %d, want 1", st.ActiveAgents)
 	}
+	// Mail it has not looked at yet: the deleted agent fails it before it ends.
+	rt := h.rt
+	h.rt = nil
+	left := h.createRun("gone", "unseen")
+	h.rt = rt
 	if err := h.store.DeleteAgent(context.Background(), testScope, "gone"); err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +222,9 @@ func TestDeletedAgentTerminates(t *testing.T) {
 		ch := h.stateChanges("gone")
 		return len(ch) > 0 && ch[len(ch)-1].To == store.AgentTerminated
 	})
+	if run := h.getRun(left); run.Status != store.RunFailed || run.Error == nil || run.Error.Code != "agent_not_found" {
+		t.Fatalf("run left to a deleted agent = %+v", run)
+	}
 	waitFor(t, 10*time.Second, "the actor to stop", func() bool { return h.stats().ActiveAgents == 0 })
 	// An update that is not a delete does not terminate.
 	h.createAgent("kept")
