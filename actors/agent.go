@@ -19,7 +19,8 @@ type agentActor struct {
 	rt  *Runtime
 	key agentKey
 
-	state      string // idle, running, paused, error
+	state      string // idle, running, paused, error, terminated
+	deleted    bool   // the agent's row is gone: terminate once the inbox is drained
 	wakesSeen  uint64
 	moreMail   bool         // a wake arrived while busy: claim again before going idle
 	mailHint   bool         // a wake arrived since the last cycle started: claim without asking HasWork first
@@ -44,7 +45,6 @@ type worker struct {
 	runID  string
 	cancel context.CancelCauseFunc
 	pause  atomic.Bool // stop at the next step boundary
-	done   chan struct{}
 }
 
 func newAgentActor(rt *Runtime, key agentKey) *agentActor {
@@ -59,6 +59,9 @@ func (a *agentActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.onStopping(ctx)
 	case *actor.ReceiveTimeout:
+		// proto.actor disarms the timeout once it fires: arm it again, or an
+		// actor that was busy (or declined) when it fired would never passivate.
+		ctx.SetReceiveTimeout(a.rt.cfg.IdleTimeout)
 		if a.worker == nil && !a.wantSlot && (a.state == store.AgentIdle || a.state == store.AgentPaused) {
 			ctx.Request(ctx.Parent(), &idleNotice{key: a.key, wakesSeen: a.wakesSeen})
 		}
@@ -69,6 +72,21 @@ func (a *agentActor) Receive(ctx actor.Context) {
 	case *agentChanged:
 		a.agent = nil
 		a.agentGen++
+		a.checkDeleted(ctx)
+	case *agentDeleted:
+		if a.state == store.AgentTerminated {
+			return
+		}
+		// Work left in the inbox is drained first: each run fails as its
+		// agent is not found, then the empty inbox ends the actor.
+		a.deleted = true
+		switch {
+		case a.worker != nil, a.wantSlot:
+		case a.state == store.AgentPaused:
+			a.terminate(ctx)
+		default:
+			a.onWake(ctx)
+		}
 	case *retryAfterError:
 		a.retryTimer = nil
 		if a.state == store.AgentError {
@@ -154,16 +172,10 @@ func (a *agentActor) onStopping(ctx actor.Context) {
 	if a.idleTimer != nil {
 		a.idleTimer.Stop()
 	}
+	// A worker still running stops at its step boundary, leaving its run to
+	// resume from the last checkpoint; Runtime.Stop waits for it, so the actor
+	// need not (blocking here would hold up every other actor's shutdown).
 	a.stop(errShutdown)
-	if a.worker != nil {
-		// The worker returns promptly: its LLM call is aborted and it stops at the
-		// step boundary, leaving its run to resume from the last checkpoint.
-		select {
-		case <-a.worker.done:
-		case <-time.After(a.rt.cfg.StoreTimeout):
-			a.rt.logger.Warn("agent worker did not stop in time", "agent", a.key.agentID)
-		}
-	}
 	if a.state == store.AgentRunning && a.worker == nil {
 		a.setState(store.AgentIdle, "stopped")
 	}
@@ -172,7 +184,7 @@ func (a *agentActor) onStopping(ctx actor.Context) {
 
 func (a *agentActor) onWake(ctx actor.Context) {
 	switch {
-	case a.state == store.AgentPaused, a.lifetime.Err() != nil:
+	case a.state == store.AgentPaused, a.state == store.AgentTerminated, a.lifetime.Err() != nil:
 		return
 	case a.worker != nil, a.wantSlot:
 		a.moreMail = true
@@ -209,7 +221,7 @@ func (a *agentActor) scheduleIdle(ctx actor.Context) {
 func (a *agentActor) startWorker(ctx actor.Context) {
 	a.idleGen++ // work arrived: a pending goIdle is stale
 	wctx, cancel := context.WithCancelCause(a.lifetime)
-	w := &worker{cancel: cancel, done: make(chan struct{})}
+	w := &worker{cancel: cancel}
 	a.worker = w
 	a.moreMail = false
 	if a.state != store.AgentRunning {
@@ -219,8 +231,7 @@ func (a *agentActor) startWorker(ctx actor.Context) {
 	root := ctx.ActorSystem().Root
 	hint, cached, gen := a.mailHint, a.agent, a.agentGen
 	a.mailHint = false
-	go func() {
-		defer close(w.done)
+	a.rt.goWorker(func() {
 		defer cancel(nil)
 		var out turnOutcome
 		defer func() {
@@ -232,7 +243,7 @@ func (a *agentActor) startWorker(ctx actor.Context) {
 			root.Send(self, &turnDone{outcome: out})
 		}()
 		out = a.rt.runCycle(wctx, a.key, w, cycleHints{mail: hint, agent: cached, agentGen: gen}, func(runID string) { root.Send(self, &runClaimed{runID: runID}) })
-	}()
+	})
 }
 
 func (a *agentActor) onTurnDone(ctx actor.Context, out turnOutcome) {
@@ -245,20 +256,32 @@ func (a *agentActor) onTurnDone(ctx actor.Context, out turnOutcome) {
 		return
 	}
 	switch {
+	case a.deleted && out.noWork && !a.moreMail:
+		a.terminate(ctx)
+		return
 	case out.err != nil:
 		a.rt.logger.Error("agent turn failed; will retry", "agent", a.key.agentID, "org", a.key.scope.OrgID, "run", out.runID, "err", out.err)
 		a.enterError(ctx, out.err)
 		return
+	case out.llmFailure != nil && out.llmFailure.Code != "llm_bad_request":
+		// The run has failed; the provider is likely failing the next one too,
+		// so the agent waits before it claims more (a bad request is the run's
+		// own fault and says nothing about the next).
+		a.rt.logger.Warn("agent run failed on the LLM; backing off", "agent", a.key.agentID, "org", a.key.scope.OrgID, "run", out.runID, "code", out.llmFailure.Code)
+		a.enterError(ctx, fmt.Errorf("%s: %s", out.llmFailure.Code, out.llmFailure.Message))
+		return
 	case a.state == store.AgentPaused:
 		return
 	case out.noWork && !a.moreMail:
-		a.backoff = 0
+		// An empty inbox is no success: the backoff stays until a run succeeds.
 		if a.state != store.AgentIdle {
 			a.scheduleIdle(ctx)
 		}
 		return
 	}
-	a.backoff = 0
+	if out.runID != "" {
+		a.backoff = 0 // a run went through: the outage, if any, is over
+	}
 	// Release and re-acquire the slot between runs so agents waiting for one
 	// get their turn in order.
 	a.wantSlot = true
@@ -271,20 +294,71 @@ func (a *agentActor) enterError(ctx actor.Context, cause error) {
 	} else {
 		a.backoff = min(a.backoff*2, a.rt.cfg.ErrorBackoffMax)
 	}
-	a.setState(store.AgentError, cause.Error())
+	a.setState(store.AgentError, cause.Error(), "retry_in_ms", a.backoff.Milliseconds())
+	if a.retryTimer != nil {
+		// Left from an error the agent was resumed out of: only the latest counts.
+		a.retryTimer.Stop()
+	}
 	self := ctx.Self()
 	root := ctx.ActorSystem().Root
 	a.retryTimer = time.AfterFunc(a.backoff, func() { root.Send(self, &retryAfterError{}) })
 }
 
-// setState records a transition and its agent.state_changed event. A failed
-// write is logged, not fatal: the in-memory state still governs the actor, and
-// the store is corrected on the next transition or activation.
-func (a *agentActor) setState(next, reason string) {
+// checkDeleted looks, off the actor, whether the agent's row still exists, and
+// tells the actor when it is gone.
+func (a *agentActor) checkDeleted(ctx actor.Context) {
+	self := ctx.Self()
+	root := ctx.ActorSystem().Root
+	a.rt.goWorker(func() {
+		sctx, cancel := a.rt.storeCtx()
+		defer cancel()
+		if _, err := a.rt.store.GetAgent(sctx, a.key.scope, a.key.agentID); errors.Is(err, store.ErrNotFound) {
+			root.Send(self, &agentDeleted{})
+		}
+	})
+}
+
+// terminate ends a deleted agent's actor: the transition to terminated is
+// recorded (as an event only: the row is gone) and the supervisor stops it.
+func (a *agentActor) terminate(ctx actor.Context) {
+	if a.retryTimer != nil {
+		a.retryTimer.Stop()
+		a.retryTimer = nil
+	}
+	if a.idleTimer != nil {
+		a.idleTimer.Stop()
+	}
+	prev := a.state
+	a.state = store.AgentTerminated
+	ev := a.stateEvent(prev, store.AgentTerminated, "agent deleted")
+	ev.Scope = a.key.scope
+	sctx, cancel := a.rt.storeCtx()
+	defer cancel()
+	if stored, err := a.rt.store.AppendEvents(sctx, []store.Event{ev}); err != nil {
+		a.rt.logger.Warn("agent state not stored", "agent", a.key.agentID, "state", store.AgentTerminated, "err", err)
+	} else {
+		a.rt.bus.Publish(context.Background(), stored...)
+	}
+	ctx.Request(ctx.Parent(), &agentTerminated{key: a.key, wakesSeen: a.wakesSeen})
+}
+
+func (a *agentActor) stateEvent(prev, next, reason string, extra ...any) store.Event {
+	fields := map[string]any{"from": prev, "to": next, "reason": reason}
+	for i := 0; i+1 < len(extra); i += 2 {
+		fields[extra[i].(string)] = extra[i+1]
+	}
+	payload, _ := json.Marshal(fields)
+	return store.Event{AgentID: a.key.agentID, Type: "agent.state_changed", TS: time.Now().UTC(), Payload: payload}
+}
+
+// setState records a transition and its agent.state_changed event (extra:
+// more payload fields, as key, value pairs). A failed write is logged, not
+// fatal: the in-memory state still governs the actor, and the store is
+// corrected on the next transition or activation.
+func (a *agentActor) setState(next, reason string, extra ...any) {
 	prev := a.state
 	a.state = next
-	payload, _ := json.Marshal(map[string]string{"from": prev, "to": next, "reason": reason})
-	ev := store.Event{AgentID: a.key.agentID, Type: "agent.state_changed", TS: time.Now().UTC(), Payload: payload}
+	ev := a.stateEvent(prev, next, reason, extra...)
 	sctx, cancel := a.rt.storeCtx()
 	defer cancel()
 	stored, err := a.rt.store.SetAgentState(sctx, a.key.scope, a.key.agentID, next, ev)

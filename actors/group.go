@@ -173,10 +173,7 @@ func (r *Runtime) StartGroupRun(ctx context.Context, scope store.Scope, req Grou
 
 // groupRunChanged asks the group's actor to look at the run again.
 func (r *Runtime) groupRunChanged(scope store.Scope, groupID, runID string) {
-	if !r.started || r.stopped {
-		return
-	}
-	r.system.Root.Send(r.supervisor, &groupRunChanged{key: groupKey{scope, groupID}, runID: runID})
+	r.send(&groupRunChanged{key: groupKey{scope, groupID}, runID: runID})
 }
 
 func groupEvent(scope store.Scope, runID, groupID, agentID, typ string, payload any) store.Event {
@@ -190,51 +187,146 @@ func groupEvent(scope store.Scope, runID, groupID, agentID, typ string, payload 
 // groupActor orchestrates a group's running group runs. It keeps no state of
 // its own beyond which runs are active: every decision is made from the
 // store (the run, its checkpoint and its members' runs), so it can be stopped
-// and restarted at any point.
+// and restarted at any point. The store reads and writes, and the blackboard
+// posts (an embedding call when the embedder is remote), run in a worker
+// goroutine per run, whose context the actor owns and which reports back with
+// groupReconciled, so the actor always answers at once.
 type groupActor struct {
-	rt     *Runtime
-	key    groupKey
-	active map[string]bool
-	seen   uint64
+	rt   *Runtime
+	key  groupKey
+	runs map[string]*groupRunTrack // the active runs
+	seen uint64
+
+	// lifetime ends when the actor stops; the workers' contexts derive from it.
+	lifetime context.Context
+	stop     context.CancelCauseFunc
 }
 
-// groupTick re-examines active runs even without news, a safety net for a
-// notice lost with a crashed member or a run cancelled behind the actor's back.
-const groupTick = 2 * time.Second
+// groupRunTrack is what the actor knows of one active run.
+type groupRunTrack struct {
+	busy    bool // a reconcile of the run is in flight
+	again   bool // news arrived while it was: reconcile once more after it
+	backoff time.Duration
+	retry   *time.Timer
+}
+
+func newGroupActor(rt *Runtime, key groupKey) *groupActor {
+	return &groupActor{rt: rt, key: key, runs: make(map[string]*groupRunTrack)}
+}
+
+// groupRecheck re-examines active runs that had no news for that long, a
+// safety net for a notice lost with a crashed member or a run cancelled behind
+// the actor's back; without active runs the actor asks to be passivated. Runs
+// advance on notices (a member's run ended, a cancel), not on this.
+const groupRecheck = 10 * time.Second
 
 func (g *groupActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		ctx.SetReceiveTimeout(groupTick)
+		g.lifetime, g.stop = context.WithCancelCause(g.rt.lifetime)
+		ctx.SetReceiveTimeout(g.recheck())
+	case *actor.Stopping:
+		g.stop(errShutdown)
+		for _, t := range g.runs {
+			if t.retry != nil {
+				t.retry.Stop()
+			}
+		}
 	case *reconcileGroupRun:
 		g.seen++
-		g.active[msg.runID] = true
-		g.reconcile(msg.runID)
-	case *actor.ReceiveTimeout:
-		for id := range g.active {
-			g.reconcile(id)
+		g.reconcile(ctx, msg.runID)
+	case *groupRetry:
+		if t, ok := g.runs[msg.runID]; ok {
+			t.retry = nil
+			g.reconcile(ctx, msg.runID)
 		}
-		if len(g.active) == 0 {
+	case *groupReconciled:
+		g.onReconciled(ctx, msg)
+	case *actor.ReceiveTimeout:
+		// proto.actor disarms the timeout once it fires; arm it again.
+		ctx.SetReceiveTimeout(g.recheck())
+		for id, t := range g.runs {
+			if t.retry == nil {
+				g.reconcile(ctx, id)
+			}
+		}
+		if len(g.runs) == 0 {
 			ctx.Request(ctx.Parent(), &groupIdle{key: g.key, seen: g.seen})
 		}
 	}
 }
 
-func (g *groupActor) reconcile(runID string) {
-	if g.rt.lifetime.Err() != nil {
+func (g *groupActor) recheck() time.Duration {
+	if g.rt.groupRecheck > 0 {
+		return g.rt.groupRecheck
+	}
+	return groupRecheck
+}
+
+// reconcile starts a worker that advances the run, or, if one is in flight,
+// has it run once more after.
+func (g *groupActor) reconcile(ctx actor.Context, runID string) {
+	if g.lifetime.Err() != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(g.rt.lifetime, g.rt.cfg.StoreTimeout)
-	defer cancel()
-	done, err := g.rt.advanceGroupRun(ctx, g.key.scope, runID)
-	if err != nil {
-		if ctx.Err() == nil || g.rt.lifetime.Err() == nil {
-			g.rt.logger.Warn("group run: will retry", "group", g.key.groupID, "run", runID, "err", err)
+	t, ok := g.runs[runID]
+	if !ok {
+		t = &groupRunTrack{}
+		g.runs[runID] = t
+	}
+	if t.busy {
+		t.again = true
+		return
+	}
+	t.busy, t.again = true, false
+	self := ctx.Self()
+	root := ctx.ActorSystem().Root
+	lifetime := g.lifetime
+	g.rt.goWorker(func() {
+		wctx, cancel := context.WithTimeout(lifetime, g.rt.cfg.StoreTimeout)
+		defer cancel()
+		var (
+			done bool
+			err  error
+		)
+		defer func() {
+			if p := recover(); p != nil {
+				done, err = false, fmt.Errorf("panic in group run: %v", p)
+			}
+			root.Send(self, &groupReconciled{runID: runID, done: done, err: err})
+		}()
+		done, err = g.rt.advanceGroupRun(wctx, g.key.scope, runID)
+	})
+}
+
+func (g *groupActor) onReconciled(ctx actor.Context, msg *groupReconciled) {
+	t, ok := g.runs[msg.runID]
+	if !ok {
+		return
+	}
+	t.busy = false
+	switch {
+	case g.lifetime.Err() != nil:
+	case msg.done:
+		delete(g.runs, msg.runID)
+	case msg.err != nil:
+		if t.backoff == 0 {
+			t.backoff = g.rt.cfg.ErrorBackoff
+		} else {
+			t.backoff = min(t.backoff*2, g.rt.cfg.ErrorBackoffMax)
 		}
-		return
-	}
-	if done {
-		delete(g.active, runID)
+		g.rt.logger.Warn("group run: will retry", "group", g.key.groupID, "run", msg.runID, "in", t.backoff, "err", msg.err)
+		if t.retry == nil {
+			self := ctx.Self()
+			root := ctx.ActorSystem().Root
+			runID := msg.runID
+			t.retry = time.AfterFunc(t.backoff, func() { root.Send(self, &groupRetry{runID: runID}) })
+		}
+	default:
+		t.backoff = 0
+		if t.again {
+			g.reconcile(ctx, msg.runID)
+		}
 	}
 }
 

@@ -35,6 +35,11 @@ type (
 		key       agentKey
 		wakesSeen uint64
 	}
+	// agentTerminated: the agent was deleted; stop its actor.
+	agentTerminated struct {
+		key       agentKey
+		wakesSeen uint64
+	}
 	// statsRequest asks for the supervisor's counters; answered with Stats.
 	statsRequest struct{}
 	// groupRunChanged: a group run started, a member's run ended, or a cancel
@@ -54,6 +59,15 @@ type (
 type (
 	// reconcileGroupRun: advance the run as far as its members allow.
 	reconcileGroupRun struct{ runID string }
+	// groupReconciled: a worker advanced the run; done when it has ended, err
+	// when it must be tried again.
+	groupReconciled struct {
+		runID string
+		done  bool
+		err   error
+	}
+	// groupRetry: the backoff after a failed reconcile has passed.
+	groupRetry struct{ runID string }
 )
 
 // Stats are the supervisor's counters.
@@ -85,6 +99,8 @@ type (
 	goIdle struct{ gen uint64 }
 	// agentChanged: the agent's row was updated or deleted; drop the cached copy.
 	agentChanged struct{}
+	// agentDeleted: the agent's row is gone; the actor terminates.
+	agentDeleted struct{}
 )
 
 // idleGrace is how long an agent whose inbox emptied stays running before it
@@ -104,4 +120,7 @@ type turnOutcome struct {
 	noWork    bool  // the inbox was empty
 	suspended bool  // stopped at a step boundary (pause or shutdown); the run stays running
 	err       error // infrastructure failure: the agent goes to error and retries
+	// llmFailure: the run failed because the LLM did (after the provider's own
+	// retries); the agent goes to error and backs off before the next run.
+	llmFailure *store.RunError
 }

@@ -3,7 +3,7 @@
 // A supervisor actor owns the pool: it activates an agent actor when the agent
 // has mail, passivates it after it has been idle, and caps how many agents run
 // at once. Each agent actor owns its state machine (idle, running, paused,
-// error) and runs its turns in a worker goroutine, so pause, cancel and new
+// error, terminated) and runs its turns in a worker goroutine, so pause, cancel and new
 // wake-ups are handled while an LLM call is in flight. All durable state lives
 // in the store: an actor can be stopped at any moment and the next message
 // brings it back with nothing lost.
@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -47,7 +48,7 @@ type Config struct {
 	MaxSteps        int           // steps per run before it fails
 	IdleTimeout     time.Duration // an idle agent's actor is stopped after this
 	SessionHistory  int           // earlier turns of the session put in context
-	ErrorBackoff    time.Duration // first retry delay after an infrastructure error; doubles to ErrorBackoffMax
+	ErrorBackoff    time.Duration // first delay after an infrastructure or LLM failure; doubles to ErrorBackoffMax
 	ErrorBackoffMax time.Duration
 	StoreTimeout    time.Duration // bound on each store write made outside a request
 	DefaultModel    string
@@ -91,35 +92,80 @@ type Runtime struct {
 
 	system     *actor.ActorSystem
 	supervisor *actor.PID
+	// supervisorDone is closed when the supervisor (and so every actor) has stopped.
+	supervisorDone chan struct{}
 	// lifetime is cancelled (with errShutdown) when the runtime stops; every
 	// agent's turn context derives from it.
 	lifetime context.Context
 	shutdown context.CancelCauseFunc
-	started  bool
-	stopped  bool
+	// storeLife bounds every store write made outside a request (storeCtx). Stop
+	// cancels it when its deadline passes with workers still running, so a
+	// straggler cannot write into a store the daemon is about to close.
+	storeLife   context.Context
+	cancelStore context.CancelCauseFunc
+	// newAgent, when set, makes agents' actors in place of agentActor (tests).
+	newAgent func(key agentKey) actor.Actor
+	// groupRecheck overrides the group actors' groupRecheck (tests).
+	groupRecheck time.Duration
+
+	// workers counts the goroutines the actors start (turn workers, group
+	// reconciles, checks); Stop returns only once they have ended.
+	workers workerGroup
+
+	// mu orders Wake and the other senders against Start and Stop: nothing is
+	// sent to an actor system that is not running.
+	mu    sync.RWMutex
+	phase int // phaseNew, phaseRunning, phaseStopped
 }
+
+const (
+	phaseNew = iota
+	phaseRunning
+	phaseStopped
+)
 
 // New returns a runtime; Start it before use.
 func New(cfg Config, st Store, bus events.Bus, model llm.Provider, router ToolRouter, logger *slog.Logger) *Runtime {
 	cfg.defaults()
-	return &Runtime{cfg: cfg, store: st, bus: bus, model: model, tools: router, logger: logger}
+	r := &Runtime{cfg: cfg, store: st, bus: bus, model: model, tools: router, logger: logger}
+	r.lifetime, r.shutdown = context.WithCancelCause(context.Background())
+	r.storeLife, r.cancelStore = context.WithCancelCause(context.Background())
+	return r
 }
 
 var (
 	errShutdown     = errors.New("daemon shutting down")
 	errRunCancelled = errors.New("run cancelled")
+	// ErrNotRunning is returned by calls that need the actors when the runtime
+	// is not started or already stopped.
+	ErrNotRunning = errors.New("actors: runtime not running")
 )
 
 // Start spawns the supervisor and wakes every agent left with work by a previous
 // process: runs that were running resume from their checkpoint, unread messages
-// start new runs.
-func (r *Runtime) Start(ctx context.Context) error {
-	r.lifetime, r.shutdown = context.WithCancelCause(context.Background())
+// start new runs. A Start that fails stops what it started.
+func (r *Runtime) Start(ctx context.Context) (err error) {
+	r.mu.Lock()
+	if r.phase != phaseNew {
+		r.mu.Unlock()
+		return errors.New("actors: start: runtime already started")
+	}
 	r.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return r.logger.With("lib", "protoactor")
 	}))
+	r.supervisorDone = make(chan struct{})
 	r.supervisor = r.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newSupervisor(r) }))
-	r.started = true
+	// Running before the recovery reads: a message committed after them is
+	// woken normally, one committed before is in what they return.
+	r.phase = phaseRunning
+	r.mu.Unlock()
+	defer func() {
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), r.cfg.StoreTimeout)
+			defer cancel()
+			_ = r.Stop(sctx)
+		}
+	}()
 
 	refs, err := r.store.ListAgentsWithWork(ctx)
 	if err != nil {
@@ -146,36 +192,70 @@ func (r *Runtime) Start(ctx context.Context) error {
 
 // Stop stops every agent at its next step boundary (in-flight LLM calls are
 // aborted; their runs resume from the last checkpoint on the next start), then
-// the actor system. Safe twice and without Start.
+// the actor system, and returns once every worker has ended. If ctx ends first,
+// the store writes of the workers still running are cancelled, so none lands
+// after Stop returns, and Stop reports it. Safe twice and without Start.
 func (r *Runtime) Stop(ctx context.Context) error {
-	if !r.started || r.stopped {
+	r.mu.Lock()
+	if r.phase != phaseRunning {
+		r.phase = phaseStopped
+		r.mu.Unlock()
 		return nil
 	}
-	r.stopped = true
+	r.phase = phaseStopped
+	r.mu.Unlock()
+
 	r.shutdown(errShutdown)
-	err := r.system.Root.PoisonFuture(r.supervisor).Wait()
-	r.system.Shutdown()
-	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("actors: stop: %w", err)
+	// A system message: the supervisor stops its children first, without
+	// waiting for the user messages queued before it.
+	r.system.Root.Stop(r.supervisor)
+	var err error
+	select {
+	case <-r.supervisorDone:
+		err = r.workers.wait(ctx)
+	case <-ctx.Done():
+		err = ctx.Err()
 	}
-	return nil
+	if err != nil {
+		r.cancelStore(errShutdown)
+		err = fmt.Errorf("actors: stop: %d workers still running, their store writes cancelled: %w", r.workers.count(), err)
+	}
+	r.system.Shutdown()
+	return err
+}
+
+// send delivers msg to the supervisor if the runtime is running. It never blocks.
+func (r *Runtime) send(msg any) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.phase != phaseRunning {
+		return false
+	}
+	r.system.Root.Send(r.supervisor, msg)
+	return true
+}
+
+// request asks the supervisor and waits for the answer.
+func (r *Runtime) request(msg any, timeout time.Duration) (any, error) {
+	r.mu.RLock()
+	if r.phase != phaseRunning {
+		r.mu.RUnlock()
+		return nil, ErrNotRunning
+	}
+	f := r.system.Root.RequestFuture(r.supervisor, msg, timeout)
+	r.mu.RUnlock()
+	return f.Result()
 }
 
 // Wake tells the agent it has mail. It never blocks.
 func (r *Runtime) Wake(scope store.Scope, agentID string) {
-	if !r.started || r.stopped {
-		return
-	}
-	r.system.Root.Send(r.supervisor, &wakeAgent{key: agentKey{scope, agentID}})
+	r.send(&wakeAgent{key: agentKey{scope, agentID}})
 }
 
 // AgentChanged tells an active agent that its row changed (updated or
 // deleted), so its next turn reads it again. It never blocks.
 func (r *Runtime) AgentChanged(scope store.Scope, agentID string) {
-	if !r.started || r.stopped {
-		return
-	}
-	r.system.Root.Send(r.supervisor, &notifyAgent{key: agentKey{scope, agentID}, msg: &agentChanged{}})
+	r.send(&notifyAgent{key: agentKey{scope, agentID}, msg: &agentChanged{}})
 }
 
 // Pause stops the agent at its next step boundary and keeps it from starting
@@ -194,7 +274,7 @@ func (r *Runtime) askState(ctx context.Context, scope store.Scope, agentID strin
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	res, err := r.system.Root.RequestFuture(r.supervisor, &forwardToAgent{key: agentKey{scope, agentID}, msg: msg}, timeout).Result()
+	res, err := r.request(&forwardToAgent{key: agentKey{scope, agentID}, msg: msg}, timeout)
 	if err != nil {
 		return "", fmt.Errorf("actors: %T: %w", msg, err)
 	}
@@ -225,7 +305,7 @@ func (r *Runtime) CancelRun(ctx context.Context, scope store.Scope, runID string
 	case run.AgentID == "" && run.GroupID != "":
 		r.groupRunChanged(scope, run.GroupID, run.ID) // a group run: its actor cancels the members
 	case run.Status == store.RunRunning:
-		r.system.Root.Send(r.supervisor, &forwardToAgent{key: agentKey{scope, run.AgentID}, msg: &cancelRun{runID: runID}})
+		r.send(&forwardToAgent{key: agentKey{scope, run.AgentID}, msg: &cancelRun{runID: runID}})
 	}
 	if run.ParentRunID != "" && run.Status == store.RunCancelled {
 		r.groupRunChanged(scope, run.GroupID, run.ParentRunID)
@@ -235,7 +315,7 @@ func (r *Runtime) CancelRun(ctx context.Context, scope store.Scope, runID string
 
 // Stats reports the pool's counters.
 func (r *Runtime) Stats(ctx context.Context) (Stats, error) {
-	res, err := r.system.Root.RequestFuture(r.supervisor, &statsRequest{}, 5*time.Second).Result()
+	res, err := r.request(&statsRequest{}, 5*time.Second)
 	if err != nil {
 		return Stats{}, fmt.Errorf("actors: stats: %w", err)
 	}
@@ -248,5 +328,62 @@ func NewRunID() string { return "run_" + uuid.Must(uuid.NewV7()).String() }
 // storeCtx bounds a store write that must happen even when the run's context is
 // cancelled (recording a cancellation, a failure, a state change).
 func (r *Runtime) storeCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), r.cfg.StoreTimeout)
+	return context.WithTimeout(r.storeLife, r.cfg.StoreTimeout)
+}
+
+// goWorker runs fn in a goroutine Stop waits for.
+func (r *Runtime) goWorker(fn func()) {
+	r.workers.add()
+	go func() {
+		defer r.workers.done()
+		fn()
+	}()
+}
+
+// workerGroup is a WaitGroup whose wait honours a context and which may be
+// added to while someone waits.
+type workerGroup struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed when n drops to 0; nil while n is 0
+}
+
+func (g *workerGroup) add() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n == 0 {
+		g.zero = make(chan struct{})
+	}
+	g.n++
+}
+
+func (g *workerGroup) done() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n--
+	if g.n == 0 {
+		close(g.zero)
+		g.zero = nil
+	}
+}
+
+func (g *workerGroup) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n
+}
+
+func (g *workerGroup) wait(ctx context.Context) error {
+	g.mu.Lock()
+	zero := g.zero
+	g.mu.Unlock()
+	if zero == nil {
+		return nil
+	}
+	select {
+	case <-zero:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -9,6 +9,8 @@ import (
 // agents run at once, first come first served.
 type supervisor struct {
 	rt *Runtime
+	// newAgent makes an agent's actor (tests put a probe in its place).
+	newAgent func(key agentKey) actor.Actor
 
 	children  map[agentKey]*actor.PID
 	keys      map[string]agentKey // pid.Id -> key, to clean up on Terminated
@@ -25,7 +27,12 @@ type supervisor struct {
 }
 
 func newSupervisor(rt *Runtime) *supervisor {
+	newAgent := rt.newAgent
+	if newAgent == nil {
+		newAgent = func(key agentKey) actor.Actor { return newAgentActor(rt, key) }
+	}
 	return &supervisor{
+		newAgent:    newAgent,
 		rt:          rt,
 		children:    make(map[agentKey]*actor.PID),
 		keys:        make(map[string]agentKey),
@@ -67,6 +74,19 @@ func (s *supervisor) Receive(ctx actor.Context) {
 			s.forget(msg.key)
 			ctx.Stop(pid)
 		}
+	case *agentTerminated:
+		pid, ok := s.children[msg.key]
+		if !ok || ctx.Sender() == nil || pid.Id != ctx.Sender().Id {
+			return
+		}
+		pending := s.wakesSent[msg.key] != msg.wakesSeen
+		s.forget(msg.key)
+		ctx.Stop(pid)
+		if pending {
+			// Mail arrived for the id after it was deleted (it may have been
+			// created again): a fresh actor looks at the inbox on start.
+			s.child(ctx, msg.key)
+		}
 	case *groupRunChanged:
 		pid := s.group(ctx, msg.key)
 		s.groupsSent[msg.key]++
@@ -95,6 +115,8 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		}
 		s.release(ctx, msg.Who)
 		s.dropWaiting(msg.Who)
+	case *actor.Stopped:
+		close(s.rt.supervisorDone)
 	case *statsRequest:
 		ctx.Respond(Stats{ActiveAgents: len(s.children), RunningAgents: s.slotsInUse, WaitingAgents: len(s.waiting), ActiveGroups: len(s.groups)})
 	}
@@ -105,7 +127,7 @@ func (s *supervisor) child(ctx actor.Context, key agentKey) *actor.PID {
 	if pid, ok := s.children[key]; ok {
 		return pid
 	}
-	props := actor.PropsFromProducer(func() actor.Actor { return newAgentActor(s.rt, key) })
+	props := actor.PropsFromProducer(func() actor.Actor { return s.newAgent(key) })
 	pid := ctx.Spawn(props)
 	ctx.Watch(pid)
 	s.children[key] = pid
@@ -120,7 +142,7 @@ func (s *supervisor) group(ctx actor.Context, key groupKey) *actor.PID {
 		return pid
 	}
 	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &groupActor{rt: s.rt, key: key, active: make(map[string]bool)}
+		return newGroupActor(s.rt, key)
 	}))
 	ctx.Watch(pid)
 	s.groups[key] = pid

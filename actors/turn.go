@@ -133,7 +133,10 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 			case ctx.Err() != nil:
 				return t.suspend()
 			}
-			return t.finish(store.RunResult{Status: store.RunFailed, Steps: step, Usage: t.state.Usage, Error: llmRunError(llmErr)})
+			rerr := llmRunError(llmErr)
+			out := t.finish(store.RunResult{Status: store.RunFailed, Steps: step, Usage: t.state.Usage, Error: rerr})
+			out.llmFailure = rerr
+			return out
 		}
 
 		t.state.Messages = append(t.state.Messages, llm.Message{Role: llm.RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})

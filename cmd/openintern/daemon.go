@@ -230,9 +230,12 @@ func (m *Main) stopHTTP(ctx context.Context) error {
 	return err
 }
 
-// Close stops everything in reverse order of start: HTTP (ends streams), the
-// mailbox (commits what it accepted), the agents (each stops at a step boundary
-// and keeps its checkpoint), the bus, Redis, the store. Safe twice.
+// Close stops everything in reverse order of start: HTTP (ends streams; no
+// new message is accepted), the agents (each stops at a step boundary and keeps
+// its checkpoint; a message one sends on its way out still goes through the
+// mailbox), the mailbox (commits what it accepted; the wakes it then sends are
+// dropped, and the next start wakes those agents from the store), the memory
+// writer, the bus, Redis, the store. Safe twice.
 func (m *Main) Close(ctx context.Context) error {
 	var errs []error
 	for i := len(m.closers) - 1; i >= 0; i-- {

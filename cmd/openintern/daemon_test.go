@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -425,12 +426,23 @@ func TestConcurrencyCapQueuesAgentsInOrder(t *testing.T) {
 	srv := llmtest.NewServer(t)
 	var mu sync.Mutex
 	inFlight, maxInFlight := 0, 0
+	release := map[string]chan struct{}{}
+	arrived := make(chan string, 16)
+	// Calls still held when the test ends (it failed) return, so the server can close.
+	ended := make(chan struct{})
+	t.Cleanup(func() { close(ended) })
 	srv.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply {
+		name := strings.TrimPrefix(req.LastUserMessage(), "work of ")
 		mu.Lock()
 		inFlight++
 		maxInFlight = max(maxInFlight, inFlight)
+		ch := release[name]
 		mu.Unlock()
-		time.Sleep(250 * time.Millisecond)
+		arrived <- name
+		select {
+		case <-ch:
+		case <-ended:
+		}
 		mu.Lock()
 		inFlight--
 		mu.Unlock()
@@ -441,23 +453,52 @@ func TestConcurrencyCapQueuesAgentsInOrder(t *testing.T) {
 	cfg.MaxRunningAgents = 2
 	d := startDaemon(t, cfg, nil)
 	c := d.client("acme", "ivy")
-	var runs []string
-	for i := range 6 {
-		id := string(rune('a' + i))
-		c.must(http.StatusCreated, "POST", "/api/agents", map[string]any{"agent_id": "agent-" + id, "name": id}, nil)
+	names := []string{"a", "b", "c", "d", "e", "f"}
+	for _, n := range names {
+		c.must(http.StatusCreated, "POST", "/api/agents", map[string]any{"agent_id": "agent-" + n, "name": n}, nil)
+		release[n] = make(chan struct{})
 	}
-	// Queue every run before any can finish, so the cap is what limits them.
-	for i := range 6 {
-		runs = append(runs, c.createRun("agent-"+string(rune('a'+i)), "", "work"))
+	next := func() string {
+		t.Helper()
+		select {
+		case n := <-arrived:
+			return n
+		case <-time.After(10 * time.Second):
+			t.Fatal("no LLM call arrived")
+			return ""
+		}
 	}
-	for _, r := range runs {
-		if run := c.waitRun(r, 20*time.Second); run.Status != store.RunCompleted {
-			t.Fatalf("run = %+v", run)
+	runs := map[string]string{}
+	runs["a"] = c.createRun("agent-a", "", "work of a")
+	runs["b"] = c.createRun("agent-b", "", "work of b")
+	if got := []string{next(), next()}; !(got[0] == "a" && got[1] == "b" || got[0] == "b" && got[1] == "a") {
+		t.Fatalf("first LLM calls = %v, want a and b", got)
+	}
+	// Queue the rest one at a time, so the order in which they ask is known.
+	for i, n := range names[2:] {
+		runs[n] = c.createRun("agent-"+n, "", "work of "+n)
+		waitFor(t, 10*time.Second, n+" queued", func() bool {
+			st, err := d.Runtime.Stats(context.Background())
+			return err == nil && st.WaitingAgents == i+1
+		})
+	}
+	// Each slot a finished run frees goes to the agent that waited longest.
+	for i, n := range names[:4] {
+		close(release[n])
+		if got := next(); got != names[i+2] {
+			t.Fatalf("after %s finished, %s got the slot, want %s", n, got, names[i+2])
+		}
+	}
+	close(release["e"])
+	close(release["f"])
+	for _, n := range names {
+		if run := c.waitRun(runs[n], 20*time.Second); run.Status != store.RunCompleted {
+			t.Fatalf("run of %s = %+v", n, run)
 		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if maxInFlight > 2 || maxInFlight < 2 {
+	if maxInFlight != 2 {
 		t.Fatalf("max LLM calls in flight = %d, want exactly the cap 2", maxInFlight)
 	}
 }
