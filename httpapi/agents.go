@@ -68,6 +68,9 @@ func (s *Server) createAgent(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, "invalid_agent", msg)
 		return
 	}
+	if !s.toolsExist(c, body.Tools) {
+		return
+	}
 	id := body.AgentID
 	if id == "" {
 		id = slugify(*body.Name)
@@ -158,6 +161,9 @@ func (s *Server) patchAgent(c *gin.Context) {
 	}
 	if msg, ok := body.validate(false); !ok {
 		writeError(c, http.StatusBadRequest, "invalid_agent", msg)
+		return
+	}
+	if !s.toolsExist(c, body.Tools) {
 		return
 	}
 	updated, err := s.deps.Store.UpdateAgent(c.Request.Context(), a.Scope, a.ID, store.AgentPatch{
@@ -289,6 +295,18 @@ func (s *Server) streamAgent(c *gin.Context) {
 		return
 	}
 	s.stream(c, a.Scope, store.EventFilter{AgentID: a.ID}, func(e store.Event) bool { return e.AgentID == a.ID }, "")
+}
+
+// toolsExist writes a 400 naming the unknown tool when list has one.
+func (s *Server) toolsExist(c *gin.Context, list *[]string) bool {
+	if list == nil {
+		return true
+	}
+	if msg := s.checkTools(*list); msg != "" {
+		writeError(c, http.StatusBadRequest, "unknown_tool", msg)
+		return false
+	}
+	return true
 }
 
 func mainAgent(sc store.Scope) store.Agent {

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,6 +60,10 @@ type Deps struct {
 	MaxBodyBytes int64
 	// Heartbeat is the interval of SSE keep-alive comments (default 15 s).
 	Heartbeat time.Duration
+	// ToolNames lists the tools agents can be given, so an agent or role
+	// naming another tool is refused instead of silently never getting it.
+	// nil accepts any well-formed name.
+	ToolNames func() []string
 }
 
 // Server holds the routes.
@@ -195,6 +201,21 @@ const MaxUploadBytes = 32 << 20
 // isUploadRoute reports the routes that take files and get MaxUploadBytes
 // instead of the body limit.
 func isUploadRoute(path string) bool { return path == "/api/memories/ingest" }
+
+// checkTools returns a message naming the first tool in list the daemon does
+// not have, with the valid names, or "" when all exist.
+func (s *Server) checkTools(list []string) string {
+	if s.deps.ToolNames == nil {
+		return ""
+	}
+	valid := s.deps.ToolNames()
+	for _, t := range list {
+		if !slices.Contains(valid, t) {
+			return fmt.Sprintf("unknown tool %q; valid tools: %s", t, strings.Join(valid, ", "))
+		}
+	}
+	return ""
+}
 
 // apiError is the one JSON error shape of the API.
 type apiError struct {

@@ -164,6 +164,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.API = httpapi.New(httpapi.Deps{
 		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus, Blackboard: board,
 		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: m.Heartbeat,
+		ToolNames: registry.Names,
 	})
 	m.API.MountMemory(memSvc)
 	web.Mount(m.API.Engine())
