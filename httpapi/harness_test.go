@@ -104,7 +104,8 @@ func newHarness(t *testing.T, kind string, opts ...harnessOpt) *harness {
 	})
 	deps := Deps{
 		Store: st, Mailbox: mb, Runtime: rt, Bus: bus, Blackboard: board, Logger: logger,
-		ToolNames: func() []string { return []string{"memory_search", "read_file", "send_message"} },
+		ToolNames:     func() []string { return []string{"memory_search", "read_file", "send_message"} },
+		RestrictHosts: true,
 	}
 	for _, o := range opts {
 		o(&deps)
@@ -174,6 +175,10 @@ func (h *harness) do(rq request) response {
 		hdr[k] = v
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		if v != "" {
 			req.Header.Set(k, v)
 		}

@@ -30,7 +30,7 @@ type MemoryService interface {
 // mounts them only when it has a memory service.
 func (s *Server) MountMemory(svc MemoryService) {
 	h := &memoryHandlers{s: s, svc: svc}
-	api := s.engine.Group("/api", s.scope)
+	api := s.apiGroup()
 	api.POST("/memories", h.create)
 	api.POST("/memories/ingest", h.ingest)
 	api.GET("/memories/search", h.search)

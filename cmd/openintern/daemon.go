@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -164,7 +165,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.API = httpapi.New(httpapi.Deps{
 		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus, Blackboard: board,
 		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: m.Heartbeat,
-		ToolNames: registry.Names,
+		ToolNames: registry.Names, RestrictHosts: httpapi.IsLoopbackHost(cfg.Host), AllowedHosts: allowedHosts(cfg.AllowedHosts),
 	})
 	m.API.MountMemory(memSvc)
 	web.Mount(m.API.Engine())
@@ -197,6 +198,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// closer runs first, so it has stopped before the store closes.
 	m.closers = append(m.closers, startReEmbed(m.baseCtx, memSvc, m.Logger.With("component", "memory")))
 	return nil
+}
+
+// allowedHosts normalises the configured names as the API compares them.
+func allowedHosts(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = strings.TrimSuffix(strings.ToLower(strings.Trim(n, "[]")), ".")
+	}
+	return out
 }
 
 // openStore opens PostgreSQL when dbURL is set, else the SQLite file at

@@ -88,6 +88,7 @@ func newVersionCmd() *cobra.Command {
 func addServeFlags(fs *pflag.FlagSet) {
 	fs.String("host", "", "address to listen on (HOST; default 127.0.0.1)")
 	fs.Int("port", 0, "port to listen on (PORT; default 3000)")
+	fs.String("allowed-hosts", "", "comma-separated host names the API answers to besides loopback ones (OPENINTERN_ALLOWED_HOSTS)")
 	fs.String("data-dir", "", "directory of the embedded store and workspace (DATA_DIR)")
 	fs.String("database-url", "", "PostgreSQL URL; empty uses embedded SQLite (DATABASE_URL)")
 	fs.String("redis-url", "", "Redis URL for cross-process events (REDIS_URL)")
@@ -131,6 +132,10 @@ func loadConfig(cmd *cobra.Command, lookupEnv func(string) (string, bool)) (conf
 	}
 	str("host", &cfg.Host)
 	num("port", &cfg.Port)
+	if fs.Changed("allowed-hosts") {
+		v, _ := fs.GetString("allowed-hosts")
+		cfg.AllowedHosts = config.SplitList(v)
+	}
 	str("data-dir", &cfg.DataDir)
 	str("database-url", &cfg.DatabaseURL)
 	str("redis-url", &cfg.RedisURL)
