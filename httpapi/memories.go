@@ -134,7 +134,9 @@ func (h *memoryHandlers) search(c *gin.Context) {
 func (h *memoryHandlers) ingest(c *gin.Context) {
 	fh, err := c.FormFile("file")
 	if err != nil {
-		writeError(c, http.StatusBadRequest, "missing_file", "a multipart form field \"file\" is required")
+		if !bodyReadError(c, err) {
+			writeError(c, http.StatusBadRequest, "missing_file", "a multipart form field \"file\" is required")
+		}
 		return
 	}
 	switch strings.ToLower(filepath.Ext(fh.Filename)) {

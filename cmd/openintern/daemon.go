@@ -40,6 +40,11 @@ type Main struct {
 	Model llm.Provider
 	// Heartbeat overrides the SSE keep-alive interval (default 15 s).
 	Heartbeat time.Duration
+	// ReadTimeout bounds reading one request, body included (default
+	// DefaultReadTimeout); streams lift it once their request is read.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long (default DefaultIdleTimeout).
+	IdleTimeout time.Duration
 	// Embedder overrides the configured memory embedder; Run sets it from
 	// the config when nil.
 	Embedder memory.Embedder
@@ -185,9 +190,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.closers = append(m.closers, m.Runtime.Stop)
 
 	m.baseCtx, m.cancelBase = context.WithCancel(context.Background())
+	// No WriteTimeout: it would cut every SSE stream. A slow reader of a
+	// normal response holds one goroutine until TCP gives up on it.
 	m.server = &http.Server{
 		Handler:           m.API.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       durationOr(m.ReadTimeout, DefaultReadTimeout),
+		IdleTimeout:       durationOr(m.IdleTimeout, DefaultIdleTimeout),
 		BaseContext:       func(net.Listener) context.Context { return m.baseCtx },
 	}
 	m.serveErr = make(chan error, 1)
@@ -198,6 +207,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// closer runs first, so it has stopped before the store closes.
 	m.closers = append(m.closers, startReEmbed(m.baseCtx, memSvc, m.Logger.With("component", "memory")))
 	return nil
+}
+
+// Connection timeouts of the HTTP server. A request has DefaultReadTimeout
+// to arrive in full: 32 MiB uploads need more than 0.5 MiB/s.
+const (
+	DefaultReadTimeout = 60 * time.Second
+	DefaultIdleTimeout = 120 * time.Second
+)
+
+func durationOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // allowedHosts normalises the configured names as the API compares them.
