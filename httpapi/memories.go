@@ -115,6 +115,12 @@ func (h *memoryHandlers) search(c *gin.Context) {
 	}
 	if t := c.Query("type"); t != "" {
 		req.Filter.Types = strings.Split(t, ",")
+		for _, typ := range req.Filter.Types {
+			if !memory.ValidType(typ) {
+				writeError(c, http.StatusBadRequest, "invalid_type", "type must be episodic, archival or both, comma-separated; got "+strconv.Quote(typ))
+				return
+			}
+		}
 	}
 	req.Filter.AgentID = c.Query("agent_id")
 	req.Filter.GroupID = c.Query("group_id")

@@ -100,9 +100,9 @@ func bindJSON(c *gin.Context, dst any) bool {
 		writeError(c, http.StatusBadRequest, "invalid_json", "a JSON body is required")
 		return false
 	}
+	var raw json.RawMessage
 	dec := json.NewDecoder(c.Request.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
+	if err := dec.Decode(&raw); err != nil {
 		switch {
 		case bodyReadError(c, err):
 		case errors.Is(err, io.EOF):
@@ -114,6 +114,18 @@ func bindJSON(c *gin.Context, dst any) bool {
 	}
 	if dec.More() {
 		writeError(c, http.StatusBadRequest, "invalid_json", "malformed JSON body: trailing data after the object")
+		return false
+	}
+	// Every body is an object: null or a list would decode to "no change"
+	// and be taken for an empty update.
+	if raw[0] != '{' {
+		writeError(c, http.StatusBadRequest, "invalid_json", "the JSON body must be an object")
+		return false
+	}
+	strict := json.NewDecoder(bytes.NewReader(raw))
+	strict.DisallowUnknownFields()
+	if err := strict.Decode(dst); err != nil {
+		writeError(c, http.StatusBadRequest, "invalid_json", "malformed JSON body: "+err.Error())
 		return false
 	}
 	return true

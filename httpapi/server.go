@@ -96,6 +96,13 @@ func New(deps Deps) *Server {
 	}
 	s := &Server{deps: deps, engine: gin.New(), csrf: http.NewCrossOriginProtection()}
 	s.engine.HandleMethodNotAllowed = true
+	// A path that only differs by a slash (say /api/agents/%2F) is not found,
+	// in JSON, rather than redirected with an HTML body; escaped slashes stay
+	// inside their path segment.
+	s.engine.RedirectTrailingSlash = false
+	s.engine.RedirectFixedPath = false
+	s.engine.UseRawPath = true
+	s.engine.UnescapePathValues = true
 	s.engine.Use(s.requestID, s.recoverPanics, s.accessLog, s.checkHost, s.checkOrigin, s.limitBody)
 	s.routes()
 	return s
