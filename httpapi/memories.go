@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -165,6 +166,16 @@ func (h *memoryHandlers) ingest(c *gin.Context) {
 	if !utf8.Valid(raw) {
 		writeError(c, http.StatusBadRequest, "unsupported_file", "the file is not UTF-8 text")
 		return
+	}
+	if bytes.IndexByte(raw, 0) >= 0 {
+		writeError(c, http.StatusBadRequest, "invalid_text", "the file contains a NUL character, which text cannot hold")
+		return
+	}
+	for f, v := range map[string]string{"agent_id": c.PostForm("agent_id"), "group_id": c.PostForm("group_id"), "filename": fh.Filename} {
+		if strings.IndexByte(v, 0) >= 0 {
+			writeError(c, http.StatusBadRequest, "invalid_text", nulMessage(f))
+			return
+		}
 	}
 	md := map[string]string{"source": "upload", "filename": filepath.Base(fh.Filename)}
 	m, err := h.svc.Write(c.Request.Context(), memory.WriteRequest{Scope: scopeOf(c), Type: memory.TypeArchival,

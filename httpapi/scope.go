@@ -122,6 +122,10 @@ func bindJSON(c *gin.Context, dst any) bool {
 		writeError(c, http.StatusBadRequest, "invalid_json", "the JSON body must be an object")
 		return false
 	}
+	if field, ok := jsonNUL(raw); ok {
+		writeError(c, http.StatusBadRequest, "invalid_text", nulMessage(field))
+		return false
+	}
 	strict := json.NewDecoder(bytes.NewReader(raw))
 	strict.DisallowUnknownFields()
 	if err := strict.Decode(dst); err != nil {

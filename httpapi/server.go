@@ -150,7 +150,7 @@ func (s *Server) routes() {
 
 // apiGroup is /api with the checks every API route has.
 func (s *Server) apiGroup() *gin.RouterGroup {
-	return s.engine.Group("/api", s.checkContentType, s.scope)
+	return s.engine.Group("/api", checkText, s.checkContentType, s.scope)
 }
 
 func (s *Server) ready(c *gin.Context) {
