@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -198,8 +199,8 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			} else if cfg.LLMModel != "" {
 				model += " " + cfg.LLMModel
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  model: %s\n  embed: %s\n  auth:  off (listening on %s only unless HOST is set)\n",
-				m.URL(), m.StoreDescription(), bus, model, describeEmbedder(m.Embedder), cfg.Host)
+			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  model: %s\n  embed: %s\n  auth:  off; %s\n",
+				m.URL(), m.StoreDescription(), bus, model, describeEmbedder(m.Embedder), describeListener(m.listener.Addr()))
 			logger.Info("daemon started", "url", m.URL(), "store", m.StoreDescription(), "model", model)
 
 			<-ctx.Done()
@@ -216,6 +217,26 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	}
 	addServeFlags(cmd.Flags())
 	return cmd
+}
+
+// describeListener says who can reach the address the daemon actually bound,
+// which is what matters while there is no auth.
+func describeListener(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "listening on " + addr.String()
+	}
+	const exposed = ": anyone who can reach this machine can use the API"
+	switch {
+	case tcp.IP.IsUnspecified() && tcp.IP.To4() != nil:
+		return "listening on every IPv4 address (0.0.0.0)" + exposed
+	case tcp.IP.IsUnspecified():
+		// Go binds a wildcard HOST (0.0.0.0 included) as one dual-stack socket.
+		return "listening on every IPv4 and IPv6 address ([::])" + exposed
+	case tcp.IP.IsLoopback():
+		return "listening on loopback " + tcp.IP.String() + " only"
+	}
+	return "listening on " + tcp.IP.String() + exposed + " through that address"
 }
 
 func newInitCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
