@@ -20,6 +20,7 @@ const (
 	maxPromptLen  = 64 << 10
 	maxContentLen = 256 << 10
 	maxTools      = 128
+	maxSessionKey = 128
 )
 
 type agentBody struct {
@@ -319,7 +320,7 @@ func validateInput(text, field, session string) (string, bool) {
 		return field + " is required", false
 	case len(text) > maxContentLen:
 		return field + " must be at most 256 KiB", false
-	case len(session) > 128:
+	case len(session) > maxSessionKey:
 		return "session_key must be at most 128 characters", false
 	}
 	return "", true
