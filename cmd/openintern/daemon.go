@@ -120,7 +120,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.Bus = bus
 	} else {
-		m.Bus = events.NewMemoryBus(1024)
+		// Each SSE stream holds one subscriber buffer (about 180 bytes an event):
+		// 1024 events cost 177 KB a stream. A subscriber that falls behind is
+		// dropped and catches up from the store, so a smaller buffer loses nothing
+		// stored; the Redis bus uses the same default.
+		m.Bus = events.NewMemoryBus(events.DefaultBufferSize)
 	}
 	m.closers = append(m.closers, func(context.Context) error { return m.Bus.Close() })
 
