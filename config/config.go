@@ -45,6 +45,11 @@ type Config struct {
 	Host    string `json:"host"`     // HOST; 127.0.0.1 so the API is not exposed without auth
 	Port    int    `json:"port"`     // PORT
 	DataDir string `json:"data_dir"` // DATA_DIR; the embedded store and the workspace live here
+	// AllowedHosts are host names the API answers to besides loopback ones
+	// (OPENINTERN_ALLOWED_HOSTS, comma-separated). On a loopback HOST any
+	// other Host header is refused, which stops DNS rebinding; set this to
+	// reach the daemon through a name, e.g. behind a local proxy.
+	AllowedHosts []string `json:"allowed_hosts"`
 
 	DatabaseURL string `json:"database_url"` // DATABASE_URL; empty: embedded SQLite under DataDir
 	RedisURL    string `json:"redis_url"`    // REDIS_URL; empty: in-process event bus
@@ -118,6 +123,7 @@ var envKeys = []struct {
 }{
 	{"HOST", func(c *Config, v string) error { c.Host = v; return nil }},
 	{"PORT", func(c *Config, v string) error { return setInt(&c.Port, v) }},
+	{"OPENINTERN_ALLOWED_HOSTS", func(c *Config, v string) error { c.AllowedHosts = SplitList(v); return nil }},
 	{"DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"DATABASE_URL", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
 	{"REDIS_URL", func(c *Config, v string) error { c.RedisURL = v; return nil }},
@@ -199,6 +205,11 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.Host) == "" {
 		return &Error{Key: "HOST", Reason: "must not be empty"}
+	}
+	for _, h := range c.AllowedHosts {
+		if !hostNameRE.MatchString(h) {
+			return &Error{Key: "OPENINTERN_ALLOWED_HOSTS", Reason: fmt.Sprintf("%q is not a host name (no scheme, port or path)", h)}
+		}
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		return &Error{Key: "DATA_DIR", Reason: "must not be empty"}
@@ -394,6 +405,20 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(secs * float64(time.Second))
 	return nil
+}
+
+// hostNameRE is a DNS name or an IP address as the Host header carries it, without a port.
+var hostNameRE = regexp.MustCompile(`^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[?[0-9A-Fa-f:.]+\]?)$`)
+
+// SplitList splits a comma-separated setting, dropping blanks.
+func SplitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func setInt(dst *int, v string) error {

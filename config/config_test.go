@@ -237,3 +237,29 @@ func TestRedactedHidesEmbeddingKey(t *testing.T) {
 		t.Fatalf("embedding key not redacted: %q", r.EmbeddingAPIKey)
 	}
 }
+
+func TestAllowedHostsLayering(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.config.json")
+	if err := os.WriteFile(path, []byte(`{"allowed_hosts": ["file.example"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, env(nil))
+	if err != nil || len(cfg.AllowedHosts) != 1 || cfg.AllowedHosts[0] != "file.example" {
+		t.Fatalf("file: %v %v", cfg.AllowedHosts, err)
+	}
+	cfg, err = Load(path, env(map[string]string{"OPENINTERN_ALLOWED_HOSTS": " a.example, ,b.local ,::1"}))
+	if err != nil || strings.Join(cfg.AllowedHosts, "|") != "a.example|b.local|::1" {
+		t.Fatalf("env should replace the file's list: %q %v", cfg.AllowedHosts, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"http://a.example", "a.example:80", "a.example/x", "a b"} {
+		cfg.AllowedHosts = []string{bad}
+		var ce *Error
+		if err := cfg.Validate(); !errors.As(err, &ce) || ce.Key != "OPENINTERN_ALLOWED_HOSTS" {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -20,6 +20,7 @@ const (
 	maxPromptLen  = 64 << 10
 	maxContentLen = 256 << 10
 	maxTools      = 128
+	maxSessionKey = 128
 )
 
 type agentBody struct {
@@ -66,6 +67,9 @@ func (s *Server) createAgent(c *gin.Context) {
 	}
 	if msg, ok := body.validate(true); !ok {
 		writeError(c, http.StatusBadRequest, "invalid_agent", msg)
+		return
+	}
+	if !s.toolsExist(c, body.Tools) {
 		return
 	}
 	id := body.AgentID
@@ -158,6 +162,9 @@ func (s *Server) patchAgent(c *gin.Context) {
 	}
 	if msg, ok := body.validate(false); !ok {
 		writeError(c, http.StatusBadRequest, "invalid_agent", msg)
+		return
+	}
+	if !s.toolsExist(c, body.Tools) {
 		return
 	}
 	updated, err := s.deps.Store.UpdateAgent(c.Request.Context(), a.Scope, a.ID, store.AgentPatch{
@@ -291,6 +298,18 @@ func (s *Server) streamAgent(c *gin.Context) {
 	s.stream(c, a.Scope, store.EventFilter{AgentID: a.ID}, func(e store.Event) bool { return e.AgentID == a.ID }, "")
 }
 
+// toolsExist writes a 400 naming the unknown tool when list has one.
+func (s *Server) toolsExist(c *gin.Context, list *[]string) bool {
+	if list == nil {
+		return true
+	}
+	if msg := s.checkTools(*list); msg != "" {
+		writeError(c, http.StatusBadRequest, "unknown_tool", msg)
+		return false
+	}
+	return true
+}
+
 func mainAgent(sc store.Scope) store.Agent {
 	return store.Agent{Scope: sc, ID: store.MainAgentID, Name: "Main agent", State: store.AgentIdle}
 }
@@ -301,7 +320,7 @@ func validateInput(text, field, session string) (string, bool) {
 		return field + " is required", false
 	case len(text) > maxContentLen:
 		return field + " must be at most 256 KiB", false
-	case len(session) > 128:
+	case len(session) > maxSessionKey:
 		return "session_key must be at most 128 characters", false
 	}
 	return "", true

@@ -96,6 +96,9 @@ func (s *Server) postBlackboard(c *gin.Context) {
 		Kind      string `json:"kind"`
 		Text      string `json:"text"`
 		AgentID   string `json:"agent_id"` // post on behalf of a member
+		// Author is who the entry says wrote it: the caller ("user:<user_id>",
+		// the default) or a member agent, which is the same as agent_id.
+		Author string `json:"author"`
 	}
 	if !bindJSON(c, &body) {
 		return
@@ -103,7 +106,20 @@ func (s *Server) postBlackboard(c *gin.Context) {
 	if body.Kind == "" {
 		body.Kind = memory.KindFact
 	}
-	p := memory.Post{Kind: body.Kind, Text: body.Text, Author: "user:" + g.Scope.UserID}
+	me := "user:" + g.Scope.UserID
+	switch {
+	case body.Author == "" || body.Author == body.AgentID:
+	case body.AgentID != "":
+		writeError(c, http.StatusBadRequest, "invalid_author", "author and agent_id name different authors; give one of them")
+		return
+	case body.Author == me:
+	case strings.HasPrefix(body.Author, "user:"):
+		writeError(c, http.StatusForbidden, "author_not_allowed", "author can be only you ("+strconv.Quote(me)+") or a member agent of the group")
+		return
+	default:
+		body.AgentID = body.Author
+	}
+	p := memory.Post{Kind: body.Kind, Text: body.Text, Author: me}
 	if body.AgentID != "" {
 		if !agentIDPattern.MatchString(body.AgentID) {
 			writeError(c, http.StatusBadRequest, "invalid_agent_id", "agent_id must be a member's id")

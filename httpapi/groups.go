@@ -342,12 +342,20 @@ func (s *Server) listMembers(c *gin.Context) {
 	if !ok {
 		return
 	}
+	page, ok := pageOf(c)
+	if !ok {
+		return
+	}
+	// A group has at most a few hundred members, so the page is cut here
+	// rather than in each store.
 	members, err := s.deps.Store.ListMembers(c.Request.Context(), g.Scope, g.ID)
 	if err != nil {
 		s.fail(c, err, "members")
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"members": nonNil(members), "total": len(members)})
+	total := len(members)
+	members = members[min(page.Offset, total):min(page.Offset+page.Limit, total)]
+	c.JSON(http.StatusOK, gin.H{"members": nonNil(members), "total": total, "page": page.number, "limit": page.Limit})
 }
 
 func (s *Server) memberOf(c *gin.Context) (store.Group, string, bool) {

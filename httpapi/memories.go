@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -30,7 +31,7 @@ type MemoryService interface {
 // mounts them only when it has a memory service.
 func (s *Server) MountMemory(svc MemoryService) {
 	h := &memoryHandlers{s: s, svc: svc}
-	api := s.engine.Group("/api", s.scope)
+	api := s.apiGroup()
 	api.POST("/memories", h.create)
 	api.POST("/memories/ingest", h.ingest)
 	api.GET("/memories/search", h.search)
@@ -115,6 +116,12 @@ func (h *memoryHandlers) search(c *gin.Context) {
 	}
 	if t := c.Query("type"); t != "" {
 		req.Filter.Types = strings.Split(t, ",")
+		for _, typ := range req.Filter.Types {
+			if !memory.ValidType(typ) {
+				writeError(c, http.StatusBadRequest, "invalid_type", "type must be episodic, archival or both, comma-separated; got "+strconv.Quote(typ))
+				return
+			}
+		}
 	}
 	req.Filter.AgentID = c.Query("agent_id")
 	req.Filter.GroupID = c.Query("group_id")
@@ -134,7 +141,9 @@ func (h *memoryHandlers) search(c *gin.Context) {
 func (h *memoryHandlers) ingest(c *gin.Context) {
 	fh, err := c.FormFile("file")
 	if err != nil {
-		writeError(c, http.StatusBadRequest, "missing_file", "a multipart form field \"file\" is required")
+		if !bodyReadError(c, err) {
+			writeError(c, http.StatusBadRequest, "missing_file", "a multipart form field \"file\" is required")
+		}
 		return
 	}
 	switch strings.ToLower(filepath.Ext(fh.Filename)) {
@@ -157,6 +166,16 @@ func (h *memoryHandlers) ingest(c *gin.Context) {
 	if !utf8.Valid(raw) {
 		writeError(c, http.StatusBadRequest, "unsupported_file", "the file is not UTF-8 text")
 		return
+	}
+	if bytes.IndexByte(raw, 0) >= 0 {
+		writeError(c, http.StatusBadRequest, "invalid_text", "the file contains a NUL character, which text cannot hold")
+		return
+	}
+	for f, v := range map[string]string{"agent_id": c.PostForm("agent_id"), "group_id": c.PostForm("group_id"), "filename": fh.Filename} {
+		if strings.IndexByte(v, 0) >= 0 {
+			writeError(c, http.StatusBadRequest, "invalid_text", nulMessage(f))
+			return
+		}
 	}
 	md := map[string]string{"source": "upload", "filename": filepath.Base(fh.Filename)}
 	m, err := h.svc.Write(c.Request.Context(), memory.WriteRequest{Scope: scopeOf(c), Type: memory.TypeArchival,

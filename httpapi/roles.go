@@ -83,6 +83,10 @@ func (s *Server) createRole(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, "invalid_role", msg)
 		return
 	}
+	list, set, _, _ := body.tools()
+	if set && !s.toolsExist(c, &list) {
+		return
+	}
 	id := body.RoleID
 	if id == "" {
 		id = slugify(*body.Name)
@@ -91,7 +95,6 @@ func (s *Server) createRole(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, "invalid_role_id", "role_id must match [a-z0-9][a-z0-9_-]{0,63}")
 		return
 	}
-	list, set, _, _ := body.tools()
 	r := store.Role{
 		Scope: scopeOf(c), ID: id, Name: *body.Name, Description: deref(body.Description),
 		SystemPrompt: deref(body.SystemPrompt), Model: deref(body.Model), IsLead: body.IsLead != nil && *body.IsLead,
@@ -149,6 +152,9 @@ func (s *Server) updateRole(c *gin.Context) {
 	}
 	patch := store.RolePatch{Name: body.Name, Description: body.Description, SystemPrompt: body.SystemPrompt, Model: body.Model, IsLead: body.IsLead}
 	if list, set, clear, _ := body.tools(); set {
+		if !s.toolsExist(c, &list) {
+			return
+		}
 		if clear {
 			patch.ClearTools = true
 		} else {

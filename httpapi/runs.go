@@ -107,6 +107,10 @@ func (s *Server) writeRuns(c *gin.Context, f store.RunFilter, page pageParams) {
 		writeError(c, http.StatusBadRequest, "invalid_status", "status must be pending, running, waiting_approval, completed, failed or cancelled")
 		return
 	}
+	if len(f.SessionKey) > maxSessionKey {
+		writeError(c, http.StatusBadRequest, "invalid_session_key", "session_key must be at most 128 characters")
+		return
+	}
 	runs, total, err := s.deps.Store.ListRuns(c.Request.Context(), scopeOf(c), f, page.Page)
 	if err != nil {
 		s.fail(c, err, "runs")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 
@@ -30,12 +31,9 @@ func (s *Server) scope(c *gin.Context) {
 	if sc.OrgID == "" || sc.UserID == "" || sc.ProjectID == "" {
 		body, err := s.peekBodyScope(c)
 		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit))
-				return
+			if !bodyReadError(c, err) {
+				writeError(c, http.StatusBadRequest, "bad_body", "cannot read request body: "+err.Error())
 			}
-			writeError(c, http.StatusBadRequest, "bad_body", "cannot read request body: "+err.Error())
 			return
 		}
 		sc.OrgID = firstOf(sc.OrgID, body.OrgID, c.Query("org_id"))
@@ -102,13 +100,11 @@ func bindJSON(c *gin.Context, dst any) bool {
 		writeError(c, http.StatusBadRequest, "invalid_json", "a JSON body is required")
 		return false
 	}
+	var raw json.RawMessage
 	dec := json.NewDecoder(c.Request.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		var tooLarge *http.MaxBytesError
+	if err := dec.Decode(&raw); err != nil {
 		switch {
-		case errors.As(err, &tooLarge):
-			writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit))
+		case bodyReadError(c, err):
 		case errors.Is(err, io.EOF):
 			writeError(c, http.StatusBadRequest, "invalid_json", "a JSON body is required")
 		default:
@@ -118,6 +114,37 @@ func bindJSON(c *gin.Context, dst any) bool {
 	}
 	if dec.More() {
 		writeError(c, http.StatusBadRequest, "invalid_json", "malformed JSON body: trailing data after the object")
+		return false
+	}
+	// Every body is an object: null or a list would decode to "no change"
+	// and be taken for an empty update.
+	if raw[0] != '{' {
+		writeError(c, http.StatusBadRequest, "invalid_json", "the JSON body must be an object")
+		return false
+	}
+	if field, ok := jsonNUL(raw); ok {
+		writeError(c, http.StatusBadRequest, "invalid_text", nulMessage(field))
+		return false
+	}
+	strict := json.NewDecoder(bytes.NewReader(raw))
+	strict.DisallowUnknownFields()
+	if err := strict.Decode(dst); err != nil {
+		writeError(c, http.StatusBadRequest, "invalid_json", "malformed JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// bodyReadError answers the errors of reading a body that are not the
+// client's JSON: too large (413) or too slow (408). It reports whether it did.
+func bodyReadError(c *gin.Context, err error) bool {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		writeError(c, http.StatusRequestTimeout, "request_timeout", "the request body did not arrive in time")
+	default:
 		return false
 	}
 	return true

@@ -8,7 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,12 +63,24 @@ type Deps struct {
 	MaxBodyBytes int64
 	// Heartbeat is the interval of SSE keep-alive comments (default 15 s).
 	Heartbeat time.Duration
+	// ToolNames lists the tools agents can be given, so an agent or role
+	// naming another tool is refused instead of silently never getting it.
+	// nil accepts any well-formed name.
+	ToolNames func() []string
+	// RestrictHosts answers 421 to a Host header that is neither a loopback
+	// name nor in AllowedHosts. The daemon sets it when it listens on loopback
+	// only: a web page can then reach it only through DNS rebinding, which
+	// shows as a foreign Host. A non-empty AllowedHosts also turns it on.
+	RestrictHosts bool
+	// AllowedHosts are the host names (no port) accepted besides loopback.
+	AllowedHosts []string
 }
 
 // Server holds the routes.
 type Server struct {
 	deps   Deps
 	engine *gin.Engine
+	csrf   *http.CrossOriginProtection
 }
 
 var ginModeOnce sync.Once
@@ -77,9 +94,16 @@ func New(deps Deps) *Server {
 	if deps.Heartbeat <= 0 {
 		deps.Heartbeat = 15 * time.Second
 	}
-	s := &Server{deps: deps, engine: gin.New()}
+	s := &Server{deps: deps, engine: gin.New(), csrf: http.NewCrossOriginProtection()}
 	s.engine.HandleMethodNotAllowed = true
-	s.engine.Use(s.requestID, s.recoverPanics, s.accessLog, s.limitBody)
+	// A path that only differs by a slash (say /api/agents/%2F) is not found,
+	// in JSON, rather than redirected with an HTML body; escaped slashes stay
+	// inside their path segment.
+	s.engine.RedirectTrailingSlash = false
+	s.engine.RedirectFixedPath = false
+	s.engine.UseRawPath = true
+	s.engine.UnescapePathValues = true
+	s.engine.Use(s.requestID, s.recoverPanics, s.accessLog, s.checkHost, s.checkOrigin, s.limitBody)
 	s.routes()
 	return s
 }
@@ -101,7 +125,7 @@ func (s *Server) routes() {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
 
-	api := r.Group("/api", s.scope)
+	api := s.apiGroup()
 	api.POST("/agents", s.createAgent)
 	api.GET("/agents", s.listAgents)
 	api.GET("/agents/:agent_id", s.getAgent)
@@ -122,6 +146,11 @@ func (s *Server) routes() {
 	api.GET("/sessions/:session_key/runs", s.listSessionRuns)
 
 	s.teamRoutes(api)
+}
+
+// apiGroup is /api with the checks every API route has.
+func (s *Server) apiGroup() *gin.RouterGroup {
+	return s.engine.Group("/api", checkText, s.checkContentType, s.scope)
 }
 
 func (s *Server) ready(c *gin.Context) {
@@ -172,6 +201,72 @@ func (s *Server) accessLog(c *gin.Context) {
 		"ms", time.Since(start).Milliseconds(), "request_id", c.GetString("request_id"))
 }
 
+// checkHost refuses a Host header the daemon does not answer to (see
+// Deps.RestrictHosts).
+func (s *Server) checkHost(c *gin.Context) {
+	if !s.deps.RestrictHosts && len(s.deps.AllowedHosts) == 0 {
+		c.Next()
+		return
+	}
+	host := c.Request.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if !IsLoopbackHost(host) && !slices.Contains(s.deps.AllowedHosts, host) {
+		writeError(c, http.StatusMisdirectedRequest, "unknown_host",
+			"this daemon does not answer to host "+strconv.Quote(c.Request.Host)+"; add it to OPENINTERN_ALLOWED_HOSTS to allow it")
+		return
+	}
+	c.Next()
+}
+
+// IsLoopbackHost reports whether host (no port, no brackets) names only this
+// machine: localhost, a *.localhost name (browsers resolve those to loopback
+// themselves, so DNS cannot rebind them) or a loopback IP.
+func IsLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkOrigin refuses state-changing requests that a browser sends from
+// another site (Sec-Fetch-Site, else Origin against Host): with no auth, any
+// page the user opens could otherwise drive the agents.
+func (s *Server) checkOrigin(c *gin.Context) {
+	if err := s.csrf.Check(c.Request); err != nil {
+		writeError(c, http.StatusForbidden, "cross_origin", "cross-origin "+c.Request.Method+" requests are refused; call the API from its own origin or without a browser")
+		return
+	}
+	c.Next()
+}
+
+// checkContentType requires a request body to be JSON (a file upload to be a
+// multipart form): browsers send text/plain and form bodies to any site
+// without asking it first, JSON only after a CORS preflight this API never
+// grants.
+func (s *Server) checkContentType(c *gin.Context) {
+	r := c.Request
+	safe := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
+	if safe || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		c.Next()
+		return
+	}
+	want := "application/json"
+	if isUploadRoute(c.FullPath()) {
+		want = "multipart/form-data"
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != want {
+		writeError(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "the request body must be "+want)
+		return
+	}
+	c.Next()
+}
+
 // limitBody answers 413 for bodies over the limit, whether announced by
 // Content-Length or discovered while reading.
 func (s *Server) limitBody(c *gin.Context) {
@@ -195,6 +290,21 @@ const MaxUploadBytes = 32 << 20
 // isUploadRoute reports the routes that take files and get MaxUploadBytes
 // instead of the body limit.
 func isUploadRoute(path string) bool { return path == "/api/memories/ingest" }
+
+// checkTools returns a message naming the first tool in list the daemon does
+// not have, with the valid names, or "" when all exist.
+func (s *Server) checkTools(list []string) string {
+	if s.deps.ToolNames == nil {
+		return ""
+	}
+	valid := s.deps.ToolNames()
+	for _, t := range list {
+		if !slices.Contains(valid, t) {
+			return fmt.Sprintf("unknown tool %q; valid tools: %s", t, strings.Join(valid, ", "))
+		}
+	}
+	return ""
+}
 
 // apiError is the one JSON error shape of the API.
 type apiError struct {

@@ -62,11 +62,25 @@ func TestServing(t *testing.T) {
 			t.Fatalf("%s unversioned with its ETag: %d %q", file, resp.StatusCode, resp.Header.Get("Cache-Control"))
 		}
 	}
-	if resp, _ := get(t, c.url+"/static/"+version+"/nope.js", nil); resp.StatusCode != 404 {
-		t.Fatalf("missing asset: %d", resp.StatusCode)
+	// Missing assets, and paths that differ from a route by a slash, are JSON 404s.
+	for _, p := range []string{"/static/" + version + "/nope.js", "/static/index.html", "/static/nope", "/api/agents/%2F", "/api/agents/", "/agents/"} {
+		resp, body := get(t, c.url+p, map[string]string{"x-org-id": "o", "x-user-id": "u"})
+		if resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/json; charset=utf-8" || !strings.Contains(body, `"not_found"`) {
+			t.Fatalf("%s: %d %q %s", p, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
 	}
-	if resp, _ := get(t, c.url+"/static/index.html", nil); resp.StatusCode != 404 {
-		t.Fatalf("index.html as an asset: %d", resp.StatusCode)
+	// A known /api path with the wrong method is a JSON 405.
+	req, _ := http.NewRequest("PUT", c.url+"/api/agents", nil)
+	req.Header.Set("x-org-id", "o")
+	req.Header.Set("x-user-id", "u")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 405 || !strings.Contains(string(body), `"method_not_allowed"`) {
+		t.Fatalf("PUT /api/agents: %d %s", resp.StatusCode, body)
 	}
 
 	// The API is not shadowed and unknown /api paths stay JSON 404s, even for

@@ -160,7 +160,7 @@ func (s *site) serveStatic(c *gin.Context) {
 	a, ok := s.files[p]
 	if !ok || p == "index.html" || strings.Contains(p, "..") {
 		c.Header("Cache-Control", "no-store")
-		c.Data(http.StatusNotFound, "text/plain; charset=utf-8", []byte("404 not found: /static/"+p+"\n"))
+		notFound(c)
 		return
 	}
 	securityHeaders(c.Writer.Header())
@@ -222,7 +222,12 @@ func (s *site) noRoute(c *gin.Context) {
 		c.Data(http.StatusNotFound, s.index.contentType, s.index.body)
 		return
 	}
+	notFound(c)
+}
+
+// notFound is the API's JSON 404, so that every client sees one error shape.
+func notFound(c *gin.Context) {
 	c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": gin.H{
-		"code": "not_found", "message": "no such route: " + c.Request.Method + " " + p,
+		"code": "not_found", "message": "no such route: " + c.Request.Method + " " + c.Request.URL.Path,
 	}})
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -39,6 +40,11 @@ type Main struct {
 	Model llm.Provider
 	// Heartbeat overrides the SSE keep-alive interval (default 15 s).
 	Heartbeat time.Duration
+	// ReadTimeout bounds reading one request, body included (default
+	// DefaultReadTimeout); streams lift it once their request is read.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long (default DefaultIdleTimeout).
+	IdleTimeout time.Duration
 	// Embedder overrides the configured memory embedder; Run sets it from
 	// the config when nil.
 	Embedder memory.Embedder
@@ -114,7 +120,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.Bus = bus
 	} else {
-		m.Bus = events.NewMemoryBus(1024)
+		// Each SSE stream holds one subscriber buffer (about 180 bytes an event):
+		// 1024 events cost 177 KB a stream. A subscriber that falls behind is
+		// dropped and catches up from the store, so a smaller buffer loses nothing
+		// stored; the Redis bus uses the same default.
+		m.Bus = events.NewMemoryBus(events.DefaultBufferSize)
 	}
 	m.closers = append(m.closers, func(context.Context) error { return m.Bus.Close() })
 
@@ -164,6 +174,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.API = httpapi.New(httpapi.Deps{
 		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus, Blackboard: board,
 		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: m.Heartbeat,
+		ToolNames: registry.Names, RestrictHosts: httpapi.IsLoopbackHost(cfg.Host), AllowedHosts: allowedHosts(cfg.AllowedHosts),
 	})
 	m.API.MountMemory(memSvc)
 	web.Mount(m.API.Engine())
@@ -183,9 +194,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.closers = append(m.closers, m.Runtime.Stop)
 
 	m.baseCtx, m.cancelBase = context.WithCancel(context.Background())
+	// No WriteTimeout: it would cut every SSE stream. A slow reader of a
+	// normal response holds one goroutine until TCP gives up on it.
 	m.server = &http.Server{
 		Handler:           m.API.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       durationOr(m.ReadTimeout, DefaultReadTimeout),
+		IdleTimeout:       durationOr(m.IdleTimeout, DefaultIdleTimeout),
 		BaseContext:       func(net.Listener) context.Context { return m.baseCtx },
 	}
 	m.serveErr = make(chan error, 1)
@@ -196,6 +211,29 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// closer runs first, so it has stopped before the store closes.
 	m.closers = append(m.closers, startReEmbed(m.baseCtx, memSvc, m.Logger.With("component", "memory")))
 	return nil
+}
+
+// Connection timeouts of the HTTP server. A request has DefaultReadTimeout
+// to arrive in full: 32 MiB uploads need more than 0.5 MiB/s.
+const (
+	DefaultReadTimeout = 60 * time.Second
+	DefaultIdleTimeout = 120 * time.Second
+)
+
+func durationOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// allowedHosts normalises the configured names as the API compares them.
+func allowedHosts(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = strings.TrimSuffix(strings.ToLower(strings.Trim(n, "[]")), ".")
+	}
+	return out
 }
 
 // openStore opens PostgreSQL when dbURL is set, else the SQLite file at

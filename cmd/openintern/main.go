@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -88,6 +89,7 @@ func newVersionCmd() *cobra.Command {
 func addServeFlags(fs *pflag.FlagSet) {
 	fs.String("host", "", "address to listen on (HOST; default 127.0.0.1)")
 	fs.Int("port", 0, "port to listen on (PORT; default 3000)")
+	fs.String("allowed-hosts", "", "comma-separated host names the API answers to besides loopback ones (OPENINTERN_ALLOWED_HOSTS)")
 	fs.String("data-dir", "", "directory of the embedded store and workspace (DATA_DIR)")
 	fs.String("database-url", "", "PostgreSQL URL; empty uses embedded SQLite (DATABASE_URL)")
 	fs.String("redis-url", "", "Redis URL for cross-process events (REDIS_URL)")
@@ -131,6 +133,10 @@ func loadConfig(cmd *cobra.Command, lookupEnv func(string) (string, bool)) (conf
 	}
 	str("host", &cfg.Host)
 	num("port", &cfg.Port)
+	if fs.Changed("allowed-hosts") {
+		v, _ := fs.GetString("allowed-hosts")
+		cfg.AllowedHosts = config.SplitList(v)
+	}
 	str("data-dir", &cfg.DataDir)
 	str("database-url", &cfg.DatabaseURL)
 	str("redis-url", &cfg.RedisURL)
@@ -193,8 +199,8 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			} else if cfg.LLMModel != "" {
 				model += " " + cfg.LLMModel
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  model: %s\n  embed: %s\n  auth:  off (listening on %s only unless HOST is set)\n",
-				m.URL(), m.StoreDescription(), bus, model, describeEmbedder(m.Embedder), cfg.Host)
+			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  model: %s\n  embed: %s\n  auth:  off; %s\n",
+				m.URL(), m.StoreDescription(), bus, model, describeEmbedder(m.Embedder), describeListener(m.listener.Addr()))
 			logger.Info("daemon started", "url", m.URL(), "store", m.StoreDescription(), "model", model)
 
 			<-ctx.Done()
@@ -211,6 +217,26 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	}
 	addServeFlags(cmd.Flags())
 	return cmd
+}
+
+// describeListener says who can reach the address the daemon actually bound,
+// which is what matters while there is no auth.
+func describeListener(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "listening on " + addr.String()
+	}
+	const exposed = ": anyone who can reach this machine can use the API"
+	switch {
+	case tcp.IP.IsUnspecified() && tcp.IP.To4() != nil:
+		return "listening on every IPv4 address (0.0.0.0)" + exposed
+	case tcp.IP.IsUnspecified():
+		// Go binds a wildcard HOST (0.0.0.0 included) as one dual-stack socket.
+		return "listening on every IPv4 and IPv6 address ([::])" + exposed
+	case tcp.IP.IsLoopback():
+		return "listening on loopback " + tcp.IP.String() + " only"
+	}
+	return "listening on " + tcp.IP.String() + exposed + " through that address"
 }
 
 func newInitCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
