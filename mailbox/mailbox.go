@@ -214,12 +214,13 @@ func (m *Mailbox) commit(batch []request) {
 	// every sender (and the batches behind them) forever.
 	ctx, cancel := context.WithTimeout(context.Background(), m.commitTimeout)
 	stored, err := m.store.EnqueueMessages(ctx, msgs)
+	timedOut := ctx.Err()
 	cancel()
-	if err != nil && ctx.Err() != nil {
+	if err != nil && timedOut != nil {
 		// Out of time: the store is not answering, and retrying row by row
 		// would wait as long again for each.
 		for _, r := range live {
-			r.reply <- result{err: fmt.Errorf("mailbox: enqueue: %w", errors.Join(err, ctx.Err()))}
+			r.reply <- result{err: fmt.Errorf("mailbox: enqueue: %w", errors.Join(err, timedOut))}
 		}
 		return
 	}
