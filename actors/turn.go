@@ -540,7 +540,8 @@ func (t *turn) reportToParent(output string) []store.NewMessage {
 }
 
 // suspend leaves the run running with its last checkpoint; a later activation
-// resumes it. Events of the unfinished step are dropped with it.
+// resumes it. Events of the step not yet stored are dropped with it; what was
+// stored (the model's answer, finished tool results) is reused on resume.
 func (t *turn) suspend() turnOutcome {
 	return turnOutcome{suspended: true}
 }
