@@ -109,6 +109,25 @@ func TestSideEffectsAppliedOncePerCall(t *testing.T) {
 			if n := unread("kid"); n != 1 {
 				t.Fatalf("spawn_agent run twice after a stop before the task: %d tasks, want 1", n)
 			}
+
+			// Without an agent_id, two spawns of one run whose model reused the
+			// call id in another step get two children; each run again, none more.
+			kids := map[string]bool{}
+			for _, key := range []string{"run_1/1/4/call_0", "run_1/2/0/call_0", "run_1/1/4/call_0"} {
+				var out struct {
+					AgentID string `json:"agent_id"`
+				}
+				_ = json.Unmarshal([]byte(call(key, "spawn_agent", `{"name":"Helper","task":"help"}`)), &out)
+				kids[out.AgentID] = true
+			}
+			if len(kids) != 2 {
+				t.Fatalf("children of two spawns, one run again: %v", kids)
+			}
+			for kid := range kids {
+				if n := unread(kid); n != 1 {
+					t.Fatalf("%s has %d tasks, want 1", kid, n)
+				}
+			}
 		})
 	}
 }

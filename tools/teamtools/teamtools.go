@@ -5,6 +5,7 @@
 package teamtools
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -215,7 +216,9 @@ func spawnAgent(ctx context.Context, d *deps, call tools.Call) (any, error) {
 		return nil, refuse("system_prompt must be at most 64 KiB")
 	}
 	if a.AgentID == "" {
-		a.AgentID = call.AgentID + "-" + shortID(call.CallID, call.RunID)
+		// From the call's Key when it has one: model call ids repeat across
+		// steps, so two spawns of one run would otherwise pick one id.
+		a.AgentID = call.AgentID + "-" + shortID(cmp.Or(call.Key, call.CallID), call.RunID)
 		if len(a.AgentID) > 64 {
 			a.AgentID = a.AgentID[len(a.AgentID)-64:]
 			a.AgentID = strings.TrimLeft(a.AgentID, "-_")
