@@ -18,6 +18,27 @@ import (
 type workingState struct {
 	Messages []llm.Message `json:"messages"`
 	Usage    store.Usage   `json:"usage"`
+	// Open is the step in progress once the model's answer asking for tools
+	// is stored, with the results of the calls that have finished, each
+	// stored (with its tool.result event) as it finishes. A run resumed from
+	// it neither asks the model again nor runs a finished call again.
+	Open *openStep `json:"open,omitempty"`
+}
+
+// openStep is a step whose tool calls are running.
+type openStep struct {
+	Step   int         `json:"step"`
+	Answer llm.Message `json:"answer"`
+	// Results are by position in Answer.ToolCalls (call ids from a model are
+	// not always unique); nil: not finished.
+	Results []*toolResult `json:"results"`
+}
+
+// toolResult is a finished tool call as the model will see it.
+type toolResult struct {
+	CallID  string `json:"call_id"`
+	Content string `json:"content"`
+	IsError bool   `json:"is_error,omitempty"`
 }
 
 // cycleHints are what the actor knows before a cycle: whether mail arrived
@@ -71,6 +92,7 @@ type turn struct {
 	row    *store.Agent // the row this turn read or reused, before any role is applied
 
 	state   workingState
+	steps   int           // steps finished and checkpointed
 	pending []store.Event // events of the current step, stored at its next commit
 }
 
@@ -93,11 +115,9 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 			return t.finish(store.RunResult{Status: store.RunFailed, Error: &store.RunError{Code: "bad_checkpoint", Message: err.Error()}})
 		}
 		firstStep = cp.Step + 1
+		t.steps = cp.Step
 		t.emit("run.resumed", "", map[string]any{"from_step": cp.Step})
 	} else {
-		if err := t.buildContext(ctx); err != nil {
-			return t.infraError(ctx, err)
-		}
 		typ := "run.started"
 		if t.claim.Resumed {
 			// Resumed before its first checkpoint: run.started was stored only if
@@ -114,7 +134,12 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 		for i, m := range t.claim.Messages {
 			ids[i] = m.ID
 		}
+		// run.started comes first, before what building the context records
+		// (memory.searched), so a client that keys on it sees the whole run.
 		t.emit(typ, "", map[string]any{"input": t.run.Input, "session_key": t.run.SessionKey, "message_ids": ids, "from_step": 0})
+		if err := t.buildContext(ctx); err != nil {
+			return t.infraError(ctx, err)
+		}
 	}
 
 	specs := t.rt.tools.Specs(t.agent.Tools)
@@ -123,47 +148,73 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 			return t.suspend()
 		}
 		stepID := "step_" + strconv.Itoa(step)
-		t.emit("step.started", stepID, map[string]any{"step": step})
-
-		resp, llmErr := t.callModel(ctx, stepID, specs)
-		if llmErr != nil {
-			switch cause := context.Cause(ctx); {
-			case cause == errRunCancelled:
-				return t.finish(store.RunResult{Status: store.RunCancelled, Steps: step - 1, Usage: t.state.Usage, Error: &store.RunError{Code: "cancelled", Message: "cancelled by request"}})
-			case ctx.Err() != nil:
-				return t.suspend()
+		open := t.state.Open
+		if open == nil || open.Step != step {
+			t.state.Open = nil
+			t.emit("step.started", stepID, map[string]any{"step": step})
+			resp, llmErr := t.callModel(ctx, stepID, specs)
+			if llmErr != nil {
+				switch cause := context.Cause(ctx); {
+				case cause == errRunCancelled:
+					return t.finish(store.RunResult{Status: store.RunCancelled, Steps: step - 1, Usage: t.state.Usage, Error: &store.RunError{Code: "cancelled", Message: "cancelled by request"}})
+				case ctx.Err() != nil:
+					return t.suspend()
+				}
+				rerr := llmRunError(llmErr)
+				out := t.finish(store.RunResult{Status: store.RunFailed, Steps: step, Usage: t.state.Usage, Error: rerr})
+				out.llmFailure = rerr
+				return out
 			}
-			rerr := llmRunError(llmErr)
-			out := t.finish(store.RunResult{Status: store.RunFailed, Steps: step, Usage: t.state.Usage, Error: rerr})
-			out.llmFailure = rerr
-			return out
+			answer := llm.Message{Role: llm.RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls}
+			if len(resp.ToolCalls) == 0 {
+				t.state.Messages = append(t.state.Messages, answer)
+				t.emit("step.completed", stepID, map[string]any{"step": step, "final": true})
+				return t.finish(store.RunResult{Status: store.RunCompleted, Output: resp.Content, Steps: step, Usage: t.state.Usage})
+			}
+			for _, tc := range resp.ToolCalls {
+				t.emit("tool.called", stepID, map[string]any{"call_id": tc.ID, "name": tc.Name, "arguments": rawOrString(tc.Arguments)})
+			}
+			// Store what the model asked for before running tools, so a watcher
+			// sees the calls while they are in flight and a crash from here on
+			// does not ask the model again.
+			open = &openStep{Step: step, Answer: answer, Results: make([]*toolResult, len(resp.ToolCalls))}
+			t.state.Open = open
+			if err := t.commitOpen(step); err != nil {
+				return t.commitFailed(ctx, err)
+			}
 		}
-
-		t.state.Messages = append(t.state.Messages, llm.Message{Role: llm.RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls})
-		if len(resp.ToolCalls) == 0 {
-			t.emit("step.completed", stepID, map[string]any{"step": step, "final": true})
-			return t.finish(store.RunResult{Status: store.RunCompleted, Output: resp.Content, Steps: step, Usage: t.state.Usage})
-		}
-
-		for _, tc := range resp.ToolCalls {
-			t.emit("tool.called", stepID, map[string]any{"call_id": tc.ID, "name": tc.Name, "arguments": rawOrString(tc.Arguments)})
-		}
-		// Store what the model asked for before running tools, so a watcher sees
-		// the call while it is in flight.
-		if err := t.commit(nil); err != nil {
-			return t.commitFailed(ctx, err)
-		}
-		for _, tc := range resp.ToolCalls {
-			t.runTool(ctx, stepID, tc)
+		for i, tc := range open.Answer.ToolCalls {
+			if open.Results[i] != nil {
+				continue // finished before a crash: its result is stored
+			}
+			res, ok := t.runTool(ctx, stepID, step, i, tc)
+			if !ok {
+				break
+			}
+			open.Results[i] = &res
+			if err := t.commitOpen(step); err != nil {
+				return t.commitFailed(ctx, err)
+			}
 		}
 		if context.Cause(ctx) == errRunCancelled {
 			return t.finish(store.RunResult{Status: store.RunCancelled, Steps: step, Usage: t.state.Usage, Error: &store.RunError{Code: "cancelled", Message: "cancelled by request"}})
 		}
-		t.emit("step.completed", stepID, map[string]any{"step": step, "tool_calls": len(resp.ToolCalls)})
+		if ctx.Err() != nil {
+			// Stopped mid-step: the finished calls are stored, the rest run on resume.
+			return t.suspend()
+		}
+		t.state.Messages = append(t.state.Messages, open.Answer)
+		for i, tc := range open.Answer.ToolCalls {
+			r := open.Results[i]
+			t.state.Messages = append(t.state.Messages, llm.Message{Role: llm.RoleTool, ToolCallID: tc.ID, Name: tc.Name, Content: r.Content})
+		}
+		t.state.Open = nil
+		t.emit("step.completed", stepID, map[string]any{"step": step, "tool_calls": len(open.Answer.ToolCalls)})
 		cpState, _ := json.Marshal(t.state)
 		if err := t.commit(&store.Checkpoint{RunID: t.run.ID, Step: step, State: cpState, UpdatedAt: time.Now().UTC()}); err != nil {
 			return t.commitFailed(ctx, err)
 		}
+		t.steps = step
 	}
 	reason := fmt.Sprintf("the run reached the step limit (%d) without a final answer", t.rt.cfg.MaxSteps)
 	return t.finish(store.RunResult{Status: store.RunFailed, Steps: t.rt.cfg.MaxSteps, Usage: t.state.Usage, Error: &store.RunError{Code: "max_steps", Message: reason}})
@@ -320,6 +371,13 @@ func (t *turn) callModel(ctx context.Context, stepID string, specs []llm.ToolSpe
 		t.emit("llm.called", stepID, payload)
 		return resp, err
 	}
+	// Model output is stored (events, checkpoint, the run's output): a NUL,
+	// which PostgreSQL text cannot hold, is replaced on every store alike.
+	resp.Content = store.CleanText(resp.Content)
+	for i := range resp.ToolCalls {
+		tc := &resp.ToolCalls[i]
+		tc.ID, tc.Name, tc.Arguments = store.CleanText(tc.ID), store.CleanText(tc.Name), store.CleanText(tc.Arguments)
+	}
 	t.state.Usage.PromptTokens += resp.Usage.PromptTokens
 	t.state.Usage.CompletionTokens += resp.Usage.CompletionTokens
 	t.state.Usage.TotalTokens += resp.Usage.TotalTokens
@@ -331,21 +389,40 @@ func (t *turn) callModel(ctx context.Context, stepID string, specs []llm.ToolSpe
 	return resp, nil
 }
 
-func (t *turn) runTool(ctx context.Context, stepID string, tc llm.ToolCall) {
+// runTool runs one call of an open step and queues its tool.result event.
+// ok is false when the call was cut short by a cancel or shutdown of the run:
+// that is not its result, so it is not recorded and the call runs again when
+// the run resumes.
+func (t *turn) runTool(ctx context.Context, stepID string, step, index int, tc llm.ToolCall) (res toolResult, ok bool) {
 	started := time.Now()
 	call := tools.Call{
 		Scope: t.scope, AgentID: t.run.AgentID, RunID: t.run.ID, GroupID: t.run.GroupID, ParentRunID: t.run.ParentRunID,
 		SessionKey: t.run.SessionKey, CallID: tc.ID, Name: tc.Name, Args: json.RawMessage(tc.Arguments),
+		Key: fmt.Sprintf("%s/%d/%d/%s", t.run.ID, step, index, tc.ID),
 	}
-	res, outcome := t.rt.tools.Route(ctx, call, t.agent.Tools)
+	out, outcome := t.rt.tools.Route(ctx, call, t.agent.Tools)
+	if outcome == tools.OutcomeError && ctx.Err() != nil {
+		return toolResult{}, false
+	}
+	out.Content = store.CleanText(out.Content)
 	if outcome == tools.OutcomeBlocked {
-		t.emit("tool.blocked", stepID, map[string]any{"call_id": tc.ID, "name": tc.Name, "reason": res.Content})
+		t.emit("tool.blocked", stepID, map[string]any{"call_id": tc.ID, "name": tc.Name, "reason": out.Content})
 	}
 	t.emit("tool.result", stepID, map[string]any{
-		"call_id": tc.ID, "name": tc.Name, "content": res.Content, "is_error": res.IsError,
+		"call_id": tc.ID, "name": tc.Name, "content": out.Content, "is_error": out.IsError,
 		"outcome": outcome.String(), "duration_ms": time.Since(started).Milliseconds(),
 	})
-	t.state.Messages = append(t.state.Messages, llm.Message{Role: llm.RoleTool, ToolCallID: tc.ID, Name: tc.Name, Content: res.Content})
+	return toolResult{CallID: tc.ID, Content: out.Content, IsError: out.IsError}, true
+}
+
+// commitOpen stores the queued events with a checkpoint of the last finished
+// step that also holds the open one (its answer and finished results).
+func (t *turn) commitOpen(step int) error {
+	raw, err := json.Marshal(t.state)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return t.commit(&store.Checkpoint{RunID: t.run.ID, Step: step - 1, State: raw, UpdatedAt: time.Now().UTC()})
 }
 
 // emit queues an event for the step's next commit.
@@ -376,7 +453,20 @@ func (t *turn) commit(cp *store.Checkpoint) error {
 }
 
 func (t *turn) commitFailed(ctx context.Context, err error) turnOutcome {
+	if errors.Is(err, store.ErrPermanent) {
+		return t.rejected(fmt.Errorf("save step: %w", err))
+	}
 	return t.infraError(ctx, fmt.Errorf("save step: %w", err))
+}
+
+// rejected fails the run because the store refused what it was given (see
+// store.ErrPermanent): retrying would fail the same way, with the model
+// called again each time and the agent's inbox blocked behind the run. The
+// events the store refused are dropped; run.failed says why.
+func (t *turn) rejected(err error) turnOutcome {
+	t.pending = nil
+	return t.finish(store.RunResult{Status: store.RunFailed, Steps: t.steps, Usage: t.state.Usage,
+		Error: &store.RunError{Code: "store_rejected", Message: err.Error()}})
 }
 
 // finish ends the run with its final events and marks its messages read, in one transaction.
@@ -397,6 +487,10 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 	defer cancel()
 	stored, err := t.rt.store.FinishRun(sctx, t.scope, t.run.ID, res, t.pending)
 	if err != nil {
+		if errors.Is(err, store.ErrPermanent) && (res.Error == nil || res.Error.Code != "store_rejected") {
+			cancel()
+			return t.rejected(fmt.Errorf("finish run: %w", err))
+		}
 		if errors.Is(err, store.ErrConflict) {
 			// Someone else ended it (a cancel of a run that was never started, or a
 			// duplicate activation); nothing of ours to record.
@@ -449,7 +543,8 @@ func (t *turn) reportToParent(output string) []store.NewMessage {
 }
 
 // suspend leaves the run running with its last checkpoint; a later activation
-// resumes it. Events of the unfinished step are dropped with it.
+// resumes it. Events of the step not yet stored are dropped with it; what was
+// stored (the model's answer, finished tool results) is reused on resume.
 func (t *turn) suspend() turnOutcome {
 	return turnOutcome{suspended: true}
 }

@@ -80,6 +80,7 @@ type Config struct {
 	VectorIndexMB    int      `json:"vector_index_mb"`    // OPENINTERN_VECTOR_INDEX_MB: memory for exact vector search of the searched scopes (0: none)
 	MaxBodyBytes     int64    `json:"max_body_bytes"`     // OPENINTERN_MAX_BODY_BYTES
 	ShutdownTimeout  Duration `json:"shutdown_timeout"`   // OPENINTERN_SHUTDOWN_TIMEOUT
+	CommitTimeout    Duration `json:"commit_timeout"`     // OPENINTERN_COMMIT_TIMEOUT: bound on accepting a message; a store slower than this answers 503
 	LogLevel         string   `json:"log_level"`          // LOG_LEVEL: debug, info, warn, error
 }
 
@@ -101,6 +102,7 @@ func Default() Config {
 		VectorIndexMB:     256,
 		MaxBodyBytes:      1 << 20,
 		ShutdownTimeout:   Duration(10 * time.Second),
+		CommitTimeout:     Duration(10 * time.Second),
 		LogLevel:          "info",
 	}
 }
@@ -148,6 +150,7 @@ var envKeys = []struct {
 	{"OPENINTERN_VECTOR_INDEX_MB", func(c *Config, v string) error { return setInt(&c.VectorIndexMB, v) }},
 	{"OPENINTERN_MAX_BODY_BYTES", func(c *Config, v string) error { return setInt64(&c.MaxBodyBytes, v) }},
 	{"OPENINTERN_SHUTDOWN_TIMEOUT", func(c *Config, v string) error { return c.ShutdownTimeout.Set(v) }},
+	{"OPENINTERN_COMMIT_TIMEOUT", func(c *Config, v string) error { return c.CommitTimeout.Set(v) }},
 	{"LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 }
 
@@ -254,6 +257,8 @@ func (c *Config) Validate() error {
 		return &Error{Key: "OPENINTERN_MAX_BODY_BYTES", Reason: "must be at least 1024"}
 	case c.ShutdownTimeout < Duration(time.Second):
 		return &Error{Key: "OPENINTERN_SHUTDOWN_TIMEOUT", Reason: "must be at least 1s"}
+	case c.CommitTimeout < Duration(100*time.Millisecond):
+		return &Error{Key: "OPENINTERN_COMMIT_TIMEOUT", Reason: "must be at least 100ms"}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -45,11 +46,29 @@ type result struct {
 	err error
 }
 
+// DefaultCommitTimeout bounds one batch commit.
+const DefaultCommitTimeout = 10 * time.Second
+
+// Option configures a Mailbox.
+type Option func(*Mailbox)
+
+// WithCommitTimeout bounds each batch commit (default DefaultCommitTimeout;
+// d <= 0 keeps it): when the store hangs, senders get an error wrapping
+// context.DeadlineExceeded instead of waiting forever.
+func WithCommitTimeout(d time.Duration) Option {
+	return func(m *Mailbox) {
+		if d > 0 {
+			m.commitTimeout = d
+		}
+	}
+}
+
 // Mailbox batches inbox writes and wakes agents after their messages are durable.
 type Mailbox struct {
-	store  Store
-	waker  Waker
-	logger *slog.Logger
+	store         Store
+	waker         Waker
+	logger        *slog.Logger
+	commitTimeout time.Duration
 
 	requests chan request
 	// mu orders Send against Stop: once closed is set no request enters the
@@ -63,15 +82,20 @@ type Mailbox struct {
 }
 
 // New returns a mailbox; call Start before Send.
-func New(st Store, waker Waker, logger *slog.Logger) *Mailbox {
-	return &Mailbox{
-		store:    st,
-		waker:    waker,
-		logger:   logger,
-		requests: make(chan request, MaxBatch),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+func New(st Store, waker Waker, logger *slog.Logger, opts ...Option) *Mailbox {
+	m := &Mailbox{
+		store:         st,
+		waker:         waker,
+		logger:        logger,
+		commitTimeout: DefaultCommitTimeout,
+		requests:      make(chan request, MaxBatch),
+		stop:          make(chan struct{}),
+		done:          make(chan struct{}),
 	}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 // NewMessageID returns a fresh message id.
@@ -185,9 +209,21 @@ func (m *Mailbox) commit(batch []request) {
 	for i, r := range live {
 		msgs[i] = r.msg
 	}
-	// The batch is written with a background context: callers' contexts must not
-	// abort a commit that other callers share.
-	stored, err := m.store.EnqueueMessages(context.Background(), msgs)
+	// The batch is written with a context of its own: callers' contexts must not
+	// abort a commit that other callers share, and a hung store must not hold
+	// every sender (and the batches behind them) forever.
+	ctx, cancel := context.WithTimeout(context.Background(), m.commitTimeout)
+	stored, err := m.store.EnqueueMessages(ctx, msgs)
+	timedOut := ctx.Err()
+	cancel()
+	if err != nil && timedOut != nil {
+		// Out of time: the store is not answering, and retrying row by row
+		// would wait as long again for each.
+		for _, r := range live {
+			r.reply <- result{err: fmt.Errorf("mailbox: enqueue: %w", errors.Join(err, timedOut))}
+		}
+		return
+	}
 	if err != nil && len(live) > 1 {
 		// One bad row must not fail its neighbours: retry them one by one.
 		m.logger.Warn("mailbox: batch commit failed, retrying singly", "size", len(live), "err", err)

@@ -107,6 +107,15 @@ type Registry struct {
 	timeout   time.Duration
 	maxResult int
 	logger    *slog.Logger
+
+	// life ends at Close and cancels every call in flight; calls counts
+	// their goroutines, also those Route gave up on, so Close can wait for
+	// them. closeMu orders calls.Add against Close's Wait.
+	life    context.Context
+	endLife context.CancelCauseFunc
+	closeMu sync.Mutex
+	closed  bool
+	calls   sync.WaitGroup
 }
 
 type registered struct {
@@ -123,6 +132,7 @@ func NewRegistry(opts ...Option) *Registry {
 		maxResult: DefaultMaxResultBytes,
 		logger:    slog.Default(),
 	}
+	r.life, r.endLife = context.WithCancelCause(context.Background())
 	for _, o := range opts {
 		o(r)
 	}
@@ -234,7 +244,7 @@ func (r *Registry) Execute(ctx context.Context, call Call, allowed []string) Res
 //
 // The tool runs in its own goroutine with a context bounded by the registry's
 // timeout; if it ignores its context, Route still returns at the deadline and
-// the goroutine is abandoned. Content longer than the result limit is
+// the goroutine is left to end on its own (Close waits for it). Content longer than the result limit is
 // truncated with a note; tools can read that limit with MaxResultBytes(ctx).
 func (r *Registry) Route(ctx context.Context, call Call, allowed []string) (Result, Outcome) {
 	r.mu.RLock()
@@ -273,6 +283,44 @@ func (r *Registry) Route(ctx context.Context, call Call, allowed []string) (Resu
 // errTimeout is the cancellation cause of a call that ran out of time.
 var errTimeout = errors.New("tool call timed out")
 
+// ErrClosed is the cancellation cause of calls in flight when the registry
+// closes; calls routed after Close do not run.
+var ErrClosed = errors.New("tools: registry closed")
+
+// Close cancels the calls in flight and waits until every tool goroutine has
+// returned, also those Route stopped waiting for at their deadline, so no
+// tool writes anything after its daemon has closed. It returns ctx's error
+// if a tool that ignores its context is still running when ctx ends. Calls
+// routed after Close get an error result. Safe to call twice.
+func (r *Registry) Close(ctx context.Context) error {
+	r.closeMu.Lock()
+	r.closed = true
+	r.closeMu.Unlock()
+	r.endLife(ErrClosed)
+	done := make(chan struct{})
+	go func() {
+		r.calls.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("tools: close: calls still running: %w", ctx.Err())
+	}
+}
+
+// begin counts a call's goroutine unless the registry is closed.
+func (r *Registry) begin() bool {
+	r.closeMu.Lock()
+	defer r.closeMu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.calls.Add(1)
+	return true
+}
+
 type runOutput struct {
 	res      Result
 	err      error
@@ -284,12 +332,20 @@ func (r *Registry) run(parent context.Context, reg *registered, call Call) (Resu
 	if err := parent.Err(); err != nil {
 		return errorResult("tool %q was not run: %v", call.Name, err), OutcomeError
 	}
-	ctx, cancel := context.WithTimeoutCause(parent, r.timeout, errTimeout)
+	if !r.begin() {
+		return errorResult("tool %q was not run: %v", call.Name, ErrClosed), OutcomeError
+	}
+	ctx, cancelLife := context.WithCancelCause(parent)
+	stop := context.AfterFunc(r.life, func() { cancelLife(context.Cause(r.life)) })
+	defer stop()
+	defer cancelLife(nil)
+	ctx, cancel := context.WithTimeoutCause(ctx, r.timeout, errTimeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, maxResultKey{}, r.maxResult)
 
 	done := make(chan runOutput, 1)
 	go func() {
+		defer r.calls.Done()
 		defer func() {
 			if p := recover(); p != nil {
 				r.logger.Error("tool panicked", "tool", call.Name, "run_id", call.RunID,

@@ -5,6 +5,8 @@ package tools
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 
 	"github.com/openintern/openintern/llm"
@@ -25,6 +27,27 @@ type Call struct {
 	// Allowed is the caller's permitted tools as the router applied them (set
 	// by Route), so a tool that acts for the agent cannot widen them.
 	Allowed []string
+	// Key names this call across attempts: the same when a run resumed after
+	// a crash runs the call again, different for every other call (model call
+	// ids repeat across steps, so it is more than CallID). Tools with side
+	// effects derive their ids from it (DerivedID) and insert if absent, so a
+	// call that is run again applies its effect once. Empty outside a run.
+	Key string
+}
+
+// DerivedID returns prefix plus 32 hex digits derived from the call's Key and
+// parts, or "" when the call has no Key (the caller then picks a fresh id).
+func DerivedID(prefix string, call Call, parts ...string) string {
+	if call.Key == "" {
+		return ""
+	}
+	h := sha256.New()
+	h.Write([]byte(call.Key))
+	for _, p := range parts {
+		h.Write([]byte{0})
+		h.Write([]byte(p))
+	}
+	return prefix + hex.EncodeToString(h.Sum(nil))[:32]
 }
 
 // Result is what the model sees. IsError marks a failed call; Content explains it.

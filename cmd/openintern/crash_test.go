@@ -6,19 +6,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/openintern/openintern/internal/testenv"
+	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/llm/llmtest"
+	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/store"
 )
 
@@ -112,166 +115,339 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// TestKillNineDuringBurstLosesNothing posts 1,000 messages over 50 agents while
-// the LLM answers in ~50 ms, kills the daemon with SIGKILL half way, restarts
-// it, and checks that every accepted message was read exactly once, in one
-// completed run, and that no run is left running.
-func TestKillNineDuringBurstLosesNothing(t *testing.T) {
+// TestCrashLoopAppliesNothingTwice sends 1,000 messages over 50 agents while
+// the daemon is killed with SIGKILL 10 times at random moments and restarted.
+// Each run's first step asks for memory_write and send_message (a note to the
+// next agent, whose run just answers). At the end every accepted message was
+// read exactly once, every run completed, no memory_write or send_message
+// effect was applied twice, no event of a step was stored twice, and the model
+// was asked again for a step only when a kill came between the two calls (a
+// step whose answer was stored is never asked again). The daemon then stops
+// cleanly on SIGTERM.
+func TestCrashLoopAppliesNothingTwice(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kill -9 burst is a long test; run without -short")
+		t.Skip("the crash loop is a long test; run without -short")
 	}
 	for _, kind := range storeKinds {
-		t.Run(kind, func(t *testing.T) { killNineBurst(t, kind) })
+		t.Run(kind, func(t *testing.T) { crashLoop(t, kind) })
 	}
 }
 
-func killNineBurst(t *testing.T, kind string) {
+// modelLog records which daemon (the round it ran in; each round's daemon
+// has its own API key) asked the model for each step of each run (a run is
+// known by its input, which is unique here). Rounds, not times: the server
+// may handle a request after the daemon that sent it was killed.
+type modelLog struct {
+	mu    sync.Mutex
+	calls map[string][]string
+	total int
+}
+
+func (l *modelLog) add(key, daemon string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls[key] = append(l.calls[key], daemon)
+	l.total++
+}
+
+func crashLoop(t *testing.T, kind string) {
+	const (
+		agents  = 50
+		total   = 1000
+		kills   = 10
+		senders = 8
+	)
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 0))
+	t.Logf("seed %d", seed)
+
+	calls := &modelLog{calls: map[string][]string{}}
 	srv := llmtest.NewServer(t)
 	srv.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply {
-		return llmtest.Reply{Text: "ack " + req.LastUserMessage(), Delay: 50 * time.Millisecond}
-	})
-	env := []string{"LLM_BASE_URL=" + srv.URL(), "LLM_API_KEY=k", "DATA_DIR=" + t.TempDir(), "LOG_LEVEL=warn", "REDIS_URL=", "DATABASE_URL="}
-	if kind == "postgres" {
-		env = append(env, "DATABASE_URL="+testenv.PostgresURL(t))
-	}
-	p := startProcess(t, env)
-	scope := store.Scope{OrgID: "crash", UserID: "u1"}
-	const agents, total = 50, 1000
-	for i := range agents {
-		status, body := rawRequest(p.url, scope, "POST", "/api/agents", fmt.Sprintf(`{"agent_id":"a%02d","name":"Agent %d"}`, i, i))
-		if status != http.StatusCreated {
-			t.Fatalf("create agent: %d %s", status, body)
+		input, step := req.LastUserMessage(), stepOf(req)
+		calls.add(fmt.Sprintf("%s#%d", input, step), req.Authorization)
+		if step > 1 || strings.HasPrefix(input, "Message from agent") {
+			return llmtest.Reply{Text: "ok", Delay: 10 * time.Millisecond}
 		}
+		var i int
+		_, _ = fmt.Sscanf(input, "m%d", &i)
+		// One line, so a note is never taken for several messages of a batch.
+		tag := strings.ReplaceAll(input, "\n\n", " + ")
+		return llmtest.Reply{Delay: 10 * time.Millisecond, ToolCalls: []llm.ToolCall{
+			{ID: "call_0", Name: "memory_write", Arguments: fmt.Sprintf(`{"text":%q,"type":"archival"}`, "note "+tag)},
+			{ID: "call_1", Name: "send_message", Arguments: fmt.Sprintf(`{"to":"a%02d","content":%q}`, (i+1)%agents, "fwd "+tag)},
+		}}
+	})
+	dataDir := t.TempDir()
+	env := []string{"LLM_BASE_URL=" + srv.URL(), "DATA_DIR=" + dataDir, "LOG_LEVEL=warn", "REDIS_URL=", "DATABASE_URL="}
+	dbURL := ""
+	if kind == "postgres" {
+		dbURL = testenv.PostgresURL(t)
+		env = append(env, "DATABASE_URL="+dbURL)
 	}
+	scope := store.Scope{OrgID: "crash", UserID: "u1"}
 
 	var (
-		mu       sync.Mutex
-		accepted = map[string]string{} // message id -> agent
-		sent     atomic.Int64
-		killed   = make(chan struct{})
-		killOnce sync.Once
-		wg       sync.WaitGroup
+		mu        sync.Mutex
+		accepted  = map[string]bool{} // message ids answered 202
+		killTimes []time.Time
+		pending   = make([]int, total)
+		p         *process
 	)
-	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < total; i += 16 {
-				if w == 0 && i >= total/2 {
-					killOnce.Do(func() {
-						_ = p.cmd.Process.Signal(syscall.SIGKILL)
-						close(killed)
-					})
+	for i := range pending {
+		pending[i] = i
+	}
+	start := time.Now()
+	for round := 0; round <= kills; round++ {
+		p = startProcess(t, append(slices.Clip(env), fmt.Sprintf("LLM_API_KEY=round%d", round)))
+		if round == 0 {
+			for i := range agents {
+				status, body := rawRequest(p.url, scope, "POST", "/api/agents", fmt.Sprintf(`{"agent_id":"a%02d","name":"Agent %d"}`, i, i))
+				if status != http.StatusCreated {
+					t.Fatalf("create agent: %d %s", status, body)
 				}
-				select {
-				case <-killed:
-					return
-				default:
-				}
-				agent := fmt.Sprintf("a%02d", i%agents)
-				status, body := rawRequest(p.url, scope, "POST", "/api/agents/"+agent+"/messages", fmt.Sprintf(`{"content":"m%04d","session_key":"s"}`, i))
-				sent.Add(1)
-				if status == http.StatusAccepted {
-					var r struct {
-						MessageID string `json:"message_id"`
+			}
+		}
+		// This round sends its share of what is left; the last sends the rest.
+		share := pending
+		if round < kills {
+			share = pending[:min(len(pending), total/kills)]
+		}
+		work := make(chan int, len(share))
+		for _, i := range share {
+			work <- i
+		}
+		close(work)
+		rest := slices.Clone(pending[len(share):])
+		dead := make(chan struct{})
+		var wg sync.WaitGroup
+		for range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					select {
+					case <-dead:
+						mu.Lock()
+						rest = append(rest, i)
+						mu.Unlock()
+						continue
+					default:
 					}
-					_ = json.Unmarshal(body, &r)
+					// The round is in the content: a message resent after a kill
+					// (its 202 lost) is another message.
+					content := fmt.Sprintf("m%04d.%d", i, round)
+					status, body := rawRequest(p.url, scope, "POST", fmt.Sprintf("/api/agents/a%02d/messages", i%agents),
+						fmt.Sprintf(`{"content":%q,"session_key":"s"}`, content))
 					mu.Lock()
-					accepted[r.MessageID] = agent
+					if status == http.StatusAccepted {
+						var r struct {
+							MessageID string `json:"message_id"`
+						}
+						_ = json.Unmarshal(body, &r)
+						accepted[r.MessageID] = true
+					} else {
+						rest = append(rest, i)
+					}
 					mu.Unlock()
 				}
-			}
-		}()
-	}
-	wg.Wait()
-	<-p.done
-	if len(accepted) < 100 {
-		t.Fatalf("only %d messages accepted before the kill", len(accepted))
-	}
-	t.Logf("%d requests sent, %d accepted before kill -9", sent.Load(), len(accepted))
-
-	p2 := startProcess(t, env)
-	// Wait until every inbox is empty.
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		unread := 0
-		for i := range agents {
-			var ag store.Agent
-			_, body := rawRequest(p2.url, scope, "GET", fmt.Sprintf("/api/agents/a%02d", i), "")
-			_ = json.Unmarshal(body, &ag)
-			unread += ag.Unread
+			}()
 		}
-		if unread == 0 {
+		if round < kills {
+			// A random moment: while messages are sent, or later while the
+			// agents work through them.
+			time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
+			_ = p.cmd.Process.Signal(syscall.SIGKILL)
+			<-p.done
+			mu.Lock()
+			killTimes = append(killTimes, time.Now())
+			mu.Unlock()
+			close(dead)
+		}
+		wg.Wait()
+		pending = rest
+	}
+	if len(pending) != 0 {
+		t.Fatalf("%d messages not accepted by the last daemon", len(pending))
+	}
+
+	// Wait until every inbox is empty and no run is left running.
+	waitFor(t, 120*time.Second, "every message to be worked off", func() bool {
+		for _, status := range []string{store.RunRunning, store.RunPending} {
+			var runs struct{ Total int }
+			_, body := rawRequest(p.url, scope, "GET", "/api/runs?status="+status, "")
+			if json.Unmarshal(body, &runs) != nil || runs.Total != 0 {
+				return false
+			}
+		}
+		var list struct {
+			Agents []store.Agent `json:"agents"`
+		}
+		_, body := rawRequest(p.url, scope, "GET", "/api/agents?limit=100", "")
+		if json.Unmarshal(body, &list) != nil || len(list.Agents) < agents {
+			return false
+		}
+		for _, a := range list.Agents {
+			if a.Unread != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	worked := time.Since(start)
+
+	// Clean stop on SIGTERM: exit code 0, within seconds.
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("daemon did not stop within 15s of SIGTERM")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+
+	ctx := context.Background()
+	st, ms, err := openStore(ctx, dbURL, filepath.Join(dataDir, "openintern.db"), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	// Runs: all completed.
+	runs := map[string]store.Run{}
+	inputs := map[string]int{} // each message's content -> runs whose input holds it
+	userRuns := 0
+	for off := 0; ; off += 1000 {
+		page, n, err := st.ListRuns(ctx, scope, store.RunFilter{}, store.Page{Offset: off, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page {
+			if r.Status != store.RunCompleted {
+				t.Errorf("run %s is %s (%+v)", r.ID, r.Status, r.Error)
+			}
+			runs[r.ID] = r
+			for _, part := range strings.Split(r.Input, "\n\n") {
+				inputs[part]++
+			}
+			if !strings.HasPrefix(r.Input, "Message from agent") {
+				userRuns++
+			}
+		}
+		if off+1000 >= n {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d messages still unread after restart", unread)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 
-	runMessages := map[string]int{}
+	// Messages: each read once, in a run that holds it; each note sent once.
 	seen := map[string]bool{}
+	forwards := map[string]int{}
+	messages := 0
 	for i := range agents {
-		agent := fmt.Sprintf("a%02d", i)
-		for page := 1; ; page++ {
-			var msgs struct {
-				Messages []store.Message `json:"messages"`
-				Total    int             `json:"total"`
-			}
-			_, body := rawRequest(p2.url, scope, "GET", fmt.Sprintf("/api/agents/%s/messages?limit=200&page=%d", agent, page), "")
-			if err := json.Unmarshal(body, &msgs); err != nil {
+		for off := 0; ; off += 1000 {
+			page, n, err := st.ListMessages(ctx, scope, fmt.Sprintf("a%02d", i), "", store.Page{Offset: off, Limit: 1000})
+			if err != nil {
 				t.Fatal(err)
 			}
-			for _, m := range msgs.Messages {
-				if seen[m.ID] {
-					t.Fatalf("message %s listed twice", m.ID)
-				}
+			for _, m := range page {
+				messages++
 				seen[m.ID] = true
-				if m.Status != store.MessageRead || m.RunID == "" {
+				if m.Status != store.MessageRead || runs[m.RunID].ID == "" {
 					t.Fatalf("message %s: status %s run %q", m.ID, m.Status, m.RunID)
 				}
-				runMessages[m.RunID]++
+				if inputs[m.Content] != 1 {
+					t.Errorf("message %q is the input of %d runs", m.Content, inputs[m.Content])
+				}
+				if m.SenderType == store.SenderAgent {
+					forwards[m.Content]++
+				}
 			}
-			if page*200 >= msgs.Total {
+			if off+1000 >= n {
 				break
 			}
 		}
 	}
 	for id := range accepted {
 		if !seen[id] {
-			t.Fatalf("accepted message %s was lost", id)
+			t.Errorf("accepted message %s was lost", id)
 		}
 	}
-	// Every run is completed, and no run holds no message.
-	for _, status := range []string{store.RunRunning, store.RunPending, store.RunFailed} {
-		var runs struct{ Total int }
-		_, body := rawRequest(p2.url, scope, "GET", "/api/runs?status="+status, "")
-		_ = json.Unmarshal(body, &runs)
-		if runs.Total != 0 {
-			t.Fatalf("%d runs left %s", runs.Total, status)
+	for content, n := range forwards {
+		if n != 1 {
+			t.Errorf("send_message applied %d times: %q", n, content)
 		}
 	}
-	var done struct{ Total int }
-	_, body := rawRequest(p2.url, scope, "GET", "/api/runs?status=completed", "")
-	_ = json.Unmarshal(body, &done)
-	if done.Total != len(runMessages) {
-		t.Fatalf("%d completed runs, %d runs hold messages", done.Total, len(runMessages))
+	if len(forwards) != userRuns {
+		t.Errorf("%d notes sent by %d runs that each send one", len(forwards), userRuns)
 	}
-	t.Logf("%d messages in %d runs after restart", len(seen), len(runMessages))
 
-	// Clean stop on SIGTERM: exit code 0, within seconds.
-	start := time.Now()
-	_ = p2.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p2.done:
-	case <-time.After(15 * time.Second):
-		t.Fatal("daemon did not stop within 15s of SIGTERM")
+	// Memories: each run's note stored once.
+	svc, err := memory.New(memory.Config{Store: ms, Embedder: memory.NewHashEmbedder(0), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if code := p2.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("exit code %d after SIGTERM", code)
+	notes := map[string]int{}
+	for off := 0; ; off += 1000 {
+		page, n, err := svc.List(ctx, scope, memory.Filter{Types: []string{memory.TypeArchival}}, store.Page{Offset: off, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page {
+			notes[m.Text]++
+		}
+		if off+1000 >= n {
+			break
+		}
 	}
-	t.Logf("stopped %s after SIGTERM", time.Since(start).Round(time.Millisecond))
+	for text, n := range notes {
+		if n != 1 {
+			t.Errorf("memory_write applied %d times: %q", n, text)
+		}
+	}
+	if len(notes) != userRuns {
+		t.Errorf("%d notes stored by %d runs that each write one", len(notes), userRuns)
+	}
+
+	// Events: no step's start, model call, tool call or result stored twice.
+	stored := map[string]int{}
+	for after := int64(0); ; {
+		page, _, err := st.ListEvents(ctx, scope, store.EventFilter{AfterID: after, Limit: 1000,
+			Types: []string{"step.started", "llm.called", "tool.called", "tool.result", "run.started", "run.completed"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			var pl struct {
+				CallID string `json:"call_id"`
+			}
+			_ = json.Unmarshal(e.Payload, &pl)
+			key := e.RunID + " " + e.StepID + " " + e.Type + " " + pl.CallID
+			if stored[key]++; stored[key] == 2 {
+				t.Errorf("event stored twice: %s", key)
+			}
+			after = e.ID
+		}
+	}
+
+	// The model: a step asked again only across a kill.
+	repeats := 0
+	calls.mu.Lock()
+	for key, daemons := range calls.calls {
+		for i := 1; i < len(daemons); i++ {
+			repeats++
+			if daemons[i] == daemons[i-1] {
+				t.Errorf("model asked again for %q by the same daemon (%s): %v", key, daemons[i], daemons)
+			}
+		}
+	}
+	totalCalls := calls.total
+	calls.mu.Unlock()
+	t.Logf("%s: %d messages accepted (%d stored incl. %d notes), %d kills, %d runs (%d from users), %d LLM calls, %d repeated across a kill, worked off in %s",
+		kind, len(accepted), messages, len(forwards), len(killTimes), len(runs), userRuns, totalCalls, repeats, worked.Round(time.Millisecond))
 }
 
 func rawRequest(base string, scope store.Scope, method, path, body string) (int, []byte) {

@@ -164,7 +164,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		DefaultModel: cfg.LLMModel, Memory: recallOrNil(cfg.MemoryRecall, agentMem),
 		Blackboard: orchestratorBoard{board},
 	}, m.Store, m.Bus, m.Model, registry, m.Logger.With("component", "actors"))
-	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"))
+	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"), mailbox.WithCommitTimeout(time.Duration(cfg.CommitTimeout)))
 	for _, t := range teamtools.Tools(m.Store, m.Mailbox, board, teamtools.Limits{}) {
 		if err := registry.Register(t); err != nil {
 			return fmt.Errorf("register tool: %w", err)
@@ -188,6 +188,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	m.Mailbox.Start()
 	m.closers = append(m.closers, m.Mailbox.Stop)
+	// Closed after the agents stop and before the mailbox and store, so a
+	// tool call left running past its deadline cannot write after them.
+	m.closers = append(m.closers, registry.Close)
 	if err := m.Runtime.Start(ctx); err != nil {
 		return err
 	}

@@ -109,7 +109,13 @@ func writeTool(ctx context.Context, svc *memory.Service, call tools.Call) (any, 
 	if call.RunID != "" {
 		md["run_id"] = call.RunID
 	}
-	m, err := svc.Write(ctx, memory.WriteRequest{Scope: call.Scope, Type: a.Type, AgentID: call.AgentID, Text: a.Text, Metadata: md, Importance: a.Importance})
+	// The id derives from the call, so a call run again after a crash finds
+	// its memory stored instead of storing it twice.
+	id := tools.DerivedID("mem_", call)
+	m, err := svc.Write(ctx, memory.WriteRequest{ID: id, Scope: call.Scope, Type: a.Type, AgentID: call.AgentID, Text: a.Text, Metadata: md, Importance: a.Importance})
+	if errors.Is(err, store.ErrConflict) && id != "" {
+		m, err = svc.Get(ctx, call.Scope, id)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -337,9 +338,20 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("postgres: %s: %s: %w", op, msg, ctx.Err())
 		}
+		if permanentSQLState(pgErr.Code) {
+			return store.Permanent(fmt.Errorf("postgres: %s: %s", op, msg))
+		}
 		return fmt.Errorf("postgres: %s: %s", op, msg)
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// permanentSQLState reports whether an error of that SQLSTATE is about the
+// data written (class 22, data exception: a NUL in text, a bad encoding, a
+// value out of range; 23502 not-null and 23514 check violations), so the same
+// write fails again however often it is retried.
+func permanentSQLState(code string) bool {
+	return strings.HasPrefix(code, "22") || code == "23502" || code == "23514"
 }
 
 // now is the store's clock: UTC at the microsecond precision of timestamptz,

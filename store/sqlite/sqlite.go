@@ -244,6 +244,9 @@ func fail(op string, err error) error {
 		switch se.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			return fmt.Errorf("sqlite: %s: %s: %w", op, se.Error(), store.ErrConflict)
+		case sqlite3.SQLITE_CONSTRAINT_CHECK, sqlite3.SQLITE_CONSTRAINT_NOTNULL, sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH:
+			// The data itself is refused: retrying the same write cannot succeed.
+			return store.Permanent(fmt.Errorf("sqlite: %s: %w", op, err))
 		}
 	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)

@@ -17,6 +17,7 @@ var runCases = []testCase{
 	{"Run/SaveStepNotFound", testRunSaveStepNotFound},
 	{"Run/Finish", testRunFinish},
 	{"Run/FinishConflict", testRunFinishConflict},
+	{"Run/FinishRefused", testRunFinishRefused},
 	{"Run/CancelPending", testRunCancelPending},
 	{"Run/CancelRunning", testRunCancelRunning},
 	{"Run/SessionHistory", testRunSessionHistory},
@@ -324,6 +325,42 @@ func testRunFinish(t *testing.T, s store.Store) {
 	must(t, err)
 	if r.Status != store.RunCompleted || r.Error != nil || r.Output != "fine" || r.Usage != (store.Usage{}) {
 		t.Fatalf("completed run = %+v", r)
+	}
+}
+
+// testRunFinishRefused: text a store cannot hold (a NUL: PostgreSQL refuses
+// it, SQLite keeps it) is either stored as given or refused with
+// store.ErrPermanent, so the caller fails the run instead of retrying the
+// write forever; a refused finish stores nothing and the run can still end.
+func testRunFinishRefused(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	enqueue(t, s, scopeA, "a", "s", "q")
+	c := claim(t, s, scopeA, "a")
+	_, err := s.FinishRun(ctx, scopeA, c.Run.ID, store.RunResult{Status: store.RunCompleted, Output: "a\x00b"},
+		[]store.Event{{Type: "run.completed"}})
+	if err == nil {
+		r, err := s.GetRun(ctx, scopeA, c.Run.ID)
+		must(t, err)
+		if r.Output != "a\x00b" {
+			t.Fatalf("output stored as %q", r.Output)
+		}
+		return
+	}
+	if !errors.Is(err, store.ErrPermanent) {
+		t.Fatalf("FinishRun with a NUL: %v, want stored or store.ErrPermanent", err)
+	}
+	refused := err
+	r, err := s.GetRun(ctx, scopeA, c.Run.ID)
+	must(t, err)
+	if r.Status != store.RunRunning {
+		t.Fatalf("a refused finish left the run %s", r.Status)
+	}
+	_, err = s.FinishRun(ctx, scopeA, c.Run.ID, store.RunResult{Status: store.RunFailed,
+		Error: &store.RunError{Code: "store_rejected", Message: refused.Error()}}, []store.Event{{Type: "run.failed"}})
+	must(t, err)
+	evs, _ := listEvents(t, s, scopeA, store.EventFilter{RunID: c.Run.ID})
+	if len(evs) != 1 || evs[0].Type != "run.failed" {
+		t.Fatalf("events after a refused finish: %+v", evs)
 	}
 }
 

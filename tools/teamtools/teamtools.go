@@ -5,6 +5,7 @@
 package teamtools
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -163,8 +164,8 @@ func sendMessage(ctx context.Context, d *deps, call tools.Call) (any, error) {
 	}
 	sent := make([]map[string]string, 0, len(to))
 	for _, id := range to {
-		m, err := d.mb.Send(ctx, store.NewMessage{
-			Scope: call.Scope, AgentID: id, SessionKey: session, GroupID: groupID,
+		m, err := sendOnce(ctx, d, store.NewMessage{
+			Scope: call.Scope, ID: tools.DerivedID("msg_", call, id), AgentID: id, SessionKey: session, GroupID: groupID,
 			SenderType: store.SenderAgent, SenderID: call.AgentID,
 			Content: fmt.Sprintf("Message from agent %s:\n%s", call.AgentID, a.Content),
 		})
@@ -174,6 +175,17 @@ func sendMessage(ctx context.Context, d *deps, call tools.Call) (any, error) {
 		sent = append(sent, map[string]string{"to": id, "message_id": m.ID})
 	}
 	return map[string]any{"sent": sent}, nil
+}
+
+// sendOnce sends a message whose id derives from the call: when the call ran
+// before (a run resumed after a crash), the message is stored already and is
+// not sent again.
+func sendOnce(ctx context.Context, d *deps, msg store.NewMessage) (store.Message, error) {
+	m, err := d.mb.Send(ctx, msg)
+	if errors.Is(err, store.ErrConflict) && msg.ID != "" {
+		return store.Message{Scope: msg.Scope, ID: msg.ID, AgentID: msg.AgentID}, nil
+	}
+	return m, err
 }
 
 func mustMembers(ctx context.Context, d *deps, call tools.Call) []store.GroupMember {
@@ -204,7 +216,9 @@ func spawnAgent(ctx context.Context, d *deps, call tools.Call) (any, error) {
 		return nil, refuse("system_prompt must be at most 64 KiB")
 	}
 	if a.AgentID == "" {
-		a.AgentID = call.AgentID + "-" + shortID(call.CallID, call.RunID)
+		// From the call's Key when it has one: model call ids repeat across
+		// steps, so two spawns of one run would otherwise pick one id.
+		a.AgentID = call.AgentID + "-" + shortID(cmp.Or(call.Key, call.CallID), call.RunID)
 		if len(a.AgentID) > 64 {
 			a.AgentID = a.AgentID[len(a.AgentID)-64:]
 			a.AgentID = strings.TrimLeft(a.AgentID, "-_")
@@ -244,17 +258,20 @@ func spawnAgent(ctx context.Context, d *deps, call tools.Call) (any, error) {
 		Tools: childTools, ParentID: call.AgentID, State: store.AgentIdle,
 	})
 	if errors.Is(err, store.ErrConflict) {
-		if prev, gerr := d.st.GetAgent(ctx, call.Scope, a.AgentID); gerr == nil && prev.ParentID == call.AgentID {
-			// This call ran before (a run resumed after a crash): the child exists and has its task.
-			return map[string]any{"agent_id": prev.ID, "note": "this child exists already; it reports back to you by message"}, nil
+		prev, gerr := d.st.GetAgent(ctx, call.Scope, a.AgentID)
+		if gerr != nil || prev.ParentID != call.AgentID {
+			return nil, refuse("an agent %q exists already; choose another agent_id", a.AgentID)
 		}
-		return nil, refuse("an agent %q exists already; choose another agent_id", a.AgentID)
+		// This call may have run before (a run resumed after a crash) and
+		// stopped between creating the child and giving it its task: the task's
+		// id derives from the call, so sending it again stores it at most once.
+		child, err = prev, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	m, err := d.mb.Send(ctx, store.NewMessage{
-		Scope: call.Scope, AgentID: child.ID, SessionKey: "agent:" + call.AgentID,
+	m, err := sendOnce(ctx, d, store.NewMessage{
+		Scope: call.Scope, ID: tools.DerivedID("msg_", call, "task"), AgentID: child.ID, SessionKey: "agent:" + call.AgentID,
 		SenderType: store.SenderAgent, SenderID: call.AgentID,
 		Content: fmt.Sprintf("Task from your parent agent %s:\n%s", call.AgentID, a.Task),
 	})
@@ -308,7 +325,7 @@ func blackboardWrite(ctx context.Context, d *deps, call tools.Call) (any, error)
 	if call.GroupID == "" {
 		return nil, refuse("you are not working in a group, so there is no blackboard to write")
 	}
-	p := memory.Post{AgentID: call.AgentID, RunID: call.RunID, Kind: a.Kind, Text: a.Text}
+	p := memory.Post{ID: tools.DerivedID("mem_", call), AgentID: call.AgentID, RunID: call.RunID, Kind: a.Kind, Text: a.Text}
 	if call.ParentRunID != "" && (a.Kind == memory.KindFact || a.Kind == memory.KindTodo) {
 		p.EvidenceFor = call.ParentRunID
 	}
