@@ -22,6 +22,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrNoWork: ClaimNextRun found nothing for the agent to do.
 	ErrNoWork = errors.New("no work")
+	// ErrUnavailable: the database cannot be reached or is restarting; the
+	// operation did not happen (or its outcome is unknown) and may be retried.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // Scope is the tenant boundary: every row, query, event and stream belongs to one.

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -168,7 +172,7 @@ func (s *Store) migrate(ctx context.Context) error {
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres: ping: %w", err)
+		return s.fail(ctx, "ping", err)
 	}
 	return nil
 }
@@ -253,8 +257,12 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("postgres: %s: %w", op, store.ErrNotFound)
 	}
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNoWork) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNoWork) ||
+		errors.Is(err, store.ErrUnavailable) {
 		return fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	if unavailable(ctx, err) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, store.ErrUnavailable, err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -268,6 +276,40 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("postgres: %s: %s", op, msg)
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// unavailable reports whether err says the database could not be reached or
+// is going away, rather than that the statement was wrong: a refused, reset or
+// broken connection, a server shutting down or starting up (57P01-57P03), any
+// connection exception (class 08), or a context that ran out while no
+// connection could be had. Such a failure is worth a retry after a moment.
+func unavailable(ctx context.Context, err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", "53300": // admin/crash shutdown, cannot connect now, too many connections
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08")
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connectErr), errors.As(err, &netErr):
+		return true
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return true
+	case pgconn.SafeToRetry(err):
+		// pgx says nothing was sent: the connection failed before the statement.
+		return true
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		// A deadline of pgx's own (connect or acquire timeout), not the caller's.
+		return true
+	}
+	// A pgx connection closed under a statement reports "conn closed" without
+	// a type to match.
+	return strings.Contains(err.Error(), "conn closed")
 }
 
 // now is the store's clock: UTC at the microsecond precision of timestamptz,

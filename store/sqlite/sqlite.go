@@ -239,6 +239,11 @@ func fail(op string, err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlite: %s: %w", op, store.ErrNotFound)
 	}
+	if isBusy(err) {
+		// Another process held the file's lock for longer than busyTimeout:
+		// nothing was written, and a later try may succeed.
+		return fmt.Errorf("sqlite: %s: %w: %w", op, store.ErrUnavailable, err)
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() {
