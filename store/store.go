@@ -281,7 +281,10 @@ type AgentStore interface {
 	GetAgent(ctx context.Context, scope Scope, agentID string) (Agent, error)
 	ListAgents(ctx context.Context, scope Scope, page Page) ([]Agent, int, error)
 	UpdateAgent(ctx context.Context, scope Scope, agentID string, patch AgentPatch) (Agent, error)
-	DeleteAgent(ctx context.Context, scope Scope, agentID string) error
+	// DeleteAgent deletes the agent (its messages, runs and events stay as
+	// its trace): ErrInUse when it is a member of a group, unless cascade,
+	// which removes its memberships in the same transaction.
+	DeleteAgent(ctx context.Context, scope Scope, agentID string, cascade bool) error
 	// SetAgentState stores the state and appends its agent.state_changed event in one transaction.
 	SetAgentState(ctx context.Context, scope Scope, agentID, state string, ev Event) (Event, error)
 	// ListAgentsWithWork returns every agent, in every scope, that has unread messages

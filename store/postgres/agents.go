@@ -184,18 +184,32 @@ func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID stri
 	return a, nil
 }
 
-// DeleteAgent deletes the agent; its messages, runs and events stay as its trace.
-func (s *Store) DeleteAgent(ctx context.Context, scope store.Scope, agentID string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM agents
-		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4`,
-		scope.OrgID, scope.UserID, scope.ProjectID, agentID)
-	if err != nil {
-		return s.fail(ctx, "delete agent", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: delete agent: %w", store.ErrNotFound)
-	}
-	return nil
+// DeleteAgent deletes the agent; its messages, runs and events stay as its
+// trace. It holds the scope's team lock, so no membership is added between
+// the check and the delete.
+func (s *Store) DeleteAgent(ctx context.Context, scope store.Scope, agentID string, cascade bool) error {
+	err := s.teamTx(ctx, scope, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM agents
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4`,
+			scope.OrgID, scope.UserID, scope.ProjectID, agentID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		tag, err = tx.Exec(ctx, `DELETE FROM group_members
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4`,
+			scope.OrgID, scope.UserID, scope.ProjectID, agentID)
+		if err != nil {
+			return err
+		}
+		if n := tag.RowsAffected(); n > 0 && !cascade {
+			return fmt.Errorf("agent %s is a member of %d groups: %w", agentID, n, store.ErrInUse)
+		}
+		return nil
+	})
+	return s.fail(ctx, "delete agent", err)
 }
 
 // SetAgentState stores the state and appends ev (scope, agent id, id and a

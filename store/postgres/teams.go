@@ -433,46 +433,102 @@ func checkMemberRole(ctx context.Context, tx pgx.Tx, scope store.Scope, groupID,
 	return nil
 }
 
-// AddMember adds an agent to a group with a role.
-func (s *Store) AddMember(ctx context.Context, m store.GroupMember) (store.GroupMember, error) {
+// checkNewMember validates a member to add, filling AgentID from MemberID.
+func checkNewMember(m *store.GroupMember) error {
 	if err := checkScope(m.Scope); err != nil {
-		return store.GroupMember{}, fmt.Errorf("postgres: add member: %w", err)
+		return err
 	}
 	if m.AgentID == "" {
 		m.AgentID = m.MemberID
 	}
 	if m.GroupID == "" || m.AgentID == "" || m.RoleID == "" {
-		return store.GroupMember{}, errors.New("postgres: add member: a member needs a group id, an agent id and a role id")
+		return errors.New("a member needs a group id, an agent id and a role id")
 	}
+	return nil
+}
+
+// addMember adds m in tx, which holds the team lock.
+func addMember(ctx context.Context, tx pgx.Tx, m store.GroupMember) (store.GroupMember, error) {
 	sc := m.Scope
+	var member bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM group_members
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND group_id = $4 AND agent_id = $5)`,
+		sc.OrgID, sc.UserID, sc.ProjectID, m.GroupID, m.AgentID).Scan(&member); err != nil {
+		return store.GroupMember{}, err
+	}
+	if member {
+		return store.GroupMember{}, fmt.Errorf("agent %s is a member of group %s: %w", m.AgentID, m.GroupID, store.ErrConflict)
+	}
+	if err := checkMemberRole(ctx, tx, sc, m.GroupID, m.AgentID, m.RoleID); err != nil {
+		return store.GroupMember{}, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO group_members (org_id, user_id, project_id, group_id, agent_id, role_id,
+			created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
+		sc.OrgID, sc.UserID, sc.ProjectID, m.GroupID, m.AgentID, m.RoleID, now()); err != nil {
+		return store.GroupMember{}, err
+	}
+	return getMember(ctx, tx, sc, m.GroupID, m.AgentID)
+}
+
+// AddMember adds an agent to a group with a role.
+func (s *Store) AddMember(ctx context.Context, m store.GroupMember) (store.GroupMember, error) {
+	if err := checkNewMember(&m); err != nil {
+		return store.GroupMember{}, fmt.Errorf("postgres: add member: %w", err)
+	}
 	var out store.GroupMember
-	err := s.teamTx(ctx, sc, func(tx pgx.Tx) error {
-		var member bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM group_members
-			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND group_id = $4 AND agent_id = $5)`,
-			sc.OrgID, sc.UserID, sc.ProjectID, m.GroupID, m.AgentID).Scan(&member); err != nil {
-			return err
-		}
-		if member {
-			return fmt.Errorf("agent %s is a member of group %s: %w", m.AgentID, m.GroupID, store.ErrConflict)
-		}
-		if err := checkMemberRole(ctx, tx, sc, m.GroupID, m.AgentID, m.RoleID); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO group_members (org_id, user_id, project_id, group_id, agent_id, role_id,
-				created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
-			sc.OrgID, sc.UserID, sc.ProjectID, m.GroupID, m.AgentID, m.RoleID, now()); err != nil {
-			return err
-		}
+	err := s.teamTx(ctx, m.Scope, func(tx pgx.Tx) error {
 		var err error
-		out, err = getMember(ctx, tx, sc, m.GroupID, m.AgentID)
+		out, err = addMember(ctx, tx, m)
 		return err
 	})
 	if err != nil {
 		return store.GroupMember{}, s.fail(ctx, "add member", err)
 	}
 	return out, nil
+}
+
+// CreateGroupWithMembers stores the group and its members in one
+// transaction under the team lock; nothing is stored on any error.
+func (s *Store) CreateGroupWithMembers(ctx context.Context, g store.Group, members []store.GroupMember) (store.Group, []store.GroupMember, error) {
+	if err := checkScope(g.Scope); err != nil {
+		return store.Group{}, nil, fmt.Errorf("postgres: create group: %w", err)
+	}
+	if g.ID == "" {
+		return store.Group{}, nil, errors.New("postgres: create group: group id is empty")
+	}
+	members = append([]store.GroupMember(nil), members...) // the caller's stay as they are
+	for i := range members {
+		members[i].Scope, members[i].GroupID = g.Scope, g.ID
+		if err := checkNewMember(&members[i]); err != nil {
+			return store.Group{}, nil, fmt.Errorf("postgres: create group: %w", err)
+		}
+	}
+	var out store.Group
+	added := make([]store.GroupMember, 0, len(members))
+	err := s.teamTx(ctx, g.Scope, func(tx pgx.Tx) error {
+		ts := now()
+		if _, err := tx.Exec(ctx, `INSERT INTO agent_groups (org_id, user_id, project_id, group_id, name, description,
+				created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
+			g.Scope.OrgID, g.Scope.UserID, g.Scope.ProjectID, g.ID, g.Name, g.Description, ts); err != nil {
+			return err
+		}
+		for _, m := range members {
+			am, err := addMember(ctx, tx, m)
+			if err != nil {
+				return err
+			}
+			added = append(added, am)
+		}
+		var err error
+		out, err = getGroup(ctx, tx, g.Scope, g.ID)
+		return err
+	})
+	if err != nil {
+		return store.Group{}, nil, s.fail(ctx, "create group", err)
+	}
+	return out, added, nil
 }
 
 // GetMember returns one member of a group.

@@ -173,7 +173,7 @@ func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID stri
 }
 
 // DeleteAgent deletes the agent; its messages, runs and events stay as its trace.
-func (s *Store) DeleteAgent(ctx context.Context, scope store.Scope, agentID string) error {
+func (s *Store) DeleteAgent(ctx context.Context, scope store.Scope, agentID string, cascade bool) error {
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM agents WHERE `+scopeCond+` AND agent_id = ?`,
 			scopeArgs(scope, agentID)...)
@@ -182,6 +182,18 @@ func (s *Store) DeleteAgent(ctx context.Context, scope store.Scope, agentID stri
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return errors.Join(err, store.ErrNotFound)
+		}
+		res, err = tx.ExecContext(ctx, `DELETE FROM group_members WHERE `+scopeCond+` AND agent_id = ?`,
+			scopeArgs(scope, agentID)...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n > 0 && !cascade {
+			return fmt.Errorf("agent %s is a member of %d groups: %w", agentID, n, store.ErrInUse)
 		}
 		return nil
 	})

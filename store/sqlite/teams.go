@@ -398,42 +398,98 @@ func checkMemberRole(ctx context.Context, tx *sql.Tx, scope store.Scope, groupID
 	return nil
 }
 
-// AddMember adds an agent to a group with a role.
-func (s *Store) AddMember(ctx context.Context, m store.GroupMember) (store.GroupMember, error) {
+// checkNewMember validates a member to add, filling AgentID from MemberID.
+func checkNewMember(m *store.GroupMember) error {
 	if err := checkScope(m.Scope); err != nil {
-		return store.GroupMember{}, fmt.Errorf("sqlite: add member: %w", err)
+		return err
 	}
 	if m.AgentID == "" {
 		m.AgentID = m.MemberID
 	}
 	if m.GroupID == "" || m.AgentID == "" || m.RoleID == "" {
-		return store.GroupMember{}, errors.New("sqlite: add member: a member needs a group id, an agent id and a role id")
+		return errors.New("a member needs a group id, an agent id and a role id")
+	}
+	return nil
+}
+
+// addMember adds m in the write transaction tx.
+func addMember(ctx context.Context, tx *sql.Tx, m store.GroupMember) (store.GroupMember, error) {
+	_, err := getMember(ctx, tx, m.Scope, m.GroupID, m.AgentID)
+	if err == nil {
+		return store.GroupMember{}, fmt.Errorf("agent %s is a member of group %s: %w", m.AgentID, m.GroupID, store.ErrConflict)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return store.GroupMember{}, err
+	}
+	if err := checkMemberRole(ctx, tx, m.Scope, m.GroupID, m.AgentID, m.RoleID); err != nil {
+		return store.GroupMember{}, err
+	}
+	ts := micros(now())
+	if _, err := tx.ExecContext(ctx, `INSERT INTO group_members (org_id, user_id, project_id, group_id, agent_id,
+			role_id, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, scopeArgs(m.Scope, m.GroupID, m.AgentID, m.RoleID, ts, ts)...); err != nil {
+		return store.GroupMember{}, err
+	}
+	return getMember(ctx, tx, m.Scope, m.GroupID, m.AgentID)
+}
+
+// AddMember adds an agent to a group with a role.
+func (s *Store) AddMember(ctx context.Context, m store.GroupMember) (store.GroupMember, error) {
+	if err := checkNewMember(&m); err != nil {
+		return store.GroupMember{}, fmt.Errorf("sqlite: add member: %w", err)
 	}
 	var out store.GroupMember
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		_, err := getMember(ctx, tx, m.Scope, m.GroupID, m.AgentID)
-		if err == nil {
-			return fmt.Errorf("agent %s is a member of group %s: %w", m.AgentID, m.GroupID, store.ErrConflict)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if err := checkMemberRole(ctx, tx, m.Scope, m.GroupID, m.AgentID, m.RoleID); err != nil {
-			return err
-		}
-		ts := micros(now())
-		if _, err := tx.ExecContext(ctx, `INSERT INTO group_members (org_id, user_id, project_id, group_id, agent_id,
-				role_id, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, scopeArgs(m.Scope, m.GroupID, m.AgentID, m.RoleID, ts, ts)...); err != nil {
-			return err
-		}
-		out, err = getMember(ctx, tx, m.Scope, m.GroupID, m.AgentID)
+		var err error
+		out, err = addMember(ctx, tx, m)
 		return err
 	})
 	if err != nil {
 		return store.GroupMember{}, fail("add member", err)
 	}
 	return out, nil
+}
+
+// CreateGroupWithMembers stores the group and its members in one write
+// transaction; nothing is stored on any error.
+func (s *Store) CreateGroupWithMembers(ctx context.Context, g store.Group, members []store.GroupMember) (store.Group, []store.GroupMember, error) {
+	if err := checkScope(g.Scope); err != nil {
+		return store.Group{}, nil, fmt.Errorf("sqlite: create group: %w", err)
+	}
+	if g.ID == "" {
+		return store.Group{}, nil, errors.New("sqlite: create group: group id is empty")
+	}
+	members = append([]store.GroupMember(nil), members...) // the caller's stay as they are
+	for i := range members {
+		members[i].Scope, members[i].GroupID = g.Scope, g.ID
+		if err := checkNewMember(&members[i]); err != nil {
+			return store.Group{}, nil, fmt.Errorf("sqlite: create group: %w", err)
+		}
+	}
+	var out store.Group
+	added := make([]store.GroupMember, 0, len(members))
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		ts := micros(now())
+		if _, err := tx.ExecContext(ctx, `INSERT INTO agent_groups (org_id, user_id, project_id, group_id, name,
+				description, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, scopeArgs(g.Scope, g.ID, g.Name, g.Description, ts, ts)...); err != nil {
+			return err
+		}
+		for _, m := range members {
+			am, err := addMember(ctx, tx, m)
+			if err != nil {
+				return err
+			}
+			added = append(added, am)
+		}
+		var err error
+		out, err = getGroup(ctx, tx, g.Scope, g.ID)
+		return err
+	})
+	if err != nil {
+		return store.Group{}, nil, fail("create group", err)
+	}
+	return out, added, nil
 }
 
 // GetMember returns one member of a group.

@@ -21,6 +21,8 @@ var teamCases = []testCase{
 	{"Team/DeleteRole", testTeamDeleteRole},
 	{"Team/DeleteGroup", testTeamDeleteGroup},
 	{"Team/AgentMemberships", testTeamAgentMemberships},
+	{"Team/CreateGroupWithMembers", testTeamCreateGroupWithMembers},
+	{"Team/DeleteAgentMemberships", testTeamDeleteAgentMemberships},
 	{"Team/CreateRunIdempotent", testTeamCreateRunIdempotent},
 	{"Team/FinishOutbox", testTeamFinishOutbox},
 	{"Team/ClaimGroupBoundary", testTeamClaimGroupBoundary},
@@ -681,6 +683,111 @@ func testTeamAgentMemberships(t *testing.T, s store.Store) {
 	wantEqual(t, "z's members", listMembers(t, s, scopeA, "z"), []string{})
 	wantEqual(t, "P's members", listMembers(t, s, scopeP, "a"), []string{"a/alice/dev"})
 	must(t, s.RemoveAgentMemberships(ctx, scopeA, "alice")) // none left: not an error
+}
+
+// testTeamCreateGroupWithMembers: a group and its members are stored
+// together or not at all; a refused member leaves no half-made group.
+func testTeamCreateGroupWithMembers(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	createRole(t, s, store.Role{Scope: scopeA, ID: "lead", Name: "Lead", IsLead: true})
+	createRole(t, s, store.Role{Scope: scopeA, ID: "lead2", Name: "Co-lead", IsLead: true})
+	createRole(t, s, store.Role{Scope: scopeA, ID: "dev", Name: "Developer"})
+	createRole(t, s, store.Role{Scope: scopeB, ID: "qa", Name: "QA"})
+
+	g, ms, err := s.CreateGroupWithMembers(ctx, store.Group{Scope: scopeA, ID: "g", Name: "G", Description: "d"},
+		[]store.GroupMember{{AgentID: "alice", RoleID: "lead"}, {MemberID: "bob", RoleID: "dev"}})
+	must(t, err)
+	if g.Scope != scopeA || g.ID != "g" || g.Name != "G" || g.Description != "d" || g.Members != 2 {
+		t.Fatalf("CreateGroupWithMembers = %+v", g)
+	}
+	checkTime(t, "group CreatedAt", g.CreatedAt)
+	got, err := s.GetGroup(ctx, scopeA, "g")
+	must(t, err)
+	wantEqual(t, "GetGroup", got, g)
+	stored, err := s.ListMembers(ctx, scopeA, "g")
+	must(t, err)
+	wantEqual(t, "members returned", ms, stored)
+	if !ms[0].IsLead || ms[0].RoleName != "Lead" || ms[1].AgentID != "bob" || ms[1].IsLead {
+		t.Fatalf("members = %+v", ms)
+	}
+	// No members is a plain group.
+	g0, ms0, err := s.CreateGroupWithMembers(ctx, store.Group{Scope: scopeA, ID: "empty", Name: "E"}, nil)
+	must(t, err)
+	if g0.Members != 0 || len(ms0) != 0 {
+		t.Fatalf("group without members = %+v, %+v", g0, ms0)
+	}
+
+	refused := []struct {
+		name    string
+		id      string
+		members []store.GroupMember
+		want    error
+	}{
+		{"a missing role after a good member", "h", []store.GroupMember{{AgentID: "alice", RoleID: "dev"}, {AgentID: "bob", RoleID: "norole"}}, store.ErrNotFound},
+		{"another scope's role", "h", []store.GroupMember{{AgentID: "alice", RoleID: "qa"}}, store.ErrNotFound},
+		{"two leads", "h", []store.GroupMember{{AgentID: "alice", RoleID: "lead"}, {AgentID: "bob", RoleID: "lead2"}}, store.ErrLeadExists},
+		{"an agent listed twice", "h", []store.GroupMember{{AgentID: "alice", RoleID: "dev"}, {AgentID: "alice", RoleID: "lead"}}, store.ErrConflict},
+		{"a taken group id", "g", []store.GroupMember{{AgentID: "carol", RoleID: "dev"}}, store.ErrConflict},
+	}
+	for _, r := range refused {
+		_, _, err := s.CreateGroupWithMembers(ctx, store.Group{Scope: scopeA, ID: r.id, Name: "refused"}, r.members)
+		if !errors.Is(err, r.want) {
+			t.Fatalf("%s: %v, want %v", r.name, err, r.want)
+		}
+	}
+	_, err = s.GetGroup(ctx, scopeA, "h")
+	wantErr(t, err, store.ErrNotFound)
+	ms, err = s.AgentMemberships(ctx, scopeA, "carol")
+	must(t, err)
+	if len(ms) != 0 {
+		t.Fatalf("a refused create left memberships: %+v", ms)
+	}
+	wantEqual(t, "g's members after refused creates", listMembers(t, s, scopeA, "g"), []string{"g/alice/lead", "g/bob/dev"})
+	got, err = s.GetGroup(ctx, scopeA, "g")
+	must(t, err)
+	wantEqual(t, "g after refused creates", got, g)
+}
+
+// testTeamDeleteAgentMemberships: deleting a member agent is refused
+// (ErrInUse, nothing deleted) unless cascade, which removes the agent and its
+// memberships together.
+func testTeamDeleteAgentMemberships(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	createRole(t, s, store.Role{Scope: scopeA, ID: "dev", Name: "Dev"})
+	createGroup(t, s, scopeA, "g1")
+	createGroup(t, s, scopeA, "g2")
+	for _, id := range []string{"alice", "bob"} {
+		_, err := s.CreateAgent(ctx, store.Agent{Scope: scopeA, ID: id, Name: id})
+		must(t, err)
+		addMember(t, s, scopeA, "g1", id, "dev")
+	}
+	addMember(t, s, scopeA, "g2", "alice", "dev")
+
+	wantErr(t, s.DeleteAgent(ctx, scopeA, "alice", false), store.ErrInUse)
+	_, err := s.GetAgent(ctx, scopeA, "alice")
+	must(t, err)
+	ms, err := s.AgentMemberships(ctx, scopeA, "alice")
+	must(t, err)
+	if len(ms) != 2 {
+		t.Fatalf("memberships after a refused delete: %+v", ms)
+	}
+	for _, sc := range otherScopes {
+		wantErr(t, s.DeleteAgent(ctx, sc, "alice", true), store.ErrNotFound)
+	}
+
+	must(t, s.DeleteAgent(ctx, scopeA, "alice", true))
+	_, err = s.GetAgent(ctx, scopeA, "alice")
+	wantErr(t, err, store.ErrNotFound)
+	ms, err = s.AgentMemberships(ctx, scopeA, "alice")
+	must(t, err)
+	if len(ms) != 0 {
+		t.Fatalf("memberships after a cascading delete: %+v", ms)
+	}
+	wantEqual(t, "g1's members", listMembers(t, s, scopeA, "g1"), []string{"g1/bob/dev"})
+	wantErr(t, s.DeleteAgent(ctx, scopeA, "alice", true), store.ErrNotFound)
+	// Without memberships, no cascade is needed.
+	must(t, s.RemoveMember(ctx, scopeA, "g1", "bob"))
+	must(t, s.DeleteAgent(ctx, scopeA, "bob", false))
 }
 
 func testTeamCreateRunIdempotent(t *testing.T, s store.Store) {
