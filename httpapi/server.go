@@ -119,6 +119,8 @@ func (s *Server) routes() {
 	api.GET("/runs/:run_id/events", s.listRunEvents)
 	api.GET("/runs/:run_id/stream", s.streamRun)
 	api.POST("/runs/:run_id/cancel", s.cancelRun)
+	api.GET("/sessions", s.listSessions)
+	api.GET("/sessions/:session_key", s.getSession)
 	api.GET("/sessions/:session_key/runs", s.listSessionRuns)
 
 	s.teamRoutes(api)
