@@ -36,17 +36,9 @@ func scanAgent(row pgx.Row) (store.Agent, error) {
 	return a, nil
 }
 
-func toolsJSON(tools []string) (string, error) {
-	if tools == nil {
-		tools = []string{}
-	}
-	b, err := json.Marshal(tools)
-	return string(b), err
-}
-
 // newAgentArgs validates a and returns the arguments of insertAgent.
 func newAgentArgs(a store.Agent) ([]any, error) {
-	if err := checkScope(a.Scope); err != nil {
+	if err := store.CheckScope(a.Scope); err != nil {
 		return nil, err
 	}
 	if a.ID == "" {
@@ -56,7 +48,7 @@ func newAgentArgs(a store.Agent) ([]any, error) {
 	if state == "" {
 		state = store.AgentIdle
 	}
-	tools, err := toolsJSON(a.Tools)
+	tools, err := store.ToolsJSON(a.Tools)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +112,7 @@ func (s *Store) GetAgent(ctx context.Context, scope store.Scope, agentID string)
 // ListAgents returns a page of the scope's agents by creation time, and how
 // many there are.
 func (s *Store) ListAgents(ctx context.Context, scope store.Scope, page store.Page) ([]store.Agent, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	b := &pgx.Batch{}
 	b.Queue(`SELECT count(*) FROM agents WHERE org_id = $1 AND user_id = $2 AND project_id = $3`,
 		scope.OrgID, scope.UserID, scope.ProjectID)
@@ -162,7 +154,7 @@ func (s *Store) ListAgents(ctx context.Context, scope store.Scope, page store.Pa
 func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID string, patch store.AgentPatch) (store.Agent, error) {
 	var tools *string
 	if patch.Tools != nil {
-		t, err := toolsJSON(*patch.Tools)
+		t, err := store.ToolsJSON(*patch.Tools)
 		if err != nil {
 			return store.Agent{}, fmt.Errorf("postgres: update agent: %w", err)
 		}
@@ -223,7 +215,7 @@ func (s *Store) SetAgentState(ctx context.Context, scope store.Scope, agentID, s
 		ev.AgentID = agentID
 	}
 	ts := now()
-	ev, err := normaliseEvent(ev, ts)
+	ev, err := store.NormaliseEvent(ev, ts)
 	if err != nil {
 		return store.Event{}, fmt.Errorf("postgres: set agent state: %w", err)
 	}

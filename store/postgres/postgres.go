@@ -336,31 +336,3 @@ func agentLockKey(scope store.Scope, agentID string) int64 {
 	}
 	return int64(h.Sum64())
 }
-
-// Page defaults: a Page with Limit 0 gets defaultPageLimit; no page is longer
-// than maxPageLimit.
-const (
-	defaultPageLimit = 50
-	maxPageLimit     = 1000
-)
-
-func pageBounds(p store.Page) (limit, offset int) {
-	limit, offset = p.Limit, p.Offset
-	if limit <= 0 {
-		limit = defaultPageLimit
-	}
-	if limit > maxPageLimit {
-		limit = maxPageLimit
-	}
-	if offset < 0 {
-		offset = 0
-	}
-	return limit, offset
-}
-
-func checkScope(scope store.Scope) error {
-	if scope.OrgID == "" || scope.UserID == "" {
-		return errors.New("scope needs an org_id and a user_id")
-	}
-	return nil
-}

@@ -13,10 +13,10 @@ import (
 // ListSessions returns a page of the scope's sessions (run session keys),
 // the most recently active first, and how many there are.
 func (s *Store) ListSessions(ctx context.Context, scope store.Scope, page store.Page) ([]store.Session, int, error) {
-	if err := checkScope(scope); err != nil {
+	if err := store.CheckScope(scope); err != nil {
 		return nil, 0, fmt.Errorf("postgres: list sessions: %w", err)
 	}
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	var total int
 	if err := s.pool.QueryRow(ctx, `SELECT count(DISTINCT session_key) FROM runs
 		WHERE org_id = $1 AND user_id = $2 AND project_id = $3`,
@@ -47,7 +47,7 @@ func (s *Store) ListSessions(ctx context.Context, scope store.Scope, page store.
 
 // GetSession summarises the runs of one session.
 func (s *Store) GetSession(ctx context.Context, scope store.Scope, sessionKey string) (store.Session, error) {
-	if err := checkScope(scope); err != nil {
+	if err := store.CheckScope(scope); err != nil {
 		return store.Session{}, fmt.Errorf("postgres: get session: %w", err)
 	}
 	ss := store.Session{Key: sessionKey}

@@ -86,7 +86,7 @@ func getRole(ctx context.Context, db dbtx, scope store.Scope, roleID string, for
 
 // CreateRole stores a new role; ErrConflict when its id is taken in the scope.
 func (s *Store) CreateRole(ctx context.Context, r store.Role) (store.Role, error) {
-	if err := checkScope(r.Scope); err != nil {
+	if err := store.CheckScope(r.Scope); err != nil {
 		return store.Role{}, fmt.Errorf("postgres: create role: %w", err)
 	}
 	if r.ID == "" {
@@ -147,7 +147,7 @@ func listPage[T any](ctx context.Context, s *Store, countSQL, pageSQL string, co
 
 // ListRoles returns a page of the scope's roles, oldest first, and how many there are.
 func (s *Store) ListRoles(ctx context.Context, scope store.Scope, page store.Page) ([]store.Role, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	sc := []any{scope.OrgID, scope.UserID, scope.ProjectID}
 	roles, total, err := listPage(ctx, s,
 		`SELECT count(*) FROM roles WHERE org_id = $1 AND user_id = $2 AND project_id = $3`,
@@ -185,7 +185,7 @@ func (s *Store) UpdateRole(ctx context.Context, scope store.Scope, roleID string
 			return err
 		}
 		wasLead := r.IsLead
-		applyRolePatch(&r, patch)
+		store.ApplyRolePatch(&r, patch)
 		if r.IsLead && !wasLead {
 			var conflict bool
 			if err := tx.QueryRow(ctx, leadConflictSQL, scope.OrgID, scope.UserID, scope.ProjectID, roleID).Scan(&conflict); err != nil {
@@ -211,31 +211,6 @@ func (s *Store) UpdateRole(ctx context.Context, scope store.Scope, roleID string
 		return store.Role{}, s.fail(ctx, "update role", err)
 	}
 	return out, nil
-}
-
-// applyRolePatch sets the fields patch names. ClearTools wins over AllowedTools.
-func applyRolePatch(r *store.Role, patch store.RolePatch) {
-	if patch.Name != nil {
-		r.Name = *patch.Name
-	}
-	if patch.Description != nil {
-		r.Description = *patch.Description
-	}
-	if patch.SystemPrompt != nil {
-		r.SystemPrompt = *patch.SystemPrompt
-	}
-	if patch.Model != nil {
-		r.Model = *patch.Model
-	}
-	switch {
-	case patch.ClearTools:
-		r.AllowedTools = nil
-	case patch.AllowedTools != nil:
-		r.AllowedTools = append([]string{}, *patch.AllowedTools...)
-	}
-	if patch.IsLead != nil {
-		r.IsLead = *patch.IsLead
-	}
 }
 
 // DeleteRole deletes the role; ErrInUse when a member has it, unless
@@ -289,7 +264,7 @@ func getGroup(ctx context.Context, db dbtx, scope store.Scope, groupID string) (
 
 // CreateGroup stores a new group; ErrConflict when its id is taken in the scope.
 func (s *Store) CreateGroup(ctx context.Context, g store.Group) (store.Group, error) {
-	if err := checkScope(g.Scope); err != nil {
+	if err := store.CheckScope(g.Scope); err != nil {
 		return store.Group{}, fmt.Errorf("postgres: create group: %w", err)
 	}
 	if g.ID == "" {
@@ -317,7 +292,7 @@ func (s *Store) GetGroup(ctx context.Context, scope store.Scope, groupID string)
 
 // ListGroups returns a page of the scope's groups, oldest first, and how many there are.
 func (s *Store) ListGroups(ctx context.Context, scope store.Scope, page store.Page) ([]store.Group, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	sc := []any{scope.OrgID, scope.UserID, scope.ProjectID}
 	groups, total, err := listPage(ctx, s,
 		`SELECT count(*) FROM agent_groups WHERE org_id = $1 AND user_id = $2 AND project_id = $3`,
@@ -435,7 +410,7 @@ func checkMemberRole(ctx context.Context, tx pgx.Tx, scope store.Scope, groupID,
 
 // checkNewMember validates a member to add, filling AgentID from MemberID.
 func checkNewMember(m *store.GroupMember) error {
-	if err := checkScope(m.Scope); err != nil {
+	if err := store.CheckScope(m.Scope); err != nil {
 		return err
 	}
 	if m.AgentID == "" {
@@ -491,7 +466,7 @@ func (s *Store) AddMember(ctx context.Context, m store.GroupMember) (store.Group
 // CreateGroupWithMembers stores the group and its members in one
 // transaction under the team lock; nothing is stored on any error.
 func (s *Store) CreateGroupWithMembers(ctx context.Context, g store.Group, members []store.GroupMember) (store.Group, []store.GroupMember, error) {
-	if err := checkScope(g.Scope); err != nil {
+	if err := store.CheckScope(g.Scope); err != nil {
 		return store.Group{}, nil, fmt.Errorf("postgres: create group: %w", err)
 	}
 	if g.ID == "" {
@@ -639,7 +614,7 @@ func (s *Store) CountChildren(ctx context.Context, scope store.Scope, parentID s
 // events in one statement; ErrConflict, with nothing stored, when the run id
 // is taken.
 func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkpoint, events []store.Event) (store.Run, []store.Event, error) {
-	if err := checkScope(r.Scope); err != nil {
+	if err := store.CheckScope(r.Scope); err != nil {
 		return store.Run{}, nil, fmt.Errorf("postgres: create group run: %w", err)
 	}
 	if r.ID == "" || r.GroupID == "" {
@@ -655,11 +630,11 @@ func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkp
 		}
 		state = payloadArg(cp.State)
 	}
-	out, err := runEvents(r.Scope, r.ID, events)
+	out, err := store.RunEvents(r.Scope, r.ID, events, now())
 	if err != nil {
 		return store.Run{}, nil, fmt.Errorf("postgres: create group run: %w", err)
 	}
-	fillFromRun(out, "", r.GroupID)
+	store.FillFromRun(out, "", r.GroupID)
 	ts := now()
 	args := append([]any{r.Scope.OrgID, r.Scope.UserID, r.Scope.ProjectID, r.ID, r.SessionKey, r.GroupID,
 		r.ParentRunID, r.RoleID, r.Input, cp.Step, state, ts}, newEventArrays(out).args()...)

@@ -37,14 +37,6 @@ func scanAgent(row scanner) (store.Agent, error) {
 	return a, nil
 }
 
-func toolsJSON(tools []string) (string, error) {
-	if tools == nil {
-		tools = []string{}
-	}
-	b, err := json.Marshal(tools)
-	return string(b), err
-}
-
 const getAgentSQL = `SELECT ` + agentCols + ` FROM agents WHERE ` + scopeCond + ` AND agent_id = ?`
 
 func getAgent(ctx context.Context, db interface {
@@ -55,7 +47,7 @@ func getAgent(ctx context.Context, db interface {
 
 // insertAgent inserts a (ignoring an existing one when orIgnore) and reads it back.
 func (s *Store) insertAgent(ctx context.Context, a store.Agent, orIgnore bool) (store.Agent, error) {
-	if err := checkScope(a.Scope); err != nil {
+	if err := store.CheckScope(a.Scope); err != nil {
 		return store.Agent{}, err
 	}
 	if a.ID == "" {
@@ -64,7 +56,7 @@ func (s *Store) insertAgent(ctx context.Context, a store.Agent, orIgnore bool) (
 	if a.State == "" {
 		a.State = store.AgentIdle
 	}
-	tools, err := toolsJSON(a.Tools)
+	tools, err := store.ToolsJSON(a.Tools)
 	if err != nil {
 		return store.Agent{}, err
 	}
@@ -126,7 +118,7 @@ func (s *Store) GetAgent(ctx context.Context, scope store.Scope, agentID string)
 // ListAgents returns a page of the scope's agents by creation time, and how
 // many there are.
 func (s *Store) ListAgents(ctx context.Context, scope store.Scope, page store.Page) ([]store.Agent, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	agents, total, err := listPage(ctx, s, `SELECT count(*) FROM agents WHERE `+scopeCond, scopeArgs(scope),
 		`SELECT `+agentCols+` FROM agents WHERE `+scopeCond+` ORDER BY created_at, agent_id LIMIT ? OFFSET ?`,
 		scopeArgs(scope, limit, offset), scanAgent)
@@ -140,7 +132,7 @@ func (s *Store) ListAgents(ctx context.Context, scope store.Scope, page store.Pa
 func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID string, patch store.AgentPatch) (store.Agent, error) {
 	var tools *string
 	if patch.Tools != nil {
-		t, err := toolsJSON(*patch.Tools)
+		t, err := store.ToolsJSON(*patch.Tools)
 		if err != nil {
 			return store.Agent{}, fmt.Errorf("sqlite: update agent: %w", err)
 		}
@@ -211,7 +203,7 @@ func (s *Store) SetAgentState(ctx context.Context, scope store.Scope, agentID, s
 		ev.AgentID = agentID
 	}
 	ts := now()
-	ev, err := normaliseEvent(ev, ts)
+	ev, err := store.NormaliseEvent(ev, ts)
 	if err != nil {
 		return store.Event{}, fmt.Errorf("sqlite: set agent state: %w", err)
 	}

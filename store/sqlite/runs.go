@@ -56,17 +56,17 @@ func getRun(ctx context.Context, db queryRower, scope store.Scope, runID string)
 // nr.Events in one transaction; ErrConflict, with nothing stored, when the
 // run id or message id is taken.
 func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, store.Message, error) {
-	if err := checkScope(nr.Scope); err != nil {
+	if err := store.CheckScope(nr.Scope); err != nil {
 		return store.Run{}, store.Message{}, fmt.Errorf("sqlite: create run: %w", err)
 	}
 	if nr.RunID == "" || nr.MessageID == "" || nr.AgentID == "" {
 		return store.Run{}, store.Message{}, errors.New("sqlite: create run: a run needs a run id, a message id and an agent id")
 	}
-	events, err := runEvents(nr.Scope, nr.RunID, nr.Events)
+	events, err := store.RunEvents(nr.Scope, nr.RunID, nr.Events, now())
 	if err != nil {
 		return store.Run{}, store.Message{}, fmt.Errorf("sqlite: create run: %w", err)
 	}
-	fillFromRun(events, nr.AgentID, nr.GroupID)
+	store.FillFromRun(events, nr.AgentID, nr.GroupID)
 	ts := now()
 	run := store.Run{
 		Scope: nr.Scope, ID: nr.RunID, AgentID: nr.AgentID, SessionKey: nr.SessionKey, GroupID: nr.GroupID,
@@ -141,7 +141,7 @@ func runFilterCond(scope store.Scope, filter store.RunFilter) (string, []any, er
 // ListRuns returns a page of the scope's runs matching filter, newest first,
 // and how many match.
 func (s *Store) ListRuns(ctx context.Context, scope store.Scope, filter store.RunFilter, page store.Page) ([]store.Run, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	cond, args, err := runFilterCond(scope, filter)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: list runs: %w", err)
@@ -303,40 +303,10 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 	return claim, nil
 }
 
-// runEvents checks the events of a run and gives them the call's scope, the
-// run id where missing and a time.
-func runEvents(scope store.Scope, runID string, events []store.Event) ([]store.Event, error) {
-	out := make([]store.Event, len(events))
-	ts := now()
-	for i, e := range events {
-		e.Scope = scope
-		if e.RunID == "" {
-			e.RunID = runID
-		}
-		var err error
-		if out[i], err = normaliseEvent(e, ts); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// fillFromRun gives events without an agent or group those of their run.
-func fillFromRun(events []store.Event, agentID, groupID string) {
-	for i := range events {
-		if events[i].AgentID == "" {
-			events[i].AgentID = agentID
-		}
-		if events[i].GroupID == "" {
-			events[i].GroupID = groupID
-		}
-	}
-}
-
 // SaveStep appends the step's events and, when cp is non-nil, stores the
 // checkpoint and the run's step count, in one transaction.
 func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, cp *store.Checkpoint, events []store.Event) ([]store.Event, error) {
-	out, err := runEvents(scope, runID, events)
+	out, err := store.RunEvents(scope, runID, events, now())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: save step: %w", err)
 	}
@@ -367,7 +337,7 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 				return err
 			}
 		}
-		fillFromRun(out, agentID, groupID)
+		store.FillFromRun(out, agentID, groupID)
 		return insertEvents(ctx, tx, out, func(i int, id int64) { out[i].ID = id })
 	})
 	if err != nil {
@@ -383,7 +353,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 	if !store.RunFinished(res.Status) {
 		return nil, fmt.Errorf("sqlite: finish run: status %q is not a final status", res.Status)
 	}
-	out, err := runEvents(scope, runID, events)
+	out, err := store.RunEvents(scope, runID, events, now())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: finish run: %w", err)
 	}
@@ -432,7 +402,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 				return err
 			}
 		}
-		fillFromRun(out, agentID, groupID)
+		store.FillFromRun(out, agentID, groupID)
 		return insertEvents(ctx, tx, out, func(i int, id int64) { out[i].ID = id })
 	})
 	if err != nil {

@@ -16,10 +16,10 @@ const lastActivity = `max(created_at, COALESCE(started_at, 0), COALESCE(ended_at
 // ListSessions returns a page of the scope's sessions (run session keys),
 // the most recently active first, and how many there are.
 func (s *Store) ListSessions(ctx context.Context, scope store.Scope, page store.Page) ([]store.Session, int, error) {
-	if err := checkScope(scope); err != nil {
+	if err := store.CheckScope(scope); err != nil {
 		return nil, 0, fmt.Errorf("sqlite: list sessions: %w", err)
 	}
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	sessions, total, err := listPage(ctx, s, `SELECT count(DISTINCT session_key) FROM runs WHERE `+scopeCond, scopeArgs(scope),
 		`SELECT session_key, min(created_at), max(`+lastActivity+`) AS last FROM runs WHERE `+scopeCond+`
 		GROUP BY session_key ORDER BY last DESC, session_key LIMIT ? OFFSET ?`, scopeArgs(scope, limit, offset),
@@ -41,7 +41,7 @@ func (s *Store) ListSessions(ctx context.Context, scope store.Scope, page store.
 
 // GetSession summarises the runs of one session.
 func (s *Store) GetSession(ctx context.Context, scope store.Scope, sessionKey string) (store.Session, error) {
-	if err := checkScope(scope); err != nil {
+	if err := store.CheckScope(scope); err != nil {
 		return store.Session{}, fmt.Errorf("sqlite: get session: %w", err)
 	}
 	var first, last sql.NullInt64

@@ -269,34 +269,6 @@ func fromNullMicros(v sql.NullInt64) *time.Time {
 	return &t
 }
 
-// Page defaults: a Page with Limit 0 gets defaultPageLimit; no page is longer
-// than maxPageLimit.
-const (
-	defaultPageLimit = 50
-	maxPageLimit     = 1000
-)
-
-func pageBounds(p store.Page) (limit, offset int) {
-	limit, offset = p.Limit, p.Offset
-	if limit <= 0 {
-		limit = defaultPageLimit
-	}
-	if limit > maxPageLimit {
-		limit = maxPageLimit
-	}
-	if offset < 0 {
-		offset = 0
-	}
-	return limit, offset
-}
-
-func checkScope(scope store.Scope) error {
-	if scope.OrgID == "" || scope.UserID == "" {
-		return errors.New("scope needs an org_id and a user_id")
-	}
-	return nil
-}
-
 // scopeArgs are the first arguments of every scoped query.
 func scopeArgs(scope store.Scope, more ...any) []any {
 	return append([]any{scope.OrgID, scope.UserID, scope.ProjectID}, more...)

@@ -56,7 +56,7 @@ func getRole(ctx context.Context, db queryRower, scope store.Scope, roleID strin
 
 // CreateRole stores a new role; ErrConflict when its id is taken in the scope.
 func (s *Store) CreateRole(ctx context.Context, r store.Role) (store.Role, error) {
-	if err := checkScope(r.Scope); err != nil {
+	if err := store.CheckScope(r.Scope); err != nil {
 		return store.Role{}, fmt.Errorf("sqlite: create role: %w", err)
 	}
 	if r.ID == "" {
@@ -95,7 +95,7 @@ func (s *Store) GetRole(ctx context.Context, scope store.Scope, roleID string) (
 
 // ListRoles returns a page of the scope's roles, oldest first, and how many there are.
 func (s *Store) ListRoles(ctx context.Context, scope store.Scope, page store.Page) ([]store.Role, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	roles, total, err := listPage(ctx, s, `SELECT count(*) FROM roles WHERE `+scopeCond, scopeArgs(scope),
 		`SELECT `+roleCols+` FROM roles WHERE `+scopeCond+` ORDER BY created_at, role_id LIMIT ? OFFSET ?`,
 		scopeArgs(scope, limit, offset), scanRole)
@@ -130,7 +130,7 @@ func (s *Store) UpdateRole(ctx context.Context, scope store.Scope, roleID string
 			return err
 		}
 		wasLead := r.IsLead
-		applyRolePatch(&r, patch)
+		store.ApplyRolePatch(&r, patch)
 		if r.IsLead && !wasLead {
 			var conflict bool
 			if err := tx.QueryRowContext(ctx, leadConflictSQL,
@@ -159,31 +159,6 @@ func (s *Store) UpdateRole(ctx context.Context, scope store.Scope, roleID string
 		return store.Role{}, fail("update role", err)
 	}
 	return out, nil
-}
-
-// applyRolePatch sets the fields patch names. ClearTools wins over AllowedTools.
-func applyRolePatch(r *store.Role, patch store.RolePatch) {
-	if patch.Name != nil {
-		r.Name = *patch.Name
-	}
-	if patch.Description != nil {
-		r.Description = *patch.Description
-	}
-	if patch.SystemPrompt != nil {
-		r.SystemPrompt = *patch.SystemPrompt
-	}
-	if patch.Model != nil {
-		r.Model = *patch.Model
-	}
-	switch {
-	case patch.ClearTools:
-		r.AllowedTools = nil
-	case patch.AllowedTools != nil:
-		r.AllowedTools = append([]string{}, *patch.AllowedTools...)
-	}
-	if patch.IsLead != nil {
-		r.IsLead = *patch.IsLead
-	}
 }
 
 // DeleteRole deletes the role; ErrInUse when a member has it, unless
@@ -237,7 +212,7 @@ func getGroup(ctx context.Context, db queryRower, scope store.Scope, groupID str
 
 // CreateGroup stores a new group; ErrConflict when its id is taken in the scope.
 func (s *Store) CreateGroup(ctx context.Context, g store.Group) (store.Group, error) {
-	if err := checkScope(g.Scope); err != nil {
+	if err := store.CheckScope(g.Scope); err != nil {
 		return store.Group{}, fmt.Errorf("sqlite: create group: %w", err)
 	}
 	if g.ID == "" {
@@ -272,7 +247,7 @@ func (s *Store) GetGroup(ctx context.Context, scope store.Scope, groupID string)
 
 // ListGroups returns a page of the scope's groups, oldest first, and how many there are.
 func (s *Store) ListGroups(ctx context.Context, scope store.Scope, page store.Page) ([]store.Group, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	groups, total, err := listPage(ctx, s, `SELECT count(*) FROM agent_groups WHERE `+scopeCond, scopeArgs(scope),
 		`SELECT `+groupCols+` FROM agent_groups g WHERE `+groupScopeCond+` ORDER BY g.created_at, g.group_id LIMIT ? OFFSET ?`,
 		scopeArgs(scope, limit, offset), scanGroup)
@@ -400,7 +375,7 @@ func checkMemberRole(ctx context.Context, tx *sql.Tx, scope store.Scope, groupID
 
 // checkNewMember validates a member to add, filling AgentID from MemberID.
 func checkNewMember(m *store.GroupMember) error {
-	if err := checkScope(m.Scope); err != nil {
+	if err := store.CheckScope(m.Scope); err != nil {
 		return err
 	}
 	if m.AgentID == "" {
@@ -453,7 +428,7 @@ func (s *Store) AddMember(ctx context.Context, m store.GroupMember) (store.Group
 // CreateGroupWithMembers stores the group and its members in one write
 // transaction; nothing is stored on any error.
 func (s *Store) CreateGroupWithMembers(ctx context.Context, g store.Group, members []store.GroupMember) (store.Group, []store.GroupMember, error) {
-	if err := checkScope(g.Scope); err != nil {
+	if err := store.CheckScope(g.Scope); err != nil {
 		return store.Group{}, nil, fmt.Errorf("sqlite: create group: %w", err)
 	}
 	if g.ID == "" {
@@ -600,7 +575,7 @@ func (s *Store) CountChildren(ctx context.Context, scope store.Scope, parentID s
 // CreateGroupRun stores a running group run, its first checkpoint and its
 // events in one transaction; ErrConflict when the run id is taken.
 func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkpoint, events []store.Event) (store.Run, []store.Event, error) {
-	if err := checkScope(r.Scope); err != nil {
+	if err := store.CheckScope(r.Scope); err != nil {
 		return store.Run{}, nil, fmt.Errorf("sqlite: create group run: %w", err)
 	}
 	if r.ID == "" || r.GroupID == "" {
@@ -616,11 +591,11 @@ func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkp
 		}
 		state = nullJSON(cp.State)
 	}
-	out, err := runEvents(r.Scope, r.ID, events)
+	out, err := store.RunEvents(r.Scope, r.ID, events, now())
 	if err != nil {
 		return store.Run{}, nil, fmt.Errorf("sqlite: create group run: %w", err)
 	}
-	fillFromRun(out, "", r.GroupID)
+	store.FillFromRun(out, "", r.GroupID)
 	var run store.Run
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		ts := micros(now())
