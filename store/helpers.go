@@ -127,3 +127,16 @@ func FillFromRun(events []Event, agentID, groupID string) {
 		}
 	}
 }
+
+// Clock is a store's source of time; nil is the wall clock. Stores keep
+// times in UTC at microsecond precision, so Now truncates to it.
+type Clock func() time.Time
+
+// Now is the clock's time as a store keeps it.
+func (c Clock) Now() time.Time {
+	t := time.Now()
+	if c != nil {
+		t = c()
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -37,7 +38,7 @@ func scanAgent(row pgx.Row) (store.Agent, error) {
 }
 
 // newAgentArgs validates a and returns the arguments of insertAgent.
-func newAgentArgs(a store.Agent) ([]any, error) {
+func newAgentArgs(a store.Agent, now time.Time) ([]any, error) {
 	if err := store.CheckScope(a.Scope); err != nil {
 		return nil, err
 	}
@@ -53,7 +54,7 @@ func newAgentArgs(a store.Agent) ([]any, error) {
 		return nil, err
 	}
 	return []any{a.Scope.OrgID, a.Scope.UserID, a.Scope.ProjectID, a.ID, a.Name, a.SystemPrompt,
-		a.Model, tools, state, now(), a.ParentID}, nil
+		a.Model, tools, state, now, a.ParentID}, nil
 }
 
 const insertAgent = `INSERT INTO agents (org_id, user_id, project_id, agent_id, name, system_prompt, model,
@@ -62,7 +63,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $10, $11)`
 
 // CreateAgent stores a new agent; ErrConflict when its id is taken in the scope.
 func (s *Store) CreateAgent(ctx context.Context, a store.Agent) (store.Agent, error) {
-	args, err := newAgentArgs(a)
+	args, err := newAgentArgs(a, s.now())
 	if err != nil {
 		return store.Agent{}, fmt.Errorf("postgres: create agent: %w", err)
 	}
@@ -76,7 +77,7 @@ func (s *Store) CreateAgent(ctx context.Context, a store.Agent) (store.Agent, er
 // EnsureAgent returns the agent, creating it from a when it does not exist.
 // Concurrent calls all return the one stored agent.
 func (s *Store) EnsureAgent(ctx context.Context, a store.Agent) (store.Agent, error) {
-	args, err := newAgentArgs(a)
+	args, err := newAgentArgs(a, s.now())
 	if err != nil {
 		return store.Agent{}, fmt.Errorf("postgres: ensure agent: %w", err)
 	}
@@ -169,7 +170,7 @@ func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID stri
 		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4
 		RETURNING `+agentCols,
 		scope.OrgID, scope.UserID, scope.ProjectID, agentID,
-		patch.Name, patch.SystemPrompt, patch.Model, tools, now()))
+		patch.Name, patch.SystemPrompt, patch.Model, tools, s.now()))
 	if err != nil {
 		return store.Agent{}, s.fail(ctx, "update agent", err)
 	}
@@ -214,7 +215,7 @@ func (s *Store) SetAgentState(ctx context.Context, scope store.Scope, agentID, s
 	if ev.AgentID == "" {
 		ev.AgentID = agentID
 	}
-	ts := now()
+	ts := s.now()
 	ev, err := store.NormaliseEvent(ev, ts)
 	if err != nil {
 		return store.Event{}, fmt.Errorf("postgres: set agent state: %w", err)

@@ -108,7 +108,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) ([]store
 		return []store.Event{}, nil
 	}
 	out := make([]store.Event, len(events))
-	ts := now()
+	ts := s.now()
 	for i, e := range events {
 		var err error
 		if out[i], err = store.NormaliseEvent(e, ts); err != nil {

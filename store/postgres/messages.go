@@ -100,7 +100,7 @@ func (s *Store) EnqueueMessages(ctx context.Context, msgs []store.NewMessage) ([
 	if err != nil {
 		return nil, fmt.Errorf("postgres: enqueue messages: %w", err)
 	}
-	ts := now()
+	ts := s.now()
 	rows, err := s.pool.Query(ctx, `WITH ins AS (`+insertMessages(1, 11, "true")+`)
 		SELECT seq, org_id, user_id, project_id, message_id FROM ins`,
 		append(arrays.args(), ts)...)

@@ -33,6 +33,7 @@ const migrationLockKey int64 = 0x6f693a6d69677261
 type Store struct {
 	pool   *pgxpool.Pool
 	logger *slog.Logger
+	clock  store.Clock
 
 	// Background work of the store (loading a scope's vectors into memory)
 	// runs on bg and ends before Close returns.
@@ -314,7 +315,11 @@ func unavailable(ctx context.Context, err error) bool {
 
 // now is the store's clock: UTC at the microsecond precision of timestamptz,
 // so what a method returns equals what a later read returns.
-func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+func (s *Store) now() time.Time { return s.clock.Now() }
+
+// SetClock replaces the store's clock (nil: the wall clock), for tests that
+// need distinct or chosen times without sleeping. Call it before using the store.
+func (s *Store) SetClock(c store.Clock) { s.clock = c }
 
 // utc normalises a time read from the database.
 func utc(t time.Time) time.Time { return t.UTC() }

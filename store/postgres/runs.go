@@ -51,12 +51,12 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 	if nr.RunID == "" || nr.MessageID == "" || nr.AgentID == "" {
 		return store.Run{}, store.Message{}, errors.New("postgres: create run: a run needs a run id, a message id and an agent id")
 	}
-	events, err := store.RunEvents(nr.Scope, nr.RunID, nr.Events, now())
+	events, err := store.RunEvents(nr.Scope, nr.RunID, nr.Events, s.now())
 	if err != nil {
 		return store.Run{}, store.Message{}, fmt.Errorf("postgres: create run: %w", err)
 	}
 	store.FillFromRun(events, nr.AgentID, nr.GroupID)
-	ts := now()
+	ts := s.now()
 	var seq int64
 	var ids []int64
 	args := append([]any{nr.Scope.OrgID, nr.Scope.UserID, nr.Scope.ProjectID, nr.RunID, nr.AgentID, nr.SessionKey,
@@ -303,7 +303,7 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 			claim = store.Claim{Run: *running, Messages: runMsgs, Checkpoint: checkpoint, Resumed: true}
 			return nil
 		}
-		ts := now()
+		ts := s.now()
 		for {
 			if oldest == nil {
 				return store.ErrNoWork
@@ -421,7 +421,7 @@ func insertRunEvents(n int) string {
 // SaveStep appends the step's events and, when cp is non-nil, stores the
 // checkpoint and the run's step count, in one statement.
 func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, cp *store.Checkpoint, events []store.Event) ([]store.Event, error) {
-	out, err := store.RunEvents(scope, runID, events, now())
+	out, err := store.RunEvents(scope, runID, events, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("postgres: save step: %w", err)
 	}
@@ -436,7 +436,7 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 			state = payloadArg(cp.State)
 		}
 	}
-	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, runID, step, state, now()},
+	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, runID, step, state, s.now()},
 		newEventArrays(out).args()...)
 	var agentID, groupID *string
 	var ids []int64
@@ -472,7 +472,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 	if !store.RunFinished(res.Status) {
 		return nil, fmt.Errorf("postgres: finish run: status %q is not a final status", res.Status)
 	}
-	out, err := store.RunEvents(scope, runID, events, now())
+	out, err := store.RunEvents(scope, runID, events, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("postgres: finish run: %w", err)
 	}
@@ -494,7 +494,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 		return nil, fmt.Errorf("postgres: finish run: %w", err)
 	}
 	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, runID, res.Status, res.Output,
-		runErr, res.Steps, string(usage), now()}, newEventArrays(out).args()...)
+		runErr, res.Steps, string(usage), s.now()}, newEventArrays(out).args()...)
 	args = append(args, outbox.args()...) // from $21
 	var agentID, groupID *string
 	var ids []int64
@@ -600,7 +600,7 @@ func outboxArrays(scope store.Scope, outbox []store.NewMessage) (messageArrays, 
 // running one (CancelRequested), in one statement. ErrConflict, with the run,
 // when it has already ended.
 func (s *Store) CancelRun(ctx context.Context, scope store.Scope, runID string) (store.Run, error) {
-	ts := now()
+	ts := s.now()
 	r, err := scanRun(s.pool.QueryRow(ctx, `WITH r AS (
 			UPDATE runs SET
 				status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,

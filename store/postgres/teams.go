@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -101,7 +102,7 @@ func (s *Store) CreateRole(ctx context.Context, r store.Role) (store.Role, error
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $11)
 		RETURNING `+roleCols,
 		r.Scope.OrgID, r.Scope.UserID, r.Scope.ProjectID, r.ID, r.Name, r.Description, r.SystemPrompt, r.Model,
-		tools, r.IsLead, now()))
+		tools, r.IsLead, s.now()))
 	if err != nil {
 		return store.Role{}, s.fail(ctx, "create role", err)
 	}
@@ -204,7 +205,7 @@ func (s *Store) UpdateRole(ctx context.Context, scope store.Scope, roleID string
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND role_id = $4
 			RETURNING `+roleCols,
 			scope.OrgID, scope.UserID, scope.ProjectID, roleID, r.Name, r.Description, r.SystemPrompt, r.Model,
-			tools, r.IsLead, now()))
+			tools, r.IsLead, s.now()))
 		return err
 	})
 	if err != nil {
@@ -270,7 +271,7 @@ func (s *Store) CreateGroup(ctx context.Context, g store.Group) (store.Group, er
 	if g.ID == "" {
 		return store.Group{}, errors.New("postgres: create group: group id is empty")
 	}
-	ts := now()
+	ts := s.now()
 	_, err := s.pool.Exec(ctx, `INSERT INTO agent_groups (org_id, user_id, project_id, group_id, name, description,
 			created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
@@ -313,7 +314,7 @@ func (s *Store) UpdateGroup(ctx context.Context, scope store.Scope, groupID stri
 			updated_at = $7
 		WHERE g.org_id = $1 AND g.user_id = $2 AND g.project_id = $3 AND g.group_id = $4
 		RETURNING `+groupCols,
-		scope.OrgID, scope.UserID, scope.ProjectID, groupID, patch.Name, patch.Description, now()))
+		scope.OrgID, scope.UserID, scope.ProjectID, groupID, patch.Name, patch.Description, s.now()))
 	if err != nil {
 		return store.Group{}, s.fail(ctx, "update group", err)
 	}
@@ -423,7 +424,7 @@ func checkNewMember(m *store.GroupMember) error {
 }
 
 // addMember adds m in tx, which holds the team lock.
-func addMember(ctx context.Context, tx pgx.Tx, m store.GroupMember) (store.GroupMember, error) {
+func addMember(ctx context.Context, tx pgx.Tx, m store.GroupMember, now time.Time) (store.GroupMember, error) {
 	sc := m.Scope
 	var member bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM group_members
@@ -440,7 +441,7 @@ func addMember(ctx context.Context, tx pgx.Tx, m store.GroupMember) (store.Group
 	if _, err := tx.Exec(ctx, `INSERT INTO group_members (org_id, user_id, project_id, group_id, agent_id, role_id,
 			created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
-		sc.OrgID, sc.UserID, sc.ProjectID, m.GroupID, m.AgentID, m.RoleID, now()); err != nil {
+		sc.OrgID, sc.UserID, sc.ProjectID, m.GroupID, m.AgentID, m.RoleID, now); err != nil {
 		return store.GroupMember{}, err
 	}
 	return getMember(ctx, tx, sc, m.GroupID, m.AgentID)
@@ -454,7 +455,7 @@ func (s *Store) AddMember(ctx context.Context, m store.GroupMember) (store.Group
 	var out store.GroupMember
 	err := s.teamTx(ctx, m.Scope, func(tx pgx.Tx) error {
 		var err error
-		out, err = addMember(ctx, tx, m)
+		out, err = addMember(ctx, tx, m, s.now())
 		return err
 	})
 	if err != nil {
@@ -482,7 +483,7 @@ func (s *Store) CreateGroupWithMembers(ctx context.Context, g store.Group, membe
 	var out store.Group
 	added := make([]store.GroupMember, 0, len(members))
 	err := s.teamTx(ctx, g.Scope, func(tx pgx.Tx) error {
-		ts := now()
+		ts := s.now()
 		if _, err := tx.Exec(ctx, `INSERT INTO agent_groups (org_id, user_id, project_id, group_id, name, description,
 				created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
@@ -490,7 +491,7 @@ func (s *Store) CreateGroupWithMembers(ctx context.Context, g store.Group, membe
 			return err
 		}
 		for _, m := range members {
-			am, err := addMember(ctx, tx, m)
+			am, err := addMember(ctx, tx, m, s.now())
 			if err != nil {
 				return err
 			}
@@ -553,7 +554,7 @@ func (s *Store) UpdateMember(ctx context.Context, scope store.Scope, groupID, ag
 		}
 		if _, err := tx.Exec(ctx, `UPDATE group_members SET role_id = $6, updated_at = $7
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND group_id = $4 AND agent_id = $5`,
-			scope.OrgID, scope.UserID, scope.ProjectID, groupID, agentID, roleID, now()); err != nil {
+			scope.OrgID, scope.UserID, scope.ProjectID, groupID, agentID, roleID, s.now()); err != nil {
 			return err
 		}
 		var err error
@@ -630,12 +631,12 @@ func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkp
 		}
 		state = payloadArg(cp.State)
 	}
-	out, err := store.RunEvents(r.Scope, r.ID, events, now())
+	out, err := store.RunEvents(r.Scope, r.ID, events, s.now())
 	if err != nil {
 		return store.Run{}, nil, fmt.Errorf("postgres: create group run: %w", err)
 	}
 	store.FillFromRun(out, "", r.GroupID)
-	ts := now()
+	ts := s.now()
 	args := append([]any{r.Scope.OrgID, r.Scope.UserID, r.Scope.ProjectID, r.ID, r.SessionKey, r.GroupID,
 		r.ParentRunID, r.RoleID, r.Input, cp.Step, state, ts}, newEventArrays(out).args()...)
 	var ids []int64

@@ -60,7 +60,7 @@ func (s *Store) insertAgent(ctx context.Context, a store.Agent, orIgnore bool) (
 	if err != nil {
 		return store.Agent{}, err
 	}
-	ts := micros(now())
+	ts := micros(s.now())
 	conflict := ""
 	if orIgnore {
 		conflict = " ON CONFLICT DO NOTHING"
@@ -147,7 +147,7 @@ func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID stri
 				tools = COALESCE(?, tools),
 				updated_at = ?
 			WHERE `+scopeCond+` AND agent_id = ?`,
-			append([]any{patch.Name, patch.SystemPrompt, patch.Model, tools, micros(now())},
+			append([]any{patch.Name, patch.SystemPrompt, patch.Model, tools, micros(s.now())},
 				scopeArgs(scope, agentID)...)...)
 		if err != nil {
 			return err
@@ -202,7 +202,7 @@ func (s *Store) SetAgentState(ctx context.Context, scope store.Scope, agentID, s
 	if ev.AgentID == "" {
 		ev.AgentID = agentID
 	}
-	ts := now()
+	ts := s.now()
 	ev, err := store.NormaliseEvent(ev, ts)
 	if err != nil {
 		return store.Event{}, fmt.Errorf("sqlite: set agent state: %w", err)

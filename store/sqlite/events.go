@@ -72,7 +72,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) ([]store
 	if len(events) == 0 {
 		return out, nil
 	}
-	ts := now()
+	ts := s.now()
 	for i, e := range events {
 		var err error
 		if out[i], err = store.NormaliseEvent(e, ts); err != nil {

@@ -47,7 +47,7 @@ func (s *Store) EnqueueMessages(ctx context.Context, msgs []store.NewMessage) ([
 	if len(msgs) == 0 {
 		return []store.Message{}, nil
 	}
-	out, err := newMessages(msgs, now())
+	out, err := newMessages(msgs, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: enqueue messages: %w", err)
 	}

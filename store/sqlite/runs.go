@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/openintern/openintern/store"
 )
@@ -62,12 +63,12 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 	if nr.RunID == "" || nr.MessageID == "" || nr.AgentID == "" {
 		return store.Run{}, store.Message{}, errors.New("sqlite: create run: a run needs a run id, a message id and an agent id")
 	}
-	events, err := store.RunEvents(nr.Scope, nr.RunID, nr.Events, now())
+	events, err := store.RunEvents(nr.Scope, nr.RunID, nr.Events, s.now())
 	if err != nil {
 		return store.Run{}, store.Message{}, fmt.Errorf("sqlite: create run: %w", err)
 	}
 	store.FillFromRun(events, nr.AgentID, nr.GroupID)
-	ts := now()
+	ts := s.now()
 	run := store.Run{
 		Scope: nr.Scope, ID: nr.RunID, AgentID: nr.AgentID, SessionKey: nr.SessionKey, GroupID: nr.GroupID,
 		ParentRunID: nr.ParentRunID, RoleID: nr.RoleID, Input: nr.Input, Status: store.RunPending, CreatedAt: ts,
@@ -215,7 +216,7 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		ts := now()
+		ts := s.now()
 		for {
 			// The batch ends at the next run message, or at the next message
 			// of the session in another group.
@@ -306,7 +307,7 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 // SaveStep appends the step's events and, when cp is non-nil, stores the
 // checkpoint and the run's step count, in one transaction.
 func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, cp *store.Checkpoint, events []store.Event) ([]store.Event, error) {
-	out, err := store.RunEvents(scope, runID, events, now())
+	out, err := store.RunEvents(scope, runID, events, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: save step: %w", err)
 	}
@@ -324,7 +325,7 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 			return err
 		}
 		if cp != nil {
-			ts := micros(now())
+			ts := micros(s.now())
 			if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (org_id, user_id, project_id, run_id, step, state, updated_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (org_id, user_id, project_id, run_id) DO UPDATE
@@ -353,7 +354,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 	if !store.RunFinished(res.Status) {
 		return nil, fmt.Errorf("sqlite: finish run: status %q is not a final status", res.Status)
 	}
-	out, err := store.RunEvents(scope, runID, events, now())
+	out, err := store.RunEvents(scope, runID, events, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: finish run: %w", err)
 	}
@@ -369,7 +370,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: finish run: %w", err)
 	}
-	outbox, err := outboxMessages(scope, res.Outbox)
+	outbox, err := outboxMessages(scope, res.Outbox, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: finish run: %w", err)
 	}
@@ -382,7 +383,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 		if status != store.RunRunning {
 			return fmt.Errorf("run is %s, not running: %w", status, store.ErrConflict)
 		}
-		ts := micros(now())
+		ts := micros(s.now())
 		if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, output = ?, error = ?, steps = ?, usage = ?, ended_at = ?
 			WHERE `+scopeCond+` AND run_id = ?`,
 			append([]any{res.Status, res.Output, runErr, res.Steps, string(usage), ts}, scopeArgs(scope, runID)...)...); err != nil {
@@ -450,7 +451,7 @@ func (s *Store) SummariesDone(ctx context.Context, runs []store.Run) error {
 
 // outboxMessages checks a run's outbox: messages of the run's scope (a zero
 // Scope means it), never of another.
-func outboxMessages(scope store.Scope, outbox []store.NewMessage) ([]store.Message, error) {
+func outboxMessages(scope store.Scope, outbox []store.NewMessage, ts time.Time) ([]store.Message, error) {
 	msgs := make([]store.NewMessage, len(outbox))
 	for i, m := range outbox {
 		if m.Scope == (store.Scope{}) {
@@ -461,7 +462,7 @@ func outboxMessages(scope store.Scope, outbox []store.NewMessage) ([]store.Messa
 		}
 		msgs[i] = m
 	}
-	out, err := newMessages(msgs, now())
+	out, err := newMessages(msgs, ts)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
@@ -483,7 +484,7 @@ func (s *Store) CancelRun(ctx context.Context, scope store.Scope, runID string) 
 			ended = true
 			return nil
 		}
-		ts := now()
+		ts := s.now()
 		if r.Status == store.RunPending {
 			r.Status, r.EndedAt = store.RunCancelled, &ts
 			if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'read', read_at = ?

@@ -31,6 +31,7 @@ type Store struct {
 	w      *sql.DB // the one writer: every write transaction
 	r      *sql.DB // query-only readers
 	logger *slog.Logger
+	clock  store.Clock
 }
 
 var _ store.Store = (*Store)(nil)
@@ -162,7 +163,7 @@ func (s *Store) migrate(ctx context.Context) error {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-				m.Version, m.Name, micros(now())); err != nil {
+				m.Version, m.Name, micros(s.now())); err != nil {
 				return err
 			}
 			applied = true
@@ -255,7 +256,11 @@ func fail(op string, err error) error {
 }
 
 // now is the store's clock: UTC at microsecond precision, what the file keeps.
-func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+func (s *Store) now() time.Time { return s.clock.Now() }
+
+// SetClock replaces the store's clock (nil: the wall clock), for tests that
+// need distinct or chosen times without sleeping. Call it before using the store.
+func (s *Store) SetClock(c store.Clock) { s.clock = c }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/openintern/openintern/store"
 )
@@ -66,7 +67,7 @@ func (s *Store) CreateRole(ctx context.Context, r store.Role) (store.Role, error
 	if err != nil {
 		return store.Role{}, fmt.Errorf("sqlite: create role: %w", err)
 	}
-	ts := micros(now())
+	ts := micros(s.now())
 	var out store.Role
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO roles (org_id, user_id, project_id, role_id, name, description,
@@ -148,7 +149,7 @@ func (s *Store) UpdateRole(ctx context.Context, scope store.Scope, roleID string
 		if _, err := tx.ExecContext(ctx, `UPDATE roles SET name = ?, description = ?, system_prompt = ?, model = ?,
 				allowed_tools = ?, is_lead = ?, updated_at = ?
 			WHERE `+scopeCond+` AND role_id = ?`,
-			append([]any{r.Name, r.Description, r.SystemPrompt, r.Model, tools, r.IsLead, micros(now())},
+			append([]any{r.Name, r.Description, r.SystemPrompt, r.Model, tools, r.IsLead, micros(s.now())},
 				scopeArgs(scope, roleID)...)...); err != nil {
 			return err
 		}
@@ -218,7 +219,7 @@ func (s *Store) CreateGroup(ctx context.Context, g store.Group) (store.Group, er
 	if g.ID == "" {
 		return store.Group{}, errors.New("sqlite: create group: group id is empty")
 	}
-	ts := micros(now())
+	ts := micros(s.now())
 	var out store.Group
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO agent_groups (org_id, user_id, project_id, group_id, name,
@@ -266,7 +267,7 @@ func (s *Store) UpdateGroup(ctx context.Context, scope store.Scope, groupID stri
 				description = COALESCE(?, description),
 				updated_at = ?
 			WHERE `+scopeCond+` AND group_id = ?`,
-			append([]any{patch.Name, patch.Description, micros(now())}, scopeArgs(scope, groupID)...)...)
+			append([]any{patch.Name, patch.Description, micros(s.now())}, scopeArgs(scope, groupID)...)...)
 		if err != nil {
 			return err
 		}
@@ -388,7 +389,7 @@ func checkNewMember(m *store.GroupMember) error {
 }
 
 // addMember adds m in the write transaction tx.
-func addMember(ctx context.Context, tx *sql.Tx, m store.GroupMember) (store.GroupMember, error) {
+func addMember(ctx context.Context, tx *sql.Tx, m store.GroupMember, now time.Time) (store.GroupMember, error) {
 	_, err := getMember(ctx, tx, m.Scope, m.GroupID, m.AgentID)
 	if err == nil {
 		return store.GroupMember{}, fmt.Errorf("agent %s is a member of group %s: %w", m.AgentID, m.GroupID, store.ErrConflict)
@@ -399,7 +400,7 @@ func addMember(ctx context.Context, tx *sql.Tx, m store.GroupMember) (store.Grou
 	if err := checkMemberRole(ctx, tx, m.Scope, m.GroupID, m.AgentID, m.RoleID); err != nil {
 		return store.GroupMember{}, err
 	}
-	ts := micros(now())
+	ts := micros(now)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO group_members (org_id, user_id, project_id, group_id, agent_id,
 			role_id, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, scopeArgs(m.Scope, m.GroupID, m.AgentID, m.RoleID, ts, ts)...); err != nil {
@@ -416,7 +417,7 @@ func (s *Store) AddMember(ctx context.Context, m store.GroupMember) (store.Group
 	var out store.GroupMember
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = addMember(ctx, tx, m)
+		out, err = addMember(ctx, tx, m, s.now())
 		return err
 	})
 	if err != nil {
@@ -444,14 +445,14 @@ func (s *Store) CreateGroupWithMembers(ctx context.Context, g store.Group, membe
 	var out store.Group
 	added := make([]store.GroupMember, 0, len(members))
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		ts := micros(now())
+		ts := micros(s.now())
 		if _, err := tx.ExecContext(ctx, `INSERT INTO agent_groups (org_id, user_id, project_id, group_id, name,
 				description, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, scopeArgs(g.Scope, g.ID, g.Name, g.Description, ts, ts)...); err != nil {
 			return err
 		}
 		for _, m := range members {
-			am, err := addMember(ctx, tx, m)
+			am, err := addMember(ctx, tx, m, s.now())
 			if err != nil {
 				return err
 			}
@@ -512,7 +513,7 @@ func (s *Store) UpdateMember(ctx context.Context, scope store.Scope, groupID, ag
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE group_members SET role_id = ?, updated_at = ?
 			WHERE `+scopeCond+` AND group_id = ? AND agent_id = ?`,
-			append([]any{roleID, micros(now())}, scopeArgs(scope, groupID, agentID)...)...); err != nil {
+			append([]any{roleID, micros(s.now())}, scopeArgs(scope, groupID, agentID)...)...); err != nil {
 			return err
 		}
 		var err error
@@ -591,14 +592,14 @@ func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkp
 		}
 		state = nullJSON(cp.State)
 	}
-	out, err := store.RunEvents(r.Scope, r.ID, events, now())
+	out, err := store.RunEvents(r.Scope, r.ID, events, s.now())
 	if err != nil {
 		return store.Run{}, nil, fmt.Errorf("sqlite: create group run: %w", err)
 	}
 	store.FillFromRun(out, "", r.GroupID)
 	var run store.Run
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
-		ts := micros(now())
+		ts := micros(s.now())
 		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id, session_key,
 				group_id, parent_run_id, role_id, input, status, steps, created_at, started_at)
 			VALUES (?, ?, ?, ?, '', ?, ?, ?, ?, ?, 'running', ?, ?, ?)`,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,9 +44,41 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.fn(t, newStore(t))
+			s := newStore(t)
+			cs, ok := s.(clockSetter)
+			if !ok {
+				t.Fatalf("%T has no SetClock: the suite moves the store's clock instead of sleeping", s)
+			}
+			c := &testClock{}
+			cs.SetClock(c.now)
+			clocks.Store(t, c)
+			t.Cleanup(func() { clocks.Delete(t) })
+			tc.fn(t, s)
 		})
 	}
+}
+
+// clockSetter is a store whose clock the suite sets (both stores have one).
+type clockSetter interface{ SetClock(store.Clock) }
+
+// testClock is the wall clock moved ahead by tick, so that rows made on
+// either side of a tick get distinct, ordered times without a sleep.
+type testClock struct{ ahead atomic.Int64 }
+
+func (c *testClock) now() time.Time { return time.Now().Add(time.Duration(c.ahead.Load())) }
+
+// clocks holds each running test's clock, for tick.
+var clocks sync.Map // *testing.T -> *testClock
+
+// tick moves the test's store clock a millisecond ahead, so that "oldest
+// first" or "most recent first" cannot pass by id order.
+func tick(t *testing.T) {
+	t.Helper()
+	c, ok := clocks.Load(t)
+	if !ok {
+		t.Fatal("tick: no store clock for this test")
+	}
+	c.(*testClock).ahead.Add(int64(time.Millisecond))
 }
 
 var basicCases = []testCase{
