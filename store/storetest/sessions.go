@@ -25,9 +25,9 @@ func testSessions(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound)
 
 	first, _ := createRun(t, s, scopeA, "a", "s1", "one")
-	tick(t)
+	tick(t, s)
 	createRun(t, s, scopeA, "b", "s2", "two")
-	tick(t)
+	tick(t, s)
 	createRun(t, s, scopeA, "b", "s1", "three") // s1 now the most recent
 	list := func(page store.Page) ([]string, int) {
 		t.Helper()
@@ -52,7 +52,7 @@ func testSessions(t *testing.T, s store.Store) {
 		t.Fatalf("claimed %s, want %s", c.Run.ID, first.ID)
 	}
 	finish(t, s, scopeA, c.Run.ID, "done")
-	tick(t)
+	tick(t, s)
 	c = claim(t, s, scopeA, "b")
 	if c.Run.SessionKey != "s2" {
 		t.Fatalf("b claimed a run of %q, want s2", c.Run.SessionKey)

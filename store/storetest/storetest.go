@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,9 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 			c := &testClock{}
 			cs.SetClock(c.now)
-			clocks.Store(t, c)
-			t.Cleanup(func() { clocks.Delete(t) })
-			tc.fn(t, s)
+			tc.fn(t, clockedStore{s, c})
 		})
 	}
 }
@@ -67,18 +64,21 @@ type testClock struct{ ahead atomic.Int64 }
 
 func (c *testClock) now() time.Time { return time.Now().Add(time.Duration(c.ahead.Load())) }
 
-// clocks holds each running test's clock, for tick.
-var clocks sync.Map // *testing.T -> *testClock
+// clockedStore is the store a case gets: the store with its clock.
+type clockedStore struct {
+	store.Store
+	clock *testClock
+}
 
-// tick moves the test's store clock a millisecond ahead, so that "oldest
+// tick moves the case's store clock a millisecond ahead, so that "oldest
 // first" or "most recent first" cannot pass by id order.
-func tick(t *testing.T) {
+func tick(t *testing.T, s store.Store) {
 	t.Helper()
-	c, ok := clocks.Load(t)
+	cs, ok := s.(clockedStore)
 	if !ok {
-		t.Fatal("tick: no store clock for this test")
+		t.Fatalf("tick: %T is not the store the suite gave the case", s)
 	}
-	c.(*testClock).ahead.Add(int64(time.Millisecond))
+	cs.clock.ahead.Add(int64(time.Millisecond))
 }
 
 var basicCases = []testCase{

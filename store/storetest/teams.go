@@ -138,9 +138,9 @@ func testTeamRoleCRUD(t *testing.T, s store.Store) {
 	// Created in reverse id order, so that creation order is not id order.
 	inherit := createRole(t, s, store.Role{Scope: scopeA, ID: "r3", Name: "Writer", Description: "writes",
 		SystemPrompt: "You write.", Model: "m1"})
-	tick(t)
+	tick(t, s)
 	none := createRole(t, s, store.Role{Scope: scopeA, ID: "r2", Name: "Reader", AllowedTools: []string{}})
-	tick(t)
+	tick(t, s)
 	some := createRole(t, s, store.Role{Scope: scopeA, ID: "r1", Name: "Lead", AllowedTools: []string{"web.search", "fs.read"},
 		IsLead: true})
 
@@ -187,7 +187,7 @@ func testTeamRoleCRUD(t *testing.T, s store.Store) {
 	wantEqual(t, "ListRoles page", page, []store.Role{none})
 
 	// Patches: only the named fields change.
-	tick(t)
+	tick(t, s)
 	upd, err := s.UpdateRole(ctx, scopeA, "r3", store.RolePatch{Name: ptr("Author"), AllowedTools: &[]string{}})
 	must(t, err)
 	if upd.Name != "Author" || upd.Description != "writes" || upd.SystemPrompt != "You write." || upd.Model != "m1" ||
@@ -272,7 +272,7 @@ func testTeamGroupCRUD(t *testing.T, s store.Store) {
 	if !g2.UpdatedAt.Equal(g2.CreatedAt) {
 		t.Fatalf("new group: UpdatedAt %v != CreatedAt %v", g2.UpdatedAt, g2.CreatedAt)
 	}
-	tick(t)
+	tick(t, s)
 	g1 := createGroup(t, s, scopeA, "g1")
 	got, err := s.GetGroup(ctx, scopeA, "g2")
 	must(t, err)
@@ -309,7 +309,7 @@ func testTeamGroupCRUD(t *testing.T, s store.Store) {
 		t.Fatalf("ListGroups page = %+v, total %d", page, total)
 	}
 
-	tick(t)
+	tick(t, s)
 	upd, err := s.UpdateGroup(ctx, scopeA, "g2", store.GroupPatch{Name: ptr("Deux")})
 	must(t, err)
 	if upd.Name != "Deux" || upd.Description != "second" || upd.Members != 1 || !upd.CreatedAt.Equal(g2.CreatedAt) ||
@@ -363,7 +363,7 @@ func testTeamMembers(t *testing.T, s store.Store) {
 	got, err := s.GetMember(ctx, scopeA, "g", "alice")
 	must(t, err)
 	wantEqual(t, "GetMember", got, alice)
-	tick(t)
+	tick(t, s)
 	bob := addMember(t, s, scopeA, "g", "bob", "dev")
 	if bob.IsLead || bob.RoleName != "Developer" {
 		t.Fatalf("AddMember(dev) = %+v", bob)
@@ -403,7 +403,7 @@ func testTeamMembers(t *testing.T, s store.Store) {
 	got, err = s.GetMember(ctx, scopeA, "g", "bob")
 	must(t, err)
 	wantEqual(t, "bob after refused updates", got, bob)
-	tick(t)
+	tick(t, s)
 	a2, err := s.UpdateMember(ctx, scopeA, "g", "alice", "lead2")
 	must(t, err)
 	if a2.RoleID != "lead2" || a2.RoleName != "Co-lead" || !a2.IsLead || !a2.CreatedAt.Equal(alice.CreatedAt) ||
@@ -651,7 +651,7 @@ func testTeamAgentMemberships(t *testing.T, s store.Store) {
 	createGroup(t, s, scopeA, "a")
 	// Joined z first, then a: oldest first is z, a.
 	mz := addMember(t, s, scopeA, "z", "alice", "lead")
-	tick(t)
+	tick(t, s)
 	ma := addMember(t, s, scopeA, "a", "alice", "dev")
 	addMember(t, s, scopeA, "a", "bob", "lead")
 	ms, err := s.AgentMemberships(ctx, scopeA, "alice")
@@ -1216,13 +1216,13 @@ func testTeamListRunsFilters(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	g, _, err := s.CreateGroupRun(ctx, store.Run{Scope: scopeA, ID: "G", GroupID: "g"}, store.Checkpoint{}, nil)
 	must(t, err)
-	tick(t)
+	tick(t, s)
 	mk := func(id, agent, parent, role string) {
 		t.Helper()
 		_, _, err := s.CreateRun(ctx, store.NewRun{Scope: scopeA, RunID: id, MessageID: "m-" + id, AgentID: agent,
 			GroupID: "g", ParentRunID: parent, RoleID: role, Input: id})
 		must(t, err)
-		tick(t)
+		tick(t, s)
 	}
 	mk("m1", "dev", "G", "coder")
 	mk("m2", "qa", "G", "tester")
