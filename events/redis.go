@@ -22,10 +22,6 @@ import (
 var ErrClosed = errors.New("events: closed")
 
 const (
-	// redisPublishTimeout bounds one PUBLISH of a bus; the caller's
-	// cancellation is ignored so that an event already stored still reaches
-	// the other daemons when the request that produced it ends.
-	redisPublishTimeout = 5 * time.Second
 	// redisSubscribeTimeout bounds waiting for Redis to confirm a SUBSCRIBE.
 	redisSubscribeTimeout = 10 * time.Second
 	// defaultRedisPingInterval: an idle subscriber pings Redis this often and
@@ -84,7 +80,9 @@ func applyRedisOptions(opts []RedisOption) redisOptions {
 // published never sees it. So when the subscriber connection is lost, the bus
 // subscribes again and then drops all its local subscribers (closes their
 // channels), which resume from the store with their last event id, as after
-// being too slow. A PUBLISH that fails is logged; the events are in the store.
+// being too slow. Publishing to Redis is best effort and bounded (see
+// redisPublisher): a PUBLISH that fails is logged, rate-limited, and the
+// events are in the store.
 type RedisBus struct {
 	local   *MemoryBus
 	client  *redis.Client
@@ -92,6 +90,7 @@ type RedisBus struct {
 	node    string
 	logger  *slog.Logger
 	sub     *redisSubscriber
+	pub     *redisPublisher
 	closed  atomic.Bool
 }
 
@@ -137,12 +136,14 @@ func NewRedisBus(ctx context.Context, client *redis.Client, prefix string, logge
 	if err != nil {
 		return nil, fmt.Errorf("events: start redis bus: %w", err)
 	}
+	b.pub = newRedisPublisher(client, b.logger)
 	return b, nil
 }
 
 // Publish delivers the events to this daemon's subscribers, then sends them
 // to the other daemons through Redis. It does not wait for any subscriber; it
-// waits for Redis to take the message (at most 5 s, whatever ctx says).
+// waits for Redis to take the message at most redisPublishTimeout (whatever
+// ctx says), and not at all for a second after a failed publish.
 func (b *RedisBus) Publish(ctx context.Context, events ...store.Event) {
 	if len(events) == 0 || b.closed.Load() {
 		return
@@ -167,12 +168,7 @@ func (b *RedisBus) Publish(ctx context.Context, events ...store.Event) {
 		b.logger.Error("events not sent to other daemons: cannot encode batch", "err", err)
 		return
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisPublishTimeout)
-	defer cancel()
-	if err := b.client.Publish(pctx, b.channel, payload).Err(); err != nil {
-		b.logger.Error("events not sent to other daemons: redis publish failed",
-			"events", len(batch.Events), "first_event_id", events[0].ID, "err", err)
-	}
+	_ = b.pub.publish(ctx, b.channel, payload) // logged by the publisher
 }
 
 // Subscribe delivers the events of scope that match accepts, from this
@@ -184,8 +180,11 @@ func (b *RedisBus) Subscribe(ctx context.Context, scope store.Scope, match func(
 // Close stops the receiving goroutine, waits for it and ends every local
 // subscription. It is safe to call more than once.
 func (b *RedisBus) Close() error {
-	b.closed.Store(true)
+	if b.closed.Swap(true) {
+		return nil
+	}
 	b.sub.close()
+	_ = b.pub.close()
 	return b.local.Close()
 }
 

@@ -77,6 +77,7 @@ type RedisWaker struct {
 	onWake   WakeFunc
 	logger   *slog.Logger
 	sub      *redisSubscriber
+	pub      *redisPublisher
 	closed   atomic.Bool
 }
 
@@ -124,12 +125,16 @@ func NewRedisWaker(ctx context.Context, client *redis.Client, prefix, nodeID str
 	if err != nil {
 		return nil, fmt.Errorf("events: start redis waker: %w", err)
 	}
+	w.pub = newRedisPublisher(client, w.logger)
 	return w, nil
 }
 
-// Wake calls this daemon's onWake, then publishes the wake-up to the others.
-// The error is that of the publish (the local call has been made anyway), or
-// ErrClosed after Close, when nothing is called.
+// Wake calls this daemon's onWake, then publishes the wake-up to the others,
+// best effort and bounded like a bus's publish, so a Redis outage does not
+// hold up the caller (the others miss the wake-up, as when disconnected;
+// see RedisWaker). The error is that of the
+// publish (the local call has been made anyway), or ErrClosed after Close,
+// when nothing is called.
 func (w *RedisWaker) Wake(ctx context.Context, scope store.Scope, agentID string) error {
 	if w.closed.Load() {
 		return ErrClosed
@@ -142,7 +147,7 @@ func (w *RedisWaker) Wake(ctx context.Context, scope store.Scope, agentID string
 		return fmt.Errorf("events: wake: encode: %w", err)
 	}
 	w.onWake(scope, agentID)
-	if err := w.client.Publish(ctx, w.channel, payload).Err(); err != nil {
+	if err := w.pub.publish(ctx, w.channel, payload); err != nil {
 		return fmt.Errorf("events: wake %s: publish: %w", agentID, err)
 	}
 	return nil
@@ -151,9 +156,11 @@ func (w *RedisWaker) Wake(ctx context.Context, scope store.Scope, agentID string
 // Close stops the receiving goroutine and waits for it. It is safe to call
 // more than once.
 func (w *RedisWaker) Close() error {
-	w.closed.Store(true)
+	if w.closed.Swap(true) {
+		return nil
+	}
 	w.sub.close()
-	return nil
+	return w.pub.close()
 }
 
 func (w *RedisWaker) receive(payload string) {

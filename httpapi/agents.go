@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -191,26 +192,20 @@ func (s *Server) deleteAgent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	memberships, err := s.deps.Store.AgentMemberships(c.Request.Context(), a.Scope, a.ID)
-	if err != nil {
-		s.fail(c, err, "agent")
+	// The check and the delete (with the memberships, when cascading) are one
+	// store transaction.
+	err := s.deps.Store.DeleteAgent(c.Request.Context(), a.Scope, a.ID, cascade)
+	if errors.Is(err, store.ErrInUse) {
+		// Only to name the groups in the answer.
+		memberships, _ := s.deps.Store.AgentMemberships(c.Request.Context(), a.Scope, a.ID)
+		groups := make([]string, len(memberships))
+		for i, m := range memberships {
+			groups[i] = m.GroupID
+		}
+		writeError(c, http.StatusConflict, "in_use", "agent "+a.ID+" is a member of the groups "+strings.Join(groups, ", ")+"; remove it from them first, or delete with ?cascade=true")
 		return
 	}
-	if len(memberships) > 0 {
-		if !cascade {
-			groups := make([]string, len(memberships))
-			for i, m := range memberships {
-				groups[i] = m.GroupID
-			}
-			writeError(c, http.StatusConflict, "in_use", "agent "+a.ID+" is a member of the groups "+strings.Join(groups, ", ")+"; remove it from them first, or delete with ?cascade=true")
-			return
-		}
-		if err := s.deps.Store.RemoveAgentMemberships(c.Request.Context(), a.Scope, a.ID); err != nil {
-			s.fail(c, err, "agent")
-			return
-		}
-	}
-	if err := s.deps.Store.DeleteAgent(c.Request.Context(), a.Scope, a.ID); err != nil {
+	if err != nil {
 		s.fail(c, err, "agent")
 		return
 	}

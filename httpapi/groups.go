@@ -88,19 +88,16 @@ func (s *Server) createGroup(c *gin.Context) {
 		writeError(c, http.StatusConflict, "lead_exists", "a group has exactly one member with a lead role; the list has "+strconv.Itoa(leads))
 		return
 	}
-	g, err := s.deps.Store.CreateGroup(ctx, store.Group{Scope: sc, ID: id, Name: *body.Name, Description: deref(body.Description)})
+	// One transaction: a member refused now (its role deleted meanwhile, a
+	// failure) leaves no group behind.
+	members := make([]store.GroupMember, len(body.Members))
+	for i, m := range body.Members {
+		members[i] = store.GroupMember{AgentID: m.AgentID, MemberID: m.AgentID, RoleID: m.RoleID}
+	}
+	g, members, err := s.deps.Store.CreateGroupWithMembers(ctx, store.Group{Scope: sc, ID: id, Name: *body.Name, Description: deref(body.Description)}, members)
 	if err != nil {
 		s.failTeam(c, err, "group "+strconv.Quote(id))
 		return
-	}
-	members := []store.GroupMember{}
-	for _, m := range body.Members {
-		added, err := s.deps.Store.AddMember(ctx, store.GroupMember{Scope: sc, GroupID: id, AgentID: m.AgentID, MemberID: m.AgentID, RoleID: m.RoleID})
-		if err != nil {
-			s.failTeam(c, err, "member "+strconv.Quote(m.AgentID))
-			return
-		}
-		members = append(members, added)
 	}
 	c.JSON(http.StatusCreated, groupView(g, members))
 }

@@ -143,6 +143,8 @@ func (s *Server) routes() {
 	api.GET("/runs/:run_id/events", s.listRunEvents)
 	api.GET("/runs/:run_id/stream", s.streamRun)
 	api.POST("/runs/:run_id/cancel", s.cancelRun)
+	api.GET("/sessions", s.listSessions)
+	api.GET("/sessions/:session_key", s.getSession)
 	api.GET("/sessions/:session_key/runs", s.listSessionRuns)
 
 	s.teamRoutes(api)
@@ -321,6 +323,10 @@ func writeError(c *gin.Context, status int, code, message string) {
 	c.AbortWithStatusJSON(status, e)
 }
 
+// retryAfter is the Retry-After (seconds) of a 503: a database restart
+// usually takes a few seconds.
+const retryAfter = "2"
+
 // fail maps a domain error to its status, logging internal errors once.
 func (s *Server) fail(c *gin.Context, err error, what string) {
 	var tooLarge *http.MaxBytesError
@@ -333,7 +339,12 @@ func (s *Server) fail(c *gin.Context, err error, what string) {
 		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit))
 	case errors.Is(err, context.Canceled):
 		writeError(c, 499, "client_closed", "the request was cancelled")
+	case errors.Is(err, store.ErrUnavailable):
+		s.deps.Logger.Warn("store unavailable", "path", c.Request.URL.Path, "request_id", c.GetString("request_id"), "err", err)
+		c.Header("Retry-After", retryAfter)
+		writeError(c, http.StatusServiceUnavailable, "store_unavailable", "the database is unavailable; retry shortly")
 	case errors.Is(err, context.DeadlineExceeded):
+		c.Header("Retry-After", retryAfter)
 		writeError(c, http.StatusServiceUnavailable, "timeout", "the operation timed out; retry")
 	default:
 		s.deps.Logger.Error("request failed", "path", c.Request.URL.Path, "request_id", c.GetString("request_id"), "err", err)

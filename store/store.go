@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -22,6 +23,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrNoWork: ClaimNextRun found nothing for the agent to do.
 	ErrNoWork = errors.New("no work")
+	// ErrUnavailable: the database cannot be reached or is restarting; the
+	// operation did not happen (or its outcome is unknown) and may be retried.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // Scope is the tenant boundary: every row, query, event and stream belongs to one.
@@ -273,6 +277,33 @@ type SessionTurn struct {
 	Output string
 }
 
+// Session summarises one session of a scope: the runs with its key,
+// whatever their agent (a group run has none).
+type Session struct {
+	Key          string         `json:"session_key"`
+	AgentIDs     []string       `json:"agent_ids"` // the agents with runs in it, sorted
+	Runs         int            `json:"runs"`
+	RunsByStatus map[string]int `json:"runs_by_status"` // only the statuses it has
+	CreatedAt    time.Time      `json:"created_at"`     // its first run's
+	// LastActivityAt is when a run of it was last created, started or ended.
+	LastActivityAt time.Time `json:"last_activity_at"`
+}
+
+// AddRuns counts n runs of agentID with status into the session.
+func (s *Session) AddRuns(agentID, status string, n int) {
+	if s.RunsByStatus == nil {
+		s.RunsByStatus = map[string]int{}
+		s.AgentIDs = []string{}
+	}
+	s.RunsByStatus[status] += n
+	s.Runs += n
+	if agentID != "" {
+		if i, found := slices.BinarySearch(s.AgentIDs, agentID); !found {
+			s.AgentIDs = slices.Insert(s.AgentIDs, i, agentID)
+		}
+	}
+}
+
 // AgentStore keeps agents.
 type AgentStore interface {
 	CreateAgent(ctx context.Context, a Agent) (Agent, error)
@@ -281,7 +312,10 @@ type AgentStore interface {
 	GetAgent(ctx context.Context, scope Scope, agentID string) (Agent, error)
 	ListAgents(ctx context.Context, scope Scope, page Page) ([]Agent, int, error)
 	UpdateAgent(ctx context.Context, scope Scope, agentID string, patch AgentPatch) (Agent, error)
-	DeleteAgent(ctx context.Context, scope Scope, agentID string) error
+	// DeleteAgent deletes the agent (its messages, runs and events stay as
+	// its trace): ErrInUse when it is a member of a group, unless cascade,
+	// which removes its memberships in the same transaction.
+	DeleteAgent(ctx context.Context, scope Scope, agentID string, cascade bool) error
 	// SetAgentState stores the state and appends its agent.state_changed event in one transaction.
 	SetAgentState(ctx context.Context, scope Scope, agentID, state string, ev Event) (Event, error)
 	// ListAgentsWithWork returns every agent, in every scope, that has unread messages
@@ -318,6 +352,11 @@ type RunStore interface {
 	// CancelRun cancels a pending run (its message is marked read) or flags a
 	// running one (CancelRequested). ErrConflict when the run has already ended.
 	CancelRun(ctx context.Context, scope Scope, runID string) (Run, error)
+	// ListSessions returns a page of the scope's sessions, the most recently
+	// active first, and how many there are.
+	ListSessions(ctx context.Context, scope Scope, page Page) ([]Session, int, error)
+	// GetSession summarises one session; ErrNotFound when it has no run.
+	GetSession(ctx context.Context, scope Scope, sessionKey string) (Session, error)
 	// SessionHistory returns the last `limit` finished turns of a session, oldest first.
 	SessionHistory(ctx context.Context, scope Scope, agentID, sessionKey string, limit int) ([]SessionTurn, error)
 	// PendingSummaries returns up to limit runs that FinishRun queued for a

@@ -103,6 +103,10 @@ type TeamStore interface {
 	DeleteRole(ctx context.Context, scope Scope, roleID string, cascade bool) error
 
 	CreateGroup(ctx context.Context, g Group) (Group, error) // ErrConflict when the id exists
+	// CreateGroupWithMembers stores the group and its members in one
+	// transaction, all or nothing: ErrConflict when the group id exists or an
+	// agent is listed twice, and otherwise the errors of AddMember.
+	CreateGroupWithMembers(ctx context.Context, g Group, members []GroupMember) (Group, []GroupMember, error)
 	GetGroup(ctx context.Context, scope Scope, groupID string) (Group, error)
 	ListGroups(ctx context.Context, scope Scope, page Page) ([]Group, int, error) // oldest first
 	UpdateGroup(ctx context.Context, scope Scope, groupID string, patch GroupPatch) (Group, error)
@@ -120,7 +124,7 @@ type TeamStore interface {
 	RemoveMember(ctx context.Context, scope Scope, groupID, agentID string) error
 	// AgentMemberships lists the agent's memberships in every group of the scope.
 	AgentMemberships(ctx context.Context, scope Scope, agentID string) ([]GroupMember, error)
-	// RemoveAgentMemberships removes the agent from every group (a cascading agent delete).
+	// RemoveAgentMemberships removes the agent from every group.
 	RemoveAgentMemberships(ctx context.Context, scope Scope, agentID string) error
 	// CountChildren counts the agents whose ParentID is parentID.
 	CountChildren(ctx context.Context, scope Scope, parentID string) (int, error)

@@ -28,6 +28,7 @@ func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 		newMemoryCmd(lookupEnv),
 		newRolesCmd(lookupEnv),
 		newGroupsCmd(lookupEnv),
+		newSessionsCmd(lookupEnv),
 		newDoctorCmd(lookupEnv),
 		newCompletionCmd(),
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -36,17 +37,9 @@ func scanAgent(row pgx.Row) (store.Agent, error) {
 	return a, nil
 }
 
-func toolsJSON(tools []string) (string, error) {
-	if tools == nil {
-		tools = []string{}
-	}
-	b, err := json.Marshal(tools)
-	return string(b), err
-}
-
 // newAgentArgs validates a and returns the arguments of insertAgent.
-func newAgentArgs(a store.Agent) ([]any, error) {
-	if err := checkScope(a.Scope); err != nil {
+func newAgentArgs(a store.Agent, now time.Time) ([]any, error) {
+	if err := store.CheckScope(a.Scope); err != nil {
 		return nil, err
 	}
 	if a.ID == "" {
@@ -56,12 +49,12 @@ func newAgentArgs(a store.Agent) ([]any, error) {
 	if state == "" {
 		state = store.AgentIdle
 	}
-	tools, err := toolsJSON(a.Tools)
+	tools, err := store.ToolsJSON(a.Tools)
 	if err != nil {
 		return nil, err
 	}
 	return []any{a.Scope.OrgID, a.Scope.UserID, a.Scope.ProjectID, a.ID, a.Name, a.SystemPrompt,
-		a.Model, tools, state, now(), a.ParentID}, nil
+		a.Model, tools, state, now, a.ParentID}, nil
 }
 
 const insertAgent = `INSERT INTO agents (org_id, user_id, project_id, agent_id, name, system_prompt, model,
@@ -70,7 +63,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $10, $11)`
 
 // CreateAgent stores a new agent; ErrConflict when its id is taken in the scope.
 func (s *Store) CreateAgent(ctx context.Context, a store.Agent) (store.Agent, error) {
-	args, err := newAgentArgs(a)
+	args, err := newAgentArgs(a, s.now())
 	if err != nil {
 		return store.Agent{}, fmt.Errorf("postgres: create agent: %w", err)
 	}
@@ -84,7 +77,7 @@ func (s *Store) CreateAgent(ctx context.Context, a store.Agent) (store.Agent, er
 // EnsureAgent returns the agent, creating it from a when it does not exist.
 // Concurrent calls all return the one stored agent.
 func (s *Store) EnsureAgent(ctx context.Context, a store.Agent) (store.Agent, error) {
-	args, err := newAgentArgs(a)
+	args, err := newAgentArgs(a, s.now())
 	if err != nil {
 		return store.Agent{}, fmt.Errorf("postgres: ensure agent: %w", err)
 	}
@@ -120,7 +113,7 @@ func (s *Store) GetAgent(ctx context.Context, scope store.Scope, agentID string)
 // ListAgents returns a page of the scope's agents by creation time, and how
 // many there are.
 func (s *Store) ListAgents(ctx context.Context, scope store.Scope, page store.Page) ([]store.Agent, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	b := &pgx.Batch{}
 	b.Queue(`SELECT count(*) FROM agents WHERE org_id = $1 AND user_id = $2 AND project_id = $3`,
 		scope.OrgID, scope.UserID, scope.ProjectID)
@@ -162,7 +155,7 @@ func (s *Store) ListAgents(ctx context.Context, scope store.Scope, page store.Pa
 func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID string, patch store.AgentPatch) (store.Agent, error) {
 	var tools *string
 	if patch.Tools != nil {
-		t, err := toolsJSON(*patch.Tools)
+		t, err := store.ToolsJSON(*patch.Tools)
 		if err != nil {
 			return store.Agent{}, fmt.Errorf("postgres: update agent: %w", err)
 		}
@@ -177,25 +170,39 @@ func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID stri
 		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4
 		RETURNING `+agentCols,
 		scope.OrgID, scope.UserID, scope.ProjectID, agentID,
-		patch.Name, patch.SystemPrompt, patch.Model, tools, now()))
+		patch.Name, patch.SystemPrompt, patch.Model, tools, s.now()))
 	if err != nil {
 		return store.Agent{}, s.fail(ctx, "update agent", err)
 	}
 	return a, nil
 }
 
-// DeleteAgent deletes the agent; its messages, runs and events stay as its trace.
-func (s *Store) DeleteAgent(ctx context.Context, scope store.Scope, agentID string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM agents
-		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4`,
-		scope.OrgID, scope.UserID, scope.ProjectID, agentID)
-	if err != nil {
-		return s.fail(ctx, "delete agent", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: delete agent: %w", store.ErrNotFound)
-	}
-	return nil
+// DeleteAgent deletes the agent; its messages, runs and events stay as its
+// trace. It holds the scope's team lock, so no membership is added between
+// the check and the delete.
+func (s *Store) DeleteAgent(ctx context.Context, scope store.Scope, agentID string, cascade bool) error {
+	err := s.teamTx(ctx, scope, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM agents
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4`,
+			scope.OrgID, scope.UserID, scope.ProjectID, agentID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		tag, err = tx.Exec(ctx, `DELETE FROM group_members
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4`,
+			scope.OrgID, scope.UserID, scope.ProjectID, agentID)
+		if err != nil {
+			return err
+		}
+		if n := tag.RowsAffected(); n > 0 && !cascade {
+			return fmt.Errorf("agent %s is a member of %d groups: %w", agentID, n, store.ErrInUse)
+		}
+		return nil
+	})
+	return s.fail(ctx, "delete agent", err)
 }
 
 // SetAgentState stores the state and appends ev (scope, agent id, id and a
@@ -208,8 +215,8 @@ func (s *Store) SetAgentState(ctx context.Context, scope store.Scope, agentID, s
 	if ev.AgentID == "" {
 		ev.AgentID = agentID
 	}
-	ts := now()
-	ev, err := normaliseEvent(ev, ts)
+	ts := s.now()
+	ev, err := store.NormaliseEvent(ev, ts)
 	if err != nil {
 		return store.Event{}, fmt.Errorf("postgres: set agent state: %w", err)
 	}

@@ -37,29 +37,6 @@ func scanEvent(row pgx.Row) (store.Event, error) {
 	return e, nil
 }
 
-// normaliseEvent checks ev and gives it the time ts when it has none; the
-// time is truncated to what the database keeps.
-func normaliseEvent(ev store.Event, ts time.Time) (store.Event, error) {
-	if err := checkScope(ev.Scope); err != nil {
-		return ev, err
-	}
-	if ev.Type == "" {
-		return ev, errors.New("event type is empty")
-	}
-	if len(ev.Payload) == 0 {
-		ev.Payload = nil
-	} else if !json.Valid(ev.Payload) {
-		return ev, fmt.Errorf("event %s: payload is not valid JSON", ev.Type)
-	}
-	if ev.TS.IsZero() {
-		ev.TS = ts
-	} else {
-		ev.TS = ev.TS.UTC().Truncate(time.Microsecond)
-	}
-	ev.ID = 0
-	return ev, nil
-}
-
 func payloadArg(p json.RawMessage) *string {
 	if p == nil {
 		return nil
@@ -131,10 +108,10 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) ([]store
 		return []store.Event{}, nil
 	}
 	out := make([]store.Event, len(events))
-	ts := now()
+	ts := s.now()
 	for i, e := range events {
 		var err error
-		if out[i], err = normaliseEvent(e, ts); err != nil {
+		if out[i], err = store.NormaliseEvent(e, ts); err != nil {
 			return nil, fmt.Errorf("postgres: append events: %w", err)
 		}
 	}

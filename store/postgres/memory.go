@@ -188,7 +188,7 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 		return nil
 	}
 	for _, nm := range batch {
-		if err := checkScope(nm.Memory.Scope); err != nil {
+		if err := store.CheckScope(nm.Memory.Scope); err != nil {
 			return fmt.Errorf("postgres: insert memory: %w", err)
 		}
 		for _, c := range nm.Chunks {
@@ -319,7 +319,7 @@ func (ms *MemoryStore) GetMemory(ctx context.Context, scope store.Scope, id stri
 // ListMemories returns a page of the scope's memories that f selects, newest
 // first (ties by id), and how many match.
 func (ms *MemoryStore) ListMemories(ctx context.Context, scope store.Scope, f memory.Filter, page store.Page) ([]memory.Memory, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	cond, fargs := filterSQL(f, 4)
 	where := `m.org_id = $1 AND m.user_id = $2 AND m.project_id = $3` + cond
 	if f.GroupID != "" {
@@ -643,7 +643,7 @@ func (ms *MemoryStore) CoreBlocks(ctx context.Context, scope store.Scope, agentI
 
 // PutCoreBlock writes one block.
 func (ms *MemoryStore) PutCoreBlock(ctx context.Context, scope store.Scope, agentID string, b memory.CoreBlock) error {
-	if err := checkScope(scope); err != nil {
+	if err := store.CheckScope(scope); err != nil {
 		return fmt.Errorf("postgres: put core block: %w", err)
 	}
 	_, err := ms.s.pool.Exec(ctx, `INSERT INTO core_blocks (org_id, user_id, project_id, agent_id, label, value, lim, updated_at)

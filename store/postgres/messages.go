@@ -52,7 +52,7 @@ func newMessageArrays(msgs []store.NewMessage) (messageArrays, error) {
 		senderType: make([]string, n), senderID: make([]string, n), content: make([]string, n),
 	}
 	for i, m := range msgs {
-		if err := checkScope(m.Scope); err != nil {
+		if err := store.CheckScope(m.Scope); err != nil {
 			return messageArrays{}, err
 		}
 		if m.ID == "" || m.AgentID == "" {
@@ -100,7 +100,7 @@ func (s *Store) EnqueueMessages(ctx context.Context, msgs []store.NewMessage) ([
 	if err != nil {
 		return nil, fmt.Errorf("postgres: enqueue messages: %w", err)
 	}
-	ts := now()
+	ts := s.now()
 	rows, err := s.pool.Query(ctx, `WITH ins AS (`+insertMessages(1, 11, "true")+`)
 		SELECT seq, org_id, user_id, project_id, message_id FROM ins`,
 		append(arrays.args(), ts)...)
@@ -140,7 +140,7 @@ func (s *Store) EnqueueMessages(ctx context.Context, msgs []store.NewMessage) ([
 // the scope) in seq order, filtered by status ("" for all), and how many
 // messages match.
 func (s *Store) ListMessages(ctx context.Context, scope store.Scope, agentID, status string, page store.Page) ([]store.Message, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	cond := `org_id = $1 AND user_id = $2 AND project_id = $3`
 	args := []any{scope.OrgID, scope.UserID, scope.ProjectID}
 	if agentID != "" {

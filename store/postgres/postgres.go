@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,6 +34,7 @@ const migrationLockKey int64 = 0x6f693a6d69677261
 type Store struct {
 	pool   *pgxpool.Pool
 	logger *slog.Logger
+	clock  store.Clock
 
 	// Background work of the store (loading a scope's vectors into memory)
 	// runs on bg and ends before Close returns.
@@ -170,7 +174,7 @@ func (s *Store) migrate(ctx context.Context) error {
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres: ping: %w", err)
+		return s.fail(ctx, "ping", err)
 	}
 	return nil
 }
@@ -326,8 +330,12 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("postgres: %s: %w", op, store.ErrNotFound)
 	}
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNoWork) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNoWork) ||
+		errors.Is(err, store.ErrUnavailable) {
 		return fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	if unavailable(ctx, err) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, store.ErrUnavailable, err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -354,9 +362,47 @@ func permanentSQLState(code string) bool {
 	return strings.HasPrefix(code, "22") || code == "23502" || code == "23514"
 }
 
+// unavailable reports whether err says the database could not be reached or
+// is going away, rather than that the statement was wrong: a refused, reset or
+// broken connection, a server shutting down or starting up (57P01-57P03), any
+// connection exception (class 08), or a context that ran out while no
+// connection could be had. Such a failure is worth a retry after a moment.
+func unavailable(ctx context.Context, err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", "53300": // admin/crash shutdown, cannot connect now, too many connections
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08")
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connectErr), errors.As(err, &netErr):
+		return true
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return true
+	case pgconn.SafeToRetry(err):
+		// pgx says nothing was sent: the connection failed before the statement.
+		return true
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		// A deadline of pgx's own (connect or acquire timeout), not the caller's.
+		return true
+	}
+	// A pgx connection closed under a statement reports "conn closed" without
+	// a type to match.
+	return strings.Contains(err.Error(), "conn closed")
+}
+
 // now is the store's clock: UTC at the microsecond precision of timestamptz,
 // so what a method returns equals what a later read returns.
-func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+func (s *Store) now() time.Time { return s.clock.Now() }
+
+// SetClock replaces the store's clock (nil: the wall clock), for tests that
+// need distinct or chosen times without sleeping. Call it before using the store.
+func (s *Store) SetClock(c store.Clock) { s.clock = c }
 
 // utc normalises a time read from the database.
 func utc(t time.Time) time.Time { return t.UTC() }
@@ -377,32 +423,4 @@ func agentLockKey(scope store.Scope, agentID string) int64 {
 		_, _ = h.Write([]byte{0})
 	}
 	return int64(h.Sum64())
-}
-
-// Page defaults: a Page with Limit 0 gets defaultPageLimit; no page is longer
-// than maxPageLimit.
-const (
-	defaultPageLimit = 50
-	maxPageLimit     = 1000
-)
-
-func pageBounds(p store.Page) (limit, offset int) {
-	limit, offset = p.Limit, p.Offset
-	if limit <= 0 {
-		limit = defaultPageLimit
-	}
-	if limit > maxPageLimit {
-		limit = maxPageLimit
-	}
-	if offset < 0 {
-		offset = 0
-	}
-	return limit, offset
-}
-
-func checkScope(scope store.Scope) error {
-	if scope.OrgID == "" || scope.UserID == "" {
-		return errors.New("scope needs an org_id and a user_id")
-	}
-	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -265,4 +266,79 @@ func BenchmarkTurn(b *testing.B) {
 		timed += rt.n.Load() - before
 	}
 	b.ReportMetric(float64(timed)/float64(b.N), "rt/op")
+}
+
+// TestDatabaseDownIsUnavailable stops a private PostgreSQL under an open
+// store: every kind of call (a read, a write, a transaction, a ping) fails
+// with store.ErrUnavailable, not an unclassified error, and once the server
+// is back the same store works again without being reopened.
+func TestDatabaseDownIsUnavailable(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	s := open(t, pg.URL())
+	ctx := t.Context()
+	scope := store.Scope{OrgID: "o", UserID: "u"}
+	if _, err := s.CreateAgent(ctx, store.Agent{Scope: scope, ID: "a1", Name: "a1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	pg.Stop()
+	calls := map[string]func() error{
+		"GetAgent": func() error { _, err := s.GetAgent(ctx, scope, "a1"); return err },
+		"EnqueueMessages": func() error {
+			_, err := s.EnqueueMessages(ctx, []store.NewMessage{{Scope: scope, ID: "m1", AgentID: "a1", SessionKey: "s", SenderType: store.SenderUser, SenderID: "u", Content: "hi"}})
+			return err
+		},
+		"ClaimNextRun": func() error { _, err := s.ClaimNextRun(ctx, scope, "a1", "r1"); return err },
+		"CreateGroup":  func() error { _, err := s.CreateGroup(ctx, store.Group{Scope: scope, ID: "g", Name: "g"}); return err },
+		"Ping":         func() error { return s.Ping(ctx) },
+	}
+	for name, call := range calls {
+		err := call()
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s with the database down: %v, want store.ErrUnavailable", name, err)
+		}
+	}
+
+	pg.Start()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := s.GetAgent(ctx, scope, "a1")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("GetAgent after the restart: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestUnavailableClassification covers the server errors a restart produces
+// that a stopped server (above) does not: a session ended by a shutdown, a
+// server still starting up, and a broken connection.
+func TestUnavailableClassification(t *testing.T) {
+	ctx := context.Background()
+	for _, code := range []string{"57P01", "57P02", "57P03", "08006", "08001"} {
+		if !unavailable(ctx, &pgconn.PgError{Code: code}) {
+			t.Errorf("SQLSTATE %s is not classified unavailable", code)
+		}
+	}
+	for _, code := range []string{"23505", "42P01", "40001", "22P02"} {
+		if unavailable(ctx, &pgconn.PgError{Code: code}) {
+			t.Errorf("SQLSTATE %s is classified unavailable", code)
+		}
+	}
+	s := &Store{}
+	err := s.fail(ctx, "op", fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}))
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("fail(57P01) = %v, want store.ErrUnavailable", err)
+	}
+	if err := s.fail(ctx, "op", &pgconn.PgError{Code: "23505"}); errors.Is(err, store.ErrUnavailable) || !errors.Is(err, store.ErrConflict) {
+		t.Errorf("fail(23505) = %v, want store.ErrConflict only", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.fail(cctx, "op", cctx.Err()); errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("the caller's own cancellation is classified unavailable: %v", err)
+	}
 }

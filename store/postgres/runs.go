@@ -45,18 +45,18 @@ func scanRun(row pgx.Row) (store.Run, error) {
 // nr.Events in one statement; ErrConflict, with nothing stored, when the run
 // id or message id is taken.
 func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, store.Message, error) {
-	if err := checkScope(nr.Scope); err != nil {
+	if err := store.CheckScope(nr.Scope); err != nil {
 		return store.Run{}, store.Message{}, fmt.Errorf("postgres: create run: %w", err)
 	}
 	if nr.RunID == "" || nr.MessageID == "" || nr.AgentID == "" {
 		return store.Run{}, store.Message{}, errors.New("postgres: create run: a run needs a run id, a message id and an agent id")
 	}
-	events, err := runEvents(nr.Scope, nr.RunID, nr.Events)
+	events, err := store.RunEvents(nr.Scope, nr.RunID, nr.Events, s.now())
 	if err != nil {
 		return store.Run{}, store.Message{}, fmt.Errorf("postgres: create run: %w", err)
 	}
-	fillFromRun(events, nr.AgentID, nr.GroupID)
-	ts := now()
+	store.FillFromRun(events, nr.AgentID, nr.GroupID)
+	ts := s.now()
 	var seq int64
 	var ids []int64
 	args := append([]any{nr.Scope.OrgID, nr.Scope.UserID, nr.Scope.ProjectID, nr.RunID, nr.AgentID, nr.SessionKey,
@@ -140,7 +140,7 @@ func runFilterCond(scope store.Scope, filter store.RunFilter) (string, []any, er
 // ListRuns returns a page of the scope's runs matching filter, newest first,
 // and how many match.
 func (s *Store) ListRuns(ctx context.Context, scope store.Scope, filter store.RunFilter, page store.Page) ([]store.Run, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	cond, args, err := runFilterCond(scope, filter)
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: list runs: %w", err)
@@ -303,7 +303,7 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 			claim = store.Claim{Run: *running, Messages: runMsgs, Checkpoint: checkpoint, Resumed: true}
 			return nil
 		}
-		ts := now()
+		ts := s.now()
 		for {
 			if oldest == nil {
 				return store.ErrNoWork
@@ -406,37 +406,6 @@ func scanCheckpoint(row pgx.Row) (store.Checkpoint, error) {
 	return cp, nil
 }
 
-// runEvents checks the events of a run and gives them the call's scope, the
-// run id where missing and a time.
-func runEvents(scope store.Scope, runID string, events []store.Event) ([]store.Event, error) {
-	out := make([]store.Event, len(events))
-	ts := now()
-	for i, e := range events {
-		e.Scope = scope
-		if e.RunID == "" {
-			e.RunID = runID
-		}
-		var err error
-		if out[i], err = normaliseEvent(e, ts); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// fillFromRun gives events without an agent or group those of their run, as
-// the statement that stored them did.
-func fillFromRun(events []store.Event, agentID, groupID string) {
-	for i := range events {
-		if events[i].AgentID == "" {
-			events[i].AgentID = agentID
-		}
-		if events[i].GroupID == "" {
-			events[i].GroupID = groupID
-		}
-	}
-}
-
 // insertRunEvents inserts the events given as arrays from $n, joined with the
 // CTE r (the run, with its agent_id and group_id), in the caller's order.
 func insertRunEvents(n int) string {
@@ -452,7 +421,7 @@ func insertRunEvents(n int) string {
 // SaveStep appends the step's events and, when cp is non-nil, stores the
 // checkpoint and the run's step count, in one statement.
 func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, cp *store.Checkpoint, events []store.Event) ([]store.Event, error) {
-	out, err := runEvents(scope, runID, events)
+	out, err := store.RunEvents(scope, runID, events, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("postgres: save step: %w", err)
 	}
@@ -467,7 +436,7 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 			state = payloadArg(cp.State)
 		}
 	}
-	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, runID, step, state, now()},
+	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, runID, step, state, s.now()},
 		newEventArrays(out).args()...)
 	var agentID, groupID *string
 	var ids []int64
@@ -487,7 +456,7 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 		err = store.ErrNotFound
 	}
 	if err == nil {
-		fillFromRun(out, *agentID, *groupID)
+		store.FillFromRun(out, *agentID, *groupID)
 		err = assignIDs(out, ids)
 	}
 	if err != nil {
@@ -503,7 +472,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 	if !store.RunFinished(res.Status) {
 		return nil, fmt.Errorf("postgres: finish run: status %q is not a final status", res.Status)
 	}
-	out, err := runEvents(scope, runID, events)
+	out, err := store.RunEvents(scope, runID, events, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("postgres: finish run: %w", err)
 	}
@@ -525,7 +494,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 		return nil, fmt.Errorf("postgres: finish run: %w", err)
 	}
 	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, runID, res.Status, res.Output,
-		runErr, res.Steps, string(usage), now()}, newEventArrays(out).args()...)
+		runErr, res.Steps, string(usage), s.now()}, newEventArrays(out).args()...)
 	args = append(args, outbox.args()...) // from $21
 	var agentID, groupID *string
 	var ids []int64
@@ -550,7 +519,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 		}
 	}
 	if err == nil {
-		fillFromRun(out, *agentID, *groupID)
+		store.FillFromRun(out, *agentID, *groupID)
 		err = assignIDs(out, ids)
 	}
 	if err != nil {
@@ -631,7 +600,7 @@ func outboxArrays(scope store.Scope, outbox []store.NewMessage) (messageArrays, 
 // running one (CancelRequested), in one statement. ErrConflict, with the run,
 // when it has already ended.
 func (s *Store) CancelRun(ctx context.Context, scope store.Scope, runID string) (store.Run, error) {
-	ts := now()
+	ts := s.now()
 	r, err := scanRun(s.pool.QueryRow(ctx, `WITH r AS (
 			UPDATE runs SET
 				status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,

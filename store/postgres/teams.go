@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -86,7 +87,7 @@ func getRole(ctx context.Context, db dbtx, scope store.Scope, roleID string, for
 
 // CreateRole stores a new role; ErrConflict when its id is taken in the scope.
 func (s *Store) CreateRole(ctx context.Context, r store.Role) (store.Role, error) {
-	if err := checkScope(r.Scope); err != nil {
+	if err := store.CheckScope(r.Scope); err != nil {
 		return store.Role{}, fmt.Errorf("postgres: create role: %w", err)
 	}
 	if r.ID == "" {
@@ -101,7 +102,7 @@ func (s *Store) CreateRole(ctx context.Context, r store.Role) (store.Role, error
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $11)
 		RETURNING `+roleCols,
 		r.Scope.OrgID, r.Scope.UserID, r.Scope.ProjectID, r.ID, r.Name, r.Description, r.SystemPrompt, r.Model,
-		tools, r.IsLead, now()))
+		tools, r.IsLead, s.now()))
 	if err != nil {
 		return store.Role{}, s.fail(ctx, "create role", err)
 	}
@@ -147,7 +148,7 @@ func listPage[T any](ctx context.Context, s *Store, countSQL, pageSQL string, co
 
 // ListRoles returns a page of the scope's roles, oldest first, and how many there are.
 func (s *Store) ListRoles(ctx context.Context, scope store.Scope, page store.Page) ([]store.Role, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	sc := []any{scope.OrgID, scope.UserID, scope.ProjectID}
 	roles, total, err := listPage(ctx, s,
 		`SELECT count(*) FROM roles WHERE org_id = $1 AND user_id = $2 AND project_id = $3`,
@@ -185,7 +186,7 @@ func (s *Store) UpdateRole(ctx context.Context, scope store.Scope, roleID string
 			return err
 		}
 		wasLead := r.IsLead
-		applyRolePatch(&r, patch)
+		store.ApplyRolePatch(&r, patch)
 		if r.IsLead && !wasLead {
 			var conflict bool
 			if err := tx.QueryRow(ctx, leadConflictSQL, scope.OrgID, scope.UserID, scope.ProjectID, roleID).Scan(&conflict); err != nil {
@@ -204,38 +205,13 @@ func (s *Store) UpdateRole(ctx context.Context, scope store.Scope, roleID string
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND role_id = $4
 			RETURNING `+roleCols,
 			scope.OrgID, scope.UserID, scope.ProjectID, roleID, r.Name, r.Description, r.SystemPrompt, r.Model,
-			tools, r.IsLead, now()))
+			tools, r.IsLead, s.now()))
 		return err
 	})
 	if err != nil {
 		return store.Role{}, s.fail(ctx, "update role", err)
 	}
 	return out, nil
-}
-
-// applyRolePatch sets the fields patch names. ClearTools wins over AllowedTools.
-func applyRolePatch(r *store.Role, patch store.RolePatch) {
-	if patch.Name != nil {
-		r.Name = *patch.Name
-	}
-	if patch.Description != nil {
-		r.Description = *patch.Description
-	}
-	if patch.SystemPrompt != nil {
-		r.SystemPrompt = *patch.SystemPrompt
-	}
-	if patch.Model != nil {
-		r.Model = *patch.Model
-	}
-	switch {
-	case patch.ClearTools:
-		r.AllowedTools = nil
-	case patch.AllowedTools != nil:
-		r.AllowedTools = append([]string{}, *patch.AllowedTools...)
-	}
-	if patch.IsLead != nil {
-		r.IsLead = *patch.IsLead
-	}
 }
 
 // DeleteRole deletes the role; ErrInUse when a member has it, unless
@@ -289,13 +265,13 @@ func getGroup(ctx context.Context, db dbtx, scope store.Scope, groupID string) (
 
 // CreateGroup stores a new group; ErrConflict when its id is taken in the scope.
 func (s *Store) CreateGroup(ctx context.Context, g store.Group) (store.Group, error) {
-	if err := checkScope(g.Scope); err != nil {
+	if err := store.CheckScope(g.Scope); err != nil {
 		return store.Group{}, fmt.Errorf("postgres: create group: %w", err)
 	}
 	if g.ID == "" {
 		return store.Group{}, errors.New("postgres: create group: group id is empty")
 	}
-	ts := now()
+	ts := s.now()
 	_, err := s.pool.Exec(ctx, `INSERT INTO agent_groups (org_id, user_id, project_id, group_id, name, description,
 			created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
@@ -317,7 +293,7 @@ func (s *Store) GetGroup(ctx context.Context, scope store.Scope, groupID string)
 
 // ListGroups returns a page of the scope's groups, oldest first, and how many there are.
 func (s *Store) ListGroups(ctx context.Context, scope store.Scope, page store.Page) ([]store.Group, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	sc := []any{scope.OrgID, scope.UserID, scope.ProjectID}
 	groups, total, err := listPage(ctx, s,
 		`SELECT count(*) FROM agent_groups WHERE org_id = $1 AND user_id = $2 AND project_id = $3`,
@@ -338,7 +314,7 @@ func (s *Store) UpdateGroup(ctx context.Context, scope store.Scope, groupID stri
 			updated_at = $7
 		WHERE g.org_id = $1 AND g.user_id = $2 AND g.project_id = $3 AND g.group_id = $4
 		RETURNING `+groupCols,
-		scope.OrgID, scope.UserID, scope.ProjectID, groupID, patch.Name, patch.Description, now()))
+		scope.OrgID, scope.UserID, scope.ProjectID, groupID, patch.Name, patch.Description, s.now()))
 	if err != nil {
 		return store.Group{}, s.fail(ctx, "update group", err)
 	}
@@ -433,46 +409,102 @@ func checkMemberRole(ctx context.Context, tx pgx.Tx, scope store.Scope, groupID,
 	return nil
 }
 
-// AddMember adds an agent to a group with a role.
-func (s *Store) AddMember(ctx context.Context, m store.GroupMember) (store.GroupMember, error) {
-	if err := checkScope(m.Scope); err != nil {
-		return store.GroupMember{}, fmt.Errorf("postgres: add member: %w", err)
+// checkNewMember validates a member to add, filling AgentID from MemberID.
+func checkNewMember(m *store.GroupMember) error {
+	if err := store.CheckScope(m.Scope); err != nil {
+		return err
 	}
 	if m.AgentID == "" {
 		m.AgentID = m.MemberID
 	}
 	if m.GroupID == "" || m.AgentID == "" || m.RoleID == "" {
-		return store.GroupMember{}, errors.New("postgres: add member: a member needs a group id, an agent id and a role id")
+		return errors.New("a member needs a group id, an agent id and a role id")
 	}
+	return nil
+}
+
+// addMember adds m in tx, which holds the team lock.
+func addMember(ctx context.Context, tx pgx.Tx, m store.GroupMember, now time.Time) (store.GroupMember, error) {
 	sc := m.Scope
+	var member bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM group_members
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND group_id = $4 AND agent_id = $5)`,
+		sc.OrgID, sc.UserID, sc.ProjectID, m.GroupID, m.AgentID).Scan(&member); err != nil {
+		return store.GroupMember{}, err
+	}
+	if member {
+		return store.GroupMember{}, fmt.Errorf("agent %s is a member of group %s: %w", m.AgentID, m.GroupID, store.ErrConflict)
+	}
+	if err := checkMemberRole(ctx, tx, sc, m.GroupID, m.AgentID, m.RoleID); err != nil {
+		return store.GroupMember{}, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO group_members (org_id, user_id, project_id, group_id, agent_id, role_id,
+			created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
+		sc.OrgID, sc.UserID, sc.ProjectID, m.GroupID, m.AgentID, m.RoleID, now); err != nil {
+		return store.GroupMember{}, err
+	}
+	return getMember(ctx, tx, sc, m.GroupID, m.AgentID)
+}
+
+// AddMember adds an agent to a group with a role.
+func (s *Store) AddMember(ctx context.Context, m store.GroupMember) (store.GroupMember, error) {
+	if err := checkNewMember(&m); err != nil {
+		return store.GroupMember{}, fmt.Errorf("postgres: add member: %w", err)
+	}
 	var out store.GroupMember
-	err := s.teamTx(ctx, sc, func(tx pgx.Tx) error {
-		var member bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM group_members
-			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND group_id = $4 AND agent_id = $5)`,
-			sc.OrgID, sc.UserID, sc.ProjectID, m.GroupID, m.AgentID).Scan(&member); err != nil {
-			return err
-		}
-		if member {
-			return fmt.Errorf("agent %s is a member of group %s: %w", m.AgentID, m.GroupID, store.ErrConflict)
-		}
-		if err := checkMemberRole(ctx, tx, sc, m.GroupID, m.AgentID, m.RoleID); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO group_members (org_id, user_id, project_id, group_id, agent_id, role_id,
-				created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
-			sc.OrgID, sc.UserID, sc.ProjectID, m.GroupID, m.AgentID, m.RoleID, now()); err != nil {
-			return err
-		}
+	err := s.teamTx(ctx, m.Scope, func(tx pgx.Tx) error {
 		var err error
-		out, err = getMember(ctx, tx, sc, m.GroupID, m.AgentID)
+		out, err = addMember(ctx, tx, m, s.now())
 		return err
 	})
 	if err != nil {
 		return store.GroupMember{}, s.fail(ctx, "add member", err)
 	}
 	return out, nil
+}
+
+// CreateGroupWithMembers stores the group and its members in one
+// transaction under the team lock; nothing is stored on any error.
+func (s *Store) CreateGroupWithMembers(ctx context.Context, g store.Group, members []store.GroupMember) (store.Group, []store.GroupMember, error) {
+	if err := store.CheckScope(g.Scope); err != nil {
+		return store.Group{}, nil, fmt.Errorf("postgres: create group: %w", err)
+	}
+	if g.ID == "" {
+		return store.Group{}, nil, errors.New("postgres: create group: group id is empty")
+	}
+	members = append([]store.GroupMember(nil), members...) // the caller's stay as they are
+	for i := range members {
+		members[i].Scope, members[i].GroupID = g.Scope, g.ID
+		if err := checkNewMember(&members[i]); err != nil {
+			return store.Group{}, nil, fmt.Errorf("postgres: create group: %w", err)
+		}
+	}
+	var out store.Group
+	added := make([]store.GroupMember, 0, len(members))
+	err := s.teamTx(ctx, g.Scope, func(tx pgx.Tx) error {
+		ts := s.now()
+		if _, err := tx.Exec(ctx, `INSERT INTO agent_groups (org_id, user_id, project_id, group_id, name, description,
+				created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
+			g.Scope.OrgID, g.Scope.UserID, g.Scope.ProjectID, g.ID, g.Name, g.Description, ts); err != nil {
+			return err
+		}
+		for _, m := range members {
+			am, err := addMember(ctx, tx, m, s.now())
+			if err != nil {
+				return err
+			}
+			added = append(added, am)
+		}
+		var err error
+		out, err = getGroup(ctx, tx, g.Scope, g.ID)
+		return err
+	})
+	if err != nil {
+		return store.Group{}, nil, s.fail(ctx, "create group", err)
+	}
+	return out, added, nil
 }
 
 // GetMember returns one member of a group.
@@ -522,7 +554,7 @@ func (s *Store) UpdateMember(ctx context.Context, scope store.Scope, groupID, ag
 		}
 		if _, err := tx.Exec(ctx, `UPDATE group_members SET role_id = $6, updated_at = $7
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND group_id = $4 AND agent_id = $5`,
-			scope.OrgID, scope.UserID, scope.ProjectID, groupID, agentID, roleID, now()); err != nil {
+			scope.OrgID, scope.UserID, scope.ProjectID, groupID, agentID, roleID, s.now()); err != nil {
 			return err
 		}
 		var err error
@@ -583,7 +615,7 @@ func (s *Store) CountChildren(ctx context.Context, scope store.Scope, parentID s
 // events in one statement; ErrConflict, with nothing stored, when the run id
 // is taken.
 func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkpoint, events []store.Event) (store.Run, []store.Event, error) {
-	if err := checkScope(r.Scope); err != nil {
+	if err := store.CheckScope(r.Scope); err != nil {
 		return store.Run{}, nil, fmt.Errorf("postgres: create group run: %w", err)
 	}
 	if r.ID == "" || r.GroupID == "" {
@@ -599,12 +631,12 @@ func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkp
 		}
 		state = payloadArg(cp.State)
 	}
-	out, err := runEvents(r.Scope, r.ID, events)
+	out, err := store.RunEvents(r.Scope, r.ID, events, s.now())
 	if err != nil {
 		return store.Run{}, nil, fmt.Errorf("postgres: create group run: %w", err)
 	}
-	fillFromRun(out, "", r.GroupID)
-	ts := now()
+	store.FillFromRun(out, "", r.GroupID)
+	ts := s.now()
 	args := append([]any{r.Scope.OrgID, r.Scope.UserID, r.Scope.ProjectID, r.ID, r.SessionKey, r.GroupID,
 		r.ParentRunID, r.RoleID, r.Input, cp.Step, state, ts}, newEventArrays(out).args()...)
 	var ids []int64

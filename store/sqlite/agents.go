@@ -37,14 +37,6 @@ func scanAgent(row scanner) (store.Agent, error) {
 	return a, nil
 }
 
-func toolsJSON(tools []string) (string, error) {
-	if tools == nil {
-		tools = []string{}
-	}
-	b, err := json.Marshal(tools)
-	return string(b), err
-}
-
 const getAgentSQL = `SELECT ` + agentCols + ` FROM agents WHERE ` + scopeCond + ` AND agent_id = ?`
 
 func getAgent(ctx context.Context, db interface {
@@ -55,7 +47,7 @@ func getAgent(ctx context.Context, db interface {
 
 // insertAgent inserts a (ignoring an existing one when orIgnore) and reads it back.
 func (s *Store) insertAgent(ctx context.Context, a store.Agent, orIgnore bool) (store.Agent, error) {
-	if err := checkScope(a.Scope); err != nil {
+	if err := store.CheckScope(a.Scope); err != nil {
 		return store.Agent{}, err
 	}
 	if a.ID == "" {
@@ -64,11 +56,11 @@ func (s *Store) insertAgent(ctx context.Context, a store.Agent, orIgnore bool) (
 	if a.State == "" {
 		a.State = store.AgentIdle
 	}
-	tools, err := toolsJSON(a.Tools)
+	tools, err := store.ToolsJSON(a.Tools)
 	if err != nil {
 		return store.Agent{}, err
 	}
-	ts := micros(now())
+	ts := micros(s.now())
 	conflict := ""
 	if orIgnore {
 		conflict = " ON CONFLICT DO NOTHING"
@@ -126,7 +118,7 @@ func (s *Store) GetAgent(ctx context.Context, scope store.Scope, agentID string)
 // ListAgents returns a page of the scope's agents by creation time, and how
 // many there are.
 func (s *Store) ListAgents(ctx context.Context, scope store.Scope, page store.Page) ([]store.Agent, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	agents, total, err := listPage(ctx, s, `SELECT count(*) FROM agents WHERE `+scopeCond, scopeArgs(scope),
 		`SELECT `+agentCols+` FROM agents WHERE `+scopeCond+` ORDER BY created_at, agent_id LIMIT ? OFFSET ?`,
 		scopeArgs(scope, limit, offset), scanAgent)
@@ -140,7 +132,7 @@ func (s *Store) ListAgents(ctx context.Context, scope store.Scope, page store.Pa
 func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID string, patch store.AgentPatch) (store.Agent, error) {
 	var tools *string
 	if patch.Tools != nil {
-		t, err := toolsJSON(*patch.Tools)
+		t, err := store.ToolsJSON(*patch.Tools)
 		if err != nil {
 			return store.Agent{}, fmt.Errorf("sqlite: update agent: %w", err)
 		}
@@ -155,7 +147,7 @@ func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID stri
 				tools = COALESCE(?, tools),
 				updated_at = ?
 			WHERE `+scopeCond+` AND agent_id = ?`,
-			append([]any{patch.Name, patch.SystemPrompt, patch.Model, tools, micros(now())},
+			append([]any{patch.Name, patch.SystemPrompt, patch.Model, tools, micros(s.now())},
 				scopeArgs(scope, agentID)...)...)
 		if err != nil {
 			return err
@@ -173,7 +165,7 @@ func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID stri
 }
 
 // DeleteAgent deletes the agent; its messages, runs and events stay as its trace.
-func (s *Store) DeleteAgent(ctx context.Context, scope store.Scope, agentID string) error {
+func (s *Store) DeleteAgent(ctx context.Context, scope store.Scope, agentID string, cascade bool) error {
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM agents WHERE `+scopeCond+` AND agent_id = ?`,
 			scopeArgs(scope, agentID)...)
@@ -182,6 +174,18 @@ func (s *Store) DeleteAgent(ctx context.Context, scope store.Scope, agentID stri
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return errors.Join(err, store.ErrNotFound)
+		}
+		res, err = tx.ExecContext(ctx, `DELETE FROM group_members WHERE `+scopeCond+` AND agent_id = ?`,
+			scopeArgs(scope, agentID)...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n > 0 && !cascade {
+			return fmt.Errorf("agent %s is a member of %d groups: %w", agentID, n, store.ErrInUse)
 		}
 		return nil
 	})
@@ -198,8 +202,8 @@ func (s *Store) SetAgentState(ctx context.Context, scope store.Scope, agentID, s
 	if ev.AgentID == "" {
 		ev.AgentID = agentID
 	}
-	ts := now()
-	ev, err := normaliseEvent(ev, ts)
+	ts := s.now()
+	ev, err := store.NormaliseEvent(ev, ts)
 	if err != nil {
 		return store.Event{}, fmt.Errorf("sqlite: set agent state: %w", err)
 	}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/openintern/openintern/store"
 )
@@ -35,29 +33,6 @@ func scanEvent(row scanner) (store.Event, error) {
 		e.Payload = json.RawMessage(payload.String)
 	}
 	return e, nil
-}
-
-// normaliseEvent checks ev and gives it the time ts when it has none; the
-// time is truncated to what the file keeps.
-func normaliseEvent(ev store.Event, ts time.Time) (store.Event, error) {
-	if err := checkScope(ev.Scope); err != nil {
-		return ev, err
-	}
-	if ev.Type == "" {
-		return ev, errors.New("event type is empty")
-	}
-	if len(ev.Payload) == 0 {
-		ev.Payload = nil
-	} else if !json.Valid(ev.Payload) {
-		return ev, fmt.Errorf("event %s: payload is not valid JSON", ev.Type)
-	}
-	if ev.TS.IsZero() {
-		ev.TS = ts
-	} else {
-		ev.TS = ev.TS.UTC().Truncate(time.Microsecond)
-	}
-	ev.ID = 0
-	return ev, nil
 }
 
 func nullJSON(p json.RawMessage) sql.NullString {
@@ -97,10 +72,10 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) ([]store
 	if len(events) == 0 {
 		return out, nil
 	}
-	ts := now()
+	ts := s.now()
 	for i, e := range events {
 		var err error
-		if out[i], err = normaliseEvent(e, ts); err != nil {
+		if out[i], err = store.NormaliseEvent(e, ts); err != nil {
 			return nil, fmt.Errorf("sqlite: append events: %w", err)
 		}
 	}

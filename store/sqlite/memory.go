@@ -74,7 +74,7 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 		return nil
 	}
 	for _, nm := range batch {
-		if err := checkScope(nm.Memory.Scope); err != nil {
+		if err := store.CheckScope(nm.Memory.Scope); err != nil {
 			return fmt.Errorf("sqlite: insert memory: %w", err)
 		}
 	}
@@ -196,7 +196,7 @@ func (ms *MemoryStore) ListMemories(ctx context.Context, scope store.Scope, f me
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: list memories: %w", err)
 	}
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	where := `m.org_id = ? AND m.user_id = ? AND m.project_id = ?` + cond
 	if f.GroupID != "" {
 		// The literal lets the planner use the partial index of group
@@ -624,7 +624,7 @@ func (ms *MemoryStore) CoreBlocks(ctx context.Context, scope store.Scope, agentI
 
 // PutCoreBlock writes one block.
 func (ms *MemoryStore) PutCoreBlock(ctx context.Context, scope store.Scope, agentID string, b memory.CoreBlock) error {
-	if err := checkScope(scope); err != nil {
+	if err := store.CheckScope(scope); err != nil {
 		return fmt.Errorf("sqlite: put core block: %w", err)
 	}
 	_, err := ms.s.w.ExecContext(ctx, `INSERT INTO core_blocks (org_id, user_id, project_id, agent_id, label, value, lim, updated_at)

@@ -47,7 +47,7 @@ func (s *Store) EnqueueMessages(ctx context.Context, msgs []store.NewMessage) ([
 	if len(msgs) == 0 {
 		return []store.Message{}, nil
 	}
-	out, err := newMessages(msgs, now())
+	out, err := newMessages(msgs, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: enqueue messages: %w", err)
 	}
@@ -63,7 +63,7 @@ func (s *Store) EnqueueMessages(ctx context.Context, msgs []store.NewMessage) ([
 func newMessages(msgs []store.NewMessage, ts time.Time) ([]store.Message, error) {
 	out := make([]store.Message, len(msgs))
 	for i, m := range msgs {
-		if err := checkScope(m.Scope); err != nil {
+		if err := store.CheckScope(m.Scope); err != nil {
 			return nil, err
 		}
 		if m.ID == "" || m.AgentID == "" {
@@ -105,7 +105,7 @@ func insertMessages(ctx context.Context, tx *sql.Tx, msgs []store.Message) error
 // the scope) in seq order, filtered by status ("" for all), and how many
 // messages match.
 func (s *Store) ListMessages(ctx context.Context, scope store.Scope, agentID, status string, page store.Page) ([]store.Message, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	cond := scopeCond
 	args := scopeArgs(scope)
 	if agentID != "" {

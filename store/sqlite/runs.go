@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/openintern/openintern/store"
 )
@@ -56,18 +57,18 @@ func getRun(ctx context.Context, db queryRower, scope store.Scope, runID string)
 // nr.Events in one transaction; ErrConflict, with nothing stored, when the
 // run id or message id is taken.
 func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, store.Message, error) {
-	if err := checkScope(nr.Scope); err != nil {
+	if err := store.CheckScope(nr.Scope); err != nil {
 		return store.Run{}, store.Message{}, fmt.Errorf("sqlite: create run: %w", err)
 	}
 	if nr.RunID == "" || nr.MessageID == "" || nr.AgentID == "" {
 		return store.Run{}, store.Message{}, errors.New("sqlite: create run: a run needs a run id, a message id and an agent id")
 	}
-	events, err := runEvents(nr.Scope, nr.RunID, nr.Events)
+	events, err := store.RunEvents(nr.Scope, nr.RunID, nr.Events, s.now())
 	if err != nil {
 		return store.Run{}, store.Message{}, fmt.Errorf("sqlite: create run: %w", err)
 	}
-	fillFromRun(events, nr.AgentID, nr.GroupID)
-	ts := now()
+	store.FillFromRun(events, nr.AgentID, nr.GroupID)
+	ts := s.now()
 	run := store.Run{
 		Scope: nr.Scope, ID: nr.RunID, AgentID: nr.AgentID, SessionKey: nr.SessionKey, GroupID: nr.GroupID,
 		ParentRunID: nr.ParentRunID, RoleID: nr.RoleID, Input: nr.Input, Status: store.RunPending, CreatedAt: ts,
@@ -141,7 +142,7 @@ func runFilterCond(scope store.Scope, filter store.RunFilter) (string, []any, er
 // ListRuns returns a page of the scope's runs matching filter, newest first,
 // and how many match.
 func (s *Store) ListRuns(ctx context.Context, scope store.Scope, filter store.RunFilter, page store.Page) ([]store.Run, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	cond, args, err := runFilterCond(scope, filter)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: list runs: %w", err)
@@ -215,7 +216,7 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		ts := now()
+		ts := s.now()
 		for {
 			// The batch ends at the next run message, or at the next message
 			// of the session in another group.
@@ -303,40 +304,10 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 	return claim, nil
 }
 
-// runEvents checks the events of a run and gives them the call's scope, the
-// run id where missing and a time.
-func runEvents(scope store.Scope, runID string, events []store.Event) ([]store.Event, error) {
-	out := make([]store.Event, len(events))
-	ts := now()
-	for i, e := range events {
-		e.Scope = scope
-		if e.RunID == "" {
-			e.RunID = runID
-		}
-		var err error
-		if out[i], err = normaliseEvent(e, ts); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// fillFromRun gives events without an agent or group those of their run.
-func fillFromRun(events []store.Event, agentID, groupID string) {
-	for i := range events {
-		if events[i].AgentID == "" {
-			events[i].AgentID = agentID
-		}
-		if events[i].GroupID == "" {
-			events[i].GroupID = groupID
-		}
-	}
-}
-
 // SaveStep appends the step's events and, when cp is non-nil, stores the
 // checkpoint and the run's step count, in one transaction.
 func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, cp *store.Checkpoint, events []store.Event) ([]store.Event, error) {
-	out, err := runEvents(scope, runID, events)
+	out, err := store.RunEvents(scope, runID, events, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: save step: %w", err)
 	}
@@ -354,7 +325,7 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 			return err
 		}
 		if cp != nil {
-			ts := micros(now())
+			ts := micros(s.now())
 			if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (org_id, user_id, project_id, run_id, step, state, updated_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (org_id, user_id, project_id, run_id) DO UPDATE
@@ -367,7 +338,7 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 				return err
 			}
 		}
-		fillFromRun(out, agentID, groupID)
+		store.FillFromRun(out, agentID, groupID)
 		return insertEvents(ctx, tx, out, func(i int, id int64) { out[i].ID = id })
 	})
 	if err != nil {
@@ -383,7 +354,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 	if !store.RunFinished(res.Status) {
 		return nil, fmt.Errorf("sqlite: finish run: status %q is not a final status", res.Status)
 	}
-	out, err := runEvents(scope, runID, events)
+	out, err := store.RunEvents(scope, runID, events, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: finish run: %w", err)
 	}
@@ -399,7 +370,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: finish run: %w", err)
 	}
-	outbox, err := outboxMessages(scope, res.Outbox)
+	outbox, err := outboxMessages(scope, res.Outbox, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: finish run: %w", err)
 	}
@@ -412,7 +383,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 		if status != store.RunRunning {
 			return fmt.Errorf("run is %s, not running: %w", status, store.ErrConflict)
 		}
-		ts := micros(now())
+		ts := micros(s.now())
 		if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, output = ?, error = ?, steps = ?, usage = ?, ended_at = ?
 			WHERE `+scopeCond+` AND run_id = ?`,
 			append([]any{res.Status, res.Output, runErr, res.Steps, string(usage), ts}, scopeArgs(scope, runID)...)...); err != nil {
@@ -432,7 +403,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 				return err
 			}
 		}
-		fillFromRun(out, agentID, groupID)
+		store.FillFromRun(out, agentID, groupID)
 		return insertEvents(ctx, tx, out, func(i int, id int64) { out[i].ID = id })
 	})
 	if err != nil {
@@ -480,7 +451,7 @@ func (s *Store) SummariesDone(ctx context.Context, runs []store.Run) error {
 
 // outboxMessages checks a run's outbox: messages of the run's scope (a zero
 // Scope means it), never of another.
-func outboxMessages(scope store.Scope, outbox []store.NewMessage) ([]store.Message, error) {
+func outboxMessages(scope store.Scope, outbox []store.NewMessage, ts time.Time) ([]store.Message, error) {
 	msgs := make([]store.NewMessage, len(outbox))
 	for i, m := range outbox {
 		if m.Scope == (store.Scope{}) {
@@ -491,7 +462,7 @@ func outboxMessages(scope store.Scope, outbox []store.NewMessage) ([]store.Messa
 		}
 		msgs[i] = m
 	}
-	out, err := newMessages(msgs, now())
+	out, err := newMessages(msgs, ts)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
@@ -513,7 +484,7 @@ func (s *Store) CancelRun(ctx context.Context, scope store.Scope, runID string) 
 			ended = true
 			return nil
 		}
-		ts := now()
+		ts := s.now()
 		if r.Status == store.RunPending {
 			r.Status, r.EndedAt = store.RunCancelled, &ts
 			if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'read', read_at = ?

@@ -31,6 +31,7 @@ type Store struct {
 	w      *sql.DB // the one writer: every write transaction
 	r      *sql.DB // query-only readers
 	logger *slog.Logger
+	clock  store.Clock
 }
 
 var _ store.Store = (*Store)(nil)
@@ -162,7 +163,7 @@ func (s *Store) migrate(ctx context.Context) error {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-				m.Version, m.Name, micros(now())); err != nil {
+				m.Version, m.Name, micros(s.now())); err != nil {
 				return err
 			}
 			applied = true
@@ -239,6 +240,11 @@ func fail(op string, err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlite: %s: %w", op, store.ErrNotFound)
 	}
+	if isBusy(err) {
+		// Another process held the file's lock for longer than busyTimeout:
+		// nothing was written, and a later try may succeed.
+		return fmt.Errorf("sqlite: %s: %w: %w", op, store.ErrUnavailable, err)
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() {
@@ -253,7 +259,11 @@ func fail(op string, err error) error {
 }
 
 // now is the store's clock: UTC at microsecond precision, what the file keeps.
-func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+func (s *Store) now() time.Time { return s.clock.Now() }
+
+// SetClock replaces the store's clock (nil: the wall clock), for tests that
+// need distinct or chosen times without sleeping. Call it before using the store.
+func (s *Store) SetClock(c store.Clock) { s.clock = c }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
@@ -265,34 +275,6 @@ func fromNullMicros(v sql.NullInt64) *time.Time {
 	}
 	t := fromMicros(v.Int64)
 	return &t
-}
-
-// Page defaults: a Page with Limit 0 gets defaultPageLimit; no page is longer
-// than maxPageLimit.
-const (
-	defaultPageLimit = 50
-	maxPageLimit     = 1000
-)
-
-func pageBounds(p store.Page) (limit, offset int) {
-	limit, offset = p.Limit, p.Offset
-	if limit <= 0 {
-		limit = defaultPageLimit
-	}
-	if limit > maxPageLimit {
-		limit = maxPageLimit
-	}
-	if offset < 0 {
-		offset = 0
-	}
-	return limit, offset
-}
-
-func checkScope(scope store.Scope) error {
-	if scope.OrgID == "" || scope.UserID == "" {
-		return errors.New("scope needs an org_id and a user_id")
-	}
-	return nil
 }
 
 // scopeArgs are the first arguments of every scoped query.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/openintern/openintern/store"
 )
@@ -56,7 +57,7 @@ func getRole(ctx context.Context, db queryRower, scope store.Scope, roleID strin
 
 // CreateRole stores a new role; ErrConflict when its id is taken in the scope.
 func (s *Store) CreateRole(ctx context.Context, r store.Role) (store.Role, error) {
-	if err := checkScope(r.Scope); err != nil {
+	if err := store.CheckScope(r.Scope); err != nil {
 		return store.Role{}, fmt.Errorf("sqlite: create role: %w", err)
 	}
 	if r.ID == "" {
@@ -66,7 +67,7 @@ func (s *Store) CreateRole(ctx context.Context, r store.Role) (store.Role, error
 	if err != nil {
 		return store.Role{}, fmt.Errorf("sqlite: create role: %w", err)
 	}
-	ts := micros(now())
+	ts := micros(s.now())
 	var out store.Role
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO roles (org_id, user_id, project_id, role_id, name, description,
@@ -95,7 +96,7 @@ func (s *Store) GetRole(ctx context.Context, scope store.Scope, roleID string) (
 
 // ListRoles returns a page of the scope's roles, oldest first, and how many there are.
 func (s *Store) ListRoles(ctx context.Context, scope store.Scope, page store.Page) ([]store.Role, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	roles, total, err := listPage(ctx, s, `SELECT count(*) FROM roles WHERE `+scopeCond, scopeArgs(scope),
 		`SELECT `+roleCols+` FROM roles WHERE `+scopeCond+` ORDER BY created_at, role_id LIMIT ? OFFSET ?`,
 		scopeArgs(scope, limit, offset), scanRole)
@@ -130,7 +131,7 @@ func (s *Store) UpdateRole(ctx context.Context, scope store.Scope, roleID string
 			return err
 		}
 		wasLead := r.IsLead
-		applyRolePatch(&r, patch)
+		store.ApplyRolePatch(&r, patch)
 		if r.IsLead && !wasLead {
 			var conflict bool
 			if err := tx.QueryRowContext(ctx, leadConflictSQL,
@@ -148,7 +149,7 @@ func (s *Store) UpdateRole(ctx context.Context, scope store.Scope, roleID string
 		if _, err := tx.ExecContext(ctx, `UPDATE roles SET name = ?, description = ?, system_prompt = ?, model = ?,
 				allowed_tools = ?, is_lead = ?, updated_at = ?
 			WHERE `+scopeCond+` AND role_id = ?`,
-			append([]any{r.Name, r.Description, r.SystemPrompt, r.Model, tools, r.IsLead, micros(now())},
+			append([]any{r.Name, r.Description, r.SystemPrompt, r.Model, tools, r.IsLead, micros(s.now())},
 				scopeArgs(scope, roleID)...)...); err != nil {
 			return err
 		}
@@ -159,31 +160,6 @@ func (s *Store) UpdateRole(ctx context.Context, scope store.Scope, roleID string
 		return store.Role{}, fail("update role", err)
 	}
 	return out, nil
-}
-
-// applyRolePatch sets the fields patch names. ClearTools wins over AllowedTools.
-func applyRolePatch(r *store.Role, patch store.RolePatch) {
-	if patch.Name != nil {
-		r.Name = *patch.Name
-	}
-	if patch.Description != nil {
-		r.Description = *patch.Description
-	}
-	if patch.SystemPrompt != nil {
-		r.SystemPrompt = *patch.SystemPrompt
-	}
-	if patch.Model != nil {
-		r.Model = *patch.Model
-	}
-	switch {
-	case patch.ClearTools:
-		r.AllowedTools = nil
-	case patch.AllowedTools != nil:
-		r.AllowedTools = append([]string{}, *patch.AllowedTools...)
-	}
-	if patch.IsLead != nil {
-		r.IsLead = *patch.IsLead
-	}
 }
 
 // DeleteRole deletes the role; ErrInUse when a member has it, unless
@@ -237,13 +213,13 @@ func getGroup(ctx context.Context, db queryRower, scope store.Scope, groupID str
 
 // CreateGroup stores a new group; ErrConflict when its id is taken in the scope.
 func (s *Store) CreateGroup(ctx context.Context, g store.Group) (store.Group, error) {
-	if err := checkScope(g.Scope); err != nil {
+	if err := store.CheckScope(g.Scope); err != nil {
 		return store.Group{}, fmt.Errorf("sqlite: create group: %w", err)
 	}
 	if g.ID == "" {
 		return store.Group{}, errors.New("sqlite: create group: group id is empty")
 	}
-	ts := micros(now())
+	ts := micros(s.now())
 	var out store.Group
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO agent_groups (org_id, user_id, project_id, group_id, name,
@@ -272,7 +248,7 @@ func (s *Store) GetGroup(ctx context.Context, scope store.Scope, groupID string)
 
 // ListGroups returns a page of the scope's groups, oldest first, and how many there are.
 func (s *Store) ListGroups(ctx context.Context, scope store.Scope, page store.Page) ([]store.Group, int, error) {
-	limit, offset := pageBounds(page)
+	limit, offset := store.PageBounds(page)
 	groups, total, err := listPage(ctx, s, `SELECT count(*) FROM agent_groups WHERE `+scopeCond, scopeArgs(scope),
 		`SELECT `+groupCols+` FROM agent_groups g WHERE `+groupScopeCond+` ORDER BY g.created_at, g.group_id LIMIT ? OFFSET ?`,
 		scopeArgs(scope, limit, offset), scanGroup)
@@ -291,7 +267,7 @@ func (s *Store) UpdateGroup(ctx context.Context, scope store.Scope, groupID stri
 				description = COALESCE(?, description),
 				updated_at = ?
 			WHERE `+scopeCond+` AND group_id = ?`,
-			append([]any{patch.Name, patch.Description, micros(now())}, scopeArgs(scope, groupID)...)...)
+			append([]any{patch.Name, patch.Description, micros(s.now())}, scopeArgs(scope, groupID)...)...)
 		if err != nil {
 			return err
 		}
@@ -398,42 +374,98 @@ func checkMemberRole(ctx context.Context, tx *sql.Tx, scope store.Scope, groupID
 	return nil
 }
 
-// AddMember adds an agent to a group with a role.
-func (s *Store) AddMember(ctx context.Context, m store.GroupMember) (store.GroupMember, error) {
-	if err := checkScope(m.Scope); err != nil {
-		return store.GroupMember{}, fmt.Errorf("sqlite: add member: %w", err)
+// checkNewMember validates a member to add, filling AgentID from MemberID.
+func checkNewMember(m *store.GroupMember) error {
+	if err := store.CheckScope(m.Scope); err != nil {
+		return err
 	}
 	if m.AgentID == "" {
 		m.AgentID = m.MemberID
 	}
 	if m.GroupID == "" || m.AgentID == "" || m.RoleID == "" {
-		return store.GroupMember{}, errors.New("sqlite: add member: a member needs a group id, an agent id and a role id")
+		return errors.New("a member needs a group id, an agent id and a role id")
+	}
+	return nil
+}
+
+// addMember adds m in the write transaction tx.
+func addMember(ctx context.Context, tx *sql.Tx, m store.GroupMember, now time.Time) (store.GroupMember, error) {
+	_, err := getMember(ctx, tx, m.Scope, m.GroupID, m.AgentID)
+	if err == nil {
+		return store.GroupMember{}, fmt.Errorf("agent %s is a member of group %s: %w", m.AgentID, m.GroupID, store.ErrConflict)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return store.GroupMember{}, err
+	}
+	if err := checkMemberRole(ctx, tx, m.Scope, m.GroupID, m.AgentID, m.RoleID); err != nil {
+		return store.GroupMember{}, err
+	}
+	ts := micros(now)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO group_members (org_id, user_id, project_id, group_id, agent_id,
+			role_id, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, scopeArgs(m.Scope, m.GroupID, m.AgentID, m.RoleID, ts, ts)...); err != nil {
+		return store.GroupMember{}, err
+	}
+	return getMember(ctx, tx, m.Scope, m.GroupID, m.AgentID)
+}
+
+// AddMember adds an agent to a group with a role.
+func (s *Store) AddMember(ctx context.Context, m store.GroupMember) (store.GroupMember, error) {
+	if err := checkNewMember(&m); err != nil {
+		return store.GroupMember{}, fmt.Errorf("sqlite: add member: %w", err)
 	}
 	var out store.GroupMember
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		_, err := getMember(ctx, tx, m.Scope, m.GroupID, m.AgentID)
-		if err == nil {
-			return fmt.Errorf("agent %s is a member of group %s: %w", m.AgentID, m.GroupID, store.ErrConflict)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if err := checkMemberRole(ctx, tx, m.Scope, m.GroupID, m.AgentID, m.RoleID); err != nil {
-			return err
-		}
-		ts := micros(now())
-		if _, err := tx.ExecContext(ctx, `INSERT INTO group_members (org_id, user_id, project_id, group_id, agent_id,
-				role_id, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, scopeArgs(m.Scope, m.GroupID, m.AgentID, m.RoleID, ts, ts)...); err != nil {
-			return err
-		}
-		out, err = getMember(ctx, tx, m.Scope, m.GroupID, m.AgentID)
+		var err error
+		out, err = addMember(ctx, tx, m, s.now())
 		return err
 	})
 	if err != nil {
 		return store.GroupMember{}, fail("add member", err)
 	}
 	return out, nil
+}
+
+// CreateGroupWithMembers stores the group and its members in one write
+// transaction; nothing is stored on any error.
+func (s *Store) CreateGroupWithMembers(ctx context.Context, g store.Group, members []store.GroupMember) (store.Group, []store.GroupMember, error) {
+	if err := store.CheckScope(g.Scope); err != nil {
+		return store.Group{}, nil, fmt.Errorf("sqlite: create group: %w", err)
+	}
+	if g.ID == "" {
+		return store.Group{}, nil, errors.New("sqlite: create group: group id is empty")
+	}
+	members = append([]store.GroupMember(nil), members...) // the caller's stay as they are
+	for i := range members {
+		members[i].Scope, members[i].GroupID = g.Scope, g.ID
+		if err := checkNewMember(&members[i]); err != nil {
+			return store.Group{}, nil, fmt.Errorf("sqlite: create group: %w", err)
+		}
+	}
+	var out store.Group
+	added := make([]store.GroupMember, 0, len(members))
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		ts := micros(s.now())
+		if _, err := tx.ExecContext(ctx, `INSERT INTO agent_groups (org_id, user_id, project_id, group_id, name,
+				description, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, scopeArgs(g.Scope, g.ID, g.Name, g.Description, ts, ts)...); err != nil {
+			return err
+		}
+		for _, m := range members {
+			am, err := addMember(ctx, tx, m, s.now())
+			if err != nil {
+				return err
+			}
+			added = append(added, am)
+		}
+		var err error
+		out, err = getGroup(ctx, tx, g.Scope, g.ID)
+		return err
+	})
+	if err != nil {
+		return store.Group{}, nil, fail("create group", err)
+	}
+	return out, added, nil
 }
 
 // GetMember returns one member of a group.
@@ -481,7 +513,7 @@ func (s *Store) UpdateMember(ctx context.Context, scope store.Scope, groupID, ag
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE group_members SET role_id = ?, updated_at = ?
 			WHERE `+scopeCond+` AND group_id = ? AND agent_id = ?`,
-			append([]any{roleID, micros(now())}, scopeArgs(scope, groupID, agentID)...)...); err != nil {
+			append([]any{roleID, micros(s.now())}, scopeArgs(scope, groupID, agentID)...)...); err != nil {
 			return err
 		}
 		var err error
@@ -544,7 +576,7 @@ func (s *Store) CountChildren(ctx context.Context, scope store.Scope, parentID s
 // CreateGroupRun stores a running group run, its first checkpoint and its
 // events in one transaction; ErrConflict when the run id is taken.
 func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkpoint, events []store.Event) (store.Run, []store.Event, error) {
-	if err := checkScope(r.Scope); err != nil {
+	if err := store.CheckScope(r.Scope); err != nil {
 		return store.Run{}, nil, fmt.Errorf("sqlite: create group run: %w", err)
 	}
 	if r.ID == "" || r.GroupID == "" {
@@ -560,14 +592,14 @@ func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkp
 		}
 		state = nullJSON(cp.State)
 	}
-	out, err := runEvents(r.Scope, r.ID, events)
+	out, err := store.RunEvents(r.Scope, r.ID, events, s.now())
 	if err != nil {
 		return store.Run{}, nil, fmt.Errorf("sqlite: create group run: %w", err)
 	}
-	fillFromRun(out, "", r.GroupID)
+	store.FillFromRun(out, "", r.GroupID)
 	var run store.Run
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
-		ts := micros(now())
+		ts := micros(s.now())
 		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id, session_key,
 				group_id, parent_run_id, role_id, input, status, steps, created_at, started_at)
 			VALUES (?, ?, ?, ?, '', ?, ?, ?, ?, ?, 'running', ?, ?, ?)`,

@@ -284,12 +284,12 @@ func testAgentDelete(t *testing.T, s store.Store) {
 	_, err = s.AppendEvents(ctx, []store.Event{{Scope: scopeA, AgentID: "a", Type: "agent.note"}})
 	must(t, err)
 	for _, sc := range otherScopes {
-		wantErr(t, s.DeleteAgent(ctx, sc, "a"), store.ErrNotFound)
+		wantErr(t, s.DeleteAgent(ctx, sc, "a", false), store.ErrNotFound)
 	}
-	must(t, s.DeleteAgent(ctx, scopeA, "a"))
+	must(t, s.DeleteAgent(ctx, scopeA, "a", false))
 	_, err = s.GetAgent(ctx, scopeA, "a")
 	wantErr(t, err, store.ErrNotFound)
-	wantErr(t, s.DeleteAgent(ctx, scopeA, "a"), store.ErrNotFound)
+	wantErr(t, s.DeleteAgent(ctx, scopeA, "a", false), store.ErrNotFound)
 	// The trace stays.
 	msgs, total, err := s.ListMessages(ctx, scopeA, "a", "", store.Page{})
 	must(t, err)

@@ -39,12 +39,46 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	cases = append(cases, claimCases...)
 	cases = append(cases, eventCases...)
 	cases = append(cases, teamCases...)
+	cases = append(cases, sessionCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.fn(t, newStore(t))
+			s := newStore(t)
+			cs, ok := s.(clockSetter)
+			if !ok {
+				t.Fatalf("%T has no SetClock: the suite moves the store's clock instead of sleeping", s)
+			}
+			c := &testClock{}
+			cs.SetClock(c.now)
+			tc.fn(t, clockedStore{s, c})
 		})
 	}
+}
+
+// clockSetter is a store whose clock the suite sets (both stores have one).
+type clockSetter interface{ SetClock(store.Clock) }
+
+// testClock is the wall clock moved ahead by tick, so that rows made on
+// either side of a tick get distinct, ordered times without a sleep.
+type testClock struct{ ahead atomic.Int64 }
+
+func (c *testClock) now() time.Time { return time.Now().Add(time.Duration(c.ahead.Load())) }
+
+// clockedStore is the store a case gets: the store with its clock.
+type clockedStore struct {
+	store.Store
+	clock *testClock
+}
+
+// tick moves the case's store clock a millisecond ahead, so that "oldest
+// first" or "most recent first" cannot pass by id order.
+func tick(t *testing.T, s store.Store) {
+	t.Helper()
+	cs, ok := s.(clockedStore)
+	if !ok {
+		t.Fatalf("tick: %T is not the store the suite gave the case", s)
+	}
+	cs.clock.ahead.Add(int64(time.Millisecond))
 }
 
 var basicCases = []testCase{

@@ -21,6 +21,8 @@ var teamCases = []testCase{
 	{"Team/DeleteRole", testTeamDeleteRole},
 	{"Team/DeleteGroup", testTeamDeleteGroup},
 	{"Team/AgentMemberships", testTeamAgentMemberships},
+	{"Team/CreateGroupWithMembers", testTeamCreateGroupWithMembers},
+	{"Team/DeleteAgentMemberships", testTeamDeleteAgentMemberships},
 	{"Team/CreateRunIdempotent", testTeamCreateRunIdempotent},
 	{"Team/FinishOutbox", testTeamFinishOutbox},
 	{"Team/ClaimGroupBoundary", testTeamClaimGroupBoundary},
@@ -29,9 +31,6 @@ var teamCases = []testCase{
 	{"Team/ListRunsFilters", testTeamListRunsFilters},
 	{"Team/RunStats", testTeamRunStats},
 }
-
-// tick separates creation times, so that "oldest first" cannot pass by id order.
-func tick() { time.Sleep(2 * time.Millisecond) }
 
 func createRole(t *testing.T, s store.Store, r store.Role) store.Role {
 	t.Helper()
@@ -139,9 +138,9 @@ func testTeamRoleCRUD(t *testing.T, s store.Store) {
 	// Created in reverse id order, so that creation order is not id order.
 	inherit := createRole(t, s, store.Role{Scope: scopeA, ID: "r3", Name: "Writer", Description: "writes",
 		SystemPrompt: "You write.", Model: "m1"})
-	tick()
+	tick(t, s)
 	none := createRole(t, s, store.Role{Scope: scopeA, ID: "r2", Name: "Reader", AllowedTools: []string{}})
-	tick()
+	tick(t, s)
 	some := createRole(t, s, store.Role{Scope: scopeA, ID: "r1", Name: "Lead", AllowedTools: []string{"web.search", "fs.read"},
 		IsLead: true})
 
@@ -188,7 +187,7 @@ func testTeamRoleCRUD(t *testing.T, s store.Store) {
 	wantEqual(t, "ListRoles page", page, []store.Role{none})
 
 	// Patches: only the named fields change.
-	tick()
+	tick(t, s)
 	upd, err := s.UpdateRole(ctx, scopeA, "r3", store.RolePatch{Name: ptr("Author"), AllowedTools: &[]string{}})
 	must(t, err)
 	if upd.Name != "Author" || upd.Description != "writes" || upd.SystemPrompt != "You write." || upd.Model != "m1" ||
@@ -273,7 +272,7 @@ func testTeamGroupCRUD(t *testing.T, s store.Store) {
 	if !g2.UpdatedAt.Equal(g2.CreatedAt) {
 		t.Fatalf("new group: UpdatedAt %v != CreatedAt %v", g2.UpdatedAt, g2.CreatedAt)
 	}
-	tick()
+	tick(t, s)
 	g1 := createGroup(t, s, scopeA, "g1")
 	got, err := s.GetGroup(ctx, scopeA, "g2")
 	must(t, err)
@@ -310,7 +309,7 @@ func testTeamGroupCRUD(t *testing.T, s store.Store) {
 		t.Fatalf("ListGroups page = %+v, total %d", page, total)
 	}
 
-	tick()
+	tick(t, s)
 	upd, err := s.UpdateGroup(ctx, scopeA, "g2", store.GroupPatch{Name: ptr("Deux")})
 	must(t, err)
 	if upd.Name != "Deux" || upd.Description != "second" || upd.Members != 1 || !upd.CreatedAt.Equal(g2.CreatedAt) ||
@@ -364,7 +363,7 @@ func testTeamMembers(t *testing.T, s store.Store) {
 	got, err := s.GetMember(ctx, scopeA, "g", "alice")
 	must(t, err)
 	wantEqual(t, "GetMember", got, alice)
-	tick()
+	tick(t, s)
 	bob := addMember(t, s, scopeA, "g", "bob", "dev")
 	if bob.IsLead || bob.RoleName != "Developer" {
 		t.Fatalf("AddMember(dev) = %+v", bob)
@@ -404,7 +403,7 @@ func testTeamMembers(t *testing.T, s store.Store) {
 	got, err = s.GetMember(ctx, scopeA, "g", "bob")
 	must(t, err)
 	wantEqual(t, "bob after refused updates", got, bob)
-	tick()
+	tick(t, s)
 	a2, err := s.UpdateMember(ctx, scopeA, "g", "alice", "lead2")
 	must(t, err)
 	if a2.RoleID != "lead2" || a2.RoleName != "Co-lead" || !a2.IsLead || !a2.CreatedAt.Equal(alice.CreatedAt) ||
@@ -652,7 +651,7 @@ func testTeamAgentMemberships(t *testing.T, s store.Store) {
 	createGroup(t, s, scopeA, "a")
 	// Joined z first, then a: oldest first is z, a.
 	mz := addMember(t, s, scopeA, "z", "alice", "lead")
-	tick()
+	tick(t, s)
 	ma := addMember(t, s, scopeA, "a", "alice", "dev")
 	addMember(t, s, scopeA, "a", "bob", "lead")
 	ms, err := s.AgentMemberships(ctx, scopeA, "alice")
@@ -681,6 +680,111 @@ func testTeamAgentMemberships(t *testing.T, s store.Store) {
 	wantEqual(t, "z's members", listMembers(t, s, scopeA, "z"), []string{})
 	wantEqual(t, "P's members", listMembers(t, s, scopeP, "a"), []string{"a/alice/dev"})
 	must(t, s.RemoveAgentMemberships(ctx, scopeA, "alice")) // none left: not an error
+}
+
+// testTeamCreateGroupWithMembers: a group and its members are stored
+// together or not at all; a refused member leaves no half-made group.
+func testTeamCreateGroupWithMembers(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	createRole(t, s, store.Role{Scope: scopeA, ID: "lead", Name: "Lead", IsLead: true})
+	createRole(t, s, store.Role{Scope: scopeA, ID: "lead2", Name: "Co-lead", IsLead: true})
+	createRole(t, s, store.Role{Scope: scopeA, ID: "dev", Name: "Developer"})
+	createRole(t, s, store.Role{Scope: scopeB, ID: "qa", Name: "QA"})
+
+	g, ms, err := s.CreateGroupWithMembers(ctx, store.Group{Scope: scopeA, ID: "g", Name: "G", Description: "d"},
+		[]store.GroupMember{{AgentID: "alice", RoleID: "lead"}, {MemberID: "bob", RoleID: "dev"}})
+	must(t, err)
+	if g.Scope != scopeA || g.ID != "g" || g.Name != "G" || g.Description != "d" || g.Members != 2 {
+		t.Fatalf("CreateGroupWithMembers = %+v", g)
+	}
+	checkTime(t, "group CreatedAt", g.CreatedAt)
+	got, err := s.GetGroup(ctx, scopeA, "g")
+	must(t, err)
+	wantEqual(t, "GetGroup", got, g)
+	stored, err := s.ListMembers(ctx, scopeA, "g")
+	must(t, err)
+	wantEqual(t, "members returned", ms, stored)
+	if !ms[0].IsLead || ms[0].RoleName != "Lead" || ms[1].AgentID != "bob" || ms[1].IsLead {
+		t.Fatalf("members = %+v", ms)
+	}
+	// No members is a plain group.
+	g0, ms0, err := s.CreateGroupWithMembers(ctx, store.Group{Scope: scopeA, ID: "empty", Name: "E"}, nil)
+	must(t, err)
+	if g0.Members != 0 || len(ms0) != 0 {
+		t.Fatalf("group without members = %+v, %+v", g0, ms0)
+	}
+
+	refused := []struct {
+		name    string
+		id      string
+		members []store.GroupMember
+		want    error
+	}{
+		{"a missing role after a good member", "h", []store.GroupMember{{AgentID: "alice", RoleID: "dev"}, {AgentID: "bob", RoleID: "norole"}}, store.ErrNotFound},
+		{"another scope's role", "h", []store.GroupMember{{AgentID: "alice", RoleID: "qa"}}, store.ErrNotFound},
+		{"two leads", "h", []store.GroupMember{{AgentID: "alice", RoleID: "lead"}, {AgentID: "bob", RoleID: "lead2"}}, store.ErrLeadExists},
+		{"an agent listed twice", "h", []store.GroupMember{{AgentID: "alice", RoleID: "dev"}, {AgentID: "alice", RoleID: "lead"}}, store.ErrConflict},
+		{"a taken group id", "g", []store.GroupMember{{AgentID: "carol", RoleID: "dev"}}, store.ErrConflict},
+	}
+	for _, r := range refused {
+		_, _, err := s.CreateGroupWithMembers(ctx, store.Group{Scope: scopeA, ID: r.id, Name: "refused"}, r.members)
+		if !errors.Is(err, r.want) {
+			t.Fatalf("%s: %v, want %v", r.name, err, r.want)
+		}
+	}
+	_, err = s.GetGroup(ctx, scopeA, "h")
+	wantErr(t, err, store.ErrNotFound)
+	ms, err = s.AgentMemberships(ctx, scopeA, "carol")
+	must(t, err)
+	if len(ms) != 0 {
+		t.Fatalf("a refused create left memberships: %+v", ms)
+	}
+	wantEqual(t, "g's members after refused creates", listMembers(t, s, scopeA, "g"), []string{"g/alice/lead", "g/bob/dev"})
+	got, err = s.GetGroup(ctx, scopeA, "g")
+	must(t, err)
+	wantEqual(t, "g after refused creates", got, g)
+}
+
+// testTeamDeleteAgentMemberships: deleting a member agent is refused
+// (ErrInUse, nothing deleted) unless cascade, which removes the agent and its
+// memberships together.
+func testTeamDeleteAgentMemberships(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	createRole(t, s, store.Role{Scope: scopeA, ID: "dev", Name: "Dev"})
+	createGroup(t, s, scopeA, "g1")
+	createGroup(t, s, scopeA, "g2")
+	for _, id := range []string{"alice", "bob"} {
+		_, err := s.CreateAgent(ctx, store.Agent{Scope: scopeA, ID: id, Name: id})
+		must(t, err)
+		addMember(t, s, scopeA, "g1", id, "dev")
+	}
+	addMember(t, s, scopeA, "g2", "alice", "dev")
+
+	wantErr(t, s.DeleteAgent(ctx, scopeA, "alice", false), store.ErrInUse)
+	_, err := s.GetAgent(ctx, scopeA, "alice")
+	must(t, err)
+	ms, err := s.AgentMemberships(ctx, scopeA, "alice")
+	must(t, err)
+	if len(ms) != 2 {
+		t.Fatalf("memberships after a refused delete: %+v", ms)
+	}
+	for _, sc := range otherScopes {
+		wantErr(t, s.DeleteAgent(ctx, sc, "alice", true), store.ErrNotFound)
+	}
+
+	must(t, s.DeleteAgent(ctx, scopeA, "alice", true))
+	_, err = s.GetAgent(ctx, scopeA, "alice")
+	wantErr(t, err, store.ErrNotFound)
+	ms, err = s.AgentMemberships(ctx, scopeA, "alice")
+	must(t, err)
+	if len(ms) != 0 {
+		t.Fatalf("memberships after a cascading delete: %+v", ms)
+	}
+	wantEqual(t, "g1's members", listMembers(t, s, scopeA, "g1"), []string{"g1/bob/dev"})
+	wantErr(t, s.DeleteAgent(ctx, scopeA, "alice", true), store.ErrNotFound)
+	// Without memberships, no cascade is needed.
+	must(t, s.RemoveMember(ctx, scopeA, "g1", "bob"))
+	must(t, s.DeleteAgent(ctx, scopeA, "bob", false))
 }
 
 func testTeamCreateRunIdempotent(t *testing.T, s store.Store) {
@@ -1112,13 +1216,13 @@ func testTeamListRunsFilters(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	g, _, err := s.CreateGroupRun(ctx, store.Run{Scope: scopeA, ID: "G", GroupID: "g"}, store.Checkpoint{}, nil)
 	must(t, err)
-	tick()
+	tick(t, s)
 	mk := func(id, agent, parent, role string) {
 		t.Helper()
 		_, _, err := s.CreateRun(ctx, store.NewRun{Scope: scopeA, RunID: id, MessageID: "m-" + id, AgentID: agent,
 			GroupID: "g", ParentRunID: parent, RoleID: role, Input: id})
 		must(t, err)
-		tick()
+		tick(t, s)
 	}
 	mk("m1", "dev", "G", "coder")
 	mk("m2", "qa", "G", "tester")
