@@ -214,7 +214,7 @@ func TestDeletedAgentTerminates(t *testing.T) {
 	h.rt = nil
 	left := h.createRun("gone", "unseen")
 	h.rt = rt
-	if err := h.store.DeleteAgent(context.Background(), testScope, "gone"); err != nil {
+	if err := h.store.DeleteAgent(context.Background(), testScope, "gone", false); err != nil {
 		t.Fatal(err)
 	}
 	h.rt.AgentChanged(testScope, "gone")
