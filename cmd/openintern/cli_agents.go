@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -39,58 +38,15 @@ func newAgentsCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 }
 
 func newAgentsListCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List the agents of the scope",
-		Example: "  openintern agents list\n  AGENT_ORG_ID=acme openintern agents list --json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, opts, err := clientFor(cmd, lookupEnv)
-			if err != nil {
-				return err
-			}
-			var agents []json.RawMessage
-			// Page through everything: the list is for people and scripts alike.
-			for page := 1; ; page++ {
-				var resp struct {
-					Agents []json.RawMessage `json:"agents"`
-					Total  int               `json:"total"`
-				}
-				q := url.Values{"page": {fmt.Sprint(page)}, "limit": {"200"}}
-				if err := c.do(cmd.Context(), http.MethodGet, "/api/agents?"+q.Encode(), nil, &resp); err != nil {
-					return fmt.Errorf("list agents: %w", err)
-				}
-				agents = append(agents, resp.Agents...)
-				if len(resp.Agents) == 0 || len(agents) >= resp.Total {
-					break
-				}
-			}
-			out := cmd.OutOrStdout()
-			if opts.JSON {
-				if agents == nil {
-					agents = []json.RawMessage{}
-				}
-				return writeJSON(out, map[string]any{"agents": agents, "total": len(agents)})
-			}
-			st := newStyle(out, lookupEnv)
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, st.bold("AGENT\tNAME\tSTATE\tUNREAD\tMODEL"))
-			for _, raw := range agents {
-				var a agentView
-				if err := json.Unmarshal(raw, &a); err != nil {
-					return fmt.Errorf("decode agent: %w", err)
-				}
-				model := a.Model
-				if model == "" {
-					model = "(default)"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", a.ID, truncate(a.Name, 40), a.State, a.Unread, model)
-			}
-			return tw.Flush()
+	return newListCmd(lookupEnv, listCommand[agentView]{
+		field: "agents", path: "/api/agents",
+		short:   "List the agents of the scope",
+		example: "  openintern agents list\n  AGENT_ORG_ID=acme openintern agents list --json",
+		header:  "AGENT\tNAME\tSTATE\tUNREAD\tMODEL",
+		row: func(a agentView) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%d\t%s", a.ID, truncate(a.Name, 40), a.State, a.Unread, orDefault(a.Model, "(default)"))
 		},
-	}
-	return cmd
+	})
 }
 
 func newAgentsCreateCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
@@ -156,33 +112,13 @@ func newAgentsCreateCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 }
 
 func newAgentsShowCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
-	return &cobra.Command{
-		Use:     "show AGENT_ID",
-		Aliases: []string{"get"},
-		Short:   "Show one agent",
-		Example: "  openintern agents show main\n  openintern agents show writer --json",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, opts, err := clientFor(cmd, lookupEnv)
-			if err != nil {
-				return err
-			}
-			var raw json.RawMessage
-			if err := c.do(cmd.Context(), http.MethodGet, agentPath(args[0]), nil, &raw); err != nil {
-				return c.agentNotFound(args[0], err)
-			}
-			out := cmd.OutOrStdout()
-			if opts.JSON {
-				return writeLine(out, raw)
-			}
-			var a agentView
-			if err := json.Unmarshal(raw, &a); err != nil {
-				return fmt.Errorf("decode agent: %w", err)
-			}
-			printAgent(out, newStyle(out, lookupEnv), a)
-			return nil
-		},
-	}
+	return newShowCmd(lookupEnv, showCommand[agentView]{
+		use: "show AGENT_ID", short: "Show one agent", noun: "agent",
+		example:  "  openintern agents show main\n  openintern agents show writer --json",
+		path:     agentPath,
+		notFound: (*apiClient).agentNotFound,
+		print:    func(cmd *cobra.Command, st style, a agentView) { printAgent(cmd.OutOrStdout(), st, a) },
+	})
 }
 
 func printAgent(w io.Writer, st style, a agentView) {

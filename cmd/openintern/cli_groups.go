@@ -134,42 +134,16 @@ func completeGroupIDs(lookupEnv func(string) (string, bool)) cobra.CompletionFun
 }
 
 func newGroupsListCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List the groups of the scope",
-		Example: "  openintern groups list\n  openintern groups list --json | jq -r '.groups[].group_id'",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, opts, err := clientFor(cmd, lookupEnv)
-			if err != nil {
-				return err
-			}
-			groups, err := c.listAll(cmd.Context(), "/api/groups", "groups")
-			if err != nil {
-				return fmt.Errorf("list groups: %w", err)
-			}
-			out := cmd.OutOrStdout()
-			if opts.JSON {
-				return writeJSON(out, map[string]any{"groups": groups, "total": len(groups)})
-			}
-			if len(groups) == 0 {
-				fmt.Fprintln(out, "no groups yet; create one with: openintern groups create NAME --member AGENT:ROLE …")
-				return nil
-			}
-			st := newStyle(out, lookupEnv)
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, st.bold("GROUP\tNAME\tMEMBERS\tCREATED"))
-			for _, raw := range groups {
-				var g groupSummary
-				if err := json.Unmarshal(raw, &g); err != nil {
-					return fmt.Errorf("decode group: %w", err)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", g.ID, truncate(g.Name, 40), g.Members, g.CreatedAt.Local().Format(time.DateTime))
-			}
-			return tw.Flush()
+	return newListCmd(lookupEnv, listCommand[groupSummary]{
+		field: "groups", path: "/api/groups",
+		short:   "List the groups of the scope",
+		example: "  openintern groups list\n  openintern groups list --json | jq -r '.groups[].group_id'",
+		empty:   "no groups yet; create one with: openintern groups create NAME --member AGENT:ROLE …",
+		header:  "GROUP\tNAME\tMEMBERS\tCREATED",
+		row: func(g groupSummary) string {
+			return fmt.Sprintf("%s\t%s\t%d\t%s", g.ID, truncate(g.Name, 40), g.Members, g.CreatedAt.Local().Format(time.DateTime))
 		},
-	}
+	})
 }
 
 // parseMember splits AGENT:ROLE.
@@ -259,34 +233,14 @@ func newGroupsCreateCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 }
 
 func newGroupsShowCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
-	return &cobra.Command{
-		Use:               "show GROUP",
-		Aliases:           []string{"get"},
-		Short:             "Show a group and its members, the lead marked ★",
-		Example:           "  openintern groups show review\n  openintern groups show review --json | jq .members",
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: completeGroupIDs(lookupEnv),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, opts, err := clientFor(cmd, lookupEnv)
-			if err != nil {
-				return err
-			}
-			var raw json.RawMessage
-			if err := c.do(cmd.Context(), http.MethodGet, groupPath(args[0]), nil, &raw); err != nil {
-				return c.groupNotFound(args[0], err)
-			}
-			out := cmd.OutOrStdout()
-			if opts.JSON {
-				return writeLine(out, raw)
-			}
-			var g groupDetail
-			if err := json.Unmarshal(raw, &g); err != nil {
-				return fmt.Errorf("decode group: %w", err)
-			}
-			printGroup(out, newStyle(out, lookupEnv), g)
-			return nil
-		},
-	}
+	return newShowCmd(lookupEnv, showCommand[groupDetail]{
+		use: "show GROUP", short: "Show a group and its members, the lead marked ★", noun: "group",
+		example:  "  openintern groups show review\n  openintern groups show review --json | jq .members",
+		path:     groupPath,
+		notFound: (*apiClient).groupNotFound,
+		complete: completeGroupIDs(lookupEnv),
+		print:    func(cmd *cobra.Command, st style, g groupDetail) { printGroup(cmd.OutOrStdout(), st, g) },
+	})
 }
 
 func printGroup(w io.Writer, st style, g groupDetail) {

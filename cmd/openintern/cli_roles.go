@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -68,46 +67,20 @@ func (c *apiClient) listAll(ctx context.Context, path, field string) ([]json.Raw
 }
 
 func newRolesListCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List the roles of the scope",
-		Example: "  openintern roles list\n  openintern roles list --json | jq -r '.roles[].role_id'",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, opts, err := clientFor(cmd, lookupEnv)
-			if err != nil {
-				return err
+	return newListCmd(lookupEnv, listCommand[roleView]{
+		field: "roles", path: "/api/roles",
+		short:   "List the roles of the scope",
+		example: "  openintern roles list\n  openintern roles list --json | jq -r '.roles[].role_id'",
+		empty:   "no roles yet; create one with: openintern roles create NAME",
+		header:  "ROLE\tNAME\tLEAD\tMODEL\tTOOLS",
+		row: func(r roleView) string {
+			lead := ""
+			if r.IsLead {
+				lead = "★"
 			}
-			roles, err := c.listAll(cmd.Context(), "/api/roles", "roles")
-			if err != nil {
-				return fmt.Errorf("list roles: %w", err)
-			}
-			out := cmd.OutOrStdout()
-			if opts.JSON {
-				return writeJSON(out, map[string]any{"roles": roles, "total": len(roles)})
-			}
-			if len(roles) == 0 {
-				fmt.Fprintln(out, "no roles yet; create one with: openintern roles create NAME")
-				return nil
-			}
-			st := newStyle(out, lookupEnv)
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, st.bold("ROLE\tNAME\tLEAD\tMODEL\tTOOLS"))
-			for _, raw := range roles {
-				var r roleView
-				if err := json.Unmarshal(raw, &r); err != nil {
-					return fmt.Errorf("decode role: %w", err)
-				}
-				lead := ""
-				if r.IsLead {
-					lead = "★"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, truncate(r.Name, 40), lead, orDefault(r.Model, "(agent's)"), roleTools(r.AllowedTools))
-			}
-			return tw.Flush()
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", r.ID, truncate(r.Name, 40), lead, orDefault(r.Model, "(agent's)"), roleTools(r.AllowedTools))
 		},
-	}
+	})
 }
 
 // roleTools renders a role's tool permission.
