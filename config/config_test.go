@@ -93,7 +93,9 @@ func TestBadValuesNameTheKey(t *testing.T) {
 
 func TestUnknownFileKeyIsAnError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.json")
-	os.WriteFile(path, []byte(`{"prot": 1}`), 0o600)
+	if err := os.WriteFile(path, []byte(`{"prot": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	_, err := Load(path, env(nil))
 	if err == nil || !strings.Contains(err.Error(), "prot") {
 		t.Fatalf("err = %v", err)

@@ -213,13 +213,13 @@ func TestNewRedisBusFailsWithoutRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	_ = ln.Close() // nothing listens there now
 	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	if bus, err := events.NewRedisBus(ctx, client, "x:", testLogger(t)); err == nil {
-		bus.Close()
+		_ = bus.Close()
 		t.Fatal("NewRedisBus succeeded without a Redis")
 	}
 }

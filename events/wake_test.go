@@ -96,9 +96,9 @@ func TestRedisWakerReachesEveryNodeOnce(t *testing.T) {
 	}
 	want := []wakeCall{{scopeA, "agent-1"}, {scopeB, "barrier"}}
 	for name, rec := range map[string]*wakeRecorder{"a": recA, "b": recB, "c": recC} {
-		calls := rec.waitFor(t, "barrier")
+		rec.waitFor(t, "barrier")
 		time.Sleep(50 * time.Millisecond)
-		calls, _ = rec.snapshot()
+		calls, _ := rec.snapshot()
 		if len(calls) != len(want) || calls[0] != want[0] || calls[1] != want[1] {
 			t.Errorf("waker %s: calls %v, want %v", name, calls, want)
 		}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh is the project's test command: it makes sure PostgreSQL
-# (with pgvector) and Redis are running (scripts/services.sh), checks gofmt and
-# go vet, then runs the Go tests with the race detector against those real
+# (with pgvector) and Redis are running (scripts/services.sh), checks gofmt,
+# go vet and golangci-lint (scripts/lint.sh), then runs the Go tests with the race detector against those real
 # services. It never skips what it cannot reach: it fails.
 #
 #   ./scripts/test.sh                      # everything
@@ -42,6 +42,9 @@ fi
 
 echo "test.sh: go vet ./..."
 go vet ./... || fail "go vet"
+
+echo "test.sh: golangci-lint (scripts/lint.sh)"
+./scripts/lint.sh || fail "golangci-lint: fix the findings above (config: .golangci.yml)"
 
 # Without a package argument the whole module is tested.
 has_pkg=0

@@ -240,7 +240,7 @@ func TestRouteToolFailures(t *testing.T) {
 		}),
 		newTool("panics", func(context.Context, Call) (Result, error) {
 			var m map[string]int
-			m["x"] = 1
+			m["x"] = 1 //nolint:staticcheck // the tool panics on purpose
 			return Result{}, nil
 		}),
 		newTool("panicsval", func(context.Context, Call) (Result, error) {

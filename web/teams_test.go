@@ -588,7 +588,7 @@ func startDropProxy(t *testing.T, target string) *dropProxy {
 	}
 	d := &dropProxy{ln: ln, open: map[net.Conn]bool{}}
 	t.Cleanup(func() {
-		ln.Close()
+		_ = ln.Close()
 		d.drop()
 	})
 	go func() {
@@ -599,7 +599,7 @@ func startDropProxy(t *testing.T, target string) *dropProxy {
 			}
 			out, err := net.Dial("tcp", target)
 			if err != nil {
-				in.Close()
+				_ = in.Close()
 				continue
 			}
 			d.mu.Lock()
@@ -608,8 +608,8 @@ func startDropProxy(t *testing.T, target string) *dropProxy {
 			d.mu.Unlock()
 			pipe := func(dst, src net.Conn) {
 				_, _ = io.Copy(dst, src)
-				dst.Close()
-				src.Close()
+				_ = dst.Close()
+				_ = src.Close()
 				d.mu.Lock()
 				delete(d.open, dst)
 				delete(d.open, src)
@@ -629,7 +629,7 @@ func (d *dropProxy) drop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for conn := range d.open {
-		conn.Close()
+		_ = conn.Close()
 	}
 }
 

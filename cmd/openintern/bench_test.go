@@ -74,7 +74,10 @@ func benchTurns(b *testing.B, kind string, conc int, recall bool) {
 	go func() {
 		for e := range completed {
 			var i int
-			fmt.Sscanf(e.AgentID, "b%02d", &i)
+			if _, err := fmt.Sscanf(e.AgentID, "b%02d", &i); err != nil {
+				b.Errorf("run.completed of an agent the benchmark did not make: %q", e.AgentID)
+				continue
+			}
 			waiters[i] <- e
 		}
 	}()

@@ -257,14 +257,6 @@ func statusLineOf(st style, run store.Run, elapsed time.Duration, unit string) s
 	return st.yellow("… "+run.Status) + tail
 }
 
-// runExitCode is the process exit code for a run's status: 0 only when it completed.
-func runExitCode(status string) int {
-	if status == store.RunCompleted {
-		return 0
-	}
-	return 1
-}
-
 func plural(n int, unit string) string {
 	if n == 1 {
 		return "1 " + unit

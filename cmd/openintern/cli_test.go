@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,7 +65,7 @@ func runCLI(t *testing.T, env []string, args ...string) cliResult {
 		}
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
-		<-done
+		<-done //nolint:errcheck // killed above: its exit error says nothing new
 		t.Fatalf("openintern %v did not exit in 60s; stdout:\n%s\nstderr:\n%s", args, stdout.String(), stderr.String())
 	}
 	res := cliResult{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
@@ -567,7 +568,7 @@ func TestCLIDoctor(t *testing.T) {
 				t.Fatalf("doctor made %d LLM calls, want 1", srv.RequestCount())
 			}
 
-			bad := append(env, "DATABASE_URL=postgres://postgres@"+closedPort(t)+"/openintern?sslmode=disable&connect_timeout=3")
+			bad := append(slices.Clone(env), "DATABASE_URL=postgres://postgres@"+closedPort(t)+"/openintern?sslmode=disable&connect_timeout=3")
 			res = runCLI(t, bad, "doctor", "--json")
 			var report struct {
 				OK     bool          `json:"ok"`

@@ -3,9 +3,10 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"github.com/openintern/openintern/memory/vecindex"
 	"path/filepath"
 	"testing"
+
+	"github.com/openintern/openintern/memory/vecindex"
 
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/store"

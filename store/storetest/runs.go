@@ -85,7 +85,7 @@ func testRunList(t *testing.T, s store.Store) {
 		must(t, err)
 		return r
 	}
-	r1 := mk("r1", "a", "s1", "")
+	mk("r1", "a", "s1", "")
 	r2 := mk("r2", "a", "s2", "g")
 	r3 := mk("r3", "b", "s1", "g")
 	r4 := mk("r4", "a", "s1", "")
@@ -97,7 +97,7 @@ func testRunList(t *testing.T, s store.Store) {
 	if c.Run.ID != "r1" {
 		t.Fatalf("claimed %s, want r1", c.Run.ID)
 	}
-	r1, err = s.GetRun(ctx, scopeA, "r1")
+	r1, err := s.GetRun(ctx, scopeA, "r1")
 	must(t, err)
 
 	ids := func(runs []store.Run) []string {
