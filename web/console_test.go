@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,24 +19,17 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/openintern/openintern/actors"
-	"github.com/openintern/openintern/events"
-	"github.com/openintern/openintern/httpapi"
+	"github.com/openintern/openintern/config"
+	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/llm"
-	"github.com/openintern/openintern/mailbox"
-	"github.com/openintern/openintern/memory"
-	"github.com/openintern/openintern/store"
-	"github.com/openintern/openintern/store/sqlite"
-	"github.com/openintern/openintern/tools"
-	"github.com/openintern/openintern/web"
 )
 
 const chromiumPath = "/usr/bin/chromium"
 
-// console is a daemon (SQLite store, in-process bus, the offline model with a
-// small delay between streamed words, the memory service with the hash
-// embedder, the groups' blackboard) with the web console mounted, as
-// cmd/openintern wires it.
+// console is the daemon as `openintern serve` runs it (SQLite store,
+// in-process bus, the memory service with the hash embedder, the groups'
+// blackboard, the web console) with the offline model waiting a little
+// between streamed words.
 type console struct {
 	url       string
 	workspace string
@@ -55,88 +46,31 @@ func startConsoleWith(t *testing.T, tokenDelay time.Duration) *console {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "openintern.db"), logger)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	bus := events.NewMemoryBus(1024)
-	workspace := filepath.Join(dir, "workspace")
-	if err := os.MkdirAll(workspace, 0o755); err != nil {
+	cfg := config.Default()
+	cfg.Port = 0
+	cfg.DataDir = t.TempDir()
+	cfg.MaxRunningAgents = 8
+	cfg.MaxStepsPerRun = 8
+	cfg.AgentIdleTimeout = config.Duration(time.Minute)
+	cfg.SessionHistory = 10
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	reg := tools.NewRegistry(tools.WithLogger(logger))
-	for _, tool := range []tools.Tool{tools.NewReadFile(workspace), tools.NewExportTrace(st)} {
-		if err := reg.Register(tool); err != nil {
-			t.Fatal(err)
-		}
+	d := &daemon.Main{
+		Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Model: &llm.Offline{TokenDelay: tokenDelay}, Heartbeat: time.Second,
 	}
-	memSvc, err := memory.New(memory.Config{Store: st.Memory(), Embedder: memory.NewHashEmbedder(0), Logger: logger})
-	if err != nil {
-		t.Fatalf("memory service: %v", err)
+	if err := d.Run(ctx); err != nil {
+		t.Fatalf("start daemon: %v", err)
 	}
-	board := memory.NewBlackboard(memSvc, eventRecorder{st, bus})
-	rt := actors.New(actors.Config{MaxRunning: 8, MaxSteps: 8, IdleTimeout: time.Minute, SessionHistory: 10, Blackboard: orchestratorBoard{board}},
-		st, bus, &llm.Offline{TokenDelay: tokenDelay}, reg, logger)
-	mb := mailbox.New(st, rt, logger)
-	api := httpapi.New(httpapi.Deps{Store: st, Mailbox: mb, Runtime: rt, Bus: bus, Blackboard: board, Logger: logger, Heartbeat: time.Second})
-	api.MountMemory(memSvc)
-	web.Mount(api.Engine())
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb.Start()
-	if err := rt.Start(ctx); err != nil {
-		t.Fatalf("start runtime: %v", err)
-	}
-	baseCtx, cancelBase := context.WithCancel(context.Background())
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return baseCtx }}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		cancelBase()
-		_ = srv.Shutdown(ctx)
-		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
+		if err := d.Close(ctx); err != nil {
+			t.Errorf("stop daemon: %v", err)
 		}
-		_ = mb.Stop(ctx)
-		_ = rt.Stop(ctx)
-		_ = bus.Close()
-		_ = st.Close()
 	})
-	return &console{url: "http://" + ln.Addr().String(), workspace: workspace}
-}
-
-// eventRecorder stores events, then publishes them (cmd/openintern's wiring).
-type eventRecorder struct {
-	st  store.EventStore
-	bus events.Bus
-}
-
-func (r eventRecorder) RecordEvents(ctx context.Context, evs []store.Event) error {
-	stored, err := r.st.AppendEvents(ctx, evs)
-	if err != nil {
-		return err
-	}
-	r.bus.Publish(context.Background(), stored...)
-	return nil
-}
-
-// orchestratorBoard adapts memory.Blackboard to actors.Blackboard.
-type orchestratorBoard struct{ bb *memory.Blackboard }
-
-func (o orchestratorBoard) Post(ctx context.Context, scope store.Scope, groupID string, e actors.BoardEntry) error {
-	_, _, err := o.bb.Post(ctx, scope, groupID, memory.Post{ID: e.ID, AgentID: e.AgentID, RunID: e.RunID, Kind: e.Kind, Text: e.Text})
-	return err
-}
-
-func (o orchestratorBoard) Digest(ctx context.Context, scope store.Scope, groupID string, limit int) (string, error) {
-	return o.bb.Digest(ctx, scope, groupID, limit)
+	return &console{url: d.URL(), workspace: cfg.Workspace()}
 }
 
 // call is a JSON request to the API as org/user.

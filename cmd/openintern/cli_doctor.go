@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openintern/openintern/config"
+	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/store/sqlite"
@@ -300,8 +301,8 @@ func checkLLM(ctx context.Context, cfg config.Config) checkResult {
 // with it exactly as serve would configure it, but without retries, so a bad
 // key or model shows at once.
 func checkEmbedder(ctx context.Context, cfg config.Config, skip bool) checkResult {
-	emb := newEmbedder(cfg, nil)
-	desc := describeEmbedder(emb)
+	emb := daemon.NewEmbedder(cfg, nil)
+	desc := daemon.DescribeEmbedder(emb)
 	remote, ok := emb.(*memory.OpenAIEmbedder)
 	if !ok {
 		return checkPass("embedder", desc)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/memory"
 )
 
@@ -267,20 +268,20 @@ func newMemoryReEmbedCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			}
 			asJSON, _ := cmd.Flags().GetBool("json")
 			logger := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
-			m := &Main{Config: cfg}
+			m := &daemon.Main{Config: cfg}
 			if cfg.DatabaseURL == "" {
 				// Opening would create an empty database: a wrong DATA_DIR would
 				// then look like a store with nothing to do.
-				if _, err := os.Stat(m.sqlitePath()); err != nil {
-					return fmt.Errorf("reembed: no store at %s (check DATA_DIR or DATABASE_URL): %w", m.sqlitePath(), err)
+				if _, err := os.Stat(m.SQLitePath()); err != nil {
+					return fmt.Errorf("reembed: no store at %s (check DATA_DIR or DATABASE_URL): %w", m.SQLitePath(), err)
 				}
 			}
-			st, ms, err := openStore(cmd.Context(), cfg.DatabaseURL, m.sqlitePath(), logger.With("component", "store"))
+			st, ms, err := daemon.OpenStore(cmd.Context(), cfg.DatabaseURL, m.SQLitePath(), logger.With("component", "store"))
 			if err != nil {
 				return fmt.Errorf("reembed: %w", err)
 			}
 			defer func() { _ = st.Close() }()
-			emb := newEmbedder(cfg, logger.With("component", "embedder"))
+			emb := daemon.NewEmbedder(cfg, logger.With("component", "embedder"))
 			svc, err := memory.New(memory.Config{Store: ms, Embedder: emb, Logger: logger.With("component", "memory")})
 			if err != nil {
 				return fmt.Errorf("reembed: %w", err)
@@ -296,7 +297,7 @@ func newMemoryReEmbedCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 					return err
 				}
 			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s re-embedded with %s in %s (%s)\n", plural(res.Embedded, "chunk"), describeEmbedder(emb),
+				fmt.Fprintf(cmd.OutOrStdout(), "%s re-embedded with %s in %s (%s)\n", plural(res.Embedded, "chunk"), daemon.DescribeEmbedder(emb),
 					time.Since(start).Round(time.Millisecond), m.StoreDescription())
 			}
 			if res.Rejected > 0 {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/internal/testenv"
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/llm/llmtest"
@@ -308,7 +309,7 @@ func crashLoop(t *testing.T, kind string) {
 	}
 
 	ctx := context.Background()
-	st, ms, err := openStore(ctx, dbURL, filepath.Join(dataDir, "openintern.db"), testLogger(t))
+	st, ms, err := daemon.OpenStore(ctx, dbURL, filepath.Join(dataDir, "openintern.db"), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

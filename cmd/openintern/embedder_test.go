@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openintern/openintern/config"
+	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/memory"
 )
 
@@ -397,11 +398,11 @@ func TestEmbeddingFlagsBeatEnv(t *testing.T) {
 	if cfg.EmbeddingModel != "flag-model" || cfg.EmbeddingDim != 32 || cfg.EmbeddingProvider != "openai" {
 		t.Fatalf("cfg: %q %q %d", cfg.EmbeddingProvider, cfg.EmbeddingModel, cfg.EmbeddingDim)
 	}
-	emb, ok := newEmbedder(cfg, nil).(*memory.OpenAIEmbedder)
+	emb, ok := daemon.NewEmbedder(cfg, nil).(*memory.OpenAIEmbedder)
 	if !ok || emb.BaseURL != config.DefaultEmbeddingBaseURL || emb.APIKey != "sk-e" || emb.Model() != "openai:flag-model" || emb.Timeout != 30*time.Second {
 		t.Fatalf("embedder from config: %+v", emb)
 	}
-	if local := newEmbedder(config.Default(), nil); local.Model() != memory.NewHashEmbedder(0).Model() {
+	if local := daemon.NewEmbedder(config.Default(), nil); local.Model() != memory.NewHashEmbedder(0).Model() {
 		t.Fatalf("default embedder %s", local.Model())
 	}
 }

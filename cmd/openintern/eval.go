@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/memory/memoryeval"
 	"github.com/openintern/openintern/store"
@@ -46,7 +47,7 @@ func newEvalCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			if dbURL == "" {
 				dbURL, _ = lookupEnv("DATABASE_URL")
 			}
-			emb := newEmbedder(cfg, newLogger(cmd.ErrOrStderr(), cfg.LogLevel))
+			emb := daemon.NewEmbedder(cfg, newLogger(cmd.ErrOrStderr(), cfg.LogLevel))
 			rep, err := runRetrievalEval(cmd.Context(), evalOptions{Set: setDir, Store: storeKind, DatabaseURL: dbURL, Queries: limitQueries, Embedder: emb})
 			if err != nil {
 				return err
@@ -96,7 +97,7 @@ func runRetrievalEval(ctx context.Context, o evalOptions) (memoryeval.Report, er
 	default:
 		return memoryeval.Report{}, fmt.Errorf("eval: --store must be sqlite or postgres, not %q", o.Store)
 	}
-	st, ms, err := openStore(ctx, dbURL, sqlitePath, nil)
+	st, ms, err := daemon.OpenStore(ctx, dbURL, sqlitePath, nil)
 	if err != nil {
 		return memoryeval.Report{}, fmt.Errorf("eval: %w", err)
 	}

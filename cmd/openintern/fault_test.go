@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/internal/testenv"
 	"github.com/openintern/openintern/store"
 )
@@ -154,7 +155,7 @@ func TestStoreFaults(t *testing.T) {
 	cfg := newConfig(t, "sqlite")
 	cfg.DatabaseURL = pg.URL()
 	cfg.RedisURL = rd.URL()
-	d := startMain(t, &Main{Config: cfg, Logger: testLogger(t), Model: instantModel{}})
+	d := startMain(t, &daemon.Main{Config: cfg, Logger: testLogger(t), Model: instantModel{}})
 	scope := store.Scope{OrgID: "faults", UserID: "u1"}
 	agents := []string{"a0", "a1", "a2", "a3"}
 	for _, a := range agents {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/openintern/openintern/config"
+	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/internal/testenv"
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/store"
@@ -22,7 +23,7 @@ import (
 var storeKinds = []string{"sqlite", "postgres"}
 
 type testDaemon struct {
-	*Main
+	*daemon.Main
 	t testing.TB
 }
 
@@ -46,11 +47,11 @@ func newConfig(t testing.TB, kind string) config.Config {
 // startDaemon runs a daemon until the test ends.
 func startDaemon(t testing.TB, cfg config.Config, model llm.Provider) *testDaemon {
 	t.Helper()
-	return startMain(t, &Main{Config: cfg, Logger: testLogger(t), Model: model})
+	return startMain(t, &daemon.Main{Config: cfg, Logger: testLogger(t), Model: model})
 }
 
 // startMain runs m (a daemon with parts of the test's choosing) until the test ends.
-func startMain(t testing.TB, m *Main) *testDaemon {
+func startMain(t testing.TB, m *daemon.Main) *testDaemon {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/openintern/openintern/config"
+	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/internal/testenv"
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/llm/llmtest"
@@ -177,7 +178,7 @@ func TestRunsOfOneAgentExecuteInOrder(t *testing.T) {
 
 func TestAgentStreamShowsStateChangesAndHeartbeats(t *testing.T) {
 	cfg := newConfig(t, "sqlite")
-	m := &Main{Config: cfg, Heartbeat: 50 * time.Millisecond}
+	m := &daemon.Main{Config: cfg, Heartbeat: 50 * time.Millisecond}
 	d := startDaemonMain(t, m)
 	c := d.client("acme", "tess")
 	resp := c.openStream("/api/agents/main/stream", "")
@@ -294,7 +295,7 @@ func TestRedisCarriesEventsBetweenDaemons(t *testing.T) {
 }
 
 // startDaemonMain runs a prepared Main until the test ends.
-func startDaemonMain(t *testing.T, m *Main) *testDaemon {
+func startDaemonMain(t *testing.T, m *daemon.Main) *testDaemon {
 	t.Helper()
 	if m.Logger == nil {
 		m.Logger = testLogger(t)

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/openintern/openintern/config"
+	"github.com/openintern/openintern/internal/daemon"
 )
 
 // exitError carries a process exit code out of a command.
@@ -185,7 +186,7 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 
-			m := &Main{Config: cfg, Logger: logger}
+			m := &daemon.Main{Config: cfg, Logger: logger}
 			if err := m.Run(ctx); err != nil {
 				return err
 			}
@@ -200,7 +201,7 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 				model += " " + cfg.LLMModel
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  model: %s\n  embed: %s\n  auth:  off; %s\n",
-				m.URL(), m.StoreDescription(), bus, model, describeEmbedder(m.Embedder), describeListener(m.listener.Addr()))
+				m.URL(), m.StoreDescription(), bus, model, daemon.DescribeEmbedder(m.Embedder), describeListener(m.Addr()))
 			logger.Info("daemon started", "url", m.URL(), "store", m.StoreDescription(), "model", model)
 
 			<-ctx.Done()

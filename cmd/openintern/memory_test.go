@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/llm/llmtest"
 	"github.com/openintern/openintern/memory"
@@ -266,7 +267,7 @@ func TestRunSummariesWaitInTheStore(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
 			cfg := newConfig(t, kind)
-			down := startMain(t, &Main{Config: cfg, Logger: testLogger(t), Embedder: memorytest.DownEmbedder{HashEmbedder: memory.NewHashEmbedder(0)}})
+			down := startMain(t, &daemon.Main{Config: cfg, Logger: testLogger(t), Embedder: memorytest.DownEmbedder{HashEmbedder: memory.NewHashEmbedder(0)}})
 			c := down.client("acme", "alice")
 			const runs = 12
 			inputs := map[string]string{}
@@ -367,7 +368,7 @@ func TestRunSummariesNotDroppedWhenWriterFallsBehind(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
 			gate := gatedEmbedder{memory.NewHashEmbedder(0), make(chan struct{})}
-			d := startMain(t, &Main{Config: newConfig(t, kind), Logger: testLogger(t), Embedder: gate})
+			d := startMain(t, &daemon.Main{Config: newConfig(t, kind), Logger: testLogger(t), Embedder: gate})
 			c := d.client("acme", "alice")
 			const agents, perAgent = 4, 80 // 320 runs: more than the writer's channel (256)
 			for a := range agents {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"runtime"
 	"testing"
+
+	"github.com/openintern/openintern/internal/daemon"
 )
 
 func heapInUse() uint64 {
@@ -20,7 +22,7 @@ func heapInUse() uint64 {
 // point of SSE. Each held a 1024-event bus buffer (177 KB); the measure here
 // includes the client's side of each connection too.
 func TestIdleStreamsAreCheap(t *testing.T) {
-	d := startMain(t, &Main{Config: newConfig(t, "sqlite"), Logger: testLogger(t)})
+	d := startMain(t, &daemon.Main{Config: newConfig(t, "sqlite"), Logger: testLogger(t)})
 	const n = 200
 	tr := &http.Transport{MaxIdleConnsPerHost: n}
 	defer tr.CloseIdleConnections()

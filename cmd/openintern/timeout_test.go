@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openintern/openintern/internal/daemon"
 )
 
 // A client that sends headers and then never the body it announced is cut
@@ -17,8 +19,8 @@ import (
 // a handler for ever.
 func TestSlowBodyIsCutWithinReadTimeout(t *testing.T) {
 	const readTimeout = 500 * time.Millisecond
-	d := startMain(t, &Main{Config: newConfig(t, "sqlite"), Logger: testLogger(t), ReadTimeout: readTimeout})
-	conn, err := net.Dial("tcp", d.listener.Addr().String())
+	d := startMain(t, &daemon.Main{Config: newConfig(t, "sqlite"), Logger: testLogger(t), ReadTimeout: readTimeout})
+	conn, err := net.Dial("tcp", d.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,7 @@ func TestSlowBodyIsCutWithinReadTimeout(t *testing.T) {
 // read; a WriteTimeout, by contrast, would cut every stream).
 func TestStreamOutlivesReadTimeout(t *testing.T) {
 	const readTimeout = 300 * time.Millisecond
-	d := startMain(t, &Main{Config: newConfig(t, "sqlite"), Logger: testLogger(t), ReadTimeout: readTimeout, Heartbeat: 50 * time.Millisecond})
+	d := startMain(t, &daemon.Main{Config: newConfig(t, "sqlite"), Logger: testLogger(t), ReadTimeout: readTimeout, Heartbeat: 50 * time.Millisecond})
 	req, _ := http.NewRequest("GET", d.URL()+"/api/agents/main/stream", nil)
 	req.Header.Set("x-org-id", "o")
 	req.Header.Set("x-user-id", "u")

@@ -1,4 +1,8 @@
-package main
+// Package daemon is OpenIntern's daemon: the store, bus, model, tools,
+// memory, agents, mailbox and HTTP API wired into one Main. `openintern
+// serve` runs it, and the end-to-end tests of cmd/openintern and web start
+// the same Main, so they test the wiring that ships.
+package daemon
 
 import (
 	"context"
@@ -33,6 +37,7 @@ import (
 
 // Main is the daemon: every component, wired, with one Run and one Close. The
 // end-to-end tests reuse it on port 0 with a data dir in t.TempDir().
+// Set the exported fields above Store before Run; Run sets the rest.
 type Main struct {
 	Config config.Config
 	Logger *slog.Logger
@@ -68,15 +73,18 @@ type Main struct {
 // URL is where the daemon listens, once Run has returned.
 func (m *Main) URL() string { return "http://" + m.listener.Addr().String() }
 
+// Addr is the address the daemon bound, once Run has returned.
+func (m *Main) Addr() net.Addr { return m.listener.Addr() }
+
 // StoreDescription names the store for humans.
 func (m *Main) StoreDescription() string {
 	if m.Config.DatabaseURL != "" {
 		return "postgres " + m.Config.Redacted().DatabaseURL
 	}
-	return "sqlite " + m.sqlitePath()
+	return "sqlite " + m.SQLitePath()
 }
 
-func (m *Main) sqlitePath() string { return filepath.Join(m.Config.DataDir, "openintern.db") }
+func (m *Main) SQLitePath() string { return filepath.Join(m.Config.DataDir, "openintern.db") }
 
 // Run opens the store, starts the agents and serves HTTP. It returns once the
 // daemon is serving; if start-up fails half way, what started is stopped.
@@ -94,7 +102,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	var memStore memory.Store
-	m.Store, memStore, err = openStore(ctx, cfg.DatabaseURL, m.sqlitePath(), m.Logger.With("component", "store"))
+	m.Store, memStore, err = OpenStore(ctx, cfg.DatabaseURL, m.SQLitePath(), m.Logger.With("component", "store"))
 	if err != nil {
 		return err
 	}
@@ -143,7 +151,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	registry := tools.NewRegistry(tools.WithLogger(m.Logger.With("component", "tools")))
 	if m.Embedder == nil {
-		m.Embedder = newEmbedder(cfg, m.Logger.With("component", "embedder"))
+		m.Embedder = NewEmbedder(cfg, m.Logger.With("component", "embedder"))
 	}
 	memSvc, err := memory.New(memory.Config{Store: memStore, Embedder: m.Embedder, Logger: m.Logger.With("component", "memory")})
 	if err != nil {
@@ -239,11 +247,11 @@ func allowedHosts(names []string) []string {
 	return out
 }
 
-// openStore opens PostgreSQL when dbURL is set, else the SQLite file at
+// OpenStore opens PostgreSQL when dbURL is set, else the SQLite file at
 // sqlitePath (creating its directory), and returns the store with its memory
 // adapter. The daemon, `memory reembed` and `eval retrieval` all open stores
 // this way, so they apply the same migrations.
-func openStore(ctx context.Context, dbURL, sqlitePath string, logger *slog.Logger) (store.Store, memory.Store, error) {
+func OpenStore(ctx context.Context, dbURL, sqlitePath string, logger *slog.Logger) (store.Store, memory.Store, error) {
 	if dbURL != "" {
 		pg, err := postgres.Open(ctx, dbURL, logger)
 		if err != nil {

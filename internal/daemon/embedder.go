@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 	"github.com/openintern/openintern/memory"
 )
 
-// newEmbedder builds the embedder cfg names; cfg is validated, so openai has
+// NewEmbedder builds the embedder cfg names; cfg is validated, so openai has
 // a model and a dimension.
-func newEmbedder(cfg config.Config, logger *slog.Logger) memory.Embedder {
+func NewEmbedder(cfg config.Config, logger *slog.Logger) memory.Embedder {
 	if cfg.EmbeddingProvider != config.EmbeddingOpenAI {
 		return memory.NewHashEmbedder(cfg.EmbeddingDim)
 	}
@@ -25,8 +25,8 @@ func newEmbedder(cfg config.Config, logger *slog.Logger) memory.Embedder {
 	}
 }
 
-// describeEmbedder names the embedder for humans: provider, model, dimension.
-func describeEmbedder(emb memory.Embedder) string {
+// DescribeEmbedder names the embedder for humans: provider, model, dimension.
+func DescribeEmbedder(emb memory.Embedder) string {
 	switch e := emb.(type) {
 	case *memory.OpenAIEmbedder:
 		return fmt.Sprintf("openai-compatible %s at %s, %d dimensions", e.ModelName, e.BaseURL, e.Dim())
