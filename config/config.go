@@ -79,6 +79,7 @@ type Config struct {
 	MemoryRecall     bool     `json:"memory_recall"`      // OPENINTERN_MEMORY_RECALL: recall memories into each turn and store run summaries
 	VectorIndexMB    int      `json:"vector_index_mb"`    // OPENINTERN_VECTOR_INDEX_MB: memory for exact vector search of the searched scopes (0: none)
 	MaxBodyBytes     int64    `json:"max_body_bytes"`     // OPENINTERN_MAX_BODY_BYTES
+	ReadTimeout      Duration `json:"read_timeout"`       // OPENINTERN_READ_TIMEOUT: a request, body included, must arrive within this (408 or a closed connection otherwise)
 	ShutdownTimeout  Duration `json:"shutdown_timeout"`   // OPENINTERN_SHUTDOWN_TIMEOUT
 	CommitTimeout    Duration `json:"commit_timeout"`     // OPENINTERN_COMMIT_TIMEOUT: bound on accepting a message; a store slower than this answers 503
 	LogLevel         string   `json:"log_level"`          // LOG_LEVEL: debug, info, warn, error
@@ -101,6 +102,7 @@ func Default() Config {
 		MemoryRecall:      true,
 		VectorIndexMB:     256,
 		MaxBodyBytes:      1 << 20,
+		ReadTimeout:       Duration(60 * time.Second),
 		ShutdownTimeout:   Duration(10 * time.Second),
 		CommitTimeout:     Duration(10 * time.Second),
 		LogLevel:          "info",
@@ -149,6 +151,7 @@ var envKeys = []struct {
 	{"OPENINTERN_MEMORY_RECALL", func(c *Config, v string) error { return setBool(&c.MemoryRecall, v) }},
 	{"OPENINTERN_VECTOR_INDEX_MB", func(c *Config, v string) error { return setInt(&c.VectorIndexMB, v) }},
 	{"OPENINTERN_MAX_BODY_BYTES", func(c *Config, v string) error { return setInt64(&c.MaxBodyBytes, v) }},
+	{"OPENINTERN_READ_TIMEOUT", func(c *Config, v string) error { return c.ReadTimeout.Set(v) }},
 	{"OPENINTERN_SHUTDOWN_TIMEOUT", func(c *Config, v string) error { return c.ShutdownTimeout.Set(v) }},
 	{"OPENINTERN_COMMIT_TIMEOUT", func(c *Config, v string) error { return c.CommitTimeout.Set(v) }},
 	{"LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
@@ -255,6 +258,8 @@ func (c *Config) Validate() error {
 		return &Error{Key: "OPENINTERN_VECTOR_INDEX_MB", Reason: "must be between 0 and 1048576"}
 	case c.MaxBodyBytes < 1024:
 		return &Error{Key: "OPENINTERN_MAX_BODY_BYTES", Reason: "must be at least 1024"}
+	case c.ReadTimeout < Duration(time.Second):
+		return &Error{Key: "OPENINTERN_READ_TIMEOUT", Reason: "must be at least 1s"}
 	case c.ShutdownTimeout < Duration(time.Second):
 		return &Error{Key: "OPENINTERN_SHUTDOWN_TIMEOUT", Reason: "must be at least 1s"}
 	case c.CommitTimeout < Duration(100*time.Millisecond):

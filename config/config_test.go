@@ -58,6 +58,7 @@ func TestBadValuesNameTheKey(t *testing.T) {
 	cases := map[string]map[string]string{
 		"PORT":                          {"PORT": "abc"},
 		"OPENINTERN_AGENT_IDLE_TIMEOUT": {"OPENINTERN_AGENT_IDLE_TIMEOUT": "soon"},
+		"OPENINTERN_READ_TIMEOUT":       {"OPENINTERN_READ_TIMEOUT": "soon"},
 	}
 	for key, e := range cases {
 		_, err := Load("", env(e))
@@ -75,6 +76,8 @@ func TestBadValuesNameTheKey(t *testing.T) {
 		"OPENINTERN_MAX_STEPS":          func(c *Config) { c.MaxStepsPerRun = 0 },
 		"OPENINTERN_VECTOR_INDEX_MB":    func(c *Config) { c.VectorIndexMB = -1 },
 		"LOG_LEVEL":                     func(c *Config) { c.LogLevel = "loud" },
+		"OPENINTERN_READ_TIMEOUT":       func(c *Config) { c.ReadTimeout = Config{}.ReadTimeout },
+		"OPENINTERN_ALLOWED_HOSTS":      func(c *Config) { c.AllowedHosts = []string{"http://x"} },
 	}
 	for key, mutate := range invalid {
 		c := Default()

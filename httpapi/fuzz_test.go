@@ -59,7 +59,7 @@ func wantJSONError(t *testing.T, w *httptest.ResponseRecorder) {
 func FuzzBindJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"name":"a","tools":["read_file"]}`, `{"name":"a\u0000"}`, `{"n\u0000":1}`, `{"name":"C:\\u0000"}`, `null`, `[]`,
-		`{"name":"a"} x`, `{"bogus":1}`, `{"name":`, ``, `{"system_prompt":"\u0000","name":"x"}`, `{"tools":["\u0000"]}`,
+		`{"name":"a"} x`, `{"name":"a"} }`, `{"name":"a"}]`, "{}\n\t ", `{"bogus":1}`, `{"name":`, ``, `{"system_prompt":"\u0000","name":"x"}`, `{"tools":["\u0000"]}`,
 	} {
 		f.Add([]byte(s))
 	}

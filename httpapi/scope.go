@@ -112,8 +112,11 @@ func bindJSON(c *gin.Context, dst any) bool {
 		}
 		return false
 	}
-	if dec.More() {
-		writeError(c, http.StatusBadRequest, "invalid_json", "malformed JSON body: trailing data after the object")
+	// Only white space may follow ("{} }" passes dec.More, so read on).
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err == nil || !bodyReadError(c, err) {
+			writeError(c, http.StatusBadRequest, "invalid_json", "malformed JSON body: trailing data after the object")
+		}
 		return false
 	}
 	// Every body is an object: null or a list would decode to "no change"

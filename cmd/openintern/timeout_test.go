@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openintern/openintern/config"
 	"github.com/openintern/openintern/internal/daemon"
 )
 
@@ -19,7 +20,9 @@ import (
 // a handler for ever.
 func TestSlowBodyIsCutWithinReadTimeout(t *testing.T) {
 	const readTimeout = 500 * time.Millisecond
-	d := startMain(t, &daemon.Main{Config: newConfig(t, "sqlite"), Logger: testLogger(t), ReadTimeout: readTimeout})
+	cfg := newConfig(t, "sqlite")
+	cfg.ReadTimeout = config.Duration(readTimeout) // below the 1s minimum of the setting, to keep the test short
+	d := startMain(t, &daemon.Main{Config: cfg, Logger: testLogger(t)})
 	conn, err := net.Dial("tcp", d.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +57,9 @@ func TestSlowBodyIsCutWithinReadTimeout(t *testing.T) {
 // read; a WriteTimeout, by contrast, would cut every stream).
 func TestStreamOutlivesReadTimeout(t *testing.T) {
 	const readTimeout = 300 * time.Millisecond
-	d := startMain(t, &daemon.Main{Config: newConfig(t, "sqlite"), Logger: testLogger(t), ReadTimeout: readTimeout, Heartbeat: 50 * time.Millisecond})
+	cfg := newConfig(t, "sqlite")
+	cfg.ReadTimeout = config.Duration(readTimeout)
+	d := startMain(t, &daemon.Main{Config: cfg, Logger: testLogger(t), Heartbeat: 50 * time.Millisecond})
 	req, _ := http.NewRequest("GET", d.URL()+"/api/agents/main/stream", nil)
 	req.Header.Set("x-org-id", "o")
 	req.Header.Set("x-user-id", "u")

@@ -45,11 +45,6 @@ type Main struct {
 	Model llm.Provider
 	// Heartbeat overrides the SSE keep-alive interval (default 15 s).
 	Heartbeat time.Duration
-	// ReadTimeout bounds reading one request, body included (default
-	// DefaultReadTimeout); streams lift it once their request is read.
-	ReadTimeout time.Duration
-	// IdleTimeout closes a keep-alive connection idle this long (default DefaultIdleTimeout).
-	IdleTimeout time.Duration
 	// Embedder overrides the configured memory embedder; Run sets it from
 	// the config when nil.
 	Embedder memory.Embedder
@@ -210,8 +205,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.server = &http.Server{
 		Handler:           m.API.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       durationOr(m.ReadTimeout, DefaultReadTimeout),
-		IdleTimeout:       durationOr(m.IdleTimeout, DefaultIdleTimeout),
+		ReadTimeout:       time.Duration(cfg.ReadTimeout),
+		IdleTimeout:       idleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return m.baseCtx },
 	}
 	m.serveErr = make(chan error, 1)
@@ -224,19 +219,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	return nil
 }
 
-// Connection timeouts of the HTTP server. A request has DefaultReadTimeout
-// to arrive in full: 32 MiB uploads need more than 0.5 MiB/s.
-const (
-	DefaultReadTimeout = 60 * time.Second
-	DefaultIdleTimeout = 120 * time.Second
-)
-
-func durationOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
-}
+// idleTimeout closes a keep-alive connection with no request for this long.
+const idleTimeout = 120 * time.Second
 
 // allowedHosts normalises the configured names as the API compares them.
 func allowedHosts(names []string) []string {
