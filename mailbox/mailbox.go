@@ -225,8 +225,14 @@ func (m *Mailbox) commit(batch []request) {
 		return
 	}
 	if err != nil && len(live) > 1 {
-		// One bad row must not fail its neighbours: retry them one by one.
-		m.logger.Warn("mailbox: batch commit failed, retrying singly", "size", len(live), "err", err)
+		// One bad row must not fail its neighbours: retry them one by one. A
+		// conflict is expected: a tool call run again after a crash re-sends
+		// its message under the same id, and finds it stored.
+		level := slog.LevelWarn
+		if errors.Is(err, store.ErrConflict) {
+			level = slog.LevelDebug
+		}
+		m.logger.Log(context.Background(), level, "mailbox: batch commit failed, retrying singly", "size", len(live), "err", err)
 		for _, r := range live {
 			m.commit([]request{r})
 		}

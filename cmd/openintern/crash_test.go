@@ -134,21 +134,29 @@ func TestCrashLoopAppliesNothingTwice(t *testing.T) {
 	}
 }
 
-// modelLog records which daemon (the round it ran in; each round's daemon
-// has its own API key) asked the model for each step of each run (a run is
-// known by its input, which is unique here). Rounds, not times: the server
-// may handle a request after the daemon that sent it was killed.
+// modelLog records, for each step of each run (a run is known by its input,
+// which is unique here), the calls of the model: which daemon made each (its
+// round: each round's daemon has its own API key; rounds, not times, as the
+// server may handle a request after the daemon that sent it was killed) and
+// the call's serial number, which its answer carries so the stored trace
+// tells which call's answer was kept.
 type modelLog struct {
 	mu    sync.Mutex
-	calls map[string][]string
+	calls map[string][]modelCall
 	total int
 }
 
-func (l *modelLog) add(key, daemon string) {
+type modelCall struct {
+	daemon string
+	serial int
+}
+
+func (l *modelLog) add(key, daemon string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.calls[key] = append(l.calls[key], daemon)
 	l.total++
+	l.calls[key] = append(l.calls[key], modelCall{daemon, l.total})
+	return l.total
 }
 
 func crashLoop(t *testing.T, kind string) {
@@ -162,21 +170,21 @@ func crashLoop(t *testing.T, kind string) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	t.Logf("seed %d", seed)
 
-	calls := &modelLog{calls: map[string][]string{}}
+	calls := &modelLog{calls: map[string][]modelCall{}}
 	srv := llmtest.NewServer(t)
 	srv.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply {
 		input, step := req.LastUserMessage(), stepOf(req)
-		calls.add(fmt.Sprintf("%s#%d", input, step), req.Authorization)
+		serial := calls.add(fmt.Sprintf("%s#%d", input, step), req.Authorization)
 		if step > 1 || strings.HasPrefix(input, "Message from agent") {
-			return llmtest.Reply{Text: "ok", Delay: 10 * time.Millisecond}
+			return llmtest.Reply{Text: fmt.Sprintf("ok %d", serial), Delay: 10 * time.Millisecond}
 		}
 		var i int
 		_, _ = fmt.Sscanf(input, "m%d", &i)
 		// One line, so a note is never taken for several messages of a batch.
 		tag := strings.ReplaceAll(input, "\n\n", " + ")
 		return llmtest.Reply{Delay: 10 * time.Millisecond, ToolCalls: []llm.ToolCall{
-			{ID: "call_0", Name: "memory_write", Arguments: fmt.Sprintf(`{"text":%q,"type":"archival"}`, "note "+tag)},
-			{ID: "call_1", Name: "send_message", Arguments: fmt.Sprintf(`{"to":"a%02d","content":%q}`, (i+1)%agents, "fwd "+tag)},
+			{ID: fmt.Sprintf("call_0_%d", serial), Name: "memory_write", Arguments: fmt.Sprintf(`{"text":%q,"type":"archival"}`, "note "+tag)},
+			{ID: fmt.Sprintf("call_1_%d", serial), Name: "send_message", Arguments: fmt.Sprintf(`{"to":"a%02d","content":%q}`, (i+1)%agents, "fwd "+tag)},
 		}}
 	})
 	dataDir := t.TempDir()
@@ -412,6 +420,7 @@ func crashLoop(t *testing.T, kind string) {
 
 	// Events: no step's start, model call, tool call or result stored twice.
 	stored := map[string]int{}
+	kept := map[string]int{} // input#step -> serial of the model call whose answer is stored
 	for after := int64(0); ; {
 		page, _, err := st.ListEvents(ctx, scope, store.EventFilter{AfterID: after, Limit: 1000,
 			Types: []string{"step.started", "llm.called", "tool.called", "tool.result", "run.started", "run.completed"}})
@@ -430,20 +439,43 @@ func crashLoop(t *testing.T, kind string) {
 			if stored[key]++; stored[key] == 2 {
 				t.Errorf("event stored twice: %s", key)
 			}
+			if e.Type == "llm.called" {
+				var answer struct {
+					Content   string         `json:"content"`
+					ToolCalls []llm.ToolCall `json:"tool_calls"`
+				}
+				_ = json.Unmarshal(e.Payload, &answer)
+				var serial int
+				if len(answer.ToolCalls) > 0 {
+					_, _ = fmt.Sscanf(answer.ToolCalls[0].ID, "call_0_%d", &serial)
+				} else {
+					_, _ = fmt.Sscanf(answer.Content, "ok %d", &serial)
+				}
+				if k := runs[e.RunID].Input + "#" + strings.TrimPrefix(e.StepID, "step_"); kept[k] == 0 {
+					kept[k] = serial // the first stored: once it is, the step must not be asked again
+				}
+			}
 			after = e.ID
 		}
 	}
 
-	// The model: a step asked again only across a kill.
+	// The model: a step asked again only across a kill, and never once its
+	// answer was stored (the stored answer is the step's last call).
 	repeats := 0
 	calls.mu.Lock()
-	for key, daemons := range calls.calls {
-		for i := 1; i < len(daemons); i++ {
+	for key, made := range calls.calls {
+		for i := 1; i < len(made); i++ {
 			repeats++
-			if daemons[i] == daemons[i-1] {
-				t.Errorf("model asked again for %q by the same daemon (%s): %v", key, daemons[i], daemons)
+			if made[i].daemon == made[i-1].daemon {
+				t.Errorf("model asked again for %q by the same daemon: %v", key, made)
 			}
 		}
+		if serial, ok := kept[key]; ok && serial != made[len(made)-1].serial {
+			t.Errorf("model asked again for %q after the answer of call %d was stored: %v", key, serial, made)
+		}
+	}
+	if len(kept) == 0 {
+		t.Error("no stored model answer found")
 	}
 	totalCalls := calls.total
 	calls.mu.Unlock()
