@@ -223,3 +223,37 @@ func TestSessionHistoryUsesIndex(t *testing.T) {
 		t.Fatalf("plan does not read the session index in order:\n%s", text)
 	}
 }
+
+// TestLockedPastBusyTimeoutIsUnavailable: when another process holds the
+// file's write lock for longer than busyTimeout, a write fails with
+// store.ErrUnavailable (a retry may succeed), not an unclassified error; once
+// the lock is released the same store writes again.
+func TestLockedPastBusyTimeoutIsUnavailable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "openintern.db")
+	s := open(t, path)
+	ctx := t.Context()
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatalf("take the write lock: %v", err)
+	}
+	scope := store.Scope{OrgID: "o", UserID: "u"}
+	_, err = s.CreateAgent(ctx, store.Agent{Scope: scope, ID: "a", Name: "a"})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("write while another process holds the lock: %v, want store.ErrUnavailable", err)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateAgent(ctx, store.Agent{Scope: scope, ID: "a", Name: "a"}); err != nil {
+		t.Fatalf("write after the lock is released: %v", err)
+	}
+}
