@@ -209,6 +209,9 @@ func TestDeletedAgentTerminates(t *testing.T) {
 	if st := h.stats(); st.ActiveAgents != 1 {
 		t.Fatalf("active = %d, want 1", st.ActiveAgents)
 	}
+	// Its worker looks for more mail after a run: let it end first, or it
+	// takes the mail below before the delete.
+	waitFor(t, 10*time.Second, "the worker to end", func() bool { return h.rt.workers.count() == 0 })
 	// Mail it has not looked at yet: the deleted agent fails it before it ends.
 	rt := h.rt
 	h.rt = nil

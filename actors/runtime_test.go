@@ -173,11 +173,17 @@ func testStopFencesStragglers(t *testing.T, kind string) {
 	if n := h.rt.workers.count(); n != 1 {
 		t.Fatalf("workers after stop = %d, want the stuck one", n)
 	}
-	// Released after Stop returned, the worker would store its step: it must not.
+	// What the model asked for is stored before the tool runs; released after
+	// Stop returned, the worker would store the tool's result: it must not.
+	before, err := h.store.GetCheckpoint(context.Background(), testScope, runID)
+	if err != nil {
+		t.Fatalf("the open step's checkpoint: %v", err)
+	}
 	close(router.release)
 	waitFor(t, 10*time.Second, "the straggler to end", func() bool { return h.rt.workers.count() == 0 })
-	if _, err := h.store.GetCheckpoint(context.Background(), testScope, runID); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("checkpoint after stop: %v, want none written", err)
+	after, err := h.store.GetCheckpoint(context.Background(), testScope, runID)
+	if err != nil || !after.UpdatedAt.Equal(before.UpdatedAt) || string(after.State) != string(before.State) {
+		t.Fatalf("checkpoint changed after stop: %v (err %v), was %v", after.UpdatedAt, err, before.UpdatedAt)
 	}
 	evs, _, err := h.store.ListEvents(context.Background(), testScope, store.EventFilter{RunID: runID, Types: []string{"step.completed"}})
 	if err != nil {
