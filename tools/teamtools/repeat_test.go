@@ -128,6 +128,25 @@ func TestSideEffectsAppliedOncePerCall(t *testing.T) {
 					t.Fatalf("%s has %d tasks, want 1", kid, n)
 				}
 			}
+
+			// A spawn that made the parent's last allowed child, run again, is
+			// not refused for the limit its own child fills.
+			limited := tools.NewRegistry()
+			for _, tl := range teamtools.Tools(st, directMailbox{st}, nil, teamtools.Limits{MaxChildren: 1}) {
+				if err := limited.Register(tl); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 2 {
+				res, out := limited.Route(ctx, tools.Call{Scope: scope, AgentID: "peer", RunID: "run_2", CallID: "call_0",
+					Name: "spawn_agent", Args: json.RawMessage(`{"agent_id":"only","name":"Only","task":"the one task"}`), Key: "run_2/1/0/call_0"}, nil)
+				if out != tools.OutcomeOK {
+					t.Fatalf("spawn at the limit, run again: %v %+v", out, res)
+				}
+			}
+			if n := unread("only"); n != 1 {
+				t.Fatalf("the only child has %d tasks, want 1", n)
+			}
 		})
 	}
 }

@@ -227,45 +227,19 @@ func spawnAgent(ctx context.Context, d *deps, call tools.Call) (any, error) {
 	if !agentIDPattern.MatchString(a.AgentID) {
 		return nil, refuse("agent_id must match [a-z0-9][a-z0-9_-]{0,63}")
 	}
-	depth, err := depthOf(ctx, d, call.Scope, call.AgentID)
-	if err != nil {
+	// A child of ours by that id exists when this call ran before (a run
+	// resumed after a crash) and stopped between creating the child and
+	// giving it its task: the task's id derives from the call, so sending it
+	// again stores it at most once. The limits counted that child already.
+	child, err := d.st.GetAgent(ctx, call.Scope, a.AgentID)
+	switch {
+	case err == nil && child.ParentID == call.AgentID:
+	case err == nil:
+		return nil, refuse("an agent %q exists already; choose another agent_id", a.AgentID)
+	case !errors.Is(err, store.ErrNotFound):
 		return nil, err
-	}
-	if depth+1 > d.lim.MaxDepth {
-		return nil, refuse("spawning another generation would exceed the depth limit of %d", d.lim.MaxDepth)
-	}
-	n, err := d.st.CountChildren(ctx, call.Scope, call.AgentID)
-	if err != nil {
-		return nil, err
-	}
-	if n >= d.lim.MaxChildren {
-		return nil, refuse("you already have %d child agents, the limit", n)
-	}
-	childTools := a.Tools
-	if permitted := call.Allowed; len(permitted) > 0 {
-		// A child gets at most its parent's tools.
-		if childTools == nil {
-			childTools = slices.Clone(permitted)
-		}
-		for _, t := range childTools {
-			if !slices.Contains(permitted, t) {
-				return nil, refuse("tool %q is not yours to give", t)
-			}
-		}
-	}
-	child, err := d.st.CreateAgent(ctx, store.Agent{
-		Scope: call.Scope, ID: a.AgentID, Name: a.Name, SystemPrompt: a.SystemPrompt,
-		Tools: childTools, ParentID: call.AgentID, State: store.AgentIdle,
-	})
-	if errors.Is(err, store.ErrConflict) {
-		prev, gerr := d.st.GetAgent(ctx, call.Scope, a.AgentID)
-		if gerr != nil || prev.ParentID != call.AgentID {
-			return nil, refuse("an agent %q exists already; choose another agent_id", a.AgentID)
-		}
-		// This call may have run before (a run resumed after a crash) and
-		// stopped between creating the child and giving it its task: the task's
-		// id derives from the call, so sending it again stores it at most once.
-		child, err = prev, nil
+	default:
+		child, err = createChild(ctx, d, call, a.AgentID, a.Name, a.SystemPrompt, a.Tools)
 	}
 	if err != nil {
 		return nil, err
@@ -279,6 +253,43 @@ func spawnAgent(ctx context.Context, d *deps, call tools.Call) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"agent_id": child.ID, "message_id": m.ID, "note": "the child reports back to you by message when it is done"}, nil
+}
+
+// createChild checks the spawning limits and the tools given, and creates the child.
+func createChild(ctx context.Context, d *deps, call tools.Call, id, name, prompt string, childTools []string) (store.Agent, error) {
+	depth, err := depthOf(ctx, d, call.Scope, call.AgentID)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	if depth+1 > d.lim.MaxDepth {
+		return store.Agent{}, refuse("spawning another generation would exceed the depth limit of %d", d.lim.MaxDepth)
+	}
+	n, err := d.st.CountChildren(ctx, call.Scope, call.AgentID)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	if n >= d.lim.MaxChildren {
+		return store.Agent{}, refuse("you already have %d child agents, the limit", n)
+	}
+	if permitted := call.Allowed; len(permitted) > 0 {
+		// A child gets at most its parent's tools.
+		if childTools == nil {
+			childTools = slices.Clone(permitted)
+		}
+		for _, t := range childTools {
+			if !slices.Contains(permitted, t) {
+				return store.Agent{}, refuse("tool %q is not yours to give", t)
+			}
+		}
+	}
+	child, err := d.st.CreateAgent(ctx, store.Agent{
+		Scope: call.Scope, ID: id, Name: name, SystemPrompt: prompt,
+		Tools: childTools, ParentID: call.AgentID, State: store.AgentIdle,
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return store.Agent{}, refuse("an agent %q exists already; choose another agent_id", id)
+	}
+	return child, err
 }
 
 // depthOf counts the agent's ancestors (a root agent has depth 0).
