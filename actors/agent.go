@@ -334,10 +334,8 @@ func (a *agentActor) terminate(ctx actor.Context) {
 	ev.Scope = a.key.scope
 	sctx, cancel := a.rt.storeCtx()
 	defer cancel()
-	if stored, err := a.rt.store.AppendEvents(sctx, []store.Event{ev}); err != nil {
+	if _, err := a.rt.rec.Stored(a.rt.store.AppendEvents(sctx, []store.Event{ev})); err != nil {
 		a.rt.logger.Warn("agent state not stored", "agent", a.key.agentID, "state", store.AgentTerminated, "err", err)
-	} else {
-		a.rt.bus.Publish(context.Background(), stored...)
 	}
 	ctx.Request(ctx.Parent(), &agentTerminated{key: a.key, wakesSeen: a.wakesSeen})
 }
@@ -361,12 +359,8 @@ func (a *agentActor) setState(next, reason string, extra ...any) {
 	ev := a.stateEvent(prev, next, reason, extra...)
 	sctx, cancel := a.rt.storeCtx()
 	defer cancel()
-	stored, err := a.rt.store.SetAgentState(sctx, a.key.scope, a.key.agentID, next, ev)
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			a.rt.logger.Warn("agent state not stored", "agent", a.key.agentID, "state", next, "err", err)
-		}
-		return
+	_, err := a.rt.rec.StoredOne(a.rt.store.SetAgentState(sctx, a.key.scope, a.key.agentID, next, ev))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		a.rt.logger.Warn("agent state not stored", "agent", a.key.agentID, "state", next, "err", err)
 	}
-	a.rt.bus.Publish(context.Background(), stored)
 }

@@ -163,10 +163,9 @@ func (r *Runtime) StartGroupRun(ctx context.Context, scope store.Scope, req Grou
 		"input": req.Input, "session_key": req.SessionKey, "mode": req.Mode, "lead": st.Lead.AgentID, "members": roster, "from_step": 0,
 	})
 	run, stored, err := r.store.CreateGroupRun(ctx, run, store.Checkpoint{RunID: run.ID, Step: 0, State: raw, UpdatedAt: now}, []store.Event{started})
-	if err != nil {
+	if _, err := r.rec.Stored(stored, err); err != nil {
 		return store.Run{}, fmt.Errorf("actors: group run: %w", err)
 	}
-	r.bus.Publish(context.Background(), stored...)
 	r.groupRunChanged(scope, req.GroupID, run.ID)
 	return run, nil
 }
@@ -583,11 +582,9 @@ func (o *orchestration) event(agentID, typ string, payload any) store.Event {
 func (o *orchestration) save(ctx context.Context, events []store.Event) error {
 	o.step++
 	raw, _ := json.Marshal(o.st)
-	stored, err := o.rt.store.SaveStep(ctx, o.run.Scope, o.run.ID, &store.Checkpoint{RunID: o.run.ID, Step: o.step, State: raw, UpdatedAt: time.Now().UTC()}, events)
-	if err != nil {
+	if _, err := o.rt.rec.Stored(o.rt.store.SaveStep(ctx, o.run.Scope, o.run.ID, &store.Checkpoint{RunID: o.run.ID, Step: o.step, State: raw, UpdatedAt: time.Now().UTC()}, events)); err != nil {
 		return fmt.Errorf("save group run: %w", err)
 	}
-	o.rt.bus.Publish(context.Background(), stored...)
 	return nil
 }
 
@@ -620,14 +617,13 @@ func (r *Runtime) finishGroupRun(ctx context.Context, run store.Run, st *groupRu
 	case store.RunCancelled:
 		events = append(events, groupEvent(run.Scope, run.ID, run.GroupID, lead, "run.cancelled", map[string]any{"error": res.Error, "steps": res.Steps}))
 	}
-	stored, err := r.store.FinishRun(ctx, run.Scope, run.ID, res, events)
+	_, err := r.rec.Stored(r.store.FinishRun(ctx, run.Scope, run.ID, res, events))
 	if errors.Is(err, store.ErrConflict) {
 		return nil // already ended
 	}
 	if err != nil {
 		return fmt.Errorf("finish group run: %w", err)
 	}
-	r.bus.Publish(context.Background(), stored...)
 	return nil
 }
 

@@ -86,6 +86,7 @@ type Runtime struct {
 	cfg    Config
 	store  Store
 	bus    events.Bus
+	rec    events.Recorder // every store-then-publish of events
 	model  llm.Provider
 	tools  ToolRouter
 	logger *slog.Logger
@@ -127,7 +128,7 @@ const (
 // New returns a runtime; Start it before use.
 func New(cfg Config, st Store, bus events.Bus, model llm.Provider, router ToolRouter, logger *slog.Logger) *Runtime {
 	cfg.defaults()
-	r := &Runtime{cfg: cfg, store: st, bus: bus, model: model, tools: router, logger: logger}
+	r := &Runtime{cfg: cfg, store: st, bus: bus, rec: events.Recorder{Bus: bus}, model: model, tools: router, logger: logger}
 	r.lifetime, r.shutdown = context.WithCancelCause(context.Background())
 	r.storeLife, r.cancelStore = context.WithCancelCause(context.Background())
 	return r
@@ -295,11 +296,10 @@ func (r *Runtime) CancelRun(ctx context.Context, scope store.Scope, runID string
 	if run.Status == store.RunCancelled {
 		// A pending run never reached an agent: record its end here.
 		payload, _ := json.Marshal(map[string]any{"error": store.RunError{Code: "cancelled", Message: "cancelled before it started"}, "steps": 0})
-		stored, err := r.store.AppendEvents(ctx, []store.Event{{Scope: scope, RunID: run.ID, AgentID: run.AgentID, GroupID: run.GroupID, Type: "run.cancelled", TS: time.Now().UTC(), Payload: payload}})
+		_, err := r.rec.Stored(r.store.AppendEvents(ctx, []store.Event{{Scope: scope, RunID: run.ID, AgentID: run.AgentID, GroupID: run.GroupID, Type: "run.cancelled", TS: time.Now().UTC(), Payload: payload}}))
 		if err != nil {
 			return run, fmt.Errorf("actors: record cancel: %w", err)
 		}
-		r.bus.Publish(ctx, stored...)
 	}
 	switch {
 	case run.AgentID == "" && run.GroupID != "":

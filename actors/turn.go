@@ -443,12 +443,10 @@ func (t *turn) emit(typ, stepID string, payload any) {
 func (t *turn) commit(cp *store.Checkpoint) error {
 	sctx, cancel := t.rt.storeCtx()
 	defer cancel()
-	stored, err := t.rt.store.SaveStep(sctx, t.scope, t.run.ID, cp, t.pending)
-	if err != nil {
+	if _, err := t.rt.rec.Stored(t.rt.store.SaveStep(sctx, t.scope, t.run.ID, cp, t.pending)); err != nil {
 		return err
 	}
 	t.pending = t.pending[:0]
-	t.rt.bus.Publish(context.Background(), stored...)
 	return nil
 }
 
@@ -485,7 +483,7 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 	}
 	sctx, cancel := t.rt.storeCtx()
 	defer cancel()
-	stored, err := t.rt.store.FinishRun(sctx, t.scope, t.run.ID, res, t.pending)
+	_, err := t.rt.rec.Stored(t.rt.store.FinishRun(sctx, t.scope, t.run.ID, res, t.pending))
 	if err != nil {
 		if errors.Is(err, store.ErrPermanent) && (res.Error == nil || res.Error.Code != "store_rejected") {
 			cancel()
@@ -499,7 +497,6 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 		return turnOutcome{err: fmt.Errorf("finish run: %w", err)}
 	}
 	t.pending = nil
-	t.rt.bus.Publish(context.Background(), stored...)
 	for _, m := range res.Outbox {
 		t.rt.Wake(m.Scope, m.AgentID)
 	}

@@ -16,12 +16,8 @@ type eventRecorder struct {
 }
 
 func (r eventRecorder) RecordEvents(ctx context.Context, evs []store.Event) error {
-	stored, err := r.st.AppendEvents(ctx, evs)
-	if err != nil {
-		return err
-	}
-	r.bus.Publish(context.Background(), stored...)
-	return nil
+	_, err := events.Recorder{Bus: r.bus}.Stored(r.st.AppendEvents(ctx, evs))
+	return err
 }
 
 // orchestratorBoard adapts memory.Blackboard to actors.Blackboard.
