@@ -35,7 +35,7 @@ func newEvalCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			"point it at a scratch database: the set is loaded into it. Documents and queries are embedded with\n" +
 			"the configured embedder (EMBEDDING_PROVIDER etc., default local), so an OpenAI-compatible embedding\n" +
 			"model can be measured against the local one.",
-		Example: "  openintern eval retrieval --set ./data/nfcorpus\n" +
+		Example: "  openintern eval retrieval --set testdata/retrieval/everyday-en\n" +
 			"  EMBEDDING_PROVIDER=openai EMBEDDING_MODEL=text-embedding-3-small EMBEDDING_DIM=1536 \\\n" +
 			"    openintern eval retrieval --set ./data/nfcorpus --queries 50 --json",
 		Args: cobra.NoArgs,
