@@ -294,11 +294,13 @@ func TestRedisBusReconnectDropsSubscribers(t *testing.T) {
 func TestRedisBusIdlePing(t *testing.T) {
 	client := testenv.RedisClient(t)
 	prefix := testenv.RedisPrefix(t)
-	a := newRedisBus(t, client, prefix, events.WithPingInterval(20*time.Millisecond))
+	// The interval is also how long a pong may take: 20 ms was missed on a
+	// loaded machine (a reconnect, which drops subscribers by design).
+	a := newRedisBus(t, client, prefix, events.WithPingInterval(100*time.Millisecond))
 	b := newRedisBus(t, client, prefix)
 	sub := a.Subscribe(t.Context(), scopeA, nil)
 
-	time.Sleep(300 * time.Millisecond) // many idle ping rounds
+	time.Sleep(600 * time.Millisecond) // several idle ping rounds
 	b.Publish(t.Context(), event(scopeA, 1, "x"))
 	// Still the first subscription: pings that are answered drop nobody.
 	sameEvent(t, recv(t, sub), event(scopeA, 1, "x"))

@@ -35,7 +35,7 @@ func testBadInput(t *testing.T, kind string) {
 	entryID := h.must(http.StatusCreated, request{method: "POST", path: "/api/groups/g1/blackboard", body: `{"text":"a note"}`}).json(t)["memory_id"].(string)
 	good := map[string]string{
 		"agent_id": "a1", "role_id": "r1", "group_id": "g1", "member_id": "a1", "run_id": runID,
-		"memory_id": memID,
+		"memory_id": memID, "session_key": "s1",
 	}
 	fill := func(path string, bad map[string]string) string {
 		segs := strings.Split(path, "/")
@@ -85,8 +85,12 @@ func testBadInput(t *testing.T, kind string) {
 		add("bad scope", http.StatusBadRequest, request{header: map[string]string{"x-org-id": "o 1"}})
 		add("NUL in query", http.StatusBadRequest, request{path: path + "?x=%00"})
 		if strings.Contains(r.Path, ":session_key") {
-			// A session is a filter, not a resource: any key is a (maybe empty) list.
+			// A session's runs are a filter (any key is a, maybe empty, list);
+			// the session itself is a resource, which another tenant lacks.
 			add("long session_key", http.StatusBadRequest, request{path: fill(r.Path, map[string]string{"session_key": strings.Repeat("s", 129)})})
+			if strings.HasSuffix(r.Path, ":session_key") {
+				add("another tenant's session", http.StatusNotFound, request{header: otherTenant})
+			}
 		} else if hasID {
 			add("another tenant's ids", http.StatusNotFound, request{header: otherTenant})
 			for _, bad := range []string{"BAD", "%2F", "..", strings.Repeat("a", 300), "%00", "run_00000000-0000-0000-0000-000000000000"} {

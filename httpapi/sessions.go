@@ -7,9 +7,6 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// maxSessionKeyLen is the longest session key a message or run may have.
-const maxSessionKeyLen = 128
-
 // listSessions answers GET /api/sessions: the scope's sessions, the most
 // recently active first.
 func (s *Server) listSessions(c *gin.Context) {
@@ -30,8 +27,8 @@ func (s *Server) listSessions(c *gin.Context) {
 // session is not found.
 func (s *Server) getSession(c *gin.Context) {
 	key := c.Param("session_key")
-	if key == "" || len(key) > maxSessionKeyLen {
-		writeError(c, http.StatusNotFound, "not_found", "session "+strconv.Quote(key)+" not found")
+	if len(key) > maxSessionKey {
+		writeError(c, http.StatusBadRequest, "invalid_session_key", "session_key must be at most 128 characters")
 		return
 	}
 	session, err := s.deps.Store.GetSession(c.Request.Context(), scopeOf(c), key)
