@@ -46,15 +46,26 @@ type boardRecorder struct {
 }
 
 func (r boardRecorder) RecordEvents(ctx context.Context, evs []store.Event) error {
-	stored, err := r.st.AppendEvents(ctx, evs)
-	if err != nil {
-		return err
-	}
-	r.bus.Publish(context.Background(), stored...)
-	return nil
+	_, err := events.Recorder{Bus: r.bus}.Stored(r.st.AppendEvents(ctx, evs))
+	return err
 }
 
 func newHarness(t *testing.T, kind string, opts ...harnessOpt) *harness {
+	t.Helper()
+	if kind == "postgres" {
+		return newHarnessURL(t, testenv.PostgresURL(t), opts...)
+	}
+	return newHarnessOn(t, kind, "", opts...)
+}
+
+// newHarnessURL is a harness on the PostgreSQL database at url, for tests
+// that also reach into the database.
+func newHarnessURL(t *testing.T, url string, opts ...harnessOpt) *harness {
+	t.Helper()
+	return newHarnessOn(t, "postgres", url, opts...)
+}
+
+func newHarnessOn(t *testing.T, kind, url string, opts ...harnessOpt) *harness {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -72,7 +83,7 @@ func newHarness(t *testing.T, kind string, opts ...harnessOpt) *harness {
 		}
 		st, memSt, closer = lite, lite.Memory(), lite.Close
 	case "postgres":
-		pg, err := postgres.Open(ctx, testenv.PostgresURL(t), logger)
+		pg, err := postgres.Open(ctx, url, logger)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -74,7 +74,14 @@ type Deps struct {
 	RestrictHosts bool
 	// AllowedHosts are the host names (no port) accepted besides loopback.
 	AllowedHosts []string
+	// RequestTimeout bounds an API request's work (default
+	// DefaultRequestTimeout), so a database that hangs gets a 503 rather than
+	// holding the request; streams and uploads are not bounded.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout is Deps.RequestTimeout's default.
+const DefaultRequestTimeout = 30 * time.Second
 
 // Server holds the routes.
 type Server struct {
@@ -93,6 +100,9 @@ func New(deps Deps) *Server {
 	}
 	if deps.Heartbeat <= 0 {
 		deps.Heartbeat = 15 * time.Second
+	}
+	if deps.RequestTimeout <= 0 {
+		deps.RequestTimeout = DefaultRequestTimeout
 	}
 	s := &Server{deps: deps, engine: gin.New(), csrf: http.NewCrossOriginProtection()}
 	s.engine.HandleMethodNotAllowed = true
@@ -152,7 +162,21 @@ func (s *Server) routes() {
 
 // apiGroup is /api with the checks every API route has.
 func (s *Server) apiGroup() *gin.RouterGroup {
-	return s.engine.Group("/api", checkText, s.checkContentType, s.scope)
+	return s.engine.Group("/api", s.requestDeadline, checkText, s.checkContentType, s.scope)
+}
+
+// requestDeadline gives the request's context the API's deadline; what times
+// out answers 503 with Retry-After (see fail). A stream lasts as long as its
+// client, and an upload as long as its embedding takes.
+func (s *Server) requestDeadline(c *gin.Context) {
+	if p := c.FullPath(); strings.HasSuffix(p, "/stream") || p == "/api/memories/ingest" {
+		c.Next()
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.deps.RequestTimeout)
+	defer cancel()
+	c.Request = c.Request.WithContext(ctx)
+	c.Next()
 }
 
 func (s *Server) ready(c *gin.Context) {
