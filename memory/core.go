@@ -48,76 +48,90 @@ func (s *Service) CoreBlocks(ctx context.Context, scope store.Scope, agentID str
 
 // SetCoreBlock writes a block's whole value.
 func (s *Service) SetCoreBlock(ctx context.Context, scope store.Scope, agentID, label, value string) (CoreBlock, error) {
+	return s.updateCore(ctx, scope, agentID, "", label, func(string) (string, error) { return value, nil })
+}
+
+// updateCore sets the block label to next of its current value ("" when
+// never written), checking the label, the size limit and the number of
+// blocks. With a key, the edit is applied once (see Store.UpdateCoreBlock);
+// a key applied before answers the block as it is now.
+func (s *Service) updateCore(ctx context.Context, scope store.Scope, agentID, key, label string, next func(cur string) (string, error)) (CoreBlock, error) {
 	if !labelRE.MatchString(label) {
 		return CoreBlock{}, fmt.Errorf("memory: core block label %q must be 1-32 of a-z 0-9 _: %w", label, ErrInvalid)
 	}
-	if n := utf8.RuneCountInString(value); n > s.cfg.CoreBlockLimit {
-		return CoreBlock{}, fmt.Errorf("memory: core block %q would hold %d characters, the limit is %d: %w", label, n, s.cfg.CoreBlockLimit, ErrInvalid)
+	b, applied, err := s.st.UpdateCoreBlock(ctx, scope, agentID, key, func(blocks []CoreBlock) (CoreBlock, error) {
+		cur, exists := "", false
+		for _, b := range blocks {
+			if b.Label == label {
+				cur, exists = b.Value, true
+			}
+		}
+		value, err := next(cur)
+		if err != nil {
+			return CoreBlock{}, err
+		}
+		if n := utf8.RuneCountInString(value); n > s.cfg.CoreBlockLimit {
+			return CoreBlock{}, fmt.Errorf("memory: core block %q would hold %d characters, the limit is %d: %w", label, n, s.cfg.CoreBlockLimit, ErrInvalid)
+		}
+		if !exists && len(blocks) >= maxCoreBlocks {
+			return CoreBlock{}, fmt.Errorf("memory: an agent has at most %d core blocks: %w", maxCoreBlocks, ErrInvalid)
+		}
+		return CoreBlock{Label: label, Value: value, Limit: s.cfg.CoreBlockLimit, UpdatedAt: time.Now().UTC().Truncate(time.Microsecond)}, nil
+	})
+	if errors.Is(err, ErrInvalid) {
+		return CoreBlock{}, err
 	}
-	blocks, err := s.st.CoreBlocks(ctx, scope, agentID)
 	if err != nil {
 		return CoreBlock{}, fmt.Errorf("memory: core block: %w", err)
 	}
-	exists := false
-	for _, b := range blocks {
-		exists = exists || b.Label == label
+	if applied {
+		return b, nil
 	}
-	if !exists && len(blocks) >= maxCoreBlocks {
-		return CoreBlock{}, fmt.Errorf("memory: an agent has at most %d core blocks: %w", maxCoreBlocks, ErrInvalid)
-	}
-	b := CoreBlock{Label: label, Value: value, Limit: s.cfg.CoreBlockLimit, UpdatedAt: time.Now().UTC().Truncate(time.Microsecond)}
-	if err := s.st.PutCoreBlock(ctx, scope, agentID, b); err != nil {
-		return CoreBlock{}, fmt.Errorf("memory: core block: %w", err)
-	}
-	return b, nil
-}
-
-func (s *Service) coreValue(ctx context.Context, scope store.Scope, agentID, label string) (string, error) {
-	blocks, err := s.st.CoreBlocks(ctx, scope, agentID)
+	blocks, err := s.CoreBlocks(ctx, scope, agentID)
 	if err != nil {
-		return "", fmt.Errorf("memory: core block: %w", err)
+		return CoreBlock{}, err
 	}
 	for _, b := range blocks {
 		if b.Label == label {
-			return b.Value, nil
+			return b, nil
 		}
 	}
-	return "", nil
+	// Deleted since the key was applied.
+	return CoreBlock{Label: label, Limit: s.cfg.CoreBlockLimit}, nil
 }
 
-// AppendCore adds text on a new line of a block.
-func (s *Service) AppendCore(ctx context.Context, scope store.Scope, agentID, label, text string) (CoreBlock, error) {
+// AppendCore adds text on a new line of a block. A non-empty key (the tool
+// call's) appends once however often the call runs.
+func (s *Service) AppendCore(ctx context.Context, scope store.Scope, agentID, key, label, text string) (CoreBlock, error) {
 	text = strings.TrimSpace(text)
 	if text == "" {
 		return CoreBlock{}, fmt.Errorf("memory: core append: empty text: %w", ErrInvalid)
 	}
-	cur, err := s.coreValue(ctx, scope, agentID, label)
-	if err != nil {
-		return CoreBlock{}, err
-	}
-	if cur != "" {
-		cur += "\n"
-	}
-	return s.SetCoreBlock(ctx, scope, agentID, label, cur+text)
+	return s.updateCore(ctx, scope, agentID, key, label, func(cur string) (string, error) {
+		if cur != "" {
+			cur += "\n"
+		}
+		return cur + text, nil
+	})
 }
 
 // ErrNoMatch: ReplaceCore's old text is not in the block.
 var ErrNoMatch = errors.New("text not found in the block")
 
 // ReplaceCore replaces the first occurrence of old with new in a block (new
-// may be empty, which deletes old).
-func (s *Service) ReplaceCore(ctx context.Context, scope store.Scope, agentID, label, old, new string) (CoreBlock, error) {
+// may be empty, which deletes old). A non-empty key (the tool call's)
+// replaces once however often the call runs; a call run again after its
+// replace succeeds again instead of finding old gone.
+func (s *Service) ReplaceCore(ctx context.Context, scope store.Scope, agentID, key, label, old, new string) (CoreBlock, error) {
 	if old == "" {
 		return CoreBlock{}, fmt.Errorf("memory: core replace: empty old text: %w", ErrInvalid)
 	}
-	cur, err := s.coreValue(ctx, scope, agentID, label)
-	if err != nil {
-		return CoreBlock{}, err
-	}
-	if !strings.Contains(cur, old) {
-		return CoreBlock{}, fmt.Errorf("memory: core replace in %q: %w: %w", label, ErrNoMatch, ErrInvalid)
-	}
-	return s.SetCoreBlock(ctx, scope, agentID, label, strings.Replace(cur, old, new, 1))
+	return s.updateCore(ctx, scope, agentID, key, label, func(cur string) (string, error) {
+		if !strings.Contains(cur, old) {
+			return "", fmt.Errorf("memory: core replace in %q: %w: %w", label, ErrNoMatch, ErrInvalid)
+		}
+		return strings.Replace(cur, old, new, 1), nil
+	})
 }
 
 // RenderCore formats blocks for the system prompt.

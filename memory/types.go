@@ -133,7 +133,13 @@ type Store interface {
 	PutVectors(ctx context.Context, model string, refs []ChunkRef, vecs [][]float32) error
 
 	CoreBlocks(ctx context.Context, scope store.Scope, agentID string) ([]CoreBlock, error)
-	PutCoreBlock(ctx context.Context, scope store.Scope, agentID string, b CoreBlock) error
+	// UpdateCoreBlock gives update the agent's stored blocks and writes the
+	// block it returns, in one transaction; an error from update writes
+	// nothing and is returned as it is. A non-empty key (a tool call's)
+	// commits with the write, and when key was applied before, update is not
+	// called, nothing is written and applied is false: a call run again after
+	// a crash edits the block once.
+	UpdateCoreBlock(ctx context.Context, scope store.Scope, agentID, key string, update func(blocks []CoreBlock) (CoreBlock, error)) (b CoreBlock, applied bool, err error)
 	DeleteCoreBlock(ctx context.Context, scope store.Scope, agentID, label string) error
 }
 

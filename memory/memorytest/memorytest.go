@@ -71,6 +71,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Dedupe", func(t *testing.T) { testDedupe(t, open(t)) })
 	t.Run("ModelsDoNotMix", func(t *testing.T) { testModels(t, open(t)) })
 	t.Run("CoreBlocks", func(t *testing.T) { testCore(t, open(t)) })
+	t.Run("CoreEditsOncePerKey", func(t *testing.T) { testCoreOnce(t, open(t)) })
 	t.Run("Quality", func(t *testing.T) { testQuality(t, open(t)) })
 	t.Run("ListMemories", func(t *testing.T) { testListMemories(t, open(t)) })
 	t.Run("InsertConflict", func(t *testing.T) { testInsertConflict(t, open(t)) })
@@ -345,20 +346,20 @@ func testCore(t *testing.T, st memory.Store) {
 	if err != nil || len(blocks) != len(memory.DefaultCoreLabels) {
 		t.Fatalf("defaults = %+v, %v", blocks, err)
 	}
-	if _, err := svc.AppendCore(ctx, scopeA, "main", "human", "Name: Ada."); err != nil {
+	if _, err := svc.AppendCore(ctx, scopeA, "main", "", "human", "Name: Ada."); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.AppendCore(ctx, scopeA, "main", "human", "Likes tea."); err != nil {
+	if _, err := svc.AppendCore(ctx, scopeA, "main", "", "human", "Likes tea."); err != nil {
 		t.Fatal(err)
 	}
-	b, err := svc.ReplaceCore(ctx, scopeA, "main", "human", "tea", "green tea")
+	b, err := svc.ReplaceCore(ctx, scopeA, "main", "", "human", "tea", "green tea")
 	if err != nil || b.Value != "Name: Ada.\nLikes green tea." {
 		t.Fatalf("replace = %+v, %v", b, err)
 	}
-	if _, err := svc.ReplaceCore(ctx, scopeA, "main", "human", "coffee", "x"); !errors.Is(err, memory.ErrInvalid) {
+	if _, err := svc.ReplaceCore(ctx, scopeA, "main", "", "human", "coffee", "x"); !errors.Is(err, memory.ErrInvalid) {
 		t.Fatalf("replace missing: %v", err)
 	}
-	if _, err := svc.AppendCore(ctx, scopeA, "main", "human", strings.Repeat("x", 40)); !errors.Is(err, memory.ErrInvalid) {
+	if _, err := svc.AppendCore(ctx, scopeA, "main", "", "human", strings.Repeat("x", 40)); !errors.Is(err, memory.ErrInvalid) {
 		t.Fatalf("over the limit: %v", err)
 	}
 	if _, err := svc.SetCoreBlock(ctx, scopeA, "main", "Bad Label", "x"); !errors.Is(err, memory.ErrInvalid) {
@@ -382,6 +383,55 @@ func testCore(t *testing.T, st memory.Store) {
 	}
 	if err := st.DeleteCoreBlock(ctx, scopeA, "main", "human"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("delete twice: %v", err)
+	}
+}
+
+// A core edit with a key (a tool call's) run again, as after a crash
+// between the edit and storing the call's result, leaves the block as it is
+// and answers it; the key is per agent and scope, and edits without a key
+// apply every time.
+func testCoreOnce(t *testing.T, st memory.Store) {
+	ctx := context.Background()
+	svc := newService(t, st, memory.NewHashEmbedder(0))
+	for range 2 {
+		b, err := svc.AppendCore(ctx, scopeA, "main", "k1", "notes", "Ada likes tea.")
+		if err != nil || b.Value != "Ada likes tea." {
+			t.Fatalf("append with a key = %+v, %v", b, err)
+		}
+	}
+	for range 2 {
+		b, err := svc.ReplaceCore(ctx, scopeA, "main", "k2", "notes", "tea", "green tea")
+		if err != nil || b.Value != "Ada likes green tea." {
+			t.Fatalf("replace with a key = %+v, %v", b, err)
+		}
+	}
+	// The same key for another agent or scope is another edit.
+	if b, err := svc.AppendCore(ctx, scopeA, "other", "k1", "notes", "Bo."); err != nil || b.Value != "Bo." {
+		t.Fatalf("same key, other agent = %+v, %v", b, err)
+	}
+	if b, err := svc.AppendCore(ctx, scopeB, "main", "k1", "notes", "Cy."); err != nil || b.Value != "Cy." {
+		t.Fatalf("same key, other scope = %+v, %v", b, err)
+	}
+	// A refused edit does not use up its key.
+	if _, err := svc.ReplaceCore(ctx, scopeA, "main", "k3", "notes", "coffee", "x"); !errors.Is(err, memory.ErrNoMatch) {
+		t.Fatalf("replace missing with a key: %v", err)
+	}
+	if _, err := svc.AppendCore(ctx, scopeA, "main", "k3", "notes", "Likes coffee."); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := svc.AppendCore(ctx, scopeA, "main", "", "notes", "Again."); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blocks, err := svc.CoreBlocks(ctx, scopeA, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks {
+		if want := "Ada likes green tea.\nLikes coffee.\nAgain.\nAgain."; b.Label == "notes" && b.Value != want {
+			t.Fatalf("notes = %q, want %q", b.Value, want)
+		}
 	}
 }
 

@@ -130,7 +130,8 @@ func appendTool(ctx context.Context, svc *memory.Service, call tools.Call) (any,
 	if err := decode(call, &a); err != nil {
 		return nil, err
 	}
-	return svc.AppendCore(ctx, call.Scope, call.AgentID, a.Label, a.Text)
+	// Keyed by the call, so a call run again after a crash appends once.
+	return svc.AppendCore(ctx, call.Scope, call.AgentID, tools.DerivedID("core_", call), a.Label, a.Text)
 }
 
 func replaceTool(ctx context.Context, svc *memory.Service, call tools.Call) (any, error) {
@@ -142,5 +143,5 @@ func replaceTool(ctx context.Context, svc *memory.Service, call tools.Call) (any
 	if err := decode(call, &a); err != nil {
 		return nil, err
 	}
-	return svc.ReplaceCore(ctx, call.Scope, call.AgentID, a.Label, a.Old, a.New)
+	return svc.ReplaceCore(ctx, call.Scope, call.AgentID, tools.DerivedID("core_", call), a.Label, a.Old, a.New)
 }

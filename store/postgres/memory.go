@@ -633,25 +633,70 @@ func (ms *MemoryStore) CoreBlocks(ctx context.Context, scope store.Scope, agentI
 	if err != nil {
 		return nil, ms.s.fail(ctx, "core blocks", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (memory.CoreBlock, error) {
+	out, err := collectCoreBlocks(rows)
+	return out, ms.s.fail(ctx, "core blocks", err)
+}
+
+func collectCoreBlocks(rows pgx.Rows) ([]memory.CoreBlock, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (memory.CoreBlock, error) {
 		var b memory.CoreBlock
 		err := r.Scan(&b.Label, &b.Value, &b.Limit, &b.UpdatedAt)
 		b.UpdatedAt = utc(b.UpdatedAt)
 		return b, err
 	})
-	return out, ms.s.fail(ctx, "core blocks", err)
 }
 
-// PutCoreBlock writes one block.
-func (ms *MemoryStore) PutCoreBlock(ctx context.Context, scope store.Scope, agentID string, b memory.CoreBlock) error {
+// UpdateCoreBlock writes the block update makes of the agent's blocks, and
+// records key, in one transaction. The agent's blocks are read FOR UPDATE,
+// so two edits of a stored block do not lose one; a second call with the
+// same key waits on the first one's row of core_memory_applied and then
+// finds it.
+func (ms *MemoryStore) UpdateCoreBlock(ctx context.Context, scope store.Scope, agentID, key string, update func([]memory.CoreBlock) (memory.CoreBlock, error)) (memory.CoreBlock, bool, error) {
 	if err := store.CheckScope(scope); err != nil {
-		return fmt.Errorf("postgres: put core block: %w", err)
+		return memory.CoreBlock{}, false, fmt.Errorf("postgres: update core block: %w", err)
 	}
-	_, err := ms.s.pool.Exec(ctx, `INSERT INTO core_blocks (org_id, user_id, project_id, agent_id, label, value, lim, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (org_id, user_id, project_id, agent_id, label)
-		DO UPDATE SET value = EXCLUDED.value, lim = EXCLUDED.lim, updated_at = EXCLUDED.updated_at`,
-		scope.OrgID, scope.UserID, scope.ProjectID, agentID, b.Label, b.Value, b.Limit, b.UpdatedAt)
-	return ms.s.fail(ctx, "put core block", err)
+	var out memory.CoreBlock
+	var applied bool
+	var refused error
+	err := ms.s.inTx(ctx, func(tx pgx.Tx) error {
+		if key != "" {
+			tag, err := tx.Exec(ctx, `INSERT INTO core_memory_applied (org_id, user_id, project_id, agent_id, key, applied_at)
+				VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT DO NOTHING`, scope.OrgID, scope.UserID, scope.ProjectID, agentID, key)
+			if err != nil || tag.RowsAffected() == 0 {
+				return err // applied before when err is nil
+			}
+		}
+		rows, err := tx.Query(ctx, `SELECT label, value, lim, updated_at FROM core_blocks
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 ORDER BY label FOR UPDATE`,
+			scope.OrgID, scope.UserID, scope.ProjectID, agentID)
+		if err != nil {
+			return err
+		}
+		blocks, err := collectCoreBlocks(rows)
+		if err != nil {
+			return err
+		}
+		b, err := update(blocks)
+		if err != nil {
+			refused = err
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO core_blocks (org_id, user_id, project_id, agent_id, label, value, lim, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (org_id, user_id, project_id, agent_id, label)
+			DO UPDATE SET value = EXCLUDED.value, lim = EXCLUDED.lim, updated_at = EXCLUDED.updated_at`,
+			scope.OrgID, scope.UserID, scope.ProjectID, agentID, b.Label, b.Value, b.Limit, b.UpdatedAt); err != nil {
+			return err
+		}
+		out, applied = b, true
+		return nil
+	})
+	if refused != nil {
+		return memory.CoreBlock{}, false, refused
+	}
+	if err != nil {
+		return memory.CoreBlock{}, false, ms.s.fail(ctx, "update core block", err)
+	}
+	return out, applied, nil
 }
 
 // DeleteCoreBlock removes one block.

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/memory/vecindex"
@@ -607,8 +608,15 @@ func (ms *MemoryStore) PutVectors(ctx context.Context, model string, refs []memo
 
 // CoreBlocks returns the stored blocks of an agent.
 func (ms *MemoryStore) CoreBlocks(ctx context.Context, scope store.Scope, agentID string) ([]memory.CoreBlock, error) {
+	out, err := coreBlocks(ctx, ms.s.r, scope, agentID)
+	return out, fail("core blocks", err)
+}
+
+func coreBlocks(ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, scope store.Scope, agentID string) ([]memory.CoreBlock, error) {
 	var out []memory.CoreBlock
-	err := queryRows(ctx, ms.s.r, `SELECT label, value, lim, updated_at FROM core_blocks WHERE `+scopeCond+` AND agent_id = ? ORDER BY label`,
+	err := queryRows(ctx, db, `SELECT label, value, lim, updated_at FROM core_blocks WHERE `+scopeCond+` AND agent_id = ? ORDER BY label`,
 		scopeArgs(scope, agentID), func(rows *sql.Rows) error {
 			var b memory.CoreBlock
 			var upd int64
@@ -619,19 +627,55 @@ func (ms *MemoryStore) CoreBlocks(ctx context.Context, scope store.Scope, agentI
 			out = append(out, b)
 			return nil
 		})
-	return out, fail("core blocks", err)
+	return out, err
 }
 
-// PutCoreBlock writes one block.
-func (ms *MemoryStore) PutCoreBlock(ctx context.Context, scope store.Scope, agentID string, b memory.CoreBlock) error {
+// UpdateCoreBlock writes the block update makes of the agent's blocks, and
+// records key, in one write transaction (which also keeps two edits of a
+// block from losing one).
+func (ms *MemoryStore) UpdateCoreBlock(ctx context.Context, scope store.Scope, agentID, key string, update func([]memory.CoreBlock) (memory.CoreBlock, error)) (memory.CoreBlock, bool, error) {
 	if err := store.CheckScope(scope); err != nil {
-		return fmt.Errorf("sqlite: put core block: %w", err)
+		return memory.CoreBlock{}, false, fmt.Errorf("sqlite: update core block: %w", err)
 	}
-	_, err := ms.s.w.ExecContext(ctx, `INSERT INTO core_blocks (org_id, user_id, project_id, agent_id, label, value, lim, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org_id, user_id, project_id, agent_id, label)
-		DO UPDATE SET value = excluded.value, lim = excluded.lim, updated_at = excluded.updated_at`,
-		scopeArgs(scope, agentID, b.Label, b.Value, b.Limit, micros(b.UpdatedAt))...)
-	return fail("put core block", err)
+	var out memory.CoreBlock
+	var applied bool
+	var refused error
+	err := ms.s.writeTx(ctx, func(tx *sql.Tx) error {
+		if key != "" {
+			res, err := tx.ExecContext(ctx, `INSERT INTO core_memory_applied (org_id, user_id, project_id, agent_id, key, applied_at)
+				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, scopeArgs(scope, agentID, key, micros(time.Now()))...)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				return err // applied before
+			}
+		}
+		blocks, err := coreBlocks(ctx, tx, scope, agentID)
+		if err != nil {
+			return err
+		}
+		b, err := update(blocks)
+		if err != nil {
+			refused = err
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO core_blocks (org_id, user_id, project_id, agent_id, label, value, lim, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org_id, user_id, project_id, agent_id, label)
+			DO UPDATE SET value = excluded.value, lim = excluded.lim, updated_at = excluded.updated_at`,
+			scopeArgs(scope, agentID, b.Label, b.Value, b.Limit, micros(b.UpdatedAt))...); err != nil {
+			return err
+		}
+		out, applied = b, true
+		return nil
+	})
+	if refused != nil {
+		return memory.CoreBlock{}, false, refused
+	}
+	if err != nil {
+		return memory.CoreBlock{}, false, fail("update core block", err)
+	}
+	return out, applied, nil
 }
 
 // DeleteCoreBlock removes one block.

@@ -14,7 +14,8 @@ import (
 
 // A call that runs again (its run resumed after a crash before its result was
 // stored) applies its side effect once: send_message, spawn_agent,
-// blackboard_write and memory_write derive their ids from the call's Key.
+// blackboard_write and memory_write derive their ids from the call's Key, and
+// core_memory_append and core_memory_replace record the keys they applied.
 // Another call with the same arguments is a new effect.
 func TestSideEffectsAppliedOncePerCall(t *testing.T) {
 	for _, kind := range []string{"sqlite", "postgres"} {
@@ -96,6 +97,38 @@ func TestSideEffectsAppliedOncePerCall(t *testing.T) {
 			}
 			if n := memories("narwhal"); n != 1 {
 				t.Fatalf("blackboard_write run twice: %d entries", n)
+			}
+
+			// core_memory_append and core_memory_replace: the replace run again
+			// answers success, not "not found", and neither edits twice.
+			core := func() string {
+				t.Helper()
+				blocks, err := svc.CoreBlocks(ctx, scope, "root")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, b := range blocks {
+					if b.Label == "notes" {
+						return b.Value
+					}
+				}
+				return ""
+			}
+			for range 2 {
+				call("run_1/1/5/call_5", "core_memory_append", `{"label":"notes","text":"tapir seen"}`)
+			}
+			if v := core(); v != "tapir seen" {
+				t.Fatalf("core_memory_append run twice: %q", v)
+			}
+			for range 2 {
+				call("run_1/1/6/call_6", "core_memory_replace", `{"label":"notes","old":"tapir","new":"okapi"}`)
+			}
+			if v := core(); v != "okapi seen" {
+				t.Fatalf("core_memory_replace run twice: %q", v)
+			}
+			call("run_1/2/5/call_5", "core_memory_append", `{"label":"notes","text":"tapir seen"}`)
+			if v := core(); v != "okapi seen\ntapir seen" {
+				t.Fatalf("another append with the same text: %q", v)
 			}
 
 			// spawn_agent, also when the first attempt stopped after creating
