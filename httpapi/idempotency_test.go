@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openintern/openintern/internal/testenv"
 	"github.com/openintern/openintern/store"
 )
 
@@ -212,5 +216,44 @@ func TestIdempotencyExpiryAndLease(t *testing.T) {
 				t.Fatalf("%d messages, want 3", got)
 			}
 		})
+	}
+}
+
+// TestIdempotencyFailureReleasesKey: a POST that answers 5xx (here the
+// message table is locked past the request deadline) leaves its key free,
+// so the retry runs the request instead of replaying the failure.
+func TestIdempotencyFailureReleasesKey(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	h := newHarnessURL(t, url, func(d *Deps) { d.RequestTimeout = 500 * time.Millisecond })
+	post := request{method: http.MethodPost, path: "/api/agents/main/messages", body: `{"content":"retry me"}`,
+		header: map[string]string{IdempotencyKeyHeader: "k-5xx"}}
+	h.must(http.StatusOK, request{method: http.MethodGet, path: "/api/agents/main"})
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.do(post); r.status < 500 {
+		t.Fatalf("POST on a locked table: %d %s, want a 5xx", r.status, r.body)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := h.must(http.StatusAccepted, post)
+	if r.header.Get(IdempotentReplayedHeader) != "" {
+		t.Fatalf("the retry after a 5xx was a replay")
+	}
+	if got := countMessages(t, h, scopeO1U1); got != 1 {
+		t.Fatalf("%d messages, want 1", got)
 	}
 }
