@@ -171,6 +171,24 @@ func TestIdempotencyReplayAndReuse(t *testing.T) {
 			}
 			h.must(http.StatusAccepted, request{method: http.MethodPost, path: "/api/agents/main/messages", body: `{"content":"x"}`,
 				header: map[string]string{IdempotencyKeyHeader: strings.Repeat("k", 255)}})
+			// An empty key, or two, are refused too (the harness drops empty headers).
+			for _, values := range [][]string{{""}, {"a", "b"}} {
+				req, err := http.NewRequest(http.MethodPost, h.srv.URL+"/api/agents/main/messages", strings.NewReader(`{"content":"x"}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header = http.Header{"Content-Type": {"application/json"}, "X-Org-Id": {"o1"}, "X-User-Id": {"u1"},
+					IdempotencyKeyHeader: values}
+				resp, err := h.srv.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusBadRequest || !bytes.Contains(body, []byte(`"bad_idempotency_key"`)) {
+					t.Fatalf("key %q: %d %s, want 400 bad_idempotency_key", values, resp.StatusCode, body)
+				}
+			}
 		})
 	}
 }
