@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -78,6 +79,14 @@ type Deps struct {
 	// DefaultRequestTimeout), so a database that hangs gets a 503 rather than
 	// holding the request; streams and uploads are not bounded.
 	RequestTimeout time.Duration
+	// Idempotency keeps the answers of POSTs sent with an Idempotency-Key
+	// (default: Store, when it implements IdempotencyStore).
+	Idempotency IdempotencyStore
+	// IdempotencyTTL is how long a key's answer is replayed (default
+	// store.IdempotencyTTL).
+	IdempotencyTTL time.Duration
+	// Now is the API's clock (nil: the wall clock); it dates idempotency keys.
+	Now func() time.Time
 }
 
 // DefaultRequestTimeout is Deps.RequestTimeout's default.
@@ -88,6 +97,8 @@ type Server struct {
 	deps   Deps
 	engine *gin.Engine
 	csrf   *http.CrossOriginProtection
+	// idemSweep is when (Unix ns) expired idempotency keys are next deleted.
+	idemSweep atomic.Int64
 }
 
 var ginModeOnce sync.Once
@@ -103,6 +114,11 @@ func New(deps Deps) *Server {
 	}
 	if deps.RequestTimeout <= 0 {
 		deps.RequestTimeout = DefaultRequestTimeout
+	}
+	if deps.Idempotency == nil {
+		if is, ok := deps.Store.(IdempotencyStore); ok {
+			deps.Idempotency = is
+		}
 	}
 	s := &Server{deps: deps, engine: gin.New(), csrf: http.NewCrossOriginProtection()}
 	s.engine.HandleMethodNotAllowed = true
@@ -162,7 +178,7 @@ func (s *Server) routes() {
 
 // apiGroup is /api with the checks every API route has.
 func (s *Server) apiGroup() *gin.RouterGroup {
-	return s.engine.Group("/api", s.requestDeadline, checkText, s.checkContentType, s.scope)
+	return s.engine.Group("/api", s.requestDeadline, checkText, s.checkContentType, s.scope, s.idempotency)
 }
 
 // requestDeadline gives the request's context the API's deadline; what times
