@@ -183,6 +183,12 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 				return t.commitFailed(ctx, err)
 			}
 		}
+		// Each result is stored as its call finishes, but the last one's: the
+		// step's own commit below stores it with the step, a moment later, in
+		// one transaction less. If the step stops there instead, it is stored
+		// first. (A kill in that moment runs the last call again: its side
+		// effects are keyed by the call, and none of its events were stored.)
+		unsaved := false
 		for i, tc := range open.Answer.ToolCalls {
 			if open.Results[i] != nil {
 				continue // finished before a crash: its result is stored
@@ -192,6 +198,15 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 				break
 			}
 			open.Results[i] = &res
+			if i == len(open.Answer.ToolCalls)-1 && ctx.Err() == nil {
+				unsaved = true
+				continue
+			}
+			if err := t.commitOpen(step); err != nil {
+				return t.commitFailed(ctx, err)
+			}
+		}
+		if unsaved && ctx.Err() != nil {
 			if err := t.commitOpen(step); err != nil {
 				return t.commitFailed(ctx, err)
 			}
