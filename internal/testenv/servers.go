@@ -108,9 +108,23 @@ func (r *RedisServer) Stop() {
 	r.cmd = nil
 }
 
-// PostgresBin is where the PostgreSQL server binaries are looked for
-// (initdb, pg_ctl); OPENINTERN_TEST_PG_BIN overrides it.
-const PostgresBin = "/usr/lib/postgresql/15/bin"
+// postgresBin is where the PostgreSQL server binaries (initdb, pg_ctl) are:
+// OPENINTERN_TEST_PG_BIN, else the newest /usr/lib/postgresql/<version>/bin
+// that has them (Debian's layout; bookworm ships 15).
+func postgresBin() string {
+	if bin := os.Getenv("OPENINTERN_TEST_PG_BIN"); bin != "" {
+		return bin
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	best, bestVersion := "/usr/lib/postgresql/15/bin", -1
+	for _, d := range dirs {
+		v, err := strconv.Atoi(filepath.Base(filepath.Dir(d)))
+		if _, serr := os.Stat(filepath.Join(d, "initdb")); err == nil && serr == nil && v > bestVersion {
+			best, bestVersion = d, v
+		}
+	}
+	return best
+}
 
 // PostgresServer is a PostgreSQL cluster of the test's own (initdb into a
 // temporary directory, on a free port, trust authentication for user
@@ -130,10 +144,7 @@ type PostgresServer struct {
 // does not come up fails the test.
 func StartPostgres(t testing.TB) *PostgresServer {
 	t.Helper()
-	bin := os.Getenv("OPENINTERN_TEST_PG_BIN")
-	if bin == "" {
-		bin = PostgresBin
-	}
+	bin := postgresBin()
 	if _, err := os.Stat(filepath.Join(bin, "initdb")); err != nil {
 		t.Fatalf("testenv: PostgreSQL server binaries not found in %s (set OPENINTERN_TEST_PG_BIN): %v", bin, err)
 	}
