@@ -19,20 +19,7 @@ func TestHungStoreReadAnswers503(t *testing.T) {
 	h := newHarnessURL(t, url, func(d *Deps) { d.RequestTimeout = 500 * time.Millisecond })
 	h.must(http.StatusCreated, request{method: "POST", path: "/api/agents", body: `{"agent_id":"a1","name":"A"}`})
 
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close(ctx) }()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock := lockTable(t, url, "messages")
 	started := time.Now()
 	r := h.do(request{method: "GET", path: "/api/agents/a1"})
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
@@ -41,9 +28,7 @@ func TestHungStoreReadAnswers503(t *testing.T) {
 	if took := time.Since(started); took > 5*time.Second {
 		t.Fatalf("answered after %s", took)
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	h.must(http.StatusOK, request{method: "GET", path: "/api/agents/a1"})
 
 	// A stream outlives the deadline.
@@ -68,5 +53,31 @@ func TestHungStoreReadAnswers503(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("the stream ended within a second: %v", err)
 	case <-time.After(time.Second):
+	}
+}
+
+// lockTable takes an exclusive lock on a table of the database at url, as a
+// hung or busy database would hold it, until unlock (or the test's end).
+func lockTable(t *testing.T, url, table string) (unlock func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{table}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -138,18 +138,7 @@ func (s *Server) memberExists(c *gin.Context, sc store.Scope, m memberBody) bool
 	return true
 }
 
-func (s *Server) listGroups(c *gin.Context) {
-	page, ok := pageOf(c)
-	if !ok {
-		return
-	}
-	groups, total, err := s.deps.Store.ListGroups(c.Request.Context(), scopeOf(c), page.Page)
-	if err != nil {
-		s.fail(c, err, "groups")
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"groups": nonNil(groups), "total": total, "page": page.number, "limit": page.Limit})
-}
+func (s *Server) listGroups(c *gin.Context) { listPaged(s, c, "groups", s.deps.Store.ListGroups) }
 
 func (s *Server) groupOf(c *gin.Context) (store.Group, bool) {
 	return byPathID(s, c, "group_id", "group", s.deps.Store.GetGroup)

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/openintern/openintern/internal/testenv"
 	"github.com/openintern/openintern/store"
@@ -247,26 +244,11 @@ func TestIdempotencyFailureReleasesKey(t *testing.T) {
 		header: map[string]string{IdempotencyKeyHeader: "k-5xx"}}
 	h.must(http.StatusOK, request{method: http.MethodGet, path: "/api/agents/main"})
 
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close(ctx) }()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock := lockTable(t, url, "messages")
 	if r := h.do(post); r.status < 500 {
 		t.Fatalf("POST on a locked table: %d %s, want a 5xx", r.status, r.body)
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	r := h.must(http.StatusAccepted, post)
 	if r.header.Get(IdempotentReplayedHeader) != "" {
 		t.Fatalf("the retry after a 5xx was a replay")

@@ -110,18 +110,7 @@ func (s *Server) createRole(c *gin.Context) {
 	c.JSON(http.StatusCreated, created)
 }
 
-func (s *Server) listRoles(c *gin.Context) {
-	page, ok := pageOf(c)
-	if !ok {
-		return
-	}
-	roles, total, err := s.deps.Store.ListRoles(c.Request.Context(), scopeOf(c), page.Page)
-	if err != nil {
-		s.fail(c, err, "roles")
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"roles": nonNil(roles), "total": total, "page": page.number, "limit": page.Limit})
-}
+func (s *Server) listRoles(c *gin.Context) { listPaged(s, c, "roles", s.deps.Store.ListRoles) }
 
 func (s *Server) roleOf(c *gin.Context) (store.Role, bool) {
 	return byPathID(s, c, "role_id", "role", s.deps.Store.GetRole)

@@ -9,18 +9,7 @@ import (
 
 // listSessions answers GET /api/sessions: the scope's sessions, the most
 // recently active first.
-func (s *Server) listSessions(c *gin.Context) {
-	page, ok := pageOf(c)
-	if !ok {
-		return
-	}
-	sessions, total, err := s.deps.Store.ListSessions(c.Request.Context(), scopeOf(c), page.Page)
-	if err != nil {
-		s.fail(c, err, "sessions")
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"sessions": nonNil(sessions), "total": total, "page": page.number, "limit": page.Limit})
-}
+func (s *Server) listSessions(c *gin.Context) { listPaged(s, c, "sessions", s.deps.Store.ListSessions) }
 
 // getSession answers GET /api/sessions/:session_key: the session's run
 // counts by status, its agents and its last activity; another scope's

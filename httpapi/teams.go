@@ -88,6 +88,21 @@ func byPathID[T any](s *Server, c *gin.Context, param, what string, get func(con
 	return v, true
 }
 
+// listPaged answers a plain paged list of the scope's field ("roles"):
+// {<field>: [...], total, page, limit}.
+func listPaged[T any](s *Server, c *gin.Context, field string, list func(context.Context, store.Scope, store.Page) ([]T, int, error)) {
+	page, ok := pageOf(c)
+	if !ok {
+		return
+	}
+	items, total, err := list(c.Request.Context(), scopeOf(c), page.Page)
+	if err != nil {
+		s.fail(c, err, field)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{field: nonNil(items), "total": total, "page": page.number, "limit": page.Limit})
+}
+
 func cascadeOf(c *gin.Context) (bool, bool) {
 	switch c.Query("cascade") {
 	case "", "false", "0":
