@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/openintern/openintern/auth"
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/store"
 )
@@ -32,13 +33,13 @@ type MemoryService interface {
 func (s *Server) MountMemory(svc MemoryService) {
 	h := &memoryHandlers{s: s, svc: svc}
 	api := s.apiGroup()
-	api.POST("/memories", h.create)
-	api.POST("/memories/ingest", h.ingest)
-	api.GET("/memories/search", h.search)
-	api.GET("/memories/:memory_id", h.get)
-	api.DELETE("/memories/:memory_id", h.delete)
-	api.GET("/agents/:agent_id/core-memory", h.getCore)
-	api.PUT("/agents/:agent_id/core-memory", h.putCore)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/memories", Role: auth.RoleMember}, h.create)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/memories/ingest", Role: auth.RoleMember}, h.ingest)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/memories/search", Role: auth.RoleViewer}, h.search)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/memories/:memory_id", Role: auth.RoleViewer}, h.get)
+	s.register(api, routeSpec{Method: http.MethodDelete, Path: "/memories/:memory_id", Role: auth.RoleMember}, h.delete)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents/:agent_id/core-memory", Role: auth.RoleViewer}, h.getCore)
+	s.register(api, routeSpec{Method: http.MethodPut, Path: "/agents/:agent_id/core-memory", Role: auth.RoleMember}, h.putCore)
 }
 
 type memoryHandlers struct {

@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/openintern/openintern/actors"
+	"github.com/openintern/openintern/auth"
 	"github.com/openintern/openintern/events"
 	"github.com/openintern/openintern/store"
 )
@@ -99,6 +100,8 @@ type Server struct {
 	csrf   *http.CrossOriginProtection
 	// idemSweep is when (Unix ns) expired idempotency keys are next deleted.
 	idemSweep atomic.Int64
+	// specs are the registered /api routes (see register).
+	specs []routeSpec
 }
 
 var ginModeOnce sync.Once
@@ -152,33 +155,33 @@ func (s *Server) routes() {
 	r.GET("/readyz", s.ready)
 
 	api := s.apiGroup()
-	api.POST("/agents", s.createAgent)
-	api.GET("/agents", s.listAgents)
-	api.GET("/agents/:agent_id", s.getAgent)
-	api.PATCH("/agents/:agent_id", s.patchAgent)
-	api.DELETE("/agents/:agent_id", s.deleteAgent)
-	api.POST("/agents/:agent_id/messages", s.postMessage)
-	api.GET("/agents/:agent_id/messages", s.listMessages)
-	api.POST("/agents/:agent_id/pause", s.pauseAgent)
-	api.POST("/agents/:agent_id/resume", s.resumeAgent)
-	api.GET("/agents/:agent_id/stream", s.streamAgent)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents", Role: auth.RoleAdmin}, s.createAgent)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents", Role: auth.RoleViewer}, s.listAgents)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents/:agent_id", Role: auth.RoleViewer}, s.getAgent)
+	s.register(api, routeSpec{Method: http.MethodPatch, Path: "/agents/:agent_id", Role: auth.RoleAdmin}, s.patchAgent)
+	s.register(api, routeSpec{Method: http.MethodDelete, Path: "/agents/:agent_id", Role: auth.RoleAdmin}, s.deleteAgent)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents/:agent_id/messages", Role: auth.RoleMember}, s.postMessage)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents/:agent_id/messages", Role: auth.RoleViewer}, s.listMessages)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents/:agent_id/pause", Role: auth.RoleMember}, s.pauseAgent)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents/:agent_id/resume", Role: auth.RoleMember}, s.resumeAgent)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents/:agent_id/stream", Role: auth.RoleViewer}, s.streamAgent)
 
-	api.POST("/runs", s.createRun)
-	api.GET("/runs", s.listRuns)
-	api.GET("/runs/:run_id", s.getRun)
-	api.GET("/runs/:run_id/events", s.listRunEvents)
-	api.GET("/runs/:run_id/stream", s.streamRun)
-	api.POST("/runs/:run_id/cancel", s.cancelRun)
-	api.GET("/sessions", s.listSessions)
-	api.GET("/sessions/:session_key", s.getSession)
-	api.GET("/sessions/:session_key/runs", s.listSessionRuns)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/runs", Role: auth.RoleMember}, s.createRun)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/runs", Role: auth.RoleViewer}, s.listRuns)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/runs/:run_id", Role: auth.RoleViewer}, s.getRun)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/runs/:run_id/events", Role: auth.RoleViewer}, s.listRunEvents)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/runs/:run_id/stream", Role: auth.RoleViewer}, s.streamRun)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/runs/:run_id/cancel", Role: auth.RoleMember}, s.cancelRun)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/sessions", Role: auth.RoleViewer}, s.listSessions)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/sessions/:session_key", Role: auth.RoleViewer}, s.getSession)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/sessions/:session_key/runs", Role: auth.RoleViewer}, s.listSessionRuns)
 
 	s.teamRoutes(api)
 }
 
 // apiGroup is /api with the checks every API route has.
 func (s *Server) apiGroup() *gin.RouterGroup {
-	return s.engine.Group("/api", s.requestDeadline, checkText, s.checkContentType, s.scope, s.idempotency)
+	return s.engine.Group("/api", s.requestDeadline, checkText, s.checkContentType, s.authenticate, s.scope)
 }
 
 // requestDeadline gives the request's context the API's deadline; what times

@@ -9,37 +9,38 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/openintern/openintern/actors"
+	"github.com/openintern/openintern/auth"
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/store"
 )
 
 func (s *Server) teamRoutes(api *gin.RouterGroup) {
-	api.POST("/roles", s.createRole)
-	api.GET("/roles", s.listRoles)
-	api.POST("/roles/batch-delete", s.batchDeleteRoles)
-	api.GET("/roles/:role_id", s.getRole)
-	api.PUT("/roles/:role_id", s.updateRole)
-	api.DELETE("/roles/:role_id", s.deleteRole)
-	api.GET("/roles/:role_id/stats", s.roleStats)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/roles", Role: auth.RoleAdmin}, s.createRole)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/roles", Role: auth.RoleViewer}, s.listRoles)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/roles/batch-delete", Role: auth.RoleAdmin}, s.batchDeleteRoles)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/roles/:role_id", Role: auth.RoleViewer}, s.getRole)
+	s.register(api, routeSpec{Method: http.MethodPut, Path: "/roles/:role_id", Role: auth.RoleAdmin}, s.updateRole)
+	s.register(api, routeSpec{Method: http.MethodDelete, Path: "/roles/:role_id", Role: auth.RoleAdmin}, s.deleteRole)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/roles/:role_id/stats", Role: auth.RoleViewer}, s.roleStats)
 
-	api.POST("/groups", s.createGroup)
-	api.GET("/groups", s.listGroups)
-	api.POST("/groups/batch-delete", s.batchDeleteGroups)
-	api.GET("/groups/:group_id", s.getGroup)
-	api.PUT("/groups/:group_id", s.updateGroup)
-	api.DELETE("/groups/:group_id", s.deleteGroup)
-	api.GET("/groups/:group_id/stats", s.groupStats)
-	api.GET("/groups/:group_id/runs", s.listGroupRuns)
-	api.POST("/groups/:group_id/runs", s.startGroupRun)
-	api.POST("/groups/:group_id/members", s.addMember)
-	api.GET("/groups/:group_id/members", s.listMembers)
-	api.PUT("/groups/:group_id/members/:member_id", s.updateMember)
-	api.DELETE("/groups/:group_id/members/:member_id", s.removeMember)
-	api.POST("/groups/:group_id/messages", s.postGroupMessage)
-	api.GET("/groups/:group_id/stream", s.streamGroup)
-	api.GET("/groups/:group_id/blackboard", s.listBlackboard)
-	api.POST("/groups/:group_id/blackboard", s.postBlackboard)
-	api.GET("/groups/:group_id/blackboard/:memory_id", s.getBlackboard)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/groups", Role: auth.RoleAdmin}, s.createGroup)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/groups", Role: auth.RoleViewer}, s.listGroups)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/groups/batch-delete", Role: auth.RoleAdmin}, s.batchDeleteGroups)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/groups/:group_id", Role: auth.RoleViewer}, s.getGroup)
+	s.register(api, routeSpec{Method: http.MethodPut, Path: "/groups/:group_id", Role: auth.RoleAdmin}, s.updateGroup)
+	s.register(api, routeSpec{Method: http.MethodDelete, Path: "/groups/:group_id", Role: auth.RoleAdmin}, s.deleteGroup)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/groups/:group_id/stats", Role: auth.RoleViewer}, s.groupStats)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/groups/:group_id/runs", Role: auth.RoleViewer}, s.listGroupRuns)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/groups/:group_id/runs", Role: auth.RoleMember}, s.startGroupRun)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/groups/:group_id/members", Role: auth.RoleAdmin}, s.addMember)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/groups/:group_id/members", Role: auth.RoleViewer}, s.listMembers)
+	s.register(api, routeSpec{Method: http.MethodPut, Path: "/groups/:group_id/members/:member_id", Role: auth.RoleAdmin}, s.updateMember)
+	s.register(api, routeSpec{Method: http.MethodDelete, Path: "/groups/:group_id/members/:member_id", Role: auth.RoleAdmin}, s.removeMember)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/groups/:group_id/messages", Role: auth.RoleMember}, s.postGroupMessage)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/groups/:group_id/stream", Role: auth.RoleViewer}, s.streamGroup)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/groups/:group_id/blackboard", Role: auth.RoleViewer}, s.listBlackboard)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/groups/:group_id/blackboard", Role: auth.RoleMember}, s.postBlackboard)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/groups/:group_id/blackboard/:memory_id", Role: auth.RoleViewer}, s.getBlackboard)
 }
 
 // failTeam maps the team errors, then the rest like fail.
