@@ -120,4 +120,5 @@ type scanPrefix struct {
 }
 
 func (p scanPrefix) Scan(dest ...any) error { return p.row.Scan(append(p.dst, dest...)...) }
+
 var _ store.TokenStore = (*Store)(nil)
