@@ -26,7 +26,8 @@ type (
 		key agentKey
 		msg any
 	}
-	// acquireSlot: an agent wants to run; the supervisor answers slotGranted in FIFO order.
+	// acquireSlot: an agent wants to run; the supervisor answers slotGranted when its turn comes
+	// (FIFO within the agent's scope, round-robin between scopes).
 	acquireSlot struct{}
 	// releaseSlot: an agent finished running.
 	releaseSlot struct{}
