@@ -169,6 +169,9 @@ func TestSlotsAreSharedRoundRobinBetweenScopes(t *testing.T) {
 	}
 	b.acquire("a2", "a3", "a4", "b1", "b2", "c1")
 	b.wantStats(1, 6)
+	if st := b.h.stats(); st.WaitingScopes != 3 {
+		t.Fatalf("waiting scopes %d, want 3", st.WaitingScopes)
+	}
 
 	holder := "a1"
 	for _, want := range []string{"a2", "b1", "c1", "a3", "b2", "a4", "a1", "a2", "a3", "a4"} {
@@ -254,8 +257,8 @@ func TestStoppedWaiterLeavesItsScopeQueue(t *testing.T) {
 	waitFor(t, 10*time.Second, "the stopped waiters to leave the queue", func() bool {
 		return b.h.stats().WaitingAgents == 1
 	})
-	if st := b.h.stats(); st.ActiveAgents != 2 {
-		t.Fatalf("active agents %d, want a1 and b2", st.ActiveAgents)
+	if st := b.h.stats(); st.ActiveAgents != 2 || st.WaitingScopes != 1 {
+		t.Fatalf("active agents %d, waiting scopes %d; want a1 and b2, and b", st.ActiveAgents, st.WaitingScopes)
 	}
 	b.release("a1")
 	if got := b.nextGrant(); got != "b2" {

@@ -76,6 +76,7 @@ type Stats struct {
 	ActiveAgents  int `json:"active_agents"`  // activated actors
 	RunningAgents int `json:"running_agents"` // holding a run slot
 	WaitingAgents int `json:"waiting_agents"` // queued for a slot
+	WaitingScopes int `json:"waiting_scopes"` // scopes with agents queued for a slot
 	ActiveGroups  int `json:"active_groups"`  // group actors orchestrating runs
 }
 

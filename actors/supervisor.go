@@ -130,7 +130,7 @@ func (s *supervisor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		close(s.rt.supervisorDone)
 	case *statsRequest:
-		ctx.Respond(Stats{ActiveAgents: len(s.children), RunningAgents: s.slotsInUse, WaitingAgents: s.nWaiting, ActiveGroups: len(s.groups)})
+		ctx.Respond(Stats{ActiveAgents: len(s.children), RunningAgents: s.slotsInUse, WaitingAgents: s.nWaiting, WaitingScopes: len(s.turns), ActiveGroups: len(s.groups)})
 	}
 }
 
