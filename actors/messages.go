@@ -26,7 +26,8 @@ type (
 		key agentKey
 		msg any
 	}
-	// acquireSlot: an agent wants to run; the supervisor answers slotGranted in FIFO order.
+	// acquireSlot: an agent wants to run; the supervisor answers slotGranted when its turn comes
+	// (FIFO within the agent's scope, round-robin between scopes).
 	acquireSlot struct{}
 	// releaseSlot: an agent finished running.
 	releaseSlot struct{}
@@ -75,6 +76,7 @@ type Stats struct {
 	ActiveAgents  int `json:"active_agents"`  // activated actors
 	RunningAgents int `json:"running_agents"` // holding a run slot
 	WaitingAgents int `json:"waiting_agents"` // queued for a slot
+	WaitingScopes int `json:"waiting_scopes"` // scopes with agents queued for a slot
 	ActiveGroups  int `json:"active_groups"`  // group actors orchestrating runs
 }
 

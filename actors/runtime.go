@@ -44,7 +44,7 @@ type ToolRouter interface {
 
 // Config tunes the runtime.
 type Config struct {
-	MaxRunning      int           // agents running at once; the rest wait in FIFO order
+	MaxRunning      int           // agents running at once; the rest wait (FIFO within a scope, scopes in turn)
 	MaxSteps        int           // steps per run before it fails
 	IdleTimeout     time.Duration // an idle agent's actor is stopped after this
 	SessionHistory  int           // earlier turns of the session put in context
@@ -55,6 +55,10 @@ type Config struct {
 	DefaultPrompt   string
 	Memory          Memory     // long-term memory: recall and core blocks in context; nil: none
 	Blackboard      Blackboard // groups' blackboards: proposals and decisions are posted; nil: none
+
+	// MaxRunningPerScope caps the agents of one scope running at once (0: no
+	// cap beyond MaxRunning), so one tenant cannot hold every slot.
+	MaxRunningPerScope int
 }
 
 func (c *Config) defaults() {

@@ -2,11 +2,16 @@ package actors
 
 import (
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/openintern/openintern/store"
 )
 
 // supervisor owns the pool of activated agent actors: it activates them on
 // demand, passivates idle ones, and hands out the run slots that cap how many
-// agents run at once, first come first served.
+// agents run at once. Slots are shared fairly between scopes (tenants): each
+// scope queues its agents first come first served, and a freed slot goes to
+// the next scope in turn, so one scope flooding its agents delays another's by
+// at most one turn per waiting scope, not by its whole backlog.
 type supervisor struct {
 	rt *Runtime
 	// newAgent makes an agent's actor (tests put a probe in its place).
@@ -17,9 +22,14 @@ type supervisor struct {
 	wakesSent map[agentKey]uint64
 
 	slotsInUse  int
-	slotHolders map[string]bool // pid.Id
-	waiting     []*actor.PID
-	waitingSet  map[string]bool
+	slotHolders map[string]store.Scope // pid.Id -> the scope its slot counts against
+	scopeSlots  map[store.Scope]int    // slots held per scope, for MaxRunningPerScope
+	queues      map[store.Scope][]*actor.PID
+	// turns holds the scopes with waiters in the order they get their next
+	// slot; a scope served goes to the back.
+	turns      []store.Scope
+	waitingSet map[string]store.Scope // pid.Id -> the scope whose queue holds it
+	nWaiting   int
 
 	groups     map[groupKey]*actor.PID
 	groupKeys  map[string]groupKey // pid.Id -> key
@@ -37,8 +47,10 @@ func newSupervisor(rt *Runtime) *supervisor {
 		children:    make(map[agentKey]*actor.PID),
 		keys:        make(map[string]agentKey),
 		wakesSent:   make(map[agentKey]uint64),
-		slotHolders: make(map[string]bool),
-		waitingSet:  make(map[string]bool),
+		slotHolders: make(map[string]store.Scope),
+		scopeSlots:  make(map[store.Scope]int),
+		queues:      make(map[store.Scope][]*actor.PID),
+		waitingSet:  make(map[string]store.Scope),
 		groups:      make(map[groupKey]*actor.PID),
 		groupKeys:   make(map[string]groupKey),
 		groupsSent:  make(map[groupKey]uint64),
@@ -118,7 +130,7 @@ func (s *supervisor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		close(s.rt.supervisorDone)
 	case *statsRequest:
-		ctx.Respond(Stats{ActiveAgents: len(s.children), RunningAgents: s.slotsInUse, WaitingAgents: len(s.waiting), ActiveGroups: len(s.groups)})
+		ctx.Respond(Stats{ActiveAgents: len(s.children), RunningAgents: s.slotsInUse, WaitingAgents: s.nWaiting, WaitingScopes: len(s.turns), ActiveGroups: len(s.groups)})
 	}
 }
 
@@ -157,44 +169,115 @@ func (s *supervisor) forget(key agentKey) {
 }
 
 func (s *supervisor) acquire(ctx actor.Context, pid *actor.PID) {
-	if pid == nil || s.slotHolders[pid.Id] || s.waitingSet[pid.Id] {
+	if pid == nil {
 		return
 	}
-	if s.slotsInUse < s.rt.cfg.MaxRunning {
-		s.slotsInUse++
-		s.slotHolders[pid.Id] = true
-		ctx.Send(pid, &slotGranted{})
+	if _, ok := s.slotHolders[pid.Id]; ok {
 		return
 	}
-	s.waiting = append(s.waiting, pid)
-	s.waitingSet[pid.Id] = true
+	if _, ok := s.waitingSet[pid.Id]; ok {
+		return
+	}
+	// An agent asks from its own actor, so its key is known; the zero scope
+	// is only for a sender the supervisor did not spawn.
+	scope := s.keys[pid.Id].scope
+	q := s.queues[scope]
+	if len(q) == 0 && s.hasSlotFor(scope) {
+		s.grant(ctx, pid, scope)
+		return
+	}
+	if len(q) == 0 {
+		s.turns = append(s.turns, scope)
+	}
+	s.queues[scope] = append(q, pid)
+	s.waitingSet[pid.Id] = scope
+	s.nWaiting++
 }
 
 func (s *supervisor) release(ctx actor.Context, pid *actor.PID) {
-	if pid == nil || !s.slotHolders[pid.Id] {
+	if pid == nil {
+		return
+	}
+	scope, ok := s.slotHolders[pid.Id]
+	if !ok {
 		return
 	}
 	delete(s.slotHolders, pid.Id)
 	s.slotsInUse--
-	for len(s.waiting) > 0 && s.slotsInUse < s.rt.cfg.MaxRunning {
-		next := s.waiting[0]
-		s.waiting = s.waiting[1:]
+	if s.scopeSlots[scope]--; s.scopeSlots[scope] == 0 {
+		delete(s.scopeSlots, scope)
+	}
+	s.grantWaiting(ctx)
+}
+
+// hasSlotFor says whether an agent of scope may start now.
+func (s *supervisor) hasSlotFor(scope store.Scope) bool {
+	if s.slotsInUse >= s.rt.cfg.MaxRunning {
+		return false
+	}
+	limit := s.rt.cfg.MaxRunningPerScope
+	return limit <= 0 || s.scopeSlots[scope] < limit
+}
+
+func (s *supervisor) grant(ctx actor.Context, pid *actor.PID, scope store.Scope) {
+	s.slotsInUse++
+	s.scopeSlots[scope]++
+	s.slotHolders[pid.Id] = scope
+	ctx.Send(pid, &slotGranted{})
+}
+
+// grantWaiting hands free slots round-robin to the scopes with waiters, each
+// to its longest-waiting agent. A scope at its own cap keeps its place in
+// turn and its queue while the others are served.
+func (s *supervisor) grantWaiting(ctx actor.Context) {
+	for i := 0; i < len(s.turns) && s.slotsInUse < s.rt.cfg.MaxRunning; {
+		scope := s.turns[i]
+		if !s.hasSlotFor(scope) {
+			i++
+			continue
+		}
+		q := s.queues[scope]
+		next := q[0]
+		q[0] = nil
+		q = q[1:]
 		delete(s.waitingSet, next.Id)
-		s.slotsInUse++
-		s.slotHolders[next.Id] = true
-		ctx.Send(next, &slotGranted{})
+		s.nWaiting--
+		s.turns = append(s.turns[:i], s.turns[i+1:]...)
+		if len(q) == 0 {
+			delete(s.queues, scope)
+		} else {
+			s.queues[scope] = q
+			s.turns = append(s.turns, scope)
+		}
+		s.grant(ctx, next, scope)
+		// The scopes skipped (at their cap) stay first in turn; i is now the
+		// scope that followed the one just served.
 	}
 }
 
 func (s *supervisor) dropWaiting(pid *actor.PID) {
-	if !s.waitingSet[pid.Id] {
+	scope, ok := s.waitingSet[pid.Id]
+	if !ok {
 		return
 	}
 	delete(s.waitingSet, pid.Id)
-	for i, p := range s.waiting {
+	s.nWaiting--
+	q := s.queues[scope]
+	for i, p := range q {
 		if p.Id == pid.Id {
-			s.waiting = append(s.waiting[:i], s.waiting[i+1:]...)
-			return
+			q = append(q[:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(q) > 0 {
+		s.queues[scope] = q
+		return
+	}
+	delete(s.queues, scope)
+	for i, sc := range s.turns {
+		if sc == scope {
+			s.turns = append(s.turns[:i], s.turns[i+1:]...)
+			break
 		}
 	}
 }

@@ -84,6 +84,10 @@ type Config struct {
 	CommitTimeout    Duration `json:"commit_timeout"`     // OPENINTERN_COMMIT_TIMEOUT: bound on accepting a message; a store slower than this answers 503
 	LogLevel         string   `json:"log_level"`          // LOG_LEVEL: debug, info, warn, error
 
+	// MaxRunningPerScope caps one scope's share of MaxRunningAgents (0: no
+	// cap); slots are shared round-robin between scopes either way.
+	MaxRunningPerScope int `json:"max_running_per_scope"` // OPENINTERN_MAX_RUNNING_AGENTS_PER_SCOPE
+
 	Auth Auth `json:"auth"`
 }
 
@@ -176,6 +180,7 @@ var envKeys = []struct {
 	{"LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 	{"AUTH", func(c *Config, v string) error { c.Auth.Mode = strings.ToLower(strings.TrimSpace(v)); return nil }},
 	{"OPENINTERN_SECURE_COOKIES", func(c *Config, v string) error { return setBool(&c.Auth.SecureCookies, v) }},
+	{"OPENINTERN_MAX_RUNNING_AGENTS_PER_SCOPE", func(c *Config, v string) error { return setInt(&c.MaxRunningPerScope, v) }},
 }
 
 // Load builds the configuration: defaults < file < environment. path "" means
@@ -269,6 +274,8 @@ func (c *Config) Validate() error {
 		return &Error{Key: "LLM_MAX_RETRIES", Reason: "must be between 0 and 10"}
 	case c.MaxRunningAgents < 1 || c.MaxRunningAgents > 100000:
 		return &Error{Key: "OPENINTERN_MAX_RUNNING_AGENTS", Reason: "must be between 1 and 100000"}
+	case c.MaxRunningPerScope < 0 || c.MaxRunningPerScope > 100000:
+		return &Error{Key: "OPENINTERN_MAX_RUNNING_AGENTS_PER_SCOPE", Reason: "must be between 0 (no cap) and 100000"}
 	case c.MaxStepsPerRun < 1 || c.MaxStepsPerRun > 1000:
 		return &Error{Key: "OPENINTERN_MAX_STEPS", Reason: "must be between 1 and 1000"}
 	case c.AgentIdleTimeout < Duration(time.Second):
