@@ -87,6 +87,17 @@ type Deps struct {
 	IdempotencyTTL time.Duration
 	// Now is the API's clock (nil: the wall clock); it dates idempotency keys.
 	Now func() time.Time
+	// Metrics, when set, is served at GET /metrics (outside /api: Prometheus
+	// scrapes it; with auth on it takes an admin token).
+	Metrics http.Handler
+	// SSEClients, when set, counts the open SSE streams.
+	SSEClients Gauge
+}
+
+// Gauge is a value that goes up and down (a prometheus.Gauge is one).
+type Gauge interface {
+	Inc()
+	Dec()
 }
 
 // DefaultRequestTimeout is Deps.RequestTimeout's default.
@@ -150,6 +161,9 @@ func (s *Server) routes() {
 	})
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
+	if s.deps.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(s.deps.Metrics))
+	}
 
 	api := s.apiGroup()
 	api.POST("/agents", s.createAgent)
