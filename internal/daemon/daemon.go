@@ -201,6 +201,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		st, err := m.Runtime.Stats(ctx)
 		return metrics.RuntimeStats{Active: st.ActiveAgents, Running: st.RunningAgents, Waiting: st.WaitingAgents}, err
 	})
+	m.Metrics.WatchInbox(m.Store.CountUnreadMessages)
 	m.API.MountMemory(memSvc)
 	web.Mount(m.API.Engine())
 
