@@ -148,9 +148,14 @@ func (t *turn) endStep() {
 	t.stepSpan = nil
 }
 
-// startLLMSpan starts a model call's span ("chat <model>", a client call).
+// startLLMSpan starts a model call's span ("chat <model>", or "chat" when
+// the request names no model and the provider picks; a client call).
 func (t *turn) startLLMSpan(ctx context.Context, model string) trace.Span {
-	_, span := t.rt.cfg.Tracer.Start(ctx, "chat "+model, trace.WithSpanKind(trace.SpanKindClient))
+	name := "chat"
+	if model != "" {
+		name += " " + model
+	}
+	_, span := t.rt.cfg.Tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient))
 	if span.IsRecording() {
 		provider := t.rt.model.Name()
 		span.SetAttributes(attrOperation.String("chat"), attrProvider.String(provider), attrSystem.String(provider), attrRequestModel.String(model))
