@@ -86,11 +86,14 @@ scrape_configs:
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("prometheus exited with %v on SIGTERM", err)
+			}
 		case <-time.After(20 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("prometheus did not stop within 20 s of SIGTERM")
+			err := <-exited
+			t.Errorf("prometheus did not stop within 20 s of SIGTERM (killed: %v)", err)
 		}
 		if t.Failed() {
 			t.Logf("prometheus output:\n%s", out.String())
