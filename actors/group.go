@@ -624,6 +624,7 @@ func (r *Runtime) finishGroupRun(ctx context.Context, run store.Run, st *groupRu
 	if err != nil {
 		return fmt.Errorf("finish group run: %w", err)
 	}
+	r.cfg.Observer.RunFinished(res.Status)
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/openintern/openintern/events"
 	"github.com/openintern/openintern/llm"
@@ -53,8 +54,10 @@ type Config struct {
 	StoreTimeout    time.Duration // bound on each store write made outside a request
 	DefaultModel    string
 	DefaultPrompt   string
-	Memory          Memory     // long-term memory: recall and core blocks in context; nil: none
-	Blackboard      Blackboard // groups' blackboards: proposals and decisions are posted; nil: none
+	Memory          Memory       // long-term memory: recall and core blocks in context; nil: none
+	Blackboard      Blackboard   // groups' blackboards: proposals and decisions are posted; nil: none
+	Observer        Observer     // metrics of runs, steps, model and tool calls, store writes; nil: none
+	Tracer          trace.Tracer // spans of runs, steps, model and tool calls (GenAI conventions); nil: none
 
 	// MaxRunningPerScope caps the agents of one scope running at once (0: no
 	// cap beyond MaxRunning), so one tenant cannot hold every slot.
@@ -79,6 +82,12 @@ func (c *Config) defaults() {
 	}
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = 15 * time.Second
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
+	if c.Tracer == nil {
+		c.Tracer = defaultTracer()
 	}
 	if c.DefaultPrompt == "" {
 		c.DefaultPrompt = "You are a helpful, precise assistant working inside OpenIntern. Use tools when they help."
@@ -304,6 +313,7 @@ func (r *Runtime) CancelRun(ctx context.Context, scope store.Scope, runID string
 		if err != nil {
 			return run, fmt.Errorf("actors: record cancel: %w", err)
 		}
+		r.cfg.Observer.RunFinished(store.RunCancelled)
 	}
 	switch {
 	case run.AgentID == "" && run.GroupID != "":

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/store"
 	"github.com/openintern/openintern/tools"
@@ -59,7 +61,9 @@ func (r *Runtime) runCycle(ctx context.Context, key agentKey, w *worker, hints c
 			return turnOutcome{noWork: true}
 		}
 	}
+	claimStarted := time.Now()
 	claim, err := r.store.ClaimNextRun(ctx, key.scope, key.agentID, NewRunID())
+	r.timeStoreOp("claim_run", claimStarted)
 	if errors.Is(err, store.ErrNoWork) {
 		return turnOutcome{noWork: true}
 	}
@@ -70,8 +74,9 @@ func (r *Runtime) runCycle(ctx context.Context, key agentKey, w *worker, hints c
 		return turnOutcome{err: fmt.Errorf("claim: %w", err)}
 	}
 	claimed(claim.Run.ID)
-	t := &turn{rt: r, scope: key.scope, claim: claim, run: claim.Run, w: w, cached: hints.agent}
-	out := t.execute(ctx)
+	t := &turn{rt: r, scope: key.scope, claim: claim, run: claim.Run, w: w, cached: hints.agent, started: claimStarted}
+	out := t.execute(t.startRunSpan(ctx))
+	t.endTurn(out)
 	out.runID = claim.Run.ID
 	if t.row != nil {
 		out.agent, out.agentGen = t.row, hints.agentGen
@@ -94,6 +99,16 @@ type turn struct {
 	state   workingState
 	steps   int           // steps finished and checkpointed
 	pending []store.Event // events of the current step, stored at its next commit
+
+	// Observation (see observe.go): when the turn started, the spans of the
+	// run and of the current step, and how the run ended (set once FinishRun
+	// has stored it).
+	started     time.Time
+	span        trace.Span
+	stepSpan    trace.Span
+	stepStarted time.Time
+	status      string
+	runErr      *store.RunError
 }
 
 func (t *turn) execute(ctx context.Context) turnOutcome {
@@ -108,6 +123,7 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 		return t.infraError(ctx, fmt.Errorf("load agent: %w", err))
 	}
 	t.agent = agent
+	t.spanAgent()
 
 	firstStep := 1
 	if cp := t.claim.Checkpoint; cp != nil {
@@ -148,11 +164,12 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 			return t.suspend()
 		}
 		stepID := "step_" + strconv.Itoa(step)
+		stepCtx := t.startStep(ctx, step)
 		open := t.state.Open
 		if open == nil || open.Step != step {
 			t.state.Open = nil
 			t.emit("step.started", stepID, map[string]any{"step": step})
-			resp, llmErr := t.callModel(ctx, stepID, specs)
+			resp, llmErr := t.callModel(stepCtx, stepID, specs)
 			if llmErr != nil {
 				switch cause := context.Cause(ctx); {
 				case cause == errRunCancelled:
@@ -193,7 +210,7 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 			if open.Results[i] != nil {
 				continue // finished before a crash: its result is stored
 			}
-			res, ok := t.runTool(ctx, stepID, step, i, tc)
+			res, ok := t.runTool(stepCtx, stepID, step, i, tc)
 			if !ok {
 				break
 			}
@@ -373,7 +390,9 @@ func (t *turn) callModel(ctx context.Context, stepID string, specs []llm.ToolSpe
 			StepID: stepID, Type: "llm.token", TS: time.Now().UTC(), Payload: payload,
 		})
 	}
+	span := t.startLLMSpan(ctx, model)
 	resp, err := t.rt.model.Complete(ctx, req, onToken)
+	t.endLLM(ctx, span, model, resp, err, time.Since(started))
 	payload := map[string]any{
 		"provider":        t.rt.model.Name(),
 		"model":           firstNonEmpty(resp.Model, model),
@@ -415,8 +434,11 @@ func (t *turn) runTool(ctx context.Context, stepID string, step, index int, tc l
 		SessionKey: t.run.SessionKey, CallID: tc.ID, Name: tc.Name, Args: json.RawMessage(tc.Arguments),
 		Key: fmt.Sprintf("%s/%d/%d/%s", t.run.ID, step, index, tc.ID),
 	}
+	span := t.startToolSpan(ctx, tc)
 	out, outcome := t.rt.tools.Route(ctx, call, t.agent.Tools)
-	if outcome == tools.OutcomeError && ctx.Err() != nil {
+	interrupted := outcome == tools.OutcomeError && ctx.Err() != nil
+	t.endTool(span, tc, out, outcome, !interrupted, time.Since(started))
+	if interrupted {
 		return toolResult{}, false
 	}
 	out.Content = store.CleanText(out.Content)
@@ -458,7 +480,10 @@ func (t *turn) emit(typ, stepID string, payload any) {
 func (t *turn) commit(cp *store.Checkpoint) error {
 	sctx, cancel := t.rt.storeCtx()
 	defer cancel()
-	if _, err := t.rt.rec.Stored(t.rt.store.SaveStep(sctx, t.scope, t.run.ID, cp, t.pending)); err != nil {
+	started := time.Now()
+	_, err := t.rt.rec.Stored(t.rt.store.SaveStep(sctx, t.scope, t.run.ID, cp, t.pending))
+	t.rt.timeStoreOp("save_step", started)
+	if err != nil {
 		return err
 	}
 	t.pending = t.pending[:0]
@@ -498,7 +523,9 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 	}
 	sctx, cancel := t.rt.storeCtx()
 	defer cancel()
+	started := time.Now()
 	_, err := t.rt.rec.Stored(t.rt.store.FinishRun(sctx, t.scope, t.run.ID, res, t.pending))
+	t.rt.timeStoreOp("finish_run", started)
 	if err != nil {
 		if errors.Is(err, store.ErrPermanent) && (res.Error == nil || res.Error.Code != "store_rejected") {
 			cancel()
@@ -512,6 +539,8 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 		return turnOutcome{err: fmt.Errorf("finish run: %w", err)}
 	}
 	t.pending = nil
+	t.status, t.runErr = res.Status, res.Error
+	t.rt.cfg.Observer.RunFinished(res.Status)
 	for _, m := range res.Outbox {
 		t.rt.Wake(m.Scope, m.AgentID)
 	}

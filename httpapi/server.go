@@ -98,6 +98,17 @@ type Deps struct {
 	// SecureCookies marks the session cookie Secure even on plain HTTP (for a
 	// daemon behind a TLS-terminating proxy); over TLS it always is.
 	SecureCookies bool
+	// Metrics, when set, is served at GET /metrics (outside /api: Prometheus
+	// scrapes it; with auth on it takes an admin token).
+	Metrics http.Handler
+	// SSEClients, when set, counts the open SSE streams.
+	SSEClients Gauge
+}
+
+// Gauge is a value that goes up and down (a prometheus.Gauge is one).
+type Gauge interface {
+	Inc()
+	Dec()
 }
 
 // DefaultRequestTimeout is Deps.RequestTimeout's default.
@@ -170,6 +181,9 @@ func (s *Server) routes() {
 	})
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
+	if s.deps.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(s.deps.Metrics))
+	}
 
 	api := s.apiGroup()
 	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents", Role: auth.RoleAdmin}, s.createAgent)

@@ -51,6 +51,10 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 		writeError(c, http.StatusInternalServerError, "internal", "streaming unsupported")
 		return
 	}
+	if g := s.deps.SSEClients; g != nil {
+		g.Inc()
+		defer g.Dec()
+	}
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")

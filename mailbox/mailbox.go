@@ -63,12 +63,32 @@ func WithCommitTimeout(d time.Duration) Option {
 	}
 }
 
+// Observer is told of each batch commit: how many messages it held and how
+// long the store took (also when it failed), for metrics.
+type Observer interface {
+	BatchCommitted(size int, d time.Duration, err error)
+}
+
+// WithObserver reports every batch commit to o.
+func WithObserver(o Observer) Option {
+	return func(m *Mailbox) {
+		if o != nil {
+			m.observer = o
+		}
+	}
+}
+
+type nopObserver struct{}
+
+func (nopObserver) BatchCommitted(int, time.Duration, error) {}
+
 // Mailbox batches inbox writes and wakes agents after their messages are durable.
 type Mailbox struct {
 	store         Store
 	waker         Waker
 	logger        *slog.Logger
 	commitTimeout time.Duration
+	observer      Observer
 
 	requests chan request
 	// mu orders Send against Stop: once closed is set no request enters the
@@ -88,6 +108,7 @@ func New(st Store, waker Waker, logger *slog.Logger, opts ...Option) *Mailbox {
 		waker:         waker,
 		logger:        logger,
 		commitTimeout: DefaultCommitTimeout,
+		observer:      nopObserver{},
 		requests:      make(chan request, MaxBatch),
 		stop:          make(chan struct{}),
 		done:          make(chan struct{}),
@@ -213,9 +234,11 @@ func (m *Mailbox) commit(batch []request) {
 	// abort a commit that other callers share, and a hung store must not hold
 	// every sender (and the batches behind them) forever.
 	ctx, cancel := context.WithTimeout(context.Background(), m.commitTimeout)
+	started := time.Now()
 	stored, err := m.store.EnqueueMessages(ctx, msgs)
 	timedOut := ctx.Err()
 	cancel()
+	m.observer.BatchCommitted(len(msgs), time.Since(started), err)
 	if err != nil && timedOut != nil {
 		// Out of time: the store is not answering, and retrying row by row
 		// would wait as long again for each.

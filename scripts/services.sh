@@ -6,7 +6,9 @@
 #     pgvector extension (built from Debian trixie's source package when the
 #     installed PostgreSQL has no vector.control);
 #   - Redis on 127.0.0.1:6379, keeping nothing on disk;
-#   - Debian's chromium (and a small CJK font) for the web console's browser tests.
+#   - Debian's chromium (and a small CJK font) for the web console's browser tests;
+#   - Debian's prometheus, installed only: the metrics test starts its own
+#     server on 127.0.0.1 (it is not started as a system service here).
 #
 # It is idempotent and quick (well under 2 s) when everything is already there,
 # runs non-interactively (CI=true, no stdin) and exits non-zero with a message
@@ -255,6 +257,24 @@ ensure_browser() {
 	apt_install fonts-wqy-microhei
 }
 
+# ---------------------------------------------------------------- prometheus
+
+# cmd/openintern's metrics test runs /usr/bin/prometheus itself, on a free
+# loopback port with a temporary config and data dir. Debian's package may
+# start a system service when installed: it is stopped again, so that no
+# Prometheus of ours listens on :9090 or keeps data.
+ensure_prometheus() {
+	[ -x /usr/bin/prometheus ] && return 0
+	apt_install prometheus
+	[ -x /usr/bin/prometheus ] || die "/usr/bin/prometheus not found after installing prometheus"
+	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+		as_root systemctl stop prometheus || true
+		as_root systemctl disable prometheus >/dev/null 2>&1 || true
+	elif [ -x /etc/init.d/prometheus ]; then
+		as_root /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+	fi
+}
+
 # ---------------------------------------------------------------------- main
 
 if ! pg_ready; then
@@ -269,4 +289,5 @@ ensure_pgvector
 ensure_redis
 ensure_browser
 apt_install tmux # cmd/openintern tests drive a real terminal with it
+ensure_prometheus
 log "ready: PostgreSQL $PG_VERSION with pgvector on $PG_HOST:$PG_PORT, Redis on $REDIS_HOST:$REDIS_PORT"

@@ -321,6 +321,10 @@ type AgentStore interface {
 	// ListAgentsWithWork returns every agent, in every scope, that has unread messages
 	// or a run left running. It is the one unscoped read, for recovery at start-up.
 	ListAgentsWithWork(ctx context.Context) ([]AgentRef, error)
+	// CountUnreadMessages counts the unread inbox messages of every agent in
+	// every scope: the daemon-wide inbox depth, for metrics. A run's messages
+	// are read when it ends.
+	CountUnreadMessages(ctx context.Context) (int64, error)
 }
 
 // MessageStore keeps inboxes.

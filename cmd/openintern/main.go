@@ -196,7 +196,7 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 
-			m := &daemon.Main{Config: cfg, Logger: logger}
+			m := &daemon.Main{Config: cfg, Logger: logger, Version: version}
 			if err := m.Run(ctx); err != nil {
 				return err
 			}

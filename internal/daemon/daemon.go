@@ -27,6 +27,7 @@ import (
 	"github.com/openintern/openintern/mailbox"
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/memory/memorytools"
+	"github.com/openintern/openintern/metrics"
 	"github.com/openintern/openintern/store"
 	"github.com/openintern/openintern/store/postgres"
 	"github.com/openintern/openintern/store/sqlite"
@@ -48,6 +49,11 @@ type Main struct {
 	// Embedder overrides the configured memory embedder; Run sets it from
 	// the config when nil.
 	Embedder memory.Embedder
+	// Version is the daemon's version, as traces name it.
+	Version string
+
+	// Metrics are served at /metrics; Run makes them.
+	Metrics *metrics.Metrics
 
 	Store   store.Store
 	Bus     events.Bus
@@ -102,6 +108,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, func(context.Context) error { return m.Store.Close() })
+
+	m.Metrics = metrics.New()
+	// Off (a no-op tracer) unless OTEL_EXPORTER_OTLP_ENDPOINT is set. Shut
+	// down, which flushes the spans still buffered, once the agents have
+	// stopped and just before the store closes.
+	tracerProvider, stopTracing, err := metrics.NewTracerProvider(ctx, m.Version)
+	if err != nil {
+		return err
+	}
+	m.closers = append(m.closers, stopTracing)
 	if vi, ok := memStore.(interface{ SetVectorIndexBytes(int64) }); ok {
 		vi.SetVectorIndexBytes(int64(cfg.VectorIndexMB) << 20)
 	}
@@ -166,8 +182,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		IdleTimeout: time.Duration(cfg.AgentIdleTimeout), SessionHistory: cfg.SessionHistory,
 		DefaultModel: cfg.LLMModel, Memory: recallOrNil(cfg.MemoryRecall, agentMem),
 		Blackboard: orchestratorBoard{board}, MaxRunningPerScope: cfg.MaxRunningPerScope,
+		Observer: m.Metrics, Tracer: tracerProvider.Tracer(actors.TracerName),
 	}, m.Store, m.Bus, m.Model, registry, m.Logger.With("component", "actors"))
-	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"), mailbox.WithCommitTimeout(time.Duration(cfg.CommitTimeout)))
+	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"), mailbox.WithCommitTimeout(time.Duration(cfg.CommitTimeout)), mailbox.WithObserver(m.Metrics))
 	for _, t := range teamtools.Tools(m.Store, m.Mailbox, board, teamtools.Limits{}) {
 		if err := registry.Register(t); err != nil {
 			return fmt.Errorf("register tool: %w", err)
@@ -179,7 +196,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: m.Heartbeat,
 		ToolNames: registry.Names, RestrictHosts: httpapi.IsLoopbackHost(cfg.Host), AllowedHosts: allowedHosts(cfg.AllowedHosts),
 		AuthRequired: cfg.Auth.Mode == config.AuthToken, SecureCookies: cfg.Auth.SecureCookies,
+		Metrics: m.Metrics.Handler(), SSEClients: m.Metrics.SSEClients(),
 	})
+	m.Metrics.WatchRuntime(func(ctx context.Context) (metrics.RuntimeStats, error) {
+		st, err := m.Runtime.Stats(ctx)
+		return metrics.RuntimeStats{Active: st.ActiveAgents, Running: st.RunningAgents, Waiting: st.WaitingAgents}, err
+	})
+	m.Metrics.WatchInbox(m.Store.CountUnreadMessages)
 	m.API.MountMemory(memSvc)
 	web.Mount(m.API.Engine())
 

@@ -243,6 +243,16 @@ func (s *Store) ListAgentsWithWork(ctx context.Context) ([]store.AgentRef, error
 	return refs, nil
 }
 
+// CountUnreadMessages counts the unread messages of every agent in every
+// scope (over the partial index of unread messages).
+func (s *Store) CountUnreadMessages(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE status = 'unread' AND agent_id <> ''`).Scan(&n); err != nil {
+		return 0, fail("count unread messages", err)
+	}
+	return n, nil
+}
+
 // HasWork reports whether the agent has unread messages or a running run.
 func (s *Store) HasWork(ctx context.Context, scope store.Scope, agentID string) (bool, error) {
 	var has bool
