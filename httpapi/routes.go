@@ -30,10 +30,11 @@ func (r routeSpec) mutating() bool {
 }
 
 // register adds an /api route with its spec: the request is authorized
-// against spec.Role before anything else of the route runs.
+// against spec.Role before anything else of the route runs but its audit
+// record, which is written after everything else, 403s included.
 func (s *Server) register(api *gin.RouterGroup, spec routeSpec, handler gin.HandlerFunc) {
 	s.specs = append(s.specs, spec)
-	api.Handle(spec.Method, spec.Path, s.authorize(spec), s.idempotency, handler)
+	api.Handle(spec.Method, spec.Path, s.audit(spec), s.authorize(spec), s.idempotency, handler)
 }
 
 // Routes lists the specs of every registered /api route, in registration order.

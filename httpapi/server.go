@@ -88,6 +88,11 @@ type Deps struct {
 	IdempotencyTTL time.Duration
 	// Now is the API's clock (nil: the wall clock); it dates idempotency keys.
 	Now func() time.Time
+	// Audit keeps the audit log (default: Store, when it implements
+	// store.AuditStore); nil records nothing.
+	Audit store.AuditStore
+	// AuditRetention is how long audit records are kept (0: forever).
+	AuditRetention time.Duration
 }
 
 // DefaultRequestTimeout is Deps.RequestTimeout's default.
@@ -102,6 +107,11 @@ type Server struct {
 	idemSweep atomic.Int64
 	// specs are the registered /api routes (see register).
 	specs []routeSpec
+	// auditLog batches audit records; auditSweep is when (Unix ns) expired
+	// ones are next deleted; auditFailures counts records not written.
+	auditLog      auditBatcher
+	auditSweep    atomic.Int64
+	auditFailures atomic.Int64
 }
 
 var ginModeOnce sync.Once
@@ -121,6 +131,11 @@ func New(deps Deps) *Server {
 	if deps.Idempotency == nil {
 		if is, ok := deps.Store.(IdempotencyStore); ok {
 			deps.Idempotency = is
+		}
+	}
+	if deps.Audit == nil {
+		if as, ok := deps.Store.(store.AuditStore); ok {
+			deps.Audit = as
 		}
 	}
 	s := &Server{deps: deps, engine: gin.New(), csrf: http.NewCrossOriginProtection()}
@@ -177,6 +192,7 @@ func (s *Server) routes() {
 	s.register(api, routeSpec{Method: http.MethodGet, Path: "/sessions/:session_key/runs", Role: auth.RoleViewer}, s.listSessionRuns)
 
 	s.teamRoutes(api)
+	s.auditRoutes(api)
 }
 
 // apiGroup is /api with the checks every API route has.
@@ -363,6 +379,7 @@ func writeError(c *gin.Context, status int, code, message string) {
 	var e apiError
 	e.Error.Code = code
 	e.Error.Message = message
+	c.Set(errorCodeKey, code)
 	c.AbortWithStatusJSON(status, e)
 }
 
