@@ -212,7 +212,8 @@ func pathTarget(c *gin.Context) string {
 	return strings.Join(ids, "/")
 }
 
-// createdID is the id a create's JSON answer names, or "".
+// createdID is the id a create's JSON answer names, or the ids a batch
+// delete's answer lists as deleted (joined by ","), or "".
 func createdID(body []byte) string {
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(body, &fields) != nil {
@@ -223,6 +224,10 @@ func createdID(body []byte) string {
 		if raw, ok := fields[f]; ok && json.Unmarshal(raw, &id) == nil && id != "" {
 			return id
 		}
+	}
+	var deleted []string
+	if raw, ok := fields["deleted"]; ok && json.Unmarshal(raw, &deleted) == nil {
+		return strings.Join(deleted, ",")
 	}
 	return ""
 }

@@ -53,8 +53,8 @@ type AuditRecord struct {
 	Via       string `json:"via"`        // token, cookie, none (auth off) or tool
 	Action    string `json:"action"`
 	// Target is the resource acted on: the path's ids joined by "/" (a
-	// member: "<group_id>/<agent_id>"), the id a create made, or a tool
-	// call's run.
+	// member: "<group_id>/<agent_id>"), the id a create made, the ids a
+	// batch delete deleted (joined by ","), or a tool call's run.
 	Target string `json:"target"`
 	// ArgsHash is the hex SHA-256 of the request body or the tool call's
 	// arguments ("" when there were none): what was asked can be matched
