@@ -83,6 +83,9 @@ type Config struct {
 	ShutdownTimeout  Duration `json:"shutdown_timeout"`   // OPENINTERN_SHUTDOWN_TIMEOUT
 	CommitTimeout    Duration `json:"commit_timeout"`     // OPENINTERN_COMMIT_TIMEOUT: bound on accepting a message; a store slower than this answers 503
 	LogLevel         string   `json:"log_level"`          // LOG_LEVEL: debug, info, warn, error
+	// AuditRetention is how long audit records are kept (OPENINTERN_AUDIT_RETENTION,
+	// a duration such as 2160h or a number of days such as 90d; 0 keeps them forever).
+	AuditRetention Duration `json:"audit_retention"`
 }
 
 // Default returns the configuration with every setting at its default.
@@ -106,6 +109,7 @@ func Default() Config {
 		ShutdownTimeout:   Duration(10 * time.Second),
 		CommitTimeout:     Duration(10 * time.Second),
 		LogLevel:          "info",
+		AuditRetention:    Duration(DefaultAuditRetention),
 	}
 }
 
@@ -155,6 +159,23 @@ var envKeys = []struct {
 	{"OPENINTERN_SHUTDOWN_TIMEOUT", func(c *Config, v string) error { return c.ShutdownTimeout.Set(v) }},
 	{"OPENINTERN_COMMIT_TIMEOUT", func(c *Config, v string) error { return c.CommitTimeout.Set(v) }},
 	{"LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
+	{"OPENINTERN_AUDIT_RETENTION", func(c *Config, v string) error { return c.AuditRetention.SetDays(v) }},
+}
+
+// DefaultAuditRetention keeps audit records for 90 days.
+const DefaultAuditRetention = 90 * 24 * time.Hour
+
+// SetDays parses a duration ("2160h") or a whole number of days ("90d").
+func (d *Duration) SetDays(s string) error {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return fmt.Errorf("not a number of days like 90d: %q", s)
+		}
+		*d = Duration(time.Duration(n) * 24 * time.Hour)
+		return nil
+	}
+	return d.Set(s)
 }
 
 // Load builds the configuration: defaults < file < environment. path "" means
@@ -264,6 +285,8 @@ func (c *Config) Validate() error {
 		return &Error{Key: "OPENINTERN_SHUTDOWN_TIMEOUT", Reason: "must be at least 1s"}
 	case c.CommitTimeout < Duration(100*time.Millisecond):
 		return &Error{Key: "OPENINTERN_COMMIT_TIMEOUT", Reason: "must be at least 100ms"}
+	case c.AuditRetention < 0 || (c.AuditRetention > 0 && c.AuditRetention < Duration(time.Hour)):
+		return &Error{Key: "OPENINTERN_AUDIT_RETENTION", Reason: "must be 0 (keep forever) or at least 1h"}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

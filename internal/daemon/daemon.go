@@ -144,7 +144,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(cfg.Workspace(), 0o755); err != nil {
 		return fmt.Errorf("create workspace: %w", err)
 	}
-	registry := tools.NewRegistry(tools.WithLogger(m.Logger.With("component", "tools")))
+	registry := tools.NewRegistry(tools.WithLogger(m.Logger.With("component", "tools")), toolAuditor(m.Store, m.Logger))
 	if m.Embedder == nil {
 		m.Embedder = NewEmbedder(cfg, m.Logger.With("component", "embedder"))
 	}
@@ -178,6 +178,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus, Blackboard: board,
 		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: m.Heartbeat,
 		ToolNames: registry.Names, RestrictHosts: httpapi.IsLoopbackHost(cfg.Host), AllowedHosts: allowedHosts(cfg.AllowedHosts),
+		AuditRetention: time.Duration(cfg.AuditRetention),
 	})
 	m.API.MountMemory(memSvc)
 	web.Mount(m.API.Engine())
