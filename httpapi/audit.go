@@ -92,7 +92,7 @@ func (s *Server) audit(spec routeSpec) gin.HandlerFunc {
 		defer func() {
 			if p := recover(); p != nil {
 				// recoverPanics answers 500 further out.
-				s.recordRequest(c, action, body.sum(), "", http.StatusInternalServerError, "internal")
+				s.recordRequest(c, action, body.sum(), pathTarget(c), http.StatusInternalServerError, "internal")
 				panic(p)
 			}
 		}()

@@ -222,6 +222,7 @@ func TestAuditReplayAndRefusals(t *testing.T) {
 	viewer := auth.Principal{TokenID: "t-view", TokenName: "dashboard", Role: auth.RoleViewer, Scope: scope, Via: auth.ViaToken}
 	s := New(Deps{Store: h.store, Logger: h.api.deps.Logger, Runtime: h.api.deps.Runtime})
 	engine := gin.New()
+	engine.Use(s.requestID, s.recoverPanics)
 	api := engine.Group("/api", func(c *gin.Context) {
 		if c.GetHeader("Authorization") == "Bearer oit_revoked" {
 			s.auditRefusal(c, http.StatusUnauthorized, "token_revoked")
@@ -235,6 +236,7 @@ func TestAuditReplayAndRefusals(t *testing.T) {
 	handled := 0
 	s.register(api, routeSpec{Method: http.MethodDelete, Path: "/things/:thing_id", Role: auth.RoleAdmin}, func(c *gin.Context) { handled++ })
 	s.register(api, routeSpec{Method: http.MethodGet, Path: "/things", Role: auth.RoleViewer}, func(c *gin.Context) { c.Status(http.StatusOK) })
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/things/:thing_id/boom", Role: auth.RoleViewer}, func(c *gin.Context) { panic("boom") })
 	do := func(method, path, token string) int {
 		rq := httptest.NewRequest(method, path, nil)
 		if token != "" {
@@ -250,7 +252,10 @@ func TestAuditReplayAndRefusals(t *testing.T) {
 		t.Fatalf("a viewer's delete: %d, handled %d times", code, handled)
 	}
 	recs = auditRecords(t, h, "DELETE /api/things/:thing_id")
-	want := store.AuditRecord{ID: recs[0].ID, Time: recs[0].Time, Scope: scope, Actor: "token:t-view", ActorName: "dashboard",
+	if len(recs) == 0 || recs[0].RequestID == "" {
+		t.Fatalf("records of a refused delete: %+v", recs)
+	}
+	want := store.AuditRecord{ID: recs[0].ID, Time: recs[0].Time, RequestID: recs[0].RequestID, Scope: scope, Actor: "token:t-view", ActorName: "dashboard",
 		Via: auth.ViaToken, Action: "DELETE /api/things/:thing_id", Target: "x1", Outcome: "403", Detail: "forbidden"}
 	if len(recs) != 1 || recs[0] != want {
 		t.Fatalf("record of a refused delete:\n got  %+v\n want %+v", recs, want)
@@ -265,6 +270,13 @@ func TestAuditReplayAndRefusals(t *testing.T) {
 	if len(recs) != 1 || recs[0].Outcome != "401" || recs[0].Detail != "token_revoked" || recs[0].Via != auth.ViaToken ||
 		recs[0].Actor != "secret:"+auth.HashSecret("oit_revoked")[:12] || recs[0].Scope != scope {
 		t.Fatalf("records of reads (only the refused one): %+v", recs)
+	}
+	if code := do("POST", "/api/things/x2/boom", "oit_viewer"); code != http.StatusInternalServerError {
+		t.Fatalf("a panicking handler: %d", code)
+	}
+	recs = auditRecords(t, h, "POST /api/things/:thing_id/boom")
+	if len(recs) != 1 || recs[0].Outcome != "500" || recs[0].Target != "x2" || recs[0].Actor != "token:t-view" || recs[0].RequestID == "" {
+		t.Fatalf("record of a panicking handler: %+v", recs)
 	}
 	if s.AuditFailures() != 0 || h.api.AuditFailures() != 0 {
 		t.Fatalf("audit failures: %d, %d", s.AuditFailures(), h.api.AuditFailures())
@@ -347,5 +359,50 @@ func TestAuditRetention(t *testing.T) {
 	}
 	if n := len(auditRecords(t, h, "POST /api/agents")); n != 1 {
 		t.Fatalf("%d records of the request that swept, want 1", n)
+	}
+}
+
+// TestAuditConcurrentRequests: concurrent mutating requests, whose records
+// share transactions, each leave exactly one record.
+func TestAuditConcurrentRequests(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			h := newHarness(t, kind)
+			h.must(http.StatusCreated, request{method: "POST", path: "/api/agents", body: `{"agent_id":"a1","name":"A"}`})
+			const n = 40
+			statuses := make(chan int, n)
+			for i := range n {
+				go func() {
+					rq, _ := http.NewRequest("POST", h.srv.URL+"/api/agents/a1/messages", strings.NewReader(`{"content":"m`+strconv.Itoa(i)+`"}`))
+					rq.Header.Set("Content-Type", "application/json")
+					rq.Header.Set("x-org-id", "o1")
+					rq.Header.Set("x-user-id", "u1")
+					rq.Header.Set("X-Request-Id", "conc-"+strconv.Itoa(i))
+					res, err := h.srv.Client().Do(rq)
+					if err != nil {
+						statuses <- 0
+						return
+					}
+					_ = res.Body.Close()
+					statuses <- res.StatusCode
+				}()
+			}
+			for range n {
+				if code := <-statuses; code != http.StatusAccepted {
+					t.Fatalf("a concurrent send: status %d", code)
+				}
+			}
+			recs := auditRecords(t, h, "POST /api/agents/:agent_id/messages")
+			seen := map[string]bool{}
+			for _, r := range recs {
+				seen[r.RequestID] = true
+			}
+			if len(recs) != n || len(seen) != n {
+				t.Fatalf("%d records with %d request ids for %d sends", len(recs), len(seen), n)
+			}
+			if h.api.AuditFailures() != 0 {
+				t.Fatalf("%d audit failures", h.api.AuditFailures())
+			}
+		})
 	}
 }
