@@ -88,6 +88,10 @@ type Config struct {
 	// cap); slots are shared round-robin between scopes either way.
 	MaxRunningPerScope int `json:"max_running_per_scope"` // OPENINTERN_MAX_RUNNING_AGENTS_PER_SCOPE
 
+	// AuditRetention is how long audit records are kept (OPENINTERN_AUDIT_RETENTION,
+	// a duration such as 2160h or a number of days such as 90d; 0 keeps them forever).
+	AuditRetention Duration `json:"audit_retention"`
+
 	Auth Auth `json:"auth"`
 }
 
@@ -129,6 +133,7 @@ func Default() Config {
 		CommitTimeout:     Duration(10 * time.Second),
 		LogLevel:          "info",
 		Auth:              Auth{Mode: AuthOff},
+		AuditRetention:    Duration(DefaultAuditRetention),
 	}
 }
 
@@ -181,6 +186,23 @@ var envKeys = []struct {
 	{"AUTH", func(c *Config, v string) error { c.Auth.Mode = strings.ToLower(strings.TrimSpace(v)); return nil }},
 	{"OPENINTERN_SECURE_COOKIES", func(c *Config, v string) error { return setBool(&c.Auth.SecureCookies, v) }},
 	{"OPENINTERN_MAX_RUNNING_AGENTS_PER_SCOPE", func(c *Config, v string) error { return setInt(&c.MaxRunningPerScope, v) }},
+	{"OPENINTERN_AUDIT_RETENTION", func(c *Config, v string) error { return c.AuditRetention.SetDays(v) }},
+}
+
+// DefaultAuditRetention keeps audit records for 90 days.
+const DefaultAuditRetention = 90 * 24 * time.Hour
+
+// SetDays parses a duration ("2160h") or a whole number of days ("90d").
+func (d *Duration) SetDays(s string) error {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return fmt.Errorf("not a number of days like 90d: %q", s)
+		}
+		*d = Duration(time.Duration(n) * 24 * time.Hour)
+		return nil
+	}
+	return d.Set(s)
 }
 
 // Load builds the configuration: defaults < file < environment. path "" means
@@ -292,6 +314,8 @@ func (c *Config) Validate() error {
 		return &Error{Key: "OPENINTERN_SHUTDOWN_TIMEOUT", Reason: "must be at least 1s"}
 	case c.CommitTimeout < Duration(100*time.Millisecond):
 		return &Error{Key: "OPENINTERN_COMMIT_TIMEOUT", Reason: "must be at least 100ms"}
+	case c.AuditRetention < 0 || (c.AuditRetention > 0 && c.AuditRetention < Duration(time.Hour)):
+		return &Error{Key: "OPENINTERN_AUDIT_RETENTION", Reason: "must be 0 (keep forever) or at least 1h"}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -202,6 +202,3 @@ func scopeFromPrincipal(p auth.Principal, named store.Scope) (store.Scope, strin
 	}
 	return sc, ""
 }
-
-// auditRefusal records a refused token use; the audit log fills it in.
-func (s *Server) auditRefusal(c *gin.Context, status int, code string) {}

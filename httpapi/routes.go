@@ -35,14 +35,15 @@ func (r routeSpec) mutating() bool {
 }
 
 // register adds an /api route with its spec: the request is authorized
-// against spec.Role before anything else of the route runs.
+// against spec.Role before anything else of the route runs but its audit
+// record, which is written after everything else, 403s included.
 func (s *Server) register(api *gin.RouterGroup, spec routeSpec, handler gin.HandlerFunc) {
 	s.specs = append(s.specs, spec)
 	idem := s.idempotency
 	if spec.Secret {
 		idem = refuseIdempotencyKey
 	}
-	api.Handle(spec.Method, spec.Path, s.authorize(spec), idem, handler)
+	api.Handle(spec.Method, spec.Path, s.audit(spec), s.authorize(spec), idem, handler)
 }
 
 // registerPublic adds a route that needs no credential (spec.Public) to a
@@ -50,7 +51,7 @@ func (s *Server) register(api *gin.RouterGroup, spec routeSpec, handler gin.Hand
 func (s *Server) registerPublic(group *gin.RouterGroup, spec routeSpec, handler gin.HandlerFunc) {
 	spec.Public, spec.Role = true, ""
 	s.specs = append(s.specs, spec)
-	group.Handle(spec.Method, spec.Path, handler)
+	group.Handle(spec.Method, spec.Path, s.audit(spec), handler)
 }
 
 // Routes lists the specs of every registered /api route, in registration order.

@@ -53,6 +53,7 @@ func (s *Server) scope(c *gin.Context) {
 		scope, mismatch := scopeFromPrincipal(principal, sc)
 		if mismatch != "" {
 			writeError(c, http.StatusForbidden, "scope_mismatch", mismatch)
+			s.auditRefusal(c, http.StatusForbidden, "scope_mismatch")
 			return
 		}
 		principal.Scope = scope

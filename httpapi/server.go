@@ -103,6 +103,11 @@ type Deps struct {
 	Metrics http.Handler
 	// SSEClients, when set, counts the open SSE streams.
 	SSEClients Gauge
+	// Audit keeps the audit log (default: Store, when it implements
+	// store.AuditStore); nil records nothing.
+	Audit store.AuditStore
+	// AuditRetention is how long audit records are kept (0: forever).
+	AuditRetention time.Duration
 }
 
 // Gauge is a value that goes up and down (a prometheus.Gauge is one).
@@ -125,6 +130,11 @@ type Server struct {
 	specs []routeSpec
 	// sessionSweep is when (Unix ns) expired web sessions are next deleted.
 	sessionSweep atomic.Int64
+	// auditLog batches audit records; auditSweep is when (Unix ns) expired
+	// ones are next deleted; auditFailures counts records not written.
+	auditLog      auditBatcher
+	auditSweep    atomic.Int64
+	auditFailures atomic.Int64
 }
 
 var ginModeOnce sync.Once
@@ -149,6 +159,11 @@ func New(deps Deps) *Server {
 	if deps.Idempotency == nil {
 		if is, ok := deps.Store.(IdempotencyStore); ok {
 			deps.Idempotency = is
+		}
+	}
+	if deps.Audit == nil {
+		if as, ok := deps.Store.(store.AuditStore); ok {
+			deps.Audit = as
 		}
 	}
 	s := &Server{deps: deps, engine: gin.New(), csrf: http.NewCrossOriginProtection()}
@@ -209,6 +224,7 @@ func (s *Server) routes() {
 
 	s.teamRoutes(api)
 	s.tokenRoutes(api)
+	s.auditRoutes(api)
 }
 
 // apiGroup is /api with the checks every API route has.
@@ -395,6 +411,7 @@ func writeError(c *gin.Context, status int, code, message string) {
 	var e apiError
 	e.Error.Code = code
 	e.Error.Message = message
+	c.Set(errorCodeKey, code)
 	c.AbortWithStatusJSON(status, e)
 }
 

@@ -107,6 +107,7 @@ type Registry struct {
 	timeout   time.Duration
 	maxResult int
 	logger    *slog.Logger
+	auditor   Auditor
 
 	// life ends at Close and cancels every call in flight; calls counts
 	// their goroutines, also those Route gave up on, so Close can wait for
@@ -119,9 +120,10 @@ type Registry struct {
 }
 
 type registered struct {
-	tool   Tool
-	spec   llm.ToolSpec
-	schema *Schema
+	tool     Tool
+	spec     llm.ToolSpec
+	schema   *Schema
+	readOnly bool // not audited (see ReadOnly)
 }
 
 // NewRegistry returns an empty registry.
@@ -167,7 +169,7 @@ func (r *Registry) Register(t Tool) error {
 	if _, dup := r.tools[spec.Name]; dup {
 		return fmt.Errorf("tools: register: duplicate tool name %q", spec.Name)
 	}
-	r.tools[spec.Name] = &registered{tool: t, spec: spec, schema: schema}
+	r.tools[spec.Name] = &registered{tool: t, spec: spec, schema: schema, readOnly: IsReadOnly(t)}
 	return nil
 }
 
@@ -259,6 +261,7 @@ func (r *Registry) Route(ctx context.Context, call Call, allowed []string) (Resu
 		return r.limit(errorResult("unknown tool %s; available: %s", quoteName(call.Name), listOrNone(avail))), OutcomeUnknown
 	}
 	if !isAllowed(call.Name, allowed) {
+		r.audit(ctx, reg, call, OutcomeBlocked)
 		return r.limit(errorResult("tool %q is not permitted for this agent; available: %s", call.Name, listOrNone(avail))), OutcomeBlocked
 	}
 
@@ -271,12 +274,14 @@ func (r *Registry) Route(ctx context.Context, call Call, allowed []string) (Resu
 		err = reg.schema.Validate(v)
 	}
 	if err != nil {
+		r.auditInvalid(ctx, reg, call)
 		return r.limit(errorResult("invalid arguments for tool %q: %v", call.Name, err)), OutcomeError
 	}
 	call.Args = json.RawMessage(args)
 	call.Allowed = allowed
 
 	res, outcome := r.run(ctx, reg, call)
+	r.audit(ctx, reg, call, outcome)
 	return r.limit(res), outcome
 }
 

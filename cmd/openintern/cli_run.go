@@ -29,6 +29,7 @@ func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 		newRolesCmd(lookupEnv),
 		newGroupsCmd(lookupEnv),
 		newSessionsCmd(lookupEnv),
+		newAuditCmd(lookupEnv),
 		newDoctorCmd(lookupEnv),
 		newCompletionCmd(),
 	}

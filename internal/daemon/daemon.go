@@ -160,7 +160,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(cfg.Workspace(), 0o755); err != nil {
 		return fmt.Errorf("create workspace: %w", err)
 	}
-	registry := tools.NewRegistry(tools.WithLogger(m.Logger.With("component", "tools")))
+	registry := tools.NewRegistry(tools.WithLogger(m.Logger.With("component", "tools")), toolAuditor(m.Store, m.Logger))
 	if m.Embedder == nil {
 		m.Embedder = NewEmbedder(cfg, m.Logger.With("component", "embedder"))
 	}
@@ -197,6 +197,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ToolNames: registry.Names, RestrictHosts: httpapi.IsLoopbackHost(cfg.Host), AllowedHosts: allowedHosts(cfg.AllowedHosts),
 		AuthRequired: cfg.Auth.Mode == config.AuthToken, SecureCookies: cfg.Auth.SecureCookies,
 		Metrics: m.Metrics.Handler(), SSEClients: m.Metrics.SSEClients(),
+		AuditRetention: time.Duration(cfg.AuditRetention),
 	})
 	m.Metrics.WatchRuntime(func(ctx context.Context) (metrics.RuntimeStats, error) {
 		st, err := m.Runtime.Stats(ctx)

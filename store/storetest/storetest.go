@@ -43,6 +43,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	cases = append(cases, idempotencyCases...)
 	cases = append(cases, tokenCases...)
 	cases = append(cases, metricsCases...)
+	cases = append(cases, auditCases...)
+	cases = append(cases, summaryCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
