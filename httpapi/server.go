@@ -88,6 +88,12 @@ type Deps struct {
 	IdempotencyTTL time.Duration
 	// Now is the API's clock (nil: the wall clock); it dates idempotency keys.
 	Now func() time.Time
+	// RateLimit bounds each caller's request rate (zero: no limit).
+	RateLimit RateLimit
+	// MaxStreams and MaxStreamsPerScope bound the SSE streams open at once,
+	// in all and per scope (0: no bound).
+	MaxStreams         int
+	MaxStreamsPerScope int
 }
 
 // DefaultRequestTimeout is Deps.RequestTimeout's default.
@@ -102,6 +108,9 @@ type Server struct {
 	idemSweep atomic.Int64
 	// specs are the registered /api routes (see register).
 	specs []routeSpec
+	// limiter is nil when requests are not rate limited.
+	limiter *rateLimiter
+	streams *streamCaps
 }
 
 var ginModeOnce sync.Once
@@ -124,6 +133,10 @@ func New(deps Deps) *Server {
 		}
 	}
 	s := &Server{deps: deps, engine: gin.New(), csrf: http.NewCrossOriginProtection()}
+	if deps.RateLimit.RPS > 0 {
+		s.limiter = newRateLimiter(deps.RateLimit, s.now)
+	}
+	s.streams = newStreamCaps(deps.MaxStreams, deps.MaxStreamsPerScope)
 	s.engine.HandleMethodNotAllowed = true
 	// A path that only differs by a slash (say /api/agents/%2F) is not found,
 	// in JSON, rather than redirected with an HTML body; escaped slashes stay
@@ -181,7 +194,7 @@ func (s *Server) routes() {
 
 // apiGroup is /api with the checks every API route has.
 func (s *Server) apiGroup() *gin.RouterGroup {
-	return s.engine.Group("/api", s.requestDeadline, checkText, s.checkContentType, s.authenticate, s.scope)
+	return s.engine.Group("/api", s.requestDeadline, checkText, s.checkContentType, s.authenticate, s.scope, s.rateLimit)
 }
 
 // requestDeadline gives the request's context the API's deadline; what times
