@@ -391,6 +391,8 @@ func (s *Server) fail(c *gin.Context, err error, what string) {
 		writeError(c, http.StatusNotFound, "not_found", what+" not found")
 	case errors.Is(err, store.ErrConflict):
 		writeError(c, http.StatusConflict, "conflict", what+" already exists or is in a conflicting state")
+	case errors.Is(err, store.ErrQuotaExceeded):
+		writeError(c, http.StatusConflict, "quota_exceeded", quotaMessage(err))
 	case errors.As(err, &tooLarge):
 		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit))
 	case errors.Is(err, context.Canceled):

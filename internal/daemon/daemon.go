@@ -105,6 +105,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if vi, ok := memStore.(interface{ SetVectorIndexBytes(int64) }); ok {
 		vi.SetVectorIndexBytes(int64(cfg.VectorIndexMB) << 20)
 	}
+	if qs, ok := m.Store.(store.QuotaSetter); ok {
+		qs.SetQuotas(store.Quotas{AgentsPerScope: int64(cfg.MaxAgentsPerScope), MemoryBytesPerScope: int64(cfg.MaxMemoryBytesPerScope)})
+	}
 
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
@@ -178,6 +181,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus, Blackboard: board,
 		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: m.Heartbeat,
 		ToolNames: registry.Names, RestrictHosts: httpapi.IsLoopbackHost(cfg.Host), AllowedHosts: allowedHosts(cfg.AllowedHosts),
+		RateLimit:  httpapi.RateLimit{RPS: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},
+		MaxStreams: cfg.MaxStreams, MaxStreamsPerScope: cfg.MaxStreamsPerScope,
 	})
 	m.API.MountMemory(memSvc)
 	web.Mount(m.API.Engine())

@@ -912,3 +912,9 @@ func (ms *MemoryStore) loadVectors(ctx context.Context, k vecindex.Key, ids []in
 	}
 	return rows.Err()
 }
+
+// SetQuotas sets the quotas of the store the memory store belongs to.
+func (ms *MemoryStore) SetQuotas(q store.Quotas) { ms.s.SetQuotas(q) }
+
+// Quotas returns the quotas in force.
+func (ms *MemoryStore) Quotas() store.Quotas { return ms.s.Quotas() }

@@ -706,3 +706,9 @@ func (ms *MemoryStore) DeleteCoreBlock(ctx context.Context, scope store.Scope, a
 	}
 	return nil
 }
+
+// SetQuotas sets the quotas of the store the memory store belongs to.
+func (ms *MemoryStore) SetQuotas(q store.Quotas) { ms.s.SetQuotas(q) }
+
+// Quotas returns the quotas in force.
+func (ms *MemoryStore) Quotas() store.Quotas { return ms.s.Quotas() }
