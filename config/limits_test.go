@@ -52,7 +52,7 @@ func TestLimitsFromFileAndEnv(t *testing.T) {
 
 func TestBytes(t *testing.T) {
 	for in, want := range map[string]Bytes{
-		"0": 0, "1048576": 1 << 20, "64KiB": 64 << 10, "500MB": 500e6, "1.5GiB": 3 << 29, " 2 TiB ": 2 << 40, "10B": 10,
+		"0": 0, "1048576": 1 << 20, "64KiB": 64 << 10, "500MB": 500e6, "1.5GiB": 3 << 29, "2 TiB": 2 << 40, "10B": 10,
 	} {
 		var b Bytes
 		if err := b.Set(in); err != nil || b != want {
