@@ -103,17 +103,19 @@ func (s *Store) insertAgentWithin(ctx context.Context, scope store.Scope, agentI
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, agentQuotaLockKey(scope)); err != nil {
 			return err
 		}
-		if ensure {
-			a, err := scanAgent(tx.QueryRow(ctx, `SELECT `+agentCols+` FROM agents
-				WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4`,
-				scope.OrgID, scope.UserID, scope.ProjectID, agentID))
-			if err == nil {
-				out = a
-				return nil
-			}
-			if !errors.Is(err, pgx.ErrNoRows) {
-				return err
-			}
+		// An agent of that id is returned (ensure) or a conflict, at the
+		// quota as below it.
+		a, err := scanAgent(tx.QueryRow(ctx, `SELECT `+agentCols+` FROM agents
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4`,
+			scope.OrgID, scope.UserID, scope.ProjectID, agentID))
+		switch {
+		case err == nil && ensure:
+			out = a
+			return nil
+		case err == nil:
+			return fmt.Errorf("agent %q exists: %w", agentID, store.ErrConflict)
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
 		}
 		var n int64
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM agents WHERE org_id = $1 AND user_id = $2 AND project_id = $3`,
@@ -123,7 +125,6 @@ func (s *Store) insertAgentWithin(ctx context.Context, scope store.Scope, agentI
 		if n >= limit {
 			return &store.QuotaError{Quota: store.QuotaAgents, Limit: limit, Used: n, Adding: 1}
 		}
-		var err error
 		out, err = scanAgent(tx.QueryRow(ctx, insertAgent+" RETURNING "+agentCols, args...))
 		return err
 	})

@@ -71,13 +71,17 @@ func (s *Store) insertAgent(ctx context.Context, a store.Agent, orIgnore bool) (
 		// The one writer makes the count and the insert atomic: no other
 		// insert of the scope can come between them.
 		if limit > 0 {
-			if orIgnore {
-				if existing, err := getAgent(ctx, tx, a.Scope, a.ID); err == nil {
-					out = existing
-					return nil
-				} else if !errors.Is(err, sql.ErrNoRows) {
-					return err
-				}
+			// An agent of that id is returned (orIgnore) or a conflict, at
+			// the quota as below it.
+			existing, err := getAgent(ctx, tx, a.Scope, a.ID)
+			switch {
+			case err == nil && orIgnore:
+				out = existing
+				return nil
+			case err == nil:
+				return fmt.Errorf("agent %q exists: %w", a.ID, store.ErrConflict)
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
 			}
 			var n int64
 			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM agents WHERE `+scopeCond, scopeArgs(a.Scope)...).Scan(&n); err != nil {

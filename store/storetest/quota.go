@@ -61,6 +61,9 @@ func testQuotaAgents(t *testing.T, s store.Store) {
 	wantQuota(t, err, store.QuotaAgents, 3, 3)
 	_, err = s.EnsureAgent(ctx, store.Agent{Scope: scopeA, ID: "a3", Name: "n"})
 	wantQuota(t, err, store.QuotaAgents, 3, 3)
+	// At the quota, a taken id is still a conflict (a retried create).
+	_, err = s.CreateAgent(ctx, store.Agent{Scope: scopeA, ID: "a2", Name: "n"})
+	wantErr(t, err, store.ErrConflict)
 	// An agent that exists is returned by EnsureAgent whatever the quota.
 	a, err := s.EnsureAgent(ctx, store.Agent{Scope: scopeA, ID: "a1", Name: "other"})
 	must(t, err)
