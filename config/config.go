@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"regexp"
@@ -93,6 +94,15 @@ type Config struct {
 	AuditRetention Duration `json:"audit_retention"`
 
 	Auth Auth `json:"auth"`
+	// Limits (0: none). Requests are limited per token (per client address
+	// for callers without one, except on loopback), streams per scope and in
+	// all, and what a scope may store.
+	RateLimitRPS           float64 `json:"rate_limit_rps"`             // OPENINTERN_RATE_LIMIT_RPS: requests per second refilled into each caller's bucket
+	RateLimitBurst         int     `json:"rate_limit_burst"`           // OPENINTERN_RATE_LIMIT_BURST: requests a caller may send at once
+	MaxStreams             int     `json:"max_streams"`                // OPENINTERN_MAX_STREAMS: SSE streams open at once, in all
+	MaxStreamsPerScope     int     `json:"max_streams_per_scope"`      // OPENINTERN_MAX_STREAMS_PER_SCOPE: SSE streams open at once per scope
+	MaxAgentsPerScope      int     `json:"max_agents_per_scope"`       // OPENINTERN_MAX_AGENTS_PER_SCOPE
+	MaxMemoryBytesPerScope Bytes   `json:"max_memory_bytes_per_scope"` // OPENINTERN_MAX_MEMORY_BYTES_PER_SCOPE: bytes of memory text ("1GiB", "500MB" or a number)
 }
 
 // Auth modes.
@@ -134,6 +144,13 @@ func Default() Config {
 		LogLevel:          "info",
 		Auth:              Auth{Mode: AuthOff},
 		AuditRetention:    Duration(DefaultAuditRetention),
+
+		RateLimitRPS:           50,
+		RateLimitBurst:         100,
+		MaxStreams:             2000,
+		MaxStreamsPerScope:     100,
+		MaxAgentsPerScope:      1000,
+		MaxMemoryBytesPerScope: 1 << 30,
 	}
 }
 
@@ -187,6 +204,12 @@ var envKeys = []struct {
 	{"OPENINTERN_SECURE_COOKIES", func(c *Config, v string) error { return setBool(&c.Auth.SecureCookies, v) }},
 	{"OPENINTERN_MAX_RUNNING_AGENTS_PER_SCOPE", func(c *Config, v string) error { return setInt(&c.MaxRunningPerScope, v) }},
 	{"OPENINTERN_AUDIT_RETENTION", func(c *Config, v string) error { return c.AuditRetention.SetDays(v) }},
+	{"OPENINTERN_RATE_LIMIT_RPS", func(c *Config, v string) error { return setFloat(&c.RateLimitRPS, v) }},
+	{"OPENINTERN_RATE_LIMIT_BURST", func(c *Config, v string) error { return setInt(&c.RateLimitBurst, v) }},
+	{"OPENINTERN_MAX_STREAMS", func(c *Config, v string) error { return setInt(&c.MaxStreams, v) }},
+	{"OPENINTERN_MAX_STREAMS_PER_SCOPE", func(c *Config, v string) error { return setInt(&c.MaxStreamsPerScope, v) }},
+	{"OPENINTERN_MAX_AGENTS_PER_SCOPE", func(c *Config, v string) error { return setInt(&c.MaxAgentsPerScope, v) }},
+	{"OPENINTERN_MAX_MEMORY_BYTES_PER_SCOPE", func(c *Config, v string) error { return c.MaxMemoryBytesPerScope.Set(v) }},
 }
 
 // DefaultAuditRetention keeps audit records for 90 days.
@@ -316,6 +339,9 @@ func (c *Config) Validate() error {
 		return &Error{Key: "OPENINTERN_COMMIT_TIMEOUT", Reason: "must be at least 100ms"}
 	case c.AuditRetention < 0 || (c.AuditRetention > 0 && c.AuditRetention < Duration(time.Hour)):
 		return &Error{Key: "OPENINTERN_AUDIT_RETENTION", Reason: "must be 0 (keep forever) or at least 1h"}
+	}
+	if err := c.validateLimits(); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -513,5 +539,81 @@ func setInt64(dst *int64, v string) error {
 		return fmt.Errorf("not an integer: %q", v)
 	}
 	*dst = n
+	return nil
+}
+
+func (c *Config) validateLimits() error {
+	switch {
+	case c.RateLimitRPS < 0 || math.IsNaN(c.RateLimitRPS) || math.IsInf(c.RateLimitRPS, 0):
+		return &Error{Key: "OPENINTERN_RATE_LIMIT_RPS", Reason: "must be a number of requests per second, 0 for no limit"}
+	case c.RateLimitRPS > 0 && c.RateLimitBurst < 1:
+		return &Error{Key: "OPENINTERN_RATE_LIMIT_BURST", Reason: "must be at least 1 (set OPENINTERN_RATE_LIMIT_RPS=0 to turn the limit off)"}
+	case c.MaxStreams < 0:
+		return &Error{Key: "OPENINTERN_MAX_STREAMS", Reason: "must be 0 (no limit) or more"}
+	case c.MaxStreamsPerScope < 0:
+		return &Error{Key: "OPENINTERN_MAX_STREAMS_PER_SCOPE", Reason: "must be 0 (no limit) or more"}
+	case c.MaxAgentsPerScope < 0:
+		return &Error{Key: "OPENINTERN_MAX_AGENTS_PER_SCOPE", Reason: "must be 0 (no limit) or more"}
+	case c.MaxMemoryBytesPerScope < 0:
+		return &Error{Key: "OPENINTERN_MAX_MEMORY_BYTES_PER_SCOPE", Reason: "must be 0 (no limit) or more"}
+	}
+	return nil
+}
+
+func setFloat(dst *float64, v string) error {
+	n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil {
+		return fmt.Errorf("not a number: %q", v)
+	}
+	*dst = n
+	return nil
+}
+
+// Bytes is a size written as a number of bytes or with a unit: "1GiB",
+// "500MB", "64KiB" (KB, MB, GB are powers of 1000; KiB, MiB, GiB of 1024).
+type Bytes int64
+
+var bytesRE = regexp.MustCompile(`^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?\s*$`)
+
+var byteUnits = map[string]float64{
+	"": 1, "B": 1,
+	"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+}
+
+// Set parses a size.
+func (b *Bytes) Set(s string) error {
+	m := bytesRE.FindStringSubmatch(s)
+	if m == nil {
+		return fmt.Errorf("not a size like 1GiB, 500MB or 1048576: %q", s)
+	}
+	n, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return fmt.Errorf("not a size like 1GiB, 500MB or 1048576: %q", s)
+	}
+	v := n * byteUnits[m[2]]
+	if v >= math.MaxInt64 {
+		return fmt.Errorf("size too large: %q", s)
+	}
+	*b = Bytes(v)
+	return nil
+}
+
+func (b Bytes) String() string { return strconv.FormatInt(int64(b), 10) }
+
+// Type names the flag value type for help output.
+func (b *Bytes) Type() string { return "bytes" }
+
+// UnmarshalJSON accepts a number of bytes or a string with a unit.
+func (b *Bytes) UnmarshalJSON(raw []byte) error {
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return b.Set(s)
+	}
+	var n int64
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return fmt.Errorf("size must be a number of bytes or a string like \"1GiB\"")
+	}
+	*b = Bytes(n)
 	return nil
 }

@@ -108,6 +108,12 @@ type Deps struct {
 	Audit store.AuditStore
 	// AuditRetention is how long audit records are kept (0: forever).
 	AuditRetention time.Duration
+	// RateLimit bounds each caller's request rate (zero: no limit).
+	RateLimit RateLimit
+	// MaxStreams and MaxStreamsPerScope bound the SSE streams open at once,
+	// in all and per scope (0: no bound).
+	MaxStreams         int
+	MaxStreamsPerScope int
 }
 
 // Gauge is a value that goes up and down (a prometheus.Gauge is one).
@@ -135,6 +141,9 @@ type Server struct {
 	auditLog      auditBatcher
 	auditSweep    atomic.Int64
 	auditFailures atomic.Int64
+	// limiter is nil when requests are not rate limited.
+	limiter *rateLimiter
+	streams *streamCaps
 }
 
 var ginModeOnce sync.Once
@@ -167,6 +176,10 @@ func New(deps Deps) *Server {
 		}
 	}
 	s := &Server{deps: deps, engine: gin.New(), csrf: http.NewCrossOriginProtection()}
+	if deps.RateLimit.RPS > 0 {
+		s.limiter = newRateLimiter(deps.RateLimit, s.now)
+	}
+	s.streams = newStreamCaps(deps.MaxStreams, deps.MaxStreamsPerScope)
 	s.engine.HandleMethodNotAllowed = true
 	// A path that only differs by a slash (say /api/agents/%2F) is not found,
 	// in JSON, rather than redirected with an HTML body; escaped slashes stay
@@ -229,7 +242,7 @@ func (s *Server) routes() {
 
 // apiGroup is /api with the checks every API route has.
 func (s *Server) apiGroup() *gin.RouterGroup {
-	return s.engine.Group("/api", s.requestDeadline, checkText, s.checkContentType, s.authenticate, s.scope)
+	return s.engine.Group("/api", s.requestDeadline, checkText, s.checkContentType, s.authenticate, s.scope, s.rateLimit)
 }
 
 // requestDeadline gives the request's context the API's deadline; what times
@@ -427,6 +440,8 @@ func (s *Server) fail(c *gin.Context, err error, what string) {
 		writeError(c, http.StatusNotFound, "not_found", what+" not found")
 	case errors.Is(err, store.ErrConflict):
 		writeError(c, http.StatusConflict, "conflict", what+" already exists or is in a conflicting state")
+	case errors.Is(err, store.ErrQuotaExceeded):
+		writeError(c, http.StatusConflict, "quota_exceeded", quotaMessage(err))
 	case errors.As(err, &tooLarge):
 		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit))
 	case errors.Is(err, context.Canceled):

@@ -29,6 +29,12 @@ var terminalRunEvents = map[string]bool{"run.completed": true, "run.failed": tru
 // case the feed lost a publish. When runID is set, the stream ends after that
 // run ends.
 func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFilter, match func(store.Event) bool, runID string) {
+	if refused := s.streams.acquire(scope); refused != "" {
+		c.Header("Retry-After", strconv.Itoa(streamRetryAfter))
+		writeError(c, http.StatusTooManyRequests, "too_many_streams", "too many open streams: "+refused+"; close one or retry later")
+		return
+	}
+	defer s.streams.release(scope)
 	lastID, err := lastEventID(c)
 	if err != nil {
 		writeError(c, http.StatusBadRequest, "invalid_cursor", err.Error())

@@ -210,7 +210,9 @@ func (a *AgentMemory) store(runs []store.Run) (done []store.Run, err error) {
 		switch {
 		case werr == nil, errors.Is(werr, store.ErrConflict):
 			done, failed = append(done, of[i]), 0
-		case errors.Is(werr, ErrInvalid):
+		case errors.Is(werr, ErrInvalid), errors.Is(werr, store.ErrQuotaExceeded):
+			// A full scope keeps its quota until someone deletes memories:
+			// waiting would hold up every other scope's summaries.
 			a.logger.Warn("memory: episodic summary refused", "agent_id", req.AgentID, "run_id", of[i].ID, "err", werr)
 			done, failed = append(done, of[i]), 0
 		default:

@@ -172,3 +172,17 @@ func TermCounts(batch []NewMemory) map[store.Scope]map[string]int64 {
 	}
 	return out
 }
+
+// UsageOf is, per scope, what the batch's memories add to its usage (see
+// store.Quotas): each store adds it in the write's transaction and checks
+// the memory quota against the sum.
+func UsageOf(batch []NewMemory) map[store.Scope]store.MemoryUsage {
+	out := map[store.Scope]store.MemoryUsage{}
+	for _, nm := range batch {
+		u := out[nm.Memory.Scope]
+		u.Memories++
+		u.TextBytes += store.MemoryTextBytes(nm.Memory.Text)
+		out[nm.Memory.Scope] = u
+	}
+	return out
+}

@@ -121,6 +121,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if vi, ok := memStore.(interface{ SetVectorIndexBytes(int64) }); ok {
 		vi.SetVectorIndexBytes(int64(cfg.VectorIndexMB) << 20)
 	}
+	if qs, ok := m.Store.(store.QuotaSetter); ok {
+		qs.SetQuotas(store.Quotas{AgentsPerScope: int64(cfg.MaxAgentsPerScope), MemoryBytesPerScope: int64(cfg.MaxMemoryBytesPerScope)})
+	}
 
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
@@ -198,6 +201,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		AuthRequired: cfg.Auth.Mode == config.AuthToken, SecureCookies: cfg.Auth.SecureCookies,
 		Metrics: m.Metrics.Handler(), SSEClients: m.Metrics.SSEClients(),
 		AuditRetention: time.Duration(cfg.AuditRetention),
+		RateLimit:      httpapi.RateLimit{RPS: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},
+		MaxStreams:     cfg.MaxStreams, MaxStreamsPerScope: cfg.MaxStreamsPerScope,
 	})
 	m.Metrics.WatchRuntime(func(ctx context.Context) (metrics.RuntimeStats, error) {
 		st, err := m.Runtime.Stats(ctx)

@@ -38,12 +38,12 @@ type tool struct {
 
 func (t *tool) Spec() llm.ToolSpec { return t.spec }
 
-// Run turns the service's refusals (bad input, not found) into error results
+// Run turns the service's refusals (bad input, not found, a full quota) into error results
 // the model can read and act on; only infrastructure failures are errors.
 func (t *tool) Run(ctx context.Context, call tools.Call) (tools.Result, error) {
 	out, err := t.run(ctx, t.svc, call)
 	if err != nil {
-		if errors.Is(err, memory.ErrInvalid) || errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, memory.ErrInvalid) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrQuotaExceeded) {
 			return tools.Result{Content: err.Error(), IsError: true}, nil
 		}
 		return tools.Result{}, err

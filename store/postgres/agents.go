@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,11 +68,67 @@ func (s *Store) CreateAgent(ctx context.Context, a store.Agent) (store.Agent, er
 	if err != nil {
 		return store.Agent{}, fmt.Errorf("postgres: create agent: %w", err)
 	}
-	out, err := scanAgent(s.pool.QueryRow(ctx, insertAgent+" RETURNING "+agentCols, args...))
+	var out store.Agent
+	if limit := s.Quotas().AgentsPerScope; limit > 0 {
+		out, err = s.insertAgentWithin(ctx, a.Scope, a.ID, limit, false, args)
+	} else {
+		out, err = scanAgent(s.pool.QueryRow(ctx, insertAgent+" RETURNING "+agentCols, args...))
+	}
 	if err != nil {
 		return store.Agent{}, s.fail(ctx, "create agent", err)
 	}
 	return out, nil
+}
+
+// agentQuotaLockKey is the advisory lock that serialises the agent inserts
+// of a scope while its agent quota is on: under READ COMMITTED two inserts
+// that each count the scope's agents before the other commits would both
+// pass, so each counts only once it holds the lock, and sees the other's row.
+func agentQuotaLockKey(scope store.Scope) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("agent-quota\x00"))
+	for _, part := range []string{scope.OrgID, scope.UserID, scope.ProjectID} {
+		_, _ = h.Write([]byte(part))
+		_, _ = h.Write([]byte{0})
+	}
+	return int64(h.Sum64())
+}
+
+// insertAgentWithin inserts an agent (args of insertAgent) unless its scope
+// already has limit agents: store.QuotaError then, with nothing written.
+// ensure: an agent of that id that exists is returned instead.
+func (s *Store) insertAgentWithin(ctx context.Context, scope store.Scope, agentID string, limit int64, ensure bool, args []any) (store.Agent, error) {
+	var out store.Agent
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, agentQuotaLockKey(scope)); err != nil {
+			return err
+		}
+		// An agent of that id is returned (ensure) or a conflict, at the
+		// quota as below it.
+		a, err := scanAgent(tx.QueryRow(ctx, `SELECT `+agentCols+` FROM agents
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4`,
+			scope.OrgID, scope.UserID, scope.ProjectID, agentID))
+		switch {
+		case err == nil && ensure:
+			out = a
+			return nil
+		case err == nil:
+			return fmt.Errorf("agent %q exists: %w", agentID, store.ErrConflict)
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		var n int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM agents WHERE org_id = $1 AND user_id = $2 AND project_id = $3`,
+			scope.OrgID, scope.UserID, scope.ProjectID).Scan(&n); err != nil {
+			return err
+		}
+		if n >= limit {
+			return &store.QuotaError{Quota: store.QuotaAgents, Limit: limit, Used: n, Adding: 1}
+		}
+		out, err = scanAgent(tx.QueryRow(ctx, insertAgent+" RETURNING "+agentCols, args...))
+		return err
+	})
+	return out, err
 }
 
 // EnsureAgent returns the agent, creating it from a when it does not exist.
@@ -84,6 +141,10 @@ func (s *Store) EnsureAgent(ctx context.Context, a store.Agent) (store.Agent, er
 	// The common case is an agent that exists: one round trip.
 	out, err := s.getAgent(ctx, a.Scope, a.ID)
 	if err == nil || !errors.Is(err, pgx.ErrNoRows) {
+		return out, s.fail(ctx, "ensure agent", err)
+	}
+	if limit := s.Quotas().AgentsPerScope; limit > 0 {
+		out, err = s.insertAgentWithin(ctx, a.Scope, a.ID, limit, true, args)
 		return out, s.fail(ctx, "ensure agent", err)
 	}
 	out, err = scanAgent(s.pool.QueryRow(ctx, insertAgent+" ON CONFLICT DO NOTHING RETURNING "+agentCols, args...))

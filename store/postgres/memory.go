@@ -271,6 +271,25 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 			ON CONFLICT (org_id, user_id, project_id, term) DO UPDATE SET df = memory_terms.df + EXCLUDED.df`,
 			sc.OrgID, sc.UserID, sc.ProjectID, terms, counts)
 	}
+	// Usage last, after every memory_terms row (deletes take them in that
+	// order too): the row lock serialises the scope's writers, and the
+	// count it returns includes every write committed before this one.
+	limit := ms.s.Quotas().MemoryBytesPerScope
+	usage := memory.UsageOf(batch)
+	for _, sc := range scopes {
+		u := usage[sc]
+		b.Queue(`INSERT INTO memory_usage (org_id, user_id, project_id, memories, text_bytes) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (org_id, user_id, project_id) DO UPDATE
+			SET memories = memory_usage.memories + EXCLUDED.memories, text_bytes = memory_usage.text_bytes + EXCLUDED.text_bytes
+			RETURNING text_bytes`,
+			sc.OrgID, sc.UserID, sc.ProjectID, u.Memories, u.TextBytes).QueryRow(func(row pgx.Row) error {
+			var total int64
+			if err := row.Scan(&total); err != nil {
+				return err
+			}
+			return store.CheckMemoryQuota(limit, total, u.TextBytes)
+		})
+	}
 	err := ms.s.inTx(ctx, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, b).Close()
 	})
@@ -346,12 +365,9 @@ func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id s
 	const chunkCond = `org_id = $1 AND user_id = $2 AND project_id = $3 AND memory_id = $4`
 	var chunkIDs []int64
 	err := ms.s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM memories WHERE `+chunkCond, args...)
-		if err != nil {
+		var textBytes int64
+		if err := tx.QueryRow(ctx, `DELETE FROM memories WHERE `+chunkCond+` RETURNING octet_length(text)`, args...).Scan(&textBytes); err != nil {
 			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return pgx.ErrNoRows
 		}
 		if _, err := tx.Exec(ctx, `UPDATE memory_terms mt SET df = mt.df - x.c FROM (
 				SELECT lex, count(*) AS c FROM memory_chunks, unnest(tsvector_to_array(tsv)) AS lex WHERE `+chunkCond+` GROUP BY lex
@@ -376,6 +392,12 @@ func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id s
 			return err
 		}
 		chunkIDs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		// After memory_terms, as inserts take them.
+		_, err = tx.Exec(ctx, `UPDATE memory_usage SET memories = memories - 1, text_bytes = text_bytes - $4
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3`, scope.OrgID, scope.UserID, scope.ProjectID, textBytes)
 		return err
 	})
 	if err != nil {
@@ -890,3 +912,9 @@ func (ms *MemoryStore) loadVectors(ctx context.Context, k vecindex.Key, ids []in
 	}
 	return rows.Err()
 }
+
+// SetQuotas sets the quotas of the store the memory store belongs to.
+func (ms *MemoryStore) SetQuotas(q store.Quotas) { ms.s.SetQuotas(q) }
+
+// Quotas returns the quotas in force.
+func (ms *MemoryStore) Quotas() store.Quotas { return ms.s.Quotas() }

@@ -43,6 +43,9 @@ type Store struct {
 	bgMu     sync.Mutex // orders goBackground against Close
 	bgClosed bool
 	bgWG     sync.WaitGroup
+
+	// The per-scope quotas CreateAgent, EnsureAgent and InsertMemories enforce.
+	store.QuotaSettings
 }
 
 // goBackground runs fn in a goroutine Close waits for; false (fn not run)
@@ -331,7 +334,7 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("postgres: %s: %w", op, store.ErrNotFound)
 	}
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNoWork) ||
-		errors.Is(err, store.ErrUnavailable) {
+		errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrQuotaExceeded) {
 		return fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	if unavailable(ctx, err) {

@@ -66,7 +66,31 @@ func (s *Store) insertAgent(ctx context.Context, a store.Agent, orIgnore bool) (
 		conflict = " ON CONFLICT DO NOTHING"
 	}
 	var out store.Agent
+	limit := s.Quotas().AgentsPerScope
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		// The one writer makes the count and the insert atomic: no other
+		// insert of the scope can come between them.
+		if limit > 0 {
+			// An agent of that id is returned (orIgnore) or a conflict, at
+			// the quota as below it.
+			existing, err := getAgent(ctx, tx, a.Scope, a.ID)
+			switch {
+			case err == nil && orIgnore:
+				out = existing
+				return nil
+			case err == nil:
+				return fmt.Errorf("agent %q exists: %w", a.ID, store.ErrConflict)
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+			var n int64
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM agents WHERE `+scopeCond, scopeArgs(a.Scope)...).Scan(&n); err != nil {
+				return err
+			}
+			if n >= limit {
+				return &store.QuotaError{Quota: store.QuotaAgents, Limit: limit, Used: n, Adding: 1}
+			}
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO agents (org_id, user_id, project_id, agent_id, name,
 				system_prompt, model, tools, parent_id, state, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`+conflict,

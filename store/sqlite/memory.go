@@ -80,7 +80,22 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 		}
 	}
 	ids := make([][]int64, len(batch))
+	limit := ms.s.Quotas().MemoryBytesPerScope
 	err := ms.s.writeTx(ctx, func(tx *sql.Tx) error {
+		// First, so that a write over the quota costs nothing more; the one
+		// writer makes the check and the insert atomic.
+		for sc, u := range memory.UsageOf(batch) {
+			var total int64
+			if err := tx.QueryRowContext(ctx, `INSERT INTO memory_usage (org_id, user_id, project_id, memories, text_bytes)
+				VALUES (?, ?, ?, ?, ?) ON CONFLICT (org_id, user_id, project_id) DO UPDATE
+				SET memories = memories + excluded.memories, text_bytes = text_bytes + excluded.text_bytes
+				RETURNING text_bytes`, scopeArgs(sc, u.Memories, u.TextBytes)...).Scan(&total); err != nil {
+				return err
+			}
+			if err := store.CheckMemoryQuota(limit, total, u.TextBytes); err != nil {
+				return err
+			}
+		}
 		insChunk, err := tx.PrepareContext(ctx, `INSERT INTO memory_chunks (org_id, user_id, project_id, memory_id, seq, text)
 			VALUES (?, ?, ?, ?, ?, ?)`)
 		if err != nil {
@@ -219,12 +234,14 @@ func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id s
 	var chunkIDs []int64
 	err := ms.s.writeTx(ctx, func(tx *sql.Tx) error {
 		chunkIDs = chunkIDs[:0]
-		res, err := tx.ExecContext(ctx, `DELETE FROM memories WHERE `+scopeCond+` AND memory_id = ?`, scopeArgs(scope, id)...)
-		if err != nil {
+		var textBytes int64
+		if err := tx.QueryRowContext(ctx, `DELETE FROM memories WHERE `+scopeCond+` AND memory_id = ? RETURNING length(CAST(text AS BLOB))`,
+			scopeArgs(scope, id)...).Scan(&textBytes); err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return sql.ErrNoRows
+		if _, err := tx.ExecContext(ctx, `UPDATE memory_usage SET memories = memories - 1, text_bytes = text_bytes - ? WHERE `+scopeCond,
+			append([]any{textBytes}, scopeArgs(scope)...)...); err != nil {
+			return err
 		}
 		// The chunks' text is tokenized again to take back their terms'
 		// counts and find their postings, whose whole key is recomputed,
@@ -255,7 +272,7 @@ func (ms *MemoryStore) DeleteMemory(ctx context.Context, scope store.Scope, id s
 		if _, err := tx.ExecContext(ctx, `DELETE FROM memory_vectors WHERE chunk_id IN `+sub, scopeArgs(scope, id)...); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM memory_chunks WHERE `+scopeCond+` AND memory_id = ?`, scopeArgs(scope, id)...)
+		_, err := tx.ExecContext(ctx, `DELETE FROM memory_chunks WHERE `+scopeCond+` AND memory_id = ?`, scopeArgs(scope, id)...)
 		return err
 	})
 	if err != nil {
@@ -689,3 +706,9 @@ func (ms *MemoryStore) DeleteCoreBlock(ctx context.Context, scope store.Scope, a
 	}
 	return nil
 }
+
+// SetQuotas sets the quotas of the store the memory store belongs to.
+func (ms *MemoryStore) SetQuotas(q store.Quotas) { ms.s.SetQuotas(q) }
+
+// Quotas returns the quotas in force.
+func (ms *MemoryStore) Quotas() store.Quotas { return ms.s.Quotas() }

@@ -32,6 +32,9 @@ type Store struct {
 	r      *sql.DB // query-only readers
 	logger *slog.Logger
 	clock  store.Clock
+
+	// The per-scope quotas CreateAgent, EnsureAgent and InsertMemories enforce.
+	store.QuotaSettings
 }
 
 var _ store.Store = (*Store)(nil)

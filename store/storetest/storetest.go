@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	cases = append(cases, metricsCases...)
 	cases = append(cases, auditCases...)
 	cases = append(cases, summaryCases...)
+	cases = append(cases, quotaCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

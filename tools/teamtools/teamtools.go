@@ -87,7 +87,8 @@ var errRefused = errors.New("refused")
 func (t *tool) Run(ctx context.Context, call tools.Call) (tools.Result, error) {
 	out, err := t.run(ctx, t.d, call)
 	if err != nil {
-		if errors.Is(err, errRefused) || errors.Is(err, memory.ErrInvalid) || errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, errRefused) || errors.Is(err, memory.ErrInvalid) || errors.Is(err, store.ErrNotFound) ||
+			errors.Is(err, store.ErrQuotaExceeded) {
 			return tools.Result{Content: err.Error(), IsError: true}, nil
 		}
 		return tools.Result{}, fmt.Errorf("%s: %w", t.spec.Name, err)
