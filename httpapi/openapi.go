@@ -309,7 +309,9 @@ func operation(spec routeSpec, schemas *schemaSet) map[string]any {
 	success := map[string]any{"description": http.StatusText(spec.successStatus())}
 	switch {
 	case spec.Stream:
-		success["description"] = "A stream of server-sent events: each `id:` is the event's id, `event:` its type and `data:` the event as JSON; comments keep it alive."
+		success["description"] = "Server-sent events. Each event is `id: <event id>` and `data: <the Event as JSON>` (see the Event schema; " +
+			"live-only llm.token events have no id); comments keep the connection alive. A run's stream ends with `event: end` " +
+			"after the run's terminal event; with ?from=now the stream starts with `event: ready` naming the id to resume from."
 		success["content"] = map[string]any{"text/event-stream": map[string]any{"schema": map[string]any{"type": "string"}}}
 	case spec.Response != nil:
 		success["content"] = map[string]any{"application/json": map[string]any{"schema": responseSchema(spec.Response, schemas)}}
