@@ -175,14 +175,19 @@ func tagList(specs []routeSpec) []any {
 // errorStatuses are the error answers an /api route can give: the ones every
 // route has (bad scope or query 400, no or bad token 401, role or scope 403,
 // rate limit 429, store down or timeout 503), the ones of its shape (a path
-// id 404; a body 408/413/415; a POST's Idempotency-Key 409/422), and its own.
+// id 404; a body 408; a body on a state-changing route 413/415; a POST's
+// Idempotency-Key 409/422), and its own.
 func errorStatuses(spec routeSpec) []int {
 	st := []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable}
 	if len(pathParams(spec.Path)) > 0 {
 		st = append(st, http.StatusNotFound)
 	}
 	if spec.Body != nil {
-		st = append(st, http.StatusRequestTimeout, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
+		st = append(st, http.StatusRequestTimeout)
+	}
+	// Any body sent to a state-changing route is checked, documented or not.
+	if spec.Body != nil || spec.mutating() {
+		st = append(st, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
 	}
 	if spec.idempotent() {
 		st = append(st, http.StatusConflict, http.StatusUnprocessableEntity)

@@ -156,7 +156,7 @@ func TestOpenAPIOperationsAreDescribed(t *testing.T) {
 		if len(o.PathParams) > 0 {
 			want = append(want, 404)
 		}
-		if o.Body != "" {
+		if o.Body != "" || o.Mutating() {
 			want = append(want, 413, 415)
 		}
 		if o.Method == http.MethodPost {
