@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 )
@@ -46,14 +47,27 @@ func publicRoutes() []publicRoute {
 
 // serveOpenAPI answers the API document. It is served outside /api's checks
 // (no token, no scope): it describes routes, not any tenant's data, and a
-// client needs it before it has a token.
-func (s *Server) serveOpenAPI(c *gin.Context) {
-	doc, err := json.Marshal(s.OpenAPI())
-	if err != nil {
-		s.fail(c, err, "API document")
-		return
+// client needs it before it has a token. The encoded document is kept until
+// a route is added, since building it takes milliseconds.
+func (s *Server) serveOpenAPI() gin.HandlerFunc {
+	var (
+		mu      sync.Mutex
+		builtAt int // routes when doc was built
+		doc     []byte
+	)
+	return func(c *gin.Context) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n := len(s.engine.Routes()); doc == nil || n != builtAt {
+			raw, err := json.Marshal(s.OpenAPI())
+			if err != nil {
+				s.fail(c, err, "API document")
+				return
+			}
+			doc, builtAt = raw, n
+		}
+		c.Data(http.StatusOK, "application/json", doc)
 	}
-	c.Data(http.StatusOK, "application/json", doc)
 }
 
 // OpenAPI is the API document (OpenAPI 3.1) of the routes registered so far:

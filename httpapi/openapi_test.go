@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
+
+	"github.com/openintern/openintern/auth"
 )
 
 // servedDocument fetches /api/openapi.json from h without a token or scope.
@@ -227,5 +231,40 @@ func TestOperationURL(t *testing.T) {
 	}
 	if !o.Mutating() {
 		t.Fatal("PUT is not mutating")
+	}
+}
+
+// BenchmarkOpenAPIDocument measures building and encoding the document,
+// which GET /api/openapi.json does on every request.
+func BenchmarkOpenAPIDocument(b *testing.B) {
+	s := New(Deps{Logger: slog.New(slog.DiscardHandler)})
+	s.MountMemory(nil)
+	var size int
+	for b.Loop() {
+		raw, err := json.Marshal(s.OpenAPI())
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(raw)
+	}
+	b.ReportMetric(float64(size), "bytes/doc")
+}
+
+// The served document is kept between requests, but not past a new route.
+func TestOpenAPIFollowsNewRoutes(t *testing.T) {
+	h := newHarness(t, "sqlite")
+	before := servedDocument(t, h)
+	if again := servedDocument(t, h); !bytes.Equal(before, again) {
+		t.Fatal("the document changed with no new route")
+	}
+	h.api.register(h.api.apiGroup(), routeSpec{Method: http.MethodGet, Path: "/late", Role: auth.RoleViewer, Summary: "Added late"}, func(c *gin.Context) {})
+	ops, err := Operations(servedDocument(t, h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(ops, func(o Operation) bool {
+		return o.Method == http.MethodGet && o.Path == "/api/late" && o.Role == auth.RoleViewer
+	}) {
+		t.Fatal("a route registered after the document was served is not in it")
 	}
 }

@@ -153,7 +153,7 @@ func (s *Server) routes() {
 	})
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
-	r.GET(OpenAPIPath, s.serveOpenAPI)
+	r.GET(OpenAPIPath, s.serveOpenAPI())
 
 	api := s.apiGroup()
 	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents", Role: auth.RoleAdmin, Summary: "Create an agent", Body: agentBody{}, Response: store.Agent{}, Status: http.StatusCreated, Errors: []int{http.StatusConflict}}, s.createAgent)
