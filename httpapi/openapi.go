@@ -270,6 +270,21 @@ func scopeParameters() map[string]any {
 	}
 }
 
+// pathParamDescriptions say what the path parameters are; an id that is not
+// well-formed is simply not found (404).
+func pathParamDescriptions() map[string]string {
+	id := " ([a-z0-9][a-z0-9_-]{0,63})."
+	return map[string]string{
+		"agent_id":    "The agent's id" + id + " `main` exists in every scope.",
+		"run_id":      "The run's id (run_<uuid>).",
+		"session_key": "The session's key (at most 128 characters).",
+		"role_id":     "The role's id" + id,
+		"group_id":    "The group's id" + id,
+		"member_id":   "The member's agent id" + id,
+		"memory_id":   "The memory's (or blackboard entry's) id.",
+	}
+}
+
 func paramRef(name string) map[string]any {
 	return map[string]any{"$ref": "#/components/parameters/" + name}
 }
@@ -283,7 +298,11 @@ func operation(spec routeSpec, schemas *schemaSet) map[string]any {
 	}
 	var params []any
 	for _, name := range pathParams(spec.Path) {
-		params = append(params, map[string]any{"in": "path", "name": name, "required": true, "schema": map[string]any{"type": "string"}})
+		p := map[string]any{"in": "path", "name": name, "required": true, "schema": map[string]any{"type": "string"}}
+		if d := pathParamDescriptions()[name]; d != "" {
+			p["description"] = d
+		}
+		params = append(params, p)
 	}
 	for _, name := range []string{"OrgHeader", "UserHeader", "ProjectHeader", "OrgQuery", "UserQuery", "ProjectQuery"} {
 		params = append(params, paramRef(name))
