@@ -22,6 +22,7 @@ type jsonSchema = map[string]any
 // them). As a response, a field is required unless it is omitempty, and a
 // nil pointer, slice or map without omitempty is null.
 type schemaSet struct {
+	enums map[string][]string // see answerEnums
 	defs  map[string]jsonSchema
 	names map[schemaKey]string
 	owner map[string]schemaKey
@@ -33,7 +34,7 @@ type schemaKey struct {
 }
 
 func newSchemaSet() *schemaSet {
-	s := &schemaSet{defs: map[string]jsonSchema{}, names: map[schemaKey]string{}, owner: map[string]schemaKey{}}
+	s := &schemaSet{enums: answerEnums(), defs: map[string]jsonSchema{}, names: map[schemaKey]string{}, owner: map[string]schemaKey{}}
 	// The one error shape is "Error", whatever its Go name.
 	errKey := schemaKey{t: reflect.TypeFor[apiError]()}
 	s.names[errKey] = "Error"
@@ -150,6 +151,9 @@ func (s *schemaSet) structSchema(t reflect.Type, input bool) jsonSchema {
 			fs := s.of(ft, input)
 			if canBeNil(ft) && (input || !omitempty) && ft.Kind() != reflect.Pointer && ft != rawType {
 				fs = nullable(fs)
+			}
+			if values, ok := s.enums[pkgName(t)+"."+t.Name()+"."+name]; ok && !input {
+				fs["enum"] = values
 			}
 			props[name] = fs
 			if !input && !omitempty {

@@ -23,6 +23,22 @@ type listOf struct {
 // eitherOf describes an answer of one of several shapes (say, by the query).
 type eitherOf []any
 
+// answerEnums are the values some answer fields take, by package.Type.field;
+// TestOpenAPIAnswersMatchDocument checks real answers against them.
+func answerEnums() map[string][]string {
+	return map[string][]string{
+		"store.Agent.state":            {store.AgentIdle, store.AgentRunning, store.AgentPaused, store.AgentError, store.AgentTerminated},
+		"store.Run.status":             {store.RunPending, store.RunRunning, store.RunWaitingApproval, store.RunCompleted, store.RunFailed, store.RunCancelled},
+		"store.Message.status":         {store.MessageUnread, store.MessageRead},
+		"store.Message.kind":           {store.MessageKindMessage, store.MessageKindRun},
+		"store.Message.sender_type":    {store.SenderUser, store.SenderAgent, store.SenderSystem, store.SenderGroup},
+		"memory.Memory.type":           {memory.TypeEpisodic, memory.TypeArchival},
+		"memory.Result.type":           {memory.TypeEpisodic, memory.TypeArchival},
+		"memory.Entry.kind":            {memory.KindFact, memory.KindProposal, memory.KindDecision, memory.KindTodo},
+		"httpapi.groupRunCreated.mode": {actors.ModeSerial, actors.ModeParallel},
+	}
+}
+
 // upload is a multipart/form-data body with a text or markdown file.
 type upload struct{}
 
