@@ -41,7 +41,7 @@ func publicRoutes() []publicRoute {
 		{Method: http.MethodGet, Path: "/healthz", Summary: "Liveness: the process answers", Response: healthAnswer{}},
 		{Method: http.MethodGet, Path: "/readyz", Summary: "Readiness: the store is reachable and the agents' runtime answers; 503 otherwise", Response: readyAnswer{}},
 		{Method: http.MethodGet, Path: OpenAPIPath, Summary: "This document: the API in OpenAPI 3.1, built from the routes the daemon serves"},
-		{Method: http.MethodGet, Path: "/metrics", Summary: "Prometheus metrics", ContentType: "text/plain; version=0.0.4"},
+		{Method: http.MethodGet, Path: "/metrics", Summary: "Prometheus metrics", ContentType: "text/plain"},
 	}
 }
 

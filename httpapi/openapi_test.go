@@ -258,9 +258,19 @@ func TestOpenAPIFollowsNewRoutes(t *testing.T) {
 		t.Fatal("the document changed with no new route")
 	}
 	h.api.register(h.api.apiGroup(), routeSpec{Method: http.MethodGet, Path: "/late", Role: auth.RoleViewer, Summary: "Added late"}, func(c *gin.Context) {})
-	ops, err := Operations(servedDocument(t, h))
+	// The daemon mounts /metrics on the engine when metrics are on.
+	h.api.Engine().GET("/metrics", func(c *gin.Context) { c.String(http.StatusOK, "up 1\n") })
+	raw := servedDocument(t, h)
+	loadDocument(t, raw)
+	ops, err := Operations(raw)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if problems := routerMismatches(h.api.Engine(), ops); len(problems) > 0 {
+		t.Fatalf("the document does not match the router:\n%s", strings.Join(problems, "\n"))
+	}
+	if !slices.ContainsFunc(ops, func(o Operation) bool { return o.Path == "/metrics" && o.Public }) {
+		t.Fatal("/metrics is routed but not documented as public")
 	}
 	if !slices.ContainsFunc(ops, func(o Operation) bool {
 		return o.Method == http.MethodGet && o.Path == "/api/late" && o.Role == auth.RoleViewer
