@@ -83,6 +83,24 @@ type Config struct {
 	ShutdownTimeout  Duration `json:"shutdown_timeout"`   // OPENINTERN_SHUTDOWN_TIMEOUT
 	CommitTimeout    Duration `json:"commit_timeout"`     // OPENINTERN_COMMIT_TIMEOUT: bound on accepting a message; a store slower than this answers 503
 	LogLevel         string   `json:"log_level"`          // LOG_LEVEL: debug, info, warn, error
+
+	Auth Auth `json:"auth"`
+}
+
+// Auth modes.
+const (
+	AuthOff   = "off"   // no credential needed: only for a loopback HOST
+	AuthToken = "token" // every API request presents an API token or a web session
+)
+
+// Auth is who may use the API.
+type Auth struct {
+	// Mode is AuthOff or AuthToken (AUTH). A non-loopback HOST with auth off
+	// refuses to start unless `serve --insecure-no-auth` says so.
+	Mode string `json:"mode"`
+	// SecureCookies marks the web session cookie Secure on plain HTTP too,
+	// for a daemon behind a TLS-terminating proxy (OPENINTERN_SECURE_COOKIES).
+	SecureCookies bool `json:"secure_cookies"`
 }
 
 // Default returns the configuration with every setting at its default.
@@ -106,6 +124,7 @@ func Default() Config {
 		ShutdownTimeout:   Duration(10 * time.Second),
 		CommitTimeout:     Duration(10 * time.Second),
 		LogLevel:          "info",
+		Auth:              Auth{Mode: AuthOff},
 	}
 }
 
@@ -155,6 +174,8 @@ var envKeys = []struct {
 	{"OPENINTERN_SHUTDOWN_TIMEOUT", func(c *Config, v string) error { return c.ShutdownTimeout.Set(v) }},
 	{"OPENINTERN_COMMIT_TIMEOUT", func(c *Config, v string) error { return c.CommitTimeout.Set(v) }},
 	{"LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
+	{"AUTH", func(c *Config, v string) error { c.Auth.Mode = strings.ToLower(strings.TrimSpace(v)); return nil }},
+	{"OPENINTERN_SECURE_COOKIES", func(c *Config, v string) error { return setBool(&c.Auth.SecureCookies, v) }},
 }
 
 // Load builds the configuration: defaults < file < environment. path "" means
@@ -269,6 +290,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return &Error{Key: "LOG_LEVEL", Reason: fmt.Sprintf("must be debug, info, warn or error, got %q", c.LogLevel)}
+	}
+	if c.Auth.Mode != AuthOff && c.Auth.Mode != AuthToken {
+		return &Error{Key: "AUTH", Reason: fmt.Sprintf("must be off or token, got %q", c.Auth.Mode)}
 	}
 	return nil
 }

@@ -24,9 +24,6 @@ const (
 	IdempotentExtension = "x-openintern-idempotent"
 )
 
-// SessionCookie is the web console's session cookie, as the document names it.
-const SessionCookie = "openintern_session"
-
 // publicRoute is a route outside /api's checks: no token, no scope.
 type publicRoute struct {
 	Method, Path, Summary string
@@ -193,6 +190,14 @@ func tagList(specs []routeSpec) []any {
 // Idempotency-Key 409/422), and its own.
 func errorStatuses(spec routeSpec) []int {
 	st := []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable}
+	if spec.Public {
+		// No credential, no scope: only the route's own refusals (Errors) and
+		// the store's.
+		st = []int{http.StatusBadRequest, http.StatusTooManyRequests, http.StatusServiceUnavailable}
+		if spec.mutating() {
+			st = append(st, http.StatusForbidden) // a cross-origin browser write
+		}
+	}
 	if len(pathParams(spec.Path)) > 0 {
 		st = append(st, http.StatusNotFound)
 	}
@@ -282,6 +287,7 @@ func pathParamDescriptions() map[string]string {
 		"group_id":    "The group's id" + id,
 		"member_id":   "The member's agent id" + id,
 		"memory_id":   "The memory's (or blackboard entry's) id.",
+		"token_id":    "The API token's id.",
 	}
 }
 
@@ -294,7 +300,12 @@ func operation(spec routeSpec, schemas *schemaSet) map[string]any {
 		"operationId": operationID(spec.Method, spec.FullPath()),
 		"summary":     spec.Summary,
 		"tags":        []string{tagOf(spec)},
-		RoleExtension: string(spec.Role),
+	}
+	if spec.Public {
+		op["security"] = []any{}
+		op[PublicExtension] = true
+	} else {
+		op[RoleExtension] = string(spec.Role)
 	}
 	var params []any
 	for _, name := range pathParams(spec.Path) {
@@ -304,8 +315,10 @@ func operation(spec routeSpec, schemas *schemaSet) map[string]any {
 		}
 		params = append(params, p)
 	}
-	for _, name := range []string{"OrgHeader", "UserHeader", "ProjectHeader", "OrgQuery", "UserQuery", "ProjectQuery"} {
-		params = append(params, paramRef(name))
+	if !spec.Public { // a public route reads no scope
+		for _, name := range []string{"OrgHeader", "UserHeader", "ProjectHeader", "OrgQuery", "UserQuery", "ProjectQuery"} {
+			params = append(params, paramRef(name))
+		}
 	}
 	for _, q := range spec.Query {
 		schema := map[string]any{"type": q.Type}
@@ -325,7 +338,9 @@ func operation(spec routeSpec, schemas *schemaSet) map[string]any {
 	if spec.Stream {
 		params = append(params, paramRef("LastEventID"))
 	}
-	op["parameters"] = params
+	if len(params) > 0 {
+		op["parameters"] = params
+	}
 
 	switch body := spec.Body.(type) {
 	case nil:

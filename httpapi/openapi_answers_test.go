@@ -92,6 +92,15 @@ func tour() []call {
 		{method: "PUT", path: "/api/agents/{agent_id}/core-memory", body: `{"blocks":[{"label":"persona","value":"helpful"}]}`, want: []int{200}},
 		{method: "DELETE", path: "/api/memories/{memory_id}", want: []int{200}},
 
+		{method: "POST", path: "/api/tokens", body: `{"name":"tour","role":"member","expires_in":"1h"}`, want: []int{201}, keep: "id", keepAs: "token_id"},
+		{method: "GET", path: "/api/tokens", want: []int{200}},
+		{method: "GET", path: "/api/auth/whoami", want: []int{200}},
+		{method: "POST", path: "/api/tokens", body: `{"name":"console","role":"viewer"}`, want: []int{201}, keep: "secret", keepAs: "secret"},
+		{method: "POST", path: "/api/auth/login", body: `{"token":"{secret}"}`, want: []int{200}},
+		{method: "POST", path: "/api/auth/login", body: `{"token":"oit_not-a-token"}`, want: []int{401}},
+		{method: "POST", path: "/api/auth/logout", want: []int{204}},
+		{method: "DELETE", path: "/api/tokens/{token_id}", want: []int{200}},
+
 		{method: "POST", path: "/api/roles/batch-delete", body: `{"role_ids":["nope"]}`, want: []int{200}},
 		{method: "POST", path: "/api/groups/batch-delete", body: `{"group_ids":["nope"]}`, want: []int{200}},
 		{method: "DELETE", path: "/api/agents/main", want: []int{409}},
@@ -149,6 +158,9 @@ func TestOpenAPIAnswersMatchDocument(t *testing.T) {
 				}
 				if c.query != "" {
 					target += "?" + c.query
+				}
+				for k, v := range kept {
+					c.body = strings.ReplaceAll(c.body, "{"+k+"}", v)
 				}
 				r := tourRequest(t, h, c, target)
 				name := fmt.Sprintf("%s %s", c.method, target)

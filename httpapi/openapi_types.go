@@ -51,6 +51,10 @@ type readyAnswer struct {
 	Agents actors.Stats `json:"agents"`
 }
 
+type tokenList struct {
+	Tokens []store.APIToken `json:"tokens"`
+}
+
 type messageQueued struct {
 	MessageID string `json:"message_id"`
 	AgentID   string `json:"agent_id"`

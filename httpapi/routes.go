@@ -40,6 +40,11 @@ type routeSpec struct {
 	// Errors are the statuses the handler itself answers besides the ones
 	// every route of its kind has (see errorStatuses).
 	Errors []int
+	// Public routes need no credential and no scope (signing in); Role is "".
+	Public bool
+	// Secret: the response holds a secret shown once, so it is never kept
+	// for an Idempotency-Key replay (the key is refused).
+	Secret bool
 }
 
 // queryParam is one query parameter of a route.
@@ -61,8 +66,9 @@ func (r routeSpec) mutating() bool {
 }
 
 // idempotent reports whether the route honours Idempotency-Key: the
-// idempotency middleware runs on every POST.
-func (r routeSpec) idempotent() bool { return r.Method == http.MethodPost }
+// idempotency middleware runs on every POST but the public ones and those
+// whose answer holds a secret.
+func (r routeSpec) idempotent() bool { return r.Method == http.MethodPost && !r.Public && !r.Secret }
 
 // successStatus is Status, or 200.
 func (r routeSpec) successStatus() int {
@@ -76,7 +82,19 @@ func (r routeSpec) successStatus() int {
 // against spec.Role before anything else of the route runs.
 func (s *Server) register(api *gin.RouterGroup, spec routeSpec, handler gin.HandlerFunc) {
 	s.specs = append(s.specs, spec)
-	api.Handle(spec.Method, spec.Path, s.authorize(spec), s.idempotency, handler)
+	idem := s.idempotency
+	if spec.Secret {
+		idem = refuseIdempotencyKey
+	}
+	api.Handle(spec.Method, spec.Path, s.authorize(spec), idem, handler)
+}
+
+// registerPublic adds a route that needs no credential (spec.Public) to a
+// group without authentication or scope (see publicGroup).
+func (s *Server) registerPublic(group *gin.RouterGroup, spec routeSpec, handler gin.HandlerFunc) {
+	spec.Public, spec.Role = true, ""
+	s.specs = append(s.specs, spec)
+	group.Handle(spec.Method, spec.Path, handler)
 }
 
 // Routes lists the specs of every registered /api route, in registration order.

@@ -88,6 +88,16 @@ type Deps struct {
 	IdempotencyTTL time.Duration
 	// Now is the API's clock (nil: the wall clock); it dates idempotency keys.
 	Now func() time.Time
+	// AuthRequired makes every /api request present an API token or a web
+	// session; without it a request that presents none acts as the admin of
+	// the scope it names (for a daemon on loopback only).
+	AuthRequired bool
+	// Tokens keeps API tokens and web sessions (default: Store, when it
+	// implements TokenStore).
+	Tokens TokenStore
+	// SecureCookies marks the session cookie Secure even on plain HTTP (for a
+	// daemon behind a TLS-terminating proxy); over TLS it always is.
+	SecureCookies bool
 }
 
 // DefaultRequestTimeout is Deps.RequestTimeout's default.
@@ -102,6 +112,8 @@ type Server struct {
 	idemSweep atomic.Int64
 	// specs are the registered /api routes (see register).
 	specs []routeSpec
+	// sessionSweep is when (Unix ns) expired web sessions are next deleted.
+	sessionSweep atomic.Int64
 }
 
 var ginModeOnce sync.Once
@@ -117,6 +129,11 @@ func New(deps Deps) *Server {
 	}
 	if deps.RequestTimeout <= 0 {
 		deps.RequestTimeout = DefaultRequestTimeout
+	}
+	if deps.Tokens == nil {
+		if ts, ok := deps.Store.(TokenStore); ok {
+			deps.Tokens = ts
+		}
 	}
 	if deps.Idempotency == nil {
 		if is, ok := deps.Store.(IdempotencyStore); ok {
@@ -178,6 +195,7 @@ func (s *Server) routes() {
 	s.register(api, routeSpec{Method: http.MethodGet, Path: "/sessions/:session_key/runs", Role: auth.RoleViewer, Summary: "List a session's runs", Response: listOf{"runs", store.Run{}}, Query: pageQuery(queryParam{Name: "agent_id", Type: "string"})}, s.listSessionRuns)
 
 	s.teamRoutes(api)
+	s.tokenRoutes(api)
 }
 
 // apiGroup is /api with the checks every API route has.

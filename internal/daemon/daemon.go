@@ -178,6 +178,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus, Blackboard: board,
 		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: m.Heartbeat,
 		ToolNames: registry.Names, RestrictHosts: httpapi.IsLoopbackHost(cfg.Host), AllowedHosts: allowedHosts(cfg.AllowedHosts),
+		AuthRequired: cfg.Auth.Mode == config.AuthToken, SecureCookies: cfg.Auth.SecureCookies,
 	})
 	m.API.MountMemory(memSvc)
 	web.Mount(m.API.Engine())
