@@ -151,7 +151,15 @@ func TestOpenAPIOperationsAreDescribed(t *testing.T) {
 		if o.Success == "" {
 			t.Errorf("%s documents no success answer", name)
 		}
-		spec := specs[name]
+		spec, registered := specs[name]
+		// The authorization matrix walks Routes(): what it expects of a
+		// route is what the document says of it.
+		switch {
+		case registered && (spec.Role != o.Role || spec.Public != o.Public):
+			t.Errorf("%s: the document says role %q public %v, the spec %q %v", name, o.Role, o.Public, spec.Role, spec.Public)
+		case !registered && !slices.ContainsFunc(publicRoutes(), func(pr publicRoute) bool { return pr.Method+" "+pr.Path == name }):
+			t.Errorf("%s is documented but neither a registered route nor a public one", name)
+		}
 		// The idempotency middleware runs on every POST but the public ones
 		// and those whose answer holds a secret (see register).
 		if wantIdem := o.Method == http.MethodPost && !spec.Public && !spec.Secret; o.Idempotent != wantIdem || hasParameter(op, "header", IdempotencyKeyHeader) != wantIdem {
