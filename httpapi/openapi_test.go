@@ -220,7 +220,10 @@ func hasParameter(op *openapi3.Operation, in, name string) bool {
 }
 
 func TestOpenAPIServedWithoutScope(t *testing.T) {
-	h := newHarness(t, "sqlite")
+	// With auth required the document still needs no token: a client reads
+	// it before it has one.
+	h := newHarness(t, "sqlite", func(d *Deps) { d.AuthRequired = true })
+	h.wantError(http.StatusUnauthorized, "", request{method: http.MethodGet, path: "/api/agents"})
 	// No scope headers, an unknown query: the document is not tenant data.
 	r := h.must(http.StatusOK, request{method: http.MethodGet, path: OpenAPIPath + "?x=1", header: map[string]string{"x-org-id": "", "x-user-id": ""}})
 	var v struct {
