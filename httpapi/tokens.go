@@ -15,19 +15,21 @@ import (
 
 func (s *Server) tokenRoutes(api *gin.RouterGroup) {
 	s.register(api, routeSpec{Method: http.MethodPost, Path: "/tokens", Role: auth.RoleAdmin, Secret: true,
-		Summary: "Create an API token of the caller's org and user (its secret is shown once)"}, s.createToken)
+		Summary: "Create an API token of the caller's org and user (its secret is shown once)",
+		Body:    createTokenRequest{}, Response: tokenJSON{}, Status: http.StatusCreated}, s.createToken)
 	s.register(api, routeSpec{Method: http.MethodGet, Path: "/tokens", Role: auth.RoleAdmin,
-		Summary: "List the caller's org's user's tokens (never their secrets)"}, s.listTokens)
+		Summary: "List the caller's org's user's tokens (never their secrets)", Response: tokenList{}}, s.listTokens)
 	s.register(api, routeSpec{Method: http.MethodDelete, Path: "/tokens/:token_id", Role: auth.RoleAdmin,
-		Summary: "Revoke a token; its web sessions end"}, s.revokeToken)
+		Summary: "Revoke a token; its web sessions end", Response: store.APIToken{}}, s.revokeToken)
 	s.register(api, routeSpec{Method: http.MethodGet, Path: "/auth/whoami", Role: auth.RoleViewer,
-		Summary: "Who the request acts as: token, role and scope"}, s.whoami)
+		Summary: "Who the request acts as: token, role and scope", Response: whoamiJSON{}}, s.whoami)
 
 	public := s.publicGroup()
 	s.registerPublic(public, routeSpec{Method: http.MethodPost, Path: "/auth/login",
-		Summary: "Sign the web console in with an API token: sets the session cookie"}, s.login)
+		Summary: "Sign the web console in with an API token: sets the session cookie",
+		Body:    loginRequest{}, Response: whoamiJSON{}, Errors: []int{http.StatusUnauthorized, http.StatusNotImplemented}}, s.login)
 	s.registerPublic(public, routeSpec{Method: http.MethodPost, Path: "/auth/logout",
-		Summary: "Sign the web console out: ends the session and clears its cookie"}, s.logout)
+		Summary: "Sign the web console out: ends the session and clears its cookie", Status: http.StatusNoContent}, s.logout)
 }
 
 // publicGroup is /api for the routes that need no credential.
