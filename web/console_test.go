@@ -844,6 +844,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.waitJS(`document.querySelector('.error-box')?.textContent.includes('no page at /no/such/page')`, "the unknown page explained")
 	})
 
+	t.Run("with auth off nobody signs in", func(t *testing.T) {
+		p := b.page(t, c)
+		p.open("/agents" + acme)
+		p.waitJS(`document.querySelector('.agent-row[data-agent-id=main]') && document.querySelector('#who').hidden && location.search.includes('org_id=acme')`, "the console without a session")
+		p.open("/signin?next=%2Fruns")
+		p.waitJS(`document.querySelector('#signin-auth-off a')?.getAttribute('href') === '/runs'`, "the sign-in page saying auth is off")
+	})
+
 	t.Run("pages of later features say so", func(t *testing.T) {
 		p := b.page(t, c)
 		p.open("/skills" + acme)

@@ -20,6 +20,12 @@ import (
 // returns its secret.
 func issueToken(t *testing.T, st store.Store, scope store.Scope, role auth.Role, name string) string {
 	t.Helper()
+	_, secret := issueTokenID(t, st, scope, role, name)
+	return secret
+}
+
+func issueTokenID(t *testing.T, st store.Store, scope store.Scope, role auth.Role, name string) (id, secret string) {
+	t.Helper()
 	tok, secret, err := auth.Issue(auth.TokenRequest{Scope: scope, Name: name, Role: string(role), Now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +37,7 @@ func issueToken(t *testing.T, st store.Store, scope store.Scope, role auth.Role,
 	if err := tokens.CreateToken(t.Context(), tok); err != nil {
 		t.Fatal(err)
 	}
-	return secret
+	return tok.ID, secret
 }
 
 // bearerCall is a JSON request to the API with a token and no scope headers.
@@ -242,6 +248,21 @@ func TestSignInInBrowser(t *testing.T) {
 		if code := c.bearerCall(t, admin, "GET", "/api/agents/nope", nil, nil); code != http.StatusNotFound {
 			t.Fatalf("the viewer made an agent: GET %d", code)
 		}
+		p.run(chromedp.Click(chromedp.CSS("#signout")))
+		p.waitJS(`location.pathname === '/signin'`, "signed out")
+	})
+
+	t.Run("a session whose token is revoked goes back to sign in", func(t *testing.T) {
+		id, temp := issueTokenID(t, d.Store, acme, auth.RoleMember, "alice temp")
+		p := b.page(t, c)
+		p.goTo("/agents")
+		p.signIn(temp, "/agents")
+		p.waitJS(`document.querySelector('.agent-row[data-agent-id=scout]')`, "the agents page")
+		if code := c.bearerCall(t, admin, "DELETE", "/api/tokens/"+id, nil, nil); code != http.StatusOK {
+			t.Fatalf("revoke: %d", code)
+		}
+		// The page's next refresh of the agents is refused (401).
+		p.waitJS(`location.pathname === '/signin' && new URLSearchParams(location.search).get('next') === '/agents' && document.querySelector('#signin-token')`, "the sign-in page after the revoke")
 	})
 
 	t.Logf("sign-in browser tests took %s", time.Since(start).Round(time.Millisecond))
