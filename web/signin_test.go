@@ -239,15 +239,32 @@ func TestSignInInBrowser(t *testing.T) {
 		p.goTo("/agents")
 		p.signIn(viewer, "/agents")
 		p.waitJS(`document.querySelector('.agent-row[data-agent-id=scout]') && document.querySelector('#who-text').textContent === 'alice dashboard · viewer'`, "the viewer's agents")
-		p.run(chromedp.Click(chromedp.CSS("#agent-new")),
-			chromedp.SendKeys(chromedp.CSS(`#agent-create input[name=name]`), "Not allowed"),
-			chromedp.SendKeys(chromedp.CSS(`#agent-create input[name=agent_id]`), "nope"),
-			chromedp.Click(chromedp.CSS(`#agent-create button[type=submit]`)))
-		p.waitJS(`document.querySelector('#agent-create .error-box .error-title')?.textContent === 'Not allowed' && document.querySelector('#agent-create .error-box').textContent.includes('admin role')`, "the refusal in words")
-		p.screenshot("signin-viewer-refused")
-		if code := c.bearerCall(t, admin, "GET", "/api/agents/nope", nil, nil); code != http.StatusNotFound {
-			t.Fatalf("the viewer made an agent: GET %d", code)
+		// Controls it may not use are hidden or disabled...
+		if got := p.str(`String(document.querySelector('#agent-new').hidden)`); got != "true" {
+			t.Fatal("a viewer is offered New agent")
 		}
+		// ...and the server's refusal of the others is shown in words.
+		messages := func() int {
+			var list struct {
+				Total int `json:"total"`
+			}
+			if code := c.bearerCall(t, admin, "GET", "/api/agents/scout/messages", nil, &list); code != http.StatusOK {
+				t.Fatalf("list scout's messages: %d", code)
+			}
+			return list.Total
+		}
+		before := messages()
+		row := `.agent-row[data-agent-id=scout]`
+		p.run(chromedp.Click(chromedp.CSS(row+" .agent-message-toggle")),
+			chromedp.SendKeys(chromedp.CSS(row+" textarea"), "a viewer may not send this"),
+			chromedp.Click(chromedp.CSS(row+" .agent-message button[type=submit]")))
+		p.waitJS(`document.querySelector('`+row+` .agent-message .error-box .error-title')?.textContent === 'Not allowed' && document.querySelector('`+row+` .agent-message .error-box').textContent.includes('member role')`, "the refusal in words")
+		p.screenshot("signin-viewer-refused")
+		if after := messages(); after != before {
+			t.Fatalf("the viewer's message was stored: scout has %d messages, had %d", after, before)
+		}
+		p.goTo("/")
+		p.waitJS(`document.querySelector('#chat-agent option[value=scout]') && document.querySelector('#chat-input').disabled && document.querySelector('#chat-send').disabled`, "a read-only chat")
 		p.run(chromedp.Click(chromedp.CSS("#signout")))
 		p.waitJS(`location.pathname === '/signin'`, "signed out")
 	})

@@ -16,6 +16,15 @@ let session = null;
 
 export function getSession() { return session; }
 
+const ROLE_RANK = { viewer: 1, member: 2, admin: 3 };
+
+// mayDo says whether the signed-in token's role allows what need requires
+// (always, with auth off). The server decides; this only spares a person
+// controls that would be refused.
+export function mayDo(need) {
+  return !session || (ROLE_RANK[session.role] || 0) >= ROLE_RANK[need];
+}
+
 // initScope takes the scope from the URL query when it names one (a shared
 // link), else from localStorage, else the defaults; and remembers it. Signed
 // in, the org and user are the token's whatever the link says.
