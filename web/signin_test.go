@@ -193,6 +193,9 @@ func TestSignInInBrowser(t *testing.T) {
 			t.Fatalf("the run in globex's API: %d, want 404", code)
 		}
 		p.screenshot("signin-chat")
+		// Its trace reads the stored events by cookie too.
+		p.run(chromedp.Click(chromedp.CSS(`.turn a[href^="/trace/` + runID + `"]`)))
+		p.waitJS(`location.pathname === '/trace/`+runID+`' && document.querySelector('[data-type="run.completed"]') && document.querySelector('#trace-status .badge')?.textContent === 'completed'`, "the run's trace")
 	})
 
 	t.Run("sign out ends the session", func(t *testing.T) {
