@@ -149,7 +149,12 @@ export async function initSession({ redirect = true } = {}) {
   let res;
   try {
     res = await ask({ 'x-org-id': s.org_id, 'x-user-id': s.user_id });
-    if (res.status === 403 && res.data && res.data.error && res.data.error.code === 'scope_mismatch') res = await ask({});
+    // Signed in, a stored scope that is not the token's (scope_mismatch) or
+    // not valid at all is the token's business: ask naming none.
+    if (res.status === 403 || res.status === 400) {
+      const bare = await ask({});
+      if (bare.status === 200) res = bare;
+    }
     // An ended session's cookie is cleared with the 401: without it, a
     // daemon with auth off answers as before.
     if (res.status === 401 && res.data && res.data.error && res.data.error.code === 'session_expired') {
