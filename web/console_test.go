@@ -44,6 +44,14 @@ func startConsole(t *testing.T) *console {
 // between streamed words.
 func startConsoleWith(t *testing.T, tokenDelay time.Duration) *console {
 	t.Helper()
+	c, _ := startDaemon(t, tokenDelay, nil)
+	return c
+}
+
+// startDaemon starts the console's daemon with the config changed by
+// configure (when not nil), and returns the daemon too for its store.
+func startDaemon(t *testing.T, tokenDelay time.Duration, configure func(*config.Config)) (*console, *daemon.Main) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cfg := config.Default()
@@ -53,6 +61,9 @@ func startConsoleWith(t *testing.T, tokenDelay time.Duration) *console {
 	cfg.MaxStepsPerRun = 8
 	cfg.AgentIdleTimeout = config.Duration(time.Minute)
 	cfg.SessionHistory = 10
+	if configure != nil {
+		configure(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +81,7 @@ func startConsoleWith(t *testing.T, tokenDelay time.Duration) *console {
 			t.Errorf("stop daemon: %v", err)
 		}
 	})
-	return &console{url: d.URL(), workspace: cfg.Workspace()}
+	return &console{url: d.URL(), workspace: cfg.Workspace()}, d
 }
 
 // call is a JSON request to the API as org/user.
@@ -831,6 +842,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.waitJS(`document.querySelector('.error-box')?.textContent.includes('status must be')`, "the bad filter explained")
 		p.open("/no/such/page" + acme)
 		p.waitJS(`document.querySelector('.error-box')?.textContent.includes('no page at /no/such/page')`, "the unknown page explained")
+	})
+
+	t.Run("with auth off nobody signs in", func(t *testing.T) {
+		p := b.page(t, c)
+		p.open("/agents" + acme)
+		p.waitJS(`document.querySelector('.agent-row[data-agent-id=main]') && document.querySelector('#who').hidden && location.search.includes('org_id=acme')`, "the console without a session")
+		p.open("/signin?next=%2Fruns")
+		p.waitJS(`document.querySelector('#signin-auth-off a')?.getAttribute('href') === '/runs'`, "the sign-in page saying auth is off")
 	})
 
 	t.Run("pages of later features say so", func(t *testing.T) {

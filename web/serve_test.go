@@ -30,7 +30,7 @@ func TestServing(t *testing.T) {
 	c := startConsole(t)
 
 	var version string
-	for _, p := range []string{"/", "/agents", "/runs", "/trace/run_x", "/orchestrator", "/blackboard/g1", "/memory", "/skills"} {
+	for _, p := range []string{"/", "/agents", "/runs", "/trace/run_x", "/orchestrator", "/blackboard/g1", "/memory", "/skills", "/signin"} {
 		resp, body := get(t, c.url+p, nil)
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
 			t.Fatalf("GET %s: %d %s", p, resp.StatusCode, resp.Header.Get("Content-Type"))

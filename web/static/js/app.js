@@ -1,5 +1,6 @@
-// The console's shell: scope picker, navigation and a tiny client-side router.
-import { initScope, getScope, setScope, scopeText, withScope } from './api.js';
+// The console's shell: sign-in state, scope picker, navigation and a tiny
+// client-side router.
+import { initScope, initSession, getSession, getScope, setScope, scopeText, withScope, signOut } from './api.js';
 import { h, clear, errorBox } from './dom.js';
 import * as chat from './pages/chat.js';
 import * as agents from './pages/agents.js';
@@ -9,6 +10,7 @@ import * as memory from './pages/memory.js';
 import * as teams from './pages/teams.js';
 import * as blackboard from './pages/blackboard.js';
 import * as soon from './pages/soon.js';
+import * as signin from './pages/signin.js';
 
 const routes = [
   { re: /^\/$/, nav: 'chat', page: chat },
@@ -19,6 +21,8 @@ const routes = [
   { re: /^\/blackboard(?:\/([^/]+))?\/?$/, nav: 'blackboard', page: blackboard, params: ['groupId'] },
   { re: /^\/memory\/?$/, nav: 'memory', page: memory },
   { re: /^\/skills\/?$/, nav: '', page: soon, extra: { feature: 'skills' } },
+  // bare: no navigation or scope, and no scope in the address bar.
+  { re: /^\/signin\/?$/, nav: '', page: signin, bare: true },
 ];
 
 const main = document.getElementById('main');
@@ -42,11 +46,13 @@ function render() {
     try { cleanup(); } catch (e) { console.error(e); }
     cleanup = null;
   }
+  const m = match(location.pathname);
+  const bare = !!(m && m.route.bare);
   // Keep the scope in the address bar so the URL can be shared as is.
   const want = withScope(location.pathname + location.search + location.hash);
-  if (want !== location.pathname + location.search + location.hash) history.replaceState(null, '', want);
+  if (!bare && want !== location.pathname + location.search + location.hash) history.replaceState(null, '', want);
+  document.body.classList.toggle('bare', bare);
   updateChrome();
-  const m = match(location.pathname);
   clear(main);
   if (!m) {
     document.title = 'Not found · OpenIntern';
@@ -92,6 +98,13 @@ function updateChrome() {
   for (const a of document.querySelectorAll('a[data-nav], a.brand')) {
     a.href = withScope(new URL(a.href).pathname);
   }
+  const session = getSession();
+  const who = document.getElementById('who');
+  who.hidden = !session;
+  document.getElementById('who-text').textContent = session ? `${session.token_name} · ${session.role}` : '';
+  document.getElementById('who-text').title = session ? `Signed in with the token ${session.token_name} (${session.token_id}), role ${session.role}` : '';
+  document.body.dataset.role = session ? session.role : '';
+  document.getElementById('scope-button').title = session ? 'The scope your token allows' : 'Change scope';
 }
 
 function setupScopePanel() {
@@ -102,8 +115,25 @@ function setupScopePanel() {
     button.setAttribute('aria-expanded', String(show));
     if (show) {
       const s = getScope();
-      for (const f of ['org_id', 'user_id', 'project_id']) panel.elements[f].value = s[f] || '';
-      panel.elements.org_id.focus();
+      const session = getSession();
+      // Signed in, only what the token leaves open can be changed: the
+      // project of a token bound to none.
+      const fixed = { org_id: !!session, user_id: !!session, project_id: !!(session && session.project_bound) };
+      for (const f of ['org_id', 'user_id', 'project_id']) {
+        panel.elements[f].value = s[f] || '';
+        panel.elements[f].readOnly = fixed[f];
+      }
+      document.getElementById('scope-hint').hidden = !!session;
+      const tokenHint = document.getElementById('scope-token-hint');
+      tokenHint.hidden = !session;
+      if (session) {
+        tokenHint.textContent = session.project_bound
+          ? `Your token (${session.token_name}) is bound to this org, user and project.`
+          : `Your token (${session.token_name}) is bound to this org and user; choose a project or leave it empty.`;
+      }
+      panel.querySelector('button[type=submit]').hidden = fixed.project_id;
+      const first = ['org_id', 'user_id', 'project_id'].find((f) => !fixed[f]);
+      (first ? panel.elements[first] : document.getElementById('scope-cancel')).focus();
     }
   };
   button.addEventListener('click', () => open(panel.hidden));
@@ -119,6 +149,13 @@ function setupScopePanel() {
     navigate(location.pathname, { replace: false });
   });
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !panel.hidden) open(false); });
+  document.getElementById('signout').addEventListener('click', () => {
+    if (cleanup) {
+      try { cleanup(); } catch (e) { console.error(e); }
+      cleanup = null;
+    }
+    signOut();
+  });
 }
 
 // Same-origin links with data-link are handled here, not by a page load.
@@ -135,6 +172,14 @@ window.addEventListener('popstate', () => {
   render();
 });
 
-initScope();
-setupScopePanel();
-render();
+// Before any page asks the API, find out whether it must sign in first (the
+// sign-in page itself only wants to know who is signed in, if anyone).
+async function start() {
+  setupScopePanel();
+  const bare = !!match(location.pathname)?.route.bare;
+  if (!await initSession({ redirect: !bare })) return; // on the way to sign in
+  initScope();
+  render();
+}
+
+start();

@@ -133,6 +133,8 @@ export function errorBox(err, retry) {
   const code = err && err.code ? err.code : '';
   const title = err && err.status === 404 ? 'Not found'
     : err && err.status === 400 ? 'The request was not accepted'
+      : err && err.status === 403 ? 'Not allowed'
+      : err && err.status === 401 ? 'Sign-in needed'
       : err && (err.code === 'unreachable' || err.code === 'timeout') ? 'The daemon is not answering'
         : 'Something went wrong';
   return h('div', { class: 'error-box', role: 'alert' },

@@ -1,7 +1,7 @@
 // Agents: every agent of the scope with its state, unread count and last
 // activity; create, pause/resume, message; core memory blocks, editable.
 // States refresh by polling.
-import { api, link } from '../api.js';
+import { api, link, mayDo } from '../api.js';
 import { h, clear, errorBox, badge, timeEl, pager, spinner, toast } from '../dom.js';
 
 const LIMIT = 20;
@@ -15,7 +15,7 @@ export function render(root, { query, setQuery }) {
   const pagerBox = h('div', { class: 'pager-box' });
   const status = h('div', { class: 'list-status' });
   const createBox = h('div', { class: 'create-box', hidden: true });
-  const newBtn = h('button', { type: 'button', class: 'primary', id: 'agent-new' }, 'New agent');
+  const newBtn = h('button', { type: 'button', class: 'primary', id: 'agent-new', hidden: !mayDo('admin') }, 'New agent');
   newBtn.addEventListener('click', () => {
     createBox.hidden = !createBox.hidden;
     if (!createBox.hidden) createBox.querySelector('input[name=name]').focus();

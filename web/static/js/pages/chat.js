@@ -1,7 +1,7 @@
 // Chat: talk to one agent in one session. A message becomes a run (POST
 // /api/runs); its answer streams in over the run's SSE stream, token by token,
 // with tool calls folded in.
-import { api, getScope, scopeText, withScope, link, fetchAllEvents } from '../api.js';
+import { api, getScope, scopeText, withScope, link, fetchAllEvents, mayDo } from '../api.js';
 import { h, clear, errorBox, badge, pretty, timeEl, spinner, toast } from '../dom.js';
 
 const PAGE = 20;
@@ -47,6 +47,11 @@ export function render(root, { query, setQuery }) {
   const sendBtn = h('button', { type: 'submit', class: 'primary', id: 'chat-send' }, 'Send');
   const formError = h('div', { class: 'form-error', id: 'chat-error' });
   const form = h('form', { class: 'composer', id: 'chat-form' }, input, sendBtn);
+  if (!mayDo('member')) {
+    input.disabled = true;
+    sendBtn.disabled = true;
+    input.placeholder = 'Read only: your token has the viewer role, which cannot send messages.';
+  }
 
   root.append(h('section', { class: 'page page-chat' },
     h('div', { class: 'chat-bar' },
@@ -468,7 +473,7 @@ export function render(root, { query, setQuery }) {
     } catch (err) {
       formError.replaceChildren(errorBox(err));
     } finally {
-      sendBtn.disabled = false;
+      sendBtn.disabled = !mayDo('member');
       input.focus();
     }
   }
