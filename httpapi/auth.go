@@ -202,3 +202,14 @@ func scopeFromPrincipal(p auth.Principal, named store.Scope) (store.Scope, strin
 	}
 	return sc, ""
 }
+
+// requireAdmin guards the daemon-wide routes outside /api (/metrics): with
+// auth on, an admin token of any org (the counters name no tenant); with auth
+// off, anyone on loopback, or the admin a presented token must be.
+func requireAdmin(c *gin.Context) {
+	if p, ok := c.Get(principalKey); ok && !p.(auth.Principal).Role.Allows(auth.RoleAdmin) {
+		writeError(c, http.StatusForbidden, "forbidden", "this needs an admin token")
+		return
+	}
+	c.Next()
+}

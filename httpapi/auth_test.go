@@ -185,3 +185,17 @@ func TestWebSessionLogin(t *testing.T) {
 		})
 	}
 }
+
+// /metrics is daemon-wide: with auth on it needs an admin token (of any org).
+func TestMetricsNeedAnAdminToken(t *testing.T) {
+	h := newHarness(t, "sqlite", withAuth, func(d *Deps) {
+		d.Metrics = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("openintern_up 1\n")) })
+	})
+	_, admin := h.issue(store.Scope{OrgID: "o9", UserID: "u9"}, auth.RoleAdmin, nil)
+	_, viewer := h.issue(store.Scope{OrgID: "o1", UserID: "u1"}, auth.RoleViewer, nil)
+	h.wantError(http.StatusUnauthorized, "unauthenticated", request{method: "GET", path: "/metrics", header: map[string]string{"x-org-id": "", "x-user-id": ""}})
+	h.wantError(http.StatusForbidden, "forbidden", request{method: "GET", path: "/metrics", header: bearer(viewer)})
+	if r := h.must(http.StatusOK, request{method: "GET", path: "/metrics", header: bearer(admin)}); !strings.Contains(string(r.body), "openintern_up 1") {
+		t.Errorf("metrics: %q", r.body)
+	}
+}

@@ -38,7 +38,7 @@ func publicRoutes() []publicRoute {
 		{Method: http.MethodGet, Path: "/healthz", Summary: "Liveness: the process answers", Response: healthAnswer{}},
 		{Method: http.MethodGet, Path: "/readyz", Summary: "Readiness: the store is reachable and the agents' runtime answers; 503 otherwise", Response: readyAnswer{}},
 		{Method: http.MethodGet, Path: OpenAPIPath, Summary: "This document: the API in OpenAPI 3.1, built from the routes the daemon serves"},
-		{Method: http.MethodGet, Path: "/metrics", Summary: "Prometheus metrics", ContentType: "text/plain"},
+		{Method: http.MethodGet, Path: "/metrics", Summary: "Prometheus metrics of the whole daemon (no tenant ids); with AUTH=token it needs an admin token (Authorization: Bearer)", ContentType: "text/plain"},
 	}
 }
 

@@ -210,7 +210,7 @@ func (s *Server) routes() {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
 	if s.deps.Metrics != nil {
-		r.GET("/metrics", gin.WrapH(s.deps.Metrics))
+		r.GET("/metrics", s.authenticate, requireAdmin, gin.WrapH(s.deps.Metrics))
 	}
 	r.GET(OpenAPIPath, s.serveOpenAPI())
 
