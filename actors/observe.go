@@ -66,6 +66,7 @@ const (
 	attrRunID         = attribute.Key("openintern.run.id")
 	attrRunStatus     = attribute.Key("openintern.run.status")
 	attrGroupID       = attribute.Key("openintern.group.id")
+	attrParentRun     = attribute.Key("openintern.parent_run.id")
 	attrStep          = attribute.Key("openintern.step")
 	attrToolOutcome   = attribute.Key("openintern.tool.outcome")
 )
@@ -81,6 +82,10 @@ func (t *turn) startRunSpan(ctx context.Context) context.Context {
 		}
 		if t.run.GroupID != "" {
 			t.span.SetAttributes(attrGroupID.String(t.run.GroupID))
+		}
+		if t.run.ParentRunID != "" {
+			// A member's run of a group run: its own trace, found from the group run's id.
+			t.span.SetAttributes(attrParentRun.String(t.run.ParentRunID))
 		}
 	}
 	return ctx
