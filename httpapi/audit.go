@@ -53,8 +53,11 @@ const (
 	// client has gone.
 	auditWriteTimeout = 5 * time.Second
 	// auditSweepEvery spaces retention's deletes, which run inside a request
-	// so that no goroutine outlives the daemon.
-	auditSweepEvery = 10 * time.Minute
+	// so that no goroutine outlives the daemon; auditSweepBudget bounds the
+	// time one takes from its request (what it deleted by then stays deleted,
+	// the rest waits for the next).
+	auditSweepEvery  = 10 * time.Minute
+	auditSweepBudget = 2 * time.Second
 	// maxCapturedResponse is how much of a create's response is kept to find
 	// the id it made.
 	maxCapturedResponse = 64 << 10
@@ -65,8 +68,9 @@ const (
 const DetailIdempotentReplay = "idempotent_replay"
 
 // createdIDFields are where a create's response names what it made, in the
-// order looked for (a run also names its agent).
-var createdIDFields = []string{"run_id", "agent_id", "role_id", "group_id", "memory_id", "token_id", "id"}
+// order looked for: a memory names its owner agent and a run its agent
+// besides their own ids.
+var createdIDFields = []string{"id", "memory_id", "run_id", "token_id", "agent_id", "role_id", "group_id"}
 
 // audit records the request (see above). It runs before authorize so that a
 // 403 is recorded too.
@@ -92,7 +96,9 @@ func (s *Server) audit(spec routeSpec) gin.HandlerFunc {
 		defer func() {
 			if p := recover(); p != nil {
 				// recoverPanics answers 500 further out.
-				s.recordRequest(c, action, body.sum(), pathTarget(c), http.StatusInternalServerError, "internal")
+				if mutating {
+					s.recordRequest(c, action, body.sum(), pathTarget(c), http.StatusInternalServerError, "internal")
+				}
 				panic(p)
 			}
 		}()
@@ -376,6 +382,8 @@ func (s *Server) sweepAudit(ctx context.Context, now time.Time) {
 	if now.UnixNano() < next || !s.auditSweep.CompareAndSwap(next, now.Add(auditSweepEvery).UnixNano()) {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, auditSweepBudget)
+	defer cancel()
 	if n, err := s.deps.Audit.DeleteAuditBefore(ctx, now.Add(-s.deps.AuditRetention)); err != nil {
 		s.deps.Logger.Warn("deleting expired audit records failed", "err", err)
 	} else if n > 0 {

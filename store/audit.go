@@ -86,9 +86,13 @@ type AuditStore interface {
 	// highest id) first.
 	ListAudit(ctx context.Context, scope Scope, f AuditFilter) ([]AuditRecord, error)
 	// DeleteAuditBefore deletes the records of every scope older than t
-	// (retention) and returns how many.
+	// (retention) and returns how many, in transactions of at most
+	// AuditDeleteBatch records: when ctx ends, what was deleted stays so.
 	DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error)
 }
+
+// AuditDeleteBatch is the most records one retention transaction deletes.
+const AuditDeleteBatch = 5000
 
 // Bounds of a record's fields, so a client cannot make the log grow by what it sends.
 const (

@@ -90,25 +90,34 @@ func (s *Store) ListAudit(ctx context.Context, scope store.Scope, f store.AuditF
 	return out, nil
 }
 
-// DeleteAuditBefore deletes the records of every scope older than t. The
-// cut-off row opens the delete trigger for older records only; it is deleted
-// again before the commit, so no other transaction ever sees it.
+// DeleteAuditBefore deletes the records of every scope older than t, in
+// batches of store.AuditDeleteBatch, each its own transaction, so that a
+// deadline keeps what was deleted before it. The cut-off row opens the
+// delete trigger for older records only; it is deleted again before each
+// commit, so no other transaction ever sees it.
 func (s *Store) DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error) {
-	var n int64
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO audit_log_retention (before) VALUES ($1)`, t); err != nil {
+	var total int64
+	for {
+		var n int64
+		err := s.inTx(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO audit_log_retention (before) VALUES ($1)`, t); err != nil {
+				return err
+			}
+			tag, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE id IN
+				(SELECT id FROM audit_log WHERE created_at < $1 LIMIT $2)`, t, store.AuditDeleteBatch)
+			if err != nil {
+				return err
+			}
+			n = tag.RowsAffected()
+			_, err = tx.Exec(ctx, `DELETE FROM audit_log_retention`)
 			return err
-		}
-		tag, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE created_at < $1`, t)
+		})
 		if err != nil {
-			return err
+			return total, s.fail(ctx, "delete audit before", err)
 		}
-		n = tag.RowsAffected()
-		_, err = tx.Exec(ctx, `DELETE FROM audit_log_retention`)
-		return err
-	})
-	if err != nil {
-		return 0, s.fail(ctx, "delete audit before", err)
+		total += n
+		if n < store.AuditDeleteBatch {
+			return total, nil
+		}
 	}
-	return n, nil
 }

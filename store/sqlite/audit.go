@@ -92,27 +92,36 @@ func (s *Store) ListAudit(ctx context.Context, scope store.Scope, f store.AuditF
 	return out, nil
 }
 
-// DeleteAuditBefore deletes the records of every scope older than t. The
-// cut-off row opens the delete trigger for older records only, and is gone
-// again before the transaction commits.
+// DeleteAuditBefore deletes the records of every scope older than t, in
+// batches of store.AuditDeleteBatch, each its own transaction, so that a
+// deadline keeps what was deleted before it. The cut-off row opens the
+// delete trigger for older records only, and is gone again before each
+// transaction commits.
 func (s *Store) DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error) {
-	var n int64
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log_retention (before) VALUES (?)`, micros(t)); err != nil {
+	var total int64
+	for {
+		var n int64
+		err := s.writeTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log_retention (before) VALUES (?)`, micros(t)); err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE id IN
+				(SELECT id FROM audit_log WHERE created_at < ? LIMIT ?)`, micros(t), store.AuditDeleteBatch)
+			if err != nil {
+				return err
+			}
+			if n, err = res.RowsAffected(); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `DELETE FROM audit_log_retention`)
 			return err
-		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE created_at < ?`, micros(t))
+		})
 		if err != nil {
-			return err
+			return total, fail("delete audit before", err)
 		}
-		if n, err = res.RowsAffected(); err != nil {
-			return err
+		total += n
+		if n < store.AuditDeleteBatch {
+			return total, nil
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM audit_log_retention`)
-		return err
-	})
-	if err != nil {
-		return 0, fail("delete audit before", err)
 	}
-	return n, nil
 }

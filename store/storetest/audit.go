@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ var auditCases = []testCase{
 	{"Audit/Cursor", testAuditCursor},
 	{"Audit/Retention", testAuditRetention},
 	{"Audit/Refused", testAuditRefused},
+	{"Audit/RetentionBatches", testAuditRetentionBatches},
 }
 
 func auditStore(t *testing.T, s store.Store) store.AuditStore {
@@ -161,4 +163,26 @@ func testAuditRefused(t *testing.T, s store.Store) {
 	if _, err := as.ListAudit(ctx, store.Scope{}, store.AuditFilter{}); err == nil {
 		t.Fatal("ListAudit without a scope succeeded")
 	}
+}
+
+// testAuditRetentionBatches: retention deletes more records than one of its
+// transactions does, and a cancelled retention deletes nothing newer.
+func testAuditRetentionBatches(t *testing.T, s store.Store) {
+	as, ctx := auditStore(t, s), t.Context()
+	n := store.AuditDeleteBatch + 7
+	recs := make([]store.AuditRecord, n)
+	for i := range recs {
+		recs[i] = auditRec(scopeO, auditT0.Add(time.Duration(i)*time.Microsecond), "anonymous", "POST /api/runs", "old", "201")
+	}
+	must(t, as.AppendAudit(ctx, recs))
+	must(t, as.AppendAudit(ctx, []store.AuditRecord{auditRec(scopeO, auditT0.Add(time.Hour), "anonymous", "POST /api/runs", "new", "201")}))
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := as.DeleteAuditBefore(cancelled, auditT0.Add(time.Hour)); err == nil {
+		t.Fatal("DeleteAuditBefore with a cancelled context succeeded")
+	}
+	deleted, err := as.DeleteAuditBefore(ctx, auditT0.Add(time.Hour))
+	must(t, err)
+	wantEqual(t, "deleted", deleted, int64(n))
+	wantEqual(t, "left", targets(listAudit(t, as, scopeO, store.AuditFilter{})), []string{"new"})
 }
