@@ -8,8 +8,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/openintern/openintern/store"
 )
@@ -73,6 +76,9 @@ type Principal struct {
 	// project or (for a token bound to none) the one the request names.
 	Scope store.Scope
 	Via   string
+	// ProjectBound: the token is bound to Scope.ProjectID (rather than the
+	// request having named it).
+	ProjectBound bool
 }
 
 // Actor names the principal in audit records: the token, or "anonymous".
@@ -100,4 +106,48 @@ func NewSecret() (secret, hash string) {
 func HashSecret(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
+}
+
+// MaxTokenNameLen bounds a token's name.
+const MaxTokenNameLen = 100
+
+// TokenRequest is what a new token is made of; the API and the CLI both
+// make tokens through Issue.
+type TokenRequest struct {
+	Scope     store.Scope // org and user; a ProjectID binds the token to it
+	Name      string
+	Role      string
+	ExpiresAt *time.Time // nil: never
+	Now       time.Time
+}
+
+// Issue checks a request and returns the token to store and its secret, which
+// is not kept anywhere: whoever asked must be shown it now.
+func Issue(req TokenRequest) (store.APIToken, string, error) {
+	name := strings.TrimSpace(req.Name)
+	if name == "" || utf8.RuneCountInString(name) > MaxTokenNameLen || strings.ContainsRune(name, 0) {
+		return store.APIToken{}, "", fmt.Errorf("a token name is required, at most %d characters", MaxTokenNameLen)
+	}
+	role, err := ParseRole(req.Role)
+	if err != nil {
+		return store.APIToken{}, "", err
+	}
+	if req.Scope.OrgID == "" || req.Scope.UserID == "" {
+		return store.APIToken{}, "", errors.New("a token belongs to an org and a user: both are required")
+	}
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(req.Now) {
+		return store.APIToken{}, "", errors.New("the expiry must be in the future")
+	}
+	var id [10]byte
+	_, _ = rand.Read(id[:])
+	secret, hash := NewSecret()
+	tok := store.APIToken{
+		ID: "tok_" + hex.EncodeToString(id[:]), OrgID: req.Scope.OrgID, UserID: req.Scope.UserID, ProjectID: req.Scope.ProjectID,
+		Name: name, Role: string(role), SecretHash: hash, CreatedAt: req.Now.UTC(),
+	}
+	if req.ExpiresAt != nil {
+		at := req.ExpiresAt.UTC()
+		tok.ExpiresAt = &at
+	}
+	return tok, secret, nil
 }

@@ -94,6 +94,23 @@ type Config struct {
 	MaxStreamsPerScope     int     `json:"max_streams_per_scope"`      // OPENINTERN_MAX_STREAMS_PER_SCOPE: SSE streams open at once per scope
 	MaxAgentsPerScope      int     `json:"max_agents_per_scope"`       // OPENINTERN_MAX_AGENTS_PER_SCOPE
 	MaxMemoryBytesPerScope Bytes   `json:"max_memory_bytes_per_scope"` // OPENINTERN_MAX_MEMORY_BYTES_PER_SCOPE: bytes of memory text ("1GiB", "500MB" or a number)
+	Auth                   Auth    `json:"auth"`
+}
+
+// Auth modes.
+const (
+	AuthOff   = "off"   // no credential needed: only for a loopback HOST
+	AuthToken = "token" // every API request presents an API token or a web session
+)
+
+// Auth is who may use the API.
+type Auth struct {
+	// Mode is AuthOff or AuthToken (AUTH). A non-loopback HOST with auth off
+	// refuses to start unless `serve --insecure-no-auth` says so.
+	Mode string `json:"mode"`
+	// SecureCookies marks the web session cookie Secure on plain HTTP too,
+	// for a daemon behind a TLS-terminating proxy (OPENINTERN_SECURE_COOKIES).
+	SecureCookies bool `json:"secure_cookies"`
 }
 
 // Default returns the configuration with every setting at its default.
@@ -124,6 +141,7 @@ func Default() Config {
 		MaxStreamsPerScope:     100,
 		MaxAgentsPerScope:      1000,
 		MaxMemoryBytesPerScope: 1 << 30,
+		Auth:                   Auth{Mode: AuthOff},
 	}
 }
 
@@ -179,6 +197,8 @@ var envKeys = []struct {
 	{"OPENINTERN_MAX_STREAMS_PER_SCOPE", func(c *Config, v string) error { return setInt(&c.MaxStreamsPerScope, v) }},
 	{"OPENINTERN_MAX_AGENTS_PER_SCOPE", func(c *Config, v string) error { return setInt(&c.MaxAgentsPerScope, v) }},
 	{"OPENINTERN_MAX_MEMORY_BYTES_PER_SCOPE", func(c *Config, v string) error { return c.MaxMemoryBytesPerScope.Set(v) }},
+	{"AUTH", func(c *Config, v string) error { c.Auth.Mode = strings.ToLower(strings.TrimSpace(v)); return nil }},
+	{"OPENINTERN_SECURE_COOKIES", func(c *Config, v string) error { return setBool(&c.Auth.SecureCookies, v) }},
 }
 
 // Load builds the configuration: defaults < file < environment. path "" means
@@ -296,6 +316,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return &Error{Key: "LOG_LEVEL", Reason: fmt.Sprintf("must be debug, info, warn or error, got %q", c.LogLevel)}
+	}
+	if c.Auth.Mode != AuthOff && c.Auth.Mode != AuthToken {
+		return &Error{Key: "AUTH", Reason: fmt.Sprintf("must be off or token, got %q", c.Auth.Mode)}
 	}
 	return nil
 }

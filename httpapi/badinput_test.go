@@ -10,6 +10,7 @@ import (
 // noBodyRoutes take no body: they act on the path alone.
 var noBodyRoutes = []string{
 	"POST /api/agents/:agent_id/pause", "POST /api/agents/:agent_id/resume", "POST /api/runs/:run_id/cancel",
+	"POST /api/auth/logout",
 }
 
 // TestBadInputIsA4xxJSONError sends every /api route malformed JSON, unknown
@@ -33,9 +34,14 @@ func testBadInput(t *testing.T, kind string) {
 	runID := h.must(http.StatusCreated, request{method: "POST", path: "/api/runs", body: `{"input":"hi","agent_id":"a1","session_key":"s1"}`}).json(t)["run_id"].(string)
 	memID := h.must(http.StatusCreated, request{method: "POST", path: "/api/memories", body: `{"type":"episodic","text":"a fact"}`}).json(t)["id"].(string)
 	entryID := h.must(http.StatusCreated, request{method: "POST", path: "/api/groups/g1/blackboard", body: `{"text":"a note"}`}).json(t)["memory_id"].(string)
+	tokenID := h.must(http.StatusCreated, request{method: "POST", path: "/api/tokens", body: `{"name":"t","role":"viewer"}`}).json(t)["id"].(string)
 	good := map[string]string{
 		"agent_id": "a1", "role_id": "r1", "group_id": "g1", "member_id": "a1", "run_id": runID,
-		"memory_id": memID, "session_key": "s1",
+		"memory_id": memID, "session_key": "s1", "token_id": tokenID,
+	}
+	public := map[string]bool{}
+	for _, spec := range h.api.Routes() {
+		public[spec.Method+" "+spec.FullPath()] = spec.Public
 	}
 	fill := func(path string, bad map[string]string) string {
 		segs := strings.Split(path, "/")
@@ -81,8 +87,10 @@ func testBadInput(t *testing.T, kind string) {
 			}
 			cases = append(cases, tc{name, rq, status})
 		}
-		add("no scope", http.StatusBadRequest, request{header: noScope})
-		add("bad scope", http.StatusBadRequest, request{header: map[string]string{"x-org-id": "o 1"}})
+		if !public[route] { // signing in and out needs no scope
+			add("no scope", http.StatusBadRequest, request{header: noScope})
+			add("bad scope", http.StatusBadRequest, request{header: map[string]string{"x-org-id": "o 1"}})
+		}
 		add("NUL in query", http.StatusBadRequest, request{path: path + "?x=%00"})
 		if strings.Contains(r.Path, ":session_key") {
 			// A session's runs are a filter (any key is a, maybe empty, list);

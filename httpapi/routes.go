@@ -19,6 +19,11 @@ type routeSpec struct {
 	// Role is the least role that may call the route.
 	Role    auth.Role
 	Summary string
+	// Public routes need no credential and no scope (signing in); Role is "".
+	Public bool
+	// Secret: the response holds a secret shown once, so it is never kept
+	// for an Idempotency-Key replay (the key is refused).
+	Secret bool
 }
 
 // FullPath is the route as gin reports it (c.FullPath()).
@@ -33,7 +38,19 @@ func (r routeSpec) mutating() bool {
 // against spec.Role before anything else of the route runs.
 func (s *Server) register(api *gin.RouterGroup, spec routeSpec, handler gin.HandlerFunc) {
 	s.specs = append(s.specs, spec)
-	api.Handle(spec.Method, spec.Path, s.authorize(spec), s.idempotency, handler)
+	idem := s.idempotency
+	if spec.Secret {
+		idem = refuseIdempotencyKey
+	}
+	api.Handle(spec.Method, spec.Path, s.authorize(spec), idem, handler)
+}
+
+// registerPublic adds a route that needs no credential (spec.Public) to a
+// group without authentication or scope (see publicGroup).
+func (s *Server) registerPublic(group *gin.RouterGroup, spec routeSpec, handler gin.HandlerFunc) {
+	spec.Public, spec.Role = true, ""
+	s.specs = append(s.specs, spec)
+	group.Handle(spec.Method, spec.Path, handler)
 }
 
 // Routes lists the specs of every registered /api route, in registration order.

@@ -22,7 +22,8 @@ var scopeIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$`)
 const scopeKey = "scope"
 
 // scope takes the tenant from headers, else the JSON body, else the query, and
-// stores it on the request. Missing org or user is a 400.
+// stores it on the request. Missing org or user is a 400. A request that
+// authenticated acts in its token's scope: naming another is 403.
 func (s *Server) scope(c *gin.Context) {
 	sc := store.Scope{
 		OrgID:     c.GetHeader("x-org-id"),
@@ -41,6 +42,25 @@ func (s *Server) scope(c *gin.Context) {
 		sc.UserID = firstOf(sc.UserID, body.UserID, c.Query("user_id"))
 		sc.ProjectID = firstOf(sc.ProjectID, body.ProjectID, c.Query("project_id"))
 	}
+	for name, v := range map[string]string{"org_id": sc.OrgID, "user_id": sc.UserID, "project_id": sc.ProjectID} {
+		if v != "" && !scopeIDPattern.MatchString(v) {
+			writeError(c, http.StatusBadRequest, "bad_scope", name+" must be 1-128 letters, digits or _.:@- characters")
+			return
+		}
+	}
+	if p, ok := c.Get(principalKey); ok {
+		principal := p.(auth.Principal)
+		scope, mismatch := scopeFromPrincipal(principal, sc)
+		if mismatch != "" {
+			writeError(c, http.StatusForbidden, "scope_mismatch", mismatch)
+			return
+		}
+		principal.Scope = scope
+		c.Set(principalKey, principal)
+		c.Set(scopeKey, scope)
+		c.Next()
+		return
+	}
 	switch {
 	case sc.OrgID == "":
 		writeError(c, http.StatusBadRequest, "missing_scope", "org_id is required (header x-org-id, body or query)")
@@ -49,16 +69,8 @@ func (s *Server) scope(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, "missing_scope", "user_id is required (header x-user-id, body or query)")
 		return
 	}
-	for name, v := range map[string]string{"org_id": sc.OrgID, "user_id": sc.UserID, "project_id": sc.ProjectID} {
-		if v != "" && !scopeIDPattern.MatchString(v) {
-			writeError(c, http.StatusBadRequest, "bad_scope", name+" must be 1-128 letters, digits or _.:@- characters")
-			return
-		}
-	}
 	c.Set(scopeKey, sc)
-	if _, ok := c.Get(principalKey); !ok {
-		c.Set(principalKey, auth.Principal{Role: auth.RoleAdmin, Scope: sc, Via: auth.ViaNone})
-	}
+	c.Set(principalKey, auth.Principal{Role: auth.RoleAdmin, Scope: sc, Via: auth.ViaNone})
 	c.Next()
 }
 

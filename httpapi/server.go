@@ -94,6 +94,16 @@ type Deps struct {
 	// in all and per scope (0: no bound).
 	MaxStreams         int
 	MaxStreamsPerScope int
+	// AuthRequired makes every /api request present an API token or a web
+	// session; without it a request that presents none acts as the admin of
+	// the scope it names (for a daemon on loopback only).
+	AuthRequired bool
+	// Tokens keeps API tokens and web sessions (default: Store, when it
+	// implements TokenStore).
+	Tokens TokenStore
+	// SecureCookies marks the session cookie Secure even on plain HTTP (for a
+	// daemon behind a TLS-terminating proxy); over TLS it always is.
+	SecureCookies bool
 }
 
 // DefaultRequestTimeout is Deps.RequestTimeout's default.
@@ -111,6 +121,8 @@ type Server struct {
 	// limiter is nil when requests are not rate limited.
 	limiter *rateLimiter
 	streams *streamCaps
+	// sessionSweep is when (Unix ns) expired web sessions are next deleted.
+	sessionSweep atomic.Int64
 }
 
 var ginModeOnce sync.Once
@@ -126,6 +138,11 @@ func New(deps Deps) *Server {
 	}
 	if deps.RequestTimeout <= 0 {
 		deps.RequestTimeout = DefaultRequestTimeout
+	}
+	if deps.Tokens == nil {
+		if ts, ok := deps.Store.(TokenStore); ok {
+			deps.Tokens = ts
+		}
 	}
 	if deps.Idempotency == nil {
 		if is, ok := deps.Store.(IdempotencyStore); ok {
@@ -190,6 +207,7 @@ func (s *Server) routes() {
 	s.register(api, routeSpec{Method: http.MethodGet, Path: "/sessions/:session_key/runs", Role: auth.RoleViewer}, s.listSessionRuns)
 
 	s.teamRoutes(api)
+	s.tokenRoutes(api)
 }
 
 // apiGroup is /api with the checks every API route has.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -139,4 +140,14 @@ func (c Clock) Now() time.Time {
 		t = c()
 	}
 	return t.UTC().Truncate(time.Microsecond)
+}
+
+// PrefixColumns qualifies each of a comma-separated column list with prefix
+// ("t." makes "a, b" "t.a, t.b"), for a join that selects a shared column list.
+func PrefixColumns(prefix, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = prefix + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
 }

@@ -71,11 +71,46 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// A non-loopback HOST with auth off refuses to start (exit 2, saying why);
+// with --insecure-no-auth it starts, warns, and its banner says who can reach it.
 func TestServeBannerOnWildcardHost(t *testing.T) {
+	env := map[string]string{"LOG_LEVEL": "warn"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	var refusedOut, refusedErr syncBuffer
+	if code := run(t.Context(), []string{"serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", t.TempDir()}, &refusedOut, &refusedErr, lookup); code != 2 {
+		t.Fatalf("HOST=0.0.0.0 with auth off: exit %d, want 2; stdout %q stderr %q", code, refusedOut.String(), refusedErr.String())
+	}
+	if msg := refusedErr.String(); !strings.Contains(msg, "--insecure-no-auth") || !strings.Contains(msg, "AUTH=token") {
+		t.Errorf("the refusal does not say what to do: %q", msg)
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr syncBuffer
-	env := map[string]string{"LOG_LEVEL": "warn"}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--host", "0.0.0.0", "--port", "0", "--insecure-no-auth", "--data-dir", t.TempDir()}, &stdout, &stderr, lookup)
+	}()
+	waitFor(t, 30*time.Second, "the banner", func() bool { return strings.Contains(stdout.String(), "auth:") })
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d: %s", code, stderr.String())
+	}
+	banner := stdout.String()
+	if strings.Contains(banner, "only") || !strings.Contains(banner, "auth:  off; ") || !strings.Contains(banner, "anyone who can reach this machine") {
+		t.Errorf("banner on HOST=0.0.0.0:\n%s", banner)
+	}
+	if !strings.Contains(stderr.String(), "auth is off on a non-loopback address") {
+		t.Errorf("no warning on stderr: %q", stderr.String())
+	}
+}
+
+// With AUTH=token a non-loopback HOST starts, and the banner says auth is on.
+func TestServeWithTokenAuthOnWildcardHost(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := map[string]string{"LOG_LEVEL": "warn", "AUTH": "token"}
+	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", t.TempDir()}, &stdout, &stderr,
@@ -86,8 +121,7 @@ func TestServeBannerOnWildcardHost(t *testing.T) {
 	if code := <-done; code != 0 {
 		t.Errorf("exit %d: %s", code, stderr.String())
 	}
-	banner := stdout.String()
-	if strings.Contains(banner, "only") || !strings.Contains(banner, "anyone who can reach this machine") {
-		t.Errorf("banner on HOST=0.0.0.0:\n%s", banner)
+	if banner := stdout.String(); !strings.Contains(banner, "auth:  token (") {
+		t.Errorf("banner with AUTH=token:\n%s", banner)
 	}
 }

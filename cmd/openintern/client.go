@@ -61,12 +61,18 @@ func clientOptionsFrom(cmd *cobra.Command, lookupEnv func(string) (string, bool)
 		}
 		return def
 	}
+	// A token carries its org and user: the defaults would only contradict it.
+	token := env("OPENINTERN_TOKEN", "")
+	defOrg, defUser := defaultOrgID, defaultUserID
+	if token != "" {
+		defOrg, defUser = "", ""
+	}
 	o := clientOptions{
 		URL:     env("OPENINTERN_URL", defaultDaemonURL),
-		Org:     env("AGENT_ORG_ID", defaultOrgID),
-		User:    env("AGENT_USER_ID", defaultUserID),
+		Org:     env("AGENT_ORG_ID", defOrg),
+		User:    env("AGENT_USER_ID", defUser),
 		Project: env("AGENT_PROJECT_ID", ""),
-		Token:   env("OPENINTERN_TOKEN", ""),
+		Token:   token,
 	}
 	fs := cmd.Flags()
 	for name, dst := range map[string]*string{"url": &o.URL, "org": &o.Org, "user": &o.User, "project": &o.Project} {
@@ -82,6 +88,13 @@ func clientOptionsFrom(cmd *cobra.Command, lookupEnv func(string) (string, bool)
 // scopeHint names the scope for "not found" errors: with scoping, a wrong org
 // or user looks exactly like a missing id, so the message says which was used.
 func (o clientOptions) scopeHint() string {
+	if o.Org == "" && o.User == "" {
+		s := "the token's scope"
+		if o.Project != "" {
+			s += ", project " + o.Project
+		}
+		return s
+	}
 	s := "org " + o.Org + ", user " + o.User
 	if o.Project != "" {
 		s += ", project " + o.Project
@@ -163,8 +176,12 @@ func (c *apiClient) newRequest(ctx context.Context, method, path string, body an
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "openintern-cli/"+version)
-	req.Header.Set("x-org-id", c.opts.Org)
-	req.Header.Set("x-user-id", c.opts.User)
+	if c.opts.Org != "" {
+		req.Header.Set("x-org-id", c.opts.Org)
+	}
+	if c.opts.User != "" {
+		req.Header.Set("x-user-id", c.opts.User)
+	}
 	if c.opts.Project != "" {
 		req.Header.Set("x-project-id", c.opts.Project)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/openintern/openintern/config"
+	"github.com/openintern/openintern/httpapi"
 	"github.com/openintern/openintern/internal/daemon"
 )
 
@@ -66,7 +67,7 @@ func newRootCmd(stdout, stderr io.Writer, lookupEnv func(string) (string, bool))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().String("config", "", "path of the config file (default ./agent.config.json when present)")
-	root.AddCommand(newServeCmd(lookupEnv), newInitCmd(lookupEnv), newVersionCmd(), newEvalCmd(lookupEnv))
+	root.AddCommand(newServeCmd(lookupEnv), newInitCmd(lookupEnv), newVersionCmd(), newEvalCmd(lookupEnv), newTokensCmd(lookupEnv))
 	root.AddCommand(clientCommands(lookupEnv)...)
 	return root
 }
@@ -103,6 +104,7 @@ func addServeFlags(fs *pflag.FlagSet) {
 	fs.String("idle-timeout", "", "passivate an idle agent after this, e.g. 5m (OPENINTERN_AGENT_IDLE_TIMEOUT)")
 	fs.Int("vector-index-mb", 0, "memory for exact vector search of searched scopes; larger scopes use the ANN index (OPENINTERN_VECTOR_INDEX_MB; default 256)")
 	fs.String("log-level", "", "debug, info, warn or error (LOG_LEVEL)")
+	fs.String("auth", "", "off or token: whether every API request needs an API token (AUTH; default off, which only a loopback HOST allows)")
 }
 
 // addEmbeddingFlags registers the memory embedder's settings; every command
@@ -152,6 +154,7 @@ func loadConfig(cmd *cobra.Command, lookupEnv func(string) (string, bool)) (conf
 	num("max-steps", &cfg.MaxStepsPerRun)
 	num("vector-index-mb", &cfg.VectorIndexMB)
 	str("log-level", &cfg.LogLevel)
+	str("auth", &cfg.Auth.Mode)
 	if fs.Changed("idle-timeout") {
 		v, _ := fs.GetString("idle-timeout")
 		if err := cfg.AgentIdleTimeout.Set(v); err != nil {
@@ -182,7 +185,14 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			insecure, _ := cmd.Flags().GetBool("insecure-no-auth")
+			if err := checkExposure(cfg, insecure); err != nil {
+				return err
+			}
 			logger := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
+			if cfg.Auth.Mode == config.AuthOff && !httpapi.IsLoopbackHost(cfg.Host) {
+				logger.Warn("auth is off on a non-loopback address (--insecure-no-auth): anyone who can reach it is every tenant at once", "host", cfg.Host)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 
@@ -200,8 +210,8 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			} else if cfg.LLMModel != "" {
 				model += " " + cfg.LLMModel
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  model: %s\n  embed: %s\n  auth:  off; %s\n",
-				m.URL(), m.StoreDescription(), bus, model, daemon.DescribeEmbedder(m.Embedder), describeListener(m.Addr()))
+			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  model: %s\n  embed: %s\n  auth:  %s\n",
+				m.URL(), m.StoreDescription(), bus, model, daemon.DescribeEmbedder(m.Embedder), describeAuth(cfg.Auth.Mode, m.Addr()))
 			logger.Info("daemon started", "url", m.URL(), "store", m.StoreDescription(), "model", model)
 
 			<-ctx.Done()
@@ -217,7 +227,27 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 		},
 	}
 	addServeFlags(cmd.Flags())
+	cmd.Flags().Bool("insecure-no-auth", false, "allow auth off on a non-loopback HOST: anyone who can reach the port is every tenant")
 	return cmd
+}
+
+// checkExposure refuses to serve without auth on an address other machines
+// can reach, unless told to (exit 2, like any bad setting).
+func checkExposure(cfg config.Config, insecure bool) error {
+	if cfg.Auth.Mode != config.AuthOff || httpapi.IsLoopbackHost(cfg.Host) || insecure {
+		return nil
+	}
+	return &config.Error{Key: "HOST", Reason: fmt.Sprintf("%q is not a loopback address and auth is off, so anyone who can reach it "+
+		"would be every tenant at once: set AUTH=token (make the first admin token with `openintern tokens create`), "+
+		"or pass --insecure-no-auth to serve without auth anyway", cfg.Host)}
+}
+
+// describeAuth is the banner's auth line: the mode and who can reach it.
+func describeAuth(mode string, addr net.Addr) string {
+	if mode == config.AuthToken {
+		return "token (every API request needs an API token or a signed-in session); " + describeListener(addr)
+	}
+	return "off; " + describeListener(addr)
 }
 
 // describeListener says who can reach the address the daemon actually bound,

@@ -183,6 +183,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ToolNames: registry.Names, RestrictHosts: httpapi.IsLoopbackHost(cfg.Host), AllowedHosts: allowedHosts(cfg.AllowedHosts),
 		RateLimit:  httpapi.RateLimit{RPS: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},
 		MaxStreams: cfg.MaxStreams, MaxStreamsPerScope: cfg.MaxStreamsPerScope,
+		AuthRequired: cfg.Auth.Mode == config.AuthToken, SecureCookies: cfg.Auth.SecureCookies,
 	})
 	m.API.MountMemory(memSvc)
 	web.Mount(m.API.Engine())
