@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/openintern/openintern/auth"
 	"github.com/openintern/openintern/store"
 )
 
@@ -72,6 +73,42 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestRateLimitPerToken: each token has its own bucket, on loopback too,
+// and a stream takes one request from it when it opens, however long it lasts.
+func TestRateLimitPerToken(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			clock := newFakeClock()
+			h := newHarness(t, kind, withAuth, func(d *Deps) {
+				d.Now = clock.now
+				d.RateLimit = RateLimit{RPS: 0.25, Burst: 2}
+			})
+			scope := store.Scope{OrgID: "o1", UserID: "u1"}
+			_, admin := h.issue(scope, auth.RoleAdmin, nil)
+			_, viewer := h.issue(scope, auth.RoleViewer, nil)
+			h.must(http.StatusCreated, request{method: "POST", path: "/api/agents", body: `{"agent_id":"a1","name":"a"}`, header: bearer(admin)})
+			h.must(http.StatusOK, request{method: "GET", path: "/api/agents", header: bearer(admin)})
+			r := h.wantError(http.StatusTooManyRequests, "rate_limited", request{method: "GET", path: "/api/agents", header: bearer(admin)})
+			if r.header.Get("Retry-After") != "4" {
+				t.Fatalf("Retry-After = %q, want 4", r.header.Get("Retry-After"))
+			}
+			// Another token of the same scope and address has its own bucket.
+			status, body, _, closeStream := openStreamWith(t, h, "a1", bearer(viewer))
+			if status != http.StatusOK {
+				t.Fatalf("stream: %d %s", status, body)
+			}
+			defer closeStream()
+			h.must(http.StatusOK, request{method: "GET", path: "/api/agents", header: bearer(viewer)})
+			h.wantError(http.StatusTooManyRequests, "rate_limited", request{method: "GET", path: "/api/agents", header: bearer(viewer)})
+			// A token the limiter never saw is refused by authentication
+			// first, and takes nothing from anyone's bucket.
+			h.wantError(http.StatusUnauthorized, "", request{method: "GET", path: "/api/agents", header: bearer("oi_nonsense")})
+			clock.advance(4 * time.Second)
+			h.must(http.StatusOK, request{method: "GET", path: "/api/agents", header: bearer(admin)})
+		})
+	}
+}
+
 // TestRateLimitSparesLoopbackWithoutToken: by default (the daemon's setting)
 // a caller on loopback without a token is the machine's own user and is not
 // limited; /healthz is never limited.
@@ -124,13 +161,21 @@ func TestRateLimiterEvictsIdleBuckets(t *testing.T) {
 // stays open until the returned close is called. status is the answer's.
 func openStream(t *testing.T, h *harness, scope store.Scope, agentID string) (status int, body string, retryAfter string, closeFn func()) {
 	t.Helper()
+	return openStreamWith(t, h, agentID, map[string]string{"x-org-id": scope.OrgID, "x-user-id": scope.UserID})
+}
+
+func openStreamWith(t *testing.T, h *harness, agentID string, header map[string]string) (status int, body string, retryAfter string, closeFn func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, "GET", h.srv.URL+"/api/agents/"+agentID+"/stream", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("x-org-id", scope.OrgID)
-	req.Header.Set("x-user-id", scope.UserID)
+	for k, v := range header {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
 	resp, err := h.srv.Client().Do(req)
 	if err != nil {
 		cancel()
