@@ -33,13 +33,23 @@ type MemoryService interface {
 func (s *Server) MountMemory(svc MemoryService) {
 	h := &memoryHandlers{s: s, svc: svc}
 	api := s.apiGroup()
-	s.register(api, routeSpec{Method: http.MethodPost, Path: "/memories", Role: auth.RoleMember, Summary: "Write a memory (archival or episodic), chunked and embedded for search", Body: createMemoryBody{}, Response: memory.Memory{}, Status: http.StatusCreated}, h.create)
-	s.register(api, routeSpec{Method: http.MethodPost, Path: "/memories/ingest", Role: auth.RoleMember, Summary: "Upload a text or markdown file as one archival memory", Body: upload{}, Response: ingestAnswer{}, Status: http.StatusCreated}, h.ingest)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/memories/search", Role: auth.RoleViewer, Summary: "Search memories by meaning and keywords (hybrid, vector or fulltext)", Response: memorySearchAnswer{}, Query: memorySearchQuery()}, h.search)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/memories/:memory_id", Role: auth.RoleViewer, Summary: "Get a memory", Response: memory.Memory{}}, h.get)
-	s.register(api, routeSpec{Method: http.MethodDelete, Path: "/memories/:memory_id", Role: auth.RoleMember, Summary: "Delete a memory and its chunks", Response: memoryDeleted{}}, h.delete)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents/:agent_id/core-memory", Role: auth.RoleViewer, Summary: "Get an agent's core memory blocks", Response: coreMemoryAnswer{}}, h.getCore)
-	s.register(api, routeSpec{Method: http.MethodPut, Path: "/agents/:agent_id/core-memory", Role: auth.RoleMember, Summary: "Set blocks of an agent's core memory", Body: putCoreBody{}, Response: coreMemoryAnswer{}}, h.putCore)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/memories", Role: auth.RoleMember,
+		Summary: "Write a memory (archival or episodic), chunked and embedded for search",
+		Body:    createMemoryBody{}, Response: memory.Memory{}, Status: http.StatusCreated}, h.create)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/memories/ingest", Role: auth.RoleMember,
+		Summary: "Upload a text or markdown file as one archival memory",
+		Body:    upload{}, Response: ingestAnswer{}, Status: http.StatusCreated}, h.ingest)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/memories/search", Role: auth.RoleViewer,
+		Summary:  "Search memories by meaning and keywords (hybrid, vector or fulltext)",
+		Response: memorySearchAnswer{}, Query: memorySearchQuery()}, h.search)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/memories/:memory_id", Role: auth.RoleViewer,
+		Summary: "Get a memory", Response: memory.Memory{}}, h.get)
+	s.register(api, routeSpec{Method: http.MethodDelete, Path: "/memories/:memory_id", Role: auth.RoleMember,
+		Summary: "Delete a memory and its chunks", Response: memoryDeleted{}}, h.delete)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents/:agent_id/core-memory", Role: auth.RoleViewer,
+		Summary: "Get an agent's core memory blocks", Response: coreMemoryAnswer{}}, h.getCore)
+	s.register(api, routeSpec{Method: http.MethodPut, Path: "/agents/:agent_id/core-memory", Role: auth.RoleMember,
+		Summary: "Set blocks of an agent's core memory", Body: putCoreBody{}, Response: coreMemoryAnswer{}}, h.putCore)
 }
 
 type memoryHandlers struct {

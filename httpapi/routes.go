@@ -167,3 +167,8 @@ func memorySearchQuery() []queryParam {
 		{Name: "group_id", Type: "string"},
 	}
 }
+
+// messageStatusQuery is GET /api/agents/:agent_id/messages' filter.
+func messageStatusQuery() queryParam {
+	return queryParam{Name: "status", Type: "string", Enum: []string{store.MessageUnread, store.MessageRead}}
+}

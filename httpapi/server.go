@@ -215,26 +215,54 @@ func (s *Server) routes() {
 	r.GET(OpenAPIPath, s.serveOpenAPI())
 
 	api := s.apiGroup()
-	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents", Role: auth.RoleAdmin, Summary: "Create an agent", Body: agentBody{}, Response: store.Agent{}, Status: http.StatusCreated, Errors: []int{http.StatusConflict}}, s.createAgent)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents", Role: auth.RoleViewer, Summary: "List the scope's agents (the main agent is created on first use)", Response: listOf{"agents", store.Agent{}}, Query: pageQuery()}, s.listAgents)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents/:agent_id", Role: auth.RoleViewer, Summary: "Get an agent", Response: store.Agent{}}, s.getAgent)
-	s.register(api, routeSpec{Method: http.MethodPatch, Path: "/agents/:agent_id", Role: auth.RoleAdmin, Summary: "Change an agent's name, prompt, model or tools (the fields given)", Body: agentBody{}, Response: store.Agent{}}, s.patchAgent)
-	s.register(api, routeSpec{Method: http.MethodDelete, Path: "/agents/:agent_id", Role: auth.RoleAdmin, Summary: "Delete an agent (not the main agent)", Status: http.StatusNoContent, Query: cascadeQuery(), Errors: []int{http.StatusConflict}}, s.deleteAgent)
-	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents/:agent_id/messages", Role: auth.RoleMember, Summary: "Send a message to an agent's inbox; 202 once it is stored", Body: messageBody{}, Response: messageQueued{}, Status: http.StatusAccepted}, s.postMessage)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents/:agent_id/messages", Role: auth.RoleViewer, Summary: "List an agent's inbox messages", Response: listOf{"messages", store.Message{}}, Query: pageQuery(queryParam{Name: "status", Type: "string", Enum: []string{store.MessageUnread, store.MessageRead}})}, s.listMessages)
-	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents/:agent_id/pause", Role: auth.RoleMember, Summary: "Pause an agent at its next step boundary", Response: agentStateAnswer{}}, s.pauseAgent)
-	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents/:agent_id/resume", Role: auth.RoleMember, Summary: "Resume a paused agent", Response: agentStateAnswer{}}, s.resumeAgent)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents/:agent_id/stream", Role: auth.RoleViewer, Summary: "Stream an agent's events (SSE)", Stream: true, Query: streamQuery()}, s.streamAgent)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents", Role: auth.RoleAdmin,
+		Summary: "Create an agent",
+		Body:    agentBody{}, Response: store.Agent{}, Status: http.StatusCreated, Errors: []int{http.StatusConflict}}, s.createAgent)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents", Role: auth.RoleViewer,
+		Summary:  "List the scope's agents (the main agent is created on first use)",
+		Response: listOf{"agents", store.Agent{}}, Query: pageQuery()}, s.listAgents)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents/:agent_id", Role: auth.RoleViewer,
+		Summary: "Get an agent", Response: store.Agent{}}, s.getAgent)
+	s.register(api, routeSpec{Method: http.MethodPatch, Path: "/agents/:agent_id", Role: auth.RoleAdmin,
+		Summary: "Change an agent's name, prompt, model or tools (the fields given)",
+		Body:    agentBody{}, Response: store.Agent{}}, s.patchAgent)
+	s.register(api, routeSpec{Method: http.MethodDelete, Path: "/agents/:agent_id", Role: auth.RoleAdmin,
+		Summary: "Delete an agent (not the main agent)",
+		Status:  http.StatusNoContent, Query: cascadeQuery(), Errors: []int{http.StatusConflict}}, s.deleteAgent)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents/:agent_id/messages", Role: auth.RoleMember,
+		Summary: "Send a message to an agent's inbox; 202 once it is stored",
+		Body:    messageBody{}, Response: messageQueued{}, Status: http.StatusAccepted}, s.postMessage)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents/:agent_id/messages", Role: auth.RoleViewer,
+		Summary:  "List an agent's inbox messages",
+		Response: listOf{"messages", store.Message{}}, Query: pageQuery(messageStatusQuery())}, s.listMessages)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents/:agent_id/pause", Role: auth.RoleMember,
+		Summary: "Pause an agent at its next step boundary", Response: agentStateAnswer{}}, s.pauseAgent)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/agents/:agent_id/resume", Role: auth.RoleMember,
+		Summary: "Resume a paused agent", Response: agentStateAnswer{}}, s.resumeAgent)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/agents/:agent_id/stream", Role: auth.RoleViewer,
+		Summary: "Stream an agent's events (SSE)", Stream: true, Query: streamQuery()}, s.streamAgent)
 
-	s.register(api, routeSpec{Method: http.MethodPost, Path: "/runs", Role: auth.RoleMember, Summary: "Start a run of an agent (default: the main agent) with an input", Body: runBody{}, Response: runCreated{}, Status: http.StatusCreated}, s.createRun)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/runs", Role: auth.RoleViewer, Summary: "List runs, newest first", Response: listOf{"runs", store.Run{}}, Query: pageQuery(runFilterQuery()...)}, s.listRuns)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/runs/:run_id", Role: auth.RoleViewer, Summary: "Get a run: status, output or error, usage", Response: store.Run{}}, s.getRun)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/runs/:run_id/events", Role: auth.RoleViewer, Summary: "List a run's stored events in order, by cursor", Response: runEventsPage{}, Query: runEventsQuery()}, s.listRunEvents)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/runs/:run_id/stream", Role: auth.RoleViewer, Summary: "Stream a run's events (SSE), from its first or after Last-Event-ID", Stream: true, Query: streamQuery()}, s.streamRun)
-	s.register(api, routeSpec{Method: http.MethodPost, Path: "/runs/:run_id/cancel", Role: auth.RoleMember, Summary: "Cancel a run (at once if running)", Response: runCancelAnswer{}, Status: http.StatusAccepted}, s.cancelRun)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/sessions", Role: auth.RoleViewer, Summary: "List the scope's sessions, the most recently active first", Response: listOf{"sessions", store.Session{}}, Query: pageQuery()}, s.listSessions)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/sessions/:session_key", Role: auth.RoleViewer, Summary: "Get a session: its run counts by status, agents and last activity", Response: store.Session{}}, s.getSession)
-	s.register(api, routeSpec{Method: http.MethodGet, Path: "/sessions/:session_key/runs", Role: auth.RoleViewer, Summary: "List a session's runs", Response: listOf{"runs", store.Run{}}, Query: pageQuery(queryParam{Name: "agent_id", Type: "string"})}, s.listSessionRuns)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/runs", Role: auth.RoleMember,
+		Summary: "Start a run of an agent (default: the main agent) with an input",
+		Body:    runBody{}, Response: runCreated{}, Status: http.StatusCreated}, s.createRun)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/runs", Role: auth.RoleViewer,
+		Summary: "List runs, newest first", Response: listOf{"runs", store.Run{}}, Query: pageQuery(runFilterQuery()...)}, s.listRuns)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/runs/:run_id", Role: auth.RoleViewer,
+		Summary: "Get a run: status, output or error, usage", Response: store.Run{}}, s.getRun)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/runs/:run_id/events", Role: auth.RoleViewer,
+		Summary: "List a run's stored events in order, by cursor", Response: runEventsPage{}, Query: runEventsQuery()}, s.listRunEvents)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/runs/:run_id/stream", Role: auth.RoleViewer,
+		Summary: "Stream a run's events (SSE), from its first or after Last-Event-ID", Stream: true, Query: streamQuery()}, s.streamRun)
+	s.register(api, routeSpec{Method: http.MethodPost, Path: "/runs/:run_id/cancel", Role: auth.RoleMember,
+		Summary: "Cancel a run (at once if running)", Response: runCancelAnswer{}, Status: http.StatusAccepted}, s.cancelRun)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/sessions", Role: auth.RoleViewer,
+		Summary:  "List the scope's sessions, the most recently active first",
+		Response: listOf{"sessions", store.Session{}}, Query: pageQuery()}, s.listSessions)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/sessions/:session_key", Role: auth.RoleViewer,
+		Summary: "Get a session: its run counts by status, agents and last activity", Response: store.Session{}}, s.getSession)
+	s.register(api, routeSpec{Method: http.MethodGet, Path: "/sessions/:session_key/runs", Role: auth.RoleViewer,
+		Summary:  "List a session's runs",
+		Response: listOf{"runs", store.Run{}}, Query: pageQuery(queryParam{Name: "agent_id", Type: "string"})}, s.listSessionRuns)
 
 	s.teamRoutes(api)
 	s.tokenRoutes(api)
