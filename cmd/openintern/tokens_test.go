@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,7 +30,7 @@ func TestCLITokensBootstrapAnAuthDaemon(t *testing.T) {
 	d := startDaemon(t, cfg, nil)
 	base := append(os.Environ(), "NO_COLOR=1", "OPENINTERN_URL="+d.URL(), "AGENT_ORG_ID=", "AGENT_USER_ID=", "AGENT_PROJECT_ID=")
 	assertOneLineError(t, runCLI(t, append(base, "OPENINTERN_TOKEN="), "agents", "list"), "an API token is required")
-	withToken := append(base, "OPENINTERN_TOKEN="+secret)
+	withToken := slices.Concat(base, []string{"OPENINTERN_TOKEN=" + secret})
 	if res := runCLI(t, withToken, "agents", "create", "writer", "--name", "Writer"); res.code != 0 {
 		t.Fatalf("agents create with the token: %+v", res)
 	}
@@ -48,7 +49,7 @@ func TestCLITokensBootstrapAnAuthDaemon(t *testing.T) {
 			t.Errorf("an agent of org %s was listed", a.OrgID)
 		}
 	}
-	assertOneLineError(t, runCLI(t, append(withToken, "AGENT_ORG_ID=other"), "agents", "list"), "another org")
+	assertOneLineError(t, runCLI(t, slices.Concat(withToken, []string{"AGENT_ORG_ID=other"}), "agents", "list"), "another org")
 
 	var toks []store.APIToken
 	res = runCLI(t, storeEnv, "tokens", "list", "--org", "acme", "--user", "alice", "--json")
