@@ -184,7 +184,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxRunning: cfg.MaxRunningAgents, MaxSteps: cfg.MaxStepsPerRun,
 		IdleTimeout: time.Duration(cfg.AgentIdleTimeout), SessionHistory: cfg.SessionHistory,
 		DefaultModel: cfg.LLMModel, Memory: recallOrNil(cfg.MemoryRecall, agentMem),
-		Blackboard: orchestratorBoard{board}, MaxRunningPerScope: cfg.MaxRunningPerScope,
+		Blackboard: orchestratorBoard{board, m.Logger.With("component", "actors")}, MaxRunningPerScope: cfg.MaxRunningPerScope,
 		Observer: m.Metrics, Tracer: tracerProvider.Tracer(actors.TracerName),
 	}, m.Store, m.Bus, m.Model, registry, m.Logger.With("component", "actors"))
 	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"), mailbox.WithCommitTimeout(time.Duration(cfg.CommitTimeout)), mailbox.WithObserver(m.Metrics))
