@@ -6,7 +6,8 @@
 #     pgvector extension (built from Debian trixie's source package when the
 #     installed PostgreSQL has no vector.control);
 #   - Redis on 127.0.0.1:6379, keeping nothing on disk;
-#   - Debian's chromium (and a small CJK font) for the web console's browser tests.
+#   - Debian's chromium (and a small CJK font) for the web console's browser tests;
+#   - bubblewrap (bwrap), the sandbox the shell tool runs commands in.
 #
 # It is idempotent and quick (well under 2 s) when everything is already there,
 # runs non-interactively (CI=true, no stdin) and exits non-zero with a message
@@ -269,4 +270,5 @@ ensure_pgvector
 ensure_redis
 ensure_browser
 apt_install tmux # cmd/openintern tests drive a real terminal with it
+apt_install bubblewrap # the shell tool's sandbox; tools/ tests run commands in it
 log "ready: PostgreSQL $PG_VERSION with pgvector on $PG_HOST:$PG_PORT, Redis on $REDIS_HOST:$REDIS_PORT"
