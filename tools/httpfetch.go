@@ -120,9 +120,6 @@ func NewHTTPFetch(cfg FetchConfig) (*HTTPFetch, error) {
 	return t, nil
 }
 
-// Close releases idle connections (there are none kept; it is for symmetry).
-func (t *HTTPFetch) Close() { t.client.CloseIdleConnections() }
-
 // dial connects to addr, checking in the socket's Control hook each address
 // the dialer actually connects to (after DNS, for every redirect and every
 // address it tries), so what is checked is what is reached.
