@@ -111,6 +111,10 @@ func NewHTTPFetch(cfg FetchConfig) (*HTTPFetch, error) {
 			if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
 				return fmt.Errorf("redirect to a %q URL refused (only http and https)", req.URL.Scheme)
 			}
+			if req.URL.User != nil {
+				return fmt.Errorf("redirect to a URL with a user name or password refused")
+			}
+			canonicalIPv4Host(req.URL)
 			if why := literalBlocked(req.URL, t.allow); why != "" && !t.dialCheckOnly {
 				return fmt.Errorf("redirect to %s refused: %s", req.URL.Redacted(), why)
 			}
@@ -306,8 +310,16 @@ func checkFetchURL(raw string) (*url.URL, string) {
 	if u.User != nil {
 		return nil, "url may not contain a user name or password (user@host)"
 	}
-	// A host in a numeric IPv4 spelling is rewritten to its dotted form, so
-	// what is shown, checked and dialled agree.
+	canonicalIPv4Host(u)
+	u.Fragment = ""
+	return u, ""
+}
+
+// canonicalIPv4Host rewrites a host in a numeric IPv4 spelling
+// ("2130706433", "0x7f.1") to its dotted form, so what is shown, checked and
+// dialled agree (Go's resolver would otherwise look such a name up in DNS,
+// while a browser or the C library reads it as an address).
+func canonicalIPv4Host(u *url.URL) {
 	if ip, ok := ParseIPv4Number(u.Hostname()); ok && net.ParseIP(u.Hostname()) == nil {
 		if p := u.Port(); p != "" {
 			u.Host = net.JoinHostPort(ip.String(), p)
@@ -315,8 +327,6 @@ func checkFetchURL(raw string) (*url.URL, string) {
 			u.Host = ip.String()
 		}
 	}
-	u.Fragment = ""
-	return u, ""
 }
 
 func fetchErrText(err error, ctx context.Context, timeout time.Duration) string {

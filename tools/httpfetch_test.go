@@ -317,6 +317,8 @@ func TestHTTPFetchBlocksBypasses(t *testing.T) {
 		"http://meta.test/",
 		"http://localhost:" + p + "/",
 		"file:///etc/passwd",
+		"http://user@127.0.0.1:" + p + "/",
+		"http://0251.0376.0251.0376/",
 		// two hops: allowed -> allowed -> victim
 		"http://" + aAddr + "/?to=http://127.0.0.1:" + p + "/",
 	}
