@@ -103,6 +103,29 @@ type Config struct {
 	MaxStreamsPerScope     int     `json:"max_streams_per_scope"`      // OPENINTERN_MAX_STREAMS_PER_SCOPE: SSE streams open at once per scope
 	MaxAgentsPerScope      int     `json:"max_agents_per_scope"`       // OPENINTERN_MAX_AGENTS_PER_SCOPE
 	MaxMemoryBytesPerScope Bytes   `json:"max_memory_bytes_per_scope"` // OPENINTERN_MAX_MEMORY_BYTES_PER_SCOPE: bytes of memory text ("1GiB", "500MB" or a number)
+
+	Fetch Fetch `json:"fetch"`
+	Shell Shell `json:"shell"`
+}
+
+// Fetch configures the http_fetch tool.
+type Fetch struct {
+	// Allow lists what http_fetch may reach although its address is local or
+	// private (OPENINTERN_FETCH_ALLOW, comma-separated): host names
+	// ("intranet.example", "*.corp.example"), host:port, IPs and CIDRs.
+	Allow    []string `json:"allow"`
+	Timeout  Duration `json:"timeout"`   // OPENINTERN_FETCH_TIMEOUT: one fetch, redirects and body included
+	MaxBytes int64    `json:"max_bytes"` // OPENINTERN_FETCH_MAX_BYTES: response body bytes read
+}
+
+// Shell configures the shell tool, which is off unless enabled.
+type Shell struct {
+	Enabled        bool     `json:"enabled"`          // OPENINTERN_SHELL=on: register shell (needs bubblewrap)
+	Timeout        Duration `json:"timeout"`          // OPENINTERN_SHELL_TIMEOUT: wall time of one command
+	CPUSeconds     int      `json:"cpu_seconds"`      // OPENINTERN_SHELL_CPU_SECONDS
+	MemoryMB       int      `json:"memory_mb"`        // OPENINTERN_SHELL_MEMORY_MB: address space of each process
+	MaxProcs       int      `json:"max_procs"`        // OPENINTERN_SHELL_MAX_PROCS
+	MaxOutputBytes int      `json:"max_output_bytes"` // OPENINTERN_SHELL_MAX_OUTPUT: of stdout and of stderr
 }
 
 // Auth modes.
@@ -151,6 +174,8 @@ func Default() Config {
 		MaxStreamsPerScope:     100,
 		MaxAgentsPerScope:      1000,
 		MaxMemoryBytesPerScope: 1 << 30,
+		Fetch:                  Fetch{Timeout: Duration(30 * time.Second), MaxBytes: 2 << 20},
+		Shell:                  Shell{Timeout: Duration(50 * time.Second), CPUSeconds: 30, MemoryMB: 1024, MaxProcs: 128, MaxOutputBytes: 32 << 10},
 	}
 }
 
@@ -210,6 +235,15 @@ var envKeys = []struct {
 	{"OPENINTERN_MAX_STREAMS_PER_SCOPE", func(c *Config, v string) error { return setInt(&c.MaxStreamsPerScope, v) }},
 	{"OPENINTERN_MAX_AGENTS_PER_SCOPE", func(c *Config, v string) error { return setInt(&c.MaxAgentsPerScope, v) }},
 	{"OPENINTERN_MAX_MEMORY_BYTES_PER_SCOPE", func(c *Config, v string) error { return c.MaxMemoryBytesPerScope.Set(v) }},
+	{"OPENINTERN_FETCH_ALLOW", func(c *Config, v string) error { c.Fetch.Allow = SplitList(v); return nil }},
+	{"OPENINTERN_FETCH_TIMEOUT", func(c *Config, v string) error { return c.Fetch.Timeout.Set(v) }},
+	{"OPENINTERN_FETCH_MAX_BYTES", func(c *Config, v string) error { return setInt64(&c.Fetch.MaxBytes, v) }},
+	{"OPENINTERN_SHELL", func(c *Config, v string) error { return setBool(&c.Shell.Enabled, v) }},
+	{"OPENINTERN_SHELL_TIMEOUT", func(c *Config, v string) error { return c.Shell.Timeout.Set(v) }},
+	{"OPENINTERN_SHELL_CPU_SECONDS", func(c *Config, v string) error { return setInt(&c.Shell.CPUSeconds, v) }},
+	{"OPENINTERN_SHELL_MEMORY_MB", func(c *Config, v string) error { return setInt(&c.Shell.MemoryMB, v) }},
+	{"OPENINTERN_SHELL_MAX_PROCS", func(c *Config, v string) error { return setInt(&c.Shell.MaxProcs, v) }},
+	{"OPENINTERN_SHELL_MAX_OUTPUT", func(c *Config, v string) error { return setInt(&c.Shell.MaxOutputBytes, v) }},
 }
 
 // DefaultAuditRetention keeps audit records for 90 days.
@@ -350,6 +384,37 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.Mode != AuthOff && c.Auth.Mode != AuthToken {
 		return &Error{Key: "AUTH", Reason: fmt.Sprintf("must be off or token, got %q", c.Auth.Mode)}
+	}
+	return c.validateTools()
+}
+
+// maxToolTime is the tool router's limit on one call (tools.DefaultTimeout):
+// a tool's own limit above it would never be reached.
+const maxToolTime = Duration(60 * time.Second)
+
+func (c *Config) validateTools() error {
+	switch {
+	case c.Fetch.Timeout < Duration(time.Second) || c.Fetch.Timeout > maxToolTime:
+		return &Error{Key: "OPENINTERN_FETCH_TIMEOUT", Reason: "must be between 1s and 60s"}
+	case c.Fetch.MaxBytes < 1024 || c.Fetch.MaxBytes > 64<<20:
+		return &Error{Key: "OPENINTERN_FETCH_MAX_BYTES", Reason: "must be between 1024 and 67108864"}
+	case c.Shell.Timeout < Duration(time.Second) || c.Shell.Timeout > maxToolTime:
+		return &Error{Key: "OPENINTERN_SHELL_TIMEOUT", Reason: "must be between 1s and 60s"}
+	case c.Shell.CPUSeconds < 1 || c.Shell.CPUSeconds > 3600:
+		return &Error{Key: "OPENINTERN_SHELL_CPU_SECONDS", Reason: "must be between 1 and 3600"}
+	case c.Shell.MemoryMB < 16 || c.Shell.MemoryMB > 1<<20:
+		return &Error{Key: "OPENINTERN_SHELL_MEMORY_MB", Reason: "must be between 16 and 1048576"}
+	case c.Shell.MaxProcs < 1 || c.Shell.MaxProcs > 100000:
+		return &Error{Key: "OPENINTERN_SHELL_MAX_PROCS", Reason: "must be between 1 and 100000"}
+	case c.Shell.MaxOutputBytes < 1024 || c.Shell.MaxOutputBytes > 16<<20:
+		return &Error{Key: "OPENINTERN_SHELL_MAX_OUTPUT", Reason: "must be between 1024 and 16777216"}
+	}
+	// The daemon parses the entries fully when it builds http_fetch; this
+	// catches the common slip of writing a URL.
+	for _, a := range c.Fetch.Allow {
+		if strings.Contains(a, "://") || strings.ContainsAny(a, " \t") {
+			return &Error{Key: "OPENINTERN_FETCH_ALLOW", Reason: fmt.Sprintf("%q is not a host name, host:port, IP address or CIDR (no scheme or path)", a)}
+		}
 	}
 	return nil
 }

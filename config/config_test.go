@@ -268,3 +268,58 @@ func TestAllowedHostsLayering(t *testing.T) {
 		}
 	}
 }
+
+func TestToolSettings(t *testing.T) {
+	cfg := Default()
+	if cfg.Shell.Enabled {
+		t.Fatal("the shell must be off by default")
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.config.json")
+	if err := os.WriteFile(path, []byte(`{"fetch": {"allow": ["intranet.example"], "timeout": "10s"}, "shell": {"enabled": false, "memory_mb": 256}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, env(map[string]string{
+		"OPENINTERN_FETCH_ALLOW": "10.0.0.0/8, 127.0.0.1:8080", "OPENINTERN_SHELL": "on", "OPENINTERN_SHELL_TIMEOUT": "20s",
+		"OPENINTERN_FETCH_MAX_BYTES": "4096", "OPENINTERN_SHELL_MAX_OUTPUT": "2048", "OPENINTERN_SHELL_CPU_SECONDS": "5",
+		"OPENINTERN_SHELL_MAX_PROCS": "64",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := Fetch{Allow: []string{"10.0.0.0/8", "127.0.0.1:8080"}, Timeout: Duration(10 * time.Second), MaxBytes: 4096}
+	if strings.Join(cfg.Fetch.Allow, ",") != strings.Join(want.Allow, ",") || cfg.Fetch.Timeout != want.Timeout || cfg.Fetch.MaxBytes != want.MaxBytes {
+		t.Errorf("fetch: %+v, want %+v", cfg.Fetch, want)
+	}
+	if !cfg.Shell.Enabled || cfg.Shell.Timeout != Duration(20*time.Second) || cfg.Shell.MemoryMB != 256 ||
+		cfg.Shell.MaxOutputBytes != 2048 || cfg.Shell.CPUSeconds != 5 || cfg.Shell.MaxProcs != 64 {
+		t.Errorf("shell: %+v", cfg.Shell)
+	}
+
+	for key, vars := range map[string]map[string]string{
+		"OPENINTERN_FETCH_TIMEOUT":     {"OPENINTERN_FETCH_TIMEOUT": "2m"},
+		"OPENINTERN_FETCH_MAX_BYTES":   {"OPENINTERN_FETCH_MAX_BYTES": "10"},
+		"OPENINTERN_FETCH_ALLOW":       {"OPENINTERN_FETCH_ALLOW": "http://intranet.example/"},
+		"OPENINTERN_SHELL":             {"OPENINTERN_SHELL": "maybe"},
+		"OPENINTERN_SHELL_TIMEOUT":     {"OPENINTERN_SHELL_TIMEOUT": "0s"},
+		"OPENINTERN_SHELL_CPU_SECONDS": {"OPENINTERN_SHELL_CPU_SECONDS": "0"},
+		"OPENINTERN_SHELL_MEMORY_MB":   {"OPENINTERN_SHELL_MEMORY_MB": "1"},
+		"OPENINTERN_SHELL_MAX_PROCS":   {"OPENINTERN_SHELL_MAX_PROCS": "0"},
+		"OPENINTERN_SHELL_MAX_OUTPUT":  {"OPENINTERN_SHELL_MAX_OUTPUT": "5"},
+	} {
+		cfg, err := Load(filepath.Join(dir, "agent.config.json"), env(vars))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != key {
+			t.Errorf("%v: err = %v, want one naming %s", vars, err, key)
+		}
+	}
+}

@@ -9,6 +9,7 @@
 #   - Debian's chromium (and a small CJK font) for the web console's browser tests;
 #   - Debian's prometheus, installed only: the metrics test starts its own
 #     server on 127.0.0.1 (it is not started as a system service here).
+#   - bubblewrap (bwrap), the sandbox the shell tool runs commands in.
 #
 # It is idempotent and quick (well under 2 s) when everything is already there,
 # runs non-interactively (CI=true, no stdin) and exits non-zero with a message
@@ -290,4 +291,5 @@ ensure_redis
 ensure_browser
 apt_install tmux # cmd/openintern tests drive a real terminal with it
 ensure_prometheus
+apt_install bubblewrap # the shell tool's sandbox; tools/ tests run commands in it
 log "ready: PostgreSQL $PG_VERSION with pgvector on $PG_HOST:$PG_PORT, Redis on $REDIS_HOST:$REDIS_PORT"

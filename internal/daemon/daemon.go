@@ -178,6 +178,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("register tool: %w", err)
 		}
 	}
+	reachTools, err := builtinReachTools(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for _, t := range reachTools {
+		if err := registry.Register(t); err != nil {
+			return fmt.Errorf("register tool: %w", err)
+		}
+	}
 
 	board := memory.NewBlackboard(memSvc, eventRecorder{m.Store, m.Bus})
 	m.Runtime = actors.New(actors.Config{
