@@ -113,3 +113,6 @@ func (a *StoreAuditor) AuditToolCall(ctx context.Context, call Call, outcome, de
 
 // Failures counts the records that could not be written.
 func (a *StoreAuditor) Failures() int64 { return a.failures.Load() }
+
+// ReadOnly: list_files lists the workspace.
+func (t *ListFiles) ReadOnly() bool { return true }

@@ -13,10 +13,10 @@ import (
 // when enabled. A bad allow-list or a shell that cannot be sandboxed stops
 // start-up with the setting named.
 //
-// Read-only: list_files (and read_file). Not read-only: write_file,
-// edit_file, http_fetch (POST, and GET has effects on some servers) and
-// shell. The tools package has no ReadOnly notion yet; the tool policy
-// (issue 14 §5) should treat the latter as high-risk.
+// list_files (like read_file) is tools.ReadOnly, so the audit log skips it;
+// write_file, edit_file, http_fetch (POST, and GET has effects on some
+// servers) and shell are recorded, and the tool policy (issue 14 §5) should
+// treat them as high-risk.
 func builtinReachTools(ctx context.Context, cfg config.Config) ([]tools.Tool, error) {
 	ws := cfg.Workspace()
 	fetch, err := tools.NewHTTPFetch(tools.FetchConfig{
