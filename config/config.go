@@ -85,6 +85,56 @@ type Config struct {
 	LogLevel         string   `json:"log_level"`          // LOG_LEVEL: debug, info, warn, error
 
 	Auth Auth `json:"auth"`
+
+	// MCPServers are the Model Context Protocol servers whose tools agents
+	// may be granted (as <name>__<tool>), in the format of Claude Desktop and
+	// VS Code. Only this file names them: a stdio server runs a command on the
+	// host, so the API never adds one.
+	MCPServers map[string]MCPServer `json:"mcpServers"`
+	// MCPCallTimeout bounds one call of an MCP tool (OPENINTERN_MCP_CALL_TIMEOUT).
+	MCPCallTimeout Duration `json:"mcp_call_timeout"`
+}
+
+// MCPServer is one MCP server: Command (stdio) or URL (streamable HTTP, with
+// the older SSE transport as a fallback), not both.
+type MCPServer struct {
+	Command string            `json:"command,omitempty"`
+	Args    []string          `json:"args,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	URL     string            `json:"url,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+	// Type is VS Code's transport name: "stdio", "http" or "sse" ("" infers
+	// it: stdio with a command, http with a url). "sse" skips streamable HTTP.
+	Type string `json:"type,omitempty"`
+	// Disabled keeps a server in the file without starting it.
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// MCP transports.
+const (
+	MCPStdio = "stdio"
+	MCPHTTP  = "http"
+	MCPSSE   = "sse"
+)
+
+// Transport is the server's transport: MCPStdio, MCPHTTP or MCPSSE.
+func (s MCPServer) Transport() string {
+	if s.Type != "" {
+		return s.Type
+	}
+	if s.Command != "" {
+		return MCPStdio
+	}
+	return MCPHTTP
+}
+
+// mcpServerNameRE: the name prefixes its tools' names (<name>__<tool>), so it
+// has a tool name's charset, lower case, and no "__" (see validateMCP).
+var mcpServerNameRE = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+
+// ValidMCPServerName reports whether name can name an MCP server.
+func ValidMCPServerName(name string) bool {
+	return mcpServerNameRE.MatchString(name) && !strings.Contains(name, "__") && !strings.HasSuffix(name, "_")
 }
 
 // Auth modes.
@@ -125,6 +175,7 @@ func Default() Config {
 		CommitTimeout:     Duration(10 * time.Second),
 		LogLevel:          "info",
 		Auth:              Auth{Mode: AuthOff},
+		MCPCallTimeout:    Duration(60 * time.Second),
 	}
 }
 
@@ -176,6 +227,7 @@ var envKeys = []struct {
 	{"LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 	{"AUTH", func(c *Config, v string) error { c.Auth.Mode = strings.ToLower(strings.TrimSpace(v)); return nil }},
 	{"OPENINTERN_SECURE_COOKIES", func(c *Config, v string) error { return setBool(&c.Auth.SecureCookies, v) }},
+	{"OPENINTERN_MCP_CALL_TIMEOUT", func(c *Config, v string) error { return c.MCPCallTimeout.Set(v) }},
 }
 
 // Load builds the configuration: defaults < file < environment. path "" means
@@ -294,6 +346,35 @@ func (c *Config) Validate() error {
 	if c.Auth.Mode != AuthOff && c.Auth.Mode != AuthToken {
 		return &Error{Key: "AUTH", Reason: fmt.Sprintf("must be off or token, got %q", c.Auth.Mode)}
 	}
+	return c.validateMCP()
+}
+
+func (c *Config) validateMCP() error {
+	if c.MCPCallTimeout < Duration(time.Second) {
+		return &Error{Key: "OPENINTERN_MCP_CALL_TIMEOUT", Reason: "must be at least 1s"}
+	}
+	for name, s := range c.MCPServers {
+		key := "mcpServers." + name
+		if !ValidMCPServerName(name) {
+			return &Error{Key: key, Reason: "a server name is 1-32 of a-z 0-9 _ -, without \"__\" and not ending in _ (its tools are named <server>__<tool>)"}
+		}
+		switch s.Transport() {
+		case MCPStdio:
+			if s.Command == "" || s.URL != "" || len(s.Headers) > 0 {
+				return &Error{Key: key, Reason: "a stdio server has a command (and args, env) and no url or headers"}
+			}
+		case MCPHTTP, MCPSSE:
+			if s.URL == "" || s.Command != "" || len(s.Args) > 0 || len(s.Env) > 0 {
+				return &Error{Key: key, Reason: "an http server has a url (and headers) and no command, args or env"}
+			}
+			u, err := url.Parse(s.URL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return &Error{Key: key + ".url", Reason: "must be an http:// or https:// URL"}
+			}
+		default:
+			return &Error{Key: key + ".type", Reason: fmt.Sprintf("must be stdio, http or sse, got %q", s.Type)}
+		}
+	}
 	return nil
 }
 
@@ -392,7 +473,28 @@ func (c Config) Redacted() Config {
 	}
 	c.DatabaseURL = redactURL(c.DatabaseURL)
 	c.RedisURL = redactURL(c.RedisURL)
+	if c.MCPServers != nil {
+		servers := make(map[string]MCPServer, len(c.MCPServers))
+		for name, s := range c.MCPServers {
+			s.Env, s.Headers = maskValues(s.Env), maskValues(s.Headers)
+			s.URL = redactURL(s.URL)
+			servers[name] = s
+		}
+		c.MCPServers = servers
+	}
 	return c
+}
+
+// maskValues keeps the keys (what is set) and hides the values (secrets).
+func maskValues(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k := range m {
+		out[k] = "****"
+	}
+	return out
 }
 
 func redactURL(raw string) string {

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	cases = append(cases, sessionCases...)
 	cases = append(cases, idempotencyCases...)
 	cases = append(cases, tokenCases...)
+	cases = append(cases, mcpCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
