@@ -187,10 +187,16 @@ func (s *server) start(life, ctx context.Context, c *conn) error {
 		return fmt.Errorf("start client: %w", err)
 	}
 	if _, err := c.client.Initialize(ctx, initRequest()); err != nil {
-		select {
-		case <-c.dead:
-			return fmt.Errorf("initialize: %w (%v)", err, c.deadErr())
-		default:
+		if c.exited != nil {
+			// A process that closed its output is usually exiting: its
+			// exit status and stderr say more than "transport closed".
+			t := time.NewTimer(time.Second)
+			defer t.Stop()
+			select {
+			case <-c.dead:
+				return fmt.Errorf("initialize: %w", c.deadErr())
+			case <-t.C:
+			}
 		}
 		return fmt.Errorf("initialize: %w", err)
 	}
