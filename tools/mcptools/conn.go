@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"os/exec"
@@ -206,7 +207,8 @@ func (s *server) start(life, ctx context.Context, c *conn) error {
 func (s *server) connectHTTP(life, ctx context.Context) (*conn, error) {
 	var streamErr error
 	if s.cfg.Transport() == config.MCPHTTP {
-		tr, err := transport.NewStreamableHTTP(s.cfg.URL, transport.WithHTTPHeaders(s.cfg.Headers), transport.WithContinuousListening())
+		tr, err := transport.NewStreamableHTTP(s.cfg.URL, transport.WithHTTPHeaders(s.cfg.Headers),
+			transport.WithContinuousListening(), transport.WithHTTPLogger(s.transportLogger()))
 		if err != nil {
 			return nil, fmt.Errorf("streamable http: %w", err)
 		}
@@ -222,7 +224,7 @@ func (s *server) connectHTTP(life, ctx context.Context) (*conn, error) {
 	}
 	// The 2024-11-05 HTTP+SSE transport, for servers that do not speak
 	// streamable HTTP.
-	tr, err := transport.NewSSE(s.cfg.URL, transport.WithHeaders(s.cfg.Headers))
+	tr, err := transport.NewSSE(s.cfg.URL, transport.WithHeaders(s.cfg.Headers), transport.WithSSELogger(s.transportLogger()))
 	if err != nil {
 		return nil, errors.Join(streamErr, fmt.Errorf("sse: %w", err))
 	}
@@ -237,6 +239,10 @@ func (s *server) connectHTTP(life, ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("sse: %w", err)
 	}
 	return c, nil
+}
+
+func (s *server) transportLogger() *slog.Logger {
+	return s.m.logger.With("mcp_server", s.name)
 }
 
 // tail keeps the last max bytes written (a child's stderr), for the error
