@@ -242,3 +242,49 @@ func TestBrokenServer(t *testing.T) {
 		t.Fatalf("tools of a broken server: %v", names)
 	}
 }
+
+// TestCallCancelledAndTimedOut: a call ends when its run's context is
+// cancelled, and at the call timeout; the server keeps serving.
+func TestCallCancelledAndTimedOut(t *testing.T) {
+	bin := buildTestServer(t)
+	pins := openStore(t, filepath.Join(t.TempDir(), "pins.db"))
+	reg := tools.NewRegistry()
+	mgr, err := mcptools.New(mcptools.Config{Servers: map[string]config.MCPServer{"slow": {Command: bin}}, Registry: reg, Pins: pins, CallTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr.Start()
+	h := &harness{t: t, reg: reg, mgr: mgr}
+	t.Cleanup(h.stop)
+	h.running("slow")
+
+	started := filepath.Join(t.TempDir(), "started")
+	ctx, cancel := context.WithCancel(t.Context())
+	type routed struct {
+		res tools.Result
+		out tools.Outcome
+	}
+	done := make(chan routed, 1)
+	go func() {
+		res, out := reg.Route(ctx, tools.Call{Name: "slow__block", Args: json.RawMessage(`{"started":"` + started + `"}`)}, nil)
+		done <- routed{res, out}
+	}()
+	for {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	got := <-done
+	if got.out != tools.OutcomeError || !strings.Contains(got.res.Content, "cancel") {
+		t.Fatalf("cancelled call: %v %+v", got.out, got.res)
+	}
+	res, out := h.call("slow__block", `{"started":"`+started+`2"}`)
+	if out != tools.OutcomeError || !strings.Contains(res.Content, "deadline exceeded") {
+		t.Fatalf("timed out call: %v %+v", out, res)
+	}
+	if res, out := h.call("slow__greet", `{"name":"after"}`); out != tools.OutcomeOK || res.Content != "hello, after" {
+		t.Fatalf("call after: %v %+v", out, res)
+	}
+}

@@ -2,7 +2,8 @@
 // the description of its "greet" tool comes from MCP_TEST_DESCRIPTION, so a
 // test can change a tool's definition between two starts; "pid" tells its
 // process id, so a test can kill it; "add_tool" adds a tool at run time,
-// which sends notifications/tools/list_changed.
+// which sends notifications/tools/list_changed; "block" blocks until the
+// call is cancelled.
 package main
 
 import (
@@ -41,6 +42,14 @@ func main() {
 					return mcp.NewToolResultText("I am " + name), nil
 				})
 			return mcp.NewToolResultText("added " + name), nil
+		})
+	s.AddTool(mcp.NewTool("block", mcp.WithDescription("Creates the file named by the argument, then blocks until cancelled."), mcp.WithString("started", mcp.Required())),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			if err := os.WriteFile(req.GetString("started", ""), nil, 0o600); err != nil {
+				return nil, err
+			}
+			<-ctx.Done()
+			return mcp.NewToolResultText("cancelled"), nil
 		})
 	if err := server.ServeStdio(s); err != nil {
 		fmt.Fprintln(os.Stderr, err)
