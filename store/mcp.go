@@ -52,13 +52,13 @@ func ObserveMCPPin(prev *MCPToolPin, server, tool, hash string, def json.RawMess
 		return MCPToolPin{Server: server, Tool: tool, Hash: hash, Definition: def, PinnedAt: now, UpdatedAt: now}, true
 	}
 	next = *prev
-	switch {
-	case hash == prev.Hash:
+	switch hash {
+	case prev.Hash:
 		if prev.PendingHash == "" {
 			return next, false
 		}
 		next.PendingHash, next.PendingDefinition = "", nil
-	case hash == prev.PendingHash:
+	case prev.PendingHash:
 		return next, false
 	default:
 		next.PendingHash, next.PendingDefinition = hash, def

@@ -49,8 +49,12 @@ func StartNPMServer(t testing.TB, name string, args ...string) int {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testenv: start %s: %v", name, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-exited
@@ -64,9 +68,8 @@ func StartNPMServer(t testing.TB, name string, args ...string) int {
 			return port
 		}
 		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("testenv: %s exited before listening on %s: %v", name, addr, err)
+		case <-exited:
+			t.Fatalf("testenv: %s exited before listening on %s: %v", name, addr, waitErr)
 		default:
 		}
 		if time.Now().After(deadline) {

@@ -67,6 +67,7 @@ func (c *conn) check() {
 	defer c.checking.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	//nolint:staticcheck // the connection is on the legacy protocol (clientOptions), where ping is sent
 	if err := c.client.Ping(ctx); err != nil {
 		c.die(fmt.Errorf("the server stopped answering: %w", err))
 	}
@@ -110,7 +111,7 @@ func clientOptions() []client.ClientOption {
 	// The classic initialize handshake: notifications/tools/list_changed
 	// then arrive on the session (the 2026 stateless protocol needs a
 	// subscription stream for them), and every server in use speaks it.
-	return []client.ClientOption{client.WithLegacyProtocolOnly()}
+	return []client.ClientOption{client.WithLegacyProtocolOnly()} //nolint:staticcheck // deliberate, see above
 }
 
 func initRequest() mcp.InitializeRequest {
@@ -208,6 +209,7 @@ func (s *server) connectHTTP(life, ctx context.Context) (*conn, error) {
 	var streamErr error
 	if s.cfg.Transport() == config.MCPHTTP {
 		tr, err := transport.NewStreamableHTTP(s.cfg.URL, transport.WithHTTPHeaders(s.cfg.Headers),
+			//nolint:staticcheck // legacy protocol: tools/list_changed comes on the standalone GET stream
 			transport.WithContinuousListening(), transport.WithHTTPLogger(s.transportLogger()))
 		if err != nil {
 			return nil, fmt.Errorf("streamable http: %w", err)
