@@ -74,6 +74,9 @@ func TestMCPStdioRun(t *testing.T) {
 	cfg.MCPServers = map[string]config.MCPServer{
 		"everything": {Command: testenv.NPMBin(t, "mcp-server-everything"), Args: []string{"stdio"}},
 		"fs":         {Command: testenv.NPMBin(t, "mcp-server-filesystem"), Args: []string{dir}},
+		// Neither may hold up the daemon or the other servers.
+		"broken": {Command: "/bin/sh", Args: []string{"-c", "echo cannot start >&2; exit 7"}},
+		"silent": {Command: "/bin/sh", Args: []string{"-c", "exec sleep 1000"}},
 	}
 	srv := llmtest.NewServer(t)
 	srv.Enqueue(
@@ -92,6 +95,21 @@ func TestMCPStdioRun(t *testing.T) {
 		t.Fatalf("servers: %+v %+v", every, fs)
 	}
 	t.Logf("everything offers %d tools, filesystem %d", len(every.Tools), len(fs.Tools))
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var broken, silent mcptools.ServerStatus
+		c.must(http.StatusOK, "GET", "/api/mcp/servers/broken", nil, &broken)
+		c.must(http.StatusOK, "GET", "/api/mcp/servers/silent", nil, &silent)
+		if silent.Status != mcptools.StatusStarting {
+			t.Fatalf("a server that never answers: %+v", silent)
+		}
+		if broken.Status == mcptools.StatusFailed && strings.Contains(broken.LastError, "cannot start") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a server that exits at once: %+v", broken)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	// A tool of a server that is not configured is refused; a whole server is a grant.
 	if status, body := c.req("POST", "/api/agents", map[string]any{"agent_id": "x", "name": "X", "tools": []string{"nosuch__echo"}}); status != http.StatusBadRequest {
