@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/openintern/openintern/config"
 	"github.com/openintern/openintern/internal/testenv"
 	"github.com/openintern/openintern/llm"
@@ -257,4 +259,37 @@ func TestMCPPinningThroughAPI(t *testing.T) {
 	if got := c.toolResults(run.ID)["pinned__greet"]; got == nil || got["content"] != "hello, Ada" {
 		t.Fatalf("after approval: %+v", got)
 	}
+}
+
+// TestMCPDaemonStopsEveryGoroutine: a daemon with a stdio and a streamable
+// HTTP server, each having served a call, leaves no goroutine behind.
+func TestMCPDaemonStopsEveryGoroutine(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "testserver")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../tools/mcptools/internal/testserver").CombinedOutput(); err != nil {
+		t.Fatalf("build the test server: %v\n%s", err, out)
+	}
+	port := testenv.StartNPMServer(t, "mcp-server-everything", "streamableHttp")
+	before := goleak.IgnoreCurrent()
+	cfg := newConfig(t, "sqlite")
+	cfg.MCPServers = map[string]config.MCPServer{"local": {Command: bin}, "remote": {URL: testenv.MCPURL(port, "/mcp")}}
+	srv := llmtest.NewServer(t)
+	srv.Enqueue(llmtest.Reply{ToolCalls: []llm.ToolCall{
+		{ID: "c1", Name: "local__greet", Arguments: `{"name":"Li"}`},
+		{ID: "c2", Name: "remote__echo", Arguments: `{"message":"bye"}`},
+	}}, llmtest.Reply{Text: "done"})
+	d := startDaemon(t, cfg, srv.Provider())
+	c := d.client("org-leak", "u1")
+	c.waitMCP("local")
+	c.waitMCP("remote")
+	run := c.waitRun(c.createRun("main", "s", "go"), 30*time.Second)
+	res := c.toolResults(run.ID)
+	if res["local__greet"]["content"] != "hello, Li" || res["remote__echo"]["content"] != "Echo: bye" {
+		t.Fatalf("results: %+v", res)
+	}
+	d.stop()
+	srv.Close()
+	goleak.VerifyNone(t, before,
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
 }
