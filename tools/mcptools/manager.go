@@ -219,5 +219,12 @@ func (m *Manager) Approve(ctx context.Context, serverName, tool, hash string) (T
 		return ToolStatus{}, err
 	}
 	m.logger.Info("mcp tool definition approved", "server", serverName, "tool", tool, "hash", pin.Hash)
-	return s.applyPin(tool, pin.Hash), nil
+	ts := s.applyPin(tool, pin.Hash)
+	// A listing that read the pin before the approval may be about to
+	// replace the entry: list once more, which reads the approved pin.
+	select {
+	case s.relist <- struct{}{}:
+	default:
+	}
+	return ts, nil
 }
