@@ -106,6 +106,14 @@ type Config struct {
 
 	Fetch Fetch `json:"fetch"`
 	Shell Shell `json:"shell"`
+
+	// MCPServers are the Model Context Protocol servers whose tools agents
+	// may be granted (as <name>__<tool>), in the format of Claude Desktop and
+	// VS Code. Only this file names them: a stdio server runs a command on the
+	// host, so the API never adds one.
+	MCPServers map[string]MCPServer `json:"mcpServers"`
+	// MCPCallTimeout bounds one call of an MCP tool (OPENINTERN_MCP_CALL_TIMEOUT).
+	MCPCallTimeout Duration `json:"mcp_call_timeout"`
 }
 
 // Fetch configures the http_fetch tool.
@@ -126,6 +134,48 @@ type Shell struct {
 	MemoryMB       int      `json:"memory_mb"`        // OPENINTERN_SHELL_MEMORY_MB: address space of each process
 	MaxProcs       int      `json:"max_procs"`        // OPENINTERN_SHELL_MAX_PROCS
 	MaxOutputBytes int      `json:"max_output_bytes"` // OPENINTERN_SHELL_MAX_OUTPUT: of stdout and of stderr
+}
+
+// MCPServer is one MCP server: Command (stdio) or URL (streamable HTTP, with
+// the older SSE transport as a fallback), not both.
+type MCPServer struct {
+	Command string            `json:"command,omitempty"`
+	Args    []string          `json:"args,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	URL     string            `json:"url,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+	// Type is VS Code's transport name: "stdio", "http" or "sse" ("" infers
+	// it: stdio with a command, http with a url). "sse" skips streamable HTTP.
+	Type string `json:"type,omitempty"`
+	// Disabled keeps a server in the file without starting it.
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// MCP transports.
+const (
+	MCPStdio = "stdio"
+	MCPHTTP  = "http"
+	MCPSSE   = "sse"
+)
+
+// Transport is the server's transport: MCPStdio, MCPHTTP or MCPSSE.
+func (s MCPServer) Transport() string {
+	if s.Type != "" {
+		return s.Type
+	}
+	if s.Command != "" {
+		return MCPStdio
+	}
+	return MCPHTTP
+}
+
+// mcpServerNameRE: the name prefixes its tools' names (<name>__<tool>), so it
+// has a tool name's charset, lower case, and no "__" (see validateMCP).
+var mcpServerNameRE = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+
+// ValidMCPServerName reports whether name can name an MCP server.
+func ValidMCPServerName(name string) bool {
+	return mcpServerNameRE.MatchString(name) && !strings.Contains(name, "__") && !strings.HasSuffix(name, "_")
 }
 
 // Auth modes.
@@ -176,6 +226,7 @@ func Default() Config {
 		MaxMemoryBytesPerScope: 1 << 30,
 		Fetch:                  Fetch{Timeout: Duration(30 * time.Second), MaxBytes: 2 << 20},
 		Shell:                  Shell{Timeout: Duration(50 * time.Second), CPUSeconds: 30, MemoryMB: 1024, MaxProcs: 128, MaxOutputBytes: 32 << 10},
+		MCPCallTimeout:         Duration(60 * time.Second),
 	}
 }
 
@@ -244,6 +295,7 @@ var envKeys = []struct {
 	{"OPENINTERN_SHELL_MEMORY_MB", func(c *Config, v string) error { return setInt(&c.Shell.MemoryMB, v) }},
 	{"OPENINTERN_SHELL_MAX_PROCS", func(c *Config, v string) error { return setInt(&c.Shell.MaxProcs, v) }},
 	{"OPENINTERN_SHELL_MAX_OUTPUT", func(c *Config, v string) error { return setInt(&c.Shell.MaxOutputBytes, v) }},
+	{"OPENINTERN_MCP_CALL_TIMEOUT", func(c *Config, v string) error { return c.MCPCallTimeout.Set(v) }},
 }
 
 // DefaultAuditRetention keeps audit records for 90 days.
@@ -385,7 +437,10 @@ func (c *Config) Validate() error {
 	if c.Auth.Mode != AuthOff && c.Auth.Mode != AuthToken {
 		return &Error{Key: "AUTH", Reason: fmt.Sprintf("must be off or token, got %q", c.Auth.Mode)}
 	}
-	return c.validateTools()
+	if err := c.validateTools(); err != nil {
+		return err
+	}
+	return c.validateMCP()
 }
 
 // maxToolTime is the tool router's limit on one call (tools.DefaultTimeout):
@@ -414,6 +469,35 @@ func (c *Config) validateTools() error {
 	for _, a := range c.Fetch.Allow {
 		if strings.Contains(a, "://") || strings.ContainsAny(a, " \t") {
 			return &Error{Key: "OPENINTERN_FETCH_ALLOW", Reason: fmt.Sprintf("%q is not a host name, host:port, IP address or CIDR (no scheme or path)", a)}
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateMCP() error {
+	if c.MCPCallTimeout < Duration(time.Second) {
+		return &Error{Key: "OPENINTERN_MCP_CALL_TIMEOUT", Reason: "must be at least 1s"}
+	}
+	for name, s := range c.MCPServers {
+		key := "mcpServers." + name
+		if !ValidMCPServerName(name) {
+			return &Error{Key: key, Reason: "a server name is 1-32 of a-z 0-9 _ -, without \"__\" and not ending in _ (its tools are named <server>__<tool>)"}
+		}
+		switch s.Transport() {
+		case MCPStdio:
+			if s.Command == "" || s.URL != "" || len(s.Headers) > 0 {
+				return &Error{Key: key, Reason: "a stdio server has a command (and args, env) and no url or headers"}
+			}
+		case MCPHTTP, MCPSSE:
+			if s.URL == "" || s.Command != "" || len(s.Args) > 0 || len(s.Env) > 0 {
+				return &Error{Key: key, Reason: "an http server has a url (and headers) and no command, args or env"}
+			}
+			u, err := url.Parse(s.URL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return &Error{Key: key + ".url", Reason: "must be an http:// or https:// URL"}
+			}
+		default:
+			return &Error{Key: key + ".type", Reason: fmt.Sprintf("must be stdio, http or sse, got %q", s.Type)}
 		}
 	}
 	return nil
@@ -514,7 +598,28 @@ func (c Config) Redacted() Config {
 	}
 	c.DatabaseURL = redactURL(c.DatabaseURL)
 	c.RedisURL = redactURL(c.RedisURL)
+	if c.MCPServers != nil {
+		servers := make(map[string]MCPServer, len(c.MCPServers))
+		for name, s := range c.MCPServers {
+			s.Env, s.Headers = maskValues(s.Env), maskValues(s.Headers)
+			s.URL = redactURL(s.URL)
+			servers[name] = s
+		}
+		c.MCPServers = servers
+	}
 	return c
+}
+
+// maskValues keeps the keys (what is set) and hides the values (secrets).
+func maskValues(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k := range m {
+		out[k] = "****"
+	}
+	return out
 }
 
 func redactURL(raw string) string {

@@ -25,6 +25,7 @@ import (
 	"github.com/openintern/openintern/auth"
 	"github.com/openintern/openintern/events"
 	"github.com/openintern/openintern/store"
+	"github.com/openintern/openintern/tools"
 )
 
 // Store is what the API reads and writes directly.
@@ -434,11 +435,19 @@ func (s *Server) checkTools(list []string) string {
 	}
 	valid := s.deps.ToolNames()
 	for _, t := range list {
-		if !slices.Contains(valid, t) {
+		if !slices.Contains(valid, t) && !grantedByGroup(valid, t) {
 			return fmt.Sprintf("unknown tool %q; valid tools: %s", t, strings.Join(valid, ", "))
 		}
 	}
 	return ""
+}
+
+// grantedByGroup reports whether name is a tool of a group that valid
+// offers as a whole ("<group>__*", an MCP server): its tools may not be
+// listed yet (the server is starting or down) when an agent is granted one.
+func grantedByGroup(valid []string, name string) bool {
+	group, tool, ok := strings.Cut(name, tools.GroupSeparator)
+	return ok && tool != "" && tools.ValidToolName(name) && slices.Contains(valid, group+tools.GroupSeparator+"*")
 }
 
 // apiError is the one JSON error shape of the API.

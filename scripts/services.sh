@@ -276,6 +276,44 @@ ensure_prometheus() {
 	fi
 }
 
+# ---------------------------------------------------------------------- npm
+
+# The MCP tests (tools/mcptools, cmd/openintern) run real MCP servers from npm,
+# installed at pinned versions into one fixed folder (internal/testenv.NPMDir;
+# OPENINTERN_NPM_DIR overrides it). Nothing is fetched when they are there, so
+# this stays quick and works offline once installed.
+NPM_DIR=${OPENINTERN_NPM_DIR:-/opt/openintern-npm}
+NPM_PACKAGES=(
+	@modelcontextprotocol/server-everything@2026.8.31
+	@modelcontextprotocol/server-filesystem@2026.8.31
+)
+
+npm_installed() {
+	local spec name version
+	for spec in "${NPM_PACKAGES[@]}"; do
+		name=${spec%@*}
+		version=${spec##*@}
+		[ -f "$NPM_DIR/node_modules/$name/package.json" ] || return 1
+		grep -q "\"version\": \"$version\"" "$NPM_DIR/node_modules/$name/package.json" || return 1
+	done
+}
+
+ensure_npm_packages() {
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+		apt_install nodejs npm
+	fi
+	if npm_installed; then
+		return
+	fi
+	log "installing ${NPM_PACKAGES[*]} into $NPM_DIR"
+	as_root mkdir -p "$NPM_DIR"
+	if [ ! -f "$NPM_DIR/package.json" ]; then
+		printf '{"name":"openintern-test-npm","private":true}\n' | as_root tee "$NPM_DIR/package.json" >/dev/null
+	fi
+	run_logged "npm install" as_root npm install --prefix "$NPM_DIR" --no-audit --no-fund "${NPM_PACKAGES[@]}"
+	npm_installed || die "npm packages not found in $NPM_DIR after installing them"
+}
+
 # ---------------------------------------------------------------------- main
 
 if ! pg_ready; then
@@ -292,4 +330,5 @@ ensure_browser
 apt_install tmux # cmd/openintern tests drive a real terminal with it
 ensure_prometheus
 apt_install bubblewrap # the shell tool's sandbox; tools/ tests run commands in it
+ensure_npm_packages
 log "ready: PostgreSQL $PG_VERSION with pgvector on $PG_HOST:$PG_PORT, Redis on $REDIS_HOST:$REDIS_PORT"

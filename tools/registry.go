@@ -173,6 +173,17 @@ func (r *Registry) Register(t Tool) error {
 	return nil
 }
 
+// Unregister removes a tool, so it is offered to no model and a call of it is
+// an unknown tool; it reports whether the tool was registered. Tools whose set
+// changes at run time (an MCP server's) come and go this way.
+func (r *Registry) Unregister(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.tools[name]
+	delete(r.tools, name)
+	return ok
+}
+
 // Names returns the registered tool names, sorted.
 func (r *Registry) Names() []string {
 	r.mu.RLock()
@@ -205,6 +216,15 @@ func (r *Registry) permittedLocked(allowed []string) []string {
 	seen := make(map[string]bool, len(allowed))
 	var names []string
 	for _, n := range allowed {
+		if prefix, ok := GroupPrefix(n); ok {
+			for name := range r.tools {
+				if strings.HasPrefix(name, prefix) && !seen[name] {
+					seen[name] = true
+					names = append(names, name)
+				}
+			}
+			continue
+		}
 		if _, ok := r.tools[n]; ok && !seen[n] {
 			seen[n] = true
 			names = append(names, n)
@@ -214,12 +234,29 @@ func (r *Registry) permittedLocked(allowed []string) []string {
 	return names
 }
 
+// GroupSeparator joins a tool group (an MCP server) and a tool's own name:
+// "<group>__<tool>". An allowed list grants a whole group with "<group>__*".
+const GroupSeparator = "__"
+
+// GroupPrefix returns "<group>__" for an allowed-list entry "<group>__*" that
+// grants a whole group, and false for any other entry.
+func GroupPrefix(entry string) (string, bool) {
+	group, ok := strings.CutSuffix(entry, GroupSeparator+"*")
+	if !ok || group == "" || !ValidToolName(group) {
+		return "", false
+	}
+	return group + GroupSeparator, true
+}
+
 func isAllowed(name string, allowed []string) bool {
 	if len(allowed) == 0 {
 		return true
 	}
 	for _, a := range allowed {
 		if a == name {
+			return true
+		}
+		if prefix, ok := GroupPrefix(a); ok && strings.HasPrefix(name, prefix) {
 			return true
 		}
 	}

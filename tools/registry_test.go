@@ -475,3 +475,37 @@ func TestOutcomeString(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupGrantsAndUnregister: "<group>__*" grants every tool of the group
+// (and only those) in Specs and Route; an unregistered tool is unknown.
+func TestGroupGrantsAndUnregister(t *testing.T) {
+	r := NewRegistry(WithLogger(quietLogger()))
+	mustRegister(t, r, newTool("srv__a", nil), newTool("srv__b", nil), newTool("srvx__c", nil), newTool("other", nil))
+	allowed := []string{"srv__*", "other"}
+	var names []string
+	for _, s := range r.Specs(allowed) {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "other,srv__a,srv__b" {
+		t.Fatalf("specs: %v", names)
+	}
+	if _, out := r.Route(t.Context(), Call{Name: "srv__b"}, allowed); out != OutcomeOK {
+		t.Fatalf("srv__b: %v", out)
+	}
+	if _, out := r.Route(t.Context(), Call{Name: "srvx__c"}, allowed); out != OutcomeBlocked {
+		t.Fatalf("srvx__c is not of group srv: %v", out)
+	}
+	// A "*" alone or without a group grants nothing.
+	if _, out := r.Route(t.Context(), Call{Name: "srv__a"}, []string{"*", "__*"}); out != OutcomeBlocked {
+		t.Fatalf("bare wildcard: %v", out)
+	}
+	if !r.Unregister("srv__a") || r.Unregister("srv__a") {
+		t.Fatal("Unregister reports wrongly")
+	}
+	if _, out := r.Route(t.Context(), Call{Name: "srv__a"}, allowed); out != OutcomeUnknown {
+		t.Fatalf("unregistered: %v", out)
+	}
+	if err := r.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"github.com/openintern/openintern/store/postgres"
 	"github.com/openintern/openintern/store/sqlite"
 	"github.com/openintern/openintern/tools"
+	"github.com/openintern/openintern/tools/mcptools"
 	"github.com/openintern/openintern/tools/teamtools"
 	"github.com/openintern/openintern/web"
 )
@@ -203,10 +204,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	pins, ok := m.Store.(store.MCPPinStore)
+	if !ok {
+		return fmt.Errorf("store %T keeps no MCP tool pins", m.Store)
+	}
+	mcpServers, err := mcptools.New(mcptools.Config{
+		Servers: cfg.MCPServers, Registry: registry, Pins: pins,
+		CallTimeout: time.Duration(cfg.MCPCallTimeout), Logger: m.Logger.With("component", "mcp"),
+	})
+	if err != nil {
+		return &config.Error{Key: "mcpServers", Reason: err.Error()}
+	}
+	toolNames := func() []string { return append(registry.Names(), mcpServers.GrantNames()...) }
+
 	m.API = httpapi.New(httpapi.Deps{
 		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus, Blackboard: board,
 		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: m.Heartbeat,
-		ToolNames: registry.Names, RestrictHosts: httpapi.IsLoopbackHost(cfg.Host), AllowedHosts: allowedHosts(cfg.AllowedHosts),
+		ToolNames: toolNames, RestrictHosts: httpapi.IsLoopbackHost(cfg.Host), AllowedHosts: allowedHosts(cfg.AllowedHosts),
 		AuthRequired: cfg.Auth.Mode == config.AuthToken, SecureCookies: cfg.Auth.SecureCookies,
 		Metrics: m.Metrics.Handler(), SSEClients: m.Metrics.SSEClients(),
 		AuditRetention: time.Duration(cfg.AuditRetention),
@@ -219,6 +233,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	})
 	m.Metrics.WatchInbox(m.Store.CountUnreadMessages)
 	m.API.MountMemory(memSvc)
+	m.API.MountMCP(mcpServers)
 	web.Mount(m.API.Engine())
 
 	// Listen before the agents start so a port clash fails fast, with nothing to undo.
@@ -230,6 +245,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	m.Mailbox.Start()
 	m.closers = append(m.closers, m.Mailbox.Stop)
+	// MCP servers start in the background (a slow or broken one only logs)
+	// and stop after the registry closed, once no call of theirs is left.
+	mcpServers.Start()
+	m.closers = append(m.closers, mcpServers.Close)
 	// Closed after the agents stop and before the mailbox and store, so a
 	// tool call left running past its deadline cannot write after them.
 	m.closers = append(m.closers, registry.Close)

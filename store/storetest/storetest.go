@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	cases = append(cases, auditCases...)
 	cases = append(cases, summaryCases...)
 	cases = append(cases, quotaCases...)
+	cases = append(cases, mcpCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
