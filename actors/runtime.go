@@ -329,7 +329,16 @@ func (r *Runtime) CancelRun(ctx context.Context, scope store.Scope, runID string
 
 // Stats reports the pool's counters.
 func (r *Runtime) Stats(ctx context.Context) (Stats, error) {
-	res, err := r.request(&statsRequest{}, 5*time.Second)
+	// proto.actor futures wait on a timeout, not a context: the context's
+	// deadline, when sooner, is that timeout.
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, max(time.Until(dl), time.Millisecond))
+	}
+	if err := ctx.Err(); err != nil {
+		return Stats{}, fmt.Errorf("actors: stats: %w", err)
+	}
+	res, err := r.request(&statsRequest{}, timeout)
 	if err != nil {
 		return Stats{}, fmt.Errorf("actors: stats: %w", err)
 	}

@@ -193,3 +193,17 @@ func testStopFencesStragglers(t *testing.T, kind string) {
 		t.Fatalf("step.completed stored after Stop returned: %d", len(evs))
 	}
 }
+
+// Stats honours its context: a cancelled one answers at once with its error.
+func TestStatsHonoursContext(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.start()
+	if _, err := h.rt.Stats(t.Context()); err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := h.rt.Stats(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("stats with a cancelled context: %v, want context.Canceled", err)
+	}
+}
