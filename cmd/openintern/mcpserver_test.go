@@ -234,3 +234,49 @@ func TestMCPServerWithInspector(t *testing.T) {
 		t.Fatalf("tools/call send_message:\n%s", out)
 	}
 }
+
+// With auth off /mcp acts in the scope its headers name: the blackboard and
+// memory tools work there, and another scope's group is not found.
+func TestMCPServerScopeHeadersWithAuthOff(t *testing.T) {
+	d := startDaemon(t, newConfig(t, "sqlite"), llmtest.NewServer(t).Provider())
+	admin := d.client("acme", "alice")
+	admin.must(http.StatusCreated, "POST", "/api/agents", map[string]any{"agent_id": "writer", "name": "Writer"}, nil)
+	admin.must(http.StatusCreated, "POST", "/api/roles", map[string]any{"role_id": "scribe", "name": "Scribe",
+		"description": "Writes.", "system_prompt": "You write."}, nil)
+	admin.must(http.StatusCreated, "POST", "/api/groups", map[string]any{"group_id": "crew", "name": "Crew",
+		"members": []map[string]any{{"agent_id": "writer", "role_id": "scribe"}}}, nil)
+	connect := func(org, user string) *mcpclient.Client {
+		c, err := mcpclient.NewStreamableHttpClient(d.URL()+"/mcp", transport.WithHTTPHeaders(map[string]string{"x-org-id": org, "x-user-id": user}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		init := mcp.InitializeRequest{}
+		init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+		if _, err := c.Initialize(context.Background(), init); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ctx := context.Background()
+	alice := connect("acme", "alice")
+	if res := callTool(ctx, t, alice, "write_blackboard", map[string]any{"group_id": "crew", "text": "the launch is on friday", "kind": "decision"}); res.IsError {
+		t.Fatalf("write_blackboard: %+v", res)
+	}
+	if res := callTool(ctx, t, alice, "read_blackboard", map[string]any{"group_id": "crew"}); res.IsError || !strings.Contains(textOf(res.Content[0]), "the launch is on friday") {
+		t.Fatalf("read_blackboard: %+v", res)
+	}
+	if res := callTool(ctx, t, alice, "search_memory", map[string]any{"q": "launch"}); res.IsError {
+		t.Fatalf("search_memory: %+v", res)
+	}
+	if res := callTool(ctx, t, alice, "send_group_message", map[string]any{"group_id": "crew", "content": "hello crew"}); res.IsError || !strings.Contains(textOf(res.Content[0]), "writer") {
+		t.Fatalf("send_group_message: %+v", res)
+	}
+	bob := connect("other", "bob")
+	if res := callTool(ctx, t, bob, "read_blackboard", map[string]any{"group_id": "crew"}); !res.IsError || !strings.Contains(textOf(res.Content[0]), "404") {
+		t.Fatalf("another scope's blackboard: %+v", res)
+	}
+	if res := callTool(ctx, t, bob, "write_blackboard", map[string]any{"group_id": "crew", "text": "x"}); !res.IsError || !strings.Contains(textOf(res.Content[0]), "404") {
+		t.Fatalf("another scope's blackboard write: %+v", res)
+	}
+}
