@@ -229,34 +229,47 @@ type runAnswer struct {
 	SessionKey string          `json:"session_key,omitempty"`
 }
 
+// maxReconnects bounds how often a wait reopens a run's stream that the
+// daemon closed before the run ended (a restart, a stream's time cap).
+const maxReconnects = 20
+
+func terminal(status string) bool {
+	return status == "completed" || status == "failed" || status == "cancelled"
+}
+
 func (t tools) waitRun(ctx context.Context, runID string, timeout time.Duration) (*mcp.CallToolResult, error) {
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	streamErr := t.api.drain(waitCtx, "/api/runs/"+pathID(runID)+"/stream")
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
 	var run runAnswer
-	if err := t.api.do(ctx, http.MethodGet, "/api/runs/"+pathID(runID), nil, nil, &run); err != nil {
-		return answer(nil, err)
-	}
-	if run.Status != "completed" && run.Status != "failed" && run.Status != "cancelled" {
-		msg := fmt.Sprintf("run %s is still %s after %s; read it later with get_run_events", runID, run.Status, timeout)
-		if streamErr != nil && waitCtx.Err() == nil {
-			msg = fmt.Sprintf("waiting for run %s: %v", runID, streamErr)
+	for attempt := 0; ; attempt++ {
+		streamErr := t.api.drain(waitCtx, "/api/runs/"+pathID(runID)+"/stream")
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		res := mcp.NewToolResultError(msg)
-		return res, nil
+		if err := t.api.do(ctx, http.MethodGet, "/api/runs/"+pathID(runID), nil, nil, &run); err != nil {
+			return answer(nil, err)
+		}
+		if terminal(run.Status) {
+			break
+		}
+		var ae *apiError
+		switch {
+		case waitCtx.Err() != nil:
+			return mcp.NewToolResultError(fmt.Sprintf("run %s is still %s after %s; read it later with get_run_events", runID, run.Status, timeout)), nil
+		case errors.As(streamErr, &ae) || attempt >= maxReconnects:
+			return mcp.NewToolResultError(fmt.Sprintf("waiting for run %s (still %s): %v", runID, run.Status, streamErr)), nil
+		}
 	}
 	raw, err := json.Marshal(run)
 	if err != nil {
 		return nil, fmt.Errorf("encode run: %w", err)
 	}
-	res := mcp.NewToolResultText(run.Output)
 	if run.Status != "completed" {
-		res = mcp.NewToolResultError(string(raw))
-		return res, nil
+		return mcp.NewToolResultError(string(raw)), nil
 	}
+	// The answer first, for clients that show only the first content; the
+	// run's record after it, for those that want its id and status.
+	res := mcp.NewToolResultText(run.Output)
 	res.Content = append(res.Content, mcp.NewTextContent(string(raw)))
 	return res, nil
 }
