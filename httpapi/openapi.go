@@ -38,6 +38,9 @@ func publicRoutes() []publicRoute {
 		{Method: http.MethodGet, Path: "/healthz", Summary: "Liveness: the process answers", Response: healthAnswer{}},
 		{Method: http.MethodGet, Path: "/readyz", Summary: "Readiness: the store is reachable and the agents' runtime answers; 503 otherwise", Response: readyAnswer{}},
 		{Method: http.MethodGet, Path: OpenAPIPath, Summary: "This document: the API in OpenAPI 3.1, built from the routes the daemon serves"},
+		{Method: http.MethodPost, Path: MCPServerPath, Summary: "MCP (streamable HTTP): OpenIntern's tools for MCP clients; authenticated like /api (Authorization: Bearer with auth on)"},
+		{Method: http.MethodGet, Path: MCPServerPath, Summary: "MCP (streamable HTTP): the server-to-client stream"},
+		{Method: http.MethodDelete, Path: MCPServerPath, Summary: "MCP (streamable HTTP): end a session"},
 		{Method: http.MethodGet, Path: "/metrics", Summary: "Prometheus metrics of the whole daemon (no tenant ids); with AUTH=token it needs an admin token (Authorization: Bearer)", ContentType: "text/plain"},
 	}
 }

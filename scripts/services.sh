@@ -286,6 +286,7 @@ NPM_DIR=${OPENINTERN_NPM_DIR:-/opt/openintern-npm}
 NPM_PACKAGES=(
 	@modelcontextprotocol/server-everything@2026.8.31
 	@modelcontextprotocol/server-filesystem@2026.8.31
+	@modelcontextprotocol/inspector@2.12.0
 )
 
 npm_installed() {

@@ -25,6 +25,7 @@ import (
 	"github.com/openintern/openintern/httpapi"
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/mailbox"
+	"github.com/openintern/openintern/mcpserve"
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/memory/memorytools"
 	"github.com/openintern/openintern/metrics"
@@ -234,6 +235,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Metrics.WatchInbox(m.Store.CountUnreadMessages)
 	m.API.MountMemory(memSvc)
 	m.API.MountMCP(mcpServers)
+	m.API.MountMCPServer(mcpserve.Handler(m.API.Handler()))
 	web.Mount(m.API.Engine())
 
 	// Listen before the agents start so a port clash fails fast, with nothing to undo.
