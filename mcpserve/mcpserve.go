@@ -257,7 +257,11 @@ func (t tools) waitRun(ctx context.Context, runID string, timeout time.Duration)
 		case waitCtx.Err() != nil:
 			return mcp.NewToolResultError(fmt.Sprintf("run %s is still %s after %s; read it later with get_run_events", runID, run.Status, timeout)), nil
 		case errors.As(streamErr, &ae) || attempt >= maxReconnects:
-			return mcp.NewToolResultError(fmt.Sprintf("waiting for run %s (still %s): %v", runID, run.Status, streamErr)), nil
+			why := "its stream kept ending"
+			if streamErr != nil {
+				why = streamErr.Error()
+			}
+			return mcp.NewToolResultError(fmt.Sprintf("waiting for run %s (still %s): %s; read it later with get_run_events", runID, run.Status, why)), nil
 		}
 	}
 	raw, err := json.Marshal(run)
