@@ -364,16 +364,41 @@ func pageOf(c *gin.Context) (pageParams, bool) {
 		}
 		p.number = n
 	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 200 {
-			writeError(c, http.StatusBadRequest, "invalid_limit", "limit must be between 1 and 200")
-			return p, false
-		}
-		p.Limit = n
+	var ok bool
+	if p.Limit, ok = queryLimit(c, p.Limit, 200); !ok {
+		return p, false
 	}
 	p.Offset = (p.number - 1) * p.Limit
 	return p, true
+}
+
+// queryLimit reads ?limit (1..most; def when absent), answering 400 otherwise.
+func queryLimit(c *gin.Context, def, most int) (int, bool) {
+	v := c.Query("limit")
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > most {
+		writeError(c, http.StatusBadRequest, "invalid_limit", "limit must be between 1 and "+strconv.Itoa(most))
+		return 0, false
+	}
+	return n, true
+}
+
+// queryCursor reads ?cursor, an id at least least (0 when absent), answering
+// 400 invalid_cursor with message otherwise.
+func queryCursor(c *gin.Context, least int64, message string) (int64, bool) {
+	v := c.Query("cursor")
+	if v == "" {
+		return 0, true
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < least {
+		writeError(c, http.StatusBadRequest, "invalid_cursor", message)
+		return 0, false
+	}
+	return n, true
 }
 
 func nonNil[T any](s []T) []T {

@@ -418,21 +418,11 @@ func (s *Server) listAudit(c *gin.Context) {
 	if f.Since, f.Until, ok = timeWindow(c, time.Time{}, time.Time{}); !ok {
 		return
 	}
-	if v := c.Query("cursor"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			writeError(c, http.StatusBadRequest, "invalid_cursor", "cursor must be a record id from next_cursor")
-			return
-		}
-		f.BeforeID = n
+	if f.BeforeID, ok = queryCursor(c, 1, "cursor must be a record id from next_cursor"); !ok {
+		return
 	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(c, http.StatusBadRequest, "invalid_limit", "limit must be between 1 and 1000")
-			return
-		}
-		f.Limit = n
+	if f.Limit, ok = queryLimit(c, 50, 1000); !ok {
+		return
 	}
 	recs, err := s.deps.Audit.ListAudit(c.Request.Context(), scopeOf(c), f)
 	if err != nil {

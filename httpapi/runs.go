@@ -132,22 +132,12 @@ func (s *Server) listRunEvents(c *gin.Context) {
 	if !ok {
 		return
 	}
-	f := store.EventFilter{RunID: run.ID, Limit: 100}
-	if v := c.Query("cursor"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			writeError(c, http.StatusBadRequest, "invalid_cursor", "cursor must be an event id from next_cursor")
-			return
-		}
-		f.AfterID = n
+	f := store.EventFilter{RunID: run.ID}
+	if f.AfterID, ok = queryCursor(c, 0, "cursor must be an event id from next_cursor"); !ok {
+		return
 	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(c, http.StatusBadRequest, "invalid_limit", "limit must be between 1 and 1000")
-			return
-		}
-		f.Limit = n
+	if f.Limit, ok = queryLimit(c, 100, 1000); !ok {
+		return
 	}
 	if v := c.Query("type"); v != "" {
 		f.Types = strings.Split(v, ",")
