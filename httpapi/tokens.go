@@ -161,12 +161,13 @@ type whoamiJSON struct {
 	TokenName    string      `json:"token_name,omitempty"`
 }
 
-func (s *Server) whoami(c *gin.Context) {
-	p := principalOf(c)
-	c.JSON(http.StatusOK, whoamiJSON{
+func (s *Server) whoami(c *gin.Context) { c.JSON(http.StatusOK, s.whoamiOf(principalOf(c))) }
+
+func (s *Server) whoamiOf(p auth.Principal) whoamiJSON {
+	return whoamiJSON{
 		AuthRequired: s.deps.AuthRequired, Via: p.Via, Role: p.Role, Scope: p.Scope,
 		ProjectBound: p.ProjectBound, TokenID: p.TokenID, TokenName: p.TokenName,
-	})
+	}
 }
 
 type loginRequest struct {
@@ -215,8 +216,7 @@ func (s *Server) login(c *gin.Context) {
 	p := principalOfToken(tok, auth.ViaCookie)
 	c.Set(principalKey, p)
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, whoamiJSON{AuthRequired: s.deps.AuthRequired, Via: p.Via, Role: p.Role, Scope: p.Scope,
-		ProjectBound: p.ProjectBound, TokenID: p.TokenID, TokenName: p.TokenName})
+	c.JSON(http.StatusOK, s.whoamiOf(p))
 }
 
 // logout ends the cookie's session, if any, and clears the cookie.
