@@ -17,6 +17,8 @@ import (
 type Call struct {
 	Scope       store.Scope
 	AgentID     string
+	AgentName   string // the agent's name, for policy rules that name it
+	Role        string // the role the agent acts in within its group, if any
 	RunID       string
 	GroupID     string // the group the run works in, if any
 	ParentRunID string // the group run a member's run belongs to, if any
@@ -33,6 +35,9 @@ type Call struct {
 	// effects derive their ids from it (DerivedID) and insert if absent, so a
 	// call that is run again applies its effect once. Empty outside a run.
 	Key string
+	// ApprovalID is set by the run when a person approved exactly this call
+	// (its run, tool and arguments); a policy's ask then lets it run.
+	ApprovalID string
 }
 
 // DerivedID returns prefix plus 32 hex digits derived from the call's Key and
