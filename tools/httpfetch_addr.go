@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -259,4 +260,36 @@ func (a fetchAllowList) addr(ap netip.AddrPort) bool {
 		}
 	}
 	return false
+}
+
+// HostAllowList is a list of hosts in OPENINTERN_FETCH_ALLOW's format (host
+// names, "*.example.com", host:port, IPs and CIDRs), for others than
+// http_fetch that judge a URL by its host (the tool policy).
+type HostAllowList struct{ l fetchAllowList }
+
+// ParseHostAllowList parses entries; a bad one is an error naming it.
+func ParseHostAllowList(entries []string) (HostAllowList, error) {
+	l, err := parseFetchAllow(entries)
+	return HostAllowList{l}, err
+}
+
+// AllowsURL reports whether u's host is on the list: by name (as written,
+// before any resolution), or as an IP literal by address.
+func (a HostAllowList) AllowsURL(u *url.URL) bool {
+	if a.l.hosts == nil {
+		return false
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if strings.EqualFold(u.Scheme, "http") {
+			port = "80"
+		}
+	}
+	host := u.Hostname()
+	if ip, err := netip.ParseAddr(host); err == nil {
+		n, err := strconv.ParseUint(port, 10, 16)
+		return err == nil && a.l.addr(netip.AddrPortFrom(ip, uint16(n)))
+	}
+	return a.l.host(host, port)
 }
