@@ -14,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/openintern/openintern/policy"
+	"github.com/openintern/openintern/tools"
 )
 
 // DefaultFile is the config file `openintern init` writes and `serve` reads.
@@ -114,6 +117,25 @@ type Config struct {
 	MCPServers map[string]MCPServer `json:"mcpServers"`
 	// MCPCallTimeout bounds one call of an MCP tool (OPENINTERN_MCP_CALL_TIMEOUT).
 	MCPCallTimeout Duration `json:"mcp_call_timeout"`
+
+	// Policy is the operator's tool policy: rules consulted before any
+	// scope's, and the built-in defaults for high-risk tools.
+	Policy Policy `json:"policy"`
+}
+
+// Policy configures the tool policy (package policy).
+type Policy struct {
+	// Rules come first in every scope; the first that matches a call decides.
+	Rules []policy.Rule `json:"rules"`
+	// Defaults (OPENINTERN_POLICY_DEFAULTS, default on): shell, writes
+	// outside ScratchDir, http_fetch to a host not allow-listed and MCP tools
+	// that may be destructive ask a person first. Off, they run unasked.
+	Defaults bool `json:"defaults"`
+	// ScratchDir is the workspace folder agents write in without asking.
+	ScratchDir string `json:"scratchDir"`
+	// AllowHosts (OPENINTERN_POLICY_ALLOW_HOSTS) are hosts http_fetch
+	// reaches without asking, besides fetch.allow, in the same format.
+	AllowHosts []string `json:"allowHosts"`
 }
 
 // Fetch configures the http_fetch tool.
@@ -227,6 +249,7 @@ func Default() Config {
 		Fetch:                  Fetch{Timeout: Duration(30 * time.Second), MaxBytes: 2 << 20},
 		Shell:                  Shell{Timeout: Duration(50 * time.Second), CPUSeconds: 30, MemoryMB: 1024, MaxProcs: 128, MaxOutputBytes: 32 << 10},
 		MCPCallTimeout:         Duration(60 * time.Second),
+		Policy:                 Policy{Defaults: true, ScratchDir: policy.DefaultScratchDir},
 	}
 }
 
@@ -296,6 +319,8 @@ var envKeys = []struct {
 	{"OPENINTERN_SHELL_MAX_PROCS", func(c *Config, v string) error { return setInt(&c.Shell.MaxProcs, v) }},
 	{"OPENINTERN_SHELL_MAX_OUTPUT", func(c *Config, v string) error { return setInt(&c.Shell.MaxOutputBytes, v) }},
 	{"OPENINTERN_MCP_CALL_TIMEOUT", func(c *Config, v string) error { return c.MCPCallTimeout.Set(v) }},
+	{"OPENINTERN_POLICY_DEFAULTS", func(c *Config, v string) error { return setBool(&c.Policy.Defaults, v) }},
+	{"OPENINTERN_POLICY_ALLOW_HOSTS", func(c *Config, v string) error { c.Policy.AllowHosts = SplitList(v); return nil }},
 }
 
 // DefaultAuditRetention keeps audit records for 90 days.
@@ -440,6 +465,9 @@ func (c *Config) Validate() error {
 	if err := c.validateTools(); err != nil {
 		return err
 	}
+	if err := c.validatePolicy(); err != nil {
+		return err
+	}
 	return c.validateMCP()
 }
 
@@ -470,6 +498,19 @@ func (c *Config) validateTools() error {
 		if strings.Contains(a, "://") || strings.ContainsAny(a, " \t") {
 			return &Error{Key: "OPENINTERN_FETCH_ALLOW", Reason: fmt.Sprintf("%q is not a host name, host:port, IP address or CIDR (no scheme or path)", a)}
 		}
+	}
+	return nil
+}
+
+func (c *Config) validatePolicy() error {
+	if err := policy.Validate(c.Policy.Rules); err != nil {
+		return &Error{Key: "policy.rules", Reason: err.Error()}
+	}
+	if _, err := policy.CheckScratchDir(c.Policy.ScratchDir); err != nil {
+		return &Error{Key: "policy.scratchDir", Reason: err.Error()}
+	}
+	if _, err := tools.ParseHostAllowList(c.Policy.AllowHosts); err != nil {
+		return &Error{Key: "OPENINTERN_POLICY_ALLOW_HOSTS", Reason: err.Error()}
 	}
 	return nil
 }

@@ -68,7 +68,7 @@ func New(st store.PolicyStore, cfg Config, log *slog.Logger) (*Engine, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	rules := withConfigIDs(cfg.Rules)
-	comp, err := Compile(rules)
+	comp, err := compileRules(rules)
 	if err != nil {
 		return nil, fmt.Errorf("policy: config rules: %w", err)
 	}
@@ -230,7 +230,7 @@ func (e *Engine) rules(ctx context.Context, scope store.Scope) (cached, error) {
 	if err != nil {
 		return cached{}, fmt.Errorf("policy: the stored rules of the scope: %w", err)
 	}
-	comp, err := Compile(rules)
+	comp, err := compileRules(rules)
 	if err != nil {
 		return cached{}, fmt.Errorf("policy: the stored rules of the scope: %w", err)
 	}
@@ -294,7 +294,7 @@ func (e *Engine) Get(ctx context.Context, scope store.Scope) (ScopePolicy, error
 // that is new or changed is stamped with by and the time. store.ErrConflict
 // when the version moved.
 func (e *Engine) Put(ctx context.Context, scope store.Scope, rules []Rule, ifVersion int64, by string) (ScopePolicy, error) {
-	if _, err := Compile(rules); err != nil {
+	if _, err := compileRules(rules); err != nil {
 		return ScopePolicy{}, err
 	}
 	prev, err := e.Get(ctx, scope)
@@ -305,7 +305,7 @@ func (e *Engine) Put(ctx context.Context, scope store.Scope, rules []Rule, ifVer
 	if err != nil {
 		return ScopePolicy{}, err
 	}
-	comp, err := Compile(stamped)
+	comp, err := compileRules(stamped)
 	if err != nil {
 		return ScopePolicy{}, err
 	}
@@ -377,7 +377,7 @@ func (e *Engine) AllowAlways(ctx context.Context, scope store.Scope, tool, agent
 	want := Rule{Tool: tool, Agent: "id:" + agentID, Effect: tools.EffectAllow,
 		Reason:      "approved always for this tool and agent",
 		Description: fmt.Sprintf("Approve always: %s for agent %s", tool, agentID)}
-	if _, err := Compile([]Rule{want}); err != nil {
+	if _, err := compileRules([]Rule{want}); err != nil {
 		return Rule{}, err
 	}
 	// A tool or agent id with a wildcard would allow more than the one.

@@ -23,7 +23,7 @@ func FuzzRuleMatch(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, pat, tool, args string) {
 		r := Rule{Tool: pat, Agent: pat, Role: pat, Args: map[string]string{"path": pat, "path.deep": pat}, Effect: tools.EffectDeny}
-		comp, err := Compile([]Rule{r})
+		comp, err := compileRules([]Rule{r})
 		if err != nil {
 			return
 		}

@@ -96,10 +96,16 @@ type argPattern struct {
 	pat  pattern
 }
 
-// Compile checks rules and prepares them for matching. It refuses a rule list
+// Validate checks rules as Put and the config do (see compileRules).
+func Validate(rules []Rule) error {
+	_, err := compileRules(rules)
+	return err
+}
+
+// compileRules checks rules and prepares them for matching. It refuses a rule list
 // longer than MaxRules, a duplicate id, a bad pattern or effect, a NUL or an
 // oversize field; the error is a *RuleError naming the rule.
-func Compile(rules []Rule) ([]compiled, error) {
+func compileRules(rules []Rule) ([]compiled, error) {
 	if len(rules) > MaxRules {
 		return nil, &RuleError{Index: MaxRules, Field: "rules", Msg: fmt.Sprintf("%d rules, at most %d", len(rules), MaxRules)}
 	}
