@@ -23,6 +23,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -180,6 +181,25 @@ func (m *Manager) GrantNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// ToolInfo is what the tool policy knows of a tool by its full name
+// (<server>__<tool>) as its server last listed it; ok is false for a name
+// that is no listed tool of a configured server.
+func (m *Manager) ToolInfo(name string) (tools.ToolInfo, bool) {
+	server, tool, ok := strings.Cut(name, tools.GroupSeparator)
+	s, found := m.servers[server]
+	if !ok || !found {
+		return tools.ToolInfo{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.tools[tool]
+	if !ok {
+		return tools.ToolInfo{}, false
+	}
+	h := s.hintsOf(e.def)
+	return tools.ToolInfo{Name: name, ReadOnly: h.ReadOnly != nil && *h.ReadOnly, MCP: &h}, true
 }
 
 // Servers returns the status of every configured server, by name.

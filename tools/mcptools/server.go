@@ -206,7 +206,7 @@ func (s *server) registerLocked(e *entry) {
 	if e.registered || e.problem != "" || e.hash == "" || e.pinnedHash != e.hash {
 		return
 	}
-	err := s.m.cfg.Registry.Register(&mcpTool{srv: s, name: e.def.Name, hash: e.hash, spec: llm.ToolSpec{
+	err := s.m.cfg.Registry.Register(&mcpTool{srv: s, name: e.def.Name, hash: e.hash, hints: s.hintsOf(e.def), spec: llm.ToolSpec{
 		Name: s.toolName(e.def.Name), Description: e.def.Description, Parameters: e.schema,
 	}})
 	if err != nil {
@@ -293,13 +293,29 @@ func (s *server) trusted(tool, hash string) bool {
 
 // mcpTool is one server tool in the registry.
 type mcpTool struct {
-	srv  *server
-	name string
-	hash string
-	spec llm.ToolSpec
+	srv   *server
+	name  string
+	hash  string
+	hints tools.MCPHints
+	spec  llm.ToolSpec
 }
 
 func (t *mcpTool) Spec() llm.ToolSpec { return t.spec }
+
+// MCPHints are the tool's annotations as listed when it was registered, for
+// the tool policy (tools.Hinted).
+func (t *mcpTool) MCPHints() tools.MCPHints { return t.hints }
+
+// hintsOf reads a listed tool's annotations. Annotated is false when the
+// server gave none at all (no hint and no title).
+func (s *server) hintsOf(def mcp.Tool) tools.MCPHints {
+	a := def.Annotations
+	return tools.MCPHints{
+		Server:    s.name,
+		Annotated: a.Title != "" || a.ReadOnlyHint != nil || a.DestructiveHint != nil || a.IdempotentHint != nil || a.OpenWorldHint != nil,
+		ReadOnly:  a.ReadOnlyHint, Destructive: a.DestructiveHint, Idempotent: a.IdempotentHint, OpenWorld: a.OpenWorldHint,
+	}
+}
 
 // Run calls the tool on the server. Its context is the run's (cancelled when
 // the run is) bounded by the call timeout; a call that cannot reach the
@@ -333,3 +349,5 @@ func (t *mcpTool) Run(ctx context.Context, call tools.Call) (tools.Result, error
 	}
 	return tools.Result{Content: summarize(res), IsError: res.IsError}, nil
 }
+
+var _ tools.Hinted = (*mcpTool)(nil)

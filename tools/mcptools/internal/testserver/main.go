@@ -26,9 +26,14 @@ func main() {
 		func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return mcp.NewToolResultText("hello, " + req.GetString("name", "?")), nil
 		})
-	s.AddTool(mcp.NewTool("pid", mcp.WithDescription("Tells the server's process id.")),
+	s.AddTool(mcp.NewTool("pid", mcp.WithDescription("Tells the server's process id."), mcp.WithReadOnlyHintAnnotation(true)),
 		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return mcp.NewToolResultText(strconv.Itoa(os.Getpid())), nil
+		})
+	// bare gives no annotations at all (mcp.NewTool gives every tool some).
+	s.AddTool(mcp.Tool{Name: "bare", Description: "Has no annotations.", InputSchema: mcp.ToolInputSchema{Type: "object"}},
+		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText("bare"), nil
 		})
 	s.AddTool(mcp.NewTool("fail", mcp.WithDescription("Always fails.")),
 		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
