@@ -53,6 +53,8 @@ var matrixBodies = map[string]string{
 	"DELETE /api/tokens/:token_id":                    ``,
 	"POST /api/auth/login":                            `{"token":"{admin}"}`,
 	"POST /api/auth/logout":                           ``,
+	"PUT /api/policy":                                 `{"rules":[{"tool":"shell","effect":"deny"}]}`,
+	"POST /api/policy/check":                          `{"tool":"shell","agent_id":"a{n}"}`,
 }
 
 // matrixQueries are the query strings routes need to succeed.

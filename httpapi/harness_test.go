@@ -19,6 +19,7 @@ import (
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/mailbox"
 	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/policy"
 	"github.com/openintern/openintern/store"
 	"github.com/openintern/openintern/store/postgres"
 	"github.com/openintern/openintern/store/sqlite"
@@ -123,6 +124,11 @@ func newHarnessOn(t *testing.T, kind, url string, opts ...harnessOpt) *harness {
 	}
 	api := New(deps)
 	api.MountMemory(memSvc)
+	eng, err := policy.New(st.(store.PolicyStore), policy.Config{Defaults: true}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.MountPolicy(eng)
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, api: api, store: st}
