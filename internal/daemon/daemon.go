@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/memory/memorytools"
 	"github.com/openintern/openintern/metrics"
+	"github.com/openintern/openintern/policy"
 	"github.com/openintern/openintern/store"
 	"github.com/openintern/openintern/store/postgres"
 	"github.com/openintern/openintern/store/sqlite"
@@ -63,6 +65,8 @@ type Main struct {
 	Runtime *actors.Runtime
 	API     *httpapi.Server
 
+	// policy is the tool policy; see Policy.
+	policy   *policy.Engine
 	redis    *redis.Client
 	server   *http.Server
 	listener net.Listener
@@ -72,6 +76,10 @@ type Main struct {
 	cancelBase context.CancelFunc
 	closers    []func(context.Context) error
 }
+
+// Policy is the tool policy (a tools.Policy), once Run has returned: the
+// tool router consults it on every call.
+func (m *Main) Policy() *policy.Engine { return m.policy }
 
 // URL is where the daemon listens, once Run has returned.
 func (m *Main) URL() string { return "http://" + m.listener.Addr().String() }
@@ -165,6 +173,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(cfg.Workspace(), 0o755); err != nil {
 		return fmt.Errorf("create workspace: %w", err)
 	}
+	if m.policy, err = newPolicy(cfg, m.Store, m.Logger.With("component", "policy")); err != nil {
+		return err
+	}
 	registry := tools.NewRegistry(tools.WithLogger(m.Logger.With("component", "tools")), toolAuditor(m.Store, m.Logger))
 	if m.Embedder == nil {
 		m.Embedder = NewEmbedder(cfg, m.Logger.With("component", "embedder"))
@@ -217,6 +228,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return &config.Error{Key: "mcpServers", Reason: err.Error()}
 	}
 	toolNames := func() []string { return append(registry.Names(), mcpServers.GrantNames()...) }
+	// The dry run knows an MCP tool's annotations as the router would.
+	m.policy.Lookup = mcpServers.ToolInfo
 
 	m.API = httpapi.New(httpapi.Deps{
 		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus, Blackboard: board,
@@ -235,6 +248,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Metrics.WatchInbox(m.Store.CountUnreadMessages)
 	m.API.MountMemory(memSvc)
 	m.API.MountMCP(mcpServers)
+	m.API.MountPolicy(m.policy)
 	m.API.MountMCPServer(mcpserve.Handler(m.API.Handler()))
 	web.Mount(m.API.Engine())
 
@@ -277,6 +291,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// closer runs first, so it has stopped before the store closes.
 	m.closers = append(m.closers, startReEmbed(m.baseCtx, memSvc, m.Logger.With("component", "memory")))
 	return nil
+}
+
+// newPolicy builds the tool policy from the config over the store's rules.
+// http_fetch's allow-list (fetch.allow) is allow-listed for the policy too.
+func newPolicy(cfg config.Config, st store.Store, logger *slog.Logger) (*policy.Engine, error) {
+	ps, ok := st.(store.PolicyStore)
+	if !ok {
+		return nil, fmt.Errorf("store %T keeps no tool policy", st)
+	}
+	e, err := policy.New(ps, policy.Config{
+		Rules: cfg.Policy.Rules, Defaults: cfg.Policy.Defaults, ScratchDir: cfg.Policy.ScratchDir,
+		AllowHosts: append(slices.Clone(cfg.Fetch.Allow), cfg.Policy.AllowHosts...),
+	}, logger)
+	if err != nil {
+		return nil, &config.Error{Key: "policy", Reason: err.Error()}
+	}
+	return e, nil
 }
 
 // idleTimeout closes a keep-alive connection with no request for this long.
