@@ -20,7 +20,10 @@ type pattern struct {
 	any     bool   // "*" or "**": everything (a fast path: most rules)
 	literal string // no wildcard: equality
 	isLit   bool
-	re      *regexp.Regexp
+	// prefix is a glob's text before its first wildcard: a value without
+	// it cannot match, which spares most rules the regular expression.
+	prefix string
+	re     *regexp.Regexp
 }
 
 func compilePattern(p string) (pattern, error) {
@@ -73,7 +76,7 @@ func compilePattern(p string) (pattern, error) {
 	if err != nil {
 		return pattern{}, fmt.Errorf("bad pattern: %w", err)
 	}
-	return pattern{re: re}, nil
+	return pattern{re: re, prefix: p[:strings.IndexAny(p, "*?")]}, nil
 }
 
 func (p pattern) match(s string) bool {
@@ -83,7 +86,7 @@ func (p pattern) match(s string) bool {
 	case p.isLit:
 		return s == p.literal
 	case p.re != nil:
-		return p.re.MatchString(s)
+		return strings.HasPrefix(s, p.prefix) && p.re.MatchString(s)
 	}
 	return false
 }
