@@ -73,6 +73,9 @@ func TestMCPStdioRun(t *testing.T) {
 	}
 	dir, _ = filepath.EvalSymlinks(dir)
 	cfg := newConfig(t, "sqlite")
+	// The tools themselves are under test: the policy's defaults would make
+	// these calls wait for an approval (policy and httpapi test those).
+	cfg.Policy.Defaults = false
 	cfg.MCPServers = map[string]config.MCPServer{
 		"everything": {Command: testenv.NPMBin(t, "mcp-server-everything"), Args: []string{"stdio"}},
 		"fs":         {Command: testenv.NPMBin(t, "mcp-server-filesystem"), Args: []string{dir}},
@@ -150,6 +153,9 @@ func TestMCPHTTPRun(t *testing.T) {
 	streamPort := testenv.StartNPMServer(t, "mcp-server-everything", "streamableHttp")
 	ssePort := testenv.StartNPMServer(t, "mcp-server-everything", "sse")
 	cfg := newConfig(t, "postgres")
+	// The tools themselves are under test: the policy's defaults would make
+	// these calls wait for an approval (policy and httpapi test those).
+	cfg.Policy.Defaults = false
 	cfg.MCPServers = map[string]config.MCPServer{
 		"remote": {URL: testenv.MCPURL(streamPort, "/mcp"), Headers: map[string]string{"X-Test-Secret": "s3cret-header"}},
 		"legacy": {URL: testenv.MCPURL(ssePort, "/sse")},
@@ -197,6 +203,9 @@ func TestMCPPinningThroughAPI(t *testing.T) {
 		t.Fatalf("build the test server: %v\n%s", err, out)
 	}
 	cfg := newConfig(t, "sqlite")
+	// The tools themselves are under test: the policy's defaults would make
+	// these calls wait for an approval (policy and httpapi test those).
+	cfg.Policy.Defaults = false
 	withDescription := func(desc string) config.Config {
 		cfg.MCPServers = map[string]config.MCPServer{"pinned": {Command: bin, Env: map[string]string{"MCP_TEST_DESCRIPTION": desc}}}
 		return cfg
@@ -271,6 +280,9 @@ func TestMCPDaemonStopsEveryGoroutine(t *testing.T) {
 	port := testenv.StartNPMServer(t, "mcp-server-everything", "streamableHttp")
 	before := goleak.IgnoreCurrent()
 	cfg := newConfig(t, "sqlite")
+	// The tools themselves are under test: the policy's defaults would make
+	// these calls wait for an approval (policy and httpapi test those).
+	cfg.Policy.Defaults = false
 	cfg.MCPServers = map[string]config.MCPServer{"local": {Command: bin}, "remote": {URL: testenv.MCPURL(port, "/mcp")}}
 	srv := llmtest.NewServer(t)
 	srv.Enqueue(llmtest.Reply{ToolCalls: []llm.ToolCall{

@@ -42,6 +42,9 @@ func TestReachToolsEndToEnd(t *testing.T) {
 	t.Cleanup(victim.Close)
 
 	cfg := newConfig(t, "sqlite")
+	// The tools themselves are under test: the policy's defaults would make
+	// these calls wait for an approval (policy and httpapi test those).
+	cfg.Policy.Defaults = false
 	cfg.Shell.Enabled = true
 	cfg.Fetch.Allow = []string{page.Listener.Addr().String()}
 	d := startDaemon(t, cfg, nil)
