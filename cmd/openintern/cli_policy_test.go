@@ -6,6 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/openintern/openintern/llm"
+	"github.com/openintern/openintern/policy"
+	"github.com/openintern/openintern/tools"
 )
 
 // TestPolicyCLI: through the shipped daemon, `policy set` stores rules (and
@@ -49,4 +53,34 @@ func TestPolicyCLI(t *testing.T) {
 		t.Fatalf("another org's check: %s", res.stdout)
 	}
 	assertOneLineError(t, runCLI(t, env, "policy", "check", "--tool", "shell", "--args", "{nope"), "--args")
+}
+
+// TestPolicyFromConfig: the daemon's policy has the config file's rules
+// first (shown read-only), and fetch.allow and policy.allowHosts let
+// http_fetch run unasked, on PostgreSQL.
+func TestPolicyFromConfig(t *testing.T) {
+	cfg := newConfig(t, "postgres")
+	cfg.Policy.Rules = []policy.Rule{{Tool: "shell", Effect: tools.EffectDeny, Reason: "the operator says no"}}
+	cfg.Policy.AllowHosts = []string{"api.example.com"}
+	cfg.Fetch.Allow = []string{"intranet.example"}
+	d := startDaemon(t, cfg, llm.NewOffline())
+	if d.Policy() == nil {
+		t.Fatal("no policy on the daemon")
+	}
+	env := cliEnv(d, "org-cfg", "u1")
+	for args, want := range map[string]string{
+		`{"url":"https://api.example.com/x"}`:  "allow (no rule matched, none)",
+		`{"url":"http://intranet.example/"}`:   "allow (no rule matched, none)",
+		`{"url":"https://elsewhere.example/"}`: "ask (default:fetch_host, default)",
+	} {
+		if res := runCLI(t, env, "policy", "check", "--tool", "http_fetch", "--args", args); !strings.HasPrefix(res.stdout, want) {
+			t.Errorf("%s: %q, want %q", args, res.stdout, want)
+		}
+	}
+	if res := runCLI(t, env, "policy", "check", "--tool", "shell"); !strings.HasPrefix(res.stdout, "deny (config:1, config)") || !strings.Contains(res.stdout, "the operator says no") {
+		t.Errorf("shell: %q", res.stdout)
+	}
+	if res := runCLI(t, env, "policy", "show"); !strings.Contains(res.stdout, "config:1") {
+		t.Errorf("show lacks the config rule:\n%s", res.stdout)
+	}
 }
