@@ -51,7 +51,7 @@ func ptr(b bool) *bool { return &b }
 // built-in defaults on.
 func TestDecideTable(t *testing.T) {
 	st := openStore(t)
-	e := newEngine(t, st, Config{Defaults: true, AllowHosts: []string{"api.example.com", "*.docs.example"},
+	e := newEngine(t, st, Config{Defaults: true, AllowHosts: []string{"api.example.com", "*.docs.example", "10.1.0.0/16", "files.example:8443"},
 		Rules: []Rule{{Tool: "github__delete_*", Effect: tools.EffectDeny, Reason: "never delete on github"}}})
 	_, err := e.Put(t.Context(), scope, []Rule{
 		{ID: "r-agent-name", Tool: "send_message", Agent: "writer", Effect: tools.EffectDeny},
@@ -95,6 +95,10 @@ func TestDecideTable(t *testing.T) {
 		{"regex arg", call("http_fetch", `{"url":"https://partner.example/x"}`), tools.ToolInfo{}, tools.EffectAllow, "r-re"},
 		{"fetch allow-listed host", call("http_fetch", `{"url":"https://API.example.com/v1"}`), tools.ToolInfo{}, tools.EffectAllow, ""},
 		{"fetch wildcard host", call("http_fetch", `{"url":"http://a.docs.example/"}`), tools.ToolInfo{}, tools.EffectAllow, ""},
+		{"fetch IP in an allowed CIDR", call("http_fetch", `{"url":"http://10.1.2.3/x"}`), tools.ToolInfo{}, tools.EffectAllow, ""},
+		{"fetch IP outside it", call("http_fetch", `{"url":"http://10.2.0.1/x"}`), tools.ToolInfo{}, tools.EffectAsk, DefaultFetchHost},
+		{"fetch allowed host:port", call("http_fetch", `{"url":"https://files.example:8443/a"}`), tools.ToolInfo{}, tools.EffectAllow, ""},
+		{"fetch that host on another port", call("http_fetch", `{"url":"https://files.example/a"}`), tools.ToolInfo{}, tools.EffectAsk, DefaultFetchHost},
 		{"fetch other host asks", call("http_fetch", `{"url":"https://evil.example/"}`), tools.ToolInfo{}, tools.EffectAsk, DefaultFetchHost},
 		{"fetch userinfo trick", call("http_fetch", `{"url":"https://api.example.com@evil.example/"}`), tools.ToolInfo{}, tools.EffectAsk, DefaultFetchHost},
 		{"shell asks", call("shell", `{"command":"rm -rf /"}`), tools.ToolInfo{}, tools.EffectAsk, DefaultShell},
