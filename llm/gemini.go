@@ -129,10 +129,7 @@ func NewGemini(cfg GeminiConfig) (*Gemini, error) {
 		APIKey:     cfg.APIKey,
 		Backend:    genai.BackendGeminiAPI, // explicit, so GOOGLE_GENAI_USE_VERTEXAI cannot switch it
 		HTTPClient: &hc,
-		HTTPOptions: genai.HTTPOptions{
-			BaseURL: g.baseURL,
-			Headers: http.Header{"User-Agent": []string{"openintern"}},
-		},
+		HTTPOptions: genai.HTTPOptions{BaseURL: g.baseURL},
 	})
 	if err != nil {
 		// The SDK's message prints the whole ClientConfig, API key included.

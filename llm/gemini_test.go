@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -390,5 +391,44 @@ func TestGeminiNeedsKey(t *testing.T) {
 	}
 	if r := srv.Requests()[0]; r.APIKey != "gk" || r.Model != llm.DefaultGeminiModel {
 		t.Errorf("key %q model %q", r.APIKey, r.Model)
+	}
+}
+
+func TestGeminiConcurrent(t *testing.T) {
+	srv := llmtest.NewGeminiServer(t)
+	var seen sync.Map
+	srv.SetDefault(func(r llmtest.GeminiRequest) llmtest.Reply {
+		// Every fifth caller is throttled on its first attempt.
+		if q := r.LastUserText(); (len(q)-1)%5 == 0 {
+			if _, again := seen.LoadOrStore(q, true); !again {
+				return llmtest.Reply{Status: 429, RetryAfter: "0.01"}
+			}
+		}
+		return llmtest.GeminiEcho(r)
+	})
+	p := newGemini(t, srv, nil)
+	errs := make(chan error, 20)
+	for i := range 20 {
+		go func() {
+			var rec tokenRecorder
+			want := "echo: q" + strings.Repeat("x", i)
+			resp, err := p.Complete(context.Background(), userReq("q"+strings.Repeat("x", i)), rec.on)
+			switch {
+			case err != nil:
+				errs <- err
+			case resp.Content != want || strings.Join(rec.get(), "") != want:
+				errs <- errors.New("mixed up: " + resp.Content + " / " + strings.Join(rec.get(), ""))
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := srv.RequestCount(); n != 24 {
+		t.Errorf("%d requests, want 20 and 4 retries", n)
 	}
 }
