@@ -126,9 +126,9 @@ func NewGemini(cfg GeminiConfig) (*Gemini, error) {
 	}
 	hc.Transport = &geminiTransport{next: rt}
 	client, err := genai.NewClient(context.Background(), &genai.ClientConfig{
-		APIKey:     cfg.APIKey,
-		Backend:    genai.BackendGeminiAPI, // explicit, so GOOGLE_GENAI_USE_VERTEXAI cannot switch it
-		HTTPClient: &hc,
+		APIKey:      cfg.APIKey,
+		Backend:     genai.BackendGeminiAPI, // explicit, so GOOGLE_GENAI_USE_VERTEXAI cannot switch it
+		HTTPClient:  &hc,
 		HTTPOptions: genai.HTTPOptions{BaseURL: g.baseURL},
 	})
 	if err != nil {
