@@ -361,6 +361,15 @@ func TestGeminiIdleTimeoutAndCancel(t *testing.T) {
 		t.Errorf("cancel: %v after %v", err, time.Since(start))
 	}
 
+	// Cancel mid-stream, from the token callback.
+	srv.Enqueue(llmtest.Reply{Text: strings.Repeat("slow ", 100), ChunkSize: 1, ChunkDelay: 50 * time.Millisecond})
+	ctx, cancel = context.WithCancel(context.Background())
+	start = time.Now()
+	_, err = p.Complete(ctx, userReq("q"), func(string) { cancel() })
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 3*time.Second {
+		t.Errorf("cancel mid-stream: %v after %v", err, time.Since(start))
+	}
+
 	// Cancel while waiting out a Retry-After.
 	srv.Enqueue(llmtest.Reply{Status: 429, RetryAfter: "30"})
 	p = newGemini(t, srv, func(c *llm.GeminiConfig) { c.MaxBackoff = time.Minute })
