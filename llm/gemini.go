@@ -560,12 +560,15 @@ func geminiArgs(raw string) map[string]any {
 }
 
 // geminiNeedsThoughtSignature: from Gemini 3 on, replayed function calls
-// must carry a thought signature; older models do not check it.
+// must carry a thought signature; 1.x and 2.x models do not check it. Names
+// we cannot place (tuned models, aliases) get one too: where signatures are
+// checked, a call without one is a 400.
 func geminiNeedsThoughtSignature(model string) bool {
-	m := strings.TrimPrefix(strings.ToLower(model), "models/")
-	if !strings.HasPrefix(m, "gemini-") {
-		return false
+	m := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(model)), "models/")
+	for _, old := range []string{"gemini-1", "gemini-2", "gemini-pro", "gemini-exp"} {
+		if strings.HasPrefix(m, old) {
+			return false
+		}
 	}
-	v := strings.TrimPrefix(m, "gemini-")
-	return !(strings.HasPrefix(v, "1") || strings.HasPrefix(v, "2") || strings.HasPrefix(v, "exp") || strings.HasPrefix(v, "pro"))
+	return true
 }
