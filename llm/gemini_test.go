@@ -441,3 +441,20 @@ func TestGeminiConcurrent(t *testing.T) {
 		t.Errorf("%d requests, want 20 and 4 retries", n)
 	}
 }
+
+// Requests Gemini could only refuse are refused here, without a call.
+func TestGeminiRejectsUnsendableRequests(t *testing.T) {
+	srv := llmtest.NewGeminiServer(t)
+	p := newGemini(t, srv, nil)
+	for name, req := range map[string]llm.Request{
+		"only system": {Messages: []llm.Message{{Role: llm.RoleSystem, Content: "sys"}}},
+		"bad schema":  {Messages: []llm.Message{{Role: llm.RoleUser, Content: "q"}}, Tools: []llm.ToolSpec{{Name: "t", Parameters: json.RawMessage(`{"type":`)}}},
+	} {
+		if _, err := p.Complete(context.Background(), req, nil); !errors.Is(err, llm.ErrBadRequest) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if n := srv.RequestCount(); n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+}
