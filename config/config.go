@@ -65,6 +65,11 @@ type Config struct {
 	LLMTimeout    Duration `json:"llm_timeout"`     // LLM_TIMEOUT
 	LLMMaxRetries int      `json:"llm_max_retries"` // LLM_MAX_RETRIES
 
+	// Gemini (LLM_PROVIDER=gemini). Kept apart from LLM_API_KEY so a Google
+	// key is only sent to Google, and an OpenAI key never is.
+	GeminiAPIKey  string `json:"gemini_api_key"`  // GEMINI_API_KEY, else GOOGLE_API_KEY
+	GeminiBaseURL string `json:"gemini_base_url"` // GEMINI_BASE_URL; empty: Google's endpoint
+
 	// Memory embeddings. A vector is stored with its model's name, so
 	// changing these never mixes two models in one search: the daemon
 	// re-embeds stored chunks for the new model in the background.
@@ -281,6 +286,8 @@ var envKeys = []struct {
 	{"LLM_BASE_URL", func(c *Config, v string) error { c.LLMBaseURL = v; return nil }},
 	{"LLM_TIMEOUT", func(c *Config, v string) error { return c.LLMTimeout.Set(v) }},
 	{"LLM_MAX_RETRIES", func(c *Config, v string) error { return setInt(&c.LLMMaxRetries, v) }},
+	{"GEMINI_API_KEY", func(c *Config, v string) error { c.GeminiAPIKey = v; return nil }},
+	{"GEMINI_BASE_URL", func(c *Config, v string) error { c.GeminiBaseURL = v; return nil }},
 	{"EMBEDDING_PROVIDER", func(c *Config, v string) error { c.EmbeddingProvider = v; return nil }},
 	{"EMBEDDING_MODEL", func(c *Config, v string) error { c.EmbeddingModel = v; return nil }},
 	{"EMBEDDING_BASE_URL", func(c *Config, v string) error { c.EmbeddingBaseURL = v; return nil }},
@@ -359,7 +366,13 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 			}
 		}
 	}
-	if cfg.LLMAPIKey == "" {
+	if cfg.GeminiAPIKey == "" {
+		if v, ok := lookupEnv("GOOGLE_API_KEY"); ok {
+			cfg.GeminiAPIKey = v
+		}
+	}
+	// OPENAI_API_KEY is OpenAI's: not borrowed for Gemini.
+	if cfg.LLMAPIKey == "" && !strings.EqualFold(strings.TrimSpace(cfg.LLMProvider), "gemini") {
 		if v, ok := lookupEnv("OPENAI_API_KEY"); ok {
 			cfg.LLMAPIKey = v
 		}
@@ -418,6 +431,12 @@ func (c *Config) Validate() error {
 		u, err := url.Parse(c.LLMBaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return &Error{Key: "LLM_BASE_URL", Reason: "must be an http:// or https:// URL"}
+		}
+	}
+	if c.GeminiBaseURL != "" {
+		u, err := url.Parse(c.GeminiBaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &Error{Key: "GEMINI_BASE_URL", Reason: "must be an http:// or https:// URL"}
 		}
 	}
 	if err := c.validateEmbedding(); err != nil {
@@ -636,6 +655,9 @@ func (c Config) Redacted() Config {
 	}
 	if c.EmbeddingAPIKey != "" {
 		c.EmbeddingAPIKey = "****"
+	}
+	if c.GeminiAPIKey != "" {
+		c.GeminiAPIKey = "****"
 	}
 	c.DatabaseURL = redactURL(c.DatabaseURL)
 	c.RedisURL = redactURL(c.RedisURL)

@@ -52,6 +52,8 @@ type Usage struct {
 	PromptTokens     int `json:"prompt_tokens"`
 	CompletionTokens int `json:"completion_tokens"`
 	TotalTokens      int `json:"total_tokens"`
+	// CacheReadTokens: prompt tokens served from the provider's cache (part of PromptTokens).
+	CacheReadTokens int `json:"cache_read_tokens,omitempty"`
 }
 
 // Response is a model's whole answer: text, tool calls, or both.

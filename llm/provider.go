@@ -20,6 +20,10 @@ type Config struct {
 	// BaseURL is the API root (e.g. http://127.0.0.1:11434/v1); some
 	// providers have a default (see New).
 	BaseURL string
+	// GeminiAPIKey and GeminiBaseURL configure provider "gemini"; APIKey and
+	// BaseURL are used when they are empty.
+	GeminiAPIKey  string
+	GeminiBaseURL string
 	// Timeout and MaxRetries: see OpenAIConfig.
 	Timeout    time.Duration
 	MaxRetries int
@@ -53,7 +57,7 @@ func openAICompatibleDefaults(name string) (openAIDefaults, bool) {
 
 // Providers lists the provider names New accepts.
 func Providers() []string {
-	return []string{"openai", "openai-compatible", "ollama", "vllm", "deepseek", "qwen", "offline"}
+	return []string{"openai", "openai-compatible", "ollama", "vllm", "deepseek", "qwen", "gemini", "offline"}
 }
 
 // New returns the provider cfg names. Defaults per provider:
@@ -64,6 +68,7 @@ func Providers() []string {
 //	vllm               base http://127.0.0.1:8000/v1, Model required
 //	deepseek           base https://api.deepseek.com/v1, model deepseek-chat, API key required
 //	qwen               base https://dashscope.aliyuncs.com/compatible-mode/v1, model qwen-plus, API key required
+//	gemini             Google's Gemini API, base https://generativelanguage.googleapis.com/, model gemini-2.5-flash, API key required
 //	offline            the offline demo model (no network)
 //
 // A nil logger discards logs.
@@ -113,6 +118,24 @@ func New(cfg Config, logger *slog.Logger) (Provider, error) {
 		logger.Info("LLM provider configured", "llm", name, "endpoint", p.Endpoint(), "model", model)
 		return p, nil
 	}
-	// Anthropic, Gemini, ...: add a case above.
+	if name == "gemini" {
+		key, baseURL := cfg.GeminiAPIKey, cfg.GeminiBaseURL
+		if key == "" {
+			key = cfg.APIKey
+		}
+		if baseURL == "" {
+			baseURL = cfg.BaseURL
+		}
+		p, err := NewGemini(GeminiConfig{
+			APIKey: key, BaseURL: baseURL, Model: cfg.Model,
+			Timeout: cfg.Timeout, MaxRetries: cfg.MaxRetries, Logger: logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		logger.Info("LLM provider configured", "llm", name, "endpoint", p.Endpoint(), "model", p.model)
+		return p, nil
+	}
+	// Anthropic, ...: add a case above.
 	return nil, fmt.Errorf("llm: unknown provider %q (known: %s)", cfg.Provider, strings.Join(Providers(), ", "))
 }

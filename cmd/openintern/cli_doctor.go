@@ -258,6 +258,7 @@ func checkRedis(ctx context.Context, cfg config.Config) checkResult {
 func checkLLM(ctx context.Context, cfg config.Config) checkResult {
 	p, err := llm.New(llm.Config{
 		Provider: cfg.LLMProvider, Model: cfg.LLMModel, APIKey: cfg.LLMAPIKey, BaseURL: cfg.LLMBaseURL,
+		GeminiAPIKey: cfg.GeminiAPIKey, GeminiBaseURL: cfg.GeminiBaseURL,
 		Timeout: checkTimeout, MaxRetries: 0,
 	}, nil)
 	if err != nil {

@@ -163,6 +163,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Model == nil {
 		m.Model, err = llm.New(llm.Config{
 			Provider: cfg.LLMProvider, Model: cfg.LLMModel, APIKey: cfg.LLMAPIKey, BaseURL: cfg.LLMBaseURL,
+			GeminiAPIKey: cfg.GeminiAPIKey, GeminiBaseURL: cfg.GeminiBaseURL,
 			Timeout: time.Duration(cfg.LLMTimeout), MaxRetries: cfg.LLMMaxRetries,
 		}, m.Logger.With("component", "llm"))
 		if err != nil {
