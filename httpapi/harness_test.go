@@ -19,6 +19,7 @@ import (
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/mailbox"
 	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/skills"
 	"github.com/openintern/openintern/store"
 	"github.com/openintern/openintern/store/postgres"
 	"github.com/openintern/openintern/store/sqlite"
@@ -123,6 +124,7 @@ func newHarnessOn(t *testing.T, kind, url string, opts ...harnessOpt) *harness {
 	}
 	api := New(deps)
 	api.MountMemory(memSvc)
+	api.MountSkills(skills.NewCatalog(st.(store.SkillStore), nil, skills.Limits{}, nil))
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, api: api, store: st}

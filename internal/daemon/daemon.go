@@ -29,6 +29,7 @@ import (
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/memory/memorytools"
 	"github.com/openintern/openintern/metrics"
+	"github.com/openintern/openintern/skills"
 	"github.com/openintern/openintern/store"
 	"github.com/openintern/openintern/store/postgres"
 	"github.com/openintern/openintern/store/sqlite"
@@ -190,13 +191,22 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	var toolNames func() []string // set once the MCP servers are known
+	skillCat, err := newSkillCatalog(cfg, m.Store, func() []string { return toolNames() })
+	if err != nil {
+		return err
+	}
+	if err := registry.Register(skills.NewTool(skillCat, m.Store)); err != nil {
+		return fmt.Errorf("register tool: %w", err)
+	}
+
 	board := memory.NewBlackboard(memSvc, eventRecorder{m.Store, m.Bus})
 	m.Runtime = actors.New(actors.Config{
 		MaxRunning: cfg.MaxRunningAgents, MaxSteps: cfg.MaxStepsPerRun,
 		IdleTimeout: time.Duration(cfg.AgentIdleTimeout), SessionHistory: cfg.SessionHistory,
 		DefaultModel: cfg.LLMModel, Memory: recallOrNil(cfg.MemoryRecall, agentMem),
 		Blackboard: orchestratorBoard{board, m.Logger.With("component", "actors")}, MaxRunningPerScope: cfg.MaxRunningPerScope,
-		Observer: m.Metrics, Tracer: tracerProvider.Tracer(actors.TracerName),
+		Observer: m.Metrics, Tracer: tracerProvider.Tracer(actors.TracerName), Skills: skillCat,
 	}, m.Store, m.Bus, m.Model, registry, m.Logger.With("component", "actors"))
 	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"), mailbox.WithCommitTimeout(time.Duration(cfg.CommitTimeout)), mailbox.WithObserver(m.Metrics))
 	for _, t := range teamtools.Tools(m.Store, m.Mailbox, board, teamtools.Limits{}) {
@@ -216,7 +226,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return &config.Error{Key: "mcpServers", Reason: err.Error()}
 	}
-	toolNames := func() []string { return append(registry.Names(), mcpServers.GrantNames()...) }
+	toolNames = func() []string { return append(registry.Names(), mcpServers.GrantNames()...) }
 
 	m.API = httpapi.New(httpapi.Deps{
 		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus, Blackboard: board,
@@ -235,6 +245,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Metrics.WatchInbox(m.Store.CountUnreadMessages)
 	m.API.MountMemory(memSvc)
 	m.API.MountMCP(mcpServers)
+	m.API.MountSkills(skillCat)
 	m.API.MountMCPServer(mcpserve.Handler(m.API.Handler()))
 	web.Mount(m.API.Engine())
 
