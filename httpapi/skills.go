@@ -123,7 +123,7 @@ func (s *Server) listSkills(c *gin.Context) {
 		s.fail(c, err, "skills")
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"skills": nonNil(list)})
+	c.JSON(http.StatusOK, gin.H{"skills": nonNil(list), "total": len(list)})
 }
 
 func (s *Server) getSkill(c *gin.Context) {

@@ -187,3 +187,44 @@ func testSkillsEndToEnd(t *testing.T, kind string) {
 		t.Fatalf("other scope's skills: %s", raw)
 	}
 }
+
+// TestSkillsCLI: skills add (a folder, zipped in memory), list, show, a
+// second add refused without --replace, agents create --skill, remove.
+func TestSkillsCLI(t *testing.T) {
+	d := startDaemon(t, newConfig(t, "sqlite"), nil)
+	env := cliEnv(d, "acme", "tess")
+	folder := filepath.Join(t.TempDir(), "pdf-forms")
+	if err := os.MkdirAll(filepath.Join(folder, "ref"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for p, body := range map[string]string{"SKILL.md": "---\nname: pdf-forms\ndescription: Fill PDF forms.\n---\nRun fill.py.\n", "ref/fields.md": "fields"} {
+		if err := os.WriteFile(filepath.Join(folder, p), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := runCLI(t, env, "skills", "add", folder); res.code != 0 || !strings.Contains(res.stdout, "added skill pdf-forms (1 files") {
+		t.Fatalf("add: %+v", res)
+	}
+	assertOneLineError(t, runCLI(t, env, "skills", "add", folder), "--replace")
+	if res := runCLI(t, env, "skills", "add", folder, "--replace"); res.code != 0 {
+		t.Fatalf("add --replace: %+v", res)
+	}
+	if res := runCLI(t, env, "skills", "list"); res.code != 0 || !strings.Contains(res.stdout, "pdf-forms") || !strings.Contains(res.stdout, "uploaded") {
+		t.Fatalf("list: %+v", res)
+	}
+	if res := runCLI(t, env, "skills", "show", "pdf-forms"); res.code != 0 || !strings.Contains(res.stdout, "Run fill.py.") || !strings.Contains(res.stdout, "ref/fields.md") {
+		t.Fatalf("show: %+v", res)
+	}
+	if res := runCLI(t, env, "agents", "create", "writer", "--skill", "pdf-forms"); res.code != 0 {
+		t.Fatalf("agents create --skill: %+v", res)
+	}
+	if res := runCLI(t, env, "agents", "show", "writer"); !strings.Contains(res.stdout, "pdf-forms") {
+		t.Fatalf("agents show: %+v", res)
+	}
+	assertOneLineError(t, runCLI(t, env, "agents", "create", "other", "--skill", "nope"), "nope")
+	if res := runCLI(t, env, "skills", "remove", "pdf-forms"); res.code != 0 || !strings.Contains(res.stdout, "removed skill pdf-forms") {
+		t.Fatalf("remove: %+v", res)
+	}
+	assertOneLineError(t, runCLI(t, env, "skills", "show", "pdf-forms"), "no skill pdf-forms")
+	assertOneLineError(t, runCLI(t, env, "skills", "add", t.TempDir()), "no SKILL.md")
+}
