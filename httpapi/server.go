@@ -398,6 +398,10 @@ func (s *Server) checkContentType(c *gin.Context) {
 		want = "multipart/form-data"
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil && archiveBody(c.FullPath(), mt) {
+		c.Next()
+		return
+	}
 	if err != nil || mt != want {
 		writeError(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "the request body must be "+want)
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 
@@ -46,7 +47,7 @@ func (s *Server) MountSkills(cat SkillCatalog) {
 	s.skills = cat
 	api := s.apiGroup()
 	s.register(api, routeSpec{Method: http.MethodPost, Path: "/skills", Role: auth.RoleMember,
-		Summary: "Upload a skill: a zip, tar or tar.gz of a folder with a SKILL.md (multipart field \"file\")",
+		Summary: "Upload a skill: a zip, tar or tar.gz of a folder with a SKILL.md (multipart field \"file\", or the raw archive as application/zip, application/x-tar or application/gzip)",
 		Body:    upload{}, Response: skillAnswer{}, Status: http.StatusCreated,
 		Query:  []queryParam{{Name: "replace", Type: "boolean", Description: "replace a skill of the same name instead of answering 409"}},
 		Errors: []int{http.StatusConflict}}, s.uploadSkill)
@@ -77,6 +78,57 @@ func (s *Server) failSkill(c *gin.Context, err error, what string) {
 	}
 }
 
+// archiveMediaTypes are the raw bodies POST /api/skills takes besides a
+// multipart form. None is one a browser may send cross-site without a CORS
+// preflight (which this API never grants), so they need no CSRF defence of
+// their own.
+var archiveMediaTypes = map[string]bool{
+	"application/zip": true, "application/x-zip-compressed": true, "application/x-tar": true,
+	"application/gzip": true, "application/x-gzip": true, "application/octet-stream": true,
+}
+
+// archiveBody reports whether the route takes a raw archive body of type mt.
+func archiveBody(path, mt string) bool { return path == "/api/skills" && archiveMediaTypes[mt] }
+
+// skillArchive reads the uploaded archive: the multipart field "file", or
+// the raw body. It writes the error answer and returns false on failure.
+func (s *Server) skillArchive(c *gin.Context) ([]byte, bool) {
+	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if mt != "multipart/form-data" {
+		archive, err := io.ReadAll(c.Request.Body)
+		if err != nil {
+			if !bodyReadError(c, err) {
+				s.fail(c, err, "archive")
+			}
+			return nil, false
+		}
+		return archive, true
+	}
+	fh, err := c.FormFile("file")
+	if err != nil {
+		if !bodyReadError(c, err) {
+			writeError(c, http.StatusBadRequest, "missing_file", "a multipart form field \"file\" is required")
+		}
+		return nil, false
+	}
+	f, err := fh.Open()
+	if err != nil {
+		s.fail(c, err, "file")
+		return nil, false
+	}
+	defer func() { _ = f.Close() }()
+	archive, err := io.ReadAll(io.LimitReader(f, MaxUploadBytes+1))
+	if err != nil {
+		s.fail(c, err, "file")
+		return nil, false
+	}
+	if len(archive) > MaxUploadBytes {
+		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the archive exceeds %d bytes", MaxUploadBytes))
+		return nil, false
+	}
+	return archive, true
+}
+
 func (s *Server) uploadSkill(c *gin.Context) {
 	replace := false
 	if v := c.Query("replace"); v != "" {
@@ -87,26 +139,8 @@ func (s *Server) uploadSkill(c *gin.Context) {
 		}
 		replace = b
 	}
-	fh, err := c.FormFile("file")
-	if err != nil {
-		if !bodyReadError(c, err) {
-			writeError(c, http.StatusBadRequest, "missing_file", "a multipart form field \"file\" is required")
-		}
-		return
-	}
-	f, err := fh.Open()
-	if err != nil {
-		s.fail(c, err, "file")
-		return
-	}
-	defer func() { _ = f.Close() }()
-	archive, err := io.ReadAll(io.LimitReader(f, MaxUploadBytes+1))
-	if err != nil {
-		s.fail(c, err, "file")
-		return
-	}
-	if len(archive) > MaxUploadBytes {
-		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the archive exceeds %d bytes", MaxUploadBytes))
+	archive, ok := s.skillArchive(c)
+	if !ok {
 		return
 	}
 	sk, err := s.skills.Upload(c.Request.Context(), scopeOf(c), archive, replace)

@@ -117,6 +117,15 @@ func TestSkillsAPI(t *testing.T) {
 			h.wantError(http.StatusBadRequest, "missing_file", request{method: http.MethodPost, path: "/api/skills",
 				body: "--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nv\r\n--x--\r\n", header: map[string]string{"Content-Type": "multipart/form-data; boundary=x"}})
 			h.wantError(http.StatusUnsupportedMediaType, "", request{method: http.MethodPost, path: "/api/skills", body: `{"name":"x"}`})
+			h.wantError(http.StatusUnsupportedMediaType, "", request{method: http.MethodPost, path: "/api/skills", body: "x", header: map[string]string{"Content-Type": "text/plain"}})
+			// The raw archive as the body works as well as a form.
+			raw := zipBytes(t, archiveFile{"raw-skill/SKILL.md", skillMD("raw-skill", "Sent raw.")})
+			r = h.must(http.StatusCreated, request{method: http.MethodPost, path: "/api/skills", body: string(raw), header: map[string]string{"Content-Type": "application/zip"}}).json(t)
+			if r["name"] != "raw-skill" || r["skill_id"] != "raw-skill" {
+				t.Fatalf("raw upload: %v", r)
+			}
+			h.wantError(http.StatusBadRequest, "invalid_skill", request{method: http.MethodPost, path: "/api/skills", body: "not a zip", header: map[string]string{"Content-Type": "application/zip"}})
+			h.must(http.StatusNoContent, request{method: http.MethodDelete, path: "/api/skills/raw-skill"})
 
 			// Grants: an agent and a role may name existing skills only.
 			h.must(http.StatusCreated, request{method: http.MethodPost, path: "/api/agents", body: `{"agent_id":"ag","name":"A","skills":["pdf-forms"]}`})
