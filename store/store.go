@@ -50,19 +50,18 @@ const MainAgentID = "main"
 
 // Agent is a persistent identity that is activated as an actor when it has work.
 type Agent struct {
-	Scope        Scope    `json:"-"`
-	ID           string   `json:"agent_id"`
-	Name         string   `json:"name"`
-	SystemPrompt string   `json:"system_prompt"`
-	Model        string   `json:"model"`
-	Tools        []string `json:"tools"`
-	// Skills are the names of the skills the agent is granted (see package skills).
-	Skills    []string  `json:"skills"`
-	ParentID  string    `json:"parent_id,omitempty"` // the agent that spawned this one
-	State     string    `json:"state"`
-	Unread    int       `json:"unread"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Scope        Scope     `json:"-"`
+	ID           string    `json:"agent_id"`
+	Name         string    `json:"name"`
+	SystemPrompt string    `json:"system_prompt"`
+	Model        string    `json:"model"`
+	Tools        []string  `json:"tools"`
+	Skills       []string  `json:"skills"`              // names of the skills granted (see package skills)
+	ParentID     string    `json:"parent_id,omitempty"` // the agent that spawned this one
+	State        string    `json:"state"`
+	Unread       int       `json:"unread"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // AgentPatch changes the non-nil fields of an agent.

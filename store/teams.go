@@ -25,12 +25,11 @@ type Role struct {
 	Model        string `json:"model"`
 	// AllowedTools is the role's tool permission: nil inherits the agent's
 	// tools, an empty list permits none, a list permits exactly those.
-	AllowedTools []string `json:"allowed_tools"`
-	// Skills are granted to the role's members on top of their own.
-	Skills    []string  `json:"skills"`
-	IsLead    bool      `json:"is_lead"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	AllowedTools []string  `json:"allowed_tools"`
+	Skills       []string  `json:"skills"` // granted to members on top of their own
+	IsLead       bool      `json:"is_lead"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // RolePatch changes the non-nil fields of a role. ClearTools sets AllowedTools
