@@ -58,6 +58,7 @@ type Config struct {
 	Blackboard      Blackboard   // groups' blackboards: proposals and decisions are posted; nil: none
 	Observer        Observer     // metrics of runs, steps, model and tool calls, store writes; nil: none
 	Tracer          trace.Tracer // spans of runs, steps, model and tool calls (GenAI conventions); nil: none
+	Skills          Skills       // the granted skills listed in the system prompt; nil: none
 
 	// MaxRunningPerScope caps the agents of one scope running at once (0: no
 	// cap beyond MaxRunning), so one tenant cannot hold every slot.

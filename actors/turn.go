@@ -265,14 +265,17 @@ func (t *turn) loadAgent(ctx context.Context) (store.Agent, error) {
 	default:
 		a, err = t.rt.store.GetAgent(ctx, t.scope, t.run.AgentID)
 	}
-	if err == nil {
-		row := a
-		t.row = &row
-	}
-	if err != nil || t.run.GroupID == "" {
+	if err != nil {
 		return a, err
 	}
-	return t.actInRole(ctx, a)
+	row := a
+	t.row = &row
+	if t.run.GroupID != "" {
+		if a, err = t.actInRole(ctx, a); err != nil {
+			return a, err
+		}
+	}
+	return withSkillTool(a), nil
 }
 
 // noTools is an allowed list no tool name matches: a role with an empty tool
@@ -319,6 +322,8 @@ func (t *turn) actInRole(ctx context.Context, a store.Agent) (store.Agent, error
 	if a.Model == "" {
 		a.Model = role.Model
 	}
+	// A role's skills add to the agent's (its tools replace them, below).
+	a.Skills = mergeSkills(a.Skills, role.Skills)
 	if role.AllowedTools != nil {
 		a.Tools = role.AllowedTools
 		if len(a.Tools) == 0 {
@@ -342,6 +347,7 @@ func (t *turn) buildContext(ctx context.Context) error {
 			prompt += "\n\n" + core
 		}
 	}
+	prompt += t.skillsPrompt(ctx)
 	msgs := []llm.Message{{Role: llm.RoleSystem, Content: prompt}}
 	if mem != nil && t.run.Input != "" {
 		recalled, err := mem.Recall(ctx, t.scope, t.run.AgentID, t.run.Input)

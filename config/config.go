@@ -115,6 +115,10 @@ type Config struct {
 	Fetch Fetch `json:"fetch"`
 	Shell Shell `json:"shell"`
 
+	// Skills configures Agent Skills: a folder of daemon-wide skills and
+	// the size cap of one skill.
+	Skills Skills `json:"skills"`
+
 	// MCPServers are the Model Context Protocol servers whose tools agents
 	// may be granted (as <name>__<tool>), in the format of Claude Desktop and
 	// VS Code. Only this file names them: a stdio server runs a command on the
@@ -142,6 +146,18 @@ type Policy struct {
 	// reaches without asking, besides fetch.allow, in the same format.
 	AllowHosts []string `json:"allowHosts"`
 }
+
+// Skills configures Agent Skills.
+type Skills struct {
+	// Dir is a folder whose subfolders with a SKILL.md are skills every
+	// scope sees, read-only over the API (OPENINTERN_SKILLS_DIR; "": none).
+	Dir string `json:"dir"`
+	// MaxBytes caps one skill's files, uncompressed (OPENINTERN_SKILL_MAX_BYTES).
+	MaxBytes Bytes `json:"max_bytes"`
+}
+
+// MaxSkillBytes is the largest MaxBytes: an upload's body is at most 32 MiB.
+const MaxSkillBytes = 32 << 20
 
 // Fetch configures the http_fetch tool.
 type Fetch struct {
@@ -255,6 +271,7 @@ func Default() Config {
 		Shell:                  Shell{Timeout: Duration(50 * time.Second), CPUSeconds: 30, MemoryMB: 1024, MaxProcs: 128, MaxOutputBytes: 32 << 10},
 		MCPCallTimeout:         Duration(60 * time.Second),
 		Policy:                 Policy{Defaults: true, ScratchDir: policy.DefaultScratchDir},
+		Skills:                 Skills{MaxBytes: 5 << 20},
 	}
 }
 
@@ -328,6 +345,8 @@ var envKeys = []struct {
 	{"OPENINTERN_MCP_CALL_TIMEOUT", func(c *Config, v string) error { return c.MCPCallTimeout.Set(v) }},
 	{"OPENINTERN_POLICY_DEFAULTS", func(c *Config, v string) error { return setBool(&c.Policy.Defaults, v) }},
 	{"OPENINTERN_POLICY_ALLOW_HOSTS", func(c *Config, v string) error { c.Policy.AllowHosts = SplitList(v); return nil }},
+	{"OPENINTERN_SKILLS_DIR", func(c *Config, v string) error { c.Skills.Dir = v; return nil }},
+	{"OPENINTERN_SKILL_MAX_BYTES", func(c *Config, v string) error { return c.Skills.MaxBytes.Set(v) }},
 }
 
 // DefaultAuditRetention keeps audit records for 90 days.
@@ -510,6 +529,8 @@ func (c *Config) validateTools() error {
 		return &Error{Key: "OPENINTERN_SHELL_MAX_PROCS", Reason: "must be between 1 and 100000"}
 	case c.Shell.MaxOutputBytes < 1024 || c.Shell.MaxOutputBytes > 16<<20:
 		return &Error{Key: "OPENINTERN_SHELL_MAX_OUTPUT", Reason: "must be between 1024 and 16777216"}
+	case c.Skills.MaxBytes < 1024 || c.Skills.MaxBytes > MaxSkillBytes:
+		return &Error{Key: "OPENINTERN_SKILL_MAX_BYTES", Reason: fmt.Sprintf("must be between 1024 and %d", MaxSkillBytes)}
 	}
 	// The daemon parses the entries fully when it builds http_fetch; this
 	// catches the common slip of writing a URL.

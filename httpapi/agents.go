@@ -33,6 +33,8 @@ type agentBody struct {
 	SystemPrompt *string   `json:"system_prompt"`
 	Model        *string   `json:"model"`
 	Tools        *[]string `json:"tools"`
+	// Skills are the names of the skills granted (see /api/skills).
+	Skills *[]string `json:"skills"`
 }
 
 func (b *agentBody) validate(creating bool) (string, bool) {
@@ -70,7 +72,7 @@ func (s *Server) createAgent(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, "invalid_agent", msg)
 		return
 	}
-	if !s.toolsExist(c, body.Tools) {
+	if !s.toolsExist(c, body.Tools) || !s.checkSkillGrants(c, body.Skills, "invalid_agent") {
 		return
 	}
 	id := body.AgentID
@@ -90,6 +92,9 @@ func (s *Server) createAgent(c *gin.Context) {
 	}
 	if body.Tools != nil {
 		a.Tools = *body.Tools
+	}
+	if body.Skills != nil {
+		a.Skills = *body.Skills
 	}
 	created, err := s.deps.Store.CreateAgent(c.Request.Context(), a)
 	if err != nil {
@@ -165,11 +170,11 @@ func (s *Server) patchAgent(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, "invalid_agent", msg)
 		return
 	}
-	if !s.toolsExist(c, body.Tools) {
+	if !s.toolsExist(c, body.Tools) || !s.checkSkillGrants(c, body.Skills, "invalid_agent") {
 		return
 	}
 	updated, err := s.deps.Store.UpdateAgent(c.Request.Context(), a.Scope, a.ID, store.AgentPatch{
-		Name: body.Name, SystemPrompt: body.SystemPrompt, Model: body.Model, Tools: body.Tools,
+		Name: body.Name, SystemPrompt: body.SystemPrompt, Model: body.Model, Tools: body.Tools, Skills: body.Skills,
 	})
 	if err != nil {
 		s.fail(c, err, "agent")

@@ -70,7 +70,7 @@ const DetailIdempotentReplay = "idempotent_replay"
 // createdIDFields are where a create's response names what it made, in the
 // order looked for: a memory names its owner agent and a run its agent
 // besides their own ids.
-var createdIDFields = []string{"id", "memory_id", "run_id", "token_id", "agent_id", "role_id", "group_id"}
+var createdIDFields = []string{"id", "memory_id", "run_id", "token_id", "agent_id", "role_id", "group_id", "skill_id"}
 
 // audit records the request (see above). It runs before authorize so that a
 // 403 is recorded too.

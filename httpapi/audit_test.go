@@ -74,8 +74,10 @@ func testAuditEveryMutatingRoute(t *testing.T, kind string) {
 	runID := h.must(http.StatusCreated, request{method: "POST", path: "/api/runs", body: `{"input":"hi","agent_id":"a1","session_key":"s1"}`}).json(t)["run_id"].(string)
 	memID := h.must(http.StatusCreated, request{method: "POST", path: "/api/memories", body: `{"type":"episodic","text":"a fact"}`}).json(t)["id"].(string)
 	tok := h.must(http.StatusCreated, request{method: "POST", path: "/api/tokens", body: `{"name":"spare","role":"viewer"}`}).json(t)
+	skillBody, skillCT := skillUpload("kept")
+	h.must(http.StatusCreated, request{method: "POST", path: "/api/skills", body: skillBody, header: map[string]string{"Content-Type": skillCT}})
 	ids := map[string]string{"agent_id": "a1", "role_id": "r1", "group_id": "g1", "member_id": "a1", "run_id": runID, "memory_id": memID,
-		"token_id": tok["id"].(string)}
+		"token_id": tok["id"].(string), "skill_id": "kept"}
 	bodies := maps.Clone(auditBodies)
 	bodies["POST /api/tokens"] = `{"name":"t2","role":"viewer"}`
 	bodies["POST /api/auth/login"] = `{"token":"` + tok["secret"].(string) + `"}`
@@ -122,7 +124,9 @@ func testAuditEveryMutatingRoute(t *testing.T, kind string) {
 		}
 		rq := request{method: r.Method, path: strings.Join(segs, "/"), body: bodies[action],
 			header: map[string]string{"X-Request-Id": "req-" + strconv.Itoa(ok) + "-" + r.Method}}
-		if isUploadRoute(r.FullPath()) {
+		if r.FullPath() == "/api/skills" {
+			rq.body, rq.header["Content-Type"] = skillUpload("audited")
+		} else if isUploadRoute(r.FullPath()) {
 			var buf bytes.Buffer
 			mw := multipart.NewWriter(&buf)
 			fw, err := mw.CreateFormFile("file", "notes.txt")

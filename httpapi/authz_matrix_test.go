@@ -55,6 +55,8 @@ var matrixBodies = map[string]string{
 	"POST /api/auth/logout":                           ``,
 	"PUT /api/policy":                                 `{"rules":[{"tool":"shell","effect":"deny"}]}`,
 	"POST /api/policy/check":                          `{"tool":"shell","agent_id":"a{n}"}`,
+	"POST /api/skills":                                `skill`,
+	"DELETE /api/skills/:skill_id":                    ``,
 }
 
 // matrixQueries are the query strings routes need to succeed.
@@ -110,6 +112,9 @@ func testAuthorizationMatrix(t *testing.T, kind string) {
 		fx["run_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/runs", body: `{"input":"hi","agent_id":"a` + n + `","session_key":"s` + n + `"}`, header: as}).json(t)["run_id"].(string)
 		fx["memory_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/memories", body: `{"type":"episodic","text":"a fact"}`, header: as}).json(t)["id"].(string)
 		fx["entry_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/groups/g" + n + "/blackboard", body: `{"text":"a note"}`, header: as}).json(t)["memory_id"].(string)
+		body, ct := skillUpload("sk-" + n)
+		h.must(http.StatusCreated, request{method: "POST", path: "/api/skills", body: body, header: bearer(admin, "Content-Type", ct)})
+		fx["skill_id"] = "sk-" + n
 		fx["token_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/tokens", body: `{"name":"spare","role":"viewer"}`, header: as}).json(t)["id"].(string)
 		return fx
 	}
@@ -234,6 +239,10 @@ func matrixRequest(spec matrixSpec, fx matrixFixture, body string, k int, adminS
 	r := strings.NewReplacer("{n}", fx["n"], "{k}", fmt.Sprint(k), "{admin}", adminSecret)
 	switch body {
 	case "":
+	case "skill":
+		var ct string
+		rq.body, ct = skillUpload("new-" + fmt.Sprint(k))
+		rq.header["Content-Type"] = ct
 	case "multipart":
 		rq.body = "--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"n.md\"\r\nContent-Type: text/markdown\r\n\r\n# Notes\nThe launch is on Tuesday.\r\n--x--\r\n"
 		rq.header["Content-Type"] = "multipart/form-data; boundary=x"

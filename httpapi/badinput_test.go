@@ -34,10 +34,12 @@ func testBadInput(t *testing.T, kind string) {
 	runID := h.must(http.StatusCreated, request{method: "POST", path: "/api/runs", body: `{"input":"hi","agent_id":"a1","session_key":"s1"}`}).json(t)["run_id"].(string)
 	memID := h.must(http.StatusCreated, request{method: "POST", path: "/api/memories", body: `{"type":"episodic","text":"a fact"}`}).json(t)["id"].(string)
 	entryID := h.must(http.StatusCreated, request{method: "POST", path: "/api/groups/g1/blackboard", body: `{"text":"a note"}`}).json(t)["memory_id"].(string)
+	skillBody, skillCT := skillUpload("sk-1")
+	h.must(http.StatusCreated, request{method: "POST", path: "/api/skills", body: skillBody, header: map[string]string{"Content-Type": skillCT}})
 	tokenID := h.must(http.StatusCreated, request{method: "POST", path: "/api/tokens", body: `{"name":"t","role":"viewer"}`}).json(t)["id"].(string)
 	good := map[string]string{
 		"agent_id": "a1", "role_id": "r1", "group_id": "g1", "member_id": "a1", "run_id": runID,
-		"memory_id": memID, "session_key": "s1", "token_id": tokenID,
+		"memory_id": memID, "session_key": "s1", "token_id": tokenID, "skill_id": "sk-1",
 	}
 	public := map[string]bool{}
 	for _, spec := range h.api.Routes() {
@@ -75,7 +77,7 @@ func testBadInput(t *testing.T, kind string) {
 		route := r.Method + " " + r.Path
 		hasID := strings.Contains(r.Path, ":")
 		takesBody := (r.Method == "POST" || r.Method == "PUT" || r.Method == "PATCH") && !slices.Contains(noBodyRoutes, route)
-		upload := isUploadRoute(r.Path)
+		upload := isUploadRoute(r.Path) && takesBody
 		path := fill(r.Path, nil)
 		type tc struct {
 			name   string

@@ -20,6 +20,7 @@ import (
 	"github.com/openintern/openintern/mailbox"
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/policy"
+	"github.com/openintern/openintern/skills"
 	"github.com/openintern/openintern/store"
 	"github.com/openintern/openintern/store/postgres"
 	"github.com/openintern/openintern/store/sqlite"
@@ -129,6 +130,7 @@ func newHarnessOn(t *testing.T, kind, url string, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	api.MountPolicy(eng)
+	api.MountSkills(skills.NewCatalog(st.(store.SkillStore), nil, skills.Limits{}, nil))
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, api: api, store: st}

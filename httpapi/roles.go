@@ -23,6 +23,8 @@ type roleBody struct {
 	Model        *string         `json:"model"`
 	AllowedTools json.RawMessage `json:"allowed_tools"` // absent: unchanged; null: inherit; list: exactly these
 	IsLead       *bool           `json:"is_lead"`
+	// Skills are granted to the role's members on top of their own.
+	Skills *[]string `json:"skills"`
 }
 
 // tools decodes allowed_tools: set reports whether the field was given,
@@ -87,6 +89,9 @@ func (s *Server) createRole(c *gin.Context) {
 	if set && !s.toolsExist(c, &list) {
 		return
 	}
+	if !s.checkSkillGrants(c, body.Skills, "invalid_role") {
+		return
+	}
 	id := body.RoleID
 	if id == "" {
 		id = slugify(*body.Name)
@@ -101,6 +106,9 @@ func (s *Server) createRole(c *gin.Context) {
 	}
 	if set {
 		r.AllowedTools = list
+	}
+	if body.Skills != nil {
+		r.Skills = *body.Skills
 	}
 	created, err := s.deps.Store.CreateRole(c.Request.Context(), r)
 	if err != nil {
@@ -139,7 +147,10 @@ func (s *Server) updateRole(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, "invalid_role", msg)
 		return
 	}
-	patch := store.RolePatch{Name: body.Name, Description: body.Description, SystemPrompt: body.SystemPrompt, Model: body.Model, IsLead: body.IsLead}
+	if !s.checkSkillGrants(c, body.Skills, "invalid_role") {
+		return
+	}
+	patch := store.RolePatch{Name: body.Name, Description: body.Description, SystemPrompt: body.SystemPrompt, Model: body.Model, IsLead: body.IsLead, Skills: body.Skills}
 	if list, set, clear, _ := body.tools(); set {
 		if !s.toolsExist(c, &list) {
 			return

@@ -145,6 +145,8 @@ type Server struct {
 	// limiter is nil when requests are not rate limited.
 	limiter *rateLimiter
 	streams *streamCaps
+	// skills is set by MountSkills; nil: grants of skills are not checked.
+	skills SkillCatalog
 }
 
 var ginModeOnce sync.Once
@@ -396,6 +398,10 @@ func (s *Server) checkContentType(c *gin.Context) {
 		want = "multipart/form-data"
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil && archiveBody(c.FullPath(), mt) {
+		c.Next()
+		return
+	}
 	if err != nil || mt != want {
 		writeError(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "the request body must be "+want)
 		return
@@ -425,7 +431,7 @@ const MaxUploadBytes = 32 << 20
 
 // isUploadRoute reports the routes that take files and get MaxUploadBytes
 // instead of the body limit.
-func isUploadRoute(path string) bool { return path == "/api/memories/ingest" }
+func isUploadRoute(path string) bool { return path == "/api/memories/ingest" || path == "/api/skills" }
 
 // checkTools returns a message naming the first tool in list the daemon does
 // not have, with the valid names, or "" when all exist.

@@ -70,6 +70,9 @@ func ApplyRolePatch(r *Role, patch RolePatch) {
 	case patch.AllowedTools != nil:
 		r.AllowedTools = append([]string{}, *patch.AllowedTools...)
 	}
+	if patch.Skills != nil {
+		r.Skills = append([]string{}, *patch.Skills...)
+	}
 	if patch.IsLead != nil {
 		r.IsLead = *patch.IsLead
 	}

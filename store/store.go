@@ -56,6 +56,7 @@ type Agent struct {
 	SystemPrompt string    `json:"system_prompt"`
 	Model        string    `json:"model"`
 	Tools        []string  `json:"tools"`
+	Skills       []string  `json:"skills"`              // names of the skills granted (see package skills)
 	ParentID     string    `json:"parent_id,omitempty"` // the agent that spawned this one
 	State        string    `json:"state"`
 	Unread       int       `json:"unread"`
@@ -69,6 +70,7 @@ type AgentPatch struct {
 	SystemPrompt *string
 	Model        *string
 	Tools        *[]string
+	Skills       *[]string
 }
 
 // AgentRef names one agent across scopes; used by recovery at start-up.

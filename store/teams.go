@@ -26,6 +26,7 @@ type Role struct {
 	// AllowedTools is the role's tool permission: nil inherits the agent's
 	// tools, an empty list permits none, a list permits exactly those.
 	AllowedTools []string  `json:"allowed_tools"`
+	Skills       []string  `json:"skills"` // granted to members on top of their own
 	IsLead       bool      `json:"is_lead"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
@@ -40,6 +41,7 @@ type RolePatch struct {
 	Model        *string
 	AllowedTools *[]string
 	ClearTools   bool
+	Skills       *[]string
 	IsLead       *bool
 }
 

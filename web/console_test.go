@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -852,11 +853,54 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.waitJS(`document.querySelector('#signin-auth-off a')?.getAttribute('href') === '/runs'`, "the sign-in page saying auth is off")
 	})
 
-	t.Run("pages of later features say so", func(t *testing.T) {
+	t.Run("skills upload, show and delete", func(t *testing.T) {
 		p := b.page(t, c)
+		zipPath := filepath.Join(t.TempDir(), "pdf-forms.zip")
+		writeSkillZip(t, zipPath, map[string]string{
+			"pdf-forms/SKILL.md":      "---\nname: pdf-forms\ndescription: Fill PDF forms.\nallowed-tools: read_file, Bash\n---\n# PDF forms\nRun fill.py with the fields.\n",
+			"pdf-forms/ref/fields.md": "Field names are case-sensitive.",
+		})
 		p.open("/skills" + acme)
-		p.waitJS(`document.querySelector('.page-soon h1')?.textContent === 'Skills' && document.querySelector('.soon-title')?.textContent === 'Not available yet'`, "the Skills placeholder")
+		p.waitJS(`document.querySelector('#skills-empty')`, "the empty skills list")
+		p.run(chromedp.SetUploadFiles(chromedp.CSS("#skills-file"), []string{zipPath}))
+		p.waitJS(`!document.querySelector('#skills-upload').disabled`, "the chosen archive")
+		p.run(chromedp.Click(chromedp.CSS("#skills-upload")))
+		p.waitJS(`document.querySelector('.skill-row[data-skill="pdf-forms"]')`, "the uploaded skill listed")
+		p.waitJS(`document.querySelector('#skill-body')?.textContent.includes('Run fill.py') && document.querySelector('#skill-files')?.textContent.includes('ref/fields.md') && document.querySelector('#skill-unknown-tools')?.textContent.includes('Bash')`, "the skill in full")
+		p.screenshot("skills")
+		// Delete, after a confirmation; cancelling keeps it.
+		p.run(chromedp.Click(chromedp.CSS("#skill-delete")))
+		p.waitJS(`!document.querySelector('#skill-confirm').hidden`, "the confirmation")
+		p.run(chromedp.Click(chromedp.CSS("#skill-delete-cancel")))
+		p.waitJS(`document.querySelector('#skill-confirm').hidden && !document.querySelector('#skill-delete').hidden`, "the cancelled delete")
+		p.run(chromedp.Click(chromedp.CSS("#skill-delete")), chromedp.Click(chromedp.CSS("#skill-delete-confirm")))
+		p.waitJS(`document.querySelector('#skills-empty') && !document.querySelector('.skill-row')`, "the skill deleted")
+		if status := c.call(t, "acme", "alice", "GET", "/api/skills/pdf-forms", nil, nil); status != http.StatusNotFound {
+			t.Fatalf("deleted skill: %d", status)
+		}
 	})
 
 	t.Logf("browser tests took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// writeSkillZip writes a zip of files (name → content) to path.
+func writeSkillZip(t *testing.T, path string, files map[string]string) {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, body := range files {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -84,6 +84,9 @@ func newAgentsCreateCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			if fs.Changed("tool") {
 				body["tools"], _ = fs.GetStringSlice("tool")
 			}
+			if fs.Changed("skill") {
+				body["skills"], _ = fs.GetStringSlice("skill")
+			}
 			var raw json.RawMessage
 			if err := c.do(cmd.Context(), http.MethodPost, "/api/agents", body, &raw); err != nil {
 				var ae *apiError
@@ -108,6 +111,7 @@ func newAgentsCreateCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	cmd.Flags().String("prompt", "", "system prompt")
 	cmd.Flags().String("model", "", "model name (default: the daemon's LLM_MODEL)")
 	cmd.Flags().StringSlice("tool", nil, "allowed tool; repeat or comma-separate (default: all)")
+	cmd.Flags().StringSlice("skill", nil, "granted skill (see openintern skills list); repeat or comma-separate")
 	return cmd
 }
 
@@ -133,7 +137,7 @@ func printAgent(w io.Writer, st style, a agentView) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, kv := range [][2]string{
 		{"agent", a.ID}, {"name", a.Name}, {"state", a.State}, {"unread", fmt.Sprint(a.Unread)},
-		{"model", model}, {"tools", tools},
+		{"model", model}, {"tools", tools}, {"skills", orDefault(strings.Join(a.Skills, ", "), "(none)")},
 		{"created", a.CreatedAt.Local().Format(time.DateTime)}, {"updated", a.UpdatedAt.Local().Format(time.DateTime)},
 	} {
 		fmt.Fprintf(tw, "%s\t%s\n", st.dim(kv[0]), kv[1])

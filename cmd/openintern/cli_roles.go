@@ -133,6 +133,9 @@ func newRolesCreateCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			if noTools, _ := fs.GetBool("no-tools"); noTools {
 				body["allowed_tools"] = []string{}
 			}
+			if fs.Changed("skill") {
+				body["skills"], _ = fs.GetStringSlice("skill")
+			}
 			if lead, _ := fs.GetBool("lead"); lead {
 				body["is_lead"] = true
 			}
@@ -172,6 +175,7 @@ func newRolesCreateCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	fs.StringSlice("tools", nil, "tools the role allows; comma-separate or repeat (default: the agent's)")
 	fs.Bool("no-tools", false, "the role allows no tools")
 	fs.Bool("lead", false, "the lead role: hands out the task and decides")
+	fs.StringSlice("skill", nil, "skill granted to members in this role, besides their own; repeat or comma-separate")
 	cmd.MarkFlagsMutuallyExclusive("tools", "no-tools")
 	return cmd
 }

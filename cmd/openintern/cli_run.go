@@ -33,6 +33,7 @@ func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 		newPolicyCmd(lookupEnv),
 		newDoctorCmd(lookupEnv),
 		newMCPCmd(lookupEnv),
+		newSkillsCmd(lookupEnv),
 		newCompletionCmd(),
 	}
 }

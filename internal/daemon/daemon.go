@@ -31,6 +31,7 @@ import (
 	"github.com/openintern/openintern/memory/memorytools"
 	"github.com/openintern/openintern/metrics"
 	"github.com/openintern/openintern/policy"
+	"github.com/openintern/openintern/skills"
 	"github.com/openintern/openintern/store"
 	"github.com/openintern/openintern/store/postgres"
 	"github.com/openintern/openintern/store/sqlite"
@@ -202,13 +203,22 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	var toolNames func() []string // set once the MCP servers are known
+	skillCat, err := newSkillCatalog(cfg, m.Store, func() []string { return toolNames() })
+	if err != nil {
+		return err
+	}
+	if err := registry.Register(skills.NewTool(skillCat, m.Store)); err != nil {
+		return fmt.Errorf("register tool: %w", err)
+	}
+
 	board := memory.NewBlackboard(memSvc, eventRecorder{m.Store, m.Bus})
 	m.Runtime = actors.New(actors.Config{
 		MaxRunning: cfg.MaxRunningAgents, MaxSteps: cfg.MaxStepsPerRun,
 		IdleTimeout: time.Duration(cfg.AgentIdleTimeout), SessionHistory: cfg.SessionHistory,
 		DefaultModel: cfg.LLMModel, Memory: recallOrNil(cfg.MemoryRecall, agentMem),
 		Blackboard: orchestratorBoard{board, m.Logger.With("component", "actors")}, MaxRunningPerScope: cfg.MaxRunningPerScope,
-		Observer: m.Metrics, Tracer: tracerProvider.Tracer(actors.TracerName),
+		Observer: m.Metrics, Tracer: tracerProvider.Tracer(actors.TracerName), Skills: skillCat,
 	}, m.Store, m.Bus, m.Model, registry, m.Logger.With("component", "actors"))
 	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"), mailbox.WithCommitTimeout(time.Duration(cfg.CommitTimeout)), mailbox.WithObserver(m.Metrics))
 	for _, t := range teamtools.Tools(m.Store, m.Mailbox, board, teamtools.Limits{}) {
@@ -228,7 +238,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return &config.Error{Key: "mcpServers", Reason: err.Error()}
 	}
-	toolNames := func() []string { return append(registry.Names(), mcpServers.GrantNames()...) }
+	toolNames = func() []string { return append(registry.Names(), mcpServers.GrantNames()...) }
 	// The dry run knows an MCP tool's annotations as the router would.
 	m.policy.Lookup = mcpServers.ToolInfo
 
@@ -250,6 +260,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.API.MountMemory(memSvc)
 	m.API.MountMCP(mcpServers)
 	m.API.MountPolicy(m.policy)
+	m.API.MountSkills(skillCat)
 	m.API.MountMCPServer(mcpserve.Handler(m.API.Handler()))
 	web.Mount(m.API.Engine())
 

@@ -16,15 +16,15 @@ import (
 // agentCols are the columns scanAgent reads, unread count last. They name the
 // table, so they work after FROM agents and in RETURNING of agents.
 const agentCols = `agents.org_id, agents.user_id, agents.project_id, agents.agent_id, agents.name,
-	agents.system_prompt, agents.model, agents.tools, agents.parent_id, agents.state, agents.created_at, agents.updated_at,
+	agents.system_prompt, agents.model, agents.tools, agents.skills, agents.parent_id, agents.state, agents.created_at, agents.updated_at,
 	(SELECT count(*) FROM messages m WHERE m.org_id = agents.org_id AND m.user_id = agents.user_id
 		AND m.project_id = agents.project_id AND m.agent_id = agents.agent_id AND m.status = 'unread')`
 
 func scanAgent(row pgx.Row) (store.Agent, error) {
 	var a store.Agent
-	var tools []byte
+	var tools, skills []byte
 	err := row.Scan(&a.Scope.OrgID, &a.Scope.UserID, &a.Scope.ProjectID, &a.ID, &a.Name,
-		&a.SystemPrompt, &a.Model, &tools, &a.ParentID, &a.State, &a.CreatedAt, &a.UpdatedAt, &a.Unread)
+		&a.SystemPrompt, &a.Model, &tools, &skills, &a.ParentID, &a.State, &a.CreatedAt, &a.UpdatedAt, &a.Unread)
 	if err != nil {
 		return store.Agent{}, err
 	}
@@ -33,6 +33,12 @@ func scanAgent(row pgx.Row) (store.Agent, error) {
 	if len(tools) > 0 {
 		if err := json.Unmarshal(tools, &a.Tools); err != nil {
 			return store.Agent{}, fmt.Errorf("decode tools: %w", err)
+		}
+	}
+	a.Skills = []string{}
+	if len(skills) > 0 {
+		if err := json.Unmarshal(skills, &a.Skills); err != nil {
+			return store.Agent{}, fmt.Errorf("decode skills: %w", err)
 		}
 	}
 	return a, nil
@@ -54,13 +60,17 @@ func newAgentArgs(a store.Agent, now time.Time) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	skills, err := store.ToolsJSON(a.Skills)
+	if err != nil {
+		return nil, err
+	}
 	return []any{a.Scope.OrgID, a.Scope.UserID, a.Scope.ProjectID, a.ID, a.Name, a.SystemPrompt,
-		a.Model, tools, state, now, a.ParentID}, nil
+		a.Model, tools, state, now, a.ParentID, skills}, nil
 }
 
 const insertAgent = `INSERT INTO agents (org_id, user_id, project_id, agent_id, name, system_prompt, model,
-	tools, state, created_at, updated_at, parent_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $10, $11)`
+	tools, state, created_at, updated_at, parent_id, skills)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $10, $11, $12::jsonb)`
 
 // CreateAgent stores a new agent; ErrConflict when its id is taken in the scope.
 func (s *Store) CreateAgent(ctx context.Context, a store.Agent) (store.Agent, error) {
@@ -222,16 +232,25 @@ func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID stri
 		}
 		tools = &t
 	}
+	var skills *string
+	if patch.Skills != nil {
+		t, err := store.ToolsJSON(*patch.Skills)
+		if err != nil {
+			return store.Agent{}, fmt.Errorf("postgres: update agent: %w", err)
+		}
+		skills = &t
+	}
 	a, err := scanAgent(s.pool.QueryRow(ctx, `UPDATE agents SET
 			name = COALESCE($5, name),
 			system_prompt = COALESCE($6, system_prompt),
 			model = COALESCE($7, model),
 			tools = COALESCE($8::jsonb, tools),
+			skills = COALESCE($10::jsonb, skills),
 			updated_at = $9
 		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4
 		RETURNING `+agentCols,
 		scope.OrgID, scope.UserID, scope.ProjectID, agentID,
-		patch.Name, patch.SystemPrompt, patch.Model, tools, s.now()))
+		patch.Name, patch.SystemPrompt, patch.Model, tools, s.now(), skills))
 	if err != nil {
 		return store.Agent{}, s.fail(ctx, "update agent", err)
 	}

@@ -41,13 +41,13 @@ func (s *Store) teamTx(ctx context.Context, scope store.Scope, fn func(tx pgx.Tx
 }
 
 const roleCols = `org_id, user_id, project_id, role_id, name, description, system_prompt, model,
-	allowed_tools, is_lead, created_at, updated_at`
+	allowed_tools, skills, is_lead, created_at, updated_at`
 
 func scanRole(row pgx.Row) (store.Role, error) {
 	var r store.Role
-	var tools []byte
+	var tools, skills []byte
 	err := row.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.ID, &r.Name, &r.Description,
-		&r.SystemPrompt, &r.Model, &tools, &r.IsLead, &r.CreatedAt, &r.UpdatedAt)
+		&r.SystemPrompt, &r.Model, &tools, &skills, &r.IsLead, &r.CreatedAt, &r.UpdatedAt)
 	if err != nil {
 		return store.Role{}, err
 	}
@@ -56,6 +56,12 @@ func scanRole(row pgx.Row) (store.Role, error) {
 		r.AllowedTools = []string{}
 		if err := json.Unmarshal(tools, &r.AllowedTools); err != nil {
 			return store.Role{}, fmt.Errorf("decode allowed tools: %w", err)
+		}
+	}
+	r.Skills = []string{}
+	if len(skills) > 0 {
+		if err := json.Unmarshal(skills, &r.Skills); err != nil {
+			return store.Role{}, fmt.Errorf("decode skills: %w", err)
 		}
 	}
 	return r, nil
@@ -97,12 +103,16 @@ func (s *Store) CreateRole(ctx context.Context, r store.Role) (store.Role, error
 	if err != nil {
 		return store.Role{}, fmt.Errorf("postgres: create role: %w", err)
 	}
+	skills, err := store.ToolsJSON(r.Skills)
+	if err != nil {
+		return store.Role{}, fmt.Errorf("postgres: create role: %w", err)
+	}
 	out, err := scanRole(s.pool.QueryRow(ctx, `INSERT INTO roles (org_id, user_id, project_id, role_id, name,
-			description, system_prompt, model, allowed_tools, is_lead, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $11)
+			description, system_prompt, model, allowed_tools, is_lead, created_at, updated_at, skills)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $11, $12::jsonb)
 		RETURNING `+roleCols,
 		r.Scope.OrgID, r.Scope.UserID, r.Scope.ProjectID, r.ID, r.Name, r.Description, r.SystemPrompt, r.Model,
-		tools, r.IsLead, s.now()))
+		tools, r.IsLead, s.now(), skills))
 	if err != nil {
 		return store.Role{}, s.fail(ctx, "create role", err)
 	}
@@ -200,12 +210,16 @@ func (s *Store) UpdateRole(ctx context.Context, scope store.Scope, roleID string
 		if err != nil {
 			return err
 		}
+		skills, err := store.ToolsJSON(r.Skills)
+		if err != nil {
+			return err
+		}
 		out, err = scanRole(tx.QueryRow(ctx, `UPDATE roles SET name = $5, description = $6, system_prompt = $7,
-				model = $8, allowed_tools = $9::jsonb, is_lead = $10, updated_at = $11
+				model = $8, allowed_tools = $9::jsonb, is_lead = $10, updated_at = $11, skills = $12::jsonb
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND role_id = $4
 			RETURNING `+roleCols,
 			scope.OrgID, scope.UserID, scope.ProjectID, roleID, r.Name, r.Description, r.SystemPrompt, r.Model,
-			tools, r.IsLead, s.now()))
+			tools, r.IsLead, s.now(), skills))
 		return err
 	})
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 // agentCols are the columns scanAgent reads, unread count last.
 const agentCols = `agents.org_id, agents.user_id, agents.project_id, agents.agent_id, agents.name,
-	agents.system_prompt, agents.model, agents.tools, agents.parent_id, agents.state, agents.created_at, agents.updated_at,
+	agents.system_prompt, agents.model, agents.tools, agents.skills, agents.parent_id, agents.state, agents.created_at, agents.updated_at,
 	(SELECT count(*) FROM messages m WHERE m.org_id = agents.org_id AND m.user_id = agents.user_id
 		AND m.project_id = agents.project_id AND m.agent_id = agents.agent_id AND m.status = 'unread')`
 
@@ -20,10 +20,10 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanAgent(row scanner) (store.Agent, error) {
 	var a store.Agent
-	var tools string
+	var tools, skills string
 	var created, updated int64
 	err := row.Scan(&a.Scope.OrgID, &a.Scope.UserID, &a.Scope.ProjectID, &a.ID, &a.Name,
-		&a.SystemPrompt, &a.Model, &tools, &a.ParentID, &a.State, &created, &updated, &a.Unread)
+		&a.SystemPrompt, &a.Model, &tools, &skills, &a.ParentID, &a.State, &created, &updated, &a.Unread)
 	if err != nil {
 		return store.Agent{}, err
 	}
@@ -32,6 +32,12 @@ func scanAgent(row scanner) (store.Agent, error) {
 	if tools != "" {
 		if err := json.Unmarshal([]byte(tools), &a.Tools); err != nil {
 			return store.Agent{}, fmt.Errorf("decode tools: %w", err)
+		}
+	}
+	a.Skills = []string{}
+	if skills != "" {
+		if err := json.Unmarshal([]byte(skills), &a.Skills); err != nil {
+			return store.Agent{}, fmt.Errorf("decode skills: %w", err)
 		}
 	}
 	return a, nil
@@ -57,6 +63,10 @@ func (s *Store) insertAgent(ctx context.Context, a store.Agent, orIgnore bool) (
 		a.State = store.AgentIdle
 	}
 	tools, err := store.ToolsJSON(a.Tools)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	skills, err := store.ToolsJSON(a.Skills)
 	if err != nil {
 		return store.Agent{}, err
 	}
@@ -92,9 +102,9 @@ func (s *Store) insertAgent(ctx context.Context, a store.Agent, orIgnore bool) (
 			}
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO agents (org_id, user_id, project_id, agent_id, name,
-				system_prompt, model, tools, parent_id, state, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`+conflict,
-			scopeArgs(a.Scope, a.ID, a.Name, a.SystemPrompt, a.Model, tools, a.ParentID, a.State, ts, ts)...)
+				system_prompt, model, tools, parent_id, state, created_at, updated_at, skills)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`+conflict,
+			scopeArgs(a.Scope, a.ID, a.Name, a.SystemPrompt, a.Model, tools, a.ParentID, a.State, ts, ts, skills)...)
 		if err != nil {
 			return err
 		}
@@ -162,6 +172,14 @@ func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID stri
 		}
 		tools = &t
 	}
+	var skills *string
+	if patch.Skills != nil {
+		t, err := store.ToolsJSON(*patch.Skills)
+		if err != nil {
+			return store.Agent{}, fmt.Errorf("sqlite: update agent: %w", err)
+		}
+		skills = &t
+	}
 	var out store.Agent
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE agents SET
@@ -169,9 +187,10 @@ func (s *Store) UpdateAgent(ctx context.Context, scope store.Scope, agentID stri
 				system_prompt = COALESCE(?, system_prompt),
 				model = COALESCE(?, model),
 				tools = COALESCE(?, tools),
+				skills = COALESCE(?, skills),
 				updated_at = ?
 			WHERE `+scopeCond+` AND agent_id = ?`,
-			append([]any{patch.Name, patch.SystemPrompt, patch.Model, tools, micros(s.now())},
+			append([]any{patch.Name, patch.SystemPrompt, patch.Model, tools, skills, micros(s.now())},
 				scopeArgs(scope, agentID)...)...)
 		if err != nil {
 			return err

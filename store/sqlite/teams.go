@@ -16,14 +16,15 @@ import (
 // write.
 
 const roleCols = `org_id, user_id, project_id, role_id, name, description, system_prompt, model,
-	allowed_tools, is_lead, created_at, updated_at`
+	allowed_tools, skills, is_lead, created_at, updated_at`
 
 func scanRole(row scanner) (store.Role, error) {
 	var r store.Role
 	var tools sql.NullString
+	var skills string
 	var created, updated int64
 	err := row.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.ID, &r.Name, &r.Description,
-		&r.SystemPrompt, &r.Model, &tools, &r.IsLead, &created, &updated)
+		&r.SystemPrompt, &r.Model, &tools, &skills, &r.IsLead, &created, &updated)
 	if err != nil {
 		return store.Role{}, err
 	}
@@ -32,6 +33,12 @@ func scanRole(row scanner) (store.Role, error) {
 		r.AllowedTools = []string{}
 		if err := json.Unmarshal([]byte(tools.String), &r.AllowedTools); err != nil {
 			return store.Role{}, fmt.Errorf("decode allowed tools: %w", err)
+		}
+	}
+	r.Skills = []string{}
+	if skills != "" {
+		if err := json.Unmarshal([]byte(skills), &r.Skills); err != nil {
+			return store.Role{}, fmt.Errorf("decode skills: %w", err)
 		}
 	}
 	return r, nil
@@ -67,13 +74,17 @@ func (s *Store) CreateRole(ctx context.Context, r store.Role) (store.Role, error
 	if err != nil {
 		return store.Role{}, fmt.Errorf("sqlite: create role: %w", err)
 	}
+	skills, err := store.ToolsJSON(r.Skills)
+	if err != nil {
+		return store.Role{}, fmt.Errorf("sqlite: create role: %w", err)
+	}
 	ts := micros(s.now())
 	var out store.Role
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO roles (org_id, user_id, project_id, role_id, name, description,
-				system_prompt, model, allowed_tools, is_lead, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			scopeArgs(r.Scope, r.ID, r.Name, r.Description, r.SystemPrompt, r.Model, tools, r.IsLead, ts, ts)...); err != nil {
+				system_prompt, model, allowed_tools, is_lead, created_at, updated_at, skills)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			scopeArgs(r.Scope, r.ID, r.Name, r.Description, r.SystemPrompt, r.Model, tools, r.IsLead, ts, ts, skills)...); err != nil {
 			return err
 		}
 		out, err = getRole(ctx, tx, r.Scope, r.ID)
@@ -146,10 +157,14 @@ func (s *Store) UpdateRole(ctx context.Context, scope store.Scope, roleID string
 		if err != nil {
 			return err
 		}
+		skills, err := store.ToolsJSON(r.Skills)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE roles SET name = ?, description = ?, system_prompt = ?, model = ?,
-				allowed_tools = ?, is_lead = ?, updated_at = ?
+				allowed_tools = ?, is_lead = ?, updated_at = ?, skills = ?
 			WHERE `+scopeCond+` AND role_id = ?`,
-			append([]any{r.Name, r.Description, r.SystemPrompt, r.Model, tools, r.IsLead, micros(s.now())},
+			append([]any{r.Name, r.Description, r.SystemPrompt, r.Model, tools, r.IsLead, micros(s.now()), skills},
 				scopeArgs(scope, roleID)...)...); err != nil {
 			return err
 		}
