@@ -31,6 +31,7 @@ func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 		newSessionsCmd(lookupEnv),
 		newAuditCmd(lookupEnv),
 		newDoctorCmd(lookupEnv),
+		newBenchCmd(lookupEnv),
 		newMCPCmd(lookupEnv),
 		newCompletionCmd(),
 	}
