@@ -611,14 +611,14 @@ func (b *bench) runTurns(ctx context.Context, tag string, n int) []turnResult {
 }
 
 // turn sends one run and follows its stream until it ends, then checks it.
-func (b *bench) turn(ctx context.Context, agentID, nonce string) turnResult {
-	ctx, cancel := context.WithTimeout(ctx, b.turnTimeout)
+func (b *bench) turn(parent context.Context, agentID, nonce string) turnResult {
+	ctx, cancel := context.WithTimeout(parent, b.turnTimeout)
 	defer cancel()
 	input := fmt.Sprintf("bench turn, nonce %s: answer with the nonce.", nonce)
 	started := time.Now()
 	fail := func(err error) turnResult {
-		if errors.Is(err, context.Canceled) && context.Cause(ctx) == context.Canceled {
-			return turnResult{interrupted: true}
+		if parent.Err() != nil {
+			return turnResult{interrupted: true} // Ctrl-C, not the turn's timeout
 		}
 		return turnResult{err: truncate(agentID+": "+err.Error(), 300)}
 	}
