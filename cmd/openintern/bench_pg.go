@@ -76,10 +76,10 @@ func (p *pgStats) queueDepth(ctx context.Context) (int64, error) {
 // snapshot reads the statement counters of the current database, keyed by
 // query id (and whether the statement was top-level).
 func (p *pgStats) snapshot(ctx context.Context) (map[string]stmtStat, error) {
-	rows, err := p.pool.Query(ctx, `SELECT queryid::text || '/' || toplevel::text, query, calls, total_exec_time
+	rows, err := p.pool.Query(ctx, `SELECT queryid::text, query, calls, total_exec_time
 		FROM pg_stat_statements
 		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-		  AND query NOT LIKE '%openintern-bench%' `+benchTag)
+		  AND toplevel AND query NOT LIKE '%openintern-bench%' `+benchTag)
 	if err != nil {
 		return nil, fmt.Errorf("pg_stat_statements: %w", err)
 	}

@@ -99,6 +99,7 @@ func newBenchCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	fs.String("database-url", "", "PostgreSQL URL of the daemon's store: the spawned daemon's store (empty: temporary SQLite), and where queue depth and SQL statements are read")
 	fs.String("model-listen", "", "address of the local model without --spawn, e.g. 127.0.0.1:7070")
 	fs.Duration("turn-timeout", 2*time.Minute, "a turn that has not ended after this is an error")
+	fs.Duration("drain", 0, "with --database-url: after the last turn, wait up to this for the summary queue to empty and report how long it took")
 	addClientFlags(fs)
 	return cmd
 }
@@ -117,6 +118,7 @@ type bench struct {
 	databaseURL string
 	modelListen string
 	turnTimeout time.Duration
+	drain       time.Duration
 
 	id       string // unique per run: prefixes agent ids and nonces
 	client   *apiClient
@@ -137,6 +139,7 @@ func benchFromFlags(cmd *cobra.Command, opts clientOptions) (*bench, error) {
 	b.databaseURL, _ = fs.GetString("database-url")
 	b.modelListen, _ = fs.GetString("model-listen")
 	b.turnTimeout, _ = fs.GetDuration("turn-timeout")
+	b.drain, _ = fs.GetDuration("drain")
 	if b.concurrency == 0 {
 		b.concurrency = b.agents
 	}
@@ -213,8 +216,13 @@ type latencyReport struct {
 
 type queueReport struct {
 	Max     int64 `json:"max"`
-	Final   int64 `json:"final"`
+	Final   int64 `json:"final"` // when the last turn ended
 	Samples int   `json:"samples"`
+	// Depths is the depth sampled each second of the measured part.
+	Depths []int64 `json:"depths"`
+	// DrainedAfterS is how long after the last turn the queue was first seen
+	// empty (with --drain; nil: not waited for, or not empty in time).
+	DrainedAfterS *float64 `json:"drained_after_s,omitempty"`
 }
 
 // turnResult is one turn as the bench saw it.
@@ -370,6 +378,7 @@ func (b *bench) run(ctx context.Context, logw io.Writer) (*benchReport, error) {
 		}
 		queue.Max, queue.Final = max(queue.Max, n), n
 		queue.Samples++
+		queue.Depths = append(queue.Depths, n)
 	}
 	sample := func() {
 		if daemonMeter != nil {
@@ -422,12 +431,38 @@ func (b *bench) run(ctx context.Context, logw io.Writer) (*benchReport, error) {
 		}
 	}
 	rep.Queue = queue
+	if queue != nil && queue.Final > 0 && b.drain > 0 && ctx.Err() == nil {
+		queue.DrainedAfterS = b.waitDrained(ctx, pg)
+	}
 	if pg != nil {
 		rctx, cancel := cleanupCtx()
 		rep.SQL = pg.report(rctx, rep.Completed)
 		cancel()
 	}
 	return rep, nil
+}
+
+// waitDrained polls the summary queue each 100 ms until it is empty or
+// b.drain has passed, and returns the seconds it took (nil: not empty).
+func (b *bench) waitDrained(ctx context.Context, pg *pgStats) *float64 {
+	start := time.Now()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for time.Since(start) < b.drain {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := pg.queueDepth(qctx)
+		cancel()
+		if err == nil && n == 0 {
+			v := round2(time.Since(start).Seconds())
+			return &v
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // summarize fills the turn counts and latency figures from the results, in
@@ -517,7 +552,11 @@ func (r *benchReport) print(w io.Writer) {
 		}
 	}
 	if r.Queue != nil {
-		fmt.Fprintf(w, "  summary queue   max %d, at the end %d (%d samples)\n", r.Queue.Max, r.Queue.Final, r.Queue.Samples)
+		fmt.Fprintf(w, "  summary queue   max %d, at the end %d (%d samples)", r.Queue.Max, r.Queue.Final, r.Queue.Samples)
+		if r.Queue.DrainedAfterS != nil {
+			fmt.Fprintf(w, ", empty %.1f s later", *r.Queue.DrainedAfterS)
+		}
+		fmt.Fprintln(w)
 	}
 	if r.SQL != nil {
 		if !r.SQL.Available {

@@ -22,7 +22,7 @@ import (
 func TestBenchSpawnLocalModel(t *testing.T) {
 	for _, kind := range storeKinds {
 		t.Run(kind, func(t *testing.T) {
-			args := []string{"bench", "--spawn", "--model", "local", "--agents", "4", "--turns", "40", "--json"}
+			args := []string{"bench", "--spawn", "--model", "local", "--agents", "4", "--turns", "40", "--json", "--drain", "30s"}
 			if kind == "postgres" {
 				args = append(args, "--database-url", testenv.PostgresURL(t))
 			}
@@ -61,6 +61,9 @@ func TestBenchSpawnLocalModel(t *testing.T) {
 			if kind == "postgres" {
 				if rep.PostgresCPU == nil || rep.Queue == nil || rep.Queue.Samples == 0 || rep.SQL == nil {
 					t.Errorf("PostgreSQL figures missing: cpu %v, queue %+v, sql %+v", rep.PostgresCPU, rep.Queue, rep.SQL)
+				}
+				if rep.Queue != nil && (len(rep.Queue.Depths) != rep.Queue.Samples || rep.Queue.Final != rep.Queue.Depths[len(rep.Queue.Depths)-1]) {
+					t.Errorf("queue depths %v do not match the samples (%d) and the final depth %d", rep.Queue.Depths, rep.Queue.Samples, rep.Queue.Final)
 				}
 				if rep.SQL != nil && !rep.SQL.Available && rep.SQL.Reason == "" {
 					t.Errorf("SQL statements not counted, without a reason")
