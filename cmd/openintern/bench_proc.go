@@ -76,7 +76,7 @@ func listenerPID(port int) (int, bool) {
 			}
 			inodes["socket:["+fields[9]+"]"] = true
 		}
-		f.Close()
+		_ = f.Close()
 	}
 	if len(inodes) == 0 {
 		return 0, false
@@ -141,19 +141,6 @@ func processTree(pid int) func() []int {
 		out := []int{pid}
 		for _, p := range allPIDs() {
 			if st, err := readProcStat(p); err == nil && st.ppid == pid {
-				out = append(out, p)
-			}
-		}
-		return out
-	}
-}
-
-// processesNamed lists the processes whose command is name.
-func processesNamed(name string) func() []int {
-	return func() []int {
-		var out []int
-		for _, p := range allPIDs() {
-			if st, err := readProcStat(p); err == nil && st.comm == name {
 				out = append(out, p)
 			}
 		}
