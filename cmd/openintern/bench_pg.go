@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"regexp"
@@ -72,6 +73,27 @@ func (p *pgStats) queueDepth(ctx context.Context) (int64, error) {
 	err := p.pool.QueryRow(ctx, "SELECT count(*) FROM run_summary_queue "+benchTag).Scan(&n)
 	return n, err
 }
+
+// sqliteQueue reads the summary queue depth of a spawned daemon's SQLite
+// file, through a read-only connection (WAL lets it read beside the writer).
+type sqliteQueue struct{ db *sql.DB }
+
+func openSQLiteQueue(path string) (*sqliteQueue, error) {
+	db, err := sql.Open("sqlite", path+"?_query_only=1&_busy_timeout=5000")
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	return &sqliteQueue{db: db}, nil
+}
+
+func (q *sqliteQueue) queueDepth(ctx context.Context) (int64, error) {
+	var n int64
+	err := q.db.QueryRowContext(ctx, "SELECT count(*) FROM run_summary_queue").Scan(&n)
+	return n, err
+}
+
+func (q *sqliteQueue) Close() { _ = q.db.Close() }
 
 // snapshot reads the statement counters of the current database, keyed by
 // query id (and whether the statement was top-level).

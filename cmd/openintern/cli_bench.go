@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -267,6 +268,7 @@ func (b *bench) run(ctx context.Context, logw io.Writer) (*benchReport, error) {
 	}
 
 	var daemonPID int
+	var depth queueDepther // the summary queue, when the bench can read it
 	if b.spawn {
 		d, err := b.spawnDaemon(ctx)
 		if err != nil {
@@ -283,6 +285,9 @@ func (b *bench) run(ctx context.Context, logw io.Writer) (*benchReport, error) {
 		rep.Store = "sqlite"
 		if b.databaseURL != "" {
 			rep.Store = "postgres"
+		} else if q, err := openSQLiteQueue(filepath.Join(d.dir, "openintern.db")); err == nil {
+			defer q.Close()
+			depth = q
 		}
 	}
 	rep.URL = b.opts.URL
@@ -320,6 +325,7 @@ func (b *bench) run(ctx context.Context, logw io.Writer) (*benchReport, error) {
 			rep.Notes = append(rep.Notes, "no PostgreSQL figures: "+err.Error())
 		} else {
 			defer pg.Close()
+			depth = pg
 		}
 		if pid, ok := postgresServerPID(b.databaseURL); ok {
 			pgMeter = newCPUMeter(processTree(pid))
@@ -362,12 +368,12 @@ func (b *bench) run(ctx context.Context, logw io.Writer) (*benchReport, error) {
 	var queue *queueReport
 	var queueMu sync.Mutex
 	sampleQueue := func() {
-		if pg == nil {
+		if depth == nil {
 			return
 		}
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		n, err := pg.queueDepth(qctx)
+		n, err := depth.queueDepth(qctx)
 		if err != nil {
 			return
 		}
@@ -432,7 +438,7 @@ func (b *bench) run(ctx context.Context, logw io.Writer) (*benchReport, error) {
 	}
 	rep.Queue = queue
 	if queue != nil && queue.Final > 0 && b.drain > 0 && ctx.Err() == nil {
-		queue.DrainedAfterS = b.waitDrained(ctx, pg)
+		queue.DrainedAfterS = b.waitDrained(ctx, depth)
 	}
 	if pg != nil {
 		rctx, cancel := cleanupCtx()
@@ -442,15 +448,20 @@ func (b *bench) run(ctx context.Context, logw io.Writer) (*benchReport, error) {
 	return rep, nil
 }
 
+// queueDepther reads the episodic-summary queue's depth.
+type queueDepther interface {
+	queueDepth(ctx context.Context) (int64, error)
+}
+
 // waitDrained polls the summary queue each 100 ms until it is empty or
 // b.drain has passed, and returns the seconds it took (nil: not empty).
-func (b *bench) waitDrained(ctx context.Context, pg *pgStats) *float64 {
+func (b *bench) waitDrained(ctx context.Context, q queueDepther) *float64 {
 	start := time.Now()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for time.Since(start) < b.drain {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		n, err := pg.queueDepth(qctx)
+		n, err := q.queueDepth(qctx)
 		cancel()
 		if err == nil && n == 0 {
 			v := round2(time.Since(start).Seconds())
