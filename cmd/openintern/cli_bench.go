@@ -573,13 +573,14 @@ func (r *benchReport) print(w io.Writer) {
 		if !r.SQL.Available {
 			fmt.Fprintf(w, "  SQL             not counted (%s)\n", r.SQL.Reason)
 		} else {
-			fmt.Fprintf(w, "  SQL             %.1f statements a turn (all of the database's, background work included):\n", r.SQL.PerTurn)
+			fmt.Fprintf(w, "  SQL             %.1f statements a turn (all of the database's, background work included)\n", r.SQL.PerTurn)
+			fmt.Fprintf(w, "    %6s  %9s  %9s  %s\n", "/turn", "mean", "ms/turn", "statement")
 			kinds := r.SQL.Kinds
 			if r.SQL.Other != nil {
 				kinds = append(slices.Clone(kinds), *r.SQL.Other)
 			}
 			for _, k := range kinds {
-				fmt.Fprintf(w, "    %6.2f  %7.3f ms  %s\n", k.CallsPerTurn, k.MeanMS, k.Statement)
+				fmt.Fprintf(w, "    %6.2f  %6.3f ms  %6.3f ms  %s\n", k.CallsPerTurn, k.MeanMS, k.MSPerTurn, k.Statement)
 			}
 		}
 	}
