@@ -172,3 +172,55 @@ func TestListenerPIDFindsThisProcess(t *testing.T) {
 		t.Errorf("listenerPID = %d, %v; want this process %d", pid, ok, os.Getpid())
 	}
 }
+
+// TestBenchAgainstARunningDaemon benches a daemon the bench did not start,
+// with the daemon's own model (llmtest echoes the input, nonce included):
+// every answer is checked for its nonce, the daemon (this test process,
+// listening on loopback) is found for its CPU, and the bench's agents are
+// deleted afterwards.
+func TestBenchAgainstARunningDaemon(t *testing.T) {
+	d, srv := cliDaemon(t)
+	env := cliEnv(d, "benchorg", "alice")
+	res := runCLI(t, env, "bench", "--model", "echo-model", "--agents", "2", "--turns", "6", "--json")
+	if res.code != 0 {
+		t.Fatalf("bench: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	var rep benchReport
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, res.stdout)
+	}
+	if rep.Spawned || rep.Completed != 6 || rep.Checked != 6 || rep.Errors != 0 || rep.ToolCalls != 0 || rep.URL != d.URL() {
+		t.Errorf("report %+v", rep)
+	}
+	if rep.DaemonCPU == nil {
+		t.Errorf("the daemon listens on loopback in this process, yet its CPU was not measured: %v", rep.Notes)
+	}
+	if got := srv.RequestCount(); got != 6 {
+		t.Errorf("model requests %d, want one per turn", got)
+	}
+	for _, r := range srv.Requests() {
+		if r.Model != "echo-model" {
+			t.Errorf("model %q, want the --model name on the bench's agents", r.Model)
+		}
+	}
+	if list := runCLI(t, env, "agents", "list", "--json"); list.code != 0 || strings.Contains(list.stdout, "bench-") {
+		t.Errorf("bench agents left behind (exit %d): %s", list.code, list.stdout)
+	}
+}
+
+func TestBenchBadInput(t *testing.T) {
+	env := append(os.Environ(), "NO_COLOR=1", "OPENINTERN_URL=http://"+closedPort(t), "OPENINTERN_TOKEN=")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--agents", "0"}, "--agents must be 1 to 1000"},
+		{[]string{"bench", "--turns", "-1"}, "--turns must be at least 1"},
+		{[]string{"bench", "--tool-calls", "11"}, "--tool-calls must be 0 to 10"},
+		{[]string{"bench"}, "--model local needs --spawn, or --model-listen"},
+		{[]string{"bench", "--model", "gpt", "--model-listen", "127.0.0.1:0"}, "--model-listen is only for --model local"},
+		{[]string{"bench", "--model", "gpt"}, "cannot reach the daemon"},
+	} {
+		assertOneLineError(t, runCLI(t, env, tc.args...), tc.want)
+	}
+}
