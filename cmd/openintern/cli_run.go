@@ -32,6 +32,7 @@ func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 		newAuditCmd(lookupEnv),
 		newPolicyCmd(lookupEnv),
 		newDoctorCmd(lookupEnv),
+		newBenchCmd(lookupEnv),
 		newMCPCmd(lookupEnv),
 		newSkillsCmd(lookupEnv),
 		newCompletionCmd(),

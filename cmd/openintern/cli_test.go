@@ -634,7 +634,7 @@ func TestCLICompletionAndHelp(t *testing.T) {
 	root := newRootCmd(io.Discard, io.Discard, func(string) (string, bool) { return "", false })
 	for _, c := range root.Commands() {
 		switch c.Name() {
-		case "run", "tail", "export", "agents", "memory", "roles", "groups", "doctor", "completion", "serve", "init", "mcp", "policy":
+		case "run", "tail", "export", "agents", "memory", "roles", "groups", "doctor", "completion", "serve", "init", "mcp", "policy", "bench":
 			walk(c)
 		}
 	}
