@@ -17,6 +17,7 @@ package mcptools
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,17 @@ type Registrar interface {
 	Unregister(name string) bool
 }
 
+// registrar is where a server's tools go: the registry, or a scope's overlay.
+type registrar interface {
+	Register(t tools.Tool) error
+	Unregister(name string) bool
+}
+
+// pinObserver is where a server's pins go: the daemon-wide ones, or a scope's.
+type pinObserver interface {
+	ObserveMCPTool(ctx context.Context, server, tool, hash string, def json.RawMessage) (store.MCPToolPin, error)
+}
+
 // Config is what a Manager needs.
 type Config struct {
 	Servers  map[string]config.MCPServer
@@ -50,6 +62,9 @@ type Config struct {
 	// ConnectTimeout bounds starting a server and listing its tools (default 60 s:
 	// npx may have to unpack a package first).
 	ConnectTimeout time.Duration
+	// Tenants, when set, lets tenants add HTTP servers for their own scope
+	// (see tenant.go); nil: only the config file's servers.
+	Tenants *TenantConfig
 }
 
 // Manager runs the configured MCP servers. Start starts them; Close stops them.
@@ -62,6 +77,8 @@ type Manager struct {
 	endLife context.CancelFunc
 	wg      sync.WaitGroup
 	started bool
+
+	tenants tenants
 }
 
 // Server statuses.
@@ -89,7 +106,31 @@ type ServerStatus struct {
 	LastError string       `json:"last_error,omitempty"`
 	Restarts  int          `json:"restarts"`
 	Tools     []ToolStatus `json:"tools"`
+	// Source is config (the daemon's file, every scope) or tenant (added
+	// over the API for this scope).
+	Source string `json:"source"`
+	// A tenant server's URL (without query or fragment, which may hold a
+	// token), its headers' names and kinds (never a value), creator and time.
+	URL       string       `json:"url,omitempty"`
+	Headers   []HeaderInfo `json:"headers,omitempty"`
+	CreatedBy string       `json:"created_by,omitempty"`
+	CreatedAt *time.Time   `json:"created_at,omitempty"`
 }
+
+// HeaderInfo is what the API shows of a tenant server's header: its name,
+// whether its value is sealed or read from the environment, and which
+// variable; never the value.
+type HeaderInfo struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"` // sealed or env
+	Env  string `json:"env,omitempty"`
+}
+
+// Sources of a server.
+const (
+	SourceConfig = "config"
+	SourceTenant = "tenant"
+)
 
 // ToolStatus is one tool of a server and its pin.
 type ToolStatus struct {
@@ -125,6 +166,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, logger: cfg.Logger, servers: make(map[string]*server, len(cfg.Servers))}
 	m.life, m.endLife = context.WithCancel(context.Background())
+	if err := m.initTenants(); err != nil {
+		return nil, err
+	}
 	for name, sc := range cfg.Servers {
 		if !config.ValidMCPServerName(name) {
 			return nil, fmt.Errorf("mcptools: invalid server name %q", name)
@@ -141,6 +185,7 @@ func (m *Manager) Start() {
 		return
 	}
 	m.started = true
+	m.startTenants()
 	for _, s := range m.servers {
 		if s.cfg.Disabled {
 			continue
@@ -156,7 +201,10 @@ func (m *Manager) Start() {
 // Close stops every server (a stdio server's process group is terminated)
 // and waits for the supervisors to end, or for ctx.
 func (m *Manager) Close(ctx context.Context) error {
+	// Under the tenants' lock, so no tenant server starts once life ended.
+	m.tenants.mu.Lock()
 	m.endLife()
+	m.tenants.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		m.wg.Wait()
