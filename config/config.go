@@ -114,6 +114,16 @@ type Config struct {
 	MCPServers map[string]MCPServer `json:"mcpServers"`
 	// MCPCallTimeout bounds one call of an MCP tool (OPENINTERN_MCP_CALL_TIMEOUT).
 	MCPCallTimeout Duration `json:"mcp_call_timeout"`
+	// Tenant MCP servers (added over the API, HTTP only): MCPAllow lets
+	// their URLs reach addresses otherwise refused (OPENINTERN_FETCH_ALLOW's
+	// syntax; that list applies too); MCPIdleTimeout stops one unused this
+	// long; MCPMaxServersPerScope bounds a scope's servers.
+	MCPAllow              []string `json:"mcp_allow"`                 // OPENINTERN_MCP_ALLOW
+	MCPIdleTimeout        Duration `json:"mcp_idle_timeout"`          // OPENINTERN_MCP_IDLE_TIMEOUT
+	MCPMaxServersPerScope int      `json:"mcp_max_servers_per_scope"` // OPENINTERN_MCP_MAX_SERVERS_PER_SCOPE
+	// SecretKey seals tenant secrets (OPENINTERN_SECRET_KEY, base64 of 32
+	// bytes); empty: generated into DATA_DIR for SQLite, none for PostgreSQL.
+	SecretKey string `json:"secret_key"`
 }
 
 // Fetch configures the http_fetch tool.
@@ -227,6 +237,8 @@ func Default() Config {
 		Fetch:                  Fetch{Timeout: Duration(30 * time.Second), MaxBytes: 2 << 20},
 		Shell:                  Shell{Timeout: Duration(50 * time.Second), CPUSeconds: 30, MemoryMB: 1024, MaxProcs: 128, MaxOutputBytes: 32 << 10},
 		MCPCallTimeout:         Duration(60 * time.Second),
+		MCPIdleTimeout:         Duration(10 * time.Minute),
+		MCPMaxServersPerScope:  20,
 	}
 }
 
@@ -296,6 +308,10 @@ var envKeys = []struct {
 	{"OPENINTERN_SHELL_MAX_PROCS", func(c *Config, v string) error { return setInt(&c.Shell.MaxProcs, v) }},
 	{"OPENINTERN_SHELL_MAX_OUTPUT", func(c *Config, v string) error { return setInt(&c.Shell.MaxOutputBytes, v) }},
 	{"OPENINTERN_MCP_CALL_TIMEOUT", func(c *Config, v string) error { return c.MCPCallTimeout.Set(v) }},
+	{"OPENINTERN_MCP_ALLOW", func(c *Config, v string) error { c.MCPAllow = SplitList(v); return nil }},
+	{"OPENINTERN_MCP_IDLE_TIMEOUT", func(c *Config, v string) error { return c.MCPIdleTimeout.Set(v) }},
+	{"OPENINTERN_MCP_MAX_SERVERS_PER_SCOPE", func(c *Config, v string) error { return setInt(&c.MCPMaxServersPerScope, v) }},
+	{"OPENINTERN_SECRET_KEY", func(c *Config, v string) error { c.SecretKey = v; return nil }},
 }
 
 // DefaultAuditRetention keeps audit records for 90 days.
@@ -478,6 +494,17 @@ func (c *Config) validateMCP() error {
 	if c.MCPCallTimeout < Duration(time.Second) {
 		return &Error{Key: "OPENINTERN_MCP_CALL_TIMEOUT", Reason: "must be at least 1s"}
 	}
+	if c.MCPIdleTimeout < Duration(time.Second) {
+		return &Error{Key: "OPENINTERN_MCP_IDLE_TIMEOUT", Reason: "must be at least 1s"}
+	}
+	if c.MCPMaxServersPerScope < 1 || c.MCPMaxServersPerScope > 1000 {
+		return &Error{Key: "OPENINTERN_MCP_MAX_SERVERS_PER_SCOPE", Reason: "must be between 1 and 1000"}
+	}
+	for _, a := range c.MCPAllow {
+		if strings.Contains(a, "://") || strings.ContainsAny(a, " \t") {
+			return &Error{Key: "OPENINTERN_MCP_ALLOW", Reason: fmt.Sprintf("%q is not a host name, host:port, IP address or CIDR (no scheme or path)", a)}
+		}
+	}
 	for name, s := range c.MCPServers {
 		key := "mcpServers." + name
 		if !ValidMCPServerName(name) {
@@ -595,6 +622,9 @@ func (c Config) Redacted() Config {
 	}
 	if c.EmbeddingAPIKey != "" {
 		c.EmbeddingAPIKey = "****"
+	}
+	if c.SecretKey != "" {
+		c.SecretKey = "****"
 	}
 	c.DatabaseURL = redactURL(c.DatabaseURL)
 	c.RedisURL = redactURL(c.RedisURL)
