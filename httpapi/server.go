@@ -128,12 +128,12 @@ const DefaultRequestTimeout = 30 * time.Second
 
 // Server holds the routes.
 type Server struct {
-	deps   Deps
+	deps Deps
 	// mcpGrants are the "<server>__*" grants of a scope's MCP servers (set
 	// by MountMCP): an agent may be granted a tenant server's tools.
 	mcpGrants func(ctx context.Context, scope store.Scope) []string
-	engine *gin.Engine
-	csrf   *http.CrossOriginProtection
+	engine    *gin.Engine
+	csrf      *http.CrossOriginProtection
 	// idemSweep is when (Unix ns) expired idempotency keys are next deleted.
 	idemSweep atomic.Int64
 	// specs are the registered /api routes (see register).
