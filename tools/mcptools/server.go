@@ -34,8 +34,8 @@ type server struct {
 	// each connect, never kept in cfg).
 	sink       registrar
 	pins       pinObserver
-	client     *http.Client     // nil: the default client
-	noFallback bool             // streamable HTTP only, no SSE fallback
+	client     *http.Client // nil: the default client
+	noFallback bool         // streamable HTTP only, no SSE fallback
 	headers    func() (map[string]string, error)
 	tenant     *tenantServer // nil for a config server
 

@@ -58,7 +58,7 @@ func TestTenantServerLifecycle(t *testing.T) {
 	}
 	const idle = 700 * time.Millisecond
 	mgr, err := mcptools.New(mcptools.Config{Registry: reg, Pins: st, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Tenants: &mcptools.TenantConfig{Store: st, Registry: reg, Guard: guard, IdleTimeout: idle, StartWait: 30 * time.Second, Refresh: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
