@@ -53,6 +53,9 @@ var matrixBodies = map[string]string{
 	"DELETE /api/tokens/:token_id":                    ``,
 	"POST /api/auth/login":                            `{"token":"{admin}"}`,
 	"POST /api/auth/logout":                           ``,
+	"POST /api/mcp/servers":                           `{"name":"k{k}","url":"https://mcp.example.com/mcp"}`,
+	"DELETE /api/mcp/servers/:name":                   ``,
+	"POST /api/mcp/servers/:name/tools/:tool/approve": ``,
 }
 
 // matrixQueries are the query strings routes need to succeed.
@@ -80,6 +83,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 func testAuthorizationMatrix(t *testing.T, kind string) {
 	h := newHarness(t, kind, withAuth)
+	mountMatrixMCP(t, h)
 	o1, o2 := store.Scope{OrgID: "o1", UserID: "u1"}, store.Scope{OrgID: "o2", UserID: "u2"}
 	_, admin := h.issue(o1, auth.RoleAdmin, nil)
 	_, member := h.issue(o1, auth.RoleMember, nil)
@@ -109,6 +113,7 @@ func testAuthorizationMatrix(t *testing.T, kind string) {
 		fx["memory_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/memories", body: `{"type":"episodic","text":"a fact"}`, header: as}).json(t)["id"].(string)
 		fx["entry_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/groups/g" + n + "/blackboard", body: `{"text":"a note"}`, header: as}).json(t)["memory_id"].(string)
 		fx["token_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/tokens", body: `{"name":"spare","role":"viewer"}`, header: as}).json(t)["id"].(string)
+		matrixMCPFixture(t, h, fx, admin)
 		return fx
 	}
 	shared := newFixture()

@@ -378,3 +378,40 @@ func waitServer(t *testing.T, mgr *mcptools.Manager, scope store.Scope, name str
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// mountMatrixMCP mounts tenant MCP servers for the authorization matrix:
+// nothing is dialled (no scope activator is set, the URLs are never used).
+func mountMatrixMCP(t *testing.T, h *harness) {
+	t.Helper()
+	guard, err := tools.NewAddrGuard(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := mcptools.New(mcptools.Config{Registry: h.reg, Pins: h.store.(store.MCPPinStore),
+		Tenants: &mcptools.TenantConfig{Store: h.store.(store.MCPServerStore), Registry: h.reg, Guard: guard, MaxPerScope: 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = mgr.Close(ctx)
+	})
+	h.api.MountMCP(mgr)
+}
+
+// matrixMCPFixture gives fixture fx a tenant server m<n> of o1 whose tool
+// "echo" has a changed definition waiting for approval.
+func matrixMCPFixture(t *testing.T, h *harness, fx matrixFixture, admin string) {
+	t.Helper()
+	name := "m" + fx["n"]
+	h.must(http.StatusCreated, request{method: "POST", path: "/api/mcp/servers", body: `{"name":"` + name + `","url":"https://mcp.example.com/mcp"}`, header: bearer(admin)})
+	ms := h.store.(store.MCPServerStore)
+	for _, hash := range []string{"h1", "h2"} {
+		if _, err := ms.ObserveScopedMCPTool(t.Context(), store.Scope{OrgID: "o1", UserID: "u1"}, name, "echo", hash, json.RawMessage(`{"name":"echo"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fx["name"], fx["tool"] = name, "echo"
+}
