@@ -49,6 +49,7 @@ type server struct {
 	conn      *conn             // nil when not connected
 	ready     chan struct{}     // closed while conn is usable; replaced when it goes
 	tools     map[string]*entry // by the server's tool name, from the last listing
+	halted    bool              // a tenant server stopped for good: registers nothing more
 }
 
 // entry is a tool as last listed and what became of it.
@@ -215,7 +216,7 @@ func (s *server) sync(ctx context.Context, c *conn) error {
 
 // registerLocked registers e if it is trusted and not registered yet.
 func (s *server) registerLocked(e *entry) {
-	if e.registered || e.problem != "" || e.hash == "" || e.pinnedHash != e.hash {
+	if s.halted || e.registered || e.problem != "" || e.hash == "" || e.pinnedHash != e.hash {
 		return
 	}
 	err := s.sink.Register(&mcpTool{srv: s, name: e.def.Name, hash: e.hash, spec: llm.ToolSpec{

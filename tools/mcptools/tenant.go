@@ -224,6 +224,8 @@ func (s *server) halt() {
 	<-s.tenant.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// An approval racing the stop must not put a tool back afterwards.
+	s.halted = true
 	for name, e := range s.tools {
 		if e.registered {
 			s.sink.Unregister(s.toolName(name))
