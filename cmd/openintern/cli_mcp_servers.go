@@ -98,7 +98,7 @@ func newMCPServersAddCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			for _, kv := range envs {
 				k, v, ok := strings.Cut(kv, "=")
 				if !ok || k == "" || v == "" {
-					return fmt.Errorf("--header-env %q: want NAME=OPENINTERN_MCP_SECRET_...", kv)
+					return fmt.Errorf("--header-env %q: want NAME=OPENINTERN_MCP_SECRET_<NAME>", kv)
 				}
 				headers[k] = map[string]string{"env": v}
 			}
