@@ -415,3 +415,20 @@ func matrixMCPFixture(t *testing.T, h *harness, fx matrixFixture, admin string) 
 	}
 	fx["name"], fx["tool"] = name, "echo"
 }
+
+// TestTenantMCPNoSecretKey: a daemon without a secret key (PostgreSQL and
+// no OPENINTERN_SECRET_KEY) refuses a header value to seal with 503 telling
+// the admin what to set, and still takes env references.
+func TestTenantMCPNoSecretKey(t *testing.T) {
+	h := newHarness(t, "postgres", withAuth)
+	mountMatrixMCP(t, h)
+	_, admin := h.issue(store.Scope{OrgID: "o1", UserID: "u1"}, auth.RoleAdmin, nil)
+	r := h.do(request{method: "POST", path: "/api/mcp/servers", header: bearer(admin),
+		body: `{"name":"docs","url":"https://mcp.example.com/mcp","headers":{"Authorization":"Bearer nokey-secret"}}`})
+	if r.status != http.StatusServiceUnavailable || r.errorCode(t) != "secret_key_missing" || !strings.Contains(string(r.body), secrets.KeyEnv) ||
+		strings.Contains(string(r.body), "nokey-secret") {
+		t.Fatalf("sealed header without a key: %d %s", r.status, r.body)
+	}
+	h.must(http.StatusCreated, request{method: "POST", path: "/api/mcp/servers", header: bearer(admin),
+		body: `{"name":"docs","url":"https://mcp.example.com/mcp","headers":{"Authorization":{"env":"OPENINTERN_MCP_SECRET_DOCS"}}}`})
+}
