@@ -41,6 +41,7 @@ func newMCPServersCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 func newMCPServersListCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	return &cobra.Command{
 		Use: "list", Short: "List the MCP servers of the scope and the config file", Args: cobra.NoArgs,
+		Example: "  openintern mcp servers list\n  openintern mcp servers list --json | jq -r '.servers[] | select(.source == \"tenant\") | .name'",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, opts, err := clientFor(cmd, lookupEnv)
 			if err != nil {
@@ -78,7 +79,9 @@ func newMCPServersAddCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "add NAME URL",
 		Short: "Add an HTTP MCP server for the scope (admin)",
-		Args:  cobra.ExactArgs(2),
+		Example: "  openintern mcp servers add docs https://mcp.example.com/mcp --header 'Authorization=Bearer xyz'\n" +
+			"  openintern mcp servers add wiki https://wiki.example.com/sse --transport sse --header-env X-Key=OPENINTERN_MCP_SECRET_WIKI",
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, opts, err := clientFor(cmd, lookupEnv)
 			if err != nil {
@@ -142,6 +145,7 @@ func cut(kv string) string {
 func newMCPServersShowCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	return &cobra.Command{
 		Use: "show NAME", Short: "Show a server's status, tools and their pins", Args: cobra.ExactArgs(1),
+		Example: "  openintern mcp servers show docs\n  openintern mcp servers show docs --json | jq '.tools[] | select(.pin == \"changed\")'",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, opts, err := clientFor(cmd, lookupEnv)
 			if err != nil {
@@ -182,6 +186,7 @@ func newMCPServersShowCmd(lookupEnv func(string) (string, bool)) *cobra.Command 
 func newMCPServersRemoveCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	return &cobra.Command{
 		Use: "remove NAME", Aliases: []string{"rm", "delete"}, Short: "Remove one of the scope's servers and stop it (admin)", Args: cobra.ExactArgs(1),
+		Example: "  openintern mcp servers remove docs",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, opts, err := clientFor(cmd, lookupEnv)
 			if err != nil {
