@@ -155,6 +155,24 @@ func TestTenantServerLifecycle(t *testing.T) {
 	if res, out := call(a, "dyn__greet", `{"name":"again"}`); out != tools.OutcomeOK || res.Content != "hello, again" {
 		t.Fatalf("a call after the idle stop: %v %+v", out, res)
 	}
+	// Replaced behind this daemon's back (another daemon's DELETE and POST):
+	// the next use stops the old server and starts the new one.
+	other := server.NewMCPServer("other", "1.0.0", server.WithToolCapabilities(true))
+	other.AddTool(mcp.NewTool("other", mcp.WithDescription("Another server's tool.")), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return mcp.NewToolResultText("other"), nil
+	})
+	ts2 := httptest.NewServer(server.NewStreamableHTTPServer(other))
+	t.Cleanup(func() { ts2.CloseClientConnections(); ts2.Close() })
+	if err := st.DeleteMCPServer(ctx, a, "dyn"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateMCPServer(ctx, store.MCPServer{OrgID: "o1", ProjectID: "p", Name: "dyn", URL: ts2.URL + "/mcp", Transport: store.MCPTransportAuto}, 0); err != nil {
+		t.Fatal(err)
+	}
+	mgr.Activate(ctx, a)
+	if got := offered(a); !slices.Contains(got, "dyn__other") || slices.Contains(got, "dyn__greet") {
+		t.Fatalf("after the server was replaced: %v", got)
+	}
 	if err := mgr.RemoveServer(ctx, b, "dyn"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("remove from another scope: %v", err)
 	}
