@@ -39,7 +39,9 @@ type Store interface {
 
 // ToolRouter gives the model its tools and runs the calls it makes.
 type ToolRouter interface {
-	Specs(allowed []string) []llm.ToolSpec
+	// SpecsFor is the specs of the tools an agent of scope may use: the
+	// daemon's and the scope's own (its tenant MCP servers').
+	SpecsFor(ctx context.Context, scope store.Scope, allowed []string) []llm.ToolSpec
 	Route(ctx context.Context, call tools.Call, allowed []string) (tools.Result, tools.Outcome)
 }
 

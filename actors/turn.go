@@ -158,7 +158,7 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 		}
 	}
 
-	specs := t.rt.tools.Specs(t.agent.Tools)
+	specs := t.rt.tools.SpecsFor(ctx, t.scope, t.agent.Tools)
 	for step := firstStep; step <= t.rt.cfg.MaxSteps; step++ {
 		if t.w.pause.Load() {
 			return t.suspend()

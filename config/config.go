@@ -130,6 +130,16 @@ type Config struct {
 	// Policy is the operator's tool policy: rules consulted before any
 	// scope's, and the built-in defaults for high-risk tools.
 	Policy Policy `json:"policy"`
+	// Tenant MCP servers (added over the API, HTTP only): MCPAllow lets
+	// their URLs reach addresses otherwise refused (OPENINTERN_FETCH_ALLOW's
+	// syntax; that list applies too); MCPIdleTimeout stops one unused this
+	// long; MCPMaxServersPerScope bounds a scope's servers.
+	MCPAllow              []string `json:"mcp_allow"`                 // OPENINTERN_MCP_ALLOW
+	MCPIdleTimeout        Duration `json:"mcp_idle_timeout"`          // OPENINTERN_MCP_IDLE_TIMEOUT
+	MCPMaxServersPerScope int      `json:"mcp_max_servers_per_scope"` // OPENINTERN_MCP_MAX_SERVERS_PER_SCOPE
+	// SecretKey seals tenant secrets (OPENINTERN_SECRET_KEY, base64 of 32
+	// bytes); empty: generated into DATA_DIR for SQLite, none for PostgreSQL.
+	SecretKey string `json:"secret_key"`
 }
 
 // Policy configures the tool policy (package policy).
@@ -272,6 +282,8 @@ func Default() Config {
 		MCPCallTimeout:         Duration(60 * time.Second),
 		Policy:                 Policy{Defaults: true, ScratchDir: policy.DefaultScratchDir},
 		Skills:                 Skills{MaxBytes: 5 << 20},
+		MCPIdleTimeout:         Duration(10 * time.Minute),
+		MCPMaxServersPerScope:  20,
 	}
 }
 
@@ -347,6 +359,10 @@ var envKeys = []struct {
 	{"OPENINTERN_POLICY_ALLOW_HOSTS", func(c *Config, v string) error { c.Policy.AllowHosts = SplitList(v); return nil }},
 	{"OPENINTERN_SKILLS_DIR", func(c *Config, v string) error { c.Skills.Dir = v; return nil }},
 	{"OPENINTERN_SKILL_MAX_BYTES", func(c *Config, v string) error { return c.Skills.MaxBytes.Set(v) }},
+	{"OPENINTERN_MCP_ALLOW", func(c *Config, v string) error { c.MCPAllow = SplitList(v); return nil }},
+	{"OPENINTERN_MCP_IDLE_TIMEOUT", func(c *Config, v string) error { return c.MCPIdleTimeout.Set(v) }},
+	{"OPENINTERN_MCP_MAX_SERVERS_PER_SCOPE", func(c *Config, v string) error { return setInt(&c.MCPMaxServersPerScope, v) }},
+	{"OPENINTERN_SECRET_KEY", func(c *Config, v string) error { c.SecretKey = v; return nil }},
 }
 
 // DefaultAuditRetention keeps audit records for 90 days.
@@ -559,6 +575,17 @@ func (c *Config) validateMCP() error {
 	if c.MCPCallTimeout < Duration(time.Second) {
 		return &Error{Key: "OPENINTERN_MCP_CALL_TIMEOUT", Reason: "must be at least 1s"}
 	}
+	if c.MCPIdleTimeout < Duration(time.Second) {
+		return &Error{Key: "OPENINTERN_MCP_IDLE_TIMEOUT", Reason: "must be at least 1s"}
+	}
+	if c.MCPMaxServersPerScope < 1 || c.MCPMaxServersPerScope > 1000 {
+		return &Error{Key: "OPENINTERN_MCP_MAX_SERVERS_PER_SCOPE", Reason: "must be between 1 and 1000"}
+	}
+	for _, a := range c.MCPAllow {
+		if strings.Contains(a, "://") || strings.ContainsAny(a, " \t") {
+			return &Error{Key: "OPENINTERN_MCP_ALLOW", Reason: fmt.Sprintf("%q is not a host name, host:port, IP address or CIDR (no scheme or path)", a)}
+		}
+	}
 	for name, s := range c.MCPServers {
 		key := "mcpServers." + name
 		if !ValidMCPServerName(name) {
@@ -679,6 +706,9 @@ func (c Config) Redacted() Config {
 	}
 	if c.GeminiAPIKey != "" {
 		c.GeminiAPIKey = "****"
+	}
+	if c.SecretKey != "" {
+		c.SecretKey = "****"
 	}
 	c.DatabaseURL = redactURL(c.DatabaseURL)
 	c.RedisURL = redactURL(c.RedisURL)

@@ -303,7 +303,11 @@ func (s *Server) toolsExist(c *gin.Context, list *[]string) bool {
 	if list == nil {
 		return true
 	}
-	if msg := s.checkTools(*list); msg != "" {
+	var scoped []string
+	if s.mcpGrants != nil {
+		scoped = s.mcpGrants(c.Request.Context(), scopeOf(c))
+	}
+	if msg := s.checkTools(*list, scoped...); msg != "" {
 		writeError(c, http.StatusBadRequest, "unknown_tool", msg)
 		return false
 	}

@@ -57,6 +57,9 @@ var matrixBodies = map[string]string{
 	"POST /api/policy/check":                          `{"tool":"shell","agent_id":"a{n}"}`,
 	"POST /api/skills":                                `skill`,
 	"DELETE /api/skills/:skill_id":                    ``,
+	"POST /api/mcp/servers":                           `{"name":"k{k}","url":"https://mcp.example.com/mcp"}`,
+	"DELETE /api/mcp/servers/:name":                   ``,
+	"POST /api/mcp/servers/:name/tools/:tool/approve": ``,
 }
 
 // matrixQueries are the query strings routes need to succeed.
@@ -84,6 +87,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 func testAuthorizationMatrix(t *testing.T, kind string) {
 	h := newHarness(t, kind, withAuth)
+	mountMatrixMCP(t, h)
 	o1, o2 := store.Scope{OrgID: "o1", UserID: "u1"}, store.Scope{OrgID: "o2", UserID: "u2"}
 	_, admin := h.issue(o1, auth.RoleAdmin, nil)
 	_, member := h.issue(o1, auth.RoleMember, nil)
@@ -116,6 +120,7 @@ func testAuthorizationMatrix(t *testing.T, kind string) {
 		h.must(http.StatusCreated, request{method: "POST", path: "/api/skills", body: body, header: bearer(admin, "Content-Type", ct)})
 		fx["skill_id"] = "sk-" + n
 		fx["token_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/tokens", body: `{"name":"spare","role":"viewer"}`, header: as}).json(t)["id"].(string)
+		matrixMCPFixture(t, h, fx, admin)
 		return fx
 	}
 	shared := newFixture()

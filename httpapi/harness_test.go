@@ -37,6 +37,7 @@ type harness struct {
 	srv   *httptest.Server
 	api   *Server
 	store store.Store
+	reg   *tools.Registry
 }
 
 type harnessOpt func(*Deps)
@@ -133,7 +134,7 @@ func newHarnessOn(t *testing.T, kind, url string, opts ...harnessOpt) *harness {
 	api.MountSkills(skills.NewCatalog(st.(store.SkillStore), nil, skills.Limits{}, nil))
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, api: api, store: st}
+	return &harness{t: t, srv: srv, api: api, store: st, reg: registry}
 }
 
 type testWriter struct{ t testing.TB }

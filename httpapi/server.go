@@ -128,9 +128,12 @@ const DefaultRequestTimeout = 30 * time.Second
 
 // Server holds the routes.
 type Server struct {
-	deps   Deps
-	engine *gin.Engine
-	csrf   *http.CrossOriginProtection
+	deps Deps
+	// mcpGrants are the "<server>__*" grants of a scope's MCP servers (set
+	// by MountMCP): an agent may be granted a tenant server's tools.
+	mcpGrants func(ctx context.Context, scope store.Scope) []string
+	engine    *gin.Engine
+	csrf      *http.CrossOriginProtection
 	// idemSweep is when (Unix ns) expired idempotency keys are next deleted.
 	idemSweep atomic.Int64
 	// specs are the registered /api routes (see register).
@@ -435,11 +438,11 @@ func isUploadRoute(path string) bool { return path == "/api/memories/ingest" || 
 
 // checkTools returns a message naming the first tool in list the daemon does
 // not have, with the valid names, or "" when all exist.
-func (s *Server) checkTools(list []string) string {
+func (s *Server) checkTools(list []string, extra ...string) string {
 	if s.deps.ToolNames == nil {
 		return ""
 	}
-	valid := s.deps.ToolNames()
+	valid := slices.Concat(s.deps.ToolNames(), extra)
 	for _, t := range list {
 		if !slices.Contains(valid, t) && !grantedByGroup(valid, t) {
 			return fmt.Sprintf("unknown tool %q; valid tools: %s", t, strings.Join(valid, ", "))

@@ -59,6 +59,9 @@ func TestDialectsMatch(t *testing.T) {
 var dialectOnly = map[string]bool{
 	"index memory_chunks_tsv_idx": true, "table memory_terms": true,
 	"table memory_postings": true, "index memory_postings_rank_idx": true, "index memory_chunks_scope_id_idx": true,
+	// 0022 widens mcp_tool_pins' primary key: PostgreSQL alters it in place,
+	// SQLite rebuilds the table under this name and renames it.
+	"table mcp_tool_pins_scoped": true,
 }
 
 // objects lists the names after CREATE TABLE / CREATE [UNIQUE] INDEX.

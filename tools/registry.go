@@ -108,6 +108,10 @@ type Registry struct {
 	maxResult int
 	logger    *slog.Logger
 	auditor   Auditor
+	// scoped are the tools only one scope sees, by ScopeKey then name
+	// (see registry_scoped.go); activate starts a scope's tools on use.
+	scoped   map[string]map[string]*registered
+	activate ScopeActivator
 
 	// life ends at Close and cancels every call in flight; calls counts
 	// their goroutines, also those Route gave up on, so Close can wait for
@@ -286,13 +290,13 @@ func (r *Registry) Execute(ctx context.Context, call Call, allowed []string) Res
 // the goroutine is left to end on its own (Close waits for it). Content longer than the result limit is
 // truncated with a note; tools can read that limit with MaxResultBytes(ctx).
 func (r *Registry) Route(ctx context.Context, call Call, allowed []string) (Result, Outcome) {
-	r.mu.RLock()
-	reg, ok := r.tools[call.Name]
+	reg, ok := r.lookupForCall(ctx, call)
 	var avail []string
 	if !ok || !isAllowed(call.Name, allowed) {
-		avail = r.permittedLocked(allowed)
+		r.mu.RLock()
+		avail = r.permittedForLocked(ScopeKey(call.Scope), allowed)
+		r.mu.RUnlock()
 	}
-	r.mu.RUnlock()
 
 	if !ok {
 		return r.limit(errorResult("unknown tool %s; available: %s", quoteName(call.Name), listOrNone(avail))), OutcomeUnknown

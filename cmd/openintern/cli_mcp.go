@@ -52,5 +52,6 @@ func newMCPCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 		},
 	}
 	addClientFlags(cmd.Flags())
+	cmd.AddCommand(newMCPServersCmd(lookupEnv))
 	return cmd
 }

@@ -231,13 +231,21 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if !ok {
 		return fmt.Errorf("store %T keeps no MCP tool pins", m.Store)
 	}
+	tenantMCP, err := m.tenantMCP(cfg, registry)
+	if err != nil {
+		return err
+	}
 	mcpServers, err := mcptools.New(mcptools.Config{
 		Servers: cfg.MCPServers, Registry: registry, Pins: pins,
 		CallTimeout: time.Duration(cfg.MCPCallTimeout), Logger: m.Logger.With("component", "mcp"),
+		Tenants: tenantMCP,
 	})
 	if err != nil {
 		return &config.Error{Key: "mcpServers", Reason: err.Error()}
 	}
+	// A scope's agents starting a turn (or calling one of its servers'
+	// tools) start the scope's tenant MCP servers.
+	registry.SetScopeActivator(mcpServers.Activate)
 	toolNames = func() []string { return append(registry.Names(), mcpServers.GrantNames()...) }
 	// The dry run knows an MCP tool's annotations as the router would.
 	m.policy.Lookup = mcpServers.ToolInfo

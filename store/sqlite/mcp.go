@@ -12,6 +12,9 @@ import (
 
 const mcpPinColumns = `server, tool, hash, definition, pending_hash, pending_definition, pinned_at, updated_at`
 
+// mcpPinKey is the scope of a pin: ("", "") for a config server's tools.
+type mcpPinKey struct{ org, project string }
+
 func scanMCPPin(row interface{ Scan(...any) error }) (store.MCPToolPin, error) {
 	var (
 		p                 store.MCPToolPin
@@ -29,24 +32,39 @@ func scanMCPPin(row interface{ Scan(...any) error }) (store.MCPToolPin, error) {
 	return p, nil
 }
 
-func (s *Store) writeMCPPin(ctx context.Context, tx *sql.Tx, p store.MCPToolPin) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO mcp_tool_pins (`+mcpPinColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (server, tool) DO UPDATE SET hash = excluded.hash, definition = excluded.definition,
+func (s *Store) writeMCPPin(ctx context.Context, tx *sql.Tx, k mcpPinKey, p store.MCPToolPin) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO mcp_tool_pins (org_id, project_id, `+mcpPinColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (org_id, project_id, server, tool) DO UPDATE SET hash = excluded.hash, definition = excluded.definition,
 		pending_hash = excluded.pending_hash, pending_definition = excluded.pending_definition,
 		pinned_at = excluded.pinned_at, updated_at = excluded.updated_at`,
-		p.Server, p.Tool, p.Hash, string(p.Definition), p.PendingHash, string(p.PendingDefinition), micros(p.PinnedAt), micros(p.UpdatedAt))
+		k.org, k.project, p.Server, p.Tool, p.Hash, string(p.Definition), p.PendingHash, string(p.PendingDefinition), micros(p.PinnedAt), micros(p.UpdatedAt))
 	return err
 }
 
+const selectMCPPin = `SELECT ` + mcpPinColumns + ` FROM mcp_tool_pins WHERE org_id = ? AND project_id = ? AND server = ? AND tool = ?`
+
 // ObserveMCPTool records a definition the server offers (see store.MCPPinStore).
 func (s *Store) ObserveMCPTool(ctx context.Context, server, tool, hash string, def json.RawMessage) (store.MCPToolPin, error) {
+	return s.observeMCPTool(ctx, mcpPinKey{}, server, tool, hash, def)
+}
+
+// ObserveScopedMCPTool is ObserveMCPTool for a tenant server of scope.
+func (s *Store) ObserveScopedMCPTool(ctx context.Context, scope store.Scope, server, tool, hash string, def json.RawMessage) (store.MCPToolPin, error) {
+	org, project := store.MCPScopeKey(scope)
+	if org == "" {
+		return store.MCPToolPin{}, errors.New("sqlite: observe mcp tool: a tenant pin needs an org")
+	}
+	return s.observeMCPTool(ctx, mcpPinKey{org, project}, server, tool, hash, def)
+}
+
+func (s *Store) observeMCPTool(ctx context.Context, k mcpPinKey, server, tool, hash string, def json.RawMessage) (store.MCPToolPin, error) {
 	if err := store.CheckMCPPinKey(server, tool); err != nil {
 		return store.MCPToolPin{}, fmt.Errorf("sqlite: observe mcp tool: %w", err)
 	}
 	var out store.MCPToolPin
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		var prev *store.MCPToolPin
-		p, err := scanMCPPin(tx.QueryRowContext(ctx, `SELECT `+mcpPinColumns+` FROM mcp_tool_pins WHERE server = ? AND tool = ?`, server, tool))
+		p, err := scanMCPPin(tx.QueryRowContext(ctx, selectMCPPin, k.org, k.project, server, tool))
 		switch {
 		case err == nil:
 			prev = &p
@@ -58,14 +76,28 @@ func (s *Store) ObserveMCPTool(ctx context.Context, server, tool, hash string, d
 		if !write {
 			return nil
 		}
-		return s.writeMCPPin(ctx, tx, next)
+		return s.writeMCPPin(ctx, tx, k, next)
 	})
 	return out, fail("observe mcp tool", err)
 }
 
 // ListMCPToolPins lists a server's pins by tool name.
 func (s *Store) ListMCPToolPins(ctx context.Context, server string) ([]store.MCPToolPin, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+mcpPinColumns+` FROM mcp_tool_pins WHERE server = ? ORDER BY tool`, server)
+	return s.listMCPToolPins(ctx, mcpPinKey{}, server)
+}
+
+// ListScopedMCPToolPins is ListMCPToolPins for a tenant server of scope.
+func (s *Store) ListScopedMCPToolPins(ctx context.Context, scope store.Scope, server string) ([]store.MCPToolPin, error) {
+	org, project := store.MCPScopeKey(scope)
+	if org == "" {
+		return nil, nil
+	}
+	return s.listMCPToolPins(ctx, mcpPinKey{org, project}, server)
+}
+
+func (s *Store) listMCPToolPins(ctx context.Context, k mcpPinKey, server string) ([]store.MCPToolPin, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+mcpPinColumns+` FROM mcp_tool_pins WHERE org_id = ? AND project_id = ? AND server = ? ORDER BY tool`,
+		k.org, k.project, server)
 	if err != nil {
 		return nil, fail("list mcp tool pins", err)
 	}
@@ -83,9 +115,22 @@ func (s *Store) ListMCPToolPins(ctx context.Context, server string) ([]store.MCP
 
 // ApproveMCPTool trusts a tool's pending definition (see store.MCPPinStore).
 func (s *Store) ApproveMCPTool(ctx context.Context, server, tool, hash string) (store.MCPToolPin, error) {
+	return s.approveMCPTool(ctx, mcpPinKey{}, server, tool, hash)
+}
+
+// ApproveScopedMCPTool is ApproveMCPTool for a tenant server of scope.
+func (s *Store) ApproveScopedMCPTool(ctx context.Context, scope store.Scope, server, tool, hash string) (store.MCPToolPin, error) {
+	org, project := store.MCPScopeKey(scope)
+	if org == "" {
+		return store.MCPToolPin{}, fmt.Errorf("sqlite: approve mcp tool: %w", store.ErrNotFound)
+	}
+	return s.approveMCPTool(ctx, mcpPinKey{org, project}, server, tool, hash)
+}
+
+func (s *Store) approveMCPTool(ctx context.Context, k mcpPinKey, server, tool, hash string) (store.MCPToolPin, error) {
 	var out store.MCPToolPin
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		p, err := scanMCPPin(tx.QueryRowContext(ctx, `SELECT `+mcpPinColumns+` FROM mcp_tool_pins WHERE server = ? AND tool = ?`, server, tool))
+		p, err := scanMCPPin(tx.QueryRowContext(ctx, selectMCPPin, k.org, k.project, server, tool))
 		if err != nil {
 			return err
 		}
@@ -94,7 +139,116 @@ func (s *Store) ApproveMCPTool(ctx context.Context, server, tool, hash string) (
 			return err
 		}
 		out = next
-		return s.writeMCPPin(ctx, tx, next)
+		return s.writeMCPPin(ctx, tx, k, next)
 	})
 	return out, fail("approve mcp tool", err)
 }
+
+const mcpServerColumns = `org_id, project_id, name, url, transport, headers, created_by, created_at`
+
+func scanMCPServer(row interface{ Scan(...any) error }) (store.MCPServer, error) {
+	var (
+		srv     store.MCPServer
+		headers string
+		created int64
+	)
+	if err := row.Scan(&srv.OrgID, &srv.ProjectID, &srv.Name, &srv.URL, &srv.Transport, &headers, &srv.CreatedBy, &created); err != nil {
+		return store.MCPServer{}, err
+	}
+	h, err := store.DecodeMCPHeaders(headers)
+	if err != nil {
+		return store.MCPServer{}, err
+	}
+	srv.Headers, srv.CreatedAt = h, fromMicros(created)
+	return srv, nil
+}
+
+// CreateMCPServer adds a tenant server (see store.MCPServerStore).
+func (s *Store) CreateMCPServer(ctx context.Context, srv store.MCPServer, maxPerScope int) (store.MCPServer, error) {
+	if err := store.CheckMCPServer(srv); err != nil {
+		return store.MCPServer{}, fmt.Errorf("sqlite: create mcp server: %w", err)
+	}
+	headers, err := store.EncodeMCPHeaders(srv.Headers)
+	if err != nil {
+		return store.MCPServer{}, fmt.Errorf("sqlite: create mcp server: %w", err)
+	}
+	srv.CreatedAt = s.now()
+	if srv.Headers == nil {
+		srv.Headers = []store.MCPHeader{}
+	}
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		if maxPerScope > 0 {
+			var n int64
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mcp_servers WHERE org_id = ? AND project_id = ?`, srv.OrgID, srv.ProjectID).Scan(&n); err != nil {
+				return err
+			}
+			if n >= int64(maxPerScope) {
+				return &store.QuotaError{Quota: store.QuotaMCPServers, Limit: int64(maxPerScope), Used: n, Adding: 1}
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO mcp_servers (`+mcpServerColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			srv.OrgID, srv.ProjectID, srv.Name, srv.URL, srv.Transport, headers, srv.CreatedBy, micros(srv.CreatedAt))
+		return err
+	})
+	if err != nil {
+		return store.MCPServer{}, fail("create mcp server", err)
+	}
+	return srv, nil
+}
+
+// GetMCPServer returns a scope's server.
+func (s *Store) GetMCPServer(ctx context.Context, scope store.Scope, name string) (store.MCPServer, error) {
+	org, project := store.MCPScopeKey(scope)
+	srv, err := scanMCPServer(s.r.QueryRowContext(ctx, `SELECT `+mcpServerColumns+` FROM mcp_servers WHERE org_id = ? AND project_id = ? AND name = ?`, org, project, name))
+	return srv, fail("get mcp server", err)
+}
+
+// ListMCPServers lists a scope's servers by name.
+func (s *Store) ListMCPServers(ctx context.Context, scope store.Scope) ([]store.MCPServer, error) {
+	org, project := store.MCPScopeKey(scope)
+	return s.queryMCPServers(ctx, `SELECT `+mcpServerColumns+` FROM mcp_servers WHERE org_id = ? AND project_id = ? ORDER BY name`, org, project)
+}
+
+// ListAllMCPServers lists every scope's servers.
+func (s *Store) ListAllMCPServers(ctx context.Context) ([]store.MCPServer, error) {
+	return s.queryMCPServers(ctx, `SELECT `+mcpServerColumns+` FROM mcp_servers ORDER BY org_id, project_id, name`)
+}
+
+func (s *Store) queryMCPServers(ctx context.Context, q string, args ...any) ([]store.MCPServer, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fail("list mcp servers", err)
+	}
+	defer rows.Close()
+	out := []store.MCPServer{}
+	for rows.Next() {
+		srv, err := scanMCPServer(rows)
+		if err != nil {
+			return nil, fail("list mcp servers", err)
+		}
+		out = append(out, srv)
+	}
+	return out, fail("list mcp servers", rows.Err())
+}
+
+// DeleteMCPServer removes a scope's server and its pins: a server added
+// again under that name is trusted afresh, not by its predecessor's pins.
+func (s *Store) DeleteMCPServer(ctx context.Context, scope store.Scope, name string) error {
+	org, project := store.MCPScopeKey(scope)
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM mcp_servers WHERE org_id = ? AND project_id = ? AND name = ?`, org, project, name)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return sql.ErrNoRows
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM mcp_tool_pins WHERE org_id = ? AND project_id = ? AND server = ?`, org, project, name)
+		return err
+	})
+	return fail("delete mcp server", err)
+}
+
+var _ store.MCPServerStore = (*Store)(nil)

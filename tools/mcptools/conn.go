@@ -206,11 +206,22 @@ func (s *server) start(life, ctx context.Context, c *conn) error {
 }
 
 func (s *server) connectHTTP(life, ctx context.Context) (*conn, error) {
+	headers := s.cfg.Headers
+	if s.headers != nil {
+		var err error
+		if headers, err = s.headers(); err != nil {
+			return nil, err
+		}
+	}
 	var streamErr error
 	if s.cfg.Transport() == config.MCPHTTP {
-		tr, err := transport.NewStreamableHTTP(s.cfg.URL, transport.WithHTTPHeaders(s.cfg.Headers),
+		opts := []transport.StreamableHTTPCOption{transport.WithHTTPHeaders(headers),
 			//nolint:staticcheck // legacy protocol: tools/list_changed comes on the standalone GET stream
-			transport.WithContinuousListening(), transport.WithHTTPLogger(s.transportLogger()))
+			transport.WithContinuousListening(), transport.WithHTTPLogger(s.transportLogger())}
+		if s.client != nil {
+			opts = append(opts, transport.WithHTTPBasicClient(s.client))
+		}
+		tr, err := transport.NewStreamableHTTP(s.cfg.URL, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("streamable http: %w", err)
 		}
@@ -220,13 +231,17 @@ func (s *server) connectHTTP(life, ctx context.Context) (*conn, error) {
 			return c, nil
 		}
 		_ = c.client.Close()
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || s.noFallback {
 			return nil, fmt.Errorf("streamable http: %w", streamErr)
 		}
 	}
 	// The 2024-11-05 HTTP+SSE transport, for servers that do not speak
 	// streamable HTTP.
-	tr, err := transport.NewSSE(s.cfg.URL, transport.WithHeaders(s.cfg.Headers), transport.WithSSELogger(s.transportLogger()))
+	sseOpts := []transport.ClientOption{transport.WithHeaders(headers), transport.WithSSELogger(s.transportLogger())}
+	if s.client != nil {
+		sseOpts = append(sseOpts, transport.WithHTTPClient(s.client))
+	}
+	tr, err := transport.NewSSE(s.cfg.URL, sseOpts...)
 	if err != nil {
 		return nil, errors.Join(streamErr, fmt.Errorf("sse: %w", err))
 	}
@@ -244,7 +259,7 @@ func (s *server) connectHTTP(life, ctx context.Context) (*conn, error) {
 }
 
 func (s *server) transportLogger() *slog.Logger {
-	return s.m.logger.With("mcp_server", s.name)
+	return s.m.logger.With(s.logAttrs()...)
 }
 
 // tail keeps the last max bytes written (a child's stderr), for the error

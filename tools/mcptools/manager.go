@@ -17,6 +17,7 @@ package mcptools
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,17 @@ type Registrar interface {
 	Unregister(name string) bool
 }
 
+// registrar is where a server's tools go: the registry, or a scope's overlay.
+type registrar interface {
+	Register(t tools.Tool) error
+	Unregister(name string) bool
+}
+
+// pinObserver is where a server's pins go: the daemon-wide ones, or a scope's.
+type pinObserver interface {
+	ObserveMCPTool(ctx context.Context, server, tool, hash string, def json.RawMessage) (store.MCPToolPin, error)
+}
+
 // Config is what a Manager needs.
 type Config struct {
 	Servers  map[string]config.MCPServer
@@ -51,6 +63,9 @@ type Config struct {
 	// ConnectTimeout bounds starting a server and listing its tools (default 60 s:
 	// npx may have to unpack a package first).
 	ConnectTimeout time.Duration
+	// Tenants, when set, lets tenants add HTTP servers for their own scope
+	// (see tenant.go); nil: only the config file's servers.
+	Tenants *TenantConfig
 }
 
 // Manager runs the configured MCP servers. Start starts them; Close stops them.
@@ -63,6 +78,8 @@ type Manager struct {
 	endLife context.CancelFunc
 	wg      sync.WaitGroup
 	started bool
+
+	tenants tenants
 }
 
 // Server statuses.
@@ -90,7 +107,31 @@ type ServerStatus struct {
 	LastError string       `json:"last_error,omitempty"`
 	Restarts  int          `json:"restarts"`
 	Tools     []ToolStatus `json:"tools"`
+	// Source is config (the daemon's file, every scope) or tenant (added
+	// over the API for this scope).
+	Source string `json:"source"`
+	// A tenant server's URL (without query or fragment, which may hold a
+	// token), its headers' names and kinds (never a value), creator and time.
+	URL       string       `json:"url,omitempty"`
+	Headers   []HeaderInfo `json:"headers,omitempty"`
+	CreatedBy string       `json:"created_by,omitempty"`
+	CreatedAt *time.Time   `json:"created_at,omitempty"`
 }
+
+// HeaderInfo is what the API shows of a tenant server's header: its name,
+// whether its value is sealed or read from the environment, and which
+// variable; never the value.
+type HeaderInfo struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"` // sealed or env
+	Env  string `json:"env,omitempty"`
+}
+
+// Sources of a server.
+const (
+	SourceConfig = "config"
+	SourceTenant = "tenant"
+)
 
 // ToolStatus is one tool of a server and its pin.
 type ToolStatus struct {
@@ -126,6 +167,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, logger: cfg.Logger, servers: make(map[string]*server, len(cfg.Servers))}
 	m.life, m.endLife = context.WithCancel(context.Background())
+	if err := m.initTenants(); err != nil {
+		return nil, err
+	}
 	for name, sc := range cfg.Servers {
 		if !config.ValidMCPServerName(name) {
 			return nil, fmt.Errorf("mcptools: invalid server name %q", name)
@@ -142,6 +186,7 @@ func (m *Manager) Start() {
 		return
 	}
 	m.started = true
+	m.startTenants()
 	for _, s := range m.servers {
 		if s.cfg.Disabled {
 			continue
@@ -157,7 +202,10 @@ func (m *Manager) Start() {
 // Close stops every server (a stdio server's process group is terminated)
 // and waits for the supervisors to end, or for ctx.
 func (m *Manager) Close(ctx context.Context) error {
+	// Under the tenants' lock, so no tenant server starts once life ended.
+	m.tenants.mu.Lock()
 	m.endLife()
+	m.tenants.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		m.wg.Wait()

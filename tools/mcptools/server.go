@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"sync"
 	"time"
@@ -27,6 +28,17 @@ type server struct {
 	name string
 	cfg  config.MCPServer
 
+	// What differs between a config server and a tenant's: where its tools
+	// and pins go, how it dials (a tenant's through the address guard), and
+	// its request headers (a tenant's are opened from their sealed form at
+	// each connect, never kept in cfg).
+	sink       registrar
+	pins       pinObserver
+	client     *http.Client // nil: the default client
+	noFallback bool         // streamable HTTP only, no SSE fallback
+	headers    func() (map[string]string, error)
+	tenant     *tenantServer // nil for a config server
+
 	relist chan struct{} // notifications/tools/list_changed, coalesced
 
 	mu        sync.Mutex
@@ -37,6 +49,7 @@ type server struct {
 	conn      *conn             // nil when not connected
 	ready     chan struct{}     // closed while conn is usable; replaced when it goes
 	tools     map[string]*entry // by the server's tool name, from the last listing
+	halted    bool              // a tenant server stopped for good: registers nothing more
 }
 
 // entry is a tool as last listed and what became of it.
@@ -52,7 +65,7 @@ type entry struct {
 
 func newServer(m *Manager, name string, cfg config.MCPServer) *server {
 	s := &server{m: m, name: name, cfg: cfg, relist: make(chan struct{}, 1), ready: make(chan struct{}),
-		tools: map[string]*entry{}, state: StatusStopped, transport: cfg.Transport()}
+		tools: map[string]*entry{}, state: StatusStopped, transport: cfg.Transport(), sink: m.cfg.Registry, pins: m.cfg.Pins}
 	if cfg.Disabled {
 		s.state = StatusDisabled
 	}
@@ -60,7 +73,7 @@ func newServer(m *Manager, name string, cfg config.MCPServer) *server {
 }
 
 func (s *server) logf(msg string, args ...any) {
-	s.m.logger.Warn(msg, append([]any{"mcp_server", s.name}, args...)...)
+	s.m.logger.Warn(msg, append(s.logAttrs(), args...)...)
 }
 
 // supervise connects, serves and restarts with backoff until ctx ends.
@@ -173,7 +186,7 @@ func (s *server) sync(ctx context.Context, c *conn) error {
 			continue
 		}
 		e.hash = hashOf(e.canonical)
-		pin, err := s.m.cfg.Pins.ObserveMCPTool(ctx, s.name, t.Name, e.hash, e.canonical)
+		pin, err := s.pins.ObserveMCPTool(ctx, s.name, t.Name, e.hash, e.canonical)
 		if err != nil {
 			return fmt.Errorf("pin tool %q: %w", t.Name, err)
 		}
@@ -191,7 +204,7 @@ func (s *server) sync(ctx context.Context, c *conn) error {
 			continue
 		}
 		if old.registered {
-			s.m.cfg.Registry.Unregister(s.toolName(name))
+			s.sink.Unregister(s.toolName(name))
 		}
 	}
 	for _, e := range listed {
@@ -203,10 +216,10 @@ func (s *server) sync(ctx context.Context, c *conn) error {
 
 // registerLocked registers e if it is trusted and not registered yet.
 func (s *server) registerLocked(e *entry) {
-	if e.registered || e.problem != "" || e.hash == "" || e.pinnedHash != e.hash {
+	if s.halted || e.registered || e.problem != "" || e.hash == "" || e.pinnedHash != e.hash {
 		return
 	}
-	err := s.m.cfg.Registry.Register(&mcpTool{srv: s, name: e.def.Name, hash: e.hash, hints: s.hintsOf(e.def), spec: llm.ToolSpec{
+	err := s.sink.Register(&mcpTool{srv: s, name: e.def.Name, hash: e.hash, hints: s.hintsOf(e.def), spec: llm.ToolSpec{
 		Name: s.toolName(e.def.Name), Description: e.def.Description, Parameters: e.schema,
 	}})
 	if err != nil {
@@ -236,7 +249,7 @@ func (s *server) toolName(tool string) string { return s.name + tools.GroupSepar
 func (s *server) status() ServerStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := ServerStatus{Name: s.name, Transport: s.transport, Status: s.state, LastError: s.lastErr, Restarts: s.restarts, Tools: []ToolStatus{}}
+	st := ServerStatus{Name: s.name, Transport: s.transport, Status: s.state, LastError: s.lastErr, Restarts: s.restarts, Tools: []ToolStatus{}, Source: SourceConfig}
 	for _, e := range s.tools {
 		st.Tools = append(st.Tools, s.toolStatusLocked(e))
 	}
@@ -325,6 +338,7 @@ func (t *mcpTool) Run(ctx context.Context, call tools.Call) (tools.Result, error
 		return tools.Result{IsError: true, Content: fmt.Sprintf(
 			"tool %q is disabled: its definition changed since it was pinned and an admin must approve the change", t.spec.Name)}, nil
 	}
+	t.srv.touch()
 	ctx, cancel := context.WithTimeout(ctx, t.srv.m.cfg.CallTimeout)
 	defer cancel()
 	var args map[string]any
