@@ -68,7 +68,7 @@ func extractHTML(text string) (Document, error) {
 			cur.WriteString(n.Data)
 			return
 		case html.ElementNode:
-			if skipped[n.DataAtom] || attr(n, "hidden") != "" || hasAttr(n, "hidden") ||
+			if skipped[n.DataAtom] || hasAttr(n, "hidden") ||
 				attr(n, "aria-hidden") == "true" || attr(n, "role") == "navigation" {
 				return
 			}
