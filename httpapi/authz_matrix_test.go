@@ -53,6 +53,7 @@ var matrixBodies = map[string]string{
 	"DELETE /api/tokens/:token_id":                    ``,
 	"POST /api/auth/login":                            `{"token":"{admin}"}`,
 	"POST /api/auth/logout":                           ``,
+	"POST /api/jobs/:job_id/cancel":                   ``,
 }
 
 // matrixQueries are the query strings routes need to succeed.
@@ -108,6 +109,12 @@ func testAuthorizationMatrix(t *testing.T, kind string) {
 		fx["run_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/runs", body: `{"input":"hi","agent_id":"a` + n + `","session_key":"s` + n + `"}`, header: as}).json(t)["run_id"].(string)
 		fx["memory_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/memories", body: `{"type":"episodic","text":"a fact"}`, header: as}).json(t)["id"].(string)
 		fx["entry_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/groups/g" + n + "/blackboard", body: `{"text":"a note"}`, header: as}).json(t)["memory_id"].(string)
+		// A queued job (the harness runs none, so it stays cancellable).
+		job, err := h.store.(store.JobStore).CreateJob(t.Context(), store.NewJob{Scope: o1, ID: "job" + n, Kind: "local_files", Total: 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fx["job_id"] = job.ID
 		fx["token_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/tokens", body: `{"name":"spare","role":"viewer"}`, header: as}).json(t)["id"].(string)
 		return fx
 	}

@@ -35,6 +35,7 @@ type harness struct {
 	srv   *httptest.Server
 	api   *Server
 	store store.Store
+	mem   *memory.Service
 }
 
 type harnessOpt func(*Deps)
@@ -123,9 +124,10 @@ func newHarnessOn(t *testing.T, kind, url string, opts ...harnessOpt) *harness {
 	}
 	api := New(deps)
 	api.MountMemory(memSvc)
+	api.MountJobs(JobsConfig{Store: st.(Jobs), Poll: 20 * time.Millisecond})
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, api: api, store: st}
+	return &harness{t: t, srv: srv, api: api, store: st, mem: memSvc}
 }
 
 type testWriter struct{ t testing.TB }

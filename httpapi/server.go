@@ -145,6 +145,8 @@ type Server struct {
 	// limiter is nil when requests are not rate limited.
 	limiter *rateLimiter
 	streams *streamCaps
+	// jobs is nil until MountJobs: uploads of several files then answer 501.
+	jobs *JobsConfig
 }
 
 var ginModeOnce sync.Once
