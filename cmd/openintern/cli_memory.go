@@ -313,4 +313,3 @@ func newMemoryReEmbedCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	addEmbeddingFlags(fs)
 	return cmd
 }
-
