@@ -3,7 +3,7 @@
 // archival memory, delete with confirmation. The query, filters and the open
 // memory live in the URL so a link shows the same view.
 import { api, upload } from '../api.js';
-import { h, clear, errorBox, spinner, timeEl, fmtTime, toast } from '../dom.js';
+import { h, clear, errorBox, spinner, timeEl, fmtTime, toast, citation } from '../dom.js';
 
 const STEP = 20; // results per "show more"
 const MAX_TOP_K = 100; // the API's largest top_k
@@ -185,6 +185,9 @@ export function render(root, { query, setQuery }) {
       h('span', { class: 'muted memory-score', title: 'fused score' }, r.score >= 0.001 ? r.score.toFixed(3) : '< 0.001'),
       h('span', { class: 'muted' }, timeEl(r.created_at))),
     h('span', { class: 'memory-snippet' }, r.snippet),
+    // The row is a button, which cannot hold a link: it shows the source
+    // as text, and the memory's detail links it.
+    citation(r.source && { ...r.source, url: '' }),
     r.chunk > 0 ? h('span', { class: 'hint' }, `from part ${r.chunk + 1}`) : null);
     return row;
   }
@@ -268,7 +271,9 @@ export function render(root, { query, setQuery }) {
 
     const fact = (label, value) => (value === undefined || value === null || value === '' ? null
       : h('div', { class: 'fact' }, h('dt', null, label), h('dd', null, value)));
-    const extra = Object.entries(md).filter(([k]) => k !== 'filename' && k !== 'source');
+    // An ingested document's keys are shown as its citation, not one by one.
+    const shown = new Set(['filename', 'source', 'doc_hash', 'ingest_key', 'title', 'page', 'heading', 'section']);
+    const extra = Object.entries(md).filter(([k]) => !shown.has(k));
     clear(detail).append(
       h('div', { class: 'memory-detail-head' },
         h('span', { class: `badge badge-type badge-${m.type}` }, m.type),
@@ -279,7 +284,10 @@ export function render(root, { query, setQuery }) {
       h('dl', { class: 'facts memory-facts' },
         fact('created', h('span', { title: fmtTime(m.created_at) }, fmtTime(m.created_at))),
         fact('agent', m.agent_id), fact('group', m.group_id),
-        fact('source', md.source),
+        fact('source', md.doc_hash
+          ? citation({ source: md.source, title: md.title, page: Number(md.page) || 0, heading: md.heading,
+            url: /^https?:\/\//.test(md.source || '') ? md.source : '' })
+          : md.source),
         fact('importance', m.importance ? String(m.importance) : ''),
         fact('parts', m.chunks > 1 ? String(m.chunks) : ''),
         fact('length', `${[...m.text].length} characters`),
