@@ -67,9 +67,20 @@ func newEnv(t *testing.T, js store.JobStore, ms memory.Store, emb memory.Embedde
 	return env{jobs: js, mem: svc, ms: ms}
 }
 
+// crashingStore is a job store whose runner cannot release its jobs, as
+// when its daemon is killed: its jobs come free only when their leases lapse.
+type crashingStore struct{ store.JobStore }
+
+func (crashingStore) ReleaseJob(context.Context, store.Scope, string, string) error { return nil }
+
 func (e env) runner(t *testing.T, lease time.Duration) *ingest.Runner {
 	t.Helper()
-	r, err := ingest.NewRunner(ingest.RunnerConfig{Store: e.jobs, Lease: lease, Poll: 20 * time.Millisecond, Concurrency: 2,
+	return e.runnerOn(t, e.jobs, lease)
+}
+
+func (e env) runnerOn(t *testing.T, js store.JobStore, lease time.Duration) *ingest.Runner {
+	t.Helper()
+	r, err := ingest.NewRunner(ingest.RunnerConfig{Store: js, Lease: lease, Poll: 20 * time.Millisecond, Concurrency: 2,
 		Kinds: []ingest.Kind{ingest.LocalFiles{Store: e.jobs, Memories: e.mem}}})
 	if err != nil {
 		t.Fatal(err)
@@ -249,13 +260,25 @@ func (g *gateEmbedder) count(sub string) int {
 
 // TestCrashResume: a runner stopped in the middle of a job (its second
 // file stuck in the embedder) leaves the job running with its checkpoint; a
-// new runner resumes it and finishes without embedding the first file again
-// or duplicating its memories.
+// new runner resumes it — at once after a shutdown, once the lease lapsed
+// after a crash — and finishes without embedding the first file again or
+// duplicating its memories.
 func TestCrashResume(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		t.Run(map[bool]string{false: "shutdown", true: "crash"}[crash], func(t *testing.T) { testCrashResume(t, crash) })
+	}
+}
+
+func testCrashResume(t *testing.T, crash bool) {
 	bothStores(t, func(t *testing.T, newEnv func(memory.Embedder) env) {
 		gate := newGate()
 		e := newEnv(gate)
-		r1 := e.runner(t, time.Minute)
+		var r1 *ingest.Runner
+		if crash {
+			r1 = e.runnerOn(t, crashingStore{e.jobs}, 3*time.Second)
+		} else {
+			r1 = e.runner(t, time.Minute)
+		}
 		files := map[string][]byte{
 			"a.txt": []byte("Alpha file about otters."),
 			"b.txt": []byte("Beta file BLOCKME about herons."),
@@ -285,6 +308,11 @@ func TestCrashResume(t *testing.T) {
 		gate.blocked = false
 		gate.mu.Unlock()
 		e2 := newEnv(gate)
+		if crash {
+			if _, err := e2.jobs.ClaimJob(t.Context(), "early", time.Minute); !errors.Is(err, store.ErrNoWork) {
+				t.Fatalf("a crashed runner's job was claimable before its lease lapsed: %v", err)
+			}
+		}
 		e2.runner(t, time.Minute)
 		j = e2.waitJob(t, j.ID, "completed", func(j store.Job) bool { return store.JobEnded(j.Status) })
 		if j.Status != store.JobCompleted || j.Attempts != 2 || j.Counts != (store.JobCounts{Found: 3, New: 3}) {
