@@ -236,9 +236,9 @@ func (r *Runner) run(ctx context.Context, sj store.Job) {
 	// The heartbeat renews the lease while an item takes long (a big PDF,
 	// a slow embedder), and turns a cancel request into cancelling jctx at
 	// once rather than at the next item.
-	var cancelled sync.WaitGroup
-	cancelledFlag := make(chan struct{})
-	cancelled.Go(func() {
+	var heartbeat sync.WaitGroup
+	cancelSeen := make(chan struct{}) // closed when the heartbeat saw a cancel request
+	heartbeat.Go(func() {
 		t := time.NewTicker(r.cfg.Lease / 3)
 		defer t.Stop()
 		for {
@@ -249,14 +249,14 @@ func (r *Runner) run(ctx context.Context, sj store.Job) {
 			}
 			saved, err := r.st.SaveJobProgress(jctx, j.Scope, j.ID, r.owner, j.snapshot(), r.cfg.Lease)
 			switch {
-			case err != nil && errors.Is(err, store.ErrConflict):
+			case errors.Is(err, store.ErrConflict):
 				log.Warn("ingest: lost the job's lease; stopping it", "err", err)
 				cancel()
 				return
 			case err != nil:
 				log.Warn("ingest: heartbeat", "err", err)
 			case saved.CancelRequested:
-				close(cancelledFlag)
+				close(cancelSeen)
 				cancel()
 				return
 			}
@@ -273,9 +273,9 @@ func (r *Runner) run(ctx context.Context, sj store.Job) {
 		err = k.Run(jctx, j)
 	}
 	cancel()
-	cancelled.Wait()
+	heartbeat.Wait()
 	select {
-	case <-cancelledFlag:
+	case <-cancelSeen:
 		err = ErrCancelled
 	default:
 	}
@@ -294,7 +294,7 @@ func (r *Runner) run(ctx context.Context, sj store.Job) {
 			log.Warn("ingest: release job", "err", rerr)
 		}
 		log.Info("ingest: job interrupted by shutdown", "done", p.Done)
-	case err != nil && errors.Is(err, store.ErrConflict):
+	case errors.Is(err, store.ErrConflict):
 		log.Warn("ingest: job taken over by another runner", "err", err)
 	case err != nil:
 		_, ferr := r.st.FinishJob(endCtx, j.Scope, j.ID, r.owner, store.JobFailed, p, err.Error())
