@@ -78,7 +78,7 @@ func TestFiftyPagePDF(t *testing.T) {
 		e := newEnv(nil)
 		e.runner(t, 0)
 		j := e.create(t, map[string][]byte{"manuals/field.pdf": testpdf.Make(pages)}, "manuals/field.pdf")
-		j = e.waitJob(t, j.ID, "ended", func(j storeJob) bool { return ended(j) })
+		j = e.waitJob(t, j.ID, "ended", ended)
 		if j.Counts.New != 1 {
 			t.Fatalf("job: %+v", j)
 		}

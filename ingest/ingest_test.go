@@ -404,6 +404,4 @@ func TestPutDocumentReplaces(t *testing.T) {
 	})
 }
 
-type storeJob = store.Job
-
 func ended(j store.Job) bool { return store.JobEnded(j.Status) }

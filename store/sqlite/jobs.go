@@ -132,9 +132,9 @@ func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration)
 
 // updateHeld runs an update of a job owner holds; ErrJobNotHeld when it does not.
 func updateHeld(ctx context.Context, tx *sql.Tx, scope store.Scope, id, owner, set string, args ...any) (store.Job, error) {
-	all := append(args, scopeArgs(scope, id, owner)...)
+	args = append(args, scopeArgs(scope, id, owner)...)
 	j, err := scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET `+set+` WHERE `+jobKey+` AND lease_owner = ? AND status = 'running'
-		RETURNING `+jobColumns, all...))
+		RETURNING `+jobColumns, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Job{}, store.ErrJobNotHeld
 	}
