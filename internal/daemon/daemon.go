@@ -240,7 +240,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	var jobRunner *ingest.Runner
 	if jobStore, ok := m.Store.(store.JobStore); ok {
 		jobRunner, err = ingest.NewRunner(ingest.RunnerConfig{Store: jobStore, Logger: m.Logger.With("component", "ingest"),
-			Kinds: []ingest.Kind{ingest.LocalFiles{Store: jobStore, Memories: memSvc}}})
+			Concurrency: cfg.IngestConcurrency,
+			Kinds:       []ingest.Kind{ingest.LocalFiles{Store: jobStore, Memories: memSvc}}})
 		if err != nil {
 			return err
 		}
