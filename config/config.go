@@ -112,6 +112,10 @@ type Config struct {
 	MaxAgentsPerScope      int     `json:"max_agents_per_scope"`       // OPENINTERN_MAX_AGENTS_PER_SCOPE
 	MaxMemoryBytesPerScope Bytes   `json:"max_memory_bytes_per_scope"` // OPENINTERN_MAX_MEMORY_BYTES_PER_SCOPE: bytes of memory text ("1GiB", "500MB" or a number)
 
+	// IngestConcurrency is how many ingestion jobs the daemon runs at once
+	// (OPENINTERN_INGEST_CONCURRENCY); the rest wait queued.
+	IngestConcurrency int `json:"ingest_concurrency"`
+
 	Fetch Fetch `json:"fetch"`
 	Shell Shell `json:"shell"`
 
@@ -277,6 +281,7 @@ func Default() Config {
 		MaxStreamsPerScope:     100,
 		MaxAgentsPerScope:      1000,
 		MaxMemoryBytesPerScope: 1 << 30,
+		IngestConcurrency:      2,
 		Fetch:                  Fetch{Timeout: Duration(30 * time.Second), MaxBytes: 2 << 20},
 		Shell:                  Shell{Timeout: Duration(50 * time.Second), CPUSeconds: 30, MemoryMB: 1024, MaxProcs: 128, MaxOutputBytes: 32 << 10},
 		MCPCallTimeout:         Duration(60 * time.Second),
@@ -343,6 +348,7 @@ var envKeys = []struct {
 	{"OPENINTERN_RATE_LIMIT_BURST", func(c *Config, v string) error { return setInt(&c.RateLimitBurst, v) }},
 	{"OPENINTERN_MAX_STREAMS", func(c *Config, v string) error { return setInt(&c.MaxStreams, v) }},
 	{"OPENINTERN_MAX_STREAMS_PER_SCOPE", func(c *Config, v string) error { return setInt(&c.MaxStreamsPerScope, v) }},
+	{"OPENINTERN_INGEST_CONCURRENCY", func(c *Config, v string) error { return setInt(&c.IngestConcurrency, v) }},
 	{"OPENINTERN_MAX_AGENTS_PER_SCOPE", func(c *Config, v string) error { return setInt(&c.MaxAgentsPerScope, v) }},
 	{"OPENINTERN_MAX_MEMORY_BYTES_PER_SCOPE", func(c *Config, v string) error { return c.MaxMemoryBytesPerScope.Set(v) }},
 	{"OPENINTERN_FETCH_ALLOW", func(c *Config, v string) error { c.Fetch.Allow = SplitList(v); return nil }},
@@ -840,6 +846,8 @@ func (c *Config) validateLimits() error {
 		return &Error{Key: "OPENINTERN_MAX_AGENTS_PER_SCOPE", Reason: "must be 0 (no limit) or more"}
 	case c.MaxMemoryBytesPerScope < 0:
 		return &Error{Key: "OPENINTERN_MAX_MEMORY_BYTES_PER_SCOPE", Reason: "must be 0 (no limit) or more"}
+	case c.IngestConcurrency < 1 || c.IngestConcurrency > 64:
+		return &Error{Key: "OPENINTERN_INGEST_CONCURRENCY", Reason: "must be from 1 to 64"}
 	}
 	return nil
 }

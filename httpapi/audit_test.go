@@ -76,8 +76,12 @@ func testAuditEveryMutatingRoute(t *testing.T, kind string) {
 	tok := h.must(http.StatusCreated, request{method: "POST", path: "/api/tokens", body: `{"name":"spare","role":"viewer"}`}).json(t)
 	skillBody, skillCT := skillUpload("kept")
 	h.must(http.StatusCreated, request{method: "POST", path: "/api/skills", body: skillBody, header: map[string]string{"Content-Type": skillCT}})
+	job, err := h.store.(store.JobStore).CreateJob(t.Context(), store.NewJob{Scope: store.Scope{OrgID: "o1", UserID: "u1"}, ID: "job1", Kind: "local_files"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ids := map[string]string{"agent_id": "a1", "role_id": "r1", "group_id": "g1", "member_id": "a1", "run_id": runID, "memory_id": memID,
-		"token_id": tok["id"].(string), "skill_id": "kept"}
+		"token_id": tok["id"].(string), "skill_id": "kept", "job_id": job.ID}
 	bodies := maps.Clone(auditBodies)
 	bodies["POST /api/tokens"] = `{"name":"t2","role":"viewer"}`
 	bodies["POST /api/auth/login"] = `{"token":"` + tok["secret"].(string) + `"}`

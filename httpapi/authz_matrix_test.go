@@ -60,6 +60,7 @@ var matrixBodies = map[string]string{
 	"POST /api/mcp/servers":                           `{"name":"k{k}","url":"https://mcp.example.com/mcp"}`,
 	"DELETE /api/mcp/servers/:name":                   ``,
 	"POST /api/mcp/servers/:name/tools/:tool/approve": ``,
+	"POST /api/jobs/:job_id/cancel":                   ``,
 }
 
 // matrixQueries are the query strings routes need to succeed.
@@ -119,6 +120,12 @@ func testAuthorizationMatrix(t *testing.T, kind string) {
 		body, ct := skillUpload("sk-" + n)
 		h.must(http.StatusCreated, request{method: "POST", path: "/api/skills", body: body, header: bearer(admin, "Content-Type", ct)})
 		fx["skill_id"] = "sk-" + n
+		// A queued job (the harness runs none, so it stays cancellable).
+		job, err := h.store.(store.JobStore).CreateJob(t.Context(), store.NewJob{Scope: o1, ID: "job" + n, Kind: "local_files", Total: 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fx["job_id"] = job.ID
 		fx["token_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/tokens", body: `{"name":"spare","role":"viewer"}`, header: as}).json(t)["id"].(string)
 		matrixMCPFixture(t, h, fx, admin)
 		return fx

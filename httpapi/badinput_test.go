@@ -5,12 +5,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/openintern/openintern/store"
 )
 
 // noBodyRoutes take no body: they act on the path alone.
 var noBodyRoutes = []string{
 	"POST /api/agents/:agent_id/pause", "POST /api/agents/:agent_id/resume", "POST /api/runs/:run_id/cancel",
-	"POST /api/auth/logout",
+	"POST /api/auth/logout", "POST /api/jobs/:job_id/cancel",
 }
 
 // TestBadInputIsA4xxJSONError sends every /api route malformed JSON, unknown
@@ -37,9 +39,13 @@ func testBadInput(t *testing.T, kind string) {
 	skillBody, skillCT := skillUpload("sk-1")
 	h.must(http.StatusCreated, request{method: "POST", path: "/api/skills", body: skillBody, header: map[string]string{"Content-Type": skillCT}})
 	tokenID := h.must(http.StatusCreated, request{method: "POST", path: "/api/tokens", body: `{"name":"t","role":"viewer"}`}).json(t)["id"].(string)
+	job, err := h.store.(store.JobStore).CreateJob(t.Context(), store.NewJob{Scope: store.Scope{OrgID: "o1", UserID: "u1"}, ID: "job1", Kind: "local_files"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	good := map[string]string{
 		"agent_id": "a1", "role_id": "r1", "group_id": "g1", "member_id": "a1", "run_id": runID,
-		"memory_id": memID, "session_key": "s1", "token_id": tokenID, "skill_id": "sk-1",
+		"memory_id": memID, "session_key": "s1", "token_id": tokenID, "skill_id": "sk-1", "job_id": job.ID,
 	}
 	public := map[string]bool{}
 	for _, spec := range h.api.Routes() {

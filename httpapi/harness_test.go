@@ -38,6 +38,7 @@ type harness struct {
 	api   *Server
 	store store.Store
 	reg   *tools.Registry
+	mem   *memory.Service
 }
 
 type harnessOpt func(*Deps)
@@ -132,9 +133,10 @@ func newHarnessOn(t *testing.T, kind, url string, opts ...harnessOpt) *harness {
 	}
 	api.MountPolicy(eng)
 	api.MountSkills(skills.NewCatalog(st.(store.SkillStore), nil, skills.Limits{}, nil))
+	api.MountJobs(JobsConfig{Store: st.(Jobs), Poll: 20 * time.Millisecond})
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, api: api, store: st, reg: registry}
+	return &harness{t: t, srv: srv, api: api, store: st, reg: registry, mem: memSvc}
 }
 
 type testWriter struct{ t testing.TB }

@@ -37,8 +37,10 @@ func (s *Server) MountMemory(svc MemoryService) {
 		Summary: "Write a memory (archival or episodic), chunked and embedded for search",
 		Body:    createMemoryBody{}, Response: memory.Memory{}, Status: http.StatusCreated}, h.create)
 	s.register(api, routeSpec{Method: http.MethodPost, Path: "/memories/ingest", Role: auth.RoleMember,
-		Summary: "Upload a text or markdown file as one archival memory",
-		Body:    upload{}, Response: ingestAnswer{}, Status: http.StatusCreated}, h.ingest)
+		Summary: "Upload a text or markdown file (field file) as one archival memory (201); or files (field files, one or " +
+			"more: PDF, HTML, Markdown, text) as an ingestion job, answered 202 with the job (see /api/jobs)",
+		Body: upload{}, Response: eitherOf{ingestAnswer{}, jobAccepted{}}, Status: http.StatusCreated,
+		Errors: []int{http.StatusNotImplemented}}, h.ingest)
 	s.register(api, routeSpec{Method: http.MethodGet, Path: "/memories/search", Role: auth.RoleViewer,
 		Summary:  "Search memories by meaning and keywords (hybrid, vector or fulltext)",
 		Response: memorySearchAnswer{}, Query: memorySearchQuery()}, h.search)
@@ -150,6 +152,19 @@ func (h *memoryHandlers) search(c *gin.Context) {
 // ingest stores an uploaded text or markdown file (form field "file") as
 // one archival memory.
 func (h *memoryHandlers) ingest(c *gin.Context) {
+	if form, err := c.MultipartForm(); err == nil {
+		if len(form.Value["files"]) > 0 {
+			// A part of the files field whose file name mime/multipart could
+			// not read (a NUL or control character in it) arrives as a value.
+			writeError(c, http.StatusBadRequest, "invalid_filename",
+				"a part of the field files has no usable file name (UTF-8, without NUL or control characters)")
+			return
+		}
+		if len(form.File["files"]) > 0 {
+			h.ingestFiles(c, form.File["files"])
+			return
+		}
+	}
 	fh, err := c.FormFile("file")
 	if err != nil {
 		if !bodyReadError(c, err) {

@@ -349,8 +349,10 @@ func operation(spec routeSpec, schemas *schemaSet) map[string]any {
 	case nil:
 	case upload:
 		op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"multipart/form-data": map[string]any{
-			"schema": map[string]any{"type": "object", "required": []string{"file"}, "properties": map[string]any{
-				"file":     map[string]any{"type": "string", "contentMediaType": "application/octet-stream", "description": "A UTF-8 text or markdown file (.txt, .md, .markdown)."},
+			"schema": map[string]any{"type": "object", "properties": map[string]any{
+				"file": map[string]any{"type": "string", "contentMediaType": "application/octet-stream", "description": "A UTF-8 text or markdown file (.txt, .md, .markdown), stored at once."},
+				"files": map[string]any{"type": "array", "items": map[string]any{"type": "string", "contentMediaType": "application/octet-stream"},
+					"description": "Files (PDF, HTML, Markdown, text; each at most 16 MiB) ingested by a job; their names, paths included, are the sources citations name."},
 				"agent_id": map[string]any{"type": "string"},
 				"group_id": map[string]any{"type": "string"},
 			}},

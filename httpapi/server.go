@@ -150,6 +150,8 @@ type Server struct {
 	streams *streamCaps
 	// skills is set by MountSkills; nil: grants of skills are not checked.
 	skills SkillCatalog
+	// jobs is nil until MountJobs: uploads of several files then answer 501.
+	jobs *JobsConfig
 }
 
 var ginModeOnce sync.Once

@@ -31,6 +31,9 @@ type Recalled struct {
 	Type    string  `json:"type"`
 	Snippet string  `json:"snippet"`
 	Score   float64 `json:"score"`
+	// Source cites the document the memory was ingested from (the trace
+	// shows it as a link); absent otherwise.
+	Source *Citation `json:"source,omitempty"`
 }
 
 // AgentMemory is what an agent's step loop needs of memory (actors.Memory):
@@ -256,7 +259,7 @@ func (a *AgentMemory) Recall(ctx context.Context, scope store.Scope, agentID, qu
 	}
 	out := make([]Recalled, len(res))
 	for i, r := range res {
-		out[i] = Recalled{ID: r.ID, Type: r.Type, Snippet: r.Snippet, Score: r.Score}
+		out[i] = Recalled{ID: r.ID, Type: r.Type, Snippet: r.Snippet, Score: r.Score, Source: r.Source}
 	}
 	return out, nil
 }

@@ -252,6 +252,8 @@ type Result struct {
 	CreatedAt time.Time `json:"created_at"`
 	Chunk     int       `json:"chunk"`
 	FoundBy   []string  `json:"found_by"` // "vector", "fulltext" or both
+	// Source cites the document the memory was ingested from; absent otherwise.
+	Source *Citation `json:"source,omitempty"`
 }
 
 // Search runs the vector and full-text legs in parallel, fuses them (see
@@ -380,7 +382,7 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, erro
 		out[i] = Result{
 			ID: f.hit.MemoryID, Snippet: Snippet(f.hit.Text, tokens, s.cfg.SnippetRunes), Score: f.score,
 			Type: f.hit.Type, AgentID: f.hit.AgentID, GroupID: f.hit.GroupID, CreatedAt: f.hit.CreatedAt,
-			Chunk: f.hit.Seq, FoundBy: f.foundBy,
+			Chunk: f.hit.Seq, FoundBy: f.foundBy, Source: CitationOf(f.hit.Metadata),
 		}
 	}
 	return out, nil

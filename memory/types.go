@@ -81,6 +81,7 @@ type Hit struct {
 	GroupID    string
 	Importance float64
 	CreatedAt  time.Time
+	Metadata   map[string]string // the memory's (citations come from it)
 }
 
 // ChunkRef names a chunk whose vector a re-embed must compute.

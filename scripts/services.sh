@@ -10,6 +10,7 @@
 #   - Debian's prometheus, installed only: the metrics test starts its own
 #     server on 127.0.0.1 (it is not started as a system service here).
 #   - bubblewrap (bwrap), the sandbox the shell tool runs commands in.
+#   - poppler-utils (pdftotext), which reads the text layer of ingested PDFs.
 #
 # It is idempotent and quick (well under 2 s) when everything is already there,
 # runs non-interactively (CI=true, no stdin) and exits non-zero with a message
@@ -331,5 +332,6 @@ ensure_browser
 apt_install tmux # cmd/openintern tests drive a real terminal with it
 ensure_prometheus
 apt_install bubblewrap # the shell tool's sandbox; tools/ tests run commands in it
+apt_install poppler-utils # pdftotext: ingest/ reads PDFs with it; its tests make real PDFs
 ensure_npm_packages
 log "ready: PostgreSQL $PG_VERSION with pgvector on $PG_HOST:$PG_PORT, Redis on $REDIS_HOST:$REDIS_PORT"

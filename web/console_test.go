@@ -22,6 +22,7 @@ import (
 
 	"github.com/openintern/openintern/config"
 	"github.com/openintern/openintern/internal/daemon"
+	"github.com/openintern/openintern/internal/testpdf"
 	"github.com/openintern/openintern/llm"
 )
 
@@ -707,6 +708,25 @@ func TestConsoleInBrowser(t *testing.T) {
 		// Opening the deleted memory's link says it is not found.
 		p.open("/memory" + acme + "&id=" + fileID)
 		p.waitJS(`document.querySelector('#memory-detail .error-box .error-title')?.textContent === 'Not found'`, "the deleted memory not found")
+	})
+
+	t.Run("memory page ingests a PDF as a job with live progress and cites its page", func(t *testing.T) {
+		pdf := filepath.Join(t.TempDir(), "ferry-report.pdf")
+		pages := [][]string{{"Ferry report, cover page."}, {"The night ferry to Skerry Island carries twelve bicycles."}}
+		if err := os.WriteFile(pdf, testpdf.Make(pages), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := b.page(t, c)
+		p.open("/memory" + acme)
+		p.waitJS(`document.querySelector('#memory-intro')`, "the memory page")
+		p.run(chromedp.Click(chromedp.CSS("#memory-upload-toggle")))
+		p.run(chromedp.SetUploadFiles(chromedp.CSS("#memory-file"), []string{pdf}))
+		p.waitJS(`!document.querySelector('#memory-upload').disabled`, "the chosen PDF")
+		p.run(chromedp.Click(chromedp.CSS("#memory-upload")))
+		p.waitJS(`document.querySelector('#memory-job')?.dataset.status === 'completed' && document.querySelector('#memory-job progress').value === 1`, "the job's progress to completion")
+		p.screenshot("memory-job")
+		memorySearch(p, "night ferry bicycles", "")
+		p.waitJS(`document.querySelector('#memory-results .memory-row .citation')?.textContent.includes('ferry-report.pdf') && document.querySelector('#memory-results .memory-row .citation').textContent.includes('p. 2')`, "the hit's citation with its page")
 	})
 
 	t.Run("long memory results grow 20 at a time", func(t *testing.T) {

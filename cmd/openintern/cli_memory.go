@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,6 +15,7 @@ import (
 
 	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/store"
 )
 
 // memoryResult is one search hit as the API returns it.
@@ -30,6 +26,20 @@ type memoryResult struct {
 	Type    string   `json:"type"`
 	AgentID string   `json:"agent_id,omitempty"`
 	FoundBy []string `json:"found_by"`
+	// Source cites the document an ingested memory came from.
+	Source *memory.Citation `json:"source,omitempty"`
+}
+
+// citationLabel is "path, p. 2" or "path › Heading".
+func citationLabel(c memory.Citation) string {
+	label := c.Source
+	if c.Page > 0 {
+		label += fmt.Sprintf(", p. %d", c.Page)
+	}
+	if c.Heading != "" {
+		label += " › " + c.Heading
+	}
+	return label
 }
 
 // memoryView is one memory in full.
@@ -97,6 +107,9 @@ func newMemorySearchCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			for _, r := range resp.Results {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s %s\n  %s\n", st.bold(r.ID), st.cyan(r.Type),
 					st.dim(fmt.Sprintf("%.3f", r.Score)), st.dim("("+strings.Join(r.FoundBy, "+")+")"), truncate(r.Snippet, 200))
+				if r.Source != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "  %s\n", st.dim("— "+citationLabel(*r.Source)))
+				}
 			}
 			return nil
 		},
@@ -177,10 +190,15 @@ func newMemoryWriteCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 
 func newMemoryIngestCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "ingest FILE…",
-		Short: "Upload text or markdown files into archival memory, with progress",
-		Example: "  openintern memory ingest README.md docs/*.md\n" +
-			"  openintern memory ingest handbook.txt --agent support --json",
+		Use:   "ingest PATH…",
+		Short: "Ingest files and folders (PDF, HTML, Markdown, text) into archival memory as a job, with progress",
+		Long: "Uploads the files (folders recursively, skipping hidden entries and binary files) to the daemon, which\n" +
+			"ingests them as a job: PDFs page by page, HTML without its navigation, Markdown by sections. Prints the\n" +
+			"job id, then follows it: a progress bar on a terminal, a line per file otherwise. A file that cannot be\n" +
+			"read is reported and the others go on; the exit status is non-zero if any failed. Search hits cite\n" +
+			"the file's path (and page or heading). With --no-wait it prints the job id and returns.",
+		Example: "  openintern memory ingest README.md docs/\n" +
+			"  openintern memory ingest handbook.pdf --agent support --json",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, opts, err := clientFor(cmd, lookupEnv)
@@ -188,61 +206,44 @@ func newMemoryIngestCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 				return err
 			}
 			agent, _ := cmd.Flags().GetString("agent")
-			// Progress goes to stderr, and only on a terminal, so stdout stays
-			// the list of stored memories for scripts.
-			progress := isTerminal(cmd.ErrOrStderr()) && !opts.JSON
-			var total, done int64
-			for _, f := range args {
-				fi, err := os.Stat(f)
-				if err != nil {
-					return fmt.Errorf("ingest %s: %w", f, err)
-				}
-				total += fi.Size()
+			noWait, _ := cmd.Flags().GetBool("no-wait")
+			files, err := collectIngestFiles(args, cmd.ErrOrStderr())
+			if err != nil {
+				return fmt.Errorf("ingest: %w", err)
 			}
-			type ingested struct {
-				File   string `json:"file"`
-				ID     string `json:"id"`
-				Chunks int    `json:"chunks"`
+			if len(files) == 0 {
+				return fmt.Errorf("ingest: no files to ingest in %s", strings.Join(args, " "))
 			}
-			var out []ingested
-			for i, f := range args {
-				if progress {
-					drawProgress(cmd.ErrOrStderr(), i, len(args), done, total, filepath.Base(f))
-				}
-				raw, err := os.ReadFile(f)
+			var jobs []store.Job
+			for _, batch := range ingestBatches(files) {
+				j, err := c.uploadFiles(cmd.Context(), batch, agent)
 				if err != nil {
-					return fmt.Errorf("ingest %s: %w", f, err)
+					return fmt.Errorf("ingest: %w", err)
 				}
-				var resp struct {
-					ID     string `json:"id"`
-					Chunks int    `json:"chunks"`
-				}
-				if err := c.upload(cmd.Context(), filepath.Base(f), raw, agent, &resp); err != nil {
-					if progress {
-						fmt.Fprintln(cmd.ErrOrStderr())
-					}
-					return fmt.Errorf("ingest %s: %w", f, err)
-				}
-				done += int64(len(raw))
-				out = append(out, ingested{File: f, ID: resp.ID, Chunks: resp.Chunks})
+				jobs = append(jobs, j)
 				if !opts.JSON {
-					if progress {
-						fmt.Fprint(cmd.ErrOrStderr(), "\r\033[K")
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s → %s (%s)\n", f, resp.ID, plural(resp.Chunks, "chunk"))
+					fmt.Fprintf(cmd.OutOrStdout(), "job %s queued (%s)\n", j.ID, plural(len(batch), "file"))
 				}
 			}
-			if progress {
-				drawProgress(cmd.ErrOrStderr(), len(args), len(args), done, total, "done")
-				fmt.Fprintln(cmd.ErrOrStderr())
+			if noWait {
+				if opts.JSON {
+					return writeJSON(cmd.OutOrStdout(), jobs)
+				}
+				return nil
 			}
-			if opts.JSON {
-				return writeJSON(cmd.OutOrStdout(), out)
+			tty := isTerminal(cmd.ErrOrStderr()) && !opts.JSON
+			for i, j := range jobs {
+				ended, err := c.watchJob(cmd.Context(), j.ID, cmd.ErrOrStderr(), tty)
+				if err != nil {
+					return err
+				}
+				jobs[i] = ended
 			}
-			return nil
+			return finishJobOutput(cmd, opts, jobs)
 		},
 	}
 	cmd.Flags().String("agent", "", "agent that owns the memories (default: the scope)")
+	cmd.Flags().Bool("no-wait", false, "print the job id and return without following it")
 	return cmd
 }
 
@@ -311,61 +312,4 @@ func newMemoryReEmbedCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 	fs.String("database-url", "", "PostgreSQL URL; empty uses embedded SQLite (DATABASE_URL)")
 	addEmbeddingFlags(fs)
 	return cmd
-}
-
-// drawProgress redraws one line: a bar, files and bytes done.
-func drawProgress(w io.Writer, i, n int, done, total int64, name string) {
-	const width = 24
-	filled := width
-	if total > 0 {
-		filled = int(float64(width) * float64(done) / float64(total))
-	}
-	bar := strings.Repeat("█", filled) + strings.Repeat("░", width-filled)
-	fmt.Fprintf(w, "\r\033[K%s %d/%d files · %s/%s · %s", bar, i, n, byteSize(int(done)), byteSize(int(total)), name)
-}
-
-// upload sends one file to the multipart ingest endpoint.
-func (c *apiClient) upload(ctx context.Context, name string, data []byte, agentID string, out any) error {
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	fw, err := mw.CreateFormFile("file", name)
-	if err != nil {
-		return err
-	}
-	if _, err := fw.Write(data); err != nil {
-		return err
-	}
-	if agentID != "" {
-		if err := mw.WriteField("agent_id", agentID); err != nil {
-			return err
-		}
-	}
-	if err := mw.Close(); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	req, err := c.newRequest(ctx, http.MethodPost, "/api/memories/ingest", nil)
-	if err != nil {
-		return err
-	}
-	req.Body = io.NopCloser(&body)
-	req.ContentLength = int64(body.Len())
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return c.transportError(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return decodeAPIError(resp.StatusCode, raw)
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("decode answer: %w", err)
-	}
-	return nil
 }

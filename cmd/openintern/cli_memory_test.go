@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/openintern/openintern/internal/testpdf"
 )
 
 func TestCLIMemoryWriteSearchGetIngest(t *testing.T) {
@@ -19,21 +21,58 @@ func TestCLIMemoryWriteSearchGetIngest(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	files := map[string]string{
-		"handbook.md": "# Handbook\n\nExpense reports are due on the fifth business day of each month.\n",
-		"zh.txt":      "项目周报每周五下午提交给产品经理。\n",
+	files := map[string][]byte{
+		"handbook.md":         []byte("# Handbook\n\nExpense reports are due on the fifth business day of each month.\n"),
+		"zh.txt":              []byte("项目周报每周五下午提交给产品经理。\n"),
+		"sub/report.pdf":      testpdf.Make([][]string{{"Cover page."}, {"Lighthouse keepers log storms every night."}}),
+		"sub/.hidden/skip.md": []byte("hiddenword must not be ingested\n"),
+		"sub/blob.bin":        {0x7f, 'E', 'L', 'F', 0, 0, 0},
 	}
-	var paths []string
-	for name, text := range files {
+	for name, data := range files {
 		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		paths = append(paths, p)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	res = runCLI(t, env, append([]string{"memory", "ingest"}, paths...)...)
-	if res.code != 0 || strings.Count(res.stdout, "→ ") != 2 {
+	res = runCLI(t, env, "memory", "ingest", dir)
+	if res.code != 0 || !strings.Contains(res.stdout, "queued (3 files)") || !strings.Contains(res.stdout, "completed  3/3") ||
+		!strings.Contains(res.stderr, "skipped "+filepath.Join(dir, "sub/blob.bin")+": binary") {
 		t.Fatalf("memory ingest: %+v", res)
+	}
+	jobID := strings.Fields(res.stdout)[1]
+	res = runCLI(t, env, "memory", "search", "lighthouse storms", "--json")
+	var pdfHits []memoryResult
+	if res.code != 0 || json.Unmarshal([]byte(res.stdout), &pdfHits) != nil || len(pdfHits) == 0 {
+		t.Fatalf("search the pdf: %+v", res)
+	}
+	if s := pdfHits[0].Source; s == nil || s.Page != 2 || s.Source != filepath.ToSlash(filepath.Join(dir, "sub/report.pdf")) {
+		t.Fatalf("pdf hit source: %+v", pdfHits[0])
+	}
+	if res = runCLI(t, env, "memory", "search", "hiddenword", "--json"); strings.Contains(res.stdout, "hiddenword") {
+		t.Fatalf("a hidden folder was ingested: %+v", res)
+	}
+	if res = runCLI(t, env, "jobs", "list"); res.code != 0 || !strings.Contains(res.stdout, jobID) || !strings.Contains(res.stdout, "completed") {
+		t.Fatalf("jobs list: %+v", res)
+	}
+	if res = runCLI(t, env, "jobs", "show", jobID, "--json"); res.code != 0 || !strings.Contains(res.stdout, `"status":"completed"`) {
+		t.Fatalf("jobs show: %+v", res)
+	}
+	assertOneLineError(t, runCLI(t, env, "jobs", "cancel", jobID), "ended")
+	// A file the daemon cannot read is reported, and the exit status says so.
+	bad := filepath.Join(t.TempDir(), "broken.pdf")
+	if err := os.WriteFile(bad, []byte("not a pdf at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(t.TempDir(), "fine.txt")
+	if err := os.WriteFile(good, []byte("Fine text survives a broken neighbour."), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = runCLI(t, env, "memory", "ingest", bad, good)
+	if res.code == 0 || !strings.Contains(res.stdout, "✗ "+bad) || !strings.Contains(res.stdout, "new 1") {
+		t.Fatalf("ingest with a broken file: %+v", res)
 	}
 
 	for query, want := range map[string]string{

@@ -26,6 +26,7 @@ func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 		newExportCmd(lookupEnv),
 		newAgentsCmd(lookupEnv),
 		newMemoryCmd(lookupEnv),
+		newJobsCmd(lookupEnv),
 		newRolesCmd(lookupEnv),
 		newGroupsCmd(lookupEnv),
 		newSessionsCmd(lookupEnv),

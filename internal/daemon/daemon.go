@@ -24,6 +24,7 @@ import (
 	"github.com/openintern/openintern/config"
 	"github.com/openintern/openintern/events"
 	"github.com/openintern/openintern/httpapi"
+	"github.com/openintern/openintern/ingest"
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/mailbox"
 	"github.com/openintern/openintern/mcpserve"
@@ -266,6 +267,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	})
 	m.Metrics.WatchInbox(m.Store.CountUnreadMessages)
 	m.API.MountMemory(memSvc)
+	// Both stores keep jobs; the assertion only keeps a store without them
+	// (none today) from failing the start.
+	var jobRunner *ingest.Runner
+	if jobStore, ok := m.Store.(store.JobStore); ok {
+		jobRunner, err = ingest.NewRunner(ingest.RunnerConfig{Store: jobStore, Logger: m.Logger.With("component", "ingest"),
+			Concurrency: cfg.IngestConcurrency,
+			Kinds:       []ingest.Kind{ingest.LocalFiles{Store: jobStore, Memories: memSvc}}})
+		if err != nil {
+			return err
+		}
+		m.API.MountJobs(httpapi.JobsConfig{Store: jobStore, Wake: jobRunner.Wake, KindLocalFiles: ingest.KindLocalFiles})
+	}
 	m.API.MountMCP(mcpServers)
 	m.API.MountPolicy(m.policy)
 	m.API.MountSkills(skillCat)
@@ -292,6 +305,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, m.Runtime.Stop)
+	if jobRunner != nil {
+		// Claims queued jobs and resumes those a crash left running; stopped
+		// after HTTP and before the agents and the store, it releases the
+		// jobs it was running, which resume at the next start.
+		if err := jobRunner.Start(ctx); err != nil {
+			return err
+		}
+		m.closers = append(m.closers, jobRunner.Stop)
+	}
 
 	m.baseCtx, m.cancelBase = context.WithCancel(context.Background())
 	// No WriteTimeout: it would cut every SSE stream. A slow reader of a

@@ -508,7 +508,7 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := ms.s.pool.Query(ctx, `SELECT c.id, c.memory_id, c.seq, c.text, m.type, m.agent_id, m.group_id, m.importance, m.created_at
+	rows, err := ms.s.pool.Query(ctx, `SELECT c.id, c.memory_id, c.seq, c.text, m.type, m.agent_id, m.group_id, m.importance, m.created_at, m.metadata
 		FROM memory_chunks c`+memJoin+` WHERE c.id = ANY($1)`, ids)
 	if err != nil {
 		return nil, ms.s.fail(ctx, op, err)
@@ -517,7 +517,12 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 	for rows.Next() {
 		var h memory.Hit
 		var id int64
-		if err := rows.Scan(&id, &h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &h.CreatedAt); err != nil {
+		var md []byte
+		if err := rows.Scan(&id, &h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &h.CreatedAt, &md); err != nil {
+			rows.Close()
+			return nil, ms.s.fail(ctx, op, err)
+		}
+		if err := decodeHitMetadata(md, &h); err != nil {
 			rows.Close()
 			return nil, ms.s.fail(ctx, op, err)
 		}
@@ -918,3 +923,14 @@ func (ms *MemoryStore) SetQuotas(q store.Quotas) { ms.s.SetQuotas(q) }
 
 // Quotas returns the quotas in force.
 func (ms *MemoryStore) Quotas() store.Quotas { return ms.s.Quotas() }
+
+// decodeHitMetadata reads a hit's memory metadata (jsonb), for its citation.
+func decodeHitMetadata(md []byte, h *memory.Hit) error {
+	if len(md) == 0 || string(md) == "{}" {
+		return nil
+	}
+	if err := json.Unmarshal(md, &h.Metadata); err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	return nil
+}

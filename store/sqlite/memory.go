@@ -461,12 +461,18 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 		args[i] = id
 	}
 	byID := make(map[int64]memory.Hit, len(ids))
-	err := queryRows(ctx, ms.s.r, `SELECT c.id, c.memory_id, c.seq, c.text, m.type, m.agent_id, m.group_id, m.importance, m.created_at
+	err := queryRows(ctx, ms.s.r, `SELECT c.id, c.memory_id, c.seq, c.text, m.type, m.agent_id, m.group_id, m.importance, m.created_at, m.metadata
 		FROM memory_chunks c`+memJoin+` WHERE c.id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args, func(rows *sql.Rows) error {
 		var h memory.Hit
 		var id, created int64
-		if err := rows.Scan(&id, &h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &created); err != nil {
+		var md string
+		if err := rows.Scan(&id, &h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &created, &md); err != nil {
 			return err
+		}
+		if md != "" && md != "{}" {
+			if err := json.Unmarshal([]byte(md), &h.Metadata); err != nil {
+				return fmt.Errorf("metadata: %w", err)
+			}
 		}
 		h.CreatedAt = fromMicros(created)
 		h.Score = scores[id]

@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	cases = append(cases, policyCases...)
 	cases = append(cases, skillCases...)
 	cases = append(cases, mcpServerCases...)
+	cases = append(cases, jobCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

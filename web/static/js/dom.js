@@ -155,3 +155,18 @@ export function toast(text, kind = 'info') {
   box.append(t);
   setTimeout(() => t.remove(), kind === 'error' ? 8000 : 3500);
 }
+
+// citation shows where an ingested memory came from (a search hit's
+// `source`): a link when the source is a web URL, else the file path; with
+// the page of a PDF or the heading path of a section.
+export function citation(src) {
+  if (!src || !src.source) return null;
+  const where = [];
+  if (src.page) where.push(`p. ${src.page}`);
+  if (src.heading) where.push(src.heading);
+  const name = src.url
+    ? h('a', { href: src.url, target: '_blank', rel: 'noopener noreferrer', class: 'citation-link' }, src.title || src.url)
+    : h('code', { class: 'citation-path', title: src.title || '' }, src.source);
+  return h('span', { class: 'citation', dataset: { source: src.source, page: src.page ? String(src.page) : '' } },
+    '— ', name, where.length ? h('span', { class: 'muted' }, ` · ${where.join(' · ')}`) : null);
+}

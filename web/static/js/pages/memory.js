@@ -2,8 +2,8 @@
 // each hit), one memory in full, a new note, a text/markdown file uploaded to
 // archival memory, delete with confirmation. The query, filters and the open
 // memory live in the URL so a link shows the same view.
-import { api, upload } from '../api.js';
-import { h, clear, errorBox, spinner, timeEl, fmtTime, toast } from '../dom.js';
+import { api, upload, withScope } from '../api.js';
+import { h, clear, errorBox, spinner, timeEl, fmtTime, toast, citation } from '../dom.js';
 
 const STEP = 20; // results per "show more"
 const MAX_TOP_K = 100; // the API's largest top_k
@@ -13,6 +13,8 @@ const TYPES = [
 ];
 const MODES = [['hybrid', 'hybrid'], ['vector', 'vector only'], ['fulltext', 'full-text only']];
 const FILE_EXT = /\.(txt|md|markdown)$/i;
+// Documents ingested by a job (page by page, section by section), followed live.
+const JOB_EXT = /\.(pdf|html?|xhtml)$/i;
 
 export function render(root, { query, setQuery }) {
   document.title = 'Memory · OpenIntern';
@@ -65,7 +67,7 @@ export function render(root, { query, setQuery }) {
     if (f.q) search();
   }));
   uploadBox.append(uploadForm((res) => {
-    openMemory(res.id);
+    if (res) openMemory(res.id); // a job's document has many memories: search finds them
     if (f.q) search();
   }));
 
@@ -185,6 +187,9 @@ export function render(root, { query, setQuery }) {
       h('span', { class: 'muted memory-score', title: 'fused score' }, r.score >= 0.001 ? r.score.toFixed(3) : '< 0.001'),
       h('span', { class: 'muted' }, timeEl(r.created_at))),
     h('span', { class: 'memory-snippet' }, r.snippet),
+    // The row is a button, which cannot hold a link: it shows the source
+    // as text, and the memory's detail links it.
+    citation(r.source && { ...r.source, url: '' }),
     r.chunk > 0 ? h('span', { class: 'hint' }, `from part ${r.chunk + 1}`) : null);
     return row;
   }
@@ -268,7 +273,9 @@ export function render(root, { query, setQuery }) {
 
     const fact = (label, value) => (value === undefined || value === null || value === '' ? null
       : h('div', { class: 'fact' }, h('dt', null, label), h('dd', null, value)));
-    const extra = Object.entries(md).filter(([k]) => k !== 'filename' && k !== 'source');
+    // An ingested document's keys are shown as its citation, not one by one.
+    const shown = new Set(['filename', 'source', 'doc_hash', 'ingest_key', 'title', 'page', 'heading', 'section']);
+    const extra = Object.entries(md).filter(([k]) => !shown.has(k));
     clear(detail).append(
       h('div', { class: 'memory-detail-head' },
         h('span', { class: `badge badge-type badge-${m.type}` }, m.type),
@@ -279,7 +286,10 @@ export function render(root, { query, setQuery }) {
       h('dl', { class: 'facts memory-facts' },
         fact('created', h('span', { title: fmtTime(m.created_at) }, fmtTime(m.created_at))),
         fact('agent', m.agent_id), fact('group', m.group_id),
-        fact('source', md.source),
+        fact('source', md.doc_hash
+          ? citation({ source: md.source, title: md.title, page: Number(md.page) || 0, heading: md.heading,
+            url: /^https?:\/\//.test(md.source || '') ? md.source : '' })
+          : md.source),
         fact('importance', m.importance ? String(m.importance) : ''),
         fact('parts', m.chunks > 1 ? String(m.chunks) : ''),
         fact('length', `${[...m.text].length} characters`),
@@ -352,12 +362,12 @@ function noteForm(done) {
 }
 
 function uploadForm(done) {
-  const file = h('input', { type: 'file', name: 'file', id: 'memory-file', accept: '.txt,.md,.markdown,text/plain,text/markdown', class: 'file-input' });
+  const file = h('input', { type: 'file', name: 'file', id: 'memory-file', accept: '.txt,.md,.markdown,.pdf,.html,.htm,text/plain,text/markdown,application/pdf,text/html', class: 'file-input' });
   const chosen = h('span', { class: 'muted memory-file-name' }, 'No file chosen.');
   const pick = h('label', { class: 'button-like', for: 'memory-file' }, 'Choose file…');
   const drop = h('div', { class: 'drop-zone', id: 'memory-drop' },
     file, pick, chosen,
-    h('span', { class: 'hint' }, 'Text or markdown (.txt, .md), UTF-8. Or drop a file here.'));
+    h('span', { class: 'hint' }, 'Text or markdown (.txt, .md), UTF-8; a PDF or an HTML page is ingested by a job, page by page. Or drop a file here.'));
   const progress = h('progress', { id: 'memory-progress', max: '100', value: '0', hidden: true });
   const result = h('div', { class: 'memory-upload-result', id: 'memory-upload-result', 'aria-live': 'polite' });
   const submit = h('button', { type: 'submit', class: 'primary', id: 'memory-upload', disabled: true }, 'Upload to archival memory');
@@ -377,8 +387,8 @@ function uploadForm(done) {
       return;
     }
     chosen.textContent = `${picked.name} · ${size(picked.size)}`;
-    if (!FILE_EXT.test(picked.name) && picked.name.includes('.')) {
-      result.replaceChildren(errorBox({ status: 400, code: 'unsupported_file', message: `${picked.name} is not a .txt or .md file; only text and markdown can be stored.` }));
+    if (!FILE_EXT.test(picked.name) && !JOB_EXT.test(picked.name) && picked.name.includes('.')) {
+      result.replaceChildren(errorBox({ status: 400, code: 'unsupported_file', message: `${picked.name} is not a .txt or .md file, a PDF or an HTML page; only those can be stored.` }));
       submit.disabled = true;
       return;
     }
@@ -397,7 +407,8 @@ function uploadForm(done) {
     e.preventDefault();
     if (!picked) return;
     const fd = new FormData();
-    fd.append('file', picked, picked.name);
+    const asJob = JOB_EXT.test(picked.name);
+    fd.append(asJob ? 'files' : 'file', picked, picked.name);
     submit.disabled = true;
     progress.hidden = false;
     progress.value = 0;
@@ -407,6 +418,13 @@ function uploadForm(done) {
         onProgress: (loaded, total) => { progress.value = Math.round((loaded / total) * 100); },
       });
       progress.value = 100;
+      if (asJob) {
+        followJob(res.job_id, picked.name, result, () => done(null));
+        form.reset();
+        picked = null;
+        chosen.textContent = 'No file chosen.';
+        return;
+      }
       const name = (res.metadata && res.metadata.filename) || picked.name;
       result.replaceChildren(h('p', { class: 'ok-note' },
         `Stored ${name} as archival memory `, h('code', null, res.id),
@@ -424,6 +442,35 @@ function uploadForm(done) {
     }
   });
   return form;
+}
+
+// followJob shows an ingestion job's live progress from its SSE stream
+// (`event: progress` with the job, `event: end` when it has ended).
+function followJob(jobId, name, result, ended) {
+  const bar = h('progress', { class: 'job-progress', max: '1', value: '0' });
+  const line = h('span', { class: 'job-line' }, `Ingesting ${name}: job `, h('code', null, jobId), ' queued…');
+  const box = h('div', { class: 'job-status', id: 'memory-job', dataset: { jobId, status: 'queued' } }, bar, ' ', line);
+  result.replaceChildren(box);
+  const es = new EventSource(withScope(`/api/jobs/${encodeURIComponent(jobId)}/stream`));
+  let last = null;
+  es.addEventListener('progress', (ev) => {
+    last = JSON.parse(ev.data);
+    box.dataset.status = last.status;
+    bar.max = String(Math.max(last.total, 1));
+    bar.value = String(last.done);
+    const c = last.counts || {};
+    line.replaceChildren(`${name}: job `, h('code', null, jobId), ` ${last.status} · ${last.done}/${last.total}`,
+      c.failed ? ` · ${c.failed} failed` : '');
+  });
+  es.addEventListener('end', () => {
+    es.close();
+    const errs = (last && last.errors) || [];
+    if (last && last.status === 'completed' && !errs.length) {
+      toast(`Ingested ${name}`);
+    }
+    if (errs.length) box.append(h('ul', { class: 'plain msg-error' }, errs.map((e) => h('li', null, `${e.item}: ${e.message}`))));
+    ended();
+  });
 }
 
 function size(n) {

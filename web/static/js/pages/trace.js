@@ -3,7 +3,7 @@
 // errors. Live while the run is going: the SSE stream resumes after a dropped
 // connection with Last-Event-ID, so no stored event is missed.
 import { api, withScope, link, fetchAllEvents } from '../api.js';
-import { h, clear, errorBox, badge, fmtTime, timeEl, duration, runDuration, pretty, spinner, downloadJSON, toast } from '../dom.js';
+import { h, clear, errorBox, badge, fmtTime, timeEl, duration, runDuration, pretty, spinner, downloadJSON, toast, citation } from '../dom.js';
 import { Roster, messageItem } from '../team.js';
 
 const SHOW_STEP = 300;
@@ -341,6 +341,18 @@ function eventItem(ev, run) {
       title = `needs approval: ${p.name || ''}`;
       extra.push(codeBlock(p));
       break;
+    case 'memory.searched': {
+      kindText = 'memory';
+      const hits = Array.isArray(p.results) ? p.results : [];
+      title = `Recalled ${hits.length} memor${hits.length === 1 ? 'y' : 'ies'}`;
+      if (p.error) extra.push(h('div', { class: 'msg-error' }, p.error));
+      if (hits.length) {
+        extra.push(h('ul', { class: 'plain recalled' }, hits.map((r) => h('li', { dataset: { memoryId: r.id } },
+          link(`/memory?id=${encodeURIComponent(r.id)}`, h('code', null, r.id)), ' ',
+          h('span', null, r.snippet || ''), ' ', citation(r.source)))));
+      }
+      break;
+    }
     case 'step.completed':
       kind = 'step'; kindText = 'step';
       title = p.final ? 'Step completed · final answer' : `Step completed${p.tool_calls ? ` · ${p.tool_calls} tool call${p.tool_calls === 1 ? '' : 's'}` : ''}`;
