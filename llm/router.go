@@ -192,7 +192,11 @@ func (r *Router) providerTarget(name, provider, model string) Target {
 	}
 	cfg.Model = model
 	cfg.Timeout, cfg.MaxRetries = r.cfg.Default.Timeout, r.cfg.Default.MaxRetries
-	return Target{Name: name, Provider: provider, Model: model, Canonical: provider + "/" + model, config: cfg}
+	canonical := provider + "/" + model
+	if model == "" {
+		canonical = "" // the default provider's own default model
+	}
+	return Target{Name: name, Provider: provider, Model: model, Canonical: canonical, config: cfg}
 }
 
 // Canonical is the name that later resolves to the provider and model name
