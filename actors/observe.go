@@ -42,8 +42,9 @@ func (nopObserver) LLMCalled(string, string, string, time.Duration, int, int) {}
 type cacheObserver interface {
 	LLMCacheTokens(provider, model string, readTokens, writeTokens int)
 }
-func (nopObserver) ToolCalled(string, string, time.Duration)                  {}
-func (nopObserver) StoreOp(string, time.Duration)                             {}
+
+func (nopObserver) ToolCalled(string, string, time.Duration) {}
+func (nopObserver) StoreOp(string, time.Duration)            {}
 
 // TracerName is the instrumentation scope of the agents' spans.
 const TracerName = "github.com/openintern/openintern/actors"
