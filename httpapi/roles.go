@@ -87,6 +87,9 @@ func (s *Server) createRole(c *gin.Context) {
 	if set && !s.toolsExist(c, &list) {
 		return
 	}
+	if !s.modelUsable(c, body.Model) {
+		return
+	}
 	id := body.RoleID
 	if id == "" {
 		id = slugify(*body.Name)
@@ -137,6 +140,9 @@ func (s *Server) updateRole(c *gin.Context) {
 	}
 	if msg, ok := body.validate(false); !ok {
 		writeError(c, http.StatusBadRequest, "invalid_role", msg)
+		return
+	}
+	if !s.modelUsable(c, body.Model) {
 		return
 	}
 	patch := store.RolePatch{Name: body.Name, Description: body.Description, SystemPrompt: body.SystemPrompt, Model: body.Model, IsLead: body.IsLead}
