@@ -222,3 +222,37 @@ func TestDoctorChecksEveryModel(t *testing.T) {
 		t.Errorf("calls: anthropic %d, default %d", ant.RequestCount(), oai.RequestCount())
 	}
 }
+
+// TestFallbackShowsInTrace: a named model whose provider keeps failing with
+// 5xx is answered by its fallback, and the run's trace says so.
+func TestFallbackShowsInTrace(t *testing.T) {
+	ant := llmtest.NewAnthropicServer(t, llmtest.WithAPIKey("sk-ant-test"))
+	oai := llmtest.NewServer(t)
+	oai.SetDefault(func(llmtest.ChatRequest) llmtest.Reply { return llmtest.Reply{Text: "answered by the fallback"} })
+	cfg := withAnthropic(newConfig(t, "sqlite"), ant)
+	cfg.LLMProvider, cfg.LLMBaseURL, cfg.LLMModel = "openai-compatible", oai.URL(), "backup"
+	cfg.LLMMaxRetries = 1
+	cfg.Models = map[string]config.ModelConfig{"strong": {Provider: "anthropic", Model: "claude-test", Fallbacks: []string{"openai-compatible/backup"}}}
+	d := startDaemon(t, cfg, nil)
+	c := d.client("org-fb", "u1")
+	c.must(http.StatusCreated, "POST", "/api/agents", map[string]any{"agent_id": "a", "name": "A", "model": "strong"}, nil)
+	ant.Enqueue(llmtest.Reply{Status: 529, RetryAfter: "0"}, llmtest.Reply{Status: 500, RetryAfter: "0", ErrorMessage: "internal boom"})
+	runID := c.createRun("a", "s", "hi")
+	run := c.waitRun(runID, 20*time.Second)
+	if run.Status != store.RunCompleted || run.Output != "answered by the fallback" {
+		t.Fatalf("run: %+v", run)
+	}
+	calls := llmCalls(t, c, runID)
+	if len(calls) != 1 {
+		t.Fatalf("llm.called: %+v", calls)
+	}
+	call := calls[0]
+	failed, _ := call["failed"].([]any)
+	if call["provider"] != "openai-compatible" || call["model"] != "backup" || call["fallback_from"] != "anthropic/claude-test" ||
+		len(failed) != 1 || !strings.Contains(fmt.Sprint(failed[0]), "internal boom") {
+		t.Fatalf("llm.called payload: %+v", call)
+	}
+	if ant.RequestCount() != 2 {
+		t.Fatalf("primary tried %d times, want 2 (one retry)", ant.RequestCount())
+	}
+}
