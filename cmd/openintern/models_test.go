@@ -256,3 +256,34 @@ func TestFallbackShowsInTrace(t *testing.T) {
 		t.Fatalf("primary tried %d times, want 2 (one retry)", ant.RequestCount())
 	}
 }
+
+// TestThinkingInTraceAndSentBack: a model with extended thinking shows its
+// thinking in llm.called and gets it back, signed, on the next step.
+func TestThinkingInTraceAndSentBack(t *testing.T) {
+	ant := llmtest.NewAnthropicServer(t, llmtest.WithAPIKey("sk-ant-test"))
+	ant.Enqueue(llmtest.Reply{Thinking: "I should read x first.", ToolCalls: []llm.ToolCall{{ID: "toolu_1", Name: "read_file", Arguments: `{"path":"x"}`}}},
+		llmtest.Reply{Text: "done"})
+	cfg := withAnthropic(newConfig(t, "sqlite"), ant)
+	cfg.Models = map[string]config.ModelConfig{"deep": {Provider: "anthropic", Model: "claude-test", Thinking: &config.ModelThinking{BudgetTokens: 2048}}}
+	d := startDaemon(t, cfg, nil)
+	c := d.client("org-think", "u1")
+	c.must(http.StatusCreated, "POST", "/api/agents", map[string]any{"agent_id": "a", "name": "A", "model": "deep"}, nil)
+	runID := c.createRun("a", "s", "read x")
+	if run := c.waitRun(runID, 20*time.Second); run.Status != store.RunCompleted || run.Output != "done" {
+		t.Fatalf("run: %+v", run)
+	}
+	calls := llmCalls(t, c, runID)
+	if len(calls) != 2 || !strings.Contains(fmt.Sprint(calls[0]["thinking"]), "I should read x first.") || calls[0]["content"] != "" {
+		t.Fatalf("llm.called: %+v", calls)
+	}
+	second := ant.Requests()[1]
+	var answer llm.Message
+	for _, m := range second.Messages {
+		if m.Role == llm.RoleAssistant {
+			answer = m
+		}
+	}
+	if len(answer.Thinking) != 1 || answer.Thinking[0].Text != "I should read x first." || answer.Content != "" {
+		t.Fatalf("thinking sent back as %+v", answer)
+	}
+}
