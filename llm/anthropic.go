@@ -8,12 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
+
+	"github.com/openintern/openintern/internal/httpretry"
 )
 
 // Defaults of AnthropicConfig.
@@ -45,6 +48,9 @@ type AnthropicConfig struct {
 	// inside a stream before any text was streamed is retried as well.
 	// DefaultMaxRetries when zero; negative disables retries.
 	MaxRetries int
+	// MaxBackoff caps the wait a Retry-After asks for (DefaultMaxBackoff
+	// when zero), so one server cannot hold a turn for an hour.
+	MaxBackoff time.Duration
 	// ThinkingBudget, when > 0, turns on extended thinking with that many
 	// budget tokens (at least 1024 per the API).
 	ThinkingBudget int
@@ -106,7 +112,7 @@ func NewAnthropic(cfg AnthropicConfig) *Anthropic {
 		option.WithBaseURL(p.baseURL+"/"),
 		option.WithMaxRetries(p.maxRetries),
 		option.WithHTTPClient(hc),
-		option.WithMiddleware(idleTimeout(p.timeout)),
+		option.WithMiddleware(idleTimeout(p.timeout), capRetryAfter(cfg.MaxBackoff)),
 		option.WithoutOpenTelemetry(), // the runtime has its own llm spans
 	)
 	return p
@@ -482,6 +488,26 @@ func idleTimeout(d time.Duration) option.Middleware {
 		timer.Reset(d)
 		res.Body = &idleBody{rc: res.Body, timer: timer, d: d, cancel: cancel, ctx: ctx}
 		return res, nil
+	}
+}
+
+// capRetryAfter lowers a Retry-After (and retry-after-ms) above max, which
+// the SDK would otherwise wait in full.
+func capRetryAfter(maxWait time.Duration) option.Middleware {
+	if maxWait <= 0 {
+		maxWait = DefaultMaxBackoff
+	}
+	return func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		res, err := next(req)
+		if res != nil && res.StatusCode >= 400 && httpretry.After(res.Header) > maxWait {
+			res.Header.Del("Retry-After-Ms")
+			res.Header.Set("Retry-After", strconv.Itoa(int(maxWait.Round(time.Second)/time.Second)))
+			if maxWait < time.Second {
+				res.Header.Del("Retry-After")
+				res.Header.Set("Retry-After-Ms", strconv.FormatInt(maxWait.Milliseconds(), 10))
+			}
+		}
+		return res, err
 	}
 }
 

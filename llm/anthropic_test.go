@@ -298,3 +298,17 @@ func TestNewAnthropicNeedsKey(t *testing.T) {
 		t.Errorf("p = %v, %v", p, err)
 	}
 }
+
+func TestAnthropicRetryAfterCapped(t *testing.T) {
+	srv := llmtest.NewAnthropicServer(t)
+	srv.Enqueue(llmtest.Reply{Status: 529, RetryAfter: "3600"}, llmtest.Reply{Text: "ok"})
+	start := time.Now()
+	resp, err := newAnthropic(srv, func(c *llm.AnthropicConfig) { c.MaxBackoff = 50 * time.Millisecond }).
+		Complete(context.Background(), userReq("hi"), nil)
+	if err != nil || resp.Content != "ok" {
+		t.Fatalf("resp = %+v, %v", resp, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("waited %s for a Retry-After of an hour capped at 50ms", d)
+	}
+}
