@@ -632,6 +632,8 @@ func addUsage(sum *store.Usage, u store.Usage) {
 	sum.PromptTokens += u.PromptTokens
 	sum.CompletionTokens += u.CompletionTokens
 	sum.TotalTokens += u.TotalTokens
+	sum.CacheReadTokens += u.CacheReadTokens
+	sum.CacheWriteTokens += u.CacheWriteTokens
 }
 
 // reportMessageID is the id of a spawned agent's report of one run.

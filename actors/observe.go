@@ -37,8 +37,14 @@ func (nopObserver) RunFinished(string)                                        {}
 func (nopObserver) TurnDone(string, time.Duration)                            {}
 func (nopObserver) StepDone(time.Duration)                                    {}
 func (nopObserver) LLMCalled(string, string, string, time.Duration, int, int) {}
-func (nopObserver) ToolCalled(string, string, time.Duration)                  {}
-func (nopObserver) StoreOp(string, time.Duration)                             {}
+
+// cacheObserver is an Observer that also counts prompt-cache tokens.
+type cacheObserver interface {
+	LLMCacheTokens(provider, model string, readTokens, writeTokens int)
+}
+
+func (nopObserver) ToolCalled(string, string, time.Duration) {}
+func (nopObserver) StoreOp(string, time.Duration)            {}
 
 // TracerName is the instrumentation scope of the agents' spans.
 const TracerName = "github.com/openintern/openintern/actors"
@@ -174,7 +180,11 @@ func (t *turn) endLLM(ctx context.Context, span trace.Span, model string, resp l
 	if err != nil {
 		outcome = llmOutcome(ctx, err)
 	}
-	t.rt.cfg.Observer.LLMCalled(t.rt.model.Name(), model, outcome, d, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
+	provider := firstNonEmpty(resp.Provider, t.rt.model.Name())
+	t.rt.cfg.Observer.LLMCalled(provider, firstNonEmpty(resp.Model, model), outcome, d, resp.Usage.PromptTokens, resp.Usage.CompletionTokens)
+	if c, ok := t.rt.cfg.Observer.(cacheObserver); ok && (resp.Usage.CacheReadTokens > 0 || resp.Usage.CacheWriteTokens > 0) {
+		c.LLMCacheTokens(provider, firstNonEmpty(resp.Model, model), resp.Usage.CacheReadTokens, resp.Usage.CacheWriteTokens)
+	}
 	if span.IsRecording() {
 		if err != nil {
 			span.SetAttributes(attrErrorType.String(outcome))

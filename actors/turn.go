@@ -25,6 +25,17 @@ type workingState struct {
 	// stored (with its tool.result event) as it finishes. A run resumed from
 	// it neither asks the model again nor runs a finished call again.
 	Open *openStep `json:"open,omitempty"`
+	// Model is the model the run started with, resolved so that it names
+	// the same provider and model after a restart (see llm.Router.Canonical),
+	// even if the agent's model or the default changed meanwhile. Empty in
+	// checkpoints made before it existed: those resolve as today.
+	Model string `json:"model,omitempty"`
+}
+
+// canonicalModel is implemented by a provider that routes by model name
+// (llm.Router).
+type canonicalModel interface {
+	Canonical(model string) (string, error)
 }
 
 // openStep is a step whose tool calls are running.
@@ -182,7 +193,7 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 				out.llmFailure = rerr
 				return out
 			}
-			answer := llm.Message{Role: llm.RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls}
+			answer := llm.Message{Role: llm.RoleAssistant, Content: resp.Content, ToolCalls: resp.ToolCalls, Thinking: resp.Thinking}
 			if len(resp.ToolCalls) == 0 {
 				t.state.Messages = append(t.state.Messages, answer)
 				t.emit("step.completed", stepID, map[string]any{"step": step, "final": true})
@@ -383,9 +394,19 @@ func (t *turn) buildContext(ctx context.Context) error {
 }
 
 func (t *turn) callModel(ctx context.Context, stepID string, specs []llm.ToolSpec) (llm.Response, error) {
-	model := t.agent.Model
+	model := t.state.Model
 	if model == "" {
-		model = t.rt.cfg.DefaultModel
+		model = t.agent.Model
+		if model == "" {
+			model = t.rt.cfg.DefaultModel
+		}
+		if c, ok := t.rt.model.(canonicalModel); ok {
+			// Pinned in the checkpoint; an unknown name fails in Complete below.
+			if canonical, err := c.Canonical(model); err == nil {
+				t.state.Model = canonical
+				model = canonical
+			}
+		}
 	}
 	req := llm.Request{Model: model, Messages: t.state.Messages, Tools: specs}
 	started := time.Now()
@@ -400,7 +421,7 @@ func (t *turn) callModel(ctx context.Context, stepID string, specs []llm.ToolSpe
 	resp, err := t.rt.model.Complete(ctx, req, onToken)
 	t.endLLM(ctx, span, model, resp, err, time.Since(started))
 	payload := map[string]any{
-		"provider":        t.rt.model.Name(),
+		"provider":        firstNonEmpty(resp.Provider, t.rt.model.Name()),
 		"model":           firstNonEmpty(resp.Model, model),
 		"prompt_messages": len(req.Messages),
 		"prompt_tail":     req.Messages[len(req.Messages)-1],
@@ -421,6 +442,15 @@ func (t *turn) callModel(ctx context.Context, stepID string, specs []llm.ToolSpe
 	t.state.Usage.PromptTokens += resp.Usage.PromptTokens
 	t.state.Usage.CompletionTokens += resp.Usage.CompletionTokens
 	t.state.Usage.TotalTokens += resp.Usage.TotalTokens
+	t.state.Usage.CacheReadTokens += resp.Usage.CacheReadTokens
+	t.state.Usage.CacheWriteTokens += resp.Usage.CacheWriteTokens
+	if resp.FallbackFrom != "" {
+		payload["fallback_from"] = resp.FallbackFrom
+		payload["failed"] = resp.Failed
+	}
+	if len(resp.Thinking) > 0 {
+		payload["thinking"] = resp.Thinking
+	}
 	payload["content"] = resp.Content
 	payload["tool_calls"] = resp.ToolCalls
 	payload["finish_reason"] = resp.FinishReason

@@ -65,10 +65,18 @@ type Config struct {
 	LLMTimeout    Duration `json:"llm_timeout"`     // LLM_TIMEOUT
 	LLMMaxRetries int      `json:"llm_max_retries"` // LLM_MAX_RETRIES
 
-	// Gemini (LLM_PROVIDER=gemini). Kept apart from LLM_API_KEY so a Google
+	// Gemini (LLM_PROVIDER=gemini or gemini/… models). Kept apart from LLM_API_KEY so a Google
 	// key is only sent to Google, and an OpenAI key never is.
 	GeminiAPIKey  string `json:"gemini_api_key"`  // GEMINI_API_KEY, else GOOGLE_API_KEY
 	GeminiBaseURL string `json:"gemini_base_url"` // GEMINI_BASE_URL; empty: Google's endpoint
+	// Providers other than the default, for agents and roles whose model is
+	// provider/model or a Models entry.
+	AnthropicAPIKey  string `json:"anthropic_api_key"`  // ANTHROPIC_API_KEY
+	AnthropicBaseURL string `json:"anthropic_base_url"` // ANTHROPIC_BASE_URL
+	OpenAIAPIKey     string `json:"openai_api_key"`     // OPENAI_API_KEY (for openai/… when openai is not LLM_PROVIDER)
+	// Models are named models ("strong", "cheap") agents and roles may name
+	// instead of provider/model, with their fallbacks.
+	Models map[string]ModelConfig `json:"models"`
 
 	// Memory embeddings. A vector is stored with its model's name, so
 	// changing these never mixes two models in one search: the daemon
@@ -208,6 +216,84 @@ type MCPServer struct {
 	Disabled bool `json:"disabled,omitempty"`
 }
 
+// ModelConfig is a named model of the "models" section.
+type ModelConfig struct {
+	Provider string `json:"provider"` // anthropic, openai, an OpenAI-compatible name, ...
+	Model    string `json:"model"`
+	// BaseURL and the key read from the environment variable APIKeyEnv
+	// replace the provider's own settings when set.
+	BaseURL   string `json:"baseUrl,omitempty"`
+	APIKeyEnv string `json:"apiKeyEnv,omitempty"`
+	APIKey    string `json:"-"` // filled from APIKeyEnv by Load
+	// Fallbacks (entry names or provider/model) answer when this model
+	// fails with a 5xx, overload or timeout after its retries; never after
+	// a 4xx, 429 included.
+	Fallbacks []string       `json:"fallbacks,omitempty"`
+	Thinking  *ModelThinking `json:"thinking,omitempty"`
+}
+
+// ModelThinking turns on extended thinking (anthropic).
+type ModelThinking struct {
+	BudgetTokens int `json:"budgetTokens"`
+}
+
+var (
+	// modelNameRE has no "/", so an entry's name never reads as provider/model.
+	modelNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	providerRE    = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+	envVarNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+	maxFallbacks  = 5
+	minThinkingTk = 1024
+)
+
+// validateModels checks the models section; whether a provider exists is
+// checked when the daemon builds its model router.
+func (c *Config) validateModels() error {
+	if c.AnthropicBaseURL != "" {
+		u, err := url.Parse(c.AnthropicBaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &Error{Key: "ANTHROPIC_BASE_URL", Reason: "must be an http:// or https:// URL"}
+		}
+	}
+	for name, m := range c.Models {
+		key := "models." + name
+		if !modelNameRE.MatchString(name) {
+			return &Error{Key: key, Reason: "a model name is 1-64 of A-Z a-z 0-9 . _ - (no /)"}
+		}
+		if !providerRE.MatchString(m.Provider) {
+			return &Error{Key: key + ".provider", Reason: fmt.Sprintf("must be a provider name such as anthropic or openai, got %q", m.Provider)}
+		}
+		if strings.TrimSpace(m.Model) == "" || len(m.Model) > 200 {
+			return &Error{Key: key + ".model", Reason: "must be 1-200 characters"}
+		}
+		if m.BaseURL != "" {
+			u, err := url.Parse(m.BaseURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return &Error{Key: key + ".baseUrl", Reason: "must be an http:// or https:// URL"}
+			}
+		}
+		if m.APIKeyEnv != "" && !envVarNameRE.MatchString(m.APIKeyEnv) {
+			return &Error{Key: key + ".apiKeyEnv", Reason: fmt.Sprintf("must name an environment variable, got %q", m.APIKeyEnv)}
+		}
+		if len(m.Fallbacks) > maxFallbacks {
+			return &Error{Key: key + ".fallbacks", Reason: fmt.Sprintf("at most %d", maxFallbacks)}
+		}
+		for _, fb := range m.Fallbacks {
+			_, named := c.Models[fb]
+			switch {
+			case fb == name:
+				return &Error{Key: key + ".fallbacks", Reason: "a model cannot be its own fallback"}
+			case !named && !strings.Contains(fb, "/"):
+				return &Error{Key: key + ".fallbacks", Reason: fmt.Sprintf("%q is neither a model of this section nor provider/model", fb)}
+			}
+		}
+		if m.Thinking != nil && (m.Thinking.BudgetTokens < minThinkingTk || m.Thinking.BudgetTokens > 128000) {
+			return &Error{Key: key + ".thinking.budgetTokens", Reason: fmt.Sprintf("must be between %d and 128000", minThinkingTk)}
+		}
+	}
+	return nil
+}
+
 // MCP transports.
 const (
 	MCPStdio = "stdio"
@@ -322,6 +408,8 @@ var envKeys = []struct {
 	{"LLM_MAX_RETRIES", func(c *Config, v string) error { return setInt(&c.LLMMaxRetries, v) }},
 	{"GEMINI_API_KEY", func(c *Config, v string) error { c.GeminiAPIKey = v; return nil }},
 	{"GEMINI_BASE_URL", func(c *Config, v string) error { c.GeminiBaseURL = v; return nil }},
+	{"ANTHROPIC_API_KEY", func(c *Config, v string) error { c.AnthropicAPIKey = v; return nil }},
+	{"ANTHROPIC_BASE_URL", func(c *Config, v string) error { c.AnthropicBaseURL = v; return nil }},
 	{"EMBEDDING_PROVIDER", func(c *Config, v string) error { c.EmbeddingProvider = v; return nil }},
 	{"EMBEDDING_MODEL", func(c *Config, v string) error { c.EmbeddingModel = v; return nil }},
 	{"EMBEDDING_BASE_URL", func(c *Config, v string) error { c.EmbeddingBaseURL = v; return nil }},
@@ -412,10 +500,19 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 			cfg.GeminiAPIKey = v
 		}
 	}
-	// OPENAI_API_KEY is OpenAI's: not borrowed for Gemini.
-	if cfg.LLMAPIKey == "" && !strings.EqualFold(strings.TrimSpace(cfg.LLMProvider), "gemini") {
+	if v, ok := lookupEnv("OPENAI_API_KEY"); ok && v != "" {
+		cfg.OpenAIAPIKey = v
+	}
+	// OPENAI_API_KEY is OpenAI's: not borrowed for Gemini or Anthropic.
+	if provider := strings.ToLower(strings.TrimSpace(cfg.LLMProvider)); cfg.LLMAPIKey == "" && provider != "gemini" && provider != "anthropic" {
 		if v, ok := lookupEnv("OPENAI_API_KEY"); ok {
 			cfg.LLMAPIKey = v
+		}
+	}
+	for name, m := range cfg.Models {
+		if m.APIKeyEnv != "" {
+			m.APIKey, _ = lookupEnv(m.APIKeyEnv)
+			cfg.Models[name] = m
 		}
 	}
 	if cfg.EmbeddingAPIKey == "" {
@@ -481,6 +578,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateEmbedding(); err != nil {
+		return err
+	}
+	if err := c.validateModels(); err != nil {
 		return err
 	}
 	switch {
@@ -715,6 +815,12 @@ func (c Config) Redacted() Config {
 	}
 	if c.SecretKey != "" {
 		c.SecretKey = "****"
+	}
+	if c.AnthropicAPIKey != "" {
+		c.AnthropicAPIKey = "****"
+	}
+	if c.OpenAIAPIKey != "" {
+		c.OpenAIAPIKey = "****"
 	}
 	c.DatabaseURL = redactURL(c.DatabaseURL)
 	c.RedisURL = redactURL(c.RedisURL)

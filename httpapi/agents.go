@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/store"
 )
 
@@ -72,7 +73,7 @@ func (s *Server) createAgent(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, "invalid_agent", msg)
 		return
 	}
-	if !s.toolsExist(c, body.Tools) || !s.checkSkillGrants(c, body.Skills, "invalid_agent") {
+	if !s.toolsExist(c, body.Tools) || !s.checkSkillGrants(c, body.Skills, "invalid_agent") || !s.modelUsable(c, body.Model) {
 		return
 	}
 	id := body.AgentID
@@ -170,7 +171,7 @@ func (s *Server) patchAgent(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, "invalid_agent", msg)
 		return
 	}
-	if !s.toolsExist(c, body.Tools) || !s.checkSkillGrants(c, body.Skills, "invalid_agent") {
+	if !s.toolsExist(c, body.Tools) || !s.checkSkillGrants(c, body.Skills, "invalid_agent") || !s.modelUsable(c, body.Model) {
 		return
 	}
 	updated, err := s.deps.Store.UpdateAgent(c.Request.Context(), a.Scope, a.ID, store.AgentPatch{
@@ -299,6 +300,31 @@ func (s *Server) streamAgent(c *gin.Context) {
 }
 
 // toolsExist writes a 400 naming the unknown tool when list has one.
+// ModelChecker says whether a model name can be used (llm.Router does):
+// an error wrapping llm.ErrUnknownModel, or another error when the model is
+// known but not usable as configured.
+type ModelChecker interface {
+	CheckModel(model string) error
+}
+
+// modelUsable answers 400 unknown_model or model_unavailable and returns
+// false when model cannot be used; "" (the default) always can.
+func (s *Server) modelUsable(c *gin.Context, model *string) bool {
+	if model == nil || *model == "" || s.deps.Models == nil {
+		return true
+	}
+	err := s.deps.Models.CheckModel(*model)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, llm.ErrUnknownModel):
+		writeError(c, http.StatusBadRequest, "unknown_model", err.Error())
+	default:
+		writeError(c, http.StatusBadRequest, "model_unavailable", err.Error())
+	}
+	return false
+}
+
 func (s *Server) toolsExist(c *gin.Context, list *[]string) bool {
 	if list == nil {
 		return true

@@ -89,7 +89,7 @@ func (s *Server) createRole(c *gin.Context) {
 	if set && !s.toolsExist(c, &list) {
 		return
 	}
-	if !s.checkSkillGrants(c, body.Skills, "invalid_role") {
+	if !s.checkSkillGrants(c, body.Skills, "invalid_role") || !s.modelUsable(c, body.Model) {
 		return
 	}
 	id := body.RoleID
@@ -147,7 +147,7 @@ func (s *Server) updateRole(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, "invalid_role", msg)
 		return
 	}
-	if !s.checkSkillGrants(c, body.Skills, "invalid_role") {
+	if !s.checkSkillGrants(c, body.Skills, "invalid_role") || !s.modelUsable(c, body.Model) {
 		return
 	}
 	patch := store.RolePatch{Name: body.Name, Description: body.Description, SystemPrompt: body.SystemPrompt, Model: body.Model, IsLead: body.IsLead, Skills: body.Skills}

@@ -70,6 +70,10 @@ type Deps struct {
 	// naming another tool is refused instead of silently never getting it.
 	// nil accepts any well-formed name.
 	ToolNames func() []string
+	// Models checks an agent's or role's model when it is saved, so an
+	// unknown provider or model, or a provider without a key, is a 400 then
+	// rather than a failed run later. nil accepts any model.
+	Models ModelChecker
 	// RestrictHosts answers 421 to a Host header that is neither a loopback
 	// name nor in AllowedHosts. The daemon sets it when it listens on loopback
 	// only: a web page can then reach it only through DNS rebinding, which

@@ -27,6 +27,9 @@ type Config struct {
 	// Timeout and MaxRetries: see OpenAIConfig.
 	Timeout    time.Duration
 	MaxRetries int
+	// ThinkingBudget turns on extended thinking where the provider has it
+	// (anthropic): the budget in tokens; 0 leaves it off.
+	ThinkingBudget int
 }
 
 // openAIDefaults are the defaults of an OpenAI-compatible provider;
@@ -57,7 +60,7 @@ func openAICompatibleDefaults(name string) (openAIDefaults, bool) {
 
 // Providers lists the provider names New accepts.
 func Providers() []string {
-	return []string{"openai", "openai-compatible", "ollama", "vllm", "deepseek", "qwen", "gemini", "offline"}
+	return []string{"openai", "openai-compatible", "ollama", "vllm", "deepseek", "qwen", "anthropic", "gemini", "offline"}
 }
 
 // New returns the provider cfg names. Defaults per provider:
@@ -68,6 +71,7 @@ func Providers() []string {
 //	vllm               base http://127.0.0.1:8000/v1, Model required
 //	deepseek           base https://api.deepseek.com/v1, model deepseek-chat, API key required
 //	qwen               base https://dashscope.aliyuncs.com/compatible-mode/v1, model qwen-plus, API key required
+//	anthropic          base https://api.anthropic.com, model claude-sonnet-4-5, API key required
 //	gemini             Google's Gemini API, base https://generativelanguage.googleapis.com/, model gemini-2.5-flash, API key required
 //	offline            the offline demo model (no network)
 //
@@ -136,6 +140,20 @@ func New(cfg Config, logger *slog.Logger) (Provider, error) {
 		logger.Info("LLM provider configured", "llm", name, "endpoint", p.Endpoint(), "model", p.model)
 		return p, nil
 	}
-	// Anthropic, ...: add a case above.
+	if name == "anthropic" {
+		model := cfg.Model
+		if model == "" {
+			model = DefaultAnthropicModel
+		}
+		if cfg.APIKey == "" && cfg.BaseURL == "" {
+			return nil, fmt.Errorf("llm: provider %q needs an API key", name)
+		}
+		p := NewAnthropic(AnthropicConfig{
+			BaseURL: cfg.BaseURL, APIKey: cfg.APIKey, Model: model, Timeout: cfg.Timeout,
+			MaxRetries: cfg.MaxRetries, ThinkingBudget: cfg.ThinkingBudget, Logger: logger,
+		})
+		logger.Info("LLM provider configured", "llm", name, "endpoint", p.Endpoint(), "model", model)
+		return p, nil
+	}
 	return nil, fmt.Errorf("llm: unknown provider %q (known: %s)", cfg.Provider, strings.Join(Providers(), ", "))
 }

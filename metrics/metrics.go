@@ -95,7 +95,7 @@ func New() *Metrics {
 		}, []string{"provider", "model"}),
 		llmTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "llm_tokens_total",
-			Help: "Tokens the models reported, by provider, model and kind (input, output).",
+			Help: "Tokens the models reported, by provider, model and kind (input, output; cache_read and cache_write are part of input).",
 		}, []string{"provider", "model", "kind"}),
 		toolCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "tool_calls_total",
@@ -204,6 +204,21 @@ func (m *Metrics) LLMCalled(provider, model, outcome string, d time.Duration, in
 	}
 	if outputTokens > 0 {
 		m.llmTokens.WithLabelValues(provider, model, "output").Add(float64(outputTokens))
+	}
+}
+
+// LLMCacheTokens records the prompt-cache tokens of one model call (kinds
+// cache_read and cache_write; they are also counted in input).
+func (m *Metrics) LLMCacheTokens(provider, model string, readTokens, writeTokens int) {
+	if m == nil {
+		return
+	}
+	model = m.models.get(model)
+	if readTokens > 0 {
+		m.llmTokens.WithLabelValues(provider, model, "cache_read").Add(float64(readTokens))
+	}
+	if writeTokens > 0 {
+		m.llmTokens.WithLabelValues(provider, model, "cache_write").Add(float64(writeTokens))
 	}
 }
 

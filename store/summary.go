@@ -155,6 +155,8 @@ func windowStats(runs []RunSample) WindowStats {
 		st.Tokens.PromptTokens += r.Usage.PromptTokens
 		st.Tokens.CompletionTokens += r.Usage.CompletionTokens
 		st.Tokens.TotalTokens += r.Usage.TotalTokens
+		st.Tokens.CacheReadTokens += r.Usage.CacheReadTokens
+		st.Tokens.CacheWriteTokens += r.Usage.CacheWriteTokens
 		if r.StartedAt != nil && r.EndedAt != nil {
 			durations = append(durations, float64(r.EndedAt.Sub(*r.StartedAt).Microseconds())/1000)
 		}

@@ -79,7 +79,7 @@ func newDoctorCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 				if skipLLM {
 					results = append(results, checkPass("llm", "skipped (--skip-llm)"))
 				} else {
-					results = append(results, checkLLM(ctx, cfg))
+					results = append(results, checkLLM(ctx, cfg)...)
 				}
 				results = append(results, checkEmbedder(ctx, cfg, skipEmbedder))
 			}
@@ -253,49 +253,64 @@ func checkRedis(ctx context.Context, cfg config.Config) checkResult {
 	return checkPass("redis", shown+" answers PING")
 }
 
-// checkLLM makes one tiny real completion through the llm package, the same
-// way serve would configure it.
-func checkLLM(ctx context.Context, cfg config.Config) checkResult {
-	p, err := llm.New(llm.Config{
-		Provider: cfg.LLMProvider, Model: cfg.LLMModel, APIKey: cfg.LLMAPIKey, BaseURL: cfg.LLMBaseURL,
-		GeminiAPIKey: cfg.GeminiAPIKey, GeminiBaseURL: cfg.GeminiBaseURL,
-		Timeout: checkTimeout, MaxRetries: 0,
-	}, nil)
+// checkLLM makes one tiny real completion through the model router, the
+// same way serve configures it: one for the default provider ("llm") and one
+// for each named model of the config file ("model:<name>").
+func checkLLM(ctx context.Context, cfg config.Config) []checkResult {
+	rc := daemon.RouterConfig(cfg, nil)
+	rc.Default.Timeout, rc.Default.MaxRetries = checkTimeout, -1
+	r, err := llm.NewRouter(rc)
 	if err != nil {
-		return checkFail("llm", oneLine(err), "set LLM_PROVIDER, LLM_MODEL, LLM_BASE_URL and LLM_API_KEY consistently")
+		return []checkResult{checkFail("llm", oneLine(err), "set LLM_PROVIDER, LLM_MODEL, LLM_BASE_URL and LLM_API_KEY consistently, and the models section's providers")}
 	}
-	if p.Name() == "offline" {
-		return checkPass("llm", "offline demo model (no network; set LLM_API_KEY or LLM_BASE_URL for a real model)")
+	var results []checkResult
+	for _, t := range r.Targets() {
+		results = append(results, checkModel(ctx, r, t, cfg))
+	}
+	return results
+}
+
+// checkModel makes a one-token call to one model.
+func checkModel(ctx context.Context, r *llm.Router, t llm.Target, cfg config.Config) checkResult {
+	name, what := "llm", t.Provider
+	keyHint := "check LLM_API_KEY (or OPENAI_API_KEY)"
+	modelHint := "check LLM_MODEL"
+	if t.Name != "" {
+		name, what = "model:"+t.Name, t.Name+" ("+t.Label()+")"
+		keyHint = "check the key of models." + t.Name + " (apiKeyEnv) or of its provider"
+		modelHint = "check models." + t.Name + ".model"
+	} else if cfg.LLMBaseURL != "" {
+		what += " at " + cfg.LLMBaseURL
+	}
+	if t.Provider == "offline" {
+		return checkPass(name, "offline demo model (no network; set LLM_API_KEY or LLM_BASE_URL for a real model)")
 	}
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := p.Complete(ctx, llm.Request{
-		Model:     cfg.LLMModel,
+	resp, err := r.CompleteTarget(ctx, t, llm.Request{
 		Messages:  []llm.Message{{Role: llm.RoleUser, Content: "Reply with the single word: ok"}},
 		MaxTokens: 5,
 	}, nil)
-	name := p.Name()
-	if cfg.LLMBaseURL != "" {
-		name += " at " + cfg.LLMBaseURL
-	}
 	if err != nil {
-		hint := "check LLM_BASE_URL and that the server is up"
+		hint := "check the base URL and that the server is up"
 		switch {
+		case errors.Is(err, llm.ErrModelUnavailable):
+			hint = "the provider is not configured: " + keyHint
 		case errors.Is(err, llm.ErrAuth):
-			hint = "the provider refused the key: check LLM_API_KEY (or OPENAI_API_KEY)"
+			hint = "the provider refused the key: " + keyHint
 		case errors.Is(err, llm.ErrBadRequest):
-			hint = "check LLM_MODEL: the provider rejected the request"
+			hint = modelHint + ": the provider rejected the request"
 		case errors.Is(err, llm.ErrRateLimited):
 			hint = "rate limited: wait, or check the account's quota"
 		}
-		return checkFail("llm", name+": "+oneLine(err), hint)
+		return checkFail(name, what+": "+oneLine(err), hint)
 	}
 	model := resp.Model
 	if model == "" {
-		model = cfg.LLMModel
+		model = t.Model
 	}
-	return checkPass("llm", fmt.Sprintf("%s, model %s answered in %s", name, model, time.Since(start).Round(time.Millisecond)))
+	return checkPass(name, fmt.Sprintf("%s, model %s answered in %s", what, model, time.Since(start).Round(time.Millisecond)))
 }
 
 // checkEmbedder names the memory embedder and, for openai, embeds one word

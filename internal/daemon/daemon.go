@@ -163,11 +163,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.closers = append(m.closers, func(context.Context) error { return m.Bus.Close() })
 
 	if m.Model == nil {
-		m.Model, err = llm.New(llm.Config{
-			Provider: cfg.LLMProvider, Model: cfg.LLMModel, APIKey: cfg.LLMAPIKey, BaseURL: cfg.LLMBaseURL,
-			GeminiAPIKey: cfg.GeminiAPIKey, GeminiBaseURL: cfg.GeminiBaseURL,
-			Timeout: time.Duration(cfg.LLMTimeout), MaxRetries: cfg.LLMMaxRetries,
-		}, m.Logger.With("component", "llm"))
+		// The router sends each agent's requests to the provider its model
+		// names; it is an llm.Provider, so the actors need nothing else.
+		m.Model, err = llm.NewRouter(RouterConfig(cfg, m.Logger.With("component", "llm")))
 		if err != nil {
 			return &config.Error{Key: "LLM_PROVIDER", Reason: err.Error()}
 		}
@@ -250,11 +248,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	toolNames = func() []string { return append(registry.Names(), mcpServers.GrantNames()...) }
 	// The dry run knows an MCP tool's annotations as the router would.
 	m.policy.Lookup = mcpServers.ToolInfo
+	var models httpapi.ModelChecker
+	if r, ok := m.Model.(*llm.Router); ok {
+		models = r // an injected provider (tests) accepts any model
+	}
 
 	m.API = httpapi.New(httpapi.Deps{
 		Store: m.Store, Mailbox: m.Mailbox, Runtime: m.Runtime, Bus: m.Bus, Blackboard: board,
 		Logger: m.Logger.With("component", "http"), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: m.Heartbeat,
-		ToolNames: toolNames, RestrictHosts: httpapi.IsLoopbackHost(cfg.Host), AllowedHosts: allowedHosts(cfg.AllowedHosts),
+		ToolNames: toolNames, Models: models, RestrictHosts: httpapi.IsLoopbackHost(cfg.Host), AllowedHosts: allowedHosts(cfg.AllowedHosts),
 		AuthRequired: cfg.Auth.Mode == config.AuthToken, SecureCookies: cfg.Auth.SecureCookies,
 		Metrics: m.Metrics.Handler(), SSEClients: m.Metrics.SSEClients(),
 		AuditRetention: time.Duration(cfg.AuditRetention),

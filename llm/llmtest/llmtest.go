@@ -69,6 +69,9 @@ type Reply struct {
 	// Usage defaults to word counts of the request and the reply. It is sent
 	// when the request asked for it (stream_options.include_usage) or for JSON.
 	Usage *llm.Usage
+	// Thinking (Anthropic wire format only) is sent first as a thinking
+	// block, signed "sig:" + the text.
+	Thinking string
 }
 
 // ChatRequest is a request the server received, decoded from the wire format.
@@ -85,6 +88,10 @@ type ChatRequest struct {
 	Temperature   *float64
 	MaxTokens     int
 	Body          []byte // the raw request body
+	// Anthropic wire format only: the x-api-key header and where the request
+	// had cache_control ("system[0]", "tools[2]", "messages[1].content[0]").
+	APIKey       string
+	CacheControl []string
 }
 
 // LastUserMessage returns the content of the last user message, or "".
@@ -112,6 +119,9 @@ type Server struct {
 	srv    *httptest.Server
 	apiKey string
 	done   chan struct{} // closed when the server shuts down; ends stalls
+	// anthropic: the server speaks the Anthropic Messages API instead.
+	anthropic bool
+	cached    map[string]bool // prompt prefixes a cache_control wrote
 
 	mu       sync.Mutex
 	queue    []Reply
@@ -122,11 +132,15 @@ type Server struct {
 // NewServer starts a server on 127.0.0.1; it is closed when the test ends.
 func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	s := &Server{def: Echo, done: make(chan struct{})}
+	s := &Server{def: Echo, done: make(chan struct{}), cached: map[string]bool{}}
 	for _, o := range opts {
 		o(s)
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.handle))
+	handler := s.handle
+	if s.anthropic {
+		handler = s.handleAnthropic
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(handler))
 	t.Cleanup(s.Close)
 	return s
 }

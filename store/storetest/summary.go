@@ -36,7 +36,7 @@ func testRunSamples(t *testing.T, s store.Store) {
 	okRun := claim(t, s, scopeA, "ok-agent").Run
 	tick(t, s)
 	_, err := s.FinishRun(ctx, scopeA, okRun.ID, store.RunResult{Status: store.RunCompleted, Output: "done", Steps: 1,
-		Usage: store.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15}}, nil)
+		Usage: store.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15, CacheReadTokens: 4, CacheWriteTokens: 2}}, nil)
 	must(t, err)
 	tick(t, s)
 	createRun(t, s, scopeA, "bad-agent", "s", "hi")
@@ -65,7 +65,7 @@ func testRunSamples(t *testing.T, s store.Store) {
 		t.Fatalf("pending run sample %+v has times or an error", pending)
 	}
 	wantEqual(t, "failed error", failed.Error, &store.RunError{Code: "llm_error", Message: "the model is down"})
-	wantEqual(t, "completed usage", done.Usage, store.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15})
+	wantEqual(t, "completed usage", done.Usage, store.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15, CacheReadTokens: 4, CacheWriteTokens: 2})
 	if done.StartedAt == nil || done.EndedAt == nil || done.EndedAt.Sub(*done.StartedAt) < time.Millisecond {
 		t.Fatalf("completed run sample times %v-%v, want ended at least 1ms after started", done.StartedAt, done.EndedAt)
 	}
@@ -89,7 +89,7 @@ func testRunSamples(t *testing.T, s store.Store) {
 	if sum.SuccessRate == nil || *sum.SuccessRate != 0.5 {
 		t.Fatalf("success rate %v, want 0.5 (1 of 2 finished)", sum.SuccessRate)
 	}
-	wantEqual(t, "tokens", sum.Tokens, store.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 18})
+	wantEqual(t, "tokens", sum.Tokens, store.Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 18, CacheReadTokens: 4, CacheWriteTokens: 2})
 	wantEqual(t, "failure reasons", sum.FailureReasons, []store.FailureReason{{Code: "llm_error", Count: 1, Example: "the model is down"}})
 	if sum.LatencyMS == nil || sum.LatencyMS.Count != 2 {
 		t.Fatalf("latency %+v, want 2 durations", sum.LatencyMS)
