@@ -36,18 +36,21 @@ func llmCalls(t *testing.T, c *client, runID string) []map[string]any {
 }
 
 // TestGroupRunAcrossProviders: the members of one group use three providers
-// (Anthropic, and two OpenAI-compatible servers, one through a named model);
+// (Anthropic, Gemini through a named model, and an OpenAI-compatible server);
 // the run completes and each member's trace names its provider and model.
 func TestGroupRunAcrossProviders(t *testing.T) {
 	ant := llmtest.NewAnthropicServer(t, llmtest.WithAPIKey("sk-ant-test"))
-	oaiA, oaiB := llmtest.NewServer(t), llmtest.NewServer(t)
+	gem := llmtest.NewGeminiServer(t, llmtest.WithGeminiAPIKey("g-test"))
+	oaiA := llmtest.NewServer(t)
 	ant.SetDefault(func(llmtest.ChatRequest) llmtest.Reply { return llmtest.Reply{Text: "proposal from claude"} })
-	oaiB.SetDefault(func(llmtest.ChatRequest) llmtest.Reply { return llmtest.Reply{Text: "critique from model b"} })
+	gem.SetDefault(func(llmtest.GeminiRequest) llmtest.Reply { return llmtest.Reply{Text: "critique from gemini"} })
 	oaiA.SetDefault(func(llmtest.ChatRequest) llmtest.Reply { return llmtest.Reply{Text: "DECISION: ship it"} })
 
 	cfg := withAnthropic(newConfig(t, "postgres"), ant)
 	cfg.LLMProvider, cfg.LLMBaseURL, cfg.LLMModel = "openai-compatible", oaiA.URL(), "model-a"
-	cfg.Models = map[string]config.ModelConfig{"third": {Provider: "openai-compatible", Model: "model-b", BaseURL: oaiB.URL()}}
+	cfg.GeminiAPIKey, cfg.GeminiBaseURL = gem.APIKey(), gem.URL()
+	// The critic names a config entry; the entry names Gemini.
+	cfg.Models = map[string]config.ModelConfig{"third": {Provider: "gemini", Model: "gemini-test"}}
 	d := startDaemon(t, cfg, nil)
 	c := d.client("org-mix", "u1")
 	setupTeam(t, c, map[string]map[string]any{
@@ -58,7 +61,7 @@ func TestGroupRunAcrossProviders(t *testing.T) {
 	if run := c.waitRun(runID, 30*time.Second); run.Status != store.RunCompleted || run.Output != "DECISION: ship it" {
 		t.Fatalf("group run: %+v", run)
 	}
-	want := map[string][2]string{"alice": {"anthropic", "claude-test"}, "bob": {"openai-compatible", "model-b"}, "carol": {"openai-compatible", "model-a"}}
+	want := map[string][2]string{"alice": {"anthropic", "claude-test"}, "bob": {"gemini", "gemini-test"}, "carol": {"openai-compatible", "model-a"}}
 	for agent, pm := range want {
 		var runs struct {
 			Runs []store.Run `json:"runs"`
@@ -73,8 +76,8 @@ func TestGroupRunAcrossProviders(t *testing.T) {
 			}
 		}
 	}
-	if ant.RequestCount() == 0 || oaiA.RequestCount() == 0 || oaiB.RequestCount() == 0 {
-		t.Fatalf("requests: anthropic %d, A %d, B %d", ant.RequestCount(), oaiA.RequestCount(), oaiB.RequestCount())
+	if ant.RequestCount() == 0 || oaiA.RequestCount() == 0 || gem.RequestCount() == 0 {
+		t.Fatalf("requests: anthropic %d, openai-compatible %d, gemini %d", ant.RequestCount(), oaiA.RequestCount(), gem.RequestCount())
 	}
 	// The API refuses a role whose model no provider serves.
 	status, body := c.req("POST", "/api/roles", map[string]any{"role_id": "x", "name": "X", "model": "anthropic/"})
