@@ -40,7 +40,9 @@ type Store interface {
 // ToolRouter gives the model its tools and runs the calls it makes.
 type ToolRouter interface {
 	Specs(allowed []string) []llm.ToolSpec
-	Route(ctx context.Context, call tools.Call, allowed []string) (tools.Result, tools.Outcome)
+	// RouteDetail runs a call (see tools.Registry.RouteDetail): its result,
+	// outcome and the tool policy's verdict.
+	RouteDetail(ctx context.Context, call tools.Call, allowed []string) tools.Routed
 }
 
 // Config tunes the runtime.
@@ -62,7 +64,19 @@ type Config struct {
 	// MaxRunningPerScope caps the agents of one scope running at once (0: no
 	// cap beyond MaxRunning), so one tenant cannot hold every slot.
 	MaxRunningPerScope int
+
+	// Approvals keeps the calls a tool policy asks a person about (nil: the
+	// store's, when it keeps them; else such a call is refused).
+	Approvals store.ApprovalStore
+	// ApprovalTimeout is how long an approval waits before it expires and
+	// the model is told "denied: expired" (default DefaultApprovalTimeout).
+	ApprovalTimeout time.Duration
+	// ApprovalSweep is how often expired approvals are looked for (default 15 s).
+	ApprovalSweep time.Duration
 }
+
+// DefaultApprovalTimeout is Config.ApprovalTimeout's default.
+const DefaultApprovalTimeout = 24 * time.Hour
 
 func (c *Config) defaults() {
 	if c.MaxRunning <= 0 {
@@ -89,6 +103,12 @@ func (c *Config) defaults() {
 	if c.Tracer == nil {
 		c.Tracer = defaultTracer()
 	}
+	if c.ApprovalTimeout <= 0 {
+		c.ApprovalTimeout = DefaultApprovalTimeout
+	}
+	if c.ApprovalSweep <= 0 {
+		c.ApprovalSweep = 15 * time.Second
+	}
 	if c.DefaultPrompt == "" {
 		c.DefaultPrompt = "You are a helpful, precise assistant working inside OpenIntern. Use tools when they help."
 	}
@@ -103,6 +123,8 @@ type Runtime struct {
 	model  llm.Provider
 	tools  ToolRouter
 	logger *slog.Logger
+	// approvals is Config.Approvals, or the store's; nil: none kept.
+	approvals store.ApprovalStore
 
 	system     *actor.ActorSystem
 	supervisor *actor.PID
@@ -142,6 +164,10 @@ const (
 func New(cfg Config, st Store, bus events.Bus, model llm.Provider, router ToolRouter, logger *slog.Logger) *Runtime {
 	cfg.defaults()
 	r := &Runtime{cfg: cfg, store: st, bus: bus, rec: events.Recorder{Bus: bus}, model: model, tools: router, logger: logger}
+	r.approvals = cfg.Approvals
+	if as, ok := st.(store.ApprovalStore); ok && r.approvals == nil {
+		r.approvals = as
+	}
 	r.lifetime, r.shutdown = context.WithCancelCause(context.Background())
 	r.storeLife, r.cancelStore = context.WithCancelCause(context.Background())
 	return r
@@ -200,6 +226,13 @@ func (r *Runtime) Start(ctx context.Context) (err error) {
 	}
 	if len(groupRuns) > 0 {
 		r.logger.Info("recovery: resumed group runs", "runs", len(groupRuns))
+	}
+	if r.approvals != nil {
+		r.workers.add()
+		go func() {
+			defer r.workers.done()
+			r.sweepApprovals()
+		}()
 	}
 	return nil
 }
@@ -320,6 +353,9 @@ func (r *Runtime) CancelRun(ctx context.Context, scope store.Scope, runID string
 		r.groupRunChanged(scope, run.GroupID, run.ID) // a group run: its actor cancels the members
 	case run.Status == store.RunRunning:
 		r.send(&forwardToAgent{key: agentKey{scope, run.AgentID}, msg: &cancelRun{runID: runID}})
+		// A run that waited for an approval is running again but no worker
+		// has it: the agent claims it and ends it cancelled.
+		r.Wake(scope, run.AgentID)
 	}
 	if run.ParentRunID != "" && run.Status == store.RunCancelled {
 		r.groupRunChanged(scope, run.GroupID, run.ParentRunID)
