@@ -53,7 +53,8 @@ func (r *Runtime) sweepApprovals() {
 func (r *Runtime) expireDue() {
 	const batch = 100
 	for r.lifetime.Err() == nil {
-		ctx, cancel := r.storeCtx()
+		// The sweep's own reads and writes end with the runtime: Stop waits for it.
+		ctx, cancel := context.WithTimeout(r.lifetime, r.cfg.StoreTimeout)
 		due, err := r.approvals.DueApprovals(ctx, time.Now(), batch)
 		cancel()
 		if err != nil {
@@ -61,7 +62,7 @@ func (r *Runtime) expireDue() {
 			return
 		}
 		for _, a := range due {
-			ctx, cancel := r.storeCtx()
+			ctx, cancel := context.WithTimeout(r.lifetime, r.cfg.StoreTimeout)
 			_, err := r.ResolveApproval(ctx, a.Scope, a.ID, store.ApprovalDecision{Status: store.ApprovalExpired, By: "system", Reason: "expired"})
 			cancel()
 			if err != nil && !errors.Is(err, store.ErrConflict) {

@@ -105,7 +105,9 @@ func TestApprovalWaitsAcrossRestartThenRuns(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			h, danger, _ := approvalHarness(t, kind, Config{})
 			h.llm.Enqueue(llmtest.Reply{ToolCalls: []llm.ToolCall{{ID: "call_1", Name: "danger", Arguments: `{"target": "prod"}`}}})
-			h.llm.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply { return llmtest.Reply{Text: "done: " + lastToolMessage(req)} })
+			h.llm.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply {
+				return llmtest.Reply{Text: "done: " + lastToolMessage(req)}
+			})
 			h.start()
 			h.createAgent("a1")
 			runID := h.createRun("a1", "go")
@@ -162,7 +164,9 @@ func TestApprovalWaitsAcrossRestartThenRuns(t *testing.T) {
 func TestApprovalDeniedTellsTheModel(t *testing.T) {
 	h, danger, _ := approvalHarness(t, "sqlite", Config{})
 	h.llm.Enqueue(llmtest.Reply{ToolCalls: []llm.ToolCall{{ID: "call_1", Name: "danger", Arguments: `{}`}}})
-	h.llm.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply { return llmtest.Reply{Text: "told: " + lastToolMessage(req)} })
+	h.llm.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply {
+		return llmtest.Reply{Text: "told: " + lastToolMessage(req)}
+	})
 	h.start()
 	h.createAgent("a1")
 	runID := h.createRun("a1", "go")
@@ -188,7 +192,9 @@ func TestApprovalDeniedTellsTheModel(t *testing.T) {
 func TestApprovalExpiresAndTheRunGoesOn(t *testing.T) {
 	h, danger, _ := approvalHarness(t, "postgres", Config{ApprovalTimeout: 200 * time.Millisecond, ApprovalSweep: 50 * time.Millisecond})
 	h.llm.Enqueue(llmtest.Reply{ToolCalls: []llm.ToolCall{{ID: "call_1", Name: "danger", Arguments: `{}`}}})
-	h.llm.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply { return llmtest.Reply{Text: "told: " + lastToolMessage(req)} })
+	h.llm.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply {
+		return llmtest.Reply{Text: "told: " + lastToolMessage(req)}
+	})
 	h.start()
 	h.createAgent("a1")
 	runID := h.createRun("a1", "go")
@@ -207,7 +213,9 @@ func TestApprovalExpiresAndTheRunGoesOn(t *testing.T) {
 func TestPolicyDenyBlocksAndTellsTheModel(t *testing.T) {
 	h, _, forbidden := approvalHarness(t, "sqlite", Config{})
 	h.llm.Enqueue(llmtest.Reply{ToolCalls: []llm.ToolCall{{ID: "call_1", Name: "forbidden", Arguments: `{}`}}})
-	h.llm.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply { return llmtest.Reply{Text: "told: " + lastToolMessage(req)} })
+	h.llm.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply {
+		return llmtest.Reply{Text: "told: " + lastToolMessage(req)}
+	})
 	h.start()
 	h.createAgent("a1")
 	runID := h.createRun("a1", "go")

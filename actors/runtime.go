@@ -147,6 +147,8 @@ type Runtime struct {
 	// workers counts the goroutines the actors start (turn workers, group
 	// reconciles, checks); Stop returns only once they have ended.
 	workers workerGroup
+	// sweeper is the approvals' expiry sweep, which ends with lifetime.
+	sweeper sync.WaitGroup
 
 	// mu orders Wake and the other senders against Start and Stop: nothing is
 	// sent to an actor system that is not running.
@@ -228,9 +230,9 @@ func (r *Runtime) Start(ctx context.Context) (err error) {
 		r.logger.Info("recovery: resumed group runs", "runs", len(groupRuns))
 	}
 	if r.approvals != nil {
-		r.workers.add()
+		r.sweeper.Add(1)
 		go func() {
-			defer r.workers.done()
+			defer r.sweeper.Done()
 			r.sweepApprovals()
 		}()
 	}
@@ -253,6 +255,7 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	r.mu.Unlock()
 
 	r.shutdown(errShutdown)
+	r.sweeper.Wait() // it ends with lifetime, within one store write
 	// A system message: the supervisor stops its children first, without
 	// waiting for the user messages queued before it.
 	r.system.Root.Stop(r.supervisor)
