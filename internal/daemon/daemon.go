@@ -53,6 +53,11 @@ type Main struct {
 	Embedder memory.Embedder
 	// Version is the daemon's version, as traces name it.
 	Version string
+	// Policy decides whether a tool call runs, is refused or waits for a
+	// person's approval (nil: every call runs).
+	Policy tools.Policy
+	// Rules writes the policy rule of "approve always" (nil: refused).
+	Rules httpapi.RuleWriter
 
 	// Metrics are served at /metrics; Run makes them.
 	Metrics *metrics.Metrics
@@ -165,7 +170,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(cfg.Workspace(), 0o755); err != nil {
 		return fmt.Errorf("create workspace: %w", err)
 	}
-	registry := tools.NewRegistry(tools.WithLogger(m.Logger.With("component", "tools")), toolAuditor(m.Store, m.Logger))
+	registryOpts := []tools.Option{tools.WithLogger(m.Logger.With("component", "tools")), toolAuditor(m.Store, m.Logger)}
+	if m.Policy != nil {
+		registryOpts = append(registryOpts, tools.WithPolicy(m.Policy))
+	}
+	registry := tools.NewRegistry(registryOpts...)
 	if m.Embedder == nil {
 		m.Embedder = NewEmbedder(cfg, m.Logger.With("component", "embedder"))
 	}
@@ -197,6 +206,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		DefaultModel: cfg.LLMModel, Memory: recallOrNil(cfg.MemoryRecall, agentMem),
 		Blackboard: orchestratorBoard{board, m.Logger.With("component", "actors")}, MaxRunningPerScope: cfg.MaxRunningPerScope,
 		Observer: m.Metrics, Tracer: tracerProvider.Tracer(actors.TracerName),
+		ApprovalTimeout: time.Duration(cfg.Approvals.Timeout),
 	}, m.Store, m.Bus, m.Model, registry, m.Logger.With("component", "actors"))
 	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"), mailbox.WithCommitTimeout(time.Duration(cfg.CommitTimeout)), mailbox.WithObserver(m.Metrics))
 	for _, t := range teamtools.Tools(m.Store, m.Mailbox, board, teamtools.Limits{}) {
@@ -227,6 +237,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		AuditRetention: time.Duration(cfg.AuditRetention),
 		RateLimit:      httpapi.RateLimit{RPS: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},
 		MaxStreams:     cfg.MaxStreams, MaxStreamsPerScope: cfg.MaxStreamsPerScope,
+		Rules: m.Rules,
 	})
 	m.Metrics.WatchRuntime(func(ctx context.Context) (metrics.RuntimeStats, error) {
 		st, err := m.Runtime.Stats(ctx)
