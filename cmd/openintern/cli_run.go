@@ -30,6 +30,7 @@ func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 		newGroupsCmd(lookupEnv),
 		newSessionsCmd(lookupEnv),
 		newAuditCmd(lookupEnv),
+		newApprovalsCmd(lookupEnv),
 		newDoctorCmd(lookupEnv),
 		newMCPCmd(lookupEnv),
 		newCompletionCmd(),
