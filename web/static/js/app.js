@@ -9,6 +9,7 @@ import * as trace from './pages/trace.js';
 import * as memory from './pages/memory.js';
 import * as teams from './pages/teams.js';
 import * as blackboard from './pages/blackboard.js';
+import * as approvals from './pages/approvals.js';
 import * as soon from './pages/soon.js';
 import * as signin from './pages/signin.js';
 
@@ -20,6 +21,7 @@ const routes = [
   { re: /^\/orchestrator\/?$/, nav: 'teams', page: teams },
   { re: /^\/blackboard(?:\/([^/]+))?\/?$/, nav: 'blackboard', page: blackboard, params: ['groupId'] },
   { re: /^\/memory\/?$/, nav: 'memory', page: memory },
+  { re: /^\/approvals\/?$/, nav: 'approvals', page: approvals },
   { re: /^\/skills\/?$/, nav: '', page: soon, extra: { feature: 'skills' } },
   // bare: no navigation or scope, and no scope in the address bar.
   { re: /^\/signin\/?$/, nav: '', page: signin, bare: true },
