@@ -179,20 +179,16 @@ func printApproval(cmd *cobra.Command, lookupEnv func(string) (string, bool), as
 	}
 	st := newStyle(out, lookupEnv)
 	args := string(a.Arguments)
-	var pretty strings.Builder
-	if v := json.RawMessage(a.Arguments); json.Valid(v) {
-		if b, err := json.MarshalIndent(v, "  ", "  "); err == nil {
-			args = string(b)
-		}
+	if b, err := json.MarshalIndent(a.Arguments, "  ", "  "); err == nil {
+		args = string(b)
 	}
-	pretty.WriteString(args)
 	fmt.Fprintf(out, "%s %s\n", st.bold(a.ID), a.Status)
 	fmt.Fprintf(out, "  tool:      %s (call %s)\n  agent:     %s\n  run:       %s (step %d)\n", a.Tool, a.CallID, a.AgentID, a.RunID, a.Step)
 	fmt.Fprintf(out, "  reason:    %s\n  expires:   %s\n", dash(a.Reason), a.ExpiresAt.Local().Format(time.DateTime))
 	if a.DecidedAt != nil {
 		fmt.Fprintf(out, "  decided:   %s by %s%s\n", a.DecidedAt.Local().Format(time.DateTime), a.DecidedBy, reasonSuffix(a.DecisionReason))
 	}
-	fmt.Fprintf(out, "  arguments: %s\n", pretty.String())
+	fmt.Fprintf(out, "  arguments: %s\n", args)
 	return nil
 }
 
