@@ -494,12 +494,12 @@ func (t *turn) runTool(ctx context.Context, stepID string, step, index int, tc l
 			default:
 				content := "denied: expired"
 				cause := "expired"
-				switch {
-				case a.Status == store.ApprovalApproved:
+				switch a.Status {
+				case store.ApprovalApproved:
 					// The checkpointed call cannot change, so this is a bug
 					// or tampering: the approval was for other arguments.
 					content, cause = "denied: the approval was given for other arguments", "approval_mismatch"
-				case a.Status == store.ApprovalDenied:
+				case store.ApprovalDenied:
 					content, cause = "denied by "+a.DecidedBy, "denied"
 					if a.DecisionReason != "" {
 						content += ": " + a.DecisionReason

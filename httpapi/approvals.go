@@ -145,6 +145,19 @@ func (s *Server) resolveApproval(c *gin.Context) {
 		writeError(c, http.StatusNotImplemented, "approvals_unavailable", "this daemon resolves no approvals")
 		return
 	}
+	// Another scope's approval is not found, whatever the body says.
+	id := c.Param("approval_id")
+	if !approvalIDPattern.MatchString(id) {
+		writeError(c, http.StatusNotFound, "not_found", "approval not found")
+		return
+	}
+	sc := scopeOf(c)
+	ctx := c.Request.Context()
+	current, err := as.GetApproval(ctx, sc, id)
+	if err != nil {
+		s.fail(c, err, "approval")
+		return
+	}
 	var body resolveBody
 	if !bindJSON(c, &body) {
 		return
@@ -176,27 +189,15 @@ func (s *Server) resolveApproval(c *gin.Context) {
 		writeError(c, http.StatusNotImplemented, "policy_unavailable", "this daemon has no policy rules to write; approve without always")
 		return
 	}
-	id := c.Param("approval_id")
-	if !approvalIDPattern.MatchString(id) {
-		writeError(c, http.StatusNotFound, "not_found", "approval not found")
-		return
-	}
-	sc := scopeOf(c)
-	ctx := c.Request.Context()
 	by := "user:" + sc.UserID
 	if body.Always {
 		// The rule first: if it cannot be written the call is still
 		// waiting, and the approver can retry or approve it once.
-		a, err := as.GetApproval(ctx, sc, id)
-		if err != nil {
-			s.fail(c, err, "approval")
+		if current.Status != store.ApprovalPending {
+			writeError(c, http.StatusConflict, "approval_decided", "the approval is already "+current.Status)
 			return
 		}
-		if a.Status != store.ApprovalPending {
-			writeError(c, http.StatusConflict, "approval_decided", "the approval is already "+a.Status)
-			return
-		}
-		if err := s.deps.Rules.AllowAlways(ctx, sc, a.Tool, a.AgentID, by); err != nil {
+		if err := s.deps.Rules.AllowAlways(ctx, sc, current.Tool, current.AgentID, by); err != nil {
 			s.fail(c, err, "policy rule")
 			return
 		}

@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/openintern/openintern/store"
 )
 
 // noBodyRoutes take no body: they act on the path alone.
@@ -38,6 +41,7 @@ func testBadInput(t *testing.T, kind string) {
 	good := map[string]string{
 		"agent_id": "a1", "role_id": "r1", "group_id": "g1", "member_id": "a1", "run_id": runID,
 		"memory_id": memID, "session_key": "s1", "token_id": tokenID,
+		"approval_id": h.waitingApproval(store.Scope{OrgID: "o1", UserID: "u1"}, "w1", time.Now().Add(time.Hour)).ID,
 	}
 	public := map[string]bool{}
 	for _, spec := range h.api.Routes() {
