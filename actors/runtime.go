@@ -42,7 +42,9 @@ type ToolRouter interface {
 	// SpecsFor is the specs of the tools an agent of scope may use: the
 	// daemon's and the scope's own (its tenant MCP servers').
 	SpecsFor(ctx context.Context, scope store.Scope, allowed []string) []llm.ToolSpec
-	Route(ctx context.Context, call tools.Call, allowed []string) (tools.Result, tools.Outcome)
+	// RouteDetail runs a call (see tools.Registry.RouteDetail): its result,
+	// outcome and the tool policy's verdict.
+	RouteDetail(ctx context.Context, call tools.Call, allowed []string) tools.Routed
 }
 
 // Config tunes the runtime.
@@ -65,7 +67,19 @@ type Config struct {
 	// MaxRunningPerScope caps the agents of one scope running at once (0: no
 	// cap beyond MaxRunning), so one tenant cannot hold every slot.
 	MaxRunningPerScope int
+
+	// Approvals keeps the calls a tool policy asks a person about (nil: the
+	// store's, when it keeps them; else such a call is refused).
+	Approvals store.ApprovalStore
+	// ApprovalTimeout is how long an approval waits before it expires and
+	// the model is told "denied: expired" (default DefaultApprovalTimeout).
+	ApprovalTimeout time.Duration
+	// ApprovalSweep is how often expired approvals are looked for (default 15 s).
+	ApprovalSweep time.Duration
 }
+
+// DefaultApprovalTimeout is Config.ApprovalTimeout's default.
+const DefaultApprovalTimeout = 24 * time.Hour
 
 func (c *Config) defaults() {
 	if c.MaxRunning <= 0 {
@@ -92,6 +106,12 @@ func (c *Config) defaults() {
 	if c.Tracer == nil {
 		c.Tracer = defaultTracer()
 	}
+	if c.ApprovalTimeout <= 0 {
+		c.ApprovalTimeout = DefaultApprovalTimeout
+	}
+	if c.ApprovalSweep <= 0 {
+		c.ApprovalSweep = 15 * time.Second
+	}
 	if c.DefaultPrompt == "" {
 		c.DefaultPrompt = "You are a helpful, precise assistant working inside OpenIntern. Use tools when they help."
 	}
@@ -106,6 +126,8 @@ type Runtime struct {
 	model  llm.Provider
 	tools  ToolRouter
 	logger *slog.Logger
+	// approvals is Config.Approvals, or the store's; nil: none kept.
+	approvals store.ApprovalStore
 
 	system     *actor.ActorSystem
 	supervisor *actor.PID
@@ -128,6 +150,8 @@ type Runtime struct {
 	// workers counts the goroutines the actors start (turn workers, group
 	// reconciles, checks); Stop returns only once they have ended.
 	workers workerGroup
+	// sweeper is the approvals' expiry sweep, which ends with lifetime.
+	sweeper sync.WaitGroup
 
 	// mu orders Wake and the other senders against Start and Stop: nothing is
 	// sent to an actor system that is not running.
@@ -145,6 +169,10 @@ const (
 func New(cfg Config, st Store, bus events.Bus, model llm.Provider, router ToolRouter, logger *slog.Logger) *Runtime {
 	cfg.defaults()
 	r := &Runtime{cfg: cfg, store: st, bus: bus, rec: events.Recorder{Bus: bus}, model: model, tools: router, logger: logger}
+	r.approvals = cfg.Approvals
+	if as, ok := st.(store.ApprovalStore); ok && r.approvals == nil {
+		r.approvals = as
+	}
 	r.lifetime, r.shutdown = context.WithCancelCause(context.Background())
 	r.storeLife, r.cancelStore = context.WithCancelCause(context.Background())
 	return r
@@ -204,6 +232,13 @@ func (r *Runtime) Start(ctx context.Context) (err error) {
 	if len(groupRuns) > 0 {
 		r.logger.Info("recovery: resumed group runs", "runs", len(groupRuns))
 	}
+	if r.approvals != nil {
+		r.sweeper.Add(1)
+		go func() {
+			defer r.sweeper.Done()
+			r.sweepApprovals()
+		}()
+	}
 	return nil
 }
 
@@ -223,6 +258,7 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	r.mu.Unlock()
 
 	r.shutdown(errShutdown)
+	r.sweeper.Wait() // it ends with lifetime, within one store write
 	// A system message: the supervisor stops its children first, without
 	// waiting for the user messages queued before it.
 	r.system.Root.Stop(r.supervisor)
@@ -323,6 +359,9 @@ func (r *Runtime) CancelRun(ctx context.Context, scope store.Scope, runID string
 		r.groupRunChanged(scope, run.GroupID, run.ID) // a group run: its actor cancels the members
 	case run.Status == store.RunRunning:
 		r.send(&forwardToAgent{key: agentKey{scope, run.AgentID}, msg: &cancelRun{runID: runID}})
+		// A run that waited for an approval is running again but no worker
+		// has it: the agent claims it and ends it cancelled.
+		r.Wake(scope, run.AgentID)
 	}
 	if run.ParentRunID != "" && run.Status == store.RunCancelled {
 		r.groupRunChanged(scope, run.GroupID, run.ParentRunID)

@@ -130,12 +130,12 @@ type stuckRouter struct {
 	once             sync.Once
 }
 
-func (s *stuckRouter) Route(ctx context.Context, call tools.Call, allowed []string) (tools.Result, tools.Outcome) {
+func (s *stuckRouter) RouteDetail(ctx context.Context, call tools.Call, allowed []string) tools.Routed {
 	s.once.Do(func() {
 		close(s.entered)
 		<-s.release
 	})
-	return tools.Result{Content: "done"}, tools.OutcomeOK
+	return tools.Routed{Result: tools.Result{Content: "done"}, Outcome: tools.OutcomeOK}
 }
 
 // Stop returns when its context ends even with a worker it cannot stop, and

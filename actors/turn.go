@@ -97,12 +97,13 @@ func (r *Runtime) runCycle(ctx context.Context, key agentKey, w *worker, hints c
 
 // turn executes one run: steps of LLM call, tool calls and checkpoint.
 type turn struct {
-	rt    *Runtime
-	scope store.Scope
-	claim store.Claim
-	run   store.Run
-	agent store.Agent
-	w     *worker
+	roleID string // the role the agent acts in within its group, if any (tool policy rules match it)
+	rt     *Runtime
+	scope  store.Scope
+	claim  store.Claim
+	run    store.Run
+	agent  store.Agent
+	w      *worker
 
 	cached *store.Agent // the agent's row from an earlier turn, if the actor has it
 	row    *store.Agent // the row this turn read or reused, before any role is applied
@@ -221,8 +222,14 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 			if open.Results[i] != nil {
 				continue // finished before a crash: its result is stored
 			}
-			res, ok := t.runTool(stepCtx, stepID, step, i, tc)
-			if !ok {
+			res, how, ask, err := t.runTool(stepCtx, stepID, step, i, tc)
+			if how == toolFailed {
+				return t.infraError(ctx, err)
+			}
+			if how == toolWaits && ctx.Err() == nil {
+				return t.waitForApproval(stepID, step, i, ask)
+			}
+			if how != toolDone {
 				break
 			}
 			open.Results[i] = &res
@@ -316,6 +323,7 @@ func (t *turn) actInRole(ctx context.Context, a store.Agent) (store.Agent, error
 	if err != nil {
 		return a, fmt.Errorf("role: %w", err)
 	}
+	t.roleID = role.ID
 	prompt := a.SystemPrompt
 	if prompt == "" {
 		prompt = t.rt.cfg.DefaultPrompt
@@ -459,33 +467,154 @@ func (t *turn) callModel(ctx context.Context, stepID string, specs []llm.ToolSpe
 	return resp, nil
 }
 
+// toolRun is how runTool left a call.
+type toolRun int
+
+const (
+	toolDone        toolRun = iota // finished: its result is recorded
+	toolInterrupted                // cut short by a cancel or shutdown; runs again on resume
+	toolWaits                      // the policy asks a person; the run waits (ask is set)
+	toolFailed                     // the store could not be read (err is set)
+)
+
+// approvalAsk is a call that must wait for a person's approval.
+type approvalAsk struct {
+	call    tools.Call
+	verdict tools.Verdict
+}
+
+// routeDetail routes a call with the agent's allowed tools.
+func (t *turn) routeDetail(ctx context.Context, call tools.Call) tools.Routed {
+	return t.rt.tools.RouteDetail(ctx, call, t.agent.Tools)
+}
+
 // runTool runs one call of an open step and queues its tool.result event.
-// ok is false when the call was cut short by a cancel or shutdown of the run:
-// that is not its result, so it is not recorded and the call runs again when
-// the run resumes.
-func (t *turn) runTool(ctx context.Context, stepID string, step, index int, tc llm.ToolCall) (res toolResult, ok bool) {
+// A call the policy asks a person about runs once its approval is approved
+// (with call.ApprovalID set), gets a denial as its result once denied or
+// expired, and otherwise makes the run wait (toolWaits). A call cut short by
+// a cancel or shutdown of the run (toolInterrupted) has no result: it is
+// not recorded and runs again when the run resumes.
+func (t *turn) runTool(ctx context.Context, stepID string, step, index int, tc llm.ToolCall) (toolResult, toolRun, *approvalAsk, error) {
 	started := time.Now()
 	call := tools.Call{
-		Scope: t.scope, AgentID: t.run.AgentID, RunID: t.run.ID, GroupID: t.run.GroupID, ParentRunID: t.run.ParentRunID,
+		Scope: t.scope, AgentID: t.run.AgentID, AgentName: t.agent.Name, Role: t.roleID, RunID: t.run.ID, GroupID: t.run.GroupID, ParentRunID: t.run.ParentRunID,
 		SessionKey: t.run.SessionKey, CallID: tc.ID, Name: tc.Name, Args: json.RawMessage(tc.Arguments),
 		Key: fmt.Sprintf("%s/%d/%d/%s", t.run.ID, step, index, tc.ID),
 	}
 	span := t.startToolSpan(ctx, tc)
-	out, outcome := t.rt.tools.Route(ctx, call, t.agent.Tools)
+	routed := t.routeDetail(ctx, call)
+	blocked := map[string]any{}
+	if routed.Outcome == tools.OutcomeNeedsApproval {
+		verdict := tools.Verdict{Effect: tools.EffectAsk, Reason: routed.Result.Content}
+		if routed.Verdict != nil {
+			verdict = *routed.Verdict
+		}
+		as := t.rt.approvals
+		if as == nil {
+			routed = tools.Routed{Outcome: tools.OutcomeBlocked, Verdict: routed.Verdict, Result: tools.Result{IsError: true,
+				Content: fmt.Sprintf("tool %q needs a person's approval (%s), but this daemon keeps no approvals", tc.Name, verdict.Reason)}}
+			blocked["cause"] = "approval_unavailable"
+		} else {
+			a, err := as.GetApprovalForCall(ctx, t.scope, t.run.ID, call.Key)
+			switch {
+			case errors.Is(err, store.ErrNotFound) || (err == nil && a.Status == store.ApprovalPending):
+				t.endTool(span, tc, routed.Result, routed.Outcome, false, time.Since(started))
+				return toolResult{}, toolWaits, &approvalAsk{call: call, verdict: verdict}, nil
+			case err != nil:
+				t.endTool(span, tc, routed.Result, routed.Outcome, false, time.Since(started))
+				if ctx.Err() != nil {
+					return toolResult{}, toolInterrupted, nil, nil
+				}
+				return toolResult{}, toolFailed, nil, fmt.Errorf("approval of %s: %w", call.Key, err)
+			case a.Status == store.ApprovalApproved && a.ArgsHash == tools.ArgsHash(call.Args):
+				call.ApprovalID = a.ID
+				routed = t.routeDetail(ctx, call)
+			default:
+				content := "denied: expired"
+				cause := "expired"
+				switch a.Status {
+				case store.ApprovalApproved:
+					// The checkpointed call cannot change, so this is a bug
+					// or tampering: the approval was for other arguments.
+					content, cause = "denied: the approval was given for other arguments", "approval_mismatch"
+				case store.ApprovalDenied:
+					content, cause = "denied by "+a.DecidedBy, "denied"
+					if a.DecisionReason != "" {
+						content += ": " + a.DecisionReason
+					}
+				}
+				routed = tools.Routed{Outcome: tools.OutcomeBlocked, Verdict: routed.Verdict, Result: tools.Result{Content: content, IsError: true}}
+				blocked["cause"], blocked["approval_id"] = cause, a.ID
+			}
+		}
+	}
+	out, outcome := routed.Result, routed.Outcome
 	interrupted := outcome == tools.OutcomeError && ctx.Err() != nil
 	t.endTool(span, tc, out, outcome, !interrupted, time.Since(started))
 	if interrupted {
-		return toolResult{}, false
+		return toolResult{}, toolInterrupted, nil, nil
 	}
 	out.Content = store.CleanText(out.Content)
 	if outcome == tools.OutcomeBlocked {
-		t.emit("tool.blocked", stepID, map[string]any{"call_id": tc.ID, "name": tc.Name, "reason": out.Content})
+		blocked["call_id"], blocked["name"], blocked["reason"] = tc.ID, tc.Name, out.Content
+		if _, ok := blocked["cause"]; !ok {
+			blocked["cause"] = "not_permitted"
+			if routed.Verdict != nil {
+				blocked["cause"] = "policy"
+			}
+		}
+		if v := routed.Verdict; v != nil && v.Rule != "" {
+			blocked["rule"] = v.Rule
+		}
+		t.emit("tool.blocked", stepID, blocked)
 	}
 	t.emit("tool.result", stepID, map[string]any{
 		"call_id": tc.ID, "name": tc.Name, "content": out.Content, "is_error": out.IsError,
 		"outcome": outcome.String(), "duration_ms": time.Since(started).Milliseconds(),
 	})
-	return toolResult{CallID: tc.ID, Content: out.Content, IsError: out.IsError}, true
+	return toolResult{CallID: tc.ID, Content: out.Content, IsError: out.IsError}, toolDone, nil, nil
+}
+
+// waitForApproval stores the call's approval (pending), the checkpoint with
+// the open step and its finished results, tool.requires_approval and the
+// run's waiting_approval status in one transaction, and ends the turn: the
+// agent gives back its slot and claims nothing until the approval is
+// decided (ResolveApproval, or its expiry), which makes the run claimable
+// again; it then resumes here without asking the model again.
+func (t *turn) waitForApproval(stepID string, step, index int, ask *approvalAsk) turnOutcome {
+	call := ask.call
+	a := store.Approval{
+		ID: tools.DerivedID("appr_", call), RunID: t.run.ID, AgentID: t.run.AgentID, Step: step, CallIndex: index,
+		CallID: call.CallID, CallKey: call.Key, Tool: call.Name, Arguments: string(call.Args),
+		ArgsHash: tools.ArgsHash(call.Args), Reason: ask.verdict.Reason, Rule: ask.verdict.Rule,
+		ExpiresAt: time.Now().Add(t.rt.cfg.ApprovalTimeout).UTC(),
+	}
+	t.emit("tool.requires_approval", stepID, map[string]any{
+		"approval_id": a.ID, "call_id": call.CallID, "name": call.Name, "arguments": rawOrString(string(call.Args)),
+		"reason": a.Reason, "rule": a.Rule, "expires_at": a.ExpiresAt,
+	})
+	raw, err := json.Marshal(t.state)
+	if err != nil {
+		return turnOutcome{err: fmt.Errorf("checkpoint: %w", err)}
+	}
+	sctx, cancel := t.rt.storeCtx()
+	defer cancel()
+	started := time.Now()
+	_, evs, err := t.rt.approvals.WaitForApproval(sctx, t.scope, a,
+		&store.Checkpoint{RunID: t.run.ID, Step: step - 1, State: raw, UpdatedAt: time.Now().UTC()}, t.pending)
+	t.rt.timeStoreOp("wait_for_approval", started)
+	if _, err := t.rt.rec.Stored(evs, err); err != nil {
+		if errors.Is(err, store.ErrPermanent) {
+			return t.rejected(fmt.Errorf("wait for approval: %w", err))
+		}
+		// Not stored: the run is still running and the next claim resumes
+		// it, finding the approval decided (a race with a resolver) or
+		// asking again.
+		return turnOutcome{err: fmt.Errorf("wait for approval: %w", err)}
+	}
+	t.pending = nil
+	t.status = store.RunWaitingApproval
+	return turnOutcome{}
 }
 
 // commitOpen stores the queued events with a checkpoint of the last finished

@@ -126,6 +126,8 @@ type Config struct {
 
 	Fetch Fetch `json:"fetch"`
 	Shell Shell `json:"shell"`
+	// Approvals configures the tool calls a policy asks a person about.
+	Approvals Approvals `json:"approvals"`
 
 	// Skills configures Agent Skills: a folder of daemon-wide skills and
 	// the size cap of one skill.
@@ -190,6 +192,16 @@ type Fetch struct {
 	Timeout  Duration `json:"timeout"`   // OPENINTERN_FETCH_TIMEOUT: one fetch, redirects and body included
 	MaxBytes int64    `json:"max_bytes"` // OPENINTERN_FETCH_MAX_BYTES: response body bytes read
 }
+
+// Approvals configures human approvals of tool calls.
+type Approvals struct {
+	// Timeout is how long a call waits for a decision; then it expires and
+	// the model is told "denied: expired" (OPENINTERN_APPROVAL_TIMEOUT).
+	Timeout Duration `json:"timeout"`
+}
+
+// DefaultApprovalTimeout is Approvals.Timeout's default.
+const DefaultApprovalTimeout = 24 * time.Hour
 
 // Shell configures the shell tool, which is off unless enabled.
 type Shell struct {
@@ -357,6 +369,7 @@ func Default() Config {
 		ReadTimeout:       Duration(60 * time.Second),
 		ShutdownTimeout:   Duration(10 * time.Second),
 		CommitTimeout:     Duration(10 * time.Second),
+		Approvals:         Approvals{Timeout: Duration(DefaultApprovalTimeout)},
 		LogLevel:          "info",
 		Auth:              Auth{Mode: AuthOff},
 		AuditRetention:    Duration(DefaultAuditRetention),
@@ -427,6 +440,7 @@ var envKeys = []struct {
 	{"OPENINTERN_READ_TIMEOUT", func(c *Config, v string) error { return c.ReadTimeout.Set(v) }},
 	{"OPENINTERN_SHUTDOWN_TIMEOUT", func(c *Config, v string) error { return c.ShutdownTimeout.Set(v) }},
 	{"OPENINTERN_COMMIT_TIMEOUT", func(c *Config, v string) error { return c.CommitTimeout.Set(v) }},
+	{"OPENINTERN_APPROVAL_TIMEOUT", func(c *Config, v string) error { return c.Approvals.Timeout.Set(v) }},
 	{"LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 	{"AUTH", func(c *Config, v string) error { c.Auth.Mode = strings.ToLower(strings.TrimSpace(v)); return nil }},
 	{"OPENINTERN_SECURE_COOKIES", func(c *Config, v string) error { return setBool(&c.Auth.SecureCookies, v) }},
@@ -608,6 +622,8 @@ func (c *Config) Validate() error {
 		return &Error{Key: "OPENINTERN_SHUTDOWN_TIMEOUT", Reason: "must be at least 1s"}
 	case c.CommitTimeout < Duration(100*time.Millisecond):
 		return &Error{Key: "OPENINTERN_COMMIT_TIMEOUT", Reason: "must be at least 100ms"}
+	case c.Approvals.Timeout < Duration(time.Second):
+		return &Error{Key: "OPENINTERN_APPROVAL_TIMEOUT", Reason: "must be at least 1s"}
 	case c.AuditRetention < 0 || (c.AuditRetention > 0 && c.AuditRetention < Duration(time.Hour)):
 		return &Error{Key: "OPENINTERN_AUDIT_RETENTION", Reason: "must be 0 (keep forever) or at least 1h"}
 	}

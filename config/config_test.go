@@ -59,6 +59,7 @@ func TestBadValuesNameTheKey(t *testing.T) {
 		"PORT":                          {"PORT": "abc"},
 		"OPENINTERN_AGENT_IDLE_TIMEOUT": {"OPENINTERN_AGENT_IDLE_TIMEOUT": "soon"},
 		"OPENINTERN_READ_TIMEOUT":       {"OPENINTERN_READ_TIMEOUT": "soon"},
+		"OPENINTERN_APPROVAL_TIMEOUT":   {"OPENINTERN_APPROVAL_TIMEOUT": "later"},
 	}
 	for key, e := range cases {
 		_, err := Load("", env(e))
@@ -78,6 +79,7 @@ func TestBadValuesNameTheKey(t *testing.T) {
 		"LOG_LEVEL":                     func(c *Config) { c.LogLevel = "loud" },
 		"OPENINTERN_READ_TIMEOUT":       func(c *Config) { c.ReadTimeout = Config{}.ReadTimeout },
 		"OPENINTERN_ALLOWED_HOSTS":      func(c *Config) { c.AllowedHosts = []string{"http://x"} },
+		"OPENINTERN_APPROVAL_TIMEOUT":   func(c *Config) { c.Approvals.Timeout = Duration(time.Millisecond) },
 	}
 	for key, mutate := range invalid {
 		c := Default()
@@ -91,6 +93,26 @@ func TestBadValuesNameTheKey(t *testing.T) {
 	d := Default()
 	if err := d.Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
+	}
+}
+
+// The approval timeout comes from the file (approvals.timeout) or the
+// environment, which wins; it defaults to a day.
+func TestApprovalTimeout(t *testing.T) {
+	if Default().Approvals.Timeout != Duration(24*time.Hour) {
+		t.Fatalf("default %s", Default().Approvals.Timeout)
+	}
+	path := filepath.Join(t.TempDir(), "agent.config.json")
+	if err := os.WriteFile(path, []byte(`{"approvals": {"timeout": "2h"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, env(nil))
+	if err != nil || cfg.Approvals.Timeout != Duration(2*time.Hour) {
+		t.Fatalf("from file: %v %s", err, cfg.Approvals.Timeout)
+	}
+	cfg, err = Load(path, env(map[string]string{"OPENINTERN_APPROVAL_TIMEOUT": "15m"}))
+	if err != nil || cfg.Approvals.Timeout != Duration(15*time.Minute) {
+		t.Fatalf("from env: %v %s", err, cfg.Approvals.Timeout)
 	}
 }
 

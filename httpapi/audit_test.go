@@ -26,6 +26,7 @@ var auditBodies = map[string]string{
 	"PATCH /api/agents/:agent_id":                     `{"name":"A1b"}`,
 	"POST /api/agents/:agent_id/messages":             `{"content":"hello"}`,
 	"POST /api/runs":                                  `{"input":"hi","agent_id":"a1"}`,
+	"POST /api/approvals/:approval_id/resolve":        `{"decision":"deny"}`,
 	"POST /api/roles":                                 `{"role_id":"r2","name":"R2"}`,
 	"POST /api/roles/batch-delete":                    `{"role_ids":["r9"]}`,
 	"PUT /api/roles/:role_id":                         `{"name":"R1b"}`,
@@ -81,7 +82,8 @@ func testAuditEveryMutatingRoute(t *testing.T, kind string) {
 		t.Fatal(err)
 	}
 	ids := map[string]string{"agent_id": "a1", "role_id": "r1", "group_id": "g1", "member_id": "a1", "run_id": runID, "memory_id": memID,
-		"token_id": tok["id"].(string), "skill_id": "kept", "job_id": job.ID}
+		"token_id": tok["id"].(string), "skill_id": "kept", "job_id": job.ID,
+		"approval_id": h.waitingApproval(store.Scope{OrgID: "o1", UserID: "u1"}, "w1", time.Now().Add(time.Hour)).ID}
 	bodies := maps.Clone(auditBodies)
 	bodies["POST /api/tokens"] = `{"name":"t2","role":"viewer"}`
 	bodies["POST /api/auth/login"] = `{"token":"` + tok["secret"].(string) + `"}`

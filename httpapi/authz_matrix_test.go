@@ -32,6 +32,7 @@ var matrixBodies = map[string]string{
 	"PUT /api/agents/:agent_id/core-memory":           `{"blocks":[{"label":"persona","value":"kind"}]}`,
 	"POST /api/runs":                                  `{"input":"hi","agent_id":"a{n}"}`,
 	"POST /api/runs/:run_id/cancel":                   ``,
+	"POST /api/approvals/:approval_id/resolve":        `{"decision":"approve"}`,
 	"POST /api/roles":                                 `{"role_id":"new{k}","name":"R"}`,
 	"POST /api/roles/batch-delete":                    `{"role_ids":["rx{n}"]}`,
 	"PUT /api/roles/:role_id":                         `{"name":"R2"}`,
@@ -126,6 +127,7 @@ func testAuthorizationMatrix(t *testing.T, kind string) {
 			t.Fatal(err)
 		}
 		fx["job_id"] = job.ID
+		fx["approval_id"] = h.waitingApproval(o1, "w"+n, time.Now().Add(time.Hour)).ID
 		fx["token_id"] = h.must(http.StatusCreated, request{method: "POST", path: "/api/tokens", body: `{"name":"spare","role":"viewer"}`, header: as}).json(t)["id"].(string)
 		matrixMCPFixture(t, h, fx, admin)
 		return fx

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openintern/openintern/store"
 )
@@ -46,6 +47,7 @@ func testBadInput(t *testing.T, kind string) {
 	good := map[string]string{
 		"agent_id": "a1", "role_id": "r1", "group_id": "g1", "member_id": "a1", "run_id": runID,
 		"memory_id": memID, "session_key": "s1", "token_id": tokenID, "skill_id": "sk-1", "job_id": job.ID,
+		"approval_id": h.waitingApproval(store.Scope{OrgID: "o1", UserID: "u1"}, "w1", time.Now().Add(time.Hour)).ID,
 	}
 	public := map[string]bool{}
 	for _, spec := range h.api.Routes() {

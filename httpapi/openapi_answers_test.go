@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/openintern/openintern/store"
 )
 
 // call is one request of the document's tour, on an operation named by its
@@ -307,7 +309,8 @@ func TestOpenAPIBodiesMatchBinding(t *testing.T) {
 	h.must(http.StatusCreated, request{method: "POST", path: "/api/roles", body: `{"role_id":"r1","name":"Lead","is_lead":true}`})
 	h.must(http.StatusCreated, request{method: "POST", path: "/api/agents", body: `{"agent_id":"a1","name":"A1"}`})
 	h.must(http.StatusCreated, request{method: "POST", path: "/api/groups", body: `{"group_id":"g1","name":"G1","members":[{"agent_id":"a1","role_id":"r1"}]}`})
-	values := map[string]string{"agent_id": "a1", "role_id": "r1", "group_id": "g1", "member_id": "a1"}
+	values := map[string]string{"agent_id": "a1", "role_id": "r1", "group_id": "g1", "member_id": "a1",
+		"approval_id": h.waitingApproval(store.Scope{OrgID: "o1", UserID: "u1"}, "w1", time.Now().Add(time.Hour)).ID}
 	checked := 0
 	for _, o := range ops {
 		if o.Body != "application/json" {

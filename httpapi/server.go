@@ -119,6 +119,8 @@ type Deps struct {
 	// in all and per scope (0: no bound).
 	MaxStreams         int
 	MaxStreamsPerScope int
+	// Rules writes the policy rule of "approve always" (nil: refused with 501).
+	Rules RuleWriter
 }
 
 // Gauge is a value that goes up and down (a prometheus.Gauge is one).
@@ -277,6 +279,7 @@ func (s *Server) routes() {
 		Response: listOf{"runs", store.Run{}}, Query: pageQuery(queryParam{Name: "agent_id", Type: "string"})}, s.listSessionRuns)
 
 	s.teamRoutes(api)
+	s.approvalRoutes(api)
 	s.tokenRoutes(api)
 	s.auditRoutes(api)
 }

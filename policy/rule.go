@@ -38,7 +38,7 @@ type Rule struct {
 	// Agent, if set, is a glob on the calling agent's id or name; "id:<glob>"
 	// matches the id only.
 	Agent string `json:"agent,omitempty"`
-	// Role, if set, is a glob on the role the agent acts in within its
+	// Role, if set, is a glob on the id of the role the agent acts in within its
 	// group; a call made outside any role does not match.
 	Role string `json:"role,omitempty"`
 	// Args maps an argument path (a top-level key, or a dotted path into

@@ -40,6 +40,7 @@ const (
 	auditNotPermitted = "not_permitted"
 	auditInvalidArgs  = "invalid_arguments"
 	auditToolFailed   = "tool_failed"
+	auditPolicyDenied = "denied_by_policy"
 )
 
 // WithAuditor makes the registry record every call of a tool that is not
@@ -63,6 +64,13 @@ func (r *Registry) audit(ctx context.Context, reg *registered, call Call, outcom
 		result, detail = store.AuditError, auditToolFailed
 	}
 	r.auditor.AuditToolCall(ctx, call, result, detail)
+}
+
+// auditDenied records a call the policy refused: the tool did not run.
+func (r *Registry) auditDenied(ctx context.Context, reg *registered, call Call) {
+	if r.auditor != nil && !reg.readOnly {
+		r.auditor.AuditToolCall(ctx, call, store.AuditRefused, auditPolicyDenied)
+	}
 }
 
 // auditInvalid records a call refused for its arguments: the tool did not run.

@@ -1,6 +1,12 @@
 package tools
 
-import "context"
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+)
 
 // Effect is what a tool policy decides for one call.
 type Effect string
@@ -68,4 +74,25 @@ type PolicyFunc func(ctx context.Context, call Call, info ToolInfo) (Verdict, er
 // Decide calls f.
 func (f PolicyFunc) Decide(ctx context.Context, call Call, info ToolInfo) (Verdict, error) {
 	return f(ctx, call, info)
+}
+
+// ArgsHash is the SHA-256 (hex) of a call's arguments in canonical form (the
+// JSON re-encoded with sorted keys and no spaces; empty arguments are {}), so
+// an approval binds to what the arguments say, not to how they were spaced.
+// Arguments that are not valid JSON are hashed as they are.
+func ArgsHash(args json.RawMessage) string {
+	b := bytes.TrimSpace(args)
+	if len(b) == 0 {
+		b = []byte("{}")
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err == nil {
+		if canon, err := json.Marshal(v); err == nil {
+			b = canon
+		}
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

@@ -41,9 +41,13 @@ const (
 	OutcomeBlocked
 	// OutcomeUnknown: no tool of that name is registered; nothing ran.
 	OutcomeUnknown
+	// OutcomeNeedsApproval: the policy asks a person to approve the call and
+	// the call carries no approval; the tool did not run. The Result holds
+	// the policy's reason (for the approver, not the model).
+	OutcomeNeedsApproval
 )
 
-// String returns "ok", "error", "blocked" or "unknown".
+// String returns "ok", "error", "blocked", "unknown" or "needs_approval".
 func (o Outcome) String() string {
 	switch o {
 	case OutcomeOK:
@@ -54,6 +58,8 @@ func (o Outcome) String() string {
 		return "blocked"
 	case OutcomeUnknown:
 		return "unknown"
+	case OutcomeNeedsApproval:
+		return "needs_approval"
 	}
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }
@@ -98,6 +104,12 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithPolicy makes every routed call that passes the allowed list and the
+// argument schema ask p whether it may run (see Route). nil: every call runs.
+func WithPolicy(p Policy) Option {
+	return func(r *Registry) { r.policy = p }
+}
+
 // Registry holds the tools of a daemon and routes calls to them. Register
 // tools first; after that it is safe for concurrent use (Register itself is
 // also safe to call concurrently).
@@ -112,6 +124,7 @@ type Registry struct {
 	// (see registry_scoped.go); activate starts a scope's tools on use.
 	scoped   map[string]map[string]*registered
 	activate ScopeActivator
+	policy   Policy
 
 	// life ends at Close and cancels every call in flight; calls counts
 	// their goroutines, also those Route gave up on, so Close can wait for
@@ -273,6 +286,15 @@ func (r *Registry) Execute(ctx context.Context, call Call, allowed []string) Res
 	return res
 }
 
+// Routed is how a routed call went, with the policy's verdict when one was asked.
+type Routed struct {
+	Result  Result
+	Outcome Outcome
+	// Verdict is the policy's decision; nil when no policy was asked (no
+	// policy, or the call failed an earlier check).
+	Verdict *Verdict
+}
+
 // Route runs call.Name with call.Args if the agent's allowed list permits it
 // (nil or empty: every tool) and tells how it went. It never fails: every
 // problem becomes an error Result the model can read.
@@ -282,6 +304,10 @@ func (r *Registry) Execute(ctx context.Context, call Call, allowed []string) Res
 //   - arguments not valid JSON or not fitting the schema: OutcomeError,
 //     naming the problem (`argument "path": required`); the tool does not run.
 //     Empty arguments count as {}.
+//   - the policy (WithPolicy) denies the call, or fails: OutcomeBlocked,
+//     "blocked by policy: <reason>"; the tool does not run
+//   - the policy asks and call.ApprovalID is empty: OutcomeNeedsApproval,
+//     the tool does not run; with an ApprovalID the call runs
 //   - the tool returns a Go error, an error Result, panics, exceeds the time
 //     limit or ctx is cancelled: OutcomeError
 //
@@ -290,6 +316,12 @@ func (r *Registry) Execute(ctx context.Context, call Call, allowed []string) Res
 // the goroutine is left to end on its own (Close waits for it). Content longer than the result limit is
 // truncated with a note; tools can read that limit with MaxResultBytes(ctx).
 func (r *Registry) Route(ctx context.Context, call Call, allowed []string) (Result, Outcome) {
+	d := r.RouteDetail(ctx, call, allowed)
+	return d.Result, d.Outcome
+}
+
+// RouteDetail is Route that also reports the policy's verdict.
+func (r *Registry) RouteDetail(ctx context.Context, call Call, allowed []string) Routed {
 	reg, ok := r.lookupForCall(ctx, call)
 	var avail []string
 	if !ok || !isAllowed(call.Name, allowed) {
@@ -299,11 +331,11 @@ func (r *Registry) Route(ctx context.Context, call Call, allowed []string) (Resu
 	}
 
 	if !ok {
-		return r.limit(errorResult("unknown tool %s; available: %s", quoteName(call.Name), listOrNone(avail))), OutcomeUnknown
+		return Routed{Result: r.limit(errorResult("unknown tool %s; available: %s", quoteName(call.Name), listOrNone(avail))), Outcome: OutcomeUnknown}
 	}
 	if !isAllowed(call.Name, allowed) {
 		r.audit(ctx, reg, call, OutcomeBlocked)
-		return r.limit(errorResult("tool %q is not permitted for this agent; available: %s", call.Name, listOrNone(avail))), OutcomeBlocked
+		return Routed{Result: r.limit(errorResult("tool %q is not permitted for this agent; available: %s", call.Name, listOrNone(avail))), Outcome: OutcomeBlocked}
 	}
 
 	args := bytes.TrimSpace(call.Args)
@@ -316,14 +348,68 @@ func (r *Registry) Route(ctx context.Context, call Call, allowed []string) (Resu
 	}
 	if err != nil {
 		r.auditInvalid(ctx, reg, call)
-		return r.limit(errorResult("invalid arguments for tool %q: %v", call.Name, err)), OutcomeError
+		return Routed{Result: r.limit(errorResult("invalid arguments for tool %q: %v", call.Name, err)), Outcome: OutcomeError}
 	}
 	call.Args = json.RawMessage(args)
 	call.Allowed = allowed
 
+	var verdict *Verdict
+	if r.policy != nil {
+		vd := r.decide(ctx, reg, call)
+		verdict = &vd
+		switch vd.Effect {
+		case EffectAllow:
+		case EffectAsk:
+			if call.ApprovalID == "" {
+				return Routed{Result: Result{Content: vd.Reason, IsError: true}, Outcome: OutcomeNeedsApproval, Verdict: verdict}
+			}
+		default: // deny, and anything that is not a known effect: fail closed
+			r.auditDenied(ctx, reg, call)
+			return Routed{Result: r.limit(errorResult("blocked by policy: %s", vd.Reason)), Outcome: OutcomeBlocked, Verdict: verdict}
+		}
+	}
+
 	res, outcome := r.run(ctx, reg, call)
 	r.audit(ctx, reg, call, outcome)
-	return r.limit(res), outcome
+	return Routed{Result: r.limit(res), Outcome: outcome, Verdict: verdict}
+}
+
+// decide asks the policy about a call; an error, a panic or an unknown
+// effect is a deny (fail closed), with the reason saying so.
+func (r *Registry) decide(ctx context.Context, reg *registered, call Call) (v Verdict) {
+	info := ToolInfo{Name: call.Name, ReadOnly: reg.readOnly}
+	if h, ok := reg.tool.(Hinted); ok {
+		hints := h.MCPHints()
+		info.MCP = &hints
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			r.logger.Error("tool policy panicked", "tool", call.Name, "run_id", call.RunID, "panic", p, "stack", string(debug.Stack()))
+			v = Verdict{Effect: EffectDeny, Reason: "the policy failed (internal error)", Rule: "default:policy_error"}
+		}
+	}()
+	v, err := r.policy.Decide(ctx, call, info)
+	switch {
+	case err != nil:
+		r.logger.Warn("tool policy failed; the call is refused", "tool", call.Name, "run_id", call.RunID, "err", err)
+		return Verdict{Effect: EffectDeny, Reason: "the policy could not decide: " + err.Error(), Rule: "default:policy_error"}
+	case !v.Effect.Valid():
+		return Verdict{Effect: EffectDeny, Reason: fmt.Sprintf("the policy gave an unknown effect %q", v.Effect), Rule: firstNonEmpty(v.Rule, "default:policy_error")}
+	}
+	if v.Reason == "" {
+		v.Reason = "policy " + string(v.Effect)
+		if v.Rule != "" {
+			v.Reason += " (" + v.Rule + ")"
+		}
+	}
+	return v
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // errTimeout is the cancellation cause of a call that ran out of time.

@@ -468,7 +468,7 @@ func TestRouteConcurrent(t *testing.T) {
 }
 
 func TestOutcomeString(t *testing.T) {
-	want := map[Outcome]string{OutcomeOK: "ok", OutcomeError: "error", OutcomeBlocked: "blocked", OutcomeUnknown: "unknown", Outcome(9): "Outcome(9)"}
+	want := map[Outcome]string{OutcomeOK: "ok", OutcomeError: "error", OutcomeBlocked: "blocked", OutcomeUnknown: "unknown", OutcomeNeedsApproval: "needs_approval", Outcome(9): "Outcome(9)"}
 	for o, s := range want {
 		if o.String() != s {
 			t.Errorf("%d: %q, want %q", int(o), o.String(), s)

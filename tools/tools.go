@@ -18,7 +18,7 @@ type Call struct {
 	Scope       store.Scope
 	AgentID     string
 	AgentName   string // the agent's name, for policy rules that name it
-	Role        string // the role the agent acts in within its group, if any
+	Role        string // the id of the role the agent acts in within its group, if any
 	RunID       string
 	GroupID     string // the group the run works in, if any
 	ParentRunID string // the group run a member's run belongs to, if any

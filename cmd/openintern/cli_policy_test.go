@@ -64,7 +64,7 @@ func TestPolicyFromConfig(t *testing.T) {
 	cfg.Policy.AllowHosts = []string{"api.example.com"}
 	cfg.Fetch.Allow = []string{"intranet.example"}
 	d := startDaemon(t, cfg, llm.NewOffline())
-	if d.Policy() == nil {
+	if d.PolicyEngine() == nil {
 		t.Fatal("no policy on the daemon")
 	}
 	env := cliEnv(d, "org-cfg", "u1")

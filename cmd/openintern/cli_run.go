@@ -32,6 +32,7 @@ func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 		newSessionsCmd(lookupEnv),
 		newAuditCmd(lookupEnv),
 		newPolicyCmd(lookupEnv),
+		newApprovalsCmd(lookupEnv),
 		newDoctorCmd(lookupEnv),
 		newBenchCmd(lookupEnv),
 		newMCPCmd(lookupEnv),

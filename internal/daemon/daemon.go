@@ -57,6 +57,13 @@ type Main struct {
 	Embedder memory.Embedder
 	// Version is the daemon's version, as traces name it.
 	Version string
+	// Policy overrides the tool policy that decides whether a tool call
+	// runs, is refused or waits for a person's approval (nil: the engine of
+	// the config's and the scopes' rules, see PolicyEngine).
+	Policy tools.Policy
+	// Rules writes the policy rule of "approve always" (nil: the engine's
+	// AllowAlways).
+	Rules httpapi.RuleWriter
 
 	// Metrics are served at /metrics; Run makes them.
 	Metrics *metrics.Metrics
@@ -67,7 +74,7 @@ type Main struct {
 	Runtime *actors.Runtime
 	API     *httpapi.Server
 
-	// policy is the tool policy; see Policy.
+	// policy is the tool policy engine; see PolicyEngine.
 	policy   *policy.Engine
 	redis    *redis.Client
 	server   *http.Server
@@ -79,9 +86,18 @@ type Main struct {
 	closers    []func(context.Context) error
 }
 
-// Policy is the tool policy (a tools.Policy), once Run has returned: the
-// tool router consults it on every call.
-func (m *Main) Policy() *policy.Engine { return m.policy }
+// PolicyEngine is the tool policy engine, once Run has returned: the tool
+// router consults it on every call unless Policy overrides it, and the
+// policy routes serve its rules.
+func (m *Main) PolicyEngine() *policy.Engine { return m.policy }
+
+// engineRules adapts the engine's AllowAlways to the approvals' RuleWriter.
+type engineRules struct{ e *policy.Engine }
+
+func (r engineRules) AllowAlways(ctx context.Context, scope store.Scope, tool, agentID, by string) error {
+	_, err := r.e.AllowAlways(ctx, scope, tool, agentID, by)
+	return err
+}
 
 // URL is where the daemon listens, once Run has returned.
 func (m *Main) URL() string { return "http://" + m.listener.Addr().String() }
@@ -177,7 +193,19 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.policy, err = newPolicy(cfg, m.Store, m.Logger.With("component", "policy")); err != nil {
 		return err
 	}
-	registry := tools.NewRegistry(tools.WithLogger(m.Logger.With("component", "tools")), toolAuditor(m.Store, m.Logger))
+	registryOpts := []tools.Option{tools.WithLogger(m.Logger.With("component", "tools")), toolAuditor(m.Store, m.Logger)}
+	// The tool policy decides every call: an injected one (tests) or the
+	// engine of the config's and the scopes' rules.
+	if m.Policy != nil {
+		registryOpts = append(registryOpts, tools.WithPolicy(m.Policy))
+	} else {
+		registryOpts = append(registryOpts, tools.WithPolicy(m.policy))
+	}
+	registry := tools.NewRegistry(registryOpts...)
+	rules := m.Rules
+	if rules == nil {
+		rules = engineRules{m.policy}
+	}
 	if m.Embedder == nil {
 		m.Embedder = NewEmbedder(cfg, m.Logger.With("component", "embedder"))
 	}
@@ -218,6 +246,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		DefaultModel: cfg.LLMModel, Memory: recallOrNil(cfg.MemoryRecall, agentMem),
 		Blackboard: orchestratorBoard{board, m.Logger.With("component", "actors")}, MaxRunningPerScope: cfg.MaxRunningPerScope,
 		Observer: m.Metrics, Tracer: tracerProvider.Tracer(actors.TracerName), Skills: skillCat,
+		ApprovalTimeout: time.Duration(cfg.Approvals.Timeout),
 	}, m.Store, m.Bus, m.Model, registry, m.Logger.With("component", "actors"))
 	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"), mailbox.WithCommitTimeout(time.Duration(cfg.CommitTimeout)), mailbox.WithObserver(m.Metrics))
 	for _, t := range teamtools.Tools(m.Store, m.Mailbox, board, teamtools.Limits{}) {
@@ -262,6 +291,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		AuditRetention: time.Duration(cfg.AuditRetention),
 		RateLimit:      httpapi.RateLimit{RPS: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst},
 		MaxStreams:     cfg.MaxStreams, MaxStreamsPerScope: cfg.MaxStreamsPerScope,
+		Rules: rules,
 	})
 	m.Metrics.WatchRuntime(func(ctx context.Context) (metrics.RuntimeStats, error) {
 		st, err := m.Runtime.Stats(ctx)

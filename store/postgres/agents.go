@@ -346,13 +346,16 @@ func (s *Store) CountUnreadMessages(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// HasWork reports whether the agent has unread messages or a running run.
+// HasWork reports whether the agent has unread messages or a running run,
+// and no run waiting for an approval (which holds everything behind it).
 func (s *Store) HasWork(ctx context.Context, scope store.Scope, agentID string) (bool, error) {
 	var has bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages
+	err := s.pool.QueryRow(ctx, `SELECT (EXISTS (SELECT 1 FROM messages
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'unread')
 		OR EXISTS (SELECT 1 FROM runs
-			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'running')`,
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'running'))
+		AND NOT EXISTS (SELECT 1 FROM runs
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'waiting_approval')`,
 		scope.OrgID, scope.UserID, scope.ProjectID, agentID).Scan(&has)
 	if err != nil {
 		return false, s.fail(ctx, "has work", err)

@@ -180,6 +180,10 @@ const (
 	claimRunning = `SELECT ` + runCols + ` FROM runs
 		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'running'
 		FOR UPDATE`
+	// A run waiting for an approval holds the agent's queue: nothing else is
+	// claimed until it is decided.
+	claimWaiting = `SELECT EXISTS (SELECT 1 FROM runs
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'waiting_approval')`
 	claimRunningMessages = `SELECT ` + messageCols + ` FROM messages
 		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = (
 			SELECT run_id FROM runs
@@ -236,8 +240,10 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 		b.Queue(asyncCommit)
 		b.Queue(`SELECT pg_advisory_xact_lock($1)`, agentLockKey(scope, agentID))
 		b.Queue(claimRunning, args...)
+		b.Queue(claimWaiting, args...)
 		b.Queue(claimOldest, args...)
 		var (
+			waiting    bool
 			running    *store.Run
 			runMsgs    []store.Message
 			checkpoint *store.Checkpoint
@@ -257,6 +263,9 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 			case err == nil:
 				running = &r
 			case !errors.Is(err, pgx.ErrNoRows):
+				return err
+			}
+			if err := br.QueryRow().Scan(&waiting); err != nil {
 				return err
 			}
 			m, next, err := scanOldest(br.QueryRow())
@@ -302,6 +311,9 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 			}
 			claim = store.Claim{Run: *running, Messages: runMsgs, Checkpoint: checkpoint, Resumed: true}
 			return nil
+		}
+		if waiting {
+			return store.ErrNoWork
 		}
 		ts := s.now()
 		for {
@@ -597,18 +609,26 @@ func outboxArrays(scope store.Scope, outbox []store.NewMessage) (messageArrays, 
 }
 
 // CancelRun cancels a pending run and marks its message read, or flags a
-// running one (CancelRequested), in one statement. ErrConflict, with the run,
+// running one (CancelRequested), in one statement. A run waiting for an
+// approval is flagged and made running again (the agent claims it and ends
+// it cancelled), and its pending approval is denied. ErrConflict, with the run,
 // when it has already ended.
 func (s *Store) CancelRun(ctx context.Context, scope store.Scope, runID string) (store.Run, error) {
 	ts := s.now()
 	r, err := scanRun(s.pool.QueryRow(ctx, `WITH r AS (
 			UPDATE runs SET
-				status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,
+				status = CASE WHEN status = 'pending' THEN 'cancelled'
+					WHEN status = 'waiting_approval' THEN 'running' ELSE status END,
 				ended_at = CASE WHEN status = 'pending' THEN $5 ELSE ended_at END,
 				cancel_requested = cancel_requested OR status <> 'pending'
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4
 			  AND status NOT IN ('completed', 'failed', 'cancelled')
 			RETURNING `+runCols+`),
+		a AS (
+			UPDATE approvals SET status = 'denied', decided_by = 'system', decision_reason = 'the run was cancelled',
+				decided_at = $5
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4 AND status = 'pending'
+			  AND EXISTS (SELECT 1 FROM r)),
 		m AS (
 			UPDATE messages SET status = 'read', read_at = $5
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4 AND status = 'unread'

@@ -296,14 +296,17 @@ func (s *Store) CountUnreadMessages(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// HasWork reports whether the agent has unread messages or a running run.
+// HasWork reports whether the agent has unread messages or a running run,
+// and no run waiting for an approval (which holds everything behind it).
 func (s *Store) HasWork(ctx context.Context, scope store.Scope, agentID string) (bool, error) {
 	var has bool
-	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM messages
+	err := s.r.QueryRowContext(ctx, `SELECT (EXISTS (SELECT 1 FROM messages
 			WHERE `+scopeCond+` AND agent_id = ? AND status = 'unread')
 		OR EXISTS (SELECT 1 FROM runs
-			WHERE `+scopeCond+` AND agent_id = ? AND status = 'running')`,
-		append(scopeArgs(scope, agentID), scopeArgs(scope, agentID)...)...).Scan(&has)
+			WHERE `+scopeCond+` AND agent_id = ? AND status = 'running'))
+		AND NOT EXISTS (SELECT 1 FROM runs
+			WHERE `+scopeCond+` AND agent_id = ? AND status = 'waiting_approval')`,
+		append(append(scopeArgs(scope, agentID), scopeArgs(scope, agentID)...), scopeArgs(scope, agentID)...)...).Scan(&has)
 	if err != nil {
 		return false, fail("has work", err)
 	}

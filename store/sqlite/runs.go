@@ -216,6 +216,16 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		// A run waiting for an approval holds the agent's queue: nothing
+		// else is claimed until it is decided.
+		var waiting bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM runs
+			WHERE `+scopeCond+` AND agent_id = ? AND status = 'waiting_approval')`, scopeArgs(scope, agentID)...).Scan(&waiting); err != nil {
+			return err
+		}
+		if waiting {
+			return store.ErrNoWork
+		}
 		ts := s.now()
 		for {
 			// The batch ends at the next run message, or at the next message
@@ -494,6 +504,17 @@ func (s *Store) CancelRun(ctx context.Context, scope store.Scope, runID string) 
 			}
 		} else {
 			r.CancelRequested = true
+		}
+		if r.Status == store.RunWaitingApproval {
+			// Running again, so the agent claims it and ends it cancelled;
+			// the call it waited for is denied.
+			r.Status = store.RunRunning
+			if _, err := tx.ExecContext(ctx, `UPDATE approvals SET status = 'denied', decided_by = 'system',
+					decision_reason = 'the run was cancelled', decided_at = ?
+				WHERE `+scopeCond+` AND run_id = ? AND status = 'pending'`,
+				append([]any{micros(ts)}, scopeArgs(scope, runID)...)...); err != nil {
+				return err
+			}
 		}
 		var endedAt sql.NullInt64
 		if r.EndedAt != nil {

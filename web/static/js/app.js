@@ -10,6 +10,7 @@ import * as memory from './pages/memory.js';
 import * as teams from './pages/teams.js';
 import * as blackboard from './pages/blackboard.js';
 import * as skills from './pages/skills.js';
+import * as approvals from './pages/approvals.js';
 import * as signin from './pages/signin.js';
 
 const routes = [
@@ -21,6 +22,7 @@ const routes = [
   { re: /^\/blackboard(?:\/([^/]+))?\/?$/, nav: 'blackboard', page: blackboard, params: ['groupId'] },
   { re: /^\/memory\/?$/, nav: 'memory', page: memory },
   { re: /^\/skills\/?$/, nav: 'skills', page: skills },
+  { re: /^\/approvals\/?$/, nav: 'approvals', page: approvals },
   // bare: no navigation or scope, and no scope in the address bar.
   { re: /^\/signin\/?$/, nav: '', page: signin, bare: true },
 ];
