@@ -17,19 +17,11 @@ import (
 	"github.com/openintern/openintern/internal/testenv"
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/llm/llmtest"
-	"github.com/openintern/openintern/tools"
 )
 
-// askAboutReads stands in for the policy engine: read_file must be approved.
-var askAboutReads = tools.PolicyFunc(func(_ context.Context, call tools.Call, _ tools.ToolInfo) (tools.Verdict, error) {
-	if call.Name == "read_file" {
-		return tools.Verdict{Effect: tools.EffectAsk, Reason: "read_file is high-risk here", Rule: "test:ask"}, nil
-	}
-	return tools.Verdict{Effect: tools.EffectAllow}, nil
-})
-
 // startApprovalDaemon runs a daemon on PostgreSQL (the database at dbURL)
-// whose model is srv and whose policy asks about read_file.
+// whose model is srv, with the tool policy as configured by default: its
+// built-in rules ask about a write_file outside the scratch folder.
 func startApprovalDaemon(t *testing.T, dbURL, dataDir string, srv *llmtest.Server) *daemon.Main {
 	t.Helper()
 	cfg := config.Default()
@@ -41,7 +33,7 @@ func startApprovalDaemon(t *testing.T, dbURL, dataDir string, srv *llmtest.Serve
 		t.Fatal(err)
 	}
 	d := &daemon.Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Model: srv.Provider(),
-		Heartbeat: time.Second, Policy: askAboutReads}
+		Heartbeat: time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := d.Run(ctx); err != nil {
@@ -92,23 +84,23 @@ func TestApprovalsAcrossRestartInBrowser(t *testing.T) {
 		if last := req.Messages[len(req.Messages)-1]; last.Role == llm.RoleTool {
 			return llmtest.Reply{Text: "The tool said: " + last.Content}
 		}
-		return llmtest.Reply{ToolCalls: []llm.ToolCall{{ID: "call_1", Name: "read_file", Arguments: `{"path":"notes.txt"}`}}}
+		return llmtest.Reply{ToolCalls: []llm.ToolCall{{ID: "call_1", Name: "write_file", Arguments: `{"path":"plan.md","content":"The launch is on Tuesday.\n"}`}}}
 	})
 	dbURL, dataDir := testenv.PostgresURL(t), t.TempDir()
 	d1 := startApprovalDaemon(t, dbURL, dataDir, srv)
-	if err := os.WriteFile(filepath.Join(d1.Config.Workspace(), "notes.txt"), []byte("The launch is on Tuesday.\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	c1 := &console{url: d1.URL()}
 	var created struct {
 		RunID string `json:"run_id"`
 	}
-	if st := c1.call(t, org, user, "POST", "/api/runs", map[string]any{"input": "what do my notes say?"}, &created); st != 201 {
+	if st := c1.call(t, org, user, "POST", "/api/runs", map[string]any{"input": "write the plan down"}, &created); st != 201 {
 		t.Fatalf("create run: %d", st)
 	}
 	c1.waitStatus(t, org, user, created.RunID, "waiting_approval")
 	if n := srv.RequestCount(); n != 1 {
 		t.Fatalf("model asked %d times before the approval", n)
+	}
+	if _, err := os.Stat(filepath.Join(d1.Config.Workspace(), "plan.md")); !os.IsNotExist(err) {
+		t.Fatalf("the file was written before the approval: %v", err)
 	}
 
 	// Restart on the same database.
@@ -124,10 +116,10 @@ func TestApprovalsAcrossRestartInBrowser(t *testing.T) {
 	p.open("/approvals" + scopeQ)
 	card := `document.querySelector('.approval-card[data-status="pending"]')`
 	p.waitJS(card, "the pending approval's card")
-	if got := p.str(card + `.querySelector('.approval-args').textContent`); !strings.Contains(got, `"path": "notes.txt"`) {
+	if got := p.str(card + `.querySelector('.approval-args').textContent`); !strings.Contains(got, `"path": "plan.md"`) {
 		t.Fatalf("arguments shown: %q", got)
 	}
-	if got := p.str(card + `.querySelector('.approval-reason').textContent`); got != "read_file is high-risk here" {
+	if got := p.str(card + `.querySelector('.approval-reason').textContent`); !strings.Contains(got, `write_file writes "plan.md", outside the scratch folder`) {
 		t.Fatalf("reason shown: %q", got)
 	}
 	p.run(chromedp.Click(chromedp.CSS(`.approval-card[data-status="pending"] .approval-approve`)))
@@ -138,8 +130,11 @@ func TestApprovalsAcrossRestartInBrowser(t *testing.T) {
 		Output string `json:"output"`
 	}
 	c.call(t, org, user, "GET", "/api/runs/"+created.RunID, nil, &run)
-	if !strings.HasPrefix(run.Output, "The tool said: ") || !strings.Contains(run.Output, "The launch is on Tuesday.") {
+	if !strings.HasPrefix(run.Output, "The tool said: created plan.md") {
 		t.Fatalf("output: %q", run.Output)
+	}
+	if got, err := os.ReadFile(filepath.Join(d2.Config.Workspace(), "plan.md")); err != nil || string(got) != "The launch is on Tuesday.\n" {
+		t.Fatalf("the approved write: %q, %v", got, err)
 	}
 	var evs struct {
 		Events []struct {
@@ -151,7 +146,7 @@ func TestApprovalsAcrossRestartInBrowser(t *testing.T) {
 	types := []string{}
 	for _, e := range evs.Events {
 		types = append(types, e.Type)
-		if e.Type == "tool.result" && !strings.Contains(e.Payload["content"].(string), "The launch is on Tuesday.") {
+		if e.Type == "tool.result" && !strings.Contains(e.Payload["content"].(string), "plan.md") {
 			t.Fatalf("tool.result: %v", e.Payload)
 		}
 	}
@@ -161,7 +156,10 @@ func TestApprovalsAcrossRestartInBrowser(t *testing.T) {
 	p.waitJS(`document.querySelector('#approvals-empty')`, "the list to empty after approving")
 
 	// Denied, live: the page shows the new call without a reload.
-	if st := c.call(t, org, user, "POST", "/api/runs", map[string]any{"input": "read it again"}, &created); st != 201 {
+	if err := os.Remove(filepath.Join(d2.Config.Workspace(), "plan.md")); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.call(t, org, user, "POST", "/api/runs", map[string]any{"input": "write it again"}, &created); st != 201 {
 		t.Fatalf("create run: %d", st)
 	}
 	p.waitJS(card, "the second call to appear live")
@@ -174,6 +172,9 @@ func TestApprovalsAcrossRestartInBrowser(t *testing.T) {
 	last := reqs[len(reqs)-1]
 	if tool := last.Messages[len(last.Messages)-1]; tool.Role != llm.RoleTool || tool.Content != "denied by user:"+user+": not today" {
 		t.Fatalf("the model was told %q (%s)", tool.Content, tool.Role)
+	}
+	if _, err := os.Stat(filepath.Join(d2.Config.Workspace(), "plan.md")); !os.IsNotExist(err) {
+		t.Fatalf("a denied write happened: %v", err)
 	}
 	p.waitJS(`document.querySelector('#approvals-empty')`, "the list to empty after denying")
 	p.screenshot("approvals")
