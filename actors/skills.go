@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/skills"
 	"github.com/openintern/openintern/store"
 )
@@ -34,6 +35,16 @@ func (t *turn) skillsPrompt(ctx context.Context) string {
 
 // mergeSkills: a role's skills add to the agent's (see skills.MergeGrants).
 func mergeSkills(agent, role []string) []string { return skills.MergeGrants(agent, role) }
+
+// withoutSkillToolUnlessGranted drops use_skill from the specs offered to an
+// agent granted no skill (an empty tool list offers every tool): it could
+// only answer "you have no skills", and costs prompt tokens every step.
+func withoutSkillToolUnlessGranted(specs []llm.ToolSpec, a store.Agent) []llm.ToolSpec {
+	if len(a.Skills) > 0 {
+		return specs
+	}
+	return slices.DeleteFunc(specs, func(s llm.ToolSpec) bool { return s.Name == skills.ToolName })
+}
 
 // withSkillTool permits use_skill to an agent with skills whose tools are a
 // list: granting a skill grants reading it (use_skill is read-only and

@@ -170,7 +170,7 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 		}
 	}
 
-	specs := t.rt.tools.SpecsFor(ctx, t.scope, t.agent.Tools)
+	specs := withoutSkillToolUnlessGranted(t.rt.tools.SpecsFor(ctx, t.scope, t.agent.Tools), t.agent)
 	for step := firstStep; step <= t.rt.cfg.MaxSteps; step++ {
 		if t.w.pause.Load() {
 			return t.suspend()

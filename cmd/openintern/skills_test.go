@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,6 +168,9 @@ func testSkillsEndToEnd(t *testing.T, kind string) {
 	p = results("plain", `call use_skill {"name":"pdf-forms"}`)
 	if p["is_error"] != true || !strings.Contains(p["content"].(string), "not granted") {
 		t.Fatalf("ungranted use_skill: %v", p)
+	}
+	if got := offered(model.Requests()[before]); slices.Contains(got, "use_skill") || len(got) == 0 {
+		t.Fatalf("an agent without skills is offered %v (every tool but use_skill wanted)", got)
 	}
 	if sys := model.Requests()[before].Messages[0].Content; skillLines(sys) != nil {
 		t.Fatalf("an agent without skills has a skills section: %s", sys)
