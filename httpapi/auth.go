@@ -67,6 +67,9 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.refuseToken(c, "unauthenticated", "an API token is required: send Authorization: Bearer <token> (openintern tokens create makes one)")
 		return
 	}
+	if !s.checkGuesses(c) {
+		return
+	}
 	if s.deps.Tokens == nil {
 		writeError(c, http.StatusNotImplemented, "tokens_unsupported", "this store does not keep API tokens")
 		return
@@ -165,6 +168,9 @@ func (s *Server) refuseToken(c *gin.Context, code, message string) {
 }
 
 func (s *Server) refuseTokenOf(c *gin.Context, tok store.APIToken, code, message string) {
+	if code != "unauthenticated" { // a credential was presented and failed
+		s.countGuess(c)
+	}
 	if tok.ID != "" {
 		c.Set(principalKey, principalOfToken(tok, auth.ViaToken))
 	}

@@ -354,3 +354,51 @@ func BenchmarkRateLimit(b *testing.B) {
 	b.Run("on", func(b *testing.B) { run(b, RateLimit{RPS: 1e9, Burst: 1 << 30}, 1) })
 	b.Run("callers", func(b *testing.B) { run(b, RateLimit{RPS: 1e9, Burst: 1 << 30}, 10000) })
 }
+
+// TestFailedCredentialsLimited: an address that presents unknown tokens gets
+// its burst of 401s, then 429 too_many_failures before any credential is
+// looked up (a right token from there waits too, or a guess could be told
+// apart), on the API and at sign-in alike; it may try again once a token has
+// refilled. Another address's callers, and loopback without the Loopback
+// setting, are not held back.
+func TestFailedCredentialsLimited(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			clock := newFakeClock()
+			h := newHarness(t, kind, withAuth, func(d *Deps) {
+				d.Now = clock.now
+				d.RateLimit = RateLimit{Loopback: true} // the test's connections are loopback
+			})
+			_, good := h.issue(store.Scope{OrgID: "o1", UserID: "u1"}, auth.RoleAdmin, nil)
+			list := func(secret string) request {
+				return request{method: "GET", path: "/api/agents", header: bearer(secret)}
+			}
+			for i := range failedCredentialBurst {
+				h.wantError(http.StatusUnauthorized, "invalid_token", list(fmt.Sprintf("oit_guess%d", i)))
+			}
+			r := h.wantError(http.StatusTooManyRequests, "too_many_failures", list("oit_guess-next"))
+			if got := r.header.Get("Retry-After"); got != "6" {
+				t.Fatalf("Retry-After = %q, want 6", got)
+			}
+			h.wantError(http.StatusTooManyRequests, "too_many_failures", list(good))
+			h.wantError(http.StatusTooManyRequests, "too_many_failures",
+				request{method: "POST", path: "/api/auth/login", body: `{"token":"oit_guess-login"}`})
+			// A request without a credential is not a guess: it is told to authenticate.
+			h.wantError(http.StatusUnauthorized, "unauthenticated", request{method: "GET", path: "/api/agents"})
+
+			// One refilled token: one more guess, judged; then held back again.
+			clock.advance(failedCredentialRefill)
+			h.must(http.StatusOK, list(good))
+			h.wantError(http.StatusUnauthorized, "invalid_token",
+				request{method: "POST", path: "/api/auth/login", body: `{"token":"oit_guess-login"}`})
+			h.wantError(http.StatusTooManyRequests, "too_many_failures", list(good))
+			clock.advance(time.Minute)
+			h.must(http.StatusOK, list(good))
+		})
+	}
+	// Loopback callers are the machine's own unless RateLimit.Loopback is set.
+	h := newHarness(t, "sqlite", withAuth)
+	for i := range failedCredentialBurst + 5 {
+		h.wantError(http.StatusUnauthorized, "invalid_token", request{method: "GET", path: "/api/agents", header: bearer(fmt.Sprintf("oit_guess%d", i))})
+	}
+}

@@ -78,6 +78,22 @@ func (rl *rateLimiter) reserve(key string) time.Duration {
 	return 0
 }
 
+// wait is how long key must wait for its next token, without taking one.
+func (rl *rateLimiter) wait(key string) time.Duration {
+	now := rl.now()
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	b := rl.buckets[key]
+	if b == nil {
+		return 0
+	}
+	tokens := b.lim.TokensAt(now)
+	if tokens >= 1 {
+		return 0
+	}
+	return time.Duration((1 - tokens) / float64(rl.limit) * float64(time.Second))
+}
+
 // sweep drops the buckets that have been idle for a full refill.
 func (rl *rateLimiter) sweep(now time.Time) {
 	for k, b := range rl.buckets {
@@ -112,6 +128,57 @@ func (s *Server) rateLimitKey(c *gin.Context) (key string, ok bool) {
 		}
 	}
 	return "ip:" + ip, true
+}
+
+// A caller guessing API tokens gets failedCredentialBurst failed
+// credentials (unknown, expired or revoked tokens, ended sessions), then one
+// more every failedCredentialRefill, per address. Secrets have 256 random
+// bits, so this is not what keeps them safe; it keeps a guesser from loading
+// the store with lookups and the audit log with refusals. Always on, even
+// when requests are not otherwise rate limited.
+const (
+	failedCredentialBurst  = 10
+	failedCredentialRefill = 6 * time.Second
+)
+
+// guessKey is the address whose failed credentials are counted; ok is false
+// for a loopback caller unless RateLimit.Loopback is set (as for rateLimitKey).
+func (s *Server) guessKey(c *gin.Context) (key string, ok bool) {
+	ip := c.RemoteIP()
+	if !s.deps.RateLimit.Loopback {
+		if addr := net.ParseIP(ip); addr != nil && addr.IsLoopback() {
+			return "", false
+		}
+	}
+	return "ip:" + ip, true
+}
+
+// checkGuesses answers 429 too_many_failures, before the credential is even
+// looked up, to an address that has used up its failed credentials: a guess
+// must not be judged (a right one would pass) while the address is held back.
+// It reports whether the request may go on.
+func (s *Server) checkGuesses(c *gin.Context) bool {
+	key, ok := s.guessKey(c)
+	if !ok {
+		return true
+	}
+	delay := s.guesses.wait(key)
+	if delay <= 0 {
+		return true
+	}
+	secs := int(math.Ceil(delay.Seconds()))
+	c.Header("Retry-After", strconv.Itoa(secs))
+	writeError(c, http.StatusTooManyRequests, "too_many_failures",
+		"too many unknown, expired or revoked credentials from this address; retry in "+strconv.Itoa(secs)+" s")
+	s.auditRefusal(c, http.StatusTooManyRequests, "too_many_failures")
+	return false
+}
+
+// countGuess takes one failed credential from the caller's address.
+func (s *Server) countGuess(c *gin.Context) {
+	if key, ok := s.guessKey(c); ok {
+		s.guesses.reserve(key)
+	}
 }
 
 // rateLimit answers 429 with Retry-After to a caller over its request rate.

@@ -153,6 +153,8 @@ type Server struct {
 	auditFailures atomic.Int64
 	// limiter is nil when requests are not rate limited.
 	limiter *rateLimiter
+	// guesses limits each address's failed credentials (see checkGuesses).
+	guesses *rateLimiter
 	streams *streamCaps
 	// skills is set by MountSkills; nil: grants of skills are not checked.
 	skills SkillCatalog
@@ -193,6 +195,7 @@ func New(deps Deps) *Server {
 	if deps.RateLimit.RPS > 0 {
 		s.limiter = newRateLimiter(deps.RateLimit, s.now)
 	}
+	s.guesses = newRateLimiter(RateLimit{RPS: 1 / failedCredentialRefill.Seconds(), Burst: failedCredentialBurst, Loopback: deps.RateLimit.Loopback}, s.now)
 	s.streams = newStreamCaps(deps.MaxStreams, deps.MaxStreamsPerScope)
 	s.engine.HandleMethodNotAllowed = true
 	// A path that only differs by a slash (say /api/agents/%2F) is not found,

@@ -185,6 +185,9 @@ func (s *Server) login(c *gin.Context) {
 		writeError(c, http.StatusNotImplemented, "tokens_unsupported", "this store does not keep API tokens")
 		return
 	}
+	if !s.checkGuesses(c) {
+		return
+	}
 	ctx, now := c.Request.Context(), s.now()
 	tok, err := s.deps.Tokens.TokenByHash(ctx, auth.HashSecret(strings.TrimSpace(req.Token)))
 	switch {
