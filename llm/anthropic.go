@@ -90,12 +90,7 @@ func NewAnthropic(cfg AnthropicConfig) *Anthropic {
 	if p.timeout <= 0 {
 		p.timeout = DefaultTimeout
 	}
-	switch {
-	case p.maxRetries == 0:
-		p.maxRetries = DefaultMaxRetries
-	case p.maxRetries < 0:
-		p.maxRetries = 0
-	}
+	p.maxRetries = retriesOf(p.maxRetries)
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -158,12 +153,8 @@ func (p *Anthropic) Complete(ctx context.Context, req Request, onToken TokenFunc
 			return Response{}, err
 		}
 		p.log.Warn("llm stream failed; retrying", "attempt", attempt+1, "error", err)
-		t := time.NewTimer(DefaultBackoffBase << attempt)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return Response{}, fmt.Errorf("llm: %s: %w", p.name, ctx.Err())
-		case <-t.C:
+		if err := httpretry.Sleep(ctx, DefaultBackoffBase<<attempt); err != nil {
+			return Response{}, fmt.Errorf("llm: %s: %w", p.name, err)
 		}
 	}
 }

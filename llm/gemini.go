@@ -98,12 +98,7 @@ func NewGemini(cfg GeminiConfig) (*Gemini, error) {
 	if g.timeout <= 0 {
 		g.timeout = DefaultTimeout
 	}
-	switch {
-	case g.maxRetries == 0:
-		g.maxRetries = DefaultMaxRetries
-	case g.maxRetries < 0:
-		g.maxRetries = 0
-	}
+	g.maxRetries = retriesOf(g.maxRetries)
 	if g.backoffBase <= 0 {
 		g.backoffBase = DefaultBackoffBase
 	}
@@ -179,12 +174,8 @@ func (g *Gemini) Complete(ctx context.Context, req Request, onToken TokenFunc) (
 		delay := httpretry.Backoff(attempt, g.backoffBase, g.maxBackoff, att.retryAfter)
 		g.log.Warn("llm call failed; retrying", "attempt", attempt+1, "max_retries", g.maxRetries,
 			"delay", delay, "error", att.err)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return Response{}, fmt.Errorf("llm: gemini: %w", ctx.Err())
-		case <-t.C:
+		if err := httpretry.Sleep(ctx, delay); err != nil {
+			return Response{}, fmt.Errorf("llm: gemini: %w", err)
 		}
 	}
 	return Response{}, lastErr

@@ -115,12 +115,7 @@ func NewOpenAI(cfg OpenAIConfig) *OpenAI {
 	if p.timeout <= 0 {
 		p.timeout = DefaultTimeout
 	}
-	switch {
-	case p.maxRetries == 0:
-		p.maxRetries = DefaultMaxRetries
-	case p.maxRetries < 0:
-		p.maxRetries = 0
-	}
+	p.maxRetries = retriesOf(p.maxRetries)
 	if p.backoffBase <= 0 {
 		p.backoffBase = DefaultBackoffBase
 	}
@@ -192,15 +187,23 @@ func (p *OpenAI) Complete(ctx context.Context, req Request, onToken TokenFunc) (
 		delay := p.backoff(attempt, att.retryAfter)
 		p.log.Warn("llm call failed; retrying", "attempt", attempt+1, "max_retries", p.maxRetries,
 			"delay", delay, "error", att.err)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return Response{}, fmt.Errorf("llm: %s: %w", p.name, ctx.Err())
-		case <-t.C:
+		if err := httpretry.Sleep(ctx, delay); err != nil {
+			return Response{}, fmt.Errorf("llm: %s: %w", p.name, err)
 		}
 	}
 	return Response{}, lastErr
+}
+
+// retriesOf reads a configured MaxRetries: DefaultMaxRetries when zero, none
+// when negative.
+func retriesOf(n int) int {
+	switch {
+	case n == 0:
+		return DefaultMaxRetries
+	case n < 0:
+		return 0
+	}
+	return n
 }
 
 // withAttempts notes the number of attempts in err when there were several.

@@ -132,12 +132,8 @@ func (o *OpenAIEmbedder) embedBatch(ctx context.Context, texts []string) ([][]fl
 		delay := o.backoff(attempt, retryAfter)
 		o.logger().Warn("embeddings request failed; retrying", "model", o.ModelName, "attempt", attempt+1,
 			"max_retries", retries, "delay", delay, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if err := httpretry.Sleep(ctx, delay); err != nil {
+			return nil, err
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/openintern/openintern/config"
+	"github.com/openintern/openintern/internal/httpretry"
 	"github.com/openintern/openintern/memory"
 )
 
@@ -77,12 +78,8 @@ func startReEmbed(ctx context.Context, svc *memory.Service, logger *slog.Logger)
 				return
 			}
 			logger.Warn("memory: re-embedding failed; retrying", "model", model, "chunks", total, "retry_in", delay, "err", err)
-			t := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if httpretry.Sleep(ctx, delay) != nil {
 				return
-			case <-t.C:
 			}
 			delay = min(2*delay, reEmbedRetryMax)
 		}

@@ -4,6 +4,7 @@
 package httpretry
 
 import (
+	"context"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -51,4 +52,16 @@ func Backoff(attempt int, base, maxWait, retryAfter time.Duration) time.Duration
 	}
 	half := d / 2
 	return half + rand.N(d-half+1)
+}
+
+// Sleep waits d, or until ctx ends; it returns ctx's error then, else nil.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -412,21 +412,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 }
 
 // wait sleeps d unless the request or the server ends first.
-func (s *Server) wait(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	case <-s.done:
-		return false
-	}
-}
+func (s *Server) wait(r *http.Request, d time.Duration) bool { return waitFor(r, s.done, d) }
 
 // Wire types the server writes.
 type chunk struct {
