@@ -60,7 +60,7 @@ type Node struct {
 	StartedAt   time.Time `json:"started_at"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
 	Draining    bool      `json:"draining"`
-	Load        int       `json:"load"` // agents and groups it is working for now
+	Load        int       `json:"load"`   // agents and groups it is working for now
 	Leases      int       `json:"leases"` // live leases it holds (filled by ListNodes)
 	// Live: its heartbeat is younger than the TTL it gave with it (database clock).
 	Live bool `json:"live"`
