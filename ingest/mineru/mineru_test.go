@@ -1,0 +1,319 @@
+package mineru_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/openintern/openintern/ingest"
+	"github.com/openintern/openintern/ingest/mineru"
+	"github.com/openintern/openintern/ingest/mineru/minerutest"
+	"github.com/openintern/openintern/internal/testenv"
+	"github.com/openintern/openintern/internal/testpdf"
+	"github.com/openintern/openintern/memory"
+	"github.com/openintern/openintern/store"
+	"github.com/openintern/openintern/store/postgres"
+	"github.com/openintern/openintern/store/sqlite"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var scope = store.Scope{OrgID: "org-m", UserID: "user-m"}
+
+type env struct {
+	jobs store.JobStore
+	mem  *memory.Service
+	srv  *minerutest.Server
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func bothStores(t *testing.T, fn func(t *testing.T, e env)) {
+	t.Run("sqlite", func(t *testing.T) {
+		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "oi.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		fn(t, newEnv(t, st, st.Memory()))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		st, err := postgres.Open(context.Background(), testenv.PostgresURL(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		fn(t, newEnv(t, st, st.Memory()))
+	})
+}
+
+func newEnv(t *testing.T, js store.JobStore, ms memory.Store) env {
+	t.Helper()
+	svc, err := memory.New(memory.Config{Store: ms, Embedder: memory.NewHashEmbedder(64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env{jobs: js, mem: svc, srv: minerutest.New(t), logs: &syncBuffer{}}
+}
+
+func (e env) client(t *testing.T) *mineru.Client {
+	t.Helper()
+	c, err := mineru.New(mineru.Config{BaseURL: e.srv.BaseURL(), APIKey: e.srv.APIKey, PollInterval: 20 * time.Millisecond,
+		MaxPollAttempts: 50, MaxRetries: 3, RetryBase: 10 * time.Millisecond, Timeout: 30 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (e env) runner(t *testing.T, js store.JobStore) *ingest.Runner {
+	t.Helper()
+	r, err := ingest.NewRunner(ingest.RunnerConfig{Store: js, Poll: 20 * time.Millisecond, Lease: 3 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Kinds:  []ingest.Kind{mineru.Kind{Client: e.client(t), Store: e.jobs, Memories: e.mem}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	return r
+}
+
+func (e env) create(t *testing.T, p mineru.Params, file []byte) store.Job {
+	t.Helper()
+	params, _ := json.Marshal(p)
+	nj := store.NewJob{Scope: scope, ID: fmt.Sprintf("job_m%d", time.Now().UnixNano()), Kind: mineru.KindPDF, Params: params, Total: 1}
+	if file != nil {
+		nj.Inputs = []store.JobInput{{Seq: 0, Name: p.Name, Data: file}}
+	}
+	j, err := e.jobs.CreateJob(t.Context(), nj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func (e env) wait(t *testing.T, id, what string, cond func(store.Job) bool) store.Job {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		j, err := e.jobs.GetJob(context.Background(), scope, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond(j) {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job never %s: %+v", what, j)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ended(j store.Job) bool { return store.JobEnded(j.Status) }
+
+func search(t *testing.T, e env, q string) memory.Result {
+	t.Helper()
+	res, err := e.mem.Search(t.Context(), memory.SearchRequest{Scope: scope, Query: q, TopK: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) == 0 {
+		t.Fatalf("search %q found nothing", q)
+	}
+	return res[0]
+}
+
+const penguin = "The emperor penguin colony relocates when the sea ice breaks early."
+
+// manual is a 52-page PDF: a Part heading on page 1, a Chapter heading on
+// every page, and a sentence only page 37 holds.
+func manual() []byte {
+	pages := make([][]string, 52)
+	for i := range pages {
+		pages[i] = []string{fmt.Sprintf("Chapter %d: Field work %d", i+1, i+1), "", "Routine notes about equipment and weather."}
+	}
+	pages[0] = append([]string{"Part 1: Antarctic survey", ""}, pages[0]...)
+	pages[36] = append(pages[36], "", penguin)
+	return testpdf.Make(pages)
+}
+
+// assertNoKey fails when the API key shows in the job or the logs.
+func assertNoKey(t *testing.T, e env, j store.Job) {
+	t.Helper()
+	b, _ := json.Marshal(j)
+	for what, s := range map[string]string{"the job": string(b), "the logs": e.logs.String()} {
+		if strings.Contains(s, e.srv.APIKey) {
+			t.Fatalf("the API key shows in %s: %s", what, s)
+		}
+		if strings.Contains(s, "Signature=") {
+			t.Fatalf("the presigned upload URL shows in %s: %s", what, s)
+		}
+	}
+	if l := e.srv.Leaked(); len(l) > 0 {
+		t.Fatalf("the API key went to the storage URLs: %v", l)
+	}
+}
+
+// TestMineruUploadFiftyPages: a 52-page PDF uploaded to MinerU (the
+// upload path, a task that needs several polls, two 503s retried) is
+// searchable by a sentence of page 37, and the hit names page 37 with its
+// heading path; the progress showed pages while MinerU worked.
+func TestMineruUploadFiftyPages(t *testing.T) {
+	bothStores(t, func(t *testing.T, e env) {
+		e.srv.SetPollsBeforeDone(4)
+		e.srv.SetTransient(2)
+		e.runner(t, e.jobs)
+		j := e.create(t, mineru.Params{Name: "manuals/field.pdf"}, manual())
+		sawPages := e.wait(t, j.ID, "showed page progress", func(j store.Job) bool { return j.Total == 52 || ended(j) })
+		j = e.wait(t, j.ID, "ended", ended)
+		if j.Status != store.JobCompleted || j.Counts != (store.JobCounts{Found: 1, New: 1}) || j.Done != 52 || j.Total != 52 {
+			t.Fatalf("job: %+v (mid-way: %+v)", j, sawPages.JobProgress)
+		}
+		if e.srv.Created() != 1 || e.srv.Uploads() != 1 {
+			t.Fatalf("created %d tasks and %d uploads, want 1 and 1", e.srv.Created(), e.srv.Uploads())
+		}
+		polls := 0
+		for _, r := range e.srv.Requests() {
+			if strings.HasPrefix(r, "GET /api/v4/extract-results/batch/") {
+				polls++
+			}
+		}
+		if polls < 5 {
+			t.Fatalf("%d polls, want at least 5 (4 pending or running, then done)", polls)
+		}
+		hit := search(t, e, "emperor penguin colony sea ice")
+		if hit.Source == nil || hit.Source.Page != 37 || hit.Source.Source != "manuals/field.pdf" ||
+			hit.Source.Heading != "Part 1: Antarctic survey > Chapter 37: Field work 37" || hit.Source.Title != "Part 1: Antarctic survey" {
+			t.Fatalf("hit %q source %+v", hit.Snippet, hit.Source)
+		}
+		if !strings.Contains(hit.Snippet, "emperor penguin") {
+			t.Fatalf("hit snippet %q", hit.Snippet)
+		}
+		assertNoKey(t, e, j)
+	})
+}
+
+// TestMineruURLTask: a task made from a URL is polled to its end and
+// ingested under the URL; a task MinerU fails fails the job with MinerU's
+// err_msg as the document's error.
+func TestMineruURLTask(t *testing.T) {
+	pdfs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/pdf")
+		_, _ = w.Write(manual())
+	}))
+	defer pdfs.Close()
+	bothStores(t, func(t *testing.T, e env) {
+		e.srv.FailIf = "broken"
+		e.runner(t, e.jobs)
+		good := e.create(t, mineru.Params{URL: pdfs.URL + "/docs/manual.pdf"}, nil)
+		bad := e.create(t, mineru.Params{URL: pdfs.URL + "/docs/broken.pdf"}, nil)
+		good = e.wait(t, good.ID, "ended", ended)
+		bad = e.wait(t, bad.ID, "ended", ended)
+		if good.Status != store.JobCompleted || good.Counts.New != 1 {
+			t.Fatalf("good job: %+v", good)
+		}
+		hit := search(t, e, "emperor penguin colony sea ice")
+		if hit.Source == nil || hit.Source.Page != 37 || hit.Source.Source != pdfs.URL+"/docs/manual.pdf" {
+			t.Fatalf("hit source %+v", hit.Source)
+		}
+		if bad.Status != store.JobFailed || !strings.Contains(bad.Error, "the PDF is damaged") || bad.Counts.Failed != 1 ||
+			len(bad.Errors) != 1 || bad.Errors[0].Item != pdfs.URL+"/docs/broken.pdf" {
+			t.Fatalf("failed task's job: %+v", bad)
+		}
+		assertNoKey(t, e, good)
+		assertNoKey(t, e, bad)
+	})
+}
+
+// crashingStore cannot release its jobs, as when the daemon is killed.
+type crashingStore struct{ store.JobStore }
+
+func (crashingStore) ReleaseJob(context.Context, store.Scope, string, string) error { return nil }
+
+// TestMineruResume: a daemon killed while MinerU works leaves the task id in
+// the checkpoint; the next runner polls that task to its end and does not
+// create (or upload) it again.
+func TestMineruResume(t *testing.T) {
+	bothStores(t, func(t *testing.T, e env) {
+		e.srv.SetPollsBeforeDone(1 << 20)
+		r1 := e.runner(t, crashingStore{e.jobs})
+		j := e.create(t, mineru.Params{Name: "field.pdf"}, manual())
+		mid := e.wait(t, j.ID, "polled", func(j store.Job) bool { return strings.Contains(string(j.Checkpoint), `"polls":2`) })
+		if err := r1.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var cp map[string]any
+		if err := json.Unmarshal(mid.Checkpoint, &cp); err != nil || cp["batch_id"] == "" || cp["uploaded"] != true {
+			t.Fatalf("checkpoint %s: %v", mid.Checkpoint, err)
+		}
+		e.srv.SetPollsBeforeDone(3)
+		e.runner(t, e.jobs)
+		j = e.wait(t, j.ID, "ended", ended)
+		if j.Status != store.JobCompleted || j.Attempts != 2 || j.Counts.New != 1 {
+			t.Fatalf("resumed job: %+v", j)
+		}
+		if e.srv.Created() != 1 || e.srv.Uploads() != 1 {
+			t.Fatalf("created %d tasks and %d uploads after a crash, want 1 and 1", e.srv.Created(), e.srv.Uploads())
+		}
+		if hit := search(t, e, "emperor penguin colony sea ice"); hit.Source == nil || hit.Source.Page != 37 {
+			t.Fatalf("hit source %+v", hit.Source)
+		}
+	})
+}
+
+// TestMineruClientErrors: a wrong key is MinerU's API error, without the
+// key in it; a stuck task is given up after maxPollAttempts.
+func TestMineruClientErrors(t *testing.T) {
+	srv := minerutest.New(t)
+	c, err := mineru.New(mineru.Config{BaseURL: srv.BaseURL(), APIKey: "wrong-secret-key", MaxRetries: 1, RetryBase: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CreateURLTask(t.Context(), "https://example.com/a.pdf", mineru.TaskOptions{})
+	var ae *mineru.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || strings.Contains(err.Error(), "wrong-secret-key") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := mineru.New(mineru.Config{BaseURL: "ftp://x"}); !errors.Is(err, mineru.ErrConfig) {
+		t.Fatalf("bad config: %v", err)
+	}
+	srv.SetTransient(5)
+	c, _ = mineru.New(mineru.Config{BaseURL: srv.BaseURL(), APIKey: srv.APIKey, MaxRetries: 2, RetryBase: time.Millisecond})
+	_, err = c.CreateURLTask(t.Context(), "https://example.com/a.pdf", mineru.TaskOptions{})
+	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "after 3 attempts") {
+		t.Fatalf("err after retries = %v", err)
+	}
+}
