@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/openintern/openintern/store"
 	"github.com/openintern/openintern/store/postgres"
 	"github.com/openintern/openintern/store/sqlite"
+	"github.com/openintern/openintern/tools"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -315,5 +317,77 @@ func TestMineruClientErrors(t *testing.T) {
 	_, err = c.CreateURLTask(t.Context(), "https://example.com/a.pdf", mineru.TaskOptions{})
 	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "after 3 attempts") {
 		t.Fatalf("err after retries = %v", err)
+	}
+}
+
+// TestMineruTool: mineru_ingest_pdf queues a job for a workspace PDF and,
+// asked to wait, answers its result; the same call run again (a resumed
+// run) finds its job rather than queueing another; paths out of the
+// workspace and non-PDFs are the model's errors.
+func TestMineruTool(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "oi.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	e := newEnv(t, st, st.Memory())
+	r := e.runner(t, e.jobs)
+	ws := t.TempDir()
+	outside := t.TempDir()
+	writeFile(t, filepath.Join(ws, "papers", "field.pdf"), manual())
+	writeFile(t, filepath.Join(ws, "notes.txt"), []byte("not a pdf"))
+	writeFile(t, filepath.Join(outside, "secret.pdf"), manual())
+	if err := os.Symlink(filepath.Join(outside, "secret.pdf"), filepath.Join(ws, "link.pdf")); err != nil {
+		t.Fatal(err)
+	}
+	tool := mineru.Tool{Jobs: e.jobs, Workspace: ws, Wake: r.Wake, PollEvery: 20 * time.Millisecond}
+	call := func(key, args string) tools.Result {
+		t.Helper()
+		res, err := tool.Run(t.Context(), tools.Call{Scope: scope, AgentID: "reader", Key: key, Args: json.RawMessage(args)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := call("run1/call1", `{"path": "papers/field.pdf", "wait_seconds": 50}`)
+	var out struct {
+		JobID  string `json:"job_id"`
+		Status string `json:"status"`
+		Pages  int    `json:"pages"`
+		Source string `json:"source"`
+	}
+	if err := json.Unmarshal([]byte(res.Content), &out); err != nil || res.IsError || out.Status != store.JobCompleted || out.Pages != 52 || out.Source != "papers/field.pdf" {
+		t.Fatalf("tool result %+v: %s", res, err)
+	}
+	if hit := search(t, e, "emperor penguin colony sea ice"); hit.Source == nil || hit.Source.Page != 37 || hit.Source.Source != "papers/field.pdf" {
+		t.Fatalf("hit source %+v", hit.Source)
+	}
+	again := call("run1/call1", `{"path": "papers/field.pdf"}`)
+	if !strings.Contains(again.Content, out.JobID) || e.srv.Created() != 1 {
+		t.Fatalf("the same call again: %s, %d tasks created", again.Content, e.srv.Created())
+	}
+	for args, want := range map[string]string{
+		`{"path": "../x.pdf"}`:                        "outside the workspace",
+		`{"path": "/etc/passwd"}`:                     "absolute",
+		`{"path": "link.pdf"}`:                        "outside the workspace",
+		`{"path": "notes.txt"}`:                       "not a PDF",
+		`{"path": "missing.pdf"}`:                     "does not exist",
+		`{}`:                                          "exactly one of url or path",
+		`{"url": "ftp://example.com/a.pdf"}`:          "not an http(s) URL",
+		`{"url": "https://a/b.pdf", "path": "x.pdf"}`: "exactly one",
+	} {
+		if res := call("", args); !res.IsError || !strings.Contains(res.Content, want) {
+			t.Fatalf("%s: %+v, want an error saying %q", args, res, want)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
