@@ -1,17 +1,26 @@
 package web_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/openintern/openintern/config"
 	"github.com/openintern/openintern/ingest/mineru/minerutest"
+	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/internal/testpdf"
+	"github.com/openintern/openintern/llm"
+	"github.com/openintern/openintern/llm/llmtest"
 )
 
 // TestJobsPageMineruInBrowser: on the Jobs page a PDF URL is sent to (a
@@ -75,5 +84,87 @@ func TestJobsPageMineruInBrowser(t *testing.T) {
 	p.waitJS(`document.querySelector('#memory-results .memory-row .citation')?.textContent.includes('p. 37')`, "the hit's citation of page 37")
 	if strings.Contains(p.text(), fake.APIKey) {
 		t.Fatal("the API key shows on the page")
+	}
+}
+
+// TestMineruToolThroughAgent: with mineru.enabled the daemon offers
+// mineru_ingest_pdf; an agent's call with a PDF of its workspace waits for
+// the job and is told it completed with 52 pages, and the text is then
+// found citing page 37. The model sees no API key.
+func TestMineruToolThroughAgent(t *testing.T) {
+	fake := minerutest.New(t)
+	fake.SetPollsBeforeDone(3)
+	srv := llmtest.NewServer(t)
+	srv.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply {
+		if last := req.Messages[len(req.Messages)-1]; last.Role == llm.RoleTool {
+			return llmtest.Reply{Text: "The tool said: " + last.Content}
+		}
+		return llmtest.Reply{ToolCalls: []llm.ToolCall{{ID: "call_1", Name: "mineru_ingest_pdf", Arguments: `{"path":"papers/field.pdf","wait_seconds":40}`}}}
+	})
+	cfg := config.Default()
+	cfg.Port, cfg.DataDir, cfg.AgentIdleTimeout = 0, t.TempDir(), config.Duration(time.Minute)
+	cfg.Mineru = config.DefaultMineru()
+	cfg.Mineru.Enabled, cfg.Mineru.APIKey, cfg.Mineru.BaseURL, cfg.Mineru.PollIntervalMs = true, fake.APIKey, fake.BaseURL(), 100
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	pages := make([][]string, 52)
+	for i := range pages {
+		pages[i] = []string{fmt.Sprintf("Chapter %d: Field work", i+1), "", "Routine notes about equipment and weather."}
+	}
+	pages[36] = append(pages[36], "", "The emperor penguin colony relocates when the sea ice breaks early.")
+	if err := os.MkdirAll(filepath.Join(cfg.Workspace(), "papers"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.Workspace(), "papers", "field.pdf"), testpdf.Make(pages), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon.Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Model: srv.Provider(), Heartbeat: time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Run(ctx); err != nil {
+		t.Fatalf("start daemon: %v", err)
+	}
+	t.Cleanup(func() { stopDaemon(t, d) })
+	c := &console{url: d.URL()}
+	var created struct {
+		RunID string `json:"run_id"`
+	}
+	if st := c.call(t, "acme", "alice", "POST", "/api/runs", map[string]any{"input": "read the field manual"}, &created); st != http.StatusCreated {
+		t.Fatalf("create run: %d", st)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var run struct {
+		Status string `json:"status"`
+		Output string `json:"output"`
+	}
+	for {
+		c.call(t, "acme", "alice", "GET", "/api/runs/"+created.RunID, nil, &run)
+		if run.Status == "completed" || run.Status == "failed" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if run.Status != "completed" || !strings.Contains(run.Output, `"status":"completed"`) || !strings.Contains(run.Output, `"pages":52`) {
+		t.Fatalf("run %s: %q", run.Status, run.Output)
+	}
+	var found struct {
+		Results []struct {
+			Source struct {
+				Source string `json:"source"`
+				Page   int    `json:"page"`
+			} `json:"source"`
+		} `json:"results"`
+	}
+	c.call(t, "acme", "alice", "GET", "/api/memories/search?q=emperor+penguin+colony", nil, &found)
+	if len(found.Results) == 0 || found.Results[0].Source.Source != "papers/field.pdf" || found.Results[0].Source.Page != 37 {
+		t.Fatalf("search: %+v", found)
+	}
+	for _, r := range srv.Requests() {
+		for _, m := range r.Messages {
+			if strings.Contains(m.Content, fake.APIKey) {
+				t.Fatal("the model saw the API key")
+			}
+		}
 	}
 }
