@@ -215,10 +215,8 @@ func (k Kind) poll(ctx context.Context, j *ingest.Job, p Params, cp *checkpoint)
 		if cp.Polls >= k.Client.MaxPollAttempts() {
 			return Status{}, fmt.Errorf("mineru: the task is still %s after %d polls (maxPollAttempts); giving up", st.State, cp.Polls)
 		}
-		select {
-		case <-ctx.Done():
-			return Status{}, ctx.Err()
-		case <-after(k.Client.PollInterval()):
+		if err := sleep(ctx, k.Client.PollInterval()); err != nil {
+			return Status{}, err
 		}
 	}
 }
@@ -266,4 +264,13 @@ func titleOf(p Params) string {
 
 var errNoText = fmt.Errorf("mineru: the result has no text: %w", ingest.ErrUnsupported)
 
-func after(d time.Duration) <-chan time.Time { return time.After(d) }
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

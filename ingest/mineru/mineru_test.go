@@ -391,3 +391,33 @@ func writeFile(t *testing.T, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestMineruStuckTask: a task still running after maxPollAttempts polls
+// fails its job saying so, rather than polling forever.
+func TestMineruStuckTask(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "oi.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	e := newEnv(t, st, st.Memory())
+	e.srv.SetPollsBeforeDone(1 << 20)
+	c, err := mineru.New(mineru.Config{BaseURL: e.srv.BaseURL(), APIKey: e.srv.APIKey, PollInterval: 10 * time.Millisecond, MaxPollAttempts: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ingest.NewRunner(ingest.RunnerConfig{Store: st, Poll: 20 * time.Millisecond,
+		Kinds: []ingest.Kind{mineru.Kind{Client: c, Store: st, Memories: e.mem}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	j := e.create(t, mineru.Params{Name: "slow.pdf"}, manual())
+	j = e.wait(t, j.ID, "ended", ended)
+	if j.Status != store.JobFailed || !strings.Contains(j.Error, "after 4 polls (maxPollAttempts)") {
+		t.Fatalf("stuck job: %+v", j)
+	}
+}
