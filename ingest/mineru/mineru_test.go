@@ -265,35 +265,50 @@ type crashingStore struct{ store.JobStore }
 
 func (crashingStore) ReleaseJob(context.Context, store.Scope, string, string) error { return nil }
 
-// TestMineruResume: a daemon killed while MinerU works leaves the task id in
-// the checkpoint; the next runner polls that task to its end and does not
-// create (or upload) it again.
+// TestMineruResume: a daemon killed while MinerU works leaves the task id
+// (URL) or batch id (upload) in the checkpoint; the next runner polls that
+// task to its end and does not create (or upload) it again.
 func TestMineruResume(t *testing.T) {
-	bothStores(t, func(t *testing.T, e env) {
-		e.srv.SetPollsBeforeDone(1 << 20)
-		r1 := e.runner(t, crashingStore{e.jobs})
-		j := e.create(t, mineru.Params{Name: "field.pdf"}, manual())
-		mid := e.wait(t, j.ID, "polled", func(j store.Job) bool { return strings.Contains(string(j.Checkpoint), `"polls":2`) })
-		if err := r1.Stop(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		var cp map[string]any
-		if err := json.Unmarshal(mid.Checkpoint, &cp); err != nil || cp["batch_id"] == "" || cp["uploaded"] != true {
-			t.Fatalf("checkpoint %s: %v", mid.Checkpoint, err)
-		}
-		e.srv.SetPollsBeforeDone(3)
-		e.runner(t, e.jobs)
-		j = e.wait(t, j.ID, "ended", ended)
-		if j.Status != store.JobCompleted || j.Attempts != 2 || j.Counts.New != 1 {
-			t.Fatalf("resumed job: %+v", j)
-		}
-		if e.srv.Created() != 1 || e.srv.Uploads() != 1 {
-			t.Fatalf("created %d tasks and %d uploads after a crash, want 1 and 1", e.srv.Created(), e.srv.Uploads())
-		}
-		if hit := search(t, e, "emperor penguin colony sea ice"); hit.Source == nil || hit.Source.Page != 37 {
-			t.Fatalf("hit source %+v", hit.Source)
-		}
-	})
+	pdfs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(manual()) }))
+	defer pdfs.Close()
+	for _, mode := range []string{"upload", "url"} {
+		t.Run(mode, func(t *testing.T) {
+			bothStores(t, func(t *testing.T, e env) {
+				e.srv.SetPollsBeforeDone(1 << 20)
+				r1 := e.runner(t, crashingStore{e.jobs})
+				var j store.Job
+				if mode == "url" {
+					j = e.create(t, mineru.Params{URL: pdfs.URL + "/field.pdf"}, nil)
+				} else {
+					j = e.create(t, mineru.Params{Name: "field.pdf"}, manual())
+				}
+				mid := e.wait(t, j.ID, "polled", func(j store.Job) bool { return strings.Contains(string(j.Checkpoint), `"polls":2`) })
+				if err := r1.Stop(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				var cp map[string]any
+				if err := json.Unmarshal(mid.Checkpoint, &cp); err != nil {
+					t.Fatal(err)
+				}
+				if (mode == "url" && cp["task_id"] == nil) || (mode == "upload" && (cp["batch_id"] == nil || cp["uploaded"] != true)) {
+					t.Fatalf("checkpoint %s", mid.Checkpoint)
+				}
+				e.srv.SetPollsBeforeDone(3)
+				e.runner(t, e.jobs)
+				j = e.wait(t, j.ID, "ended", ended)
+				if j.Status != store.JobCompleted || j.Attempts != 2 || j.Counts.New != 1 {
+					t.Fatalf("resumed job: %+v", j)
+				}
+				wantUploads := map[string]int{"url": 0, "upload": 1}[mode]
+				if e.srv.Created() != 1 || e.srv.Uploads() != wantUploads {
+					t.Fatalf("created %d tasks and %d uploads after a crash, want 1 and %d", e.srv.Created(), e.srv.Uploads(), wantUploads)
+				}
+				if hit := search(t, e, "emperor penguin colony sea ice"); hit.Source == nil || hit.Source.Page != 37 {
+					t.Fatalf("hit source %+v", hit.Source)
+				}
+			})
+		})
+	}
 }
 
 // TestMineruClientErrors: a wrong key is MinerU's API error, without the
@@ -419,5 +434,53 @@ func TestMineruStuckTask(t *testing.T) {
 	j = e.wait(t, j.ID, "ended", ended)
 	if j.Status != store.JobFailed || !strings.Contains(j.Error, "after 4 polls (maxPollAttempts)") {
 		t.Fatalf("stuck job: %+v", j)
+	}
+}
+
+// TestResultDocument: a content list is cut at every heading and every new
+// page, each section keeping its page and heading path; tables give their
+// caption and cell text, images their caption; without a content list the
+// Markdown is cut at its headings.
+func TestResultDocument(t *testing.T) {
+	res := mineru.Result{Blocks: []mineru.Block{
+		{Type: "text", Text: "Survey", TextLevel: 1, PageIdx: 0},
+		{Type: "text", Text: "Intro words.", PageIdx: 0},
+		{Type: "text", Text: "Ice", TextLevel: 2, PageIdx: 0},
+		{Type: "text", Text: "Ice on page one.", PageIdx: 0},
+		{Type: "text", Text: "Ice on page two.", PageIdx: 1},
+		{Type: "table", TableCaption: []string{"Table 1: depths"}, TableBody: "<table><tr><td>krill</td><td>40 m</td></tr></table>", PageIdx: 1},
+		{Type: "image", ImageCaption: []string{"Figure 2: a floe"}, PageIdx: 1},
+		{Type: "text", Text: "Birds", TextLevel: 2, PageIdx: 2},
+		{Type: "text", Text: "", PageIdx: 2},
+	}}
+	doc, err := res.Document(t.Context(), "survey.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type sec struct {
+		page    int
+		heading string
+		text    string
+	}
+	want := []sec{
+		{1, "Survey", "Survey\n\nIntro words."},
+		{1, "Survey > Ice", "Ice\n\nIce on page one."},
+		{2, "Survey > Ice", "Ice on page two.\n\nTable 1: depths\nkrill 40 m\n\nFigure 2: a floe"},
+		{3, "Survey > Birds", "Birds"},
+	}
+	if doc.Title != "Survey" || len(doc.Sections) != len(want) {
+		t.Fatalf("doc %+v", doc)
+	}
+	for i, w := range want {
+		if s := doc.Sections[i]; s.Page != w.page || s.Heading != w.heading || s.Text != w.text {
+			t.Fatalf("section %d = %+v, want %+v", i, s, w)
+		}
+	}
+	md, err := mineru.Result{Markdown: "# Guide\n\nIntro.\n\n## Setup\n\nRun it.\n"}.Document(t.Context(), "g.pdf")
+	if err != nil || md.Title != "Guide" || len(md.Sections) != 2 || md.Sections[1].Heading != "Guide > Setup" {
+		t.Fatalf("markdown only: %+v %v", md, err)
+	}
+	if _, err := (mineru.Result{Markdown: "  "}).Document(t.Context(), "e.pdf"); err == nil {
+		t.Fatal("an empty result made a document")
 	}
 }
