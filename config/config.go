@@ -123,6 +123,8 @@ type Config struct {
 	// IngestConcurrency is how many ingestion jobs the daemon runs at once
 	// (OPENINTERN_INGEST_CONCURRENCY); the rest wait queued.
 	IngestConcurrency int `json:"ingest_concurrency"`
+	// Mineru configures PDF ingestion through MinerU (config/mineru.go).
+	Mineru Mineru `json:"mineru"`
 
 	Fetch Fetch `json:"fetch"`
 	Shell Shell `json:"shell"`
@@ -381,6 +383,7 @@ func Default() Config {
 		MaxAgentsPerScope:      1000,
 		MaxMemoryBytesPerScope: 1 << 30,
 		IngestConcurrency:      2,
+		Mineru:                 DefaultMineru(),
 		Fetch:                  Fetch{Timeout: Duration(30 * time.Second), MaxBytes: 2 << 20},
 		Shell:                  Shell{Timeout: Duration(50 * time.Second), CPUSeconds: 30, MemoryMB: 1024, MaxProcs: 128, MaxOutputBytes: 32 << 10},
 		MCPCallTimeout:         Duration(60 * time.Second),
@@ -508,6 +511,9 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 				return Config{}, &Error{Key: k.name, Reason: err.Error()}
 			}
 		}
+	}
+	if err := cfg.loadMineruEnv(lookupEnv); err != nil {
+		return Config{}, err
 	}
 	if cfg.GeminiAPIKey == "" {
 		if v, ok := lookupEnv("GOOGLE_API_KEY"); ok {
@@ -642,6 +648,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validatePolicy(); err != nil {
+		return err
+	}
+	if err := c.validateMineru(); err != nil {
 		return err
 	}
 	return c.validateMCP()
@@ -837,6 +846,9 @@ func (c Config) Redacted() Config {
 	}
 	if c.OpenAIAPIKey != "" {
 		c.OpenAIAPIKey = "****"
+	}
+	if c.Mineru.APIKey != "" {
+		c.Mineru.APIKey = "****"
 	}
 	c.DatabaseURL = redactURL(c.DatabaseURL)
 	c.RedisURL = redactURL(c.RedisURL)

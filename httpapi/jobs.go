@@ -42,6 +42,9 @@ type JobsConfig struct {
 	// KindLocalFiles is the kind of an upload's job (ingest.KindLocalFiles;
 	// httpapi does not import the runner).
 	KindLocalFiles string
+	// KindMineru is the kind of a MinerU job (mineru.KindPDF); "" when
+	// MinerU is off, and mode=mineru answers 501.
+	KindMineru string
 }
 
 // Limits of an ingestion upload: each file, and how many in one request

@@ -38,7 +38,8 @@ func (s *Server) MountMemory(svc MemoryService) {
 		Body:    createMemoryBody{}, Response: memory.Memory{}, Status: http.StatusCreated}, h.create)
 	s.register(api, routeSpec{Method: http.MethodPost, Path: "/memories/ingest", Role: auth.RoleMember,
 		Summary: "Upload a text or markdown file (field file) as one archival memory (201); or files (field files, one or " +
-			"more: PDF, HTML, Markdown, text) as an ingestion job, answered 202 with the job (see /api/jobs)",
+			"more: PDF, HTML, Markdown, text) as an ingestion job, answered 202 with the job (see /api/jobs); with mode=mineru " +
+			"(form field or query) a url or PDF files go to MinerU, one job each",
 		Body: upload{}, Response: eitherOf{ingestAnswer{}, jobAccepted{}}, Status: http.StatusCreated,
 		Errors: []int{http.StatusNotImplemented}}, h.ingest)
 	s.register(api, routeSpec{Method: http.MethodGet, Path: "/memories/search", Role: auth.RoleViewer,
@@ -152,6 +153,15 @@ func (h *memoryHandlers) search(c *gin.Context) {
 // ingest stores an uploaded text or markdown file (form field "file") as
 // one archival memory.
 func (h *memoryHandlers) ingest(c *gin.Context) {
+	switch mode := ingestMode(c); mode {
+	case "", "local":
+	case "mineru":
+		h.ingestMineru(c)
+		return
+	default:
+		writeError(c, http.StatusBadRequest, "invalid_mode", "mode must be local or mineru, got "+strconv.Quote(mode))
+		return
+	}
 	if form, err := c.MultipartForm(); err == nil {
 		if len(form.Value["files"]) > 0 {
 			// A part of the files field whose file name mime/multipart could

@@ -28,7 +28,7 @@ var staticFS embed.FS
 // Pages are the console's routes; each serves index.html.
 var Pages = []string{
 	"/", "/agents", "/runs", "/trace/:runId", "/orchestrator",
-	"/blackboard", "/blackboard/:groupId", "/memory", "/approvals", "/skills", "/signin",
+	"/blackboard", "/blackboard/:groupId", "/memory", "/jobs", "/approvals", "/skills", "/signin",
 }
 
 const (

@@ -303,13 +303,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// (none today) from failing the start.
 	var jobRunner *ingest.Runner
 	if jobStore, ok := m.Store.(store.JobStore); ok {
-		jobRunner, err = ingest.NewRunner(ingest.RunnerConfig{Store: jobStore, Logger: m.Logger.With("component", "ingest"),
-			Concurrency: cfg.IngestConcurrency,
-			Kinds:       []ingest.Kind{ingest.LocalFiles{Store: jobStore, Memories: memSvc}}})
+		kinds := []ingest.Kind{ingest.LocalFiles{Store: jobStore, Memories: memSvc}}
+		mk, err := mineruKind(cfg, jobStore, memSvc, m.Logger)
 		if err != nil {
 			return err
 		}
-		m.API.MountJobs(httpapi.JobsConfig{Store: jobStore, Wake: jobRunner.Wake, KindLocalFiles: ingest.KindLocalFiles})
+		if mk != nil {
+			kinds = append(kinds, mk)
+		}
+		jobRunner, err = ingest.NewRunner(ingest.RunnerConfig{Store: jobStore, Logger: m.Logger.With("component", "ingest"),
+			Concurrency: cfg.IngestConcurrency, Kinds: kinds})
+		if err != nil {
+			return err
+		}
+		m.API.MountJobs(httpapi.JobsConfig{Store: jobStore, Wake: jobRunner.Wake, KindLocalFiles: ingest.KindLocalFiles, KindMineru: kindName(mk)})
+		if err := registerMineruTool(registry, mk, cfg, jobStore, jobRunner.Wake); err != nil {
+			return err
+		}
 	}
 	m.API.MountMCP(mcpServers)
 	m.API.MountPolicy(m.policy)

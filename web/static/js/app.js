@@ -11,6 +11,7 @@ import * as teams from './pages/teams.js';
 import * as blackboard from './pages/blackboard.js';
 import * as skills from './pages/skills.js';
 import * as approvals from './pages/approvals.js';
+import * as jobs from './pages/jobs.js';
 import * as signin from './pages/signin.js';
 
 const routes = [
@@ -23,6 +24,7 @@ const routes = [
   { re: /^\/memory\/?$/, nav: 'memory', page: memory },
   { re: /^\/skills\/?$/, nav: 'skills', page: skills },
   { re: /^\/approvals\/?$/, nav: 'approvals', page: approvals },
+  { re: /^\/jobs\/?$/, nav: 'jobs', page: jobs },
   // bare: no navigation or scope, and no scope in the address bar.
   { re: /^\/signin\/?$/, nav: '', page: signin, bare: true },
 ];

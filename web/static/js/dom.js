@@ -164,8 +164,11 @@ export function citation(src) {
   const where = [];
   if (src.page) where.push(`p. ${src.page}`);
   if (src.heading) where.push(src.heading);
-  const name = src.url
-    ? h('a', { href: src.url, target: '_blank', rel: 'noopener noreferrer', class: 'citation-link' }, src.title || src.url)
+  // A document fetched from the web links to it (a caller that cannot hold
+  // a link passes url: '').
+  const url = src.url ?? (/^https?:\/\//.test(src.source) ? src.source : '');
+  const name = url
+    ? h('a', { href: url, target: '_blank', rel: 'noopener noreferrer', class: 'citation-link' }, src.title || url)
     : h('code', { class: 'citation-path', title: src.title || '' }, src.source);
   return h('span', { class: 'citation', dataset: { source: src.source, page: src.page ? String(src.page) : '' } },
     '— ', name, where.length ? h('span', { class: 'muted' }, ` · ${where.join(' · ')}`) : null);
