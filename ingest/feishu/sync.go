@@ -116,8 +116,13 @@ func (k Sync) Run(ctx context.Context, j *ingest.Job) error {
 				p.Done = i + 1
 				count(&p.Counts, outcome)
 			})
-			if err := j.Save(ctx, syncCheckpoint{Phase: "docs", After: it.Token}); err != nil {
-				return err
+			// Saved every few documents: one interrupted in between is
+			// done again, and one already recorded by this job counts by
+			// its record (see one), so the counts stay exact.
+			if (i+1)%saveEvery == 0 || i == len(items)-1 {
+				if err := j.Save(ctx, syncCheckpoint{Phase: "docs", After: it.Token}); err != nil {
+					return err
+				}
 			}
 		}
 		cp = syncCheckpoint{Phase: "delete"}
@@ -285,6 +290,9 @@ func (k Sync) list(ctx context.Context, j *ingest.Job, conn store.FeishuConnecto
 	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.Token, b.Token) })
 	return items, complete, nil
 }
+
+// saveEvery is how many documents a sync does between saves of its progress.
+const saveEvery = 10
 
 // maxDepth bounds a folder or wiki walk, against a cycle of shortcuts.
 const maxDepth = 64
