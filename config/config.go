@@ -154,6 +154,9 @@ type Config struct {
 	// SecretKey seals tenant secrets (OPENINTERN_SECRET_KEY, base64 of 32
 	// bytes); empty: generated into DATA_DIR for SQLite, none for PostgreSQL.
 	SecretKey string `json:"secret_key"`
+
+	// Feishu configures the Feishu connectors (see config/feishu.go).
+	Feishu Feishu `json:"feishu"`
 }
 
 // Policy configures the tool policy (package policy).
@@ -388,6 +391,7 @@ func Default() Config {
 		Skills:                 Skills{MaxBytes: 5 << 20},
 		MCPIdleTimeout:         Duration(10 * time.Minute),
 		MCPMaxServersPerScope:  20,
+		Feishu:                 DefaultFeishu(),
 	}
 }
 
@@ -508,6 +512,9 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 				return Config{}, &Error{Key: k.name, Reason: err.Error()}
 			}
 		}
+	}
+	if err := cfg.Feishu.loadEnv(lookupEnv); err != nil {
+		return Config{}, err
 	}
 	if cfg.GeminiAPIKey == "" {
 		if v, ok := lookupEnv("GOOGLE_API_KEY"); ok {
@@ -642,6 +649,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validatePolicy(); err != nil {
+		return err
+	}
+	if err := c.Feishu.validate(); err != nil {
 		return err
 	}
 	return c.validateMCP()
@@ -840,6 +850,7 @@ func (c Config) Redacted() Config {
 	}
 	c.DatabaseURL = redactURL(c.DatabaseURL)
 	c.RedisURL = redactURL(c.RedisURL)
+	c.Feishu = c.Feishu.redacted()
 	if c.MCPServers != nil {
 		servers := make(map[string]MCPServer, len(c.MCPServers))
 		for name, s := range c.MCPServers {
