@@ -303,13 +303,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// (none today) from failing the start.
 	var jobRunner *ingest.Runner
 	if jobStore, ok := m.Store.(store.JobStore); ok {
+		feishuKinds, err := m.feishuKinds(memSvc)
+		if err != nil {
+			return err
+		}
 		jobRunner, err = ingest.NewRunner(ingest.RunnerConfig{Store: jobStore, Logger: m.Logger.With("component", "ingest"),
 			Concurrency: cfg.IngestConcurrency,
-			Kinds:       []ingest.Kind{ingest.LocalFiles{Store: jobStore, Memories: memSvc}}})
+			Kinds:       append([]ingest.Kind{ingest.LocalFiles{Store: jobStore, Memories: memSvc}}, feishuKinds...)})
 		if err != nil {
 			return err
 		}
 		m.API.MountJobs(httpapi.JobsConfig{Store: jobStore, Wake: jobRunner.Wake, KindLocalFiles: ingest.KindLocalFiles})
+		m.mountFeishu(jobRunner)
 	}
 	m.API.MountMCP(mcpServers)
 	m.API.MountPolicy(m.policy)
@@ -345,6 +350,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		m.closers = append(m.closers, jobRunner.Stop)
+		m.startFeishuPoller(jobRunner)
 	}
 
 	m.baseCtx, m.cancelBase = context.WithCancel(context.Background())
