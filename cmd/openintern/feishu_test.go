@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/openintern/openintern/config"
-	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/ingest/feishu/feishutest"
+	"github.com/openintern/openintern/internal/daemon"
 	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/store"
 )
