@@ -94,6 +94,24 @@ func TestFeishuEndToEnd(t *testing.T) {
 				!strings.Contains(hits, `"title":"Onboarding"`) {
 				t.Fatalf("search does not cite the wiki page: %s", hits)
 			}
+			if kind == "sqlite" {
+				env := cliEnv(d, "org-e2e", "u1")
+				if res := runCLI(t, env, "feishu", "connectors", "list"); res.code != 0 || !strings.Contains(res.stdout, "kb") ||
+					!strings.Contains(res.stdout, "wiki:sp1,drive:fld1") {
+					t.Fatalf("connectors list: %+v", res)
+				}
+				if res := runCLI(t, env, "feishu", "connectors", "jobs", "kb"); res.code != 0 || !strings.Contains(res.stdout, job.ID) {
+					t.Fatalf("connectors jobs: %+v", res)
+				}
+				if res := runCLI(t, env, "feishu", "connectors", "add", "kb2", "--name", "Two", "--docx", "doxcnB", "--enabled=false"); res.code != 0 ||
+					!strings.Contains(res.stdout, "enabled false") || !strings.Contains(res.stdout, "docx:doxcnB") {
+					t.Fatalf("connectors add: %+v", res)
+				}
+				if res := runCLI(t, env, "feishu", "connectors", "sync", "kb2"); res.code != 0 || !strings.Contains(res.stdout, "openintern jobs watch job_") {
+					t.Fatalf("connectors sync: %+v", res)
+				}
+				assertOneLineError(t, runCLI(t, env, "feishu", "connectors", "show", "nope"), "not found")
+			}
 			if !strings.Contains(logs.String(), "feishu") {
 				t.Fatalf("nothing of the sync was logged (the secret check would be vacuous):\n%s", logs.String())
 			}
