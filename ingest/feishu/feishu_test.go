@@ -472,6 +472,35 @@ func TestFeishuSyncDriveAndDocx(t *testing.T) {
 	})
 }
 
+// TestFeishuSyncDocxGone: a docx source Feishu no longer has is the sync's
+// error and its memories are deleted; the other source's stay.
+func TestFeishuSyncDocxGone(t *testing.T) {
+	bothStores(t, func(t *testing.T, newEnv func() env) {
+		e := newEnv()
+		for _, tok := range []string{"doxA", "doxB"} {
+			e.srv.PutDoc(tok, feishutest.Doc{Title: tok, Revision: 1, Sections: []feishutest.Section{{Heading: "H", Text: "text of " + tok}}})
+		}
+		conn, err := e.st.CreateFeishuConnector(t.Context(), store.FeishuConnector{Scope: scope, ID: "fc_docs", Name: "docs", Enabled: true,
+			Sources: []store.FeishuSource{{Type: "docx", Token: "doxA"}, {Type: "docx", Token: "doxB"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := e.runner(t, e.client(t))
+		if j := e.waitJob(t, e.sync(t, r, conn.ID).ID, ended); j.Counts != (store.JobCounts{Found: 2, New: 2}) {
+			t.Fatalf("first sync: %+v %v", j.Counts, j.Errors)
+		}
+		e.srv.DeleteDoc("doxB")
+		j := e.waitJob(t, e.sync(t, r, conn.ID).ID, ended)
+		if j.Status != store.JobCompleted || j.Counts != (store.JobCounts{Found: 1, Unchanged: 1, Deleted: 1, Failed: 1}) {
+			t.Fatalf("sync after a docx source went: %s %+v %v", j.Status, j.Counts, j.Errors)
+		}
+		mems := e.docMemories(t)
+		if len(mems) != 1 || len(mems[e.srv.URL+"/docx/doxA"]) != 1 {
+			t.Fatalf("memories left: %v", mems)
+		}
+	})
+}
+
 // TestFeishuClient covers the client alone: one token for many calls, a
 // token taken again when the last one is about to expire, retries ending
 // with an error naming the code, a wrong secret refused without the secret

@@ -279,7 +279,12 @@ func (k Sync) list(ctx context.Context, j *ingest.Job, conn store.FeishuConnecto
 			if !itemFault(err) {
 				return nil, false, err
 			}
-			complete = false
+			// A docx source Feishu says is gone is gone: its memories are
+			// deleted below. A space or folder that cannot be listed says
+			// nothing of what is in it.
+			if src.Type != store.FeishuSourceDocx || !errors.Is(err, ErrNotFound) {
+				complete = false
+			}
 			j.ItemFailed(src.Type+":"+src.Token, err)
 		}
 	}

@@ -100,6 +100,14 @@ func (s *Server) PutDoc(token string, d Doc) {
 	s.docs[token] = &c
 }
 
+// DeleteDoc removes a document (its node or drive entry stays, as a
+// dangling one does).
+func (s *Server) DeleteDoc(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.docs, token)
+}
+
 // EditDoc changes a document's text and moves its revision and edit time on.
 func (s *Server) EditDoc(token, text string) {
 	s.mu.Lock()
