@@ -156,6 +156,9 @@ type Config struct {
 	// SecretKey seals tenant secrets (OPENINTERN_SECRET_KEY, base64 of 32
 	// bytes); empty: generated into DATA_DIR for SQLite, none for PostgreSQL.
 	SecretKey string `json:"secret_key"`
+
+	// Feishu configures the Feishu connectors (see config/feishu.go).
+	Feishu Feishu `json:"feishu"`
 }
 
 // Policy configures the tool policy (package policy).
@@ -391,6 +394,7 @@ func Default() Config {
 		Skills:                 Skills{MaxBytes: 5 << 20},
 		MCPIdleTimeout:         Duration(10 * time.Minute),
 		MCPMaxServersPerScope:  20,
+		Feishu:                 DefaultFeishu(),
 	}
 }
 
@@ -513,6 +517,9 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 		}
 	}
 	if err := cfg.loadMineruEnv(lookupEnv); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Feishu.loadEnv(lookupEnv); err != nil {
 		return Config{}, err
 	}
 	if cfg.GeminiAPIKey == "" {
@@ -651,6 +658,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateMineru(); err != nil {
+		return err
+	}
+	if err := c.Feishu.validate(); err != nil {
 		return err
 	}
 	return c.validateMCP()
@@ -852,6 +862,7 @@ func (c Config) Redacted() Config {
 	}
 	c.DatabaseURL = redactURL(c.DatabaseURL)
 	c.RedisURL = redactURL(c.RedisURL)
+	c.Feishu = c.Feishu.redacted()
 	if c.MCPServers != nil {
 		servers := make(map[string]MCPServer, len(c.MCPServers))
 		for name, s := range c.MCPServers {

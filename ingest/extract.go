@@ -32,6 +32,9 @@ type Document struct {
 	Title    string
 	Format   string
 	Sections []Section
+	// Meta is more metadata for every section's memory (a connector's
+	// revision, say); it never replaces what PutDocument sets itself.
+	Meta map[string]string
 }
 
 // ErrUnsupported marks a file Extract cannot read as text (binary, an

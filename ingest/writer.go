@@ -125,6 +125,11 @@ func sectionWrites(t Target, key, jobID, source, contentHash string, doc Documen
 		if s.Heading != "" {
 			md[memory.MetaHeading] = s.Heading
 		}
+		for k, v := range doc.Meta {
+			if _, set := md[k]; !set {
+				md[k] = v
+			}
+		}
 		reqs[i] = memory.WriteRequest{
 			ID:    "mem_doc_" + hashHex(key, contentHash, strconv.Itoa(i))[:32],
 			Scope: t.Scope, Type: memory.TypeArchival, AgentID: t.AgentID, GroupID: t.GroupID,

@@ -311,6 +311,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if mk != nil {
 			kinds = append(kinds, mk)
 		}
+		feishuKinds, err := m.feishuKinds(memSvc)
+		if err != nil {
+			return err
+		}
+		kinds = append(kinds, feishuKinds...)
 		jobRunner, err = ingest.NewRunner(ingest.RunnerConfig{Store: jobStore, Logger: m.Logger.With("component", "ingest"),
 			Concurrency: cfg.IngestConcurrency, Kinds: kinds})
 		if err != nil {
@@ -320,6 +325,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err := registerMineruTool(registry, mk, cfg, jobStore, jobRunner.Wake); err != nil {
 			return err
 		}
+		m.mountFeishu(jobRunner)
 	}
 	m.API.MountMCP(mcpServers)
 	m.API.MountPolicy(m.policy)
@@ -355,6 +361,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		m.closers = append(m.closers, jobRunner.Stop)
+		m.startFeishuPoller(jobRunner)
 	}
 
 	m.baseCtx, m.cancelBase = context.WithCancel(context.Background())
