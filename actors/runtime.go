@@ -187,9 +187,6 @@ type Runtime struct {
 	load atomic.Int64
 	// started is when Start ran, for the node's heartbeat.
 	started time.Time
-	// renewHook, when set, runs before each lease renewal (tests: a node
-	// that stops renewing).
-	renewHook func(ctx context.Context)
 
 	// mu orders Wake and the other senders against Start and Stop: nothing is
 	// sent to an actor system that is not running.
