@@ -35,7 +35,7 @@ func newCluster(t *testing.T) *cluster {
 // nodeConfig is a node's Config: short leases so a takeover happens within
 // seconds, a fast sweep.
 func nodeConfig(id string, leases store.LeaseStore) Config {
-	return Config{NodeID: id, Leases: leases, LeaseTTL: 2 * time.Second, SweepInterval: 200 * time.Millisecond}
+	return Config{NodeID: id, Leases: leases, LeaseTTL: 3 * time.Second, SweepInterval: 200 * time.Millisecond}
 }
 
 // start starts a node over the cluster's store; leases, when not nil,
