@@ -361,3 +361,77 @@ func TestDrainWithoutLeases(t *testing.T) {
 		t.Fatalf("checkpoint after drain: %+v, %v; want step 1", cp, err)
 	}
 }
+
+// A group run noticed on both nodes is orchestrated on one: each member's
+// task is given once and the run completes once.
+func TestClusterGroupRunOrchestratedOnce(t *testing.T) {
+	c := newCluster(t)
+	a := c.start(nodeConfig("node-a", c.leases))
+	b := c.start(nodeConfig("node-b", c.leases))
+	c.h.createTeam("team")
+	run, err := a.StartGroupRun(context.Background(), testScope, GroupRunRequest{GroupID: "team", Input: "plan it"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.HandleControl(events.Control{Kind: events.ControlGroup, Scope: testScope, GroupID: "team", RunID: run.ID})
+	a.HandleControl(events.Control{Kind: events.ControlGroup, Scope: testScope, GroupID: "team", RunID: run.ID})
+	got := c.h.waitRun(run.ID, 60*time.Second)
+	if got.Status != store.RunCompleted {
+		t.Fatalf("group run %s: %+v", got.Status, got.Error)
+	}
+	if n := c.countEvents(run.ID, "message.task"); n != 2 {
+		t.Fatalf("%d message.task events, want 2 (one per member)", n)
+	}
+	if n := c.countEvents(run.ID, "run.completed"); n != 1 {
+		t.Fatalf("%d run.completed events, want 1", n)
+	}
+	if n := c.h.llm.RequestCount(); n != 2 {
+		t.Fatalf("%d model calls, want 2 (the worker's and the lead's)", n)
+	}
+	l, err := c.leases.GetLease(context.Background(), store.LeaseRef{Scope: testScope, Kind: store.LeaseGroup, Key: "team"})
+	if err != nil || (l.NodeID != "node-a" && l.NodeID != "node-b") {
+		t.Fatalf("group lease: %+v, %v", l, err)
+	}
+}
+
+// Pausing and resuming an agent another node owns goes through the store
+// and the owner: the answer is the state stored, and the owner stops taking
+// runs until the resume.
+func TestClusterPauseResumeAnAgentOwnedElsewhere(t *testing.T) {
+	c := newCluster(t)
+	a := c.start(nodeConfig("node-a", c.leases))
+	b := c.start(nodeConfig("node-b", c.leases))
+	c.h.createAgent("worker")
+	first := c.h.createRun("worker", "first")
+	b.Wake(testScope, "worker") // nobody owns it: node-b takes it
+	c.h.waitRun(first, 60*time.Second)
+	if l, err := c.leases.GetLease(context.Background(), store.LeaseRef{Scope: testScope, Kind: store.LeaseAgent, Key: "worker"}); err != nil || l.NodeID != "node-b" || !l.Live {
+		t.Fatalf("lease: %+v, %v; want node-b's", l, err)
+	}
+	ctx := context.Background()
+	state, err := a.Pause(ctx, testScope, "worker")
+	if err != nil || state != store.AgentPaused {
+		t.Fatalf("pause on node-a: %q, %v", state, err)
+	}
+	if ag, err := c.h.store.GetAgent(ctx, testScope, "worker"); err != nil || ag.State != store.AgentPaused {
+		t.Fatalf("stored state %q, %v", ag.State, err)
+	}
+	second := c.h.createRun("worker", "second")
+	a.Wake(testScope, "worker")
+	b.Wake(testScope, "worker")
+	// The paused owner takes no run; give it the time a run takes here.
+	time.Sleep(500 * time.Millisecond)
+	if run := c.h.getRun(second); run.Status != store.RunPending {
+		t.Fatalf("run of a paused agent is %s", run.Status)
+	}
+	state, err = a.Resume(ctx, testScope, "worker")
+	if err != nil || state != store.AgentIdle {
+		t.Fatalf("resume on node-a: %q, %v", state, err)
+	}
+	if run := c.h.waitRun(second, 60*time.Second); run.Status != store.RunCompleted {
+		t.Fatalf("run after resume: %s", run.Status)
+	}
+	if n := c.h.llm.RequestCount(); n != 2 {
+		t.Fatalf("%d model calls, want 2", n)
+	}
+}
