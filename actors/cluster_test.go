@@ -435,3 +435,56 @@ func TestClusterPauseResumeAnAgentOwnedElsewhere(t *testing.T) {
 		t.Fatalf("%d model calls, want 2", n)
 	}
 }
+
+// A group run whose node stops renewing its leases (the group's and its
+// member's) is finished by the other node: the member's task is not given
+// twice, the run completes once, and the first node, once it renews again,
+// lets the agent and the group go.
+func TestClusterGroupRunTakenOverWhenItsNodeStalls(t *testing.T) {
+	c := newCluster(t)
+	stalled := &stalledLeases{LeaseStore: c.leases}
+	a := c.start(nodeConfig("node-a", stalled))
+	c.h.createTeam("team")
+	c.h.llm.Enqueue(
+		llmtest.Reply{Text: "proposal from node-a", Delay: 8 * time.Second},
+		llmtest.Reply{Text: "proposal from node-b"},
+		llmtest.Reply{Text: "decision"},
+	)
+	run, err := a.StartGroupRun(context.Background(), testScope, GroupRunRequest{GroupID: "team", Input: "plan it"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the member's model call on node-a", func() bool { return c.h.llm.RequestCount() >= 1 })
+	stalled.stall()
+	t.Cleanup(stalled.resume)
+	c.start(nodeConfig("node-b", c.leases))
+
+	got := c.h.waitRun(run.ID, 60*time.Second)
+	if got.Status != store.RunCompleted || got.Output != "decision" {
+		t.Fatalf("group run %s %q (%+v)", got.Status, got.Output, got.Error)
+	}
+	if n := c.countEvents(run.ID, "message.task"); n != 2 {
+		t.Fatalf("%d message.task events, want 2", n)
+	}
+	if n := c.countEvents(run.ID, "message.proposal"); n != 1 {
+		t.Fatalf("%d message.proposal events, want 1", n)
+	}
+	if n := c.countEvents(run.ID, "run.completed"); n != 1 {
+		t.Fatalf("%d run.completed events, want 1", n)
+	}
+	l, err := c.leases.GetLease(context.Background(), store.LeaseRef{Scope: testScope, Kind: store.LeaseGroup, Key: "team"})
+	if err != nil || l.NodeID != "node-b" || l.Epoch < 2 {
+		t.Fatalf("group lease: %+v, %v; want node-b's, epoch >= 2", l, err)
+	}
+	member := childRunID(run.ID, phaseMembers, "hand")
+	if m := c.h.getRun(member); m.Output != "proposal from node-b" {
+		t.Fatalf("member run output %q, want node-b's", m.Output)
+	}
+	// node-a's member call is still in flight: the renewal that finds both
+	// leases gone cuts it off, and nothing of it is stored.
+	stalled.resume()
+	waitFor(t, 60*time.Second, "node-a to let the agent and the group go", func() bool { return a.Load() == 0 })
+	if n := c.countEvents(member, "run.completed"); n != 1 {
+		t.Fatalf("member run: %d run.completed events, want 1", n)
+	}
+}
