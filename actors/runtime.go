@@ -233,6 +233,10 @@ func (r *Runtime) Start(ctx context.Context) (err error) {
 		r.mu.Unlock()
 		return errors.New("actors: start: runtime already started")
 	}
+	if r.leased() && r.cfg.NodeID == "" {
+		r.mu.Unlock()
+		return errors.New("actors: start: Config.Leases needs a NodeID")
+	}
 	r.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return r.logger.With("lib", "protoactor")
 	}))
