@@ -403,15 +403,24 @@ func TestClusterPauseResumeAnAgentOwnedElsewhere(t *testing.T) {
 	b := c.start(nodeConfig("node-b", c.leases))
 	c.h.createAgent("worker")
 	first := c.h.createRun("worker", "first")
-	b.Wake(testScope, "worker") // nobody owns it: node-b takes it
+	b.Wake(testScope, "worker") // nobody owns it: node-b takes it, unless node-a's sweep is first
 	c.h.waitRun(first, 60*time.Second)
-	if l, err := c.leases.GetLease(context.Background(), store.LeaseRef{Scope: testScope, Kind: store.LeaseAgent, Key: "worker"}); err != nil || l.NodeID != "node-b" || !l.Live {
-		t.Fatalf("lease: %+v, %v; want node-b's", l, err)
+	l, err := c.leases.GetLease(context.Background(), store.LeaseRef{Scope: testScope, Kind: store.LeaseAgent, Key: "worker"})
+	if err != nil || !l.Live {
+		t.Fatalf("lease: %+v, %v; want a live one", l, err)
+	}
+	// other is the node that does not own the agent.
+	other := a
+	if l.NodeID == "node-a" {
+		other = b
+	}
+	if other.ownsAgent(testScope, "worker") {
+		t.Fatalf("both nodes think they own the agent")
 	}
 	ctx := context.Background()
-	state, err := a.Pause(ctx, testScope, "worker")
+	state, err := other.Pause(ctx, testScope, "worker")
 	if err != nil || state != store.AgentPaused {
-		t.Fatalf("pause on node-a: %q, %v", state, err)
+		t.Fatalf("pause on the other node: %q, %v", state, err)
 	}
 	if ag, err := c.h.store.GetAgent(ctx, testScope, "worker"); err != nil || ag.State != store.AgentPaused {
 		t.Fatalf("stored state %q, %v", ag.State, err)
@@ -424,9 +433,9 @@ func TestClusterPauseResumeAnAgentOwnedElsewhere(t *testing.T) {
 	if run := c.h.getRun(second); run.Status != store.RunPending {
 		t.Fatalf("run of a paused agent is %s", run.Status)
 	}
-	state, err = a.Resume(ctx, testScope, "worker")
+	state, err = other.Resume(ctx, testScope, "worker")
 	if err != nil || state != store.AgentIdle {
-		t.Fatalf("resume on node-a: %q, %v", state, err)
+		t.Fatalf("resume on the other node: %q, %v", state, err)
 	}
 	if run := c.h.waitRun(second, 60*time.Second); run.Status != store.RunCompleted {
 		t.Fatalf("run after resume: %s", run.Status)
