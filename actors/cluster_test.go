@@ -497,3 +497,29 @@ func TestClusterGroupRunTakenOverWhenItsNodeStalls(t *testing.T) {
 		t.Fatalf("member run: %d run.completed events, want 1", n)
 	}
 }
+
+// Stop gives the node's leases back, so another node need not wait for
+// their expiry; leases without a node id are refused at Start.
+func TestClusterStopReleasesLeases(t *testing.T) {
+	c := newCluster(t)
+	if err := New(Config{Leases: c.leases}, c.h.store, c.h.bus, c.h.model, c.h.router, quietLogger()).Start(context.Background()); err == nil {
+		t.Fatal("Start with leases and no node id succeeded")
+	}
+	a := c.start(nodeConfig("node-a", c.leases))
+	c.h.createAgent("worker")
+	runID := c.h.createRun("worker", "hello")
+	a.Wake(testScope, "worker")
+	c.h.waitRun(runID, 60*time.Second)
+	ref := store.LeaseRef{Scope: testScope, Kind: store.LeaseAgent, Key: "worker"}
+	if l, err := c.leases.GetLease(context.Background(), ref); err != nil || !l.Live || l.NodeID != "node-a" {
+		t.Fatalf("lease while active: %+v, %v", l, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := c.leases.GetLease(context.Background(), ref); err != nil || l.Live {
+		t.Fatalf("lease after Stop: %+v, %v; want released", l, err)
+	}
+}
