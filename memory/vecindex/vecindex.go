@@ -118,6 +118,9 @@ func (x *Index) SetBudget(n int64) {
 	x.mu.Unlock()
 }
 
+// Budget returns the budget in force (0: the index keeps nothing).
+func (x *Index) Budget() int64 { return x.budgetBytes() }
+
 func (x *Index) budgetBytes() int64 {
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -36,10 +36,11 @@ type MemoryStore struct {
 
 	efSearch atomic.Int64 // hnsw.ef_search of HNSW scans
 
-	mu      sync.Mutex
-	indexed map[string]bool            // model/dim pairs whose HNSW index is known to exist
-	synced  map[vecindex.Key]time.Time // when a loaded scope last read rows written elsewhere
-	loading map[vecindex.Key]chan struct{}
+	mu       sync.Mutex
+	indexed  map[string]bool            // model/dim pairs whose HNSW index is known to exist
+	building map[string]bool            // model/dim pairs whose HNSW index is being built
+	synced   map[vecindex.Key]time.Time // when a loaded scope last read rows written elsewhere
+	loading  map[vecindex.Key]chan struct{}
 }
 
 var _ memory.Store = (*MemoryStore)(nil)
@@ -47,7 +48,7 @@ var _ memory.Store = (*MemoryStore)(nil)
 // Memory returns a memory store sharing s's pool. Keep one per daemon: it
 // remembers which vector indexes exist.
 func (s *Store) Memory() *MemoryStore {
-	ms := &MemoryStore{s: s, vi: vecindex.New(vecindex.DefaultBudget), indexed: map[string]bool{}, synced: map[vecindex.Key]time.Time{},
+	ms := &MemoryStore{s: s, vi: vecindex.New(vecindex.DefaultBudget), indexed: map[string]bool{}, building: map[string]bool{}, synced: map[vecindex.Key]time.Time{},
 		loading: map[vecindex.Key]chan struct{}{}}
 	ms.efSearch.Store(hnswEfSearch)
 	return ms
@@ -99,6 +100,23 @@ func indexedType(dim int) (typ, ops string) {
 	return fmt.Sprintf("vector(%d)", dim), "vector_cosine_ops"
 }
 
+// hnswName is the name of the model's HNSW index (a partial index per model).
+func hnswName(model string, dim int) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(model + "/" + strconv.Itoa(dim)))
+	return fmt.Sprintf("memory_vectors_hnsw_%x", h.Sum64())
+}
+
+func hnswSQL(model string, dim int, concurrently bool) string {
+	typ, ops := indexedType(dim)
+	how := "INDEX"
+	if concurrently {
+		how = "INDEX CONCURRENTLY"
+	}
+	return fmt.Sprintf(`CREATE %s IF NOT EXISTS %s ON memory_vectors USING hnsw ((embedding::%s) %s) WHERE model = '%s'`,
+		how, hnswName(model, dim), typ, ops, model)
+}
+
 // ensureIndex creates the model's HNSW index once per process.
 func (ms *MemoryStore) ensureIndex(ctx context.Context, model string, dim int) error {
 	key := model + "/" + strconv.Itoa(dim)
@@ -108,13 +126,7 @@ func (ms *MemoryStore) ensureIndex(ctx context.Context, model string, dim int) e
 	if done {
 		return nil
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(key))
-	name := fmt.Sprintf("memory_vectors_hnsw_%x", h.Sum64())
-	typ, ops := indexedType(dim)
-	sql := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON memory_vectors USING hnsw ((embedding::%s) %s) WHERE model = '%s'`,
-		name, typ, ops, model)
-	if _, err := ms.s.pool.Exec(ctx, sql); err != nil {
+	if _, err := ms.s.pool.Exec(ctx, hnswSQL(model, dim, false)); err != nil {
 		var pgErr *pgconn.PgError
 		// Another daemon created it at the same moment.
 		if !errors.As(err, &pgErr) || (pgErr.Code != "42P07" && pgErr.Code != "23505") {
@@ -125,6 +137,88 @@ func (ms *MemoryStore) ensureIndex(ctx context.Context, model string, dim int) e
 	ms.indexed[key] = true
 	ms.mu.Unlock()
 	return nil
+}
+
+// EnsureVectorIndex builds the model's HNSW index now (it is otherwise
+// built when a search first needs it) and waits for it.
+func (ms *MemoryStore) EnsureVectorIndex(ctx context.Context, model string, dim int) error {
+	if err := checkModel(model, dim); err != nil {
+		return fmt.Errorf("postgres: vector index: %w", err)
+	}
+	return ms.ensureIndex(ctx, model, dim)
+}
+
+// writeIndex prepares the model's vector index for a write. With the
+// in-memory index on, the HNSW index is not created here: maintaining it
+// was most of PostgreSQL's work per remembered run (3 ms of CPU an insert of
+// a 1024-dimension vector at a few hundred rows, 11 ms under load) and
+// searches of scopes that fit in memory never read it. It is built, once,
+// when a search first needs it (hnswReady).
+func (ms *MemoryStore) writeIndex(ctx context.Context, model string, dim int) error {
+	if ms.vi.Budget() > 0 {
+		return nil
+	}
+	return ms.ensureIndex(ctx, model, dim)
+}
+
+// hnswReady reports whether the model's HNSW index exists and is valid.
+// When it does not and build is set, it starts building it in the
+// background (CREATE INDEX CONCURRENTLY: writes go on meanwhile); searches
+// are exact until it is ready.
+func (ms *MemoryStore) hnswReady(ctx context.Context, model string, dim int, build bool) (bool, error) {
+	key := model + "/" + strconv.Itoa(dim)
+	ms.mu.Lock()
+	done, building := ms.indexed[key], ms.building[key]
+	ms.mu.Unlock()
+	if done {
+		return true, nil
+	}
+	var valid bool
+	err := ms.s.pool.QueryRow(ctx, `SELECT coalesce((SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)), false)`,
+		hnswName(model, dim)).Scan(&valid)
+	if err != nil {
+		return false, err
+	}
+	if valid {
+		ms.mu.Lock()
+		ms.indexed[key] = true
+		ms.mu.Unlock()
+		return true, nil
+	}
+	if !build || building {
+		return false, nil
+	}
+	ms.mu.Lock()
+	if ms.building[key] {
+		ms.mu.Unlock()
+		return false, nil
+	}
+	ms.building[key] = true
+	ms.mu.Unlock()
+	started := ms.s.goBackground(func(bg context.Context) {
+		defer func() {
+			ms.mu.Lock()
+			delete(ms.building, key)
+			ms.mu.Unlock()
+		}()
+		start := time.Now()
+		if _, err := ms.s.pool.Exec(bg, hnswSQL(model, dim, true)); err != nil {
+			if bg.Err() == nil {
+				ms.s.logger.Warn("postgres: building a vector index failed; vector search stays exact", "model", model, "err", err)
+				// A failed concurrent build leaves an invalid index behind
+				// that IF NOT EXISTS would keep: drop it for the next try.
+				_, _ = ms.s.pool.Exec(bg, `DROP INDEX CONCURRENTLY IF EXISTS `+hnswName(model, dim))
+			}
+			return
+		}
+		ms.s.logger.Info("postgres: built a vector index", "model", model, "duration", time.Since(start).Round(time.Millisecond))
+	})
+	if !started {
+		ms.mu.Lock()
+		delete(ms.building, key)
+		ms.mu.Unlock()
+	}
+	return false, nil
 }
 
 // tsvectorLiteral is the tsvector input of tokens with their positions, so
@@ -197,7 +291,7 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 				if err := checkModel(c.Model, len(c.Vector)); err != nil {
 					return fmt.Errorf("postgres: insert memory: %w", err)
 				}
-				if err := ms.ensureIndex(ctx, c.Model, len(c.Vector)); err != nil {
+				if err := ms.writeIndex(ctx, c.Model, len(c.Vector)); err != nil {
 					return err
 				}
 			}
@@ -459,28 +553,50 @@ func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, mode
 			return hits, nil
 		}
 	}
+	// HNSW is built for scopes the in-memory index cannot hold or filters
+	// it cannot apply, not for a scope whose load is still under way.
+	build := !vecindex.Searchable(f) || !ms.vi.Loadable(vecindex.Key{Scope: scope, Model: model})
+	ready, err := ms.hnswReady(ctx, model, len(vec), build)
+	if err != nil {
+		return nil, ms.s.fail(ctx, "vector search", err)
+	}
 	cond, fargs := filterSQL(f, 5)
 	typ, _ := indexedType(len(vec))
 	dist := fmt.Sprintf("v.embedding::%s <=> $4::%s", typ, typ)
-	q := `SELECT v.chunk_id, 1 - (` + dist + `) FROM memory_vectors v`
-	if cond != "" {
-		q += ` JOIN memory_chunks c ON c.id = v.chunk_id` + memJoin
+	var q string
+	if ready {
+		q = `SELECT v.chunk_id, 1 - (` + dist + `) FROM memory_vectors v`
+		if cond != "" {
+			q += ` JOIN memory_chunks c ON c.id = v.chunk_id` + memJoin
+		}
+		q += ` WHERE v.org_id = $1 AND v.user_id = $2 AND v.project_id = $3 AND v.model = '` + model + `'` + cond
+	} else {
+		// Exact, through the scope's chunks: O(the scope), not O(the table).
+		q = `SELECT v.chunk_id, 1 - (` + dist + `) FROM memory_chunks c
+			JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = '` + model + `'`
+		if cond != "" {
+			q += memJoin
+		}
+		q += ` WHERE c.org_id = $1 AND c.user_id = $2 AND c.project_id = $3` + cond
 	}
-	q += ` WHERE v.org_id = $1 AND v.user_id = $2 AND v.project_id = $3 AND v.model = '` + model + `'` + cond +
-		` ORDER BY ` + dist + ` LIMIT ` + strconv.Itoa(limit)
+	q += ` ORDER BY ` + dist + ` LIMIT ` + strconv.Itoa(limit)
 	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, pgvector.NewVector(vec)}, fargs...)
 
 	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'strict_order', true)`,
-		strconv.FormatInt(max(ms.efSearch.Load(), int64(limit)), 10))
+	if ready {
+		b.Queue(`SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'strict_order', true)`,
+			strconv.FormatInt(max(ms.efSearch.Load(), int64(limit)), 10))
+	}
 	b.Queue(q, args...)
 	br := ms.s.pool.SendBatch(ctx, b)
 	var ids []int64
 	scores := map[int64]float64{}
-	err := func() error {
+	err = func() error {
 		defer func() { _ = br.Close() }()
-		if _, err := br.Exec(); err != nil {
-			return err
+		if ready {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
 		}
 		rows, err := br.Query()
 		if err != nil {
@@ -635,7 +751,7 @@ func (ms *MemoryStore) PutVectors(ctx context.Context, model string, refs []memo
 	if err := checkModel(model, len(vecs[0])); err != nil {
 		return fmt.Errorf("postgres: put vectors: %w", err)
 	}
-	if err := ms.ensureIndex(ctx, model, len(vecs[0])); err != nil {
+	if err := ms.writeIndex(ctx, model, len(vecs[0])); err != nil {
 		return err
 	}
 	defer ms.vi.DropModel(model) // the loaded vectors of model may be stale now
