@@ -59,7 +59,7 @@ type AgentMemory struct {
 
 // NewAgentMemory starts the summary writer; Close stops it.
 func NewAgentMemory(svc *Service, queue SummaryQueue, logger *slog.Logger) *AgentMemory {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(store.WithBackground(context.Background()))
 	a := &AgentMemory{svc: svc, queue: queue, logger: logger, runs: make(chan store.Run, 256), behind: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	go a.writer()

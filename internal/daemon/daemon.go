@@ -298,6 +298,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return metrics.RuntimeStats{Active: st.ActiveAgents, Running: st.RunningAgents, Waiting: st.WaitingAgents}, err
 	})
 	m.Metrics.WatchInbox(m.Store.CountUnreadMessages)
+	if rt, ok := m.Store.(interface{ RoundTrips() map[string]int64 }); ok {
+		m.Metrics.WatchRoundTrips(rt.RoundTrips)
+	}
 	m.API.MountMemory(memSvc)
 	// Both stores keep jobs; the assertion only keeps a store without them
 	// (none today) from failing the start.

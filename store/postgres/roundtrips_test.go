@@ -1,0 +1,24 @@
+package postgres
+
+import "testing"
+
+func TestStatementKind(t *testing.T) {
+	for sql, want := range map[string]string{
+		"begin": "begin",
+		"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY": "begin",
+		"COMMIT": "commit",
+		`SELECT set_config('synchronous_commit', 'off', true)`:                    "select set_config",
+		`SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`:   "select pg_advisory_xact_lock",
+		`SELECT id, org_id FROM events WHERE org_id = $1 ORDER BY id`:             "select events",
+		"WITH c AS (INSERT INTO memory_chunks (org_id) VALUES ($1) RETURNING id)": "insert memory_chunks",
+		"UPDATE runs SET status = $7":                                             "update runs",
+		"DELETE FROM run_summary_queue q USING unnest($1::text[])":                "delete run_summary_queue",
+		`SELECT p.chunk_id, sum(t.idf * p.impact) AS s FROM unnest($4::text[], $5::float8[]) AS t(term, idf)
+		CROSS JOIN LATERAL (SELECT chunk_id, impact FROM memory_postings WHERE true) p`: "select memory_postings",
+		"SELECT pg_current_xact_id()": "select pg_current_xact_id",
+	} {
+		if got := statementKind(sql); got != want {
+			t.Errorf("statementKind(%q) = %q, want %q", sql, got, want)
+		}
+	}
+}
