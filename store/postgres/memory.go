@@ -43,7 +43,10 @@ type MemoryStore struct {
 	loading  map[vecindex.Key]chan struct{}
 }
 
-var _ memory.Store = (*MemoryStore)(nil)
+var (
+	_ memory.Store        = (*MemoryStore)(nil)
+	_ memory.LazySearcher = (*MemoryStore)(nil)
+)
 
 // Memory returns a memory store sharing s's pool. Keep one per daemon: it
 // remembers which vector indexes exist.
@@ -541,11 +544,22 @@ const memJoin = ` JOIN memories m ON m.org_id = c.org_id AND m.user_id = c.user_
 // (an iterative scan, so filters that drop candidates still leave limit
 // results when there are that many).
 func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, model string, vec []float32, f memory.Filter, limit int) ([]memory.Hit, error) {
+	return ms.vectorSearch(ctx, scope, model, vec, f, limit, false)
+}
+
+// VectorSearchLazy is VectorSearch whose hits from the in-memory index come
+// from it alone, with no round trip: without the chunks' texts, importance
+// and metadata (memory.LazySearcher).
+func (ms *MemoryStore) VectorSearchLazy(ctx context.Context, scope store.Scope, model string, vec []float32, f memory.Filter, limit int) ([]memory.Hit, error) {
+	return ms.vectorSearch(ctx, scope, model, vec, f, limit, true)
+}
+
+func (ms *MemoryStore) vectorSearch(ctx context.Context, scope store.Scope, model string, vec []float32, f memory.Filter, limit int, lazy bool) ([]memory.Hit, error) {
 	if err := checkModel(model, len(vec)); err != nil {
 		return nil, fmt.Errorf("postgres: vector search: %w", err)
 	}
 	if vecindex.Searchable(f) {
-		hits, ok, err := ms.indexedSearch(ctx, vecindex.Key{Scope: scope, Model: model}, vec, f, limit)
+		hits, ok, err := ms.indexedSearch(ctx, vecindex.Key{Scope: scope, Model: model}, vec, f, limit, lazy)
 		if err != nil {
 			return nil, ms.s.fail(ctx, "vector search", err)
 		}
@@ -666,6 +680,18 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 // bounded size (memory.SelectTerms) and reads them whole, joined to the
 // memories the filter selects.
 func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int) ([]memory.Hit, error) {
+	return ms.textSearch(ctx, scope, tokens, f, limit, false)
+}
+
+// TextSearchLazy is TextSearch without the chunks' texts, importance and
+// metadata (memory.LazySearcher).
+func (ms *MemoryStore) TextSearchLazy(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int) ([]memory.Hit, error) {
+	return ms.textSearch(ctx, scope, tokens, f, limit, true)
+}
+
+// textSearch is two round trips: the terms' counts, then the ranked
+// postings joined to their chunks and memories (with the texts unless lazy).
+func (ms *MemoryStore) textSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int, lazy bool) ([]memory.Hit, error) {
 	if len(tokens) == 0 {
 		return nil, nil
 	}
@@ -706,23 +732,97 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 		q += ` JOIN memory_chunks c ON c.id = p.chunk_id` + memJoin + ` WHERE true` + cond
 	}
 	q += ` GROUP BY p.chunk_id ORDER BY s DESC, p.chunk_id DESC LIMIT ` + strconv.Itoa(limit)
+	text, md := `c.text`, `m.metadata`
+	if lazy {
+		text, md = `''`, `NULL::jsonb`
+	}
+	q = `WITH r AS (` + q + `) SELECT c.memory_id, c.seq, ` + text + `, m.type, m.agent_id, m.group_id, m.importance, m.created_at, ` + md + `, r.s
+		FROM r JOIN memory_chunks c ON c.id = r.chunk_id` + memJoin + ` ORDER BY r.s DESC, r.chunk_id DESC`
 	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, terms, idfs, depth}, fargs...)
 	rows, err = ms.s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, ms.s.fail(ctx, "text search", err)
 	}
-	var ids []int64
-	scores := map[int64]float64{}
-	var id int64
-	var sc float64
-	if _, err := pgx.ForEachRow(rows, []any{&id, &sc}, func() error {
-		ids = append(ids, id)
-		scores[id] = sc
-		return nil
-	}); err != nil {
+	hits, err := scanHits(rows)
+	if err != nil {
 		return nil, ms.s.fail(ctx, "text search", err)
 	}
-	return ms.hits(ctx, "text search", ids, scores)
+	return hits, nil
+}
+
+// scanHits reads rows of memory_id, seq, text, type, agent_id, group_id,
+// importance, created_at, metadata and score.
+func scanHits(rows pgx.Rows) ([]memory.Hit, error) {
+	defer rows.Close()
+	var out []memory.Hit
+	for rows.Next() {
+		var h memory.Hit
+		var md []byte
+		if err := rows.Scan(&h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &h.CreatedAt, &md, &h.Score); err != nil {
+			return nil, err
+		}
+		if err := decodeHitMetadata(md, &h); err != nil {
+			return nil, err
+		}
+		h.CreatedAt = utc(h.CreatedAt)
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// FillHits reads the texts, importance and metadata of the hits that lack
+// their text (memory.LazySearcher), in one round trip.
+func (ms *MemoryStore) FillHits(ctx context.Context, scope store.Scope, hits []memory.Hit) ([]memory.Hit, error) {
+	var mids []string
+	var seqs []int32
+	for _, h := range hits {
+		if h.Text == "" {
+			mids, seqs = append(mids, h.MemoryID), append(seqs, int32(h.Seq))
+		}
+	}
+	if len(mids) == 0 {
+		return hits, nil
+	}
+	rows, err := ms.s.pool.Query(ctx, `SELECT c.memory_id, c.seq, c.text, m.importance, m.metadata
+		FROM unnest($4::text[], $5::int[]) AS k(memory_id, seq)
+		JOIN memory_chunks c ON c.org_id = $1 AND c.user_id = $2 AND c.project_id = $3 AND c.memory_id = k.memory_id AND c.seq = k.seq`+memJoin,
+		scope.OrgID, scope.UserID, scope.ProjectID, mids, seqs)
+	if err != nil {
+		return nil, ms.s.fail(ctx, "fill hits", err)
+	}
+	type key struct {
+		mid string
+		seq int
+	}
+	found := map[key]memory.Hit{}
+	for rows.Next() {
+		var h memory.Hit
+		var md []byte
+		if err := rows.Scan(&h.MemoryID, &h.Seq, &h.Text, &h.Importance, &md); err != nil {
+			rows.Close()
+			return nil, ms.s.fail(ctx, "fill hits", err)
+		}
+		if err := decodeHitMetadata(md, &h); err != nil {
+			rows.Close()
+			return nil, ms.s.fail(ctx, "fill hits", err)
+		}
+		found[key{h.MemoryID, h.Seq}] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, ms.s.fail(ctx, "fill hits", err)
+	}
+	out := make([]memory.Hit, 0, len(hits))
+	for _, h := range hits {
+		if h.Text == "" {
+			f, ok := found[key{h.MemoryID, h.Seq}]
+			if !ok {
+				continue // deleted since the search
+			}
+			h.Text, h.Importance, h.Metadata = f.Text, f.Importance, f.Metadata
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 // ChunksWithoutVector lists chunks (any scope) after afterID lacking a vector of model.
@@ -867,7 +967,7 @@ const syncWindow = 4096
 // first search and reading the rows written since at most syncEvery ago.
 // Its scores are the index's rounded ones (within about 1e-3): reading the
 // exact vectors back would cost more than the search itself.
-func (ms *MemoryStore) indexedSearch(ctx context.Context, k vecindex.Key, vec []float32, f memory.Filter, limit int) ([]memory.Hit, bool, error) {
+func (ms *MemoryStore) indexedSearch(ctx context.Context, k vecindex.Key, vec []float32, f memory.Filter, limit int, lazy bool) ([]memory.Hit, bool, error) {
 	if err := ms.sync(ctx, k); err != nil {
 		return nil, false, err
 	}
@@ -893,6 +993,14 @@ func (ms *MemoryStore) indexedSearch(ctx context.Context, k vecindex.Key, vec []
 		ms.synced[k] = time.Now()
 	}
 	ms.mu.Unlock()
+	if lazy && len(cand) > 0 && cand[0].Meta.MemoryID != "" {
+		hits := make([]memory.Hit, len(cand))
+		for i, c := range cand {
+			hits[i] = memory.Hit{MemoryID: c.Meta.MemoryID, Seq: c.Meta.Seq, Score: c.Score, Type: c.Meta.Type,
+				AgentID: c.Meta.AgentID, GroupID: c.Meta.GroupID, CreatedAt: time.UnixMicro(c.Meta.Created).UTC()}
+		}
+		return hits, true, nil
+	}
 	ids := make([]int64, len(cand))
 	scores := make(map[int64]float64, len(cand))
 	for i, c := range cand {
@@ -1005,7 +1113,7 @@ func (ms *MemoryStore) sync(ctx context.Context, k vecindex.Key) error {
 // loadVectors feeds add the scope's vectors of the model: all of them, or
 // those of the chunks ids when given. The vector is reused between calls.
 func (ms *MemoryStore) loadVectors(ctx context.Context, k vecindex.Key, ids []int64, add func(int64, []float32, vecindex.Meta) error) error {
-	q := `SELECT c.id, v.embedding::real[], m.type, m.agent_id, m.group_id, m.created_at
+	q := `SELECT c.id, v.embedding::real[], m.type, m.agent_id, m.group_id, m.created_at, c.memory_id, c.seq
 		FROM memory_chunks c JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = $4` + memJoin + `
 		WHERE c.org_id = $1 AND c.user_id = $2 AND c.project_id = $3`
 	args := []any{k.Scope.OrgID, k.Scope.UserID, k.Scope.ProjectID, k.Model}
@@ -1023,7 +1131,7 @@ func (ms *MemoryStore) loadVectors(ctx context.Context, k vecindex.Key, ids []in
 	var m vecindex.Meta
 	var created time.Time
 	for rows.Next() {
-		if err := rows.Scan(&id, &vec, &m.Type, &m.AgentID, &m.GroupID, &created); err != nil {
+		if err := rows.Scan(&id, &vec, &m.Type, &m.AgentID, &m.GroupID, &created, &m.MemoryID, &m.Seq); err != nil {
 			return err
 		}
 		m.Created = created.UnixMicro()
