@@ -326,6 +326,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("listen on %s:%d: %w", cfg.Host, cfg.Port, err)
 	}
 	m.closers = append(m.closers, func(context.Context) error { _ = m.listener.Close(); return nil })
+	if cfg.PprofAddr != "" {
+		stopPprof, err := startPprof(cfg.PprofAddr, m.Logger)
+		if err != nil {
+			return err
+		}
+		m.closers = append(m.closers, stopPprof)
+	}
 
 	m.Mailbox.Start()
 	m.closers = append(m.closers, m.Mailbox.Stop)

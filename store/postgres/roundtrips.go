@@ -143,7 +143,7 @@ func (c *roundTripCounter) TraceBatchEnd(ctx context.Context, conn *pgx.Conn, da
 var (
 	kindSpace = regexp.MustCompile(`\s+`)
 	kindDML   = regexp.MustCompile(`\b(insert into|update|delete from) ([a-z_][a-z0-9_.]*)`)
-	kindTable = regexp.MustCompile(`\bfrom ([a-z_][a-z0-9_.]*)\b\s*([(]?)`)
+	kindTable = regexp.MustCompile(`\b(?:from|join) ([a-z_][a-z0-9_.]*)\b\s*([(]?)`)
 	kindFunc  = regexp.MustCompile(`([a-z_][a-z0-9_]*)\(`)
 )
 

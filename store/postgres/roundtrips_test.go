@@ -16,6 +16,7 @@ func TestStatementKind(t *testing.T) {
 		`SELECT p.chunk_id, sum(t.idf * p.impact) AS s FROM unnest($4::text[], $5::float8[]) AS t(term, idf)
 		CROSS JOIN LATERAL (SELECT chunk_id, impact FROM memory_postings WHERE true) p`: "select memory_postings",
 		"SELECT pg_current_xact_id()": "select pg_current_xact_id",
+		"SELECT c.text FROM unnest($4::text[]) AS k(memory_id) JOIN memory_chunks c ON c.memory_id = k.memory_id": "select memory_chunks",
 	} {
 		if got := statementKind(sql); got != want {
 			t.Errorf("statementKind(%q) = %q, want %q", sql, got, want)
