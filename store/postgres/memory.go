@@ -695,8 +695,13 @@ func (ms *MemoryStore) textSearch(ctx context.Context, scope store.Scope, tokens
 	if len(tokens) == 0 {
 		return nil, nil
 	}
-	rows, err := ms.s.pool.Query(ctx, `SELECT term, df FROM memory_terms WHERE org_id = $1 AND user_id = $2 AND project_id = $3
-		AND term = ANY($4)`, scope.OrgID, scope.UserID, scope.ProjectID, append([]string{""}, tokens...))
+	// One primary-key probe per term. Written as term = ANY($4), the
+	// generic plan pgx's prepared statement settles on filtered the
+	// scope's whole vocabulary instead (28 ms at 9,000 terms, growing with
+	// every memory: a turn's latency grew over a long run).
+	rows, err := ms.s.pool.Query(ctx, `SELECT t.term, d.df FROM unnest($4::text[]) AS t(term)
+		CROSS JOIN LATERAL (SELECT df FROM memory_terms WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND term = t.term) d`,
+		scope.OrgID, scope.UserID, scope.ProjectID, append([]string{""}, tokens...))
 	if err != nil {
 		return nil, ms.s.fail(ctx, "text search", err)
 	}
