@@ -205,13 +205,20 @@ func (ms *MemoryStore) hnswReady(ctx context.Context, model string, dim int, bui
 			ms.mu.Unlock()
 		}()
 		start := time.Now()
+		// Not dropped on failure: the index may be another daemon's build
+		// in progress. A failed build leaves an invalid index that IF NOT
+		// EXISTS keeps; searches stay exact until an operator drops it.
 		if _, err := ms.s.pool.Exec(bg, hnswSQL(model, dim, true)); err != nil {
 			if bg.Err() == nil {
 				ms.s.logger.Warn("postgres: building a vector index failed; vector search stays exact", "model", model, "err", err)
-				// A failed concurrent build leaves an invalid index behind
-				// that IF NOT EXISTS would keep: drop it for the next try.
-				_, _ = ms.s.pool.Exec(bg, `DROP INDEX CONCURRENTLY IF EXISTS `+hnswName(model, dim))
 			}
+			return
+		}
+		var valid bool
+		if err := ms.s.pool.QueryRow(bg, `SELECT coalesce((SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)), false)`,
+			hnswName(model, dim)).Scan(&valid); err == nil && !valid {
+			ms.s.logger.Warn("postgres: a vector index is invalid (a failed build); vector search stays exact until it is dropped",
+				"index", hnswName(model, dim))
 			return
 		}
 		ms.s.logger.Info("postgres: built a vector index", "model", model, "duration", time.Since(start).Round(time.Millisecond))
@@ -569,7 +576,9 @@ func (ms *MemoryStore) vectorSearch(ctx context.Context, scope store.Scope, mode
 	}
 	// HNSW is built for scopes the in-memory index cannot hold or filters
 	// it cannot apply, not for a scope whose load is still under way.
-	build := !vecindex.Searchable(f) || !ms.vi.Loadable(vecindex.Key{Scope: scope, Model: model})
+	// With the in-memory index off, writes create HNSW themselves
+	// (writeIndex): a build here would race theirs.
+	build := ms.vi.Budget() > 0 && (!vecindex.Searchable(f) || !ms.vi.Loadable(vecindex.Key{Scope: scope, Model: model}))
 	ready, err := ms.hnswReady(ctx, model, len(vec), build)
 	if err != nil {
 		return nil, ms.s.fail(ctx, "vector search", err)

@@ -64,9 +64,10 @@ func BenchmarkMemorySearch(b *testing.B) {
 }
 
 // TestVectorIndexBuiltWhenNeeded: with the in-memory index on, writes do
-// not create (nor pay for) the HNSW index; a search that needs it (here a
-// store with the in-memory index off) answers exactly at once and builds
-// the index in the background, after which searches use it.
+// not create (nor pay for) the HNSW index; a search that needs it (here one
+// with a metadata filter, which the in-memory index does not apply) answers
+// exactly at once and builds the index in the background, after which
+// searches use it.
 func TestVectorIndexBuiltWhenNeeded(t *testing.T) {
 	ctx := context.Background()
 	url := testenv.PostgresURL(t)
@@ -76,7 +77,8 @@ func TestVectorIndexBuiltWhenNeeded(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	emb := memory.NewHashEmbedder(0)
-	svc, err := memory.New(memory.Config{Store: st.Memory(), Embedder: emb})
+	ms := st.Memory()
+	svc, err := memory.New(memory.Config{Store: ms, Embedder: emb})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,7 @@ func TestVectorIndexBuiltWhenNeeded(t *testing.T) {
 	texts := []string{"the cat sat on the mat", "quarterly revenue grew by ten percent", "a recipe for lemon cake"}
 	ids := make([]string, len(texts))
 	for i, text := range texts {
-		m, err := svc.Write(ctx, memory.WriteRequest{Scope: scope, Text: text})
+		m, err := svc.Write(ctx, memory.WriteRequest{Scope: scope, Text: text, Metadata: map[string]string{"kind": "note"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,15 +109,13 @@ func TestVectorIndexBuiltWhenNeeded(t *testing.T) {
 		t.Fatalf("%d HNSW indexes after writes with the in-memory index on, want none", all)
 	}
 
-	annOnly := st.Memory()
-	annOnly.SetVectorIndexBytes(0)
 	qv, err := emb.Embed(ctx, []string{"lemon cake recipe"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	search := func() string {
 		t.Helper()
-		hits, err := annOnly.VectorSearch(ctx, scope, emb.Model(), qv[0], memory.Filter{}, 3)
+		hits, err := ms.VectorSearch(ctx, scope, emb.Model(), qv[0], memory.Filter{Metadata: map[string]string{"kind": "note"}}, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
