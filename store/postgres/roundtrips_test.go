@@ -1,6 +1,12 @@
 package postgres
 
-import "testing"
+import (
+	"context"
+	"testing"
+
+	"github.com/openintern/openintern/internal/testenv"
+	"github.com/openintern/openintern/store"
+)
 
 func TestStatementKind(t *testing.T) {
 	for sql, want := range map[string]string{
@@ -21,5 +27,34 @@ func TestStatementKind(t *testing.T) {
 		if got := statementKind(sql); got != want {
 			t.Errorf("statementKind(%q) = %q, want %q", sql, got, want)
 		}
+	}
+}
+
+// TestRoundTripsCounted: a statement sent alone is one round trip of its
+// kind; background work is counted apart.
+func TestRoundTripsCounted(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, testenv.PostgresURL(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	sc := store.Scope{OrgID: "o", UserID: "u"}
+	f := store.EventFilter{RunID: "run_x", NoTotal: true}
+	before := s.RoundTrips()
+	if _, _, err := s.ListEvents(ctx, sc, f); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, _, err := s.ListEvents(store.WithBackground(ctx), sc, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := s.RoundTrips()
+	if d := after["select events"] - before["select events"]; d != 1 {
+		t.Errorf("select events: %d round trips, want 1", d)
+	}
+	if d := after["background: select events"] - before["background: select events"]; d != 2 {
+		t.Errorf("background: select events: %d round trips, want 2", d)
 	}
 }
