@@ -94,6 +94,7 @@ type Config struct {
 	SessionHistory   int      `json:"session_history"`    // OPENINTERN_SESSION_HISTORY: earlier turns in context
 	WorkspaceDir     string   `json:"workspace_dir"`      // OPENINTERN_WORKSPACE: read_file's root; default DataDir/workspace
 	MemoryRecall     bool     `json:"memory_recall"`      // OPENINTERN_MEMORY_RECALL: recall memories into each turn and store run summaries
+	PprofAddr        string   `json:"pprof_addr"`         // OPENINTERN_PPROF: address of a Go profiling server (net/http/pprof), e.g. 127.0.0.1:6060; empty: off
 	VectorIndexMB    int      `json:"vector_index_mb"`    // OPENINTERN_VECTOR_INDEX_MB: memory for exact vector search of the searched scopes (0: none)
 	MaxBodyBytes     int64    `json:"max_body_bytes"`     // OPENINTERN_MAX_BODY_BYTES
 	ReadTimeout      Duration `json:"read_timeout"`       // OPENINTERN_READ_TIMEOUT: a request, body included, must arrive within this (408 or a closed connection otherwise)
@@ -442,6 +443,7 @@ var envKeys = []struct {
 	{"OPENINTERN_SESSION_HISTORY", func(c *Config, v string) error { return setInt(&c.SessionHistory, v) }},
 	{"OPENINTERN_WORKSPACE", func(c *Config, v string) error { c.WorkspaceDir = v; return nil }},
 	{"OPENINTERN_MEMORY_RECALL", func(c *Config, v string) error { return setBool(&c.MemoryRecall, v) }},
+	{"OPENINTERN_PPROF", func(c *Config, v string) error { c.PprofAddr = strings.TrimSpace(v); return nil }},
 	{"OPENINTERN_VECTOR_INDEX_MB", func(c *Config, v string) error { return setInt(&c.VectorIndexMB, v) }},
 	{"OPENINTERN_MAX_BODY_BYTES", func(c *Config, v string) error { return setInt64(&c.MaxBodyBytes, v) }},
 	{"OPENINTERN_READ_TIMEOUT", func(c *Config, v string) error { return c.ReadTimeout.Set(v) }},

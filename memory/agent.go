@@ -59,7 +59,7 @@ type AgentMemory struct {
 
 // NewAgentMemory starts the summary writer; Close stops it.
 func NewAgentMemory(svc *Service, queue SummaryQueue, logger *slog.Logger) *AgentMemory {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(store.WithBackground(context.Background()))
 	a := &AgentMemory{svc: svc, queue: queue, logger: logger, runs: make(chan store.Run, 256), behind: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	go a.writer()
@@ -68,6 +68,11 @@ func NewAgentMemory(svc *Service, queue SummaryQueue, logger *slog.Logger) *Agen
 
 // summaryBatch bounds how many summaries share one transaction.
 const summaryBatch = 64
+
+// summaryLinger is how long the writer waits for more runs to share a
+// batch: a run's summary is recallable this much later, which no turn
+// notices (the session's own recent turns are in its history).
+const summaryLinger = 300 * time.Millisecond
 
 // Retry delays of the summary writer after a failed write (store or
 // embedder unreachable): doubling from the first to the last.
@@ -119,15 +124,24 @@ func (a *AgentMemory) writer() {
 				break // the catch-up pass will find r in the store
 			}
 			batch = append(batch[:0], r)
+			// Runs arriving within summaryLinger share the batch: every
+			// transaction updates the scope's hottest rows (the term counts
+			// of "run", "asked"… and the scope's total), whose versions
+			// every recall then walks through until vacuum; fewer, larger
+			// batches keep that short and the queue bounded under load.
+			linger := time.NewTimer(summaryLinger)
 		drain:
 			for len(batch) < summaryBatch {
 				select {
 				case r := <-a.runs:
 					batch = append(batch, r)
-				default:
+				case <-linger.C:
+					break drain
+				case <-a.stop:
 					break drain
 				}
 			}
+			linger.Stop()
 			if err := a.write(batch); err != nil {
 				failed(err)
 			}

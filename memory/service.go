@@ -281,6 +281,11 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, erro
 	}
 	limit = max(limit, 3*req.TopK)
 	tokens := UniqueTokens(Tokenize(q))
+	// Importance weighs every candidate, so it needs them whole.
+	lazy, _ := s.st.(LazySearcher)
+	if req.ImportanceWeight > 0 {
+		lazy = nil
+	}
 
 	var (
 		wg               sync.WaitGroup
@@ -296,14 +301,22 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, erro
 				vecErr = fmt.Errorf("embed query: %w: %w", ErrEmbedder, err)
 				return
 			}
-			vecHits, vecErr = s.st.VectorSearch(ctx, req.Scope, s.emb.Model(), vecs[0], req.Filter, limit)
+			if lazy != nil {
+				vecHits, vecErr = lazy.VectorSearchLazy(ctx, req.Scope, s.emb.Model(), vecs[0], req.Filter, limit)
+			} else {
+				vecHits, vecErr = s.st.VectorSearch(ctx, req.Scope, s.emb.Model(), vecs[0], req.Filter, limit)
+			}
 		}()
 	}
 	if req.Mode != ModeVector && len(tokens) > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			txtHits, txtErr = s.st.TextSearch(ctx, req.Scope, tokens, req.Filter, limit)
+			if lazy != nil {
+				txtHits, txtErr = lazy.TextSearchLazy(ctx, req.Scope, tokens, req.Filter, limit)
+			} else {
+				txtHits, txtErr = s.st.TextSearch(ctx, req.Scope, tokens, req.Filter, limit)
+			}
 		}()
 	}
 	wg.Wait()
@@ -375,6 +388,30 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, erro
 	sort.SliceStable(order, func(i, j int) bool { return order[i].score > order[j].score })
 	if len(order) > req.TopK {
 		order = order[:req.TopK]
+	}
+	if lazy != nil && len(order) > 0 {
+		hits := make([]Hit, len(order))
+		for i, f := range order {
+			hits[i] = f.hit
+		}
+		filled, err := lazy.FillHits(ctx, req.Scope, hits)
+		if err != nil {
+			return nil, fmt.Errorf("memory: search: %w", err)
+		}
+		// Hits come back in order, less any chunk deleted meanwhile.
+		kept := order[:0]
+		for _, h := range filled {
+			for len(order) > 0 && (order[0].hit.MemoryID != h.MemoryID || order[0].hit.Seq != h.Seq) {
+				order = order[1:]
+			}
+			if len(order) == 0 {
+				break
+			}
+			order[0].hit = h
+			kept = append(kept, order[0])
+			order = order[1:]
+		}
+		order = kept
 	}
 	out := make([]Result, len(order))
 	for i, f := range order {

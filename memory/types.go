@@ -84,6 +84,23 @@ type Hit struct {
 	Metadata   map[string]string // the memory's (citations come from it)
 }
 
+// LazySearcher is a Store whose search legs can leave out what only the
+// final results need (Text, Importance, Metadata), and read it afterwards
+// for the few hits a search keeps: a hybrid search fuses some 40 candidates
+// to return a handful, and reading every candidate's text cost a round trip
+// per leg.
+type LazySearcher interface {
+	// VectorSearchLazy and TextSearchLazy are VectorSearch and TextSearch
+	// whose hits may lack Text, Importance and Metadata (MemoryID and Seq
+	// are always set).
+	VectorSearchLazy(ctx context.Context, scope store.Scope, model string, vec []float32, f Filter, limit int) ([]Hit, error)
+	TextSearchLazy(ctx context.Context, scope store.Scope, tokens []string, f Filter, limit int) ([]Hit, error)
+	// FillHits reads Text, Importance and Metadata of the hits that lack
+	// their text, in one round trip, and returns the hits in their order;
+	// a hit whose chunk is gone (deleted since) is left out.
+	FillHits(ctx context.Context, scope store.Scope, hits []Hit) ([]Hit, error)
+}
+
 // ChunkRef names a chunk whose vector a re-embed must compute.
 type ChunkRef struct {
 	ID       int64 // the store's own handle of the chunk

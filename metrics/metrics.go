@@ -166,6 +166,29 @@ func (m *Metrics) WatchInbox(unread func(context.Context) (int64, error)) {
 	m.registry.MustRegister(&inboxCollector{unread: unread})
 }
 
+// WatchRoundTrips exports openintern_store_round_trips_total{op}: the
+// round trips the store made to its database, by statement kind, read from
+// trips at each scrape (a load test reads it before and after).
+func (m *Metrics) WatchRoundTrips(trips func() map[string]int64) {
+	if m == nil {
+		return
+	}
+	m.registry.MustRegister(&roundTripCollector{trips: trips})
+}
+
+var roundTripDesc = prometheus.NewDesc(namespace+"_store_round_trips_total",
+	"Round trips to the database by statement kind (a batch is one, op \"batch: \" and its statements' kinds).", []string{"op"}, nil)
+
+type roundTripCollector struct{ trips func() map[string]int64 }
+
+func (c *roundTripCollector) Describe(ch chan<- *prometheus.Desc) { ch <- roundTripDesc }
+
+func (c *roundTripCollector) Collect(ch chan<- prometheus.Metric) {
+	for op, n := range c.trips() {
+		ch <- prometheus.MustNewConstMetric(roundTripDesc, prometheus.CounterValue, float64(n), op)
+	}
+}
+
 // RunFinished counts a run that ended with status.
 func (m *Metrics) RunFinished(status string) {
 	if m == nil {

@@ -155,3 +155,29 @@ func TestLabelValuesBounded(t *testing.T) {
 		t.Fatal("the tools past 64 are not counted under other")
 	}
 }
+
+func TestWatchRoundTrips(t *testing.T) {
+	m := metrics.New()
+	trips := map[string]int64{"select events": 7, "background: begin": 2}
+	m.WatchRoundTrips(func() map[string]int64 { return trips })
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "openintern_store_round_trips_total" {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "op" {
+					got[l.GetValue()] = mt.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if len(got) != 2 || got["select events"] != 7 || got["background: begin"] != 2 {
+		t.Fatalf("round trips exported = %v, want %v", got, trips)
+	}
+}

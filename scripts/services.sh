@@ -5,6 +5,7 @@
 #   - PostgreSQL on 127.0.0.1:5432, user postgres with trust auth, with the
 #     pgvector extension (built from Debian trixie's source package when the
 #     installed PostgreSQL has no vector.control);
+#     pg_stat_statements preloaded (see ensure_pg_stat_statements);
 #   - Redis on 127.0.0.1:6379, keeping nothing on disk;
 #   - Debian's chromium (and a small CJK font) for the web console's browser tests;
 #   - Debian's prometheus, installed only: the metrics test starts its own
@@ -164,6 +165,34 @@ ensure_trust() {
 	wait_for "PostgreSQL trust auth" 10 pg_sql 'SELECT 1'
 }
 
+# ensure_pg_stat_statements preloads pg_stat_statements, whose per-statement
+# counts `openintern bench --database-url` reports. Loading it needs a
+# restart: done at once when this script started PostgreSQL itself (nothing
+# can be using it yet) or with OPENINTERN_PG_RESTART=1, else left to the
+# next restart, so tests running against the server are not cut off.
+ensure_pg_stat_statements() {
+	local libs
+	libs=$(pg_sql 'SHOW shared_preload_libraries') || die "cannot read shared_preload_libraries"
+	case ",${libs// /}," in
+	*,pg_stat_statements,*) return 0 ;;
+	esac
+	local pending
+	pending=$(pg_sql "SELECT setting FROM pg_file_settings WHERE name = 'shared_preload_libraries' AND applied IS FALSE ORDER BY seqno DESC LIMIT 1") || pending=""
+	if [ -z "$pending" ] || ! printf '%s' "$pending" | grep -q pg_stat_statements; then
+		log "preloading pg_stat_statements (ALTER SYSTEM SET shared_preload_libraries)"
+		pg_sql "ALTER SYSTEM SET shared_preload_libraries = '${libs:+$libs,}pg_stat_statements'" >/dev/null
+	fi
+	if [ "$PG_STARTED" -eq 1 ] || [ "${OPENINTERN_PG_RESTART:-0}" = 1 ]; then
+		local ver
+		ver=$(pg_version)
+		log "restarting PostgreSQL $ver/main to load pg_stat_statements"
+		run_logged "pg_ctlcluster restart" as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main restart
+		wait_for "PostgreSQL on $PG_HOST:$PG_PORT" 30 pg_isready -q -h "$PG_HOST" -p "$PG_PORT"
+	else
+		log "pg_stat_statements loads at PostgreSQL's next restart (OPENINTERN_PG_RESTART=1 restarts it now)"
+	fi
+}
+
 # debian_mirror prints the Debian mirror the machine's apt sources already use.
 debian_mirror() {
 	local uri
@@ -318,15 +347,18 @@ ensure_npm_packages() {
 
 # ---------------------------------------------------------------------- main
 
+PG_STARTED=0
 if ! pg_ready; then
 	log "PostgreSQL is not accepting connections on $PG_HOST:$PG_PORT"
 	ensure_postgres
+	PG_STARTED=1
 fi
 ensure_trust
 # The running server's major version decides which pgvector it needs.
 PG_VERSION=$(pg_sql 'SHOW server_version_num') || die "cannot query PostgreSQL's version"
 PG_VERSION=$((PG_VERSION / 10000))
 ensure_pgvector
+ensure_pg_stat_statements
 ensure_redis
 ensure_browser
 apt_install tmux # cmd/openintern tests drive a real terminal with it

@@ -204,6 +204,7 @@ type benchReport struct {
 	BenchCPU    *float64      `json:"bench_cpu_ms_per_turn,omitempty"`
 	Queue       *queueReport  `json:"summary_queue,omitempty"`
 	SQL         *sqlReport    `json:"sql,omitempty"`
+	RoundTrips  *tripsReport  `json:"round_trips,omitempty"`
 	Notes       []string      `json:"notes,omitempty"`
 }
 
@@ -365,6 +366,7 @@ func (b *bench) run(ctx context.Context, logw io.Writer) (*benchReport, error) {
 			pg.statements, pg.reason = false, err.Error()
 		}
 	}
+	tripsBefore := b.roundTrips(ctx)
 	var queue *queueReport
 	var queueMu sync.Mutex
 	sampleQueue := func() {
@@ -420,6 +422,11 @@ func (b *bench) run(ctx context.Context, logw io.Writer) (*benchReport, error) {
 	selfUsed := selfCPU() - selfStart
 
 	rep.summarize(results, elapsed)
+	if tripsBefore != nil {
+		rctx, cancel := cleanupCtx()
+		rep.RoundTrips = tripsBetween(tripsBefore, b.roundTrips(rctx), rep.Completed)
+		cancel()
+	}
 	rep.Interrupted = ctx.Err() != nil
 	if n := rep.Completed; n > 0 {
 		perTurn := func(d time.Duration) *float64 {
@@ -583,6 +590,9 @@ func (r *benchReport) print(w io.Writer) {
 				fmt.Fprintf(w, "    %6.2f  %6.3f ms  %6.3f ms  %s\n", k.CallsPerTurn, k.MeanMS, k.MSPerTurn, k.Statement)
 			}
 		}
+	}
+	if r.RoundTrips != nil {
+		r.RoundTrips.print(w)
 	}
 	for _, e := range r.ErrorSamples {
 		fmt.Fprintf(w, "  error: %s\n", e)

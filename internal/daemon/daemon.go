@@ -298,6 +298,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return metrics.RuntimeStats{Active: st.ActiveAgents, Running: st.RunningAgents, Waiting: st.WaitingAgents}, err
 	})
 	m.Metrics.WatchInbox(m.Store.CountUnreadMessages)
+	if rt, ok := m.Store.(interface{ RoundTrips() map[string]int64 }); ok {
+		m.Metrics.WatchRoundTrips(rt.RoundTrips)
+	}
 	m.API.MountMemory(memSvc)
 	// Both stores keep jobs; the assertion only keeps a store without them
 	// (none today) from failing the start.
@@ -339,6 +342,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("listen on %s:%d: %w", cfg.Host, cfg.Port, err)
 	}
 	m.closers = append(m.closers, func(context.Context) error { _ = m.listener.Close(); return nil })
+	if cfg.PprofAddr != "" {
+		stopPprof, err := startPprof(cfg.PprofAddr, m.Logger)
+		if err != nil {
+			return err
+		}
+		m.closers = append(m.closers, stopPprof)
+	}
 
 	m.Mailbox.Start()
 	m.closers = append(m.closers, m.Mailbox.Stop)

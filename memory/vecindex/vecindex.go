@@ -38,16 +38,22 @@ type Key struct {
 	Model string
 }
 
-// Meta is what filters of a search look at.
+// Meta is what filters of a search look at, and what names a chunk's hit
+// without reading the chunk (MemoryID and Seq; empty when the loader did
+// not give them).
 type Meta struct {
 	Type, AgentID, GroupID string
 	Created                int64 // Unix micros
+	MemoryID               string
+	Seq                    int
 }
 
 // Scored is a chunk id with its similarity to the query.
 type Scored struct {
 	ID    int64
 	Score float64
+	// Meta is the chunk's, as loaded or inserted (set by Index.Search).
+	Meta Meta
 }
 
 // Loader feeds every vector of a key to add, in any order.
@@ -106,8 +112,9 @@ func New(budget int64) *Index {
 	return &Index{budget: budget, scopes: map[Key]*entry{}, tooBig: map[Key]time.Time{}}
 }
 
-// EntryBytes is the memory one indexed chunk of dim dimensions costs.
-func EntryBytes(dim int) int64 { return int64(dim) + 84 }
+// EntryBytes is the memory one indexed chunk of dim dimensions costs (48
+// of it for the memory id and seq in its Meta).
+func EntryBytes(dim int) int64 { return int64(dim) + 84 + 48 }
 
 // SetBudget changes the budget (0 keeps nothing); it applies from the next
 // load or write.
@@ -117,6 +124,9 @@ func (x *Index) SetBudget(n int64) {
 	clear(x.tooBig)
 	x.mu.Unlock()
 }
+
+// Budget returns the budget in force (0: the index keeps nothing).
+func (x *Index) Budget() int64 { return x.budgetBytes() }
 
 func (x *Index) budgetBytes() int64 {
 	x.mu.Lock()
@@ -411,7 +421,7 @@ func (x *Index) Insert(k Key, ids []int64, vecs [][]float32, metas []Meta) {
 // InsertMemory adds the vectors of a stored memory's chunks (ids[i] is the
 // stored id of chunks[i]) to the loaded entries of its scope, one per model.
 func (x *Index) InsertMemory(m memory.Memory, chunks []memory.Chunk, ids []int64) {
-	meta := Meta{Type: m.Type, AgentID: m.AgentID, GroupID: m.GroupID, Created: m.CreatedAt.UnixMicro()}
+	meta := Meta{Type: m.Type, AgentID: m.AgentID, GroupID: m.GroupID, Created: m.CreatedAt.UnixMicro(), MemoryID: m.ID}
 	type added struct {
 		ids   []int64
 		vecs  [][]float32
@@ -427,7 +437,9 @@ func (x *Index) InsertMemory(m memory.Memory, chunks []memory.Chunk, ids []int64
 			a = &added{}
 			byModel[c.Model] = a
 		}
-		a.ids, a.vecs, a.metas = append(a.ids, ids[i]), append(a.vecs, c.Vector), append(a.metas, meta)
+		cm := meta
+		cm.Seq = c.Seq
+		a.ids, a.vecs, a.metas = append(a.ids, ids[i]), append(a.vecs, c.Vector), append(a.metas, cm)
 	}
 	for model, a := range byModel {
 		x.Insert(Key{Scope: m.Scope, Model: model}, a.ids, a.vecs, a.metas)
@@ -587,7 +599,7 @@ func (e *vectors) search(q []float32, f memory.Filter, limit int) []Scored {
 				continue
 			}
 		}
-		heap.Push(&h, Scored{e.ids[i], sc})
+		heap.Push(&h, Scored{ID: e.ids[i], Score: sc})
 		if len(h) > limit {
 			heap.Pop(&h)
 		}
@@ -595,6 +607,7 @@ func (e *vectors) search(q []float32, f memory.Filter, limit int) []Scored {
 	out := make([]Scored, len(h))
 	for i := len(h) - 1; i >= 0; i-- {
 		out[i] = heap.Pop(&h).(Scored)
+		out[i].Meta = e.meta[e.pos[out[i].ID]]
 	}
 	return out
 }

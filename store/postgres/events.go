@@ -200,6 +200,16 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 // eventWhere is the condition ListEvents and LatestEventID share.
 func eventWhere(scope store.Scope, filter store.EventFilter) (string, []any) {
 	where := []string{"org_id = $1", "user_id = $2", "project_id = $3"}
+	if filter.RunID != "" {
+		// A run's events are found by events_run_idx alone. With the scope
+		// written as plain equalities, stale statistics (a table that grew
+		// since its last analyze) or a generic plan made the planner walk
+		// the scope's index from the cursor and filter on run_id: a run
+		// stream's read then cost O(the scope's events), and a turn's
+		// latency grew with every turn before it. IS NOT DISTINCT FROM is
+		// the same check on these NOT NULL columns, and no index serves it.
+		where = []string{"(org_id, user_id, project_id) IS NOT DISTINCT FROM ($1::text, $2::text, $3::text)"}
+	}
 	args := []any{scope.OrgID, scope.UserID, scope.ProjectID}
 	add := func(cond string, v any) {
 		args = append(args, v)

@@ -36,18 +36,22 @@ type MemoryStore struct {
 
 	efSearch atomic.Int64 // hnsw.ef_search of HNSW scans
 
-	mu      sync.Mutex
-	indexed map[string]bool            // model/dim pairs whose HNSW index is known to exist
-	synced  map[vecindex.Key]time.Time // when a loaded scope last read rows written elsewhere
-	loading map[vecindex.Key]chan struct{}
+	mu       sync.Mutex
+	indexed  map[string]bool            // model/dim pairs whose HNSW index is known to exist
+	building map[string]bool            // model/dim pairs whose HNSW index is being built
+	synced   map[vecindex.Key]time.Time // when a loaded scope last read rows written elsewhere
+	loading  map[vecindex.Key]chan struct{}
 }
 
-var _ memory.Store = (*MemoryStore)(nil)
+var (
+	_ memory.Store        = (*MemoryStore)(nil)
+	_ memory.LazySearcher = (*MemoryStore)(nil)
+)
 
 // Memory returns a memory store sharing s's pool. Keep one per daemon: it
 // remembers which vector indexes exist.
 func (s *Store) Memory() *MemoryStore {
-	ms := &MemoryStore{s: s, vi: vecindex.New(vecindex.DefaultBudget), indexed: map[string]bool{}, synced: map[vecindex.Key]time.Time{},
+	ms := &MemoryStore{s: s, vi: vecindex.New(vecindex.DefaultBudget), indexed: map[string]bool{}, building: map[string]bool{}, synced: map[vecindex.Key]time.Time{},
 		loading: map[vecindex.Key]chan struct{}{}}
 	ms.efSearch.Store(hnswEfSearch)
 	return ms
@@ -99,6 +103,23 @@ func indexedType(dim int) (typ, ops string) {
 	return fmt.Sprintf("vector(%d)", dim), "vector_cosine_ops"
 }
 
+// hnswName is the name of the model's HNSW index (a partial index per model).
+func hnswName(model string, dim int) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(model + "/" + strconv.Itoa(dim)))
+	return fmt.Sprintf("memory_vectors_hnsw_%x", h.Sum64())
+}
+
+func hnswSQL(model string, dim int, concurrently bool) string {
+	typ, ops := indexedType(dim)
+	how := "INDEX"
+	if concurrently {
+		how = "INDEX CONCURRENTLY"
+	}
+	return fmt.Sprintf(`CREATE %s IF NOT EXISTS %s ON memory_vectors USING hnsw ((embedding::%s) %s) WHERE model = '%s'`,
+		how, hnswName(model, dim), typ, ops, model)
+}
+
 // ensureIndex creates the model's HNSW index once per process.
 func (ms *MemoryStore) ensureIndex(ctx context.Context, model string, dim int) error {
 	key := model + "/" + strconv.Itoa(dim)
@@ -108,13 +129,7 @@ func (ms *MemoryStore) ensureIndex(ctx context.Context, model string, dim int) e
 	if done {
 		return nil
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(key))
-	name := fmt.Sprintf("memory_vectors_hnsw_%x", h.Sum64())
-	typ, ops := indexedType(dim)
-	sql := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON memory_vectors USING hnsw ((embedding::%s) %s) WHERE model = '%s'`,
-		name, typ, ops, model)
-	if _, err := ms.s.pool.Exec(ctx, sql); err != nil {
+	if _, err := ms.s.pool.Exec(ctx, hnswSQL(model, dim, false)); err != nil {
 		var pgErr *pgconn.PgError
 		// Another daemon created it at the same moment.
 		if !errors.As(err, &pgErr) || (pgErr.Code != "42P07" && pgErr.Code != "23505") {
@@ -125,6 +140,95 @@ func (ms *MemoryStore) ensureIndex(ctx context.Context, model string, dim int) e
 	ms.indexed[key] = true
 	ms.mu.Unlock()
 	return nil
+}
+
+// EnsureVectorIndex builds the model's HNSW index now (it is otherwise
+// built when a search first needs it) and waits for it.
+func (ms *MemoryStore) EnsureVectorIndex(ctx context.Context, model string, dim int) error {
+	if err := checkModel(model, dim); err != nil {
+		return fmt.Errorf("postgres: vector index: %w", err)
+	}
+	return ms.ensureIndex(ctx, model, dim)
+}
+
+// writeIndex prepares the model's vector index for a write. With the
+// in-memory index on, the HNSW index is not created here: maintaining it
+// was most of PostgreSQL's work per remembered run (3 ms of CPU an insert of
+// a 1024-dimension vector at a few hundred rows, 11 ms under load) and
+// searches of scopes that fit in memory never read it. It is built, once,
+// when a search first needs it (hnswReady).
+func (ms *MemoryStore) writeIndex(ctx context.Context, model string, dim int) error {
+	if ms.vi.Budget() > 0 {
+		return nil
+	}
+	return ms.ensureIndex(ctx, model, dim)
+}
+
+// hnswReady reports whether the model's HNSW index exists and is valid.
+// When it does not and build is set, it starts building it in the
+// background (CREATE INDEX CONCURRENTLY: writes go on meanwhile); searches
+// are exact until it is ready.
+func (ms *MemoryStore) hnswReady(ctx context.Context, model string, dim int, build bool) (bool, error) {
+	key := model + "/" + strconv.Itoa(dim)
+	ms.mu.Lock()
+	done, building := ms.indexed[key], ms.building[key]
+	ms.mu.Unlock()
+	if done {
+		return true, nil
+	}
+	var valid bool
+	err := ms.s.pool.QueryRow(ctx, `SELECT coalesce((SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)), false)`,
+		hnswName(model, dim)).Scan(&valid)
+	if err != nil {
+		return false, err
+	}
+	if valid {
+		ms.mu.Lock()
+		ms.indexed[key] = true
+		ms.mu.Unlock()
+		return true, nil
+	}
+	if !build || building {
+		return false, nil
+	}
+	ms.mu.Lock()
+	if ms.building[key] {
+		ms.mu.Unlock()
+		return false, nil
+	}
+	ms.building[key] = true
+	ms.mu.Unlock()
+	started := ms.s.goBackground(func(bg context.Context) {
+		defer func() {
+			ms.mu.Lock()
+			delete(ms.building, key)
+			ms.mu.Unlock()
+		}()
+		start := time.Now()
+		// Not dropped on failure: the index may be another daemon's build
+		// in progress. A failed build leaves an invalid index that IF NOT
+		// EXISTS keeps; searches stay exact until an operator drops it.
+		if _, err := ms.s.pool.Exec(bg, hnswSQL(model, dim, true)); err != nil {
+			if bg.Err() == nil {
+				ms.s.logger.Warn("postgres: building a vector index failed; vector search stays exact", "model", model, "err", err)
+			}
+			return
+		}
+		var valid bool
+		if err := ms.s.pool.QueryRow(bg, `SELECT coalesce((SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)), false)`,
+			hnswName(model, dim)).Scan(&valid); err == nil && !valid {
+			ms.s.logger.Warn("postgres: a vector index is invalid (a failed build); vector search stays exact until it is dropped",
+				"index", hnswName(model, dim))
+			return
+		}
+		ms.s.logger.Info("postgres: built a vector index", "model", model, "duration", time.Since(start).Round(time.Millisecond))
+	})
+	if !started {
+		ms.mu.Lock()
+		delete(ms.building, key)
+		ms.mu.Unlock()
+	}
+	return false, nil
 }
 
 // tsvectorLiteral is the tsvector input of tokens with their positions, so
@@ -197,7 +301,7 @@ func (ms *MemoryStore) InsertMemories(ctx context.Context, batch []memory.NewMem
 				if err := checkModel(c.Model, len(c.Vector)); err != nil {
 					return fmt.Errorf("postgres: insert memory: %w", err)
 				}
-				if err := ms.ensureIndex(ctx, c.Model, len(c.Vector)); err != nil {
+				if err := ms.writeIndex(ctx, c.Model, len(c.Vector)); err != nil {
 					return err
 				}
 			}
@@ -447,11 +551,22 @@ const memJoin = ` JOIN memories m ON m.org_id = c.org_id AND m.user_id = c.user_
 // (an iterative scan, so filters that drop candidates still leave limit
 // results when there are that many).
 func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, model string, vec []float32, f memory.Filter, limit int) ([]memory.Hit, error) {
+	return ms.vectorSearch(ctx, scope, model, vec, f, limit, false)
+}
+
+// VectorSearchLazy is VectorSearch whose hits from the in-memory index come
+// from it alone, with no round trip: without the chunks' texts, importance
+// and metadata (memory.LazySearcher).
+func (ms *MemoryStore) VectorSearchLazy(ctx context.Context, scope store.Scope, model string, vec []float32, f memory.Filter, limit int) ([]memory.Hit, error) {
+	return ms.vectorSearch(ctx, scope, model, vec, f, limit, true)
+}
+
+func (ms *MemoryStore) vectorSearch(ctx context.Context, scope store.Scope, model string, vec []float32, f memory.Filter, limit int, lazy bool) ([]memory.Hit, error) {
 	if err := checkModel(model, len(vec)); err != nil {
 		return nil, fmt.Errorf("postgres: vector search: %w", err)
 	}
 	if vecindex.Searchable(f) {
-		hits, ok, err := ms.indexedSearch(ctx, vecindex.Key{Scope: scope, Model: model}, vec, f, limit)
+		hits, ok, err := ms.indexedSearch(ctx, vecindex.Key{Scope: scope, Model: model}, vec, f, limit, lazy)
 		if err != nil {
 			return nil, ms.s.fail(ctx, "vector search", err)
 		}
@@ -459,28 +574,52 @@ func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, mode
 			return hits, nil
 		}
 	}
+	// HNSW is built for scopes the in-memory index cannot hold or filters
+	// it cannot apply, not for a scope whose load is still under way.
+	// With the in-memory index off, writes create HNSW themselves
+	// (writeIndex): a build here would race theirs.
+	build := ms.vi.Budget() > 0 && (!vecindex.Searchable(f) || !ms.vi.Loadable(vecindex.Key{Scope: scope, Model: model}))
+	ready, err := ms.hnswReady(ctx, model, len(vec), build)
+	if err != nil {
+		return nil, ms.s.fail(ctx, "vector search", err)
+	}
 	cond, fargs := filterSQL(f, 5)
 	typ, _ := indexedType(len(vec))
 	dist := fmt.Sprintf("v.embedding::%s <=> $4::%s", typ, typ)
-	q := `SELECT v.chunk_id, 1 - (` + dist + `) FROM memory_vectors v`
-	if cond != "" {
-		q += ` JOIN memory_chunks c ON c.id = v.chunk_id` + memJoin
+	var q string
+	if ready {
+		q = `SELECT v.chunk_id, 1 - (` + dist + `) FROM memory_vectors v`
+		if cond != "" {
+			q += ` JOIN memory_chunks c ON c.id = v.chunk_id` + memJoin
+		}
+		q += ` WHERE v.org_id = $1 AND v.user_id = $2 AND v.project_id = $3 AND v.model = '` + model + `'` + cond
+	} else {
+		// Exact, through the scope's chunks: O(the scope), not O(the table).
+		q = `SELECT v.chunk_id, 1 - (` + dist + `) FROM memory_chunks c
+			JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = '` + model + `'`
+		if cond != "" {
+			q += memJoin
+		}
+		q += ` WHERE c.org_id = $1 AND c.user_id = $2 AND c.project_id = $3` + cond
 	}
-	q += ` WHERE v.org_id = $1 AND v.user_id = $2 AND v.project_id = $3 AND v.model = '` + model + `'` + cond +
-		` ORDER BY ` + dist + ` LIMIT ` + strconv.Itoa(limit)
+	q += ` ORDER BY ` + dist + ` LIMIT ` + strconv.Itoa(limit)
 	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, pgvector.NewVector(vec)}, fargs...)
 
 	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'strict_order', true)`,
-		strconv.FormatInt(max(ms.efSearch.Load(), int64(limit)), 10))
+	if ready {
+		b.Queue(`SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'strict_order', true)`,
+			strconv.FormatInt(max(ms.efSearch.Load(), int64(limit)), 10))
+	}
 	b.Queue(q, args...)
 	br := ms.s.pool.SendBatch(ctx, b)
 	var ids []int64
 	scores := map[int64]float64{}
-	err := func() error {
+	err = func() error {
 		defer func() { _ = br.Close() }()
-		if _, err := br.Exec(); err != nil {
-			return err
+		if ready {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
 		}
 		rows, err := br.Query()
 		if err != nil {
@@ -550,11 +689,28 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 // bounded size (memory.SelectTerms) and reads them whole, joined to the
 // memories the filter selects.
 func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int) ([]memory.Hit, error) {
+	return ms.textSearch(ctx, scope, tokens, f, limit, false)
+}
+
+// TextSearchLazy is TextSearch without the chunks' texts, importance and
+// metadata (memory.LazySearcher).
+func (ms *MemoryStore) TextSearchLazy(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int) ([]memory.Hit, error) {
+	return ms.textSearch(ctx, scope, tokens, f, limit, true)
+}
+
+// textSearch is two round trips: the terms' counts, then the ranked
+// postings joined to their chunks and memories (with the texts unless lazy).
+func (ms *MemoryStore) textSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int, lazy bool) ([]memory.Hit, error) {
 	if len(tokens) == 0 {
 		return nil, nil
 	}
-	rows, err := ms.s.pool.Query(ctx, `SELECT term, df FROM memory_terms WHERE org_id = $1 AND user_id = $2 AND project_id = $3
-		AND term = ANY($4)`, scope.OrgID, scope.UserID, scope.ProjectID, append([]string{""}, tokens...))
+	// One primary-key probe per term. Written as term = ANY($4), the
+	// generic plan pgx's prepared statement settles on filtered the
+	// scope's whole vocabulary instead (28 ms at 9,000 terms, growing with
+	// every memory: a turn's latency grew over a long run).
+	rows, err := ms.s.pool.Query(ctx, `SELECT t.term, d.df FROM unnest($4::text[]) AS t(term)
+		CROSS JOIN LATERAL (SELECT df FROM memory_terms WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND term = t.term) d`,
+		scope.OrgID, scope.UserID, scope.ProjectID, append([]string{""}, tokens...))
 	if err != nil {
 		return nil, ms.s.fail(ctx, "text search", err)
 	}
@@ -590,23 +746,97 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 		q += ` JOIN memory_chunks c ON c.id = p.chunk_id` + memJoin + ` WHERE true` + cond
 	}
 	q += ` GROUP BY p.chunk_id ORDER BY s DESC, p.chunk_id DESC LIMIT ` + strconv.Itoa(limit)
+	text, md := `c.text`, `m.metadata`
+	if lazy {
+		text, md = `''`, `NULL::jsonb`
+	}
+	q = `WITH r AS (` + q + `) SELECT c.memory_id, c.seq, ` + text + `, m.type, m.agent_id, m.group_id, m.importance, m.created_at, ` + md + `, r.s
+		FROM r JOIN memory_chunks c ON c.id = r.chunk_id` + memJoin + ` ORDER BY r.s DESC, r.chunk_id DESC`
 	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, terms, idfs, depth}, fargs...)
 	rows, err = ms.s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, ms.s.fail(ctx, "text search", err)
 	}
-	var ids []int64
-	scores := map[int64]float64{}
-	var id int64
-	var sc float64
-	if _, err := pgx.ForEachRow(rows, []any{&id, &sc}, func() error {
-		ids = append(ids, id)
-		scores[id] = sc
-		return nil
-	}); err != nil {
+	hits, err := scanHits(rows)
+	if err != nil {
 		return nil, ms.s.fail(ctx, "text search", err)
 	}
-	return ms.hits(ctx, "text search", ids, scores)
+	return hits, nil
+}
+
+// scanHits reads rows of memory_id, seq, text, type, agent_id, group_id,
+// importance, created_at, metadata and score.
+func scanHits(rows pgx.Rows) ([]memory.Hit, error) {
+	defer rows.Close()
+	var out []memory.Hit
+	for rows.Next() {
+		var h memory.Hit
+		var md []byte
+		if err := rows.Scan(&h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &h.CreatedAt, &md, &h.Score); err != nil {
+			return nil, err
+		}
+		if err := decodeHitMetadata(md, &h); err != nil {
+			return nil, err
+		}
+		h.CreatedAt = utc(h.CreatedAt)
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// FillHits reads the texts, importance and metadata of the hits that lack
+// their text (memory.LazySearcher), in one round trip.
+func (ms *MemoryStore) FillHits(ctx context.Context, scope store.Scope, hits []memory.Hit) ([]memory.Hit, error) {
+	var mids []string
+	var seqs []int32
+	for _, h := range hits {
+		if h.Text == "" {
+			mids, seqs = append(mids, h.MemoryID), append(seqs, int32(h.Seq))
+		}
+	}
+	if len(mids) == 0 {
+		return hits, nil
+	}
+	rows, err := ms.s.pool.Query(ctx, `SELECT c.memory_id, c.seq, c.text, m.importance, m.metadata
+		FROM unnest($4::text[], $5::int[]) AS k(memory_id, seq)
+		JOIN memory_chunks c ON c.org_id = $1 AND c.user_id = $2 AND c.project_id = $3 AND c.memory_id = k.memory_id AND c.seq = k.seq`+memJoin,
+		scope.OrgID, scope.UserID, scope.ProjectID, mids, seqs)
+	if err != nil {
+		return nil, ms.s.fail(ctx, "fill hits", err)
+	}
+	type key struct {
+		mid string
+		seq int
+	}
+	found := map[key]memory.Hit{}
+	for rows.Next() {
+		var h memory.Hit
+		var md []byte
+		if err := rows.Scan(&h.MemoryID, &h.Seq, &h.Text, &h.Importance, &md); err != nil {
+			rows.Close()
+			return nil, ms.s.fail(ctx, "fill hits", err)
+		}
+		if err := decodeHitMetadata(md, &h); err != nil {
+			rows.Close()
+			return nil, ms.s.fail(ctx, "fill hits", err)
+		}
+		found[key{h.MemoryID, h.Seq}] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, ms.s.fail(ctx, "fill hits", err)
+	}
+	out := make([]memory.Hit, 0, len(hits))
+	for _, h := range hits {
+		if h.Text == "" {
+			f, ok := found[key{h.MemoryID, h.Seq}]
+			if !ok {
+				continue // deleted since the search
+			}
+			h.Text, h.Importance, h.Metadata = f.Text, f.Importance, f.Metadata
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 // ChunksWithoutVector lists chunks (any scope) after afterID lacking a vector of model.
@@ -635,7 +865,7 @@ func (ms *MemoryStore) PutVectors(ctx context.Context, model string, refs []memo
 	if err := checkModel(model, len(vecs[0])); err != nil {
 		return fmt.Errorf("postgres: put vectors: %w", err)
 	}
-	if err := ms.ensureIndex(ctx, model, len(vecs[0])); err != nil {
+	if err := ms.writeIndex(ctx, model, len(vecs[0])); err != nil {
 		return err
 	}
 	defer ms.vi.DropModel(model) // the loaded vectors of model may be stale now
@@ -751,7 +981,7 @@ const syncWindow = 4096
 // first search and reading the rows written since at most syncEvery ago.
 // Its scores are the index's rounded ones (within about 1e-3): reading the
 // exact vectors back would cost more than the search itself.
-func (ms *MemoryStore) indexedSearch(ctx context.Context, k vecindex.Key, vec []float32, f memory.Filter, limit int) ([]memory.Hit, bool, error) {
+func (ms *MemoryStore) indexedSearch(ctx context.Context, k vecindex.Key, vec []float32, f memory.Filter, limit int, lazy bool) ([]memory.Hit, bool, error) {
 	if err := ms.sync(ctx, k); err != nil {
 		return nil, false, err
 	}
@@ -777,6 +1007,14 @@ func (ms *MemoryStore) indexedSearch(ctx context.Context, k vecindex.Key, vec []
 		ms.synced[k] = time.Now()
 	}
 	ms.mu.Unlock()
+	if lazy && len(cand) > 0 && cand[0].Meta.MemoryID != "" {
+		hits := make([]memory.Hit, len(cand))
+		for i, c := range cand {
+			hits[i] = memory.Hit{MemoryID: c.Meta.MemoryID, Seq: c.Meta.Seq, Score: c.Score, Type: c.Meta.Type,
+				AgentID: c.Meta.AgentID, GroupID: c.Meta.GroupID, CreatedAt: time.UnixMicro(c.Meta.Created).UTC()}
+		}
+		return hits, true, nil
+	}
 	ids := make([]int64, len(cand))
 	scores := make(map[int64]float64, len(cand))
 	for i, c := range cand {
@@ -889,7 +1127,7 @@ func (ms *MemoryStore) sync(ctx context.Context, k vecindex.Key) error {
 // loadVectors feeds add the scope's vectors of the model: all of them, or
 // those of the chunks ids when given. The vector is reused between calls.
 func (ms *MemoryStore) loadVectors(ctx context.Context, k vecindex.Key, ids []int64, add func(int64, []float32, vecindex.Meta) error) error {
-	q := `SELECT c.id, v.embedding::real[], m.type, m.agent_id, m.group_id, m.created_at
+	q := `SELECT c.id, v.embedding::real[], m.type, m.agent_id, m.group_id, m.created_at, c.memory_id, c.seq
 		FROM memory_chunks c JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = $4` + memJoin + `
 		WHERE c.org_id = $1 AND c.user_id = $2 AND c.project_id = $3`
 	args := []any{k.Scope.OrgID, k.Scope.UserID, k.Scope.ProjectID, k.Model}
@@ -907,7 +1145,7 @@ func (ms *MemoryStore) loadVectors(ctx context.Context, k vecindex.Key, ids []in
 	var m vecindex.Meta
 	var created time.Time
 	for rows.Next() {
-		if err := rows.Scan(&id, &vec, &m.Type, &m.AgentID, &m.GroupID, &created); err != nil {
+		if err := rows.Scan(&id, &vec, &m.Type, &m.AgentID, &m.GroupID, &created, &m.MemoryID, &m.Seq); err != nil {
 			return err
 		}
 		m.Created = created.UnixMicro()

@@ -46,7 +46,13 @@ type Store struct {
 
 	// The per-scope quotas CreateAgent, EnsureAgent and InsertMemories enforce.
 	store.QuotaSettings
+
+	trips *roundTripCounter
 }
+
+// RoundTrips returns the round trips to PostgreSQL since the store opened,
+// by statement kind (a batch counts once, as "batch: " and its kinds).
+func (s *Store) RoundTrips() map[string]int64 { return s.trips.RoundTrips() }
 
 // goBackground runs fn in a goroutine Close waits for; false (fn not run)
 // once the store is closing.
@@ -93,12 +99,14 @@ func openConfig(ctx context.Context, cfg *pgxpool.Config, logger *slog.Logger) (
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	trips := newRoundTripCounter(cfg.ConnConfig.Tracer)
+	cfg.ConnConfig.Tracer = trips
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{pool: pool, logger: logger}
-	s.bg, s.bgCancel = context.WithCancel(context.Background())
+	s := &Store{pool: pool, logger: logger, trips: trips}
+	s.bg, s.bgCancel = context.WithCancel(store.WithBackground(context.Background()))
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: ping %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)

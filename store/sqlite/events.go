@@ -125,7 +125,11 @@ func eventWhere(scope store.Scope, filter store.EventFilter) (string, []any) {
 	cond := scopeCond
 	args := scopeArgs(scope)
 	if filter.RunID != "" {
-		cond += " AND run_id = ?"
+		// The unary + keeps the scope's columns out of index choice: with
+		// three equalities, SQLite preferred events_scope_idx and filtered
+		// on run_id, so a run stream's read cost O(the scope's events) and
+		// a turn's latency grew with every turn before it.
+		cond = `+org_id = ? AND +user_id = ? AND +project_id = ? AND run_id = ?`
 		args = append(args, filter.RunID)
 	}
 	if filter.AgentID != "" {
