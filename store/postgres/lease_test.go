@@ -3,10 +3,13 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openintern/openintern/internal/testenv"
 	"github.com/openintern/openintern/store"
@@ -157,5 +160,120 @@ func TestTakeoverHoldsOffFencedWrite(t *testing.T) {
 	_, total, err := s.ListEvents(ctx, leaseScope, store.EventFilter{AgentID: "a"})
 	if err != nil || total != 1 {
 		t.Fatalf("events = %d, %v; want only the write made while the lease was n1's", total, err)
+	}
+}
+
+// tripCounter counts the statements and batches a pool sends: one network
+// round trip each once statements are prepared.
+type tripCounter struct{ n atomic.Int64 }
+
+func (c *tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+func (c *tripCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (c *tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+func (c *tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (c *tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+func countedStore(t testing.TB) (*Store, *tripCounter) {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &tripCounter{}
+	cfg.ConnConfig.Tracer = c
+	s, err := openConfig(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, c
+}
+
+// fencedTurn enqueues a message for agent (not counted) and runs one turn of
+// it with ctx: claim, agent state, two steps, finish. It returns the round
+// trips of the turn.
+func fencedTurn(ctx context.Context, t testing.TB, s *Store, c *tripCounter, agent string, n int) int64 {
+	t.Helper()
+	if _, err := s.EnqueueMessages(ctx, []store.NewMessage{{Scope: leaseScope, ID: fmt.Sprintf("%s-m%d", agent, n),
+		AgentID: agent, SessionKey: "s", SenderType: store.SenderUser, SenderID: "u", Content: "hello"}}); err != nil {
+		t.Fatal(err)
+	}
+	before := c.n.Load()
+	cl, err := s.ClaimNextRun(ctx, leaseScope, agent, fmt.Sprintf("%s-run-%d", agent, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetAgentState(ctx, leaseScope, agent, store.AgentRunning, store.Event{Type: "agent.state_changed"}); err != nil {
+		t.Fatal(err)
+	}
+	for step := 1; step <= 2; step++ {
+		if _, err := s.SaveStep(ctx, leaseScope, cl.Run.ID, &store.Checkpoint{Step: step, State: []byte(`{"m":1}`)},
+			[]store.Event{{Type: "step.completed", StepID: fmt.Sprint(step)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.FinishRun(ctx, leaseScope, cl.Run.ID, store.RunResult{Status: store.RunCompleted, Output: "done", Steps: 2},
+		[]store.Event{{Type: "run.completed"}}); err != nil {
+		t.Fatal(err)
+	}
+	return c.n.Load() - before
+}
+
+// TestFenceAddsNoRoundTrip: a fenced turn makes as many round trips as an
+// unfenced one; the check rides in each write's own batch.
+func TestFenceAddsNoRoundTrip(t *testing.T) {
+	s, c := countedStore(t)
+	ctx := t.Context()
+	for _, a := range []string{"plain", "fenced"} {
+		if _, err := s.CreateAgent(ctx, store.Agent{Scope: leaseScope, ID: a}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := s.AcquireLease(ctx, store.LeaseRef{Scope: leaseScope, Kind: store.LeaseAgent, Key: "fenced"}, "n1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fctx := store.WithFence(ctx, l)
+	fencedTurn(ctx, t, s, c, "plain", 0) // prepares the statements
+	fencedTurn(fctx, t, s, c, "fenced", 0)
+	plain := fencedTurn(ctx, t, s, c, "plain", 1)
+	fenced := fencedTurn(fctx, t, s, c, "fenced", 1)
+	if fenced != plain {
+		t.Fatalf("a fenced turn made %d round trips, an unfenced one %d", fenced, plain)
+	}
+}
+
+// BenchmarkFencedTurn measures a turn (claim, agent state, two steps,
+// finish) without and with a fence; rt/op is its round trips.
+func BenchmarkFencedTurn(b *testing.B) {
+	for _, fenced := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fenced=%v", fenced), func(b *testing.B) {
+			s, c := countedStore(b)
+			ctx := context.Background()
+			if _, err := s.CreateAgent(ctx, store.Agent{Scope: leaseScope, ID: "a"}); err != nil {
+				b.Fatal(err)
+			}
+			if fenced {
+				l, err := s.AcquireLease(ctx, store.LeaseRef{Scope: leaseScope, Kind: store.LeaseAgent, Key: "a"}, "n1", time.Hour)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx = store.WithFence(ctx, l)
+			}
+			n := 0
+			fencedTurn(ctx, b, s, c, "a", n)
+			var trips int64
+			for b.Loop() {
+				n++
+				trips += fencedTurn(ctx, b, s, c, "a", n)
+			}
+			b.ReportMetric(float64(trips)/float64(b.N), "rt/op")
+		})
 	}
 }
