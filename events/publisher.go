@@ -33,6 +33,8 @@ var errPublishPaused = errors.New("redis publish paused after a failure")
 type redisPublisher struct {
 	client *redis.Client
 	logger *slog.Logger
+	// failNote is the warning logged when sends fail: what the failure costs.
+	failNote string
 
 	mu         sync.Mutex
 	pausedTill time.Time
@@ -53,7 +55,8 @@ func newRedisPublisher(shared *redis.Client, logger *slog.Logger) *redisPublishe
 	opts.ContextTimeoutEnabled = true
 	opts.Dialer = nil // the shared client's dialer reads the shared options' timeouts
 	opts.MinIdleConns = 0
-	return &redisPublisher{client: redis.NewClient(&opts), logger: logger}
+	return &redisPublisher{client: redis.NewClient(&opts), logger: logger,
+		failNote: "redis publish failed; other daemons miss live events until it works again (the store has them)"}
 }
 
 // publish sends payload on channel, best effort: it returns within about
@@ -61,6 +64,14 @@ func newRedisPublisher(shared *redis.Client, logger *slog.Logger) *redisPublishe
 // the other daemons even when the request that made it ends), and at once
 // while paused after a failure.
 func (p *redisPublisher) publish(ctx context.Context, channel string, payload []byte) error {
+	return p.do(ctx, func(ctx context.Context, c *redis.Client) error {
+		return c.Publish(ctx, channel, payload).Err()
+	})
+}
+
+// do runs send on the publisher's client under the same bounds and pause as
+// publish (a StreamDispatcher's XADDs use it).
+func (p *redisPublisher) do(ctx context.Context, send func(context.Context, *redis.Client) error) error {
 	now := time.Now()
 	p.mu.Lock()
 	if now.Before(p.pausedTill) {
@@ -72,7 +83,7 @@ func (p *redisPublisher) publish(ctx context.Context, channel string, payload []
 	p.mu.Unlock()
 
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisPublishTimeout)
-	err := p.client.Publish(pctx, channel, payload).Err()
+	err := send(pctx, p.client)
 	cancel()
 
 	now = time.Now()
@@ -100,8 +111,7 @@ func (p *redisPublisher) logLocked(now time.Time, err error) {
 	}
 	p.down = true
 	p.lastLog = now
-	p.logger.Warn("redis publish failed; other daemons miss live events until it works again (the store has them)",
-		"failed", p.failed, "err", err)
+	p.logger.Warn(p.failNote, "failed", p.failed, "err", err)
 	p.failed = 0
 }
 

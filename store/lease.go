@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -75,9 +76,11 @@ type LeaseStore interface {
 	// node's lease is live it returns that lease and an error wrapping
 	// ErrLeaseHeld.
 	AcquireLease(ctx context.Context, ref LeaseRef, nodeID string, ttl time.Duration) (Lease, error)
-	// RenewLeases pushes the expiry of every lease nodeID holds to now + ttl
-	// and returns them. A lease that another node took over is not among
-	// them: its work must stop.
+	// RenewLeases pushes the expiry of every live lease nodeID holds to now +
+	// ttl and returns them. A lease that another node took over, or that
+	// expired before this renewal, is not among them: its work must stop (its
+	// fenced writes already fail), and AcquireLease takes it again under a
+	// new epoch.
 	RenewLeases(ctx context.Context, nodeID string, ttl time.Duration) ([]Lease, error)
 	// ReleaseLease ends l at once if it is still current (node and epoch);
 	// otherwise it does nothing. The next AcquireLease increments the epoch.
@@ -108,8 +111,9 @@ type fenceKey struct{}
 
 // WithFence returns a context whose store writes are made under l: the
 // writes of a turn (ClaimNextRun, SaveStep, WaitForApproval, FinishRun,
-// SetAgentState) and of an orchestration step (SaveStep, FinishRun and
-// CreateRun of a group's runs) check, in their own transaction, that l is
+// SetAgentState, CreateRun, AppendEvents) and of an orchestration step
+// (CreateGroupRun, SaveStep, FinishRun and CreateRun of a group's runs)
+// check, in their own transaction, that l is
 // still current (same node and epoch, not expired on the database's clock)
 // and fail with ErrFenced, storing nothing, when it is not. A write without a
 // fence is not checked (a single daemon, the API's own writes).
@@ -121,4 +125,35 @@ func WithFence(ctx context.Context, l Lease) context.Context {
 func FenceOf(ctx context.Context) (Lease, bool) {
 	l, ok := ctx.Value(fenceKey{}).(Lease)
 	return l, ok
+}
+
+// CheckLeaseRef checks what a lease can be on: a scope, a known kind and a key.
+func CheckLeaseRef(ref LeaseRef) error {
+	if err := CheckScope(ref.Scope); err != nil {
+		return err
+	}
+	if ref.Kind != LeaseAgent && ref.Kind != LeaseGroup {
+		return fmt.Errorf("unknown lease kind %q", ref.Kind)
+	}
+	if ref.Key == "" {
+		return errors.New("a lease needs a key")
+	}
+	return nil
+}
+
+// CheckAcquire checks the arguments of AcquireLease (and the node and ttl of
+// RenewLeases and HeartbeatNode, with a zero ref skipped).
+func CheckAcquire(ref *LeaseRef, nodeID string, ttl time.Duration) error {
+	if ref != nil {
+		if err := CheckLeaseRef(*ref); err != nil {
+			return err
+		}
+	}
+	if nodeID == "" {
+		return errors.New("node id is empty")
+	}
+	if ttl < time.Millisecond {
+		return fmt.Errorf("lease ttl %v is under a millisecond", ttl)
+	}
+	return nil
 }

@@ -131,7 +131,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	var memStore memory.Store
-	m.Store, memStore, err = OpenStore(ctx, cfg.DatabaseURL, m.SQLitePath(), m.Logger.With("component", "store"))
+	m.Store, memStore, err = OpenStore(ctx, cfg.DatabaseURL, m.SQLitePath(), m.Logger.With("component", "store"), sqlite.Daemon())
 	if err != nil {
 		return err
 	}
@@ -399,8 +399,9 @@ func allowedHosts(names []string) []string {
 // OpenStore opens PostgreSQL when dbURL is set, else the SQLite file at
 // sqlitePath (creating its directory), and returns the store with its memory
 // adapter. The daemon, `memory reembed` and `eval retrieval` all open stores
-// this way, so they apply the same migrations.
-func OpenStore(ctx context.Context, dbURL, sqlitePath string, logger *slog.Logger) (store.Store, memory.Store, error) {
+// this way, so they apply the same migrations; only the daemon passes
+// sqlite.Daemon(), the lock that keeps a second daemon off its file.
+func OpenStore(ctx context.Context, dbURL, sqlitePath string, logger *slog.Logger, sqliteOpts ...sqlite.Option) (store.Store, memory.Store, error) {
 	if dbURL != "" {
 		pg, err := postgres.Open(ctx, dbURL, logger)
 		if err != nil {
@@ -411,7 +412,7 @@ func OpenStore(ctx context.Context, dbURL, sqlitePath string, logger *slog.Logge
 	if err := os.MkdirAll(filepath.Dir(sqlitePath), 0o755); err != nil {
 		return nil, nil, fmt.Errorf("create data dir: %w", err)
 	}
-	lite, err := sqlite.Open(ctx, sqlitePath, logger)
+	lite, err := sqlite.Open(ctx, sqlitePath, logger, sqliteOpts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open sqlite: %w", err)
 	}

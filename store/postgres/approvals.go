@@ -37,6 +37,15 @@ func lockScopeEvents(ctx context.Context, tx pgx.Tx, scope store.Scope) error {
 	return err
 }
 
+// lockScopeEventsFenced takes the scope's event lock and checks ctx's fence
+// (store.WithFence), if any, in one round trip.
+func lockScopeEventsFenced(ctx context.Context, tx pgx.Tx, scope store.Scope) error {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, scopeEventLockKey(scope))
+	queueFence(ctx, b)
+	return tx.SendBatch(ctx, b).Close()
+}
+
 // insertEventsTx stores events in tx, which holds their scope's event lock,
 // and gives them their ids.
 func insertEventsTx(ctx context.Context, tx pgx.Tx, events []store.Event) error {
@@ -74,7 +83,7 @@ func (s *Store) WaitForApproval(ctx context.Context, scope store.Scope, a store.
 	ts := s.now()
 	var stored store.Approval
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := lockScopeEvents(ctx, tx, scope); err != nil {
+		if err := lockScopeEventsFenced(ctx, tx, scope); err != nil {
 			return err
 		}
 		args := []any{scope.OrgID, scope.UserID, scope.ProjectID, a.RunID}

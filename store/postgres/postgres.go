@@ -245,7 +245,8 @@ func eventLockKeys(events []store.Event) []int64 {
 
 // queryRowWithEvents runs one statement that inserts events of the scopes
 // whose event locks are keys, in its own transaction, after taking those
-// locks, in one round trip (a pipelined batch is one implicit transaction).
+// locks and checking ctx's fence (store.WithFence), in one round trip (a
+// pipelined batch is one implicit transaction).
 // The transaction commits without waiting for its WAL flush (asyncCommit),
 // so the locks are not held through a disk flush and a scope's writers still
 // share flushes. Unless async, Scan then commits a transaction that takes an
@@ -258,6 +259,7 @@ func (s *Store) queryRowWithEvents(ctx context.Context, async bool, keys []int64
 	if len(keys) > 0 {
 		b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`, keys)
 	}
+	queueFence(ctx, b) // a write of a turn or a group step: its lease's fence
 	b.Queue(sql, args...)
 	br := s.pool.SendBatch(ctx, b)
 	for range b.Len() - 1 {
@@ -334,13 +336,16 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("postgres: %s: %w", op, store.ErrNotFound)
 	}
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNoWork) ||
-		errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrQuotaExceeded) {
+		errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrQuotaExceeded) || errors.Is(err, store.ErrFenced) {
 		return fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	if unavailable(ctx, err) {
 		return fmt.Errorf("postgres: %s: %w: %w", op, store.ErrUnavailable, err)
 	}
 	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == fenceSQLState {
+		return fmt.Errorf("postgres: %s: %s: %w", op, pgErr.Message, store.ErrFenced)
+	}
 	if errors.As(err, &pgErr) {
 		if pgErr.Code == "23505" { // unique_violation
 			return fmt.Errorf("postgres: %s: %s already exists: %w", op, pgErr.ConstraintName, store.ErrConflict)

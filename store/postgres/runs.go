@@ -239,6 +239,7 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 		b := &pgx.Batch{}
 		b.Queue(asyncCommit)
 		b.Queue(`SELECT pg_advisory_xact_lock($1)`, agentLockKey(scope, agentID))
+		queueFence(ctx, b)
 		b.Queue(claimRunning, args...)
 		b.Queue(claimWaiting, args...)
 		b.Queue(claimOldest, args...)
@@ -253,7 +254,7 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 		err := func() error {
 			br := tx.SendBatch(ctx, b)
 			defer br.Close()
-			for range 2 { // asyncCommit, advisory lock
+			for range b.Len() - 3 { // asyncCommit, advisory lock, the fence if any
 				if _, err := br.Exec(); err != nil {
 					return err
 				}

@@ -250,7 +250,7 @@ func (s *Store) SetAgentState(ctx context.Context, scope store.Scope, agentID, s
 	if err != nil {
 		return store.Event{}, fmt.Errorf("sqlite: set agent state: %w", err)
 	}
-	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.fencedTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE agents SET state = ?, updated_at = ? WHERE `+scopeCond+` AND agent_id = ?`,
 			append([]any{state, micros(ts)}, scopeArgs(scope, agentID)...)...)
 		if err != nil {

@@ -52,7 +52,7 @@ func (s *Store) WaitForApproval(ctx context.Context, scope store.Scope, a store.
 	}
 	ts := s.now()
 	var stored store.Approval
-	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.fencedTx(ctx, func(tx *sql.Tx) error {
 		r, err := getRun(ctx, tx, scope, a.RunID)
 		if err != nil {
 			return err

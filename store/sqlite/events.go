@@ -79,7 +79,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) ([]store
 			return nil, fmt.Errorf("sqlite: append events: %w", err)
 		}
 	}
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err := s.fencedTx(ctx, func(tx *sql.Tx) error {
 		return insertEvents(ctx, tx, out, func(i int, id int64) { out[i].ID = id })
 	})
 	if err != nil {

@@ -78,7 +78,7 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 		Kind: store.MessageKindRun, SenderType: nr.SenderType, SenderID: nr.SenderID, Content: nr.Input,
 		RunID: nr.RunID, Status: store.MessageUnread, CreatedAt: ts,
 	}
-	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.fencedTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id,
 				session_key, group_id, parent_run_id, role_id, input, status, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
@@ -196,7 +196,7 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 		return store.Claim{}, errors.New("sqlite: claim next run: agent id is empty")
 	}
 	var claim store.Claim
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err := s.fencedTx(ctx, func(tx *sql.Tx) error {
 		// 1. A run left running is resumed.
 		r, err := scanRun(tx.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs
 			WHERE `+scopeCond+` AND agent_id = ? AND status = 'running'`, scopeArgs(scope, agentID)...))
@@ -328,7 +328,7 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 		}
 		state = nullJSON(cp.State)
 	}
-	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.fencedTx(ctx, func(tx *sql.Tx) error {
 		var agentID, groupID string
 		if err := tx.QueryRowContext(ctx, `SELECT agent_id, group_id FROM runs WHERE `+scopeCond+` AND run_id = ?`,
 			scopeArgs(scope, runID)...).Scan(&agentID, &groupID); err != nil {
@@ -384,7 +384,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: finish run: %w", err)
 	}
-	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.fencedTx(ctx, func(tx *sql.Tx) error {
 		var agentID, groupID, status string
 		if err := tx.QueryRowContext(ctx, `SELECT agent_id, group_id, status FROM runs WHERE `+scopeCond+` AND run_id = ?`,
 			scopeArgs(scope, runID)...).Scan(&agentID, &groupID, &status); err != nil {

@@ -35,13 +35,29 @@ type Store struct {
 
 	// The per-scope quotas CreateAgent, EnsureAgent and InsertMemories enforce.
 	store.QuotaSettings
+
+	// daemonLock holds the file's daemon lock (Daemon) until Close.
+	daemonLock *os.File
 }
 
 var _ store.Store = (*Store)(nil)
 
+// Option is an option of Open.
+type Option func(*options)
+
+type options struct{ daemon bool }
+
+// Daemon opens the file as the one daemon serving it: Open fails with an
+// error wrapping store.ErrStoreLocked while another process (or another
+// Store of this one) has it open so, and the lock ends with the process or
+// Close. SQLite has one writer, so daemons cannot share a file; commands
+// that open the store beside a running daemon (tokens, doctor, memory
+// reembed) open it without this option.
+func Daemon() Option { return func(o *options) { o.daemon = true } }
+
 // Open opens (creating it and its directory when missing) the database file
 // at path, and applies pending migrations. A nil logger discards.
-func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option) (s *Store, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -50,6 +66,21 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var lock *os.File
+	if o.daemon {
+		if lock, err = lockDaemon(path); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil && lock != nil {
+				_ = lock.Close()
+			}
+		}()
 	}
 	pragmas := url.Values{}
 	pragmas.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
@@ -70,7 +101,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, logger: logger}
+	s = &Store{w: w, logger: logger, daemonLock: lock}
 	// The writer opens the file first: it creates it and turns WAL on.
 	if err := pingRetry(ctx, w); err != nil {
 		_ = w.Close()
@@ -203,6 +234,11 @@ func (s *Store) Close() error {
 		errs = append(errs, s.r.Close())
 	}
 	errs = append(errs, s.w.Close())
+	if s.daemonLock != nil {
+		// After the pools: the next daemon may open the file once this returns.
+		errs = append(errs, s.daemonLock.Close())
+		s.daemonLock = nil
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}

@@ -613,7 +613,7 @@ func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkp
 	}
 	store.FillFromRun(out, "", r.GroupID)
 	var run store.Run
-	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.fencedTx(ctx, func(tx *sql.Tx) error {
 		ts := micros(s.now())
 		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id, session_key,
 				group_id, parent_run_id, role_id, input, status, steps, created_at, started_at)
