@@ -38,6 +38,14 @@ type agentActor struct {
 	// lifetime ends when the actor stops; the worker's context derives from it.
 	lifetime context.Context
 	stop     context.CancelCauseFunc
+
+	// lease is the agent's lease while this node holds it (Config.Leases
+	// set); the worker's writes are fenced by it.
+	lease *store.Lease
+	// draining: the node drains; the actor hands its work back.
+	draining bool
+	self     *actor.PID
+	root     *actor.RootContext
 }
 
 // worker is the goroutine running the current cycle.
@@ -55,6 +63,7 @@ func (a *agentActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		a.lifetime, a.stop = context.WithCancelCause(a.rt.lifetime)
+		a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
 		a.onStarted(ctx)
 	case *actor.Stopping:
 		a.onStopping(ctx)
@@ -95,8 +104,18 @@ func (a *agentActor) Receive(ctx actor.Context) {
 	case *slotGranted:
 		a.wantSlot = false
 		a.holdsSlot = true
-		if a.state == store.AgentPaused || a.lifetime.Err() != nil {
+		switch {
+		case a.state == store.AgentPaused || a.lifetime.Err() != nil:
 			a.releaseSlot(ctx)
+			return
+		case a.draining || a.rt.draining.Load():
+			a.releaseSlot(ctx)
+			a.handBack(ctx)
+			return
+		case a.rt.leased() && a.lease == nil:
+			// Lost while it waited for the slot.
+			a.releaseSlot(ctx)
+			a.passivate(ctx)
 			return
 		}
 		a.startWorker(ctx)
@@ -129,13 +148,13 @@ func (a *agentActor) Receive(ctx actor.Context) {
 			}
 			a.setState(store.AgentPaused, "paused by request")
 		}
-		ctx.Respond(&stateReply{state: a.state})
+		a.respond(ctx, &stateReply{state: a.state})
 	case *resumeAgent:
 		a.wakesSeen++
 		if a.state == store.AgentPaused {
 			next := store.AgentIdle
 			if a.worker != nil {
-				a.worker.pause.Store(false)
+				a.worker.pause.Store(a.draining)
 				next = store.AgentRunning
 			}
 			a.setState(next, "resumed by request")
@@ -143,8 +162,104 @@ func (a *agentActor) Receive(ctx actor.Context) {
 				a.onWake(ctx)
 			}
 		}
-		ctx.Respond(&stateReply{state: a.state})
+		a.respond(ctx, &stateReply{state: a.state})
+	case *drainNow:
+		a.handBack(ctx)
+	case *leaseLost:
+		if a.lease == nil || a.lease.Epoch != msg.lease.Epoch {
+			return // an older lease's news
+		}
+		a.rt.leases.drop(*a.lease)
+		a.lease = nil
+		if a.worker != nil {
+			// Stop at once: the run stays running from its last checkpoint,
+			// for the node that owns the agent now.
+			a.worker.cancel(errLeaseLost)
+			return
+		}
+		a.passivate(ctx)
 	}
+}
+
+// respond answers a request; a Control delivered from another node has no
+// one waiting for the answer.
+func (a *agentActor) respond(ctx actor.Context, reply any) {
+	if ctx.Sender() != nil {
+		ctx.Respond(reply)
+	}
+}
+
+// takeLease makes sure the actor holds the agent's lease before it works.
+// false: it must not work now, because another node owns the agent or this
+// node drains (the actor passivates), or the store failed (it retries after
+// a backoff).
+func (a *agentActor) takeLease(ctx actor.Context) bool {
+	if a.draining || a.rt.draining.Load() {
+		a.handBack(ctx)
+		return false
+	}
+	if !a.rt.leased() || a.lease != nil {
+		return true
+	}
+	sctx, cancel := a.rt.storeCtx()
+	defer cancel()
+	self, root := a.self, a.root
+	ref := store.LeaseRef{Scope: a.key.scope, Kind: store.LeaseAgent, Key: a.key.agentID}
+	l, err := a.rt.acquireLease(sctx, ref, func(l store.Lease) { root.Send(self, &leaseLost{lease: l}) })
+	switch {
+	case err == nil:
+		a.lease = &l
+		return true
+	case errors.Is(err, store.ErrLeaseHeld), errors.Is(err, errDraining):
+		a.passivate(ctx)
+		return false
+	default:
+		a.rt.logger.Warn("agent lease not taken; will retry", "agent", a.key.agentID, "org", a.key.scope.OrgID, "err", err)
+		a.enterError(ctx, err)
+		return false
+	}
+}
+
+// dropLease forgets the agent's lease, giving it back to the store when
+// release is set (it is still current: the node is done with the work).
+func (a *agentActor) dropLease(release bool) {
+	if a.lease == nil {
+		return
+	}
+	l := *a.lease
+	a.lease = nil
+	if release {
+		a.rt.releaseLease(l)
+	} else {
+		a.rt.leases.drop(l)
+	}
+}
+
+// passivate asks the supervisor to stop the actor; a wake in flight keeps it
+// (the wake is then handled, and the actor asks again).
+func (a *agentActor) passivate(ctx actor.Context) {
+	ctx.Request(ctx.Parent(), &idleNotice{key: a.key, wakesSeen: a.wakesSeen})
+}
+
+// handBack gives the agent's work back while the node drains: a running
+// worker stops at its next step boundary (then turnDone hands back), an idle
+// actor records idle, releases the lease and passivates, so another node can
+// take the agent at once.
+func (a *agentActor) handBack(ctx actor.Context) {
+	a.draining = true
+	if a.worker != nil {
+		a.worker.pause.Store(true)
+		return
+	}
+	if a.retryTimer != nil {
+		a.retryTimer.Stop()
+		a.retryTimer = nil
+	}
+	if a.state == store.AgentRunning || a.state == store.AgentError {
+		a.setState(store.AgentIdle, "handed back: node draining")
+	}
+	a.dropLease(true)
+	a.passivate(ctx)
 }
 
 func (a *agentActor) onStarted(ctx actor.Context) {
@@ -158,7 +273,12 @@ func (a *agentActor) onStarted(ctx actor.Context) {
 		return
 	case err == nil && ag.State != store.AgentIdle:
 		// Running or error in the store means the previous activation ended
-		// abruptly; the state becomes idle, and the wake below resumes its work.
+		// abruptly (or, with leases, that another node works for the agent:
+		// then the lease is not taken and the state is not this node's to
+		// write); the state becomes idle, and the wake below resumes its work.
+		if !a.takeLease(ctx) {
+			return
+		}
 		a.setState(store.AgentIdle, "reactivated")
 	}
 	// Look at the inbox once on activation: recovery and passivation both rely on it.
@@ -180,6 +300,11 @@ func (a *agentActor) onStopping(ctx actor.Context) {
 		a.setState(store.AgentIdle, "stopped")
 	}
 	a.releaseSlot(ctx)
+	if a.worker == nil {
+		// A worker still running keeps the lease until it ends: Runtime.Stop
+		// releases it then.
+		a.dropLease(true)
+	}
 }
 
 func (a *agentActor) onWake(ctx actor.Context) {
@@ -191,6 +316,9 @@ func (a *agentActor) onWake(ctx actor.Context) {
 		return
 	case a.state == store.AgentError && a.retryTimer != nil:
 		return // the retry will look at the inbox
+	}
+	if !a.takeLease(ctx) {
+		return
 	}
 	a.wantSlot = true
 	ctx.Request(ctx.Parent(), &acquireSlot{})
@@ -221,6 +349,10 @@ func (a *agentActor) scheduleIdle(ctx actor.Context) {
 func (a *agentActor) startWorker(ctx actor.Context) {
 	a.idleGen++ // work arrived: a pending goIdle is stale
 	wctx, cancel := context.WithCancelCause(a.lifetime)
+	fctx := context.Context(wctx)
+	if a.lease != nil {
+		fctx = store.WithFence(wctx, *a.lease) // every write of the turn is made under the lease
+	}
 	w := &worker{cancel: cancel}
 	a.worker = w
 	a.moreMail = false
@@ -242,7 +374,7 @@ func (a *agentActor) startWorker(ctx actor.Context) {
 			}
 			root.Send(self, &turnDone{outcome: out})
 		}()
-		out = a.rt.runCycle(wctx, a.key, w, cycleHints{mail: hint, agent: cached, agentGen: gen}, func(runID string) { root.Send(self, &runClaimed{runID: runID}) })
+		out = a.rt.runCycle(fctx, a.key, w, cycleHints{mail: hint, agent: cached, agentGen: gen}, func(runID string) { root.Send(self, &runClaimed{runID: runID}) })
 	})
 }
 
@@ -255,9 +387,23 @@ func (a *agentActor) onTurnDone(ctx actor.Context, out turnOutcome) {
 	if a.lifetime.Err() != nil {
 		return
 	}
+	if out.fenced || (a.rt.leased() && a.lease == nil) {
+		// Another node owns the agent now: its run is not failed and the
+		// agent not put in error; the owner goes on from the checkpoint.
+		a.rt.logger.Info("agent work stopped: another node owns it", "agent", a.key.agentID, "org", a.key.scope.OrgID, "run", out.runID)
+		a.dropLease(false)
+		if a.state != store.AgentPaused {
+			a.state = store.AgentIdle // in memory only: the store's state is the owner's
+		}
+		a.passivate(ctx)
+		return
+	}
 	switch {
 	case a.deleted && out.noWork && !a.moreMail:
 		a.terminate(ctx)
+		return
+	case a.draining || a.rt.draining.Load():
+		a.handBack(ctx)
 		return
 	case out.err != nil:
 		a.rt.logger.Error("agent turn failed; will retry", "agent", a.key.agentID, "org", a.key.scope.OrgID, "run", out.runID, "err", out.err)
@@ -341,25 +487,43 @@ func (a *agentActor) terminate(ctx actor.Context) {
 }
 
 func (a *agentActor) stateEvent(prev, next, reason string, extra ...any) store.Event {
+	return stateEvent(a.key.agentID, prev, next, reason, extra...)
+}
+
+// stateEvent is an agent.state_changed event (extra: more payload fields,
+// as key, value pairs).
+func stateEvent(agentID, prev, next, reason string, extra ...any) store.Event {
 	fields := map[string]any{"from": prev, "to": next, "reason": reason}
 	for i := 0; i+1 < len(extra); i += 2 {
 		fields[extra[i].(string)] = extra[i+1]
 	}
 	payload, _ := json.Marshal(fields)
-	return store.Event{AgentID: a.key.agentID, Type: "agent.state_changed", TS: time.Now().UTC(), Payload: payload}
+	return store.Event{AgentID: agentID, Type: "agent.state_changed", TS: time.Now().UTC(), Payload: payload}
 }
 
 // setState records a transition and its agent.state_changed event (extra:
 // more payload fields, as key, value pairs). A failed write is logged, not
 // fatal: the in-memory state still governs the actor, and the store is
-// corrected on the next transition or activation.
+// corrected on the next transition or activation. With leases the state is
+// written only under the agent's lease: without it, another node may own the
+// agent and its state.
 func (a *agentActor) setState(next, reason string, extra ...any) {
 	prev := a.state
 	a.state = next
+	if a.rt.leased() && a.lease == nil {
+		return
+	}
 	ev := a.stateEvent(prev, next, reason, extra...)
 	sctx, cancel := a.rt.storeCtx()
 	defer cancel()
+	if a.lease != nil {
+		sctx = store.WithFence(sctx, *a.lease)
+	}
 	_, err := a.rt.rec.StoredOne(a.rt.store.SetAgentState(sctx, a.key.scope, a.key.agentID, next, ev))
+	if errors.Is(err, store.ErrFenced) && a.lease != nil {
+		a.root.Send(a.self, &leaseLost{lease: *a.lease})
+		return
+	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		a.rt.logger.Warn("agent state not stored", "agent", a.key.agentID, "state", next, "err", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
 
+	"github.com/openintern/openintern/events"
 	"github.com/openintern/openintern/store"
 )
 
@@ -170,9 +171,10 @@ func (r *Runtime) StartGroupRun(ctx context.Context, scope store.Scope, req Grou
 	return run, nil
 }
 
-// groupRunChanged asks the group's actor to look at the run again.
+// groupRunChanged asks the group's actor, on the node that owns the group,
+// to look at the run again.
 func (r *Runtime) groupRunChanged(scope store.Scope, groupID, runID string) {
-	r.send(&groupRunChanged{key: groupKey{scope, groupID}, runID: runID})
+	r.dispatch(events.Control{Kind: events.ControlGroup, Scope: scope, GroupID: groupID, RunID: runID})
 }
 
 func groupEvent(scope store.Scope, runID, groupID, agentID, typ string, payload any) store.Event {
@@ -199,6 +201,16 @@ type groupActor struct {
 	// lifetime ends when the actor stops; the workers' contexts derive from it.
 	lifetime context.Context
 	stop     context.CancelCauseFunc
+
+	// lease is the group's lease while this node holds it (Config.Leases
+	// set): the workers' writes are fenced by it, and their contexts derive
+	// from leaseLife, which ends when a renewal finds it lost.
+	lease     *store.Lease
+	leaseLife context.Context
+	endLease  context.CancelCauseFunc
+	draining  bool
+	self      *actor.PID
+	root      *actor.RootContext
 }
 
 // groupRunTrack is what the actor knows of one active run.
@@ -223,14 +235,33 @@ func (g *groupActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		g.lifetime, g.stop = context.WithCancelCause(g.rt.lifetime)
+		g.self, g.root = ctx.Self(), ctx.ActorSystem().Root
 		ctx.SetReceiveTimeout(g.recheck())
 	case *actor.Stopping:
 		g.stop(errShutdown)
+		busy := false
 		for _, t := range g.runs {
 			if t.retry != nil {
 				t.retry.Stop()
 			}
+			busy = busy || t.busy
 		}
+		if !busy {
+			// A reconcile in flight keeps the lease until it ends:
+			// Runtime.Stop releases it then.
+			g.dropLease(true)
+		}
+	case *drainNow:
+		g.draining = true
+		g.handBack(ctx)
+	case *leaseLost:
+		if g.lease == nil || g.lease.Epoch != msg.lease.Epoch {
+			return
+		}
+		g.endLease(errLeaseLost)
+		g.dropLease(false)
+		g.dropRuns()
+		g.passivate(ctx)
 	case *reconcileGroupRun:
 		g.seen++
 		g.reconcile(ctx, msg.runID)
@@ -268,6 +299,14 @@ func (g *groupActor) reconcile(ctx actor.Context, runID string) {
 	if g.lifetime.Err() != nil {
 		return
 	}
+	if g.draining || g.rt.draining.Load() {
+		g.draining = true
+		g.handBack(ctx)
+		return
+	}
+	if !g.takeLease(ctx, runID) {
+		return
+	}
 	t, ok := g.runs[runID]
 	if !ok {
 		t = &groupRunTrack{}
@@ -280,9 +319,12 @@ func (g *groupActor) reconcile(ctx actor.Context, runID string) {
 	t.busy, t.again = true, false
 	self := ctx.Self()
 	root := ctx.ActorSystem().Root
-	lifetime := g.lifetime
+	life := g.lifetime
+	if g.lease != nil {
+		life = store.WithFence(g.leaseLife, *g.lease) // every write of the step is made under the lease
+	}
 	g.rt.goWorker(func() {
-		wctx, cancel := context.WithTimeout(lifetime, g.rt.cfg.StoreTimeout)
+		wctx, cancel := context.WithTimeout(life, g.rt.cfg.StoreTimeout)
 		defer cancel()
 		var (
 			done bool
@@ -304,28 +346,123 @@ func (g *groupActor) onReconciled(ctx actor.Context, msg *groupReconciled) {
 		return
 	}
 	t.busy = false
+	if errors.Is(msg.err, store.ErrFenced) || (g.rt.leased() && g.lease == nil) {
+		// Another node orchestrates the group now.
+		g.rt.logger.Info("group orchestration stopped: another node owns it", "group", g.key.groupID, "run", msg.runID)
+		g.dropLease(false)
+		g.dropRuns()
+		g.passivate(ctx)
+		return
+	}
+	defer func() {
+		if g.draining {
+			g.handBack(ctx)
+		}
+	}()
 	switch {
 	case g.lifetime.Err() != nil:
 	case msg.done:
 		delete(g.runs, msg.runID)
 	case msg.err != nil:
-		if t.backoff == 0 {
-			t.backoff = g.rt.cfg.ErrorBackoff
-		} else {
-			t.backoff = min(t.backoff*2, g.rt.cfg.ErrorBackoffMax)
-		}
-		g.rt.logger.Warn("group run: will retry", "group", g.key.groupID, "run", msg.runID, "in", t.backoff, "err", msg.err)
-		if t.retry == nil {
-			self := ctx.Self()
-			root := ctx.ActorSystem().Root
-			runID := msg.runID
-			t.retry = time.AfterFunc(t.backoff, func() { root.Send(self, &groupRetry{runID: runID}) })
-		}
+		g.retryLater(ctx, msg.runID, t, msg.err)
 	default:
 		t.backoff = 0
 		if t.again {
 			g.reconcile(ctx, msg.runID)
 		}
+	}
+}
+
+// takeLease makes sure the actor holds the group's lease before it works on
+// runID. false: another node owns the group or this node drains (the actor
+// passivates), or the store failed (runID is retried after a backoff).
+func (g *groupActor) takeLease(ctx actor.Context, runID string) bool {
+	if !g.rt.leased() || g.lease != nil {
+		return true
+	}
+	sctx, cancel := g.rt.storeCtx()
+	defer cancel()
+	self, root := g.self, g.root
+	ref := store.LeaseRef{Scope: g.key.scope, Kind: store.LeaseGroup, Key: g.key.groupID}
+	l, err := g.rt.acquireLease(sctx, ref, func(l store.Lease) { root.Send(self, &leaseLost{lease: l}) })
+	switch {
+	case err == nil:
+		g.lease = &l
+		g.leaseLife, g.endLease = context.WithCancelCause(g.lifetime)
+		return true
+	case errors.Is(err, store.ErrLeaseHeld), errors.Is(err, errDraining):
+		g.dropRuns()
+		g.passivate(ctx)
+		return false
+	default:
+		t, ok := g.runs[runID]
+		if !ok {
+			t = &groupRunTrack{}
+			g.runs[runID] = t
+		}
+		g.retryLater(ctx, runID, t, err)
+		return false
+	}
+}
+
+// dropLease forgets the group's lease, giving it back to the store when
+// release is set.
+func (g *groupActor) dropLease(release bool) {
+	if g.lease == nil {
+		return
+	}
+	l := *g.lease
+	g.lease = nil
+	g.endLease(errLeaseLost)
+	if release {
+		g.rt.releaseLease(l)
+	} else {
+		g.rt.leases.drop(l)
+	}
+}
+
+// dropRuns forgets the active runs: their owner, on this node or another,
+// finds them in the store.
+func (g *groupActor) dropRuns() {
+	for id, t := range g.runs {
+		if t.retry != nil {
+			t.retry.Stop()
+		}
+		delete(g.runs, id)
+	}
+}
+
+func (g *groupActor) passivate(ctx actor.Context) {
+	ctx.Request(ctx.Parent(), &groupIdle{key: g.key, seen: g.seen})
+}
+
+// handBack, while the node drains, waits for the reconciles in flight (each
+// one step), then releases the lease and passivates: Drain dispatches the
+// runs left to another node.
+func (g *groupActor) handBack(ctx actor.Context) {
+	for _, t := range g.runs {
+		if t.busy {
+			return // onReconciled comes back here
+		}
+	}
+	g.dropRuns()
+	g.dropLease(true)
+	g.passivate(ctx)
+}
+
+// retryLater reconciles the run again after a backoff that doubles with
+// each failure.
+func (g *groupActor) retryLater(ctx actor.Context, runID string, t *groupRunTrack, err error) {
+	if t.backoff == 0 {
+		t.backoff = g.rt.cfg.ErrorBackoff
+	} else {
+		t.backoff = min(t.backoff*2, g.rt.cfg.ErrorBackoffMax)
+	}
+	g.rt.logger.Warn("group run: will retry", "group", g.key.groupID, "run", runID, "in", t.backoff, "err", err)
+	if t.retry == nil {
+		self := ctx.Self()
+		root := ctx.ActorSystem().Root
+		t.retry = time.AfterFunc(t.backoff, func() { root.Send(self, &groupRetry{runID: runID}) })
 	}
 }
 

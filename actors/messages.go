@@ -49,6 +49,8 @@ type (
 		key   groupKey
 		runID string
 	}
+	// drainAll: the node drains; every agent and group hands its work back.
+	drainAll struct{}
 	// groupIdle: a group actor has no active run and has seen `seen` notices.
 	groupIdle struct {
 		key  groupKey
@@ -103,6 +105,12 @@ type (
 	agentChanged struct{}
 	// agentDeleted: the agent's row is gone; the actor terminates.
 	agentDeleted struct{}
+	// drainNow (agents and groups): stop at the next step boundary, release
+	// the lease and passivate.
+	drainNow struct{}
+	// leaseLost (agents and groups): a renewal found the lease taken by
+	// another node, or a write was fenced; stop the work at once.
+	leaseLost struct{ lease store.Lease }
 )
 
 // idleGrace is how long an agent whose inbox emptied stays running before it
@@ -119,9 +127,12 @@ type turnOutcome struct {
 	runID     string
 	agent     *store.Agent // the agent row the turn used, for the actor to cache
 	agentGen  uint64
-	noWork    bool  // the inbox was empty
-	suspended bool  // stopped at a step boundary (pause or shutdown); the run stays running
-	err       error // infrastructure failure: the agent goes to error and retries
+	noWork    bool // the inbox was empty
+	suspended bool // stopped at a step boundary (pause or shutdown); the run stays running
+	// fenced: a write was refused because another node owns the agent now;
+	// the run stays running for it, and this node drops the lease.
+	fenced bool
+	err    error // infrastructure failure: the agent goes to error and retries
 	// llmFailure: the run failed because the LLM did (after the provider's own
 	// retries); the agent goes to error and backs off before the next run.
 	llmFailure *store.RunError

@@ -22,7 +22,7 @@ type Observer interface {
 	// RunFinished: a run ended with status (completed, failed, cancelled).
 	RunFinished(status string)
 	// TurnDone: a claimed run's turn ended with outcome (the run's status,
-	// "suspended" or "error") after d.
+	// "suspended", "fenced" (another node owns the agent now) or "error") after d.
 	TurnDone(outcome string, d time.Duration)
 	StepDone(d time.Duration)
 	LLMCalled(provider, model, outcome string, d time.Duration, inputTokens, outputTokens int)
@@ -113,6 +113,8 @@ func (t *turn) endTurn(out turnOutcome) {
 	case outcome != "":
 	case out.suspended:
 		outcome = "suspended"
+	case out.fenced:
+		outcome = "fenced" // another node owns the agent now
 	case out.err != nil:
 		outcome = "error"
 	default:

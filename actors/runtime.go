@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -76,6 +77,22 @@ type Config struct {
 	ApprovalTimeout time.Duration
 	// ApprovalSweep is how often expired approvals are looked for (default 15 s).
 	ApprovalSweep time.Duration
+
+	// NodeID names this daemon among those sharing the store.
+	NodeID string
+	// Leases makes agents and groups work only while this node holds their
+	// lease, with every write of their work fenced by it (see cluster.go).
+	// nil: no leases, a single daemon.
+	Leases store.LeaseStore
+	// LeaseTTL is how long a lease (and the node's heartbeat) lives without
+	// renewal (default 15 s); renewed every LeaseTTL/3.
+	LeaseTTL time.Duration
+	// SweepInterval is how often work nobody owns is looked for (default
+	// LeaseTTL/2).
+	SweepInterval time.Duration
+	// NodeAddr and Version are reported with the node's heartbeat.
+	NodeAddr string
+	Version  string
 }
 
 // DefaultApprovalTimeout is Config.ApprovalTimeout's default.
@@ -111,6 +128,12 @@ func (c *Config) defaults() {
 	}
 	if c.ApprovalSweep <= 0 {
 		c.ApprovalSweep = 15 * time.Second
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 15 * time.Second
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = c.LeaseTTL / 2
 	}
 	if c.DefaultPrompt == "" {
 		c.DefaultPrompt = "You are a helpful, precise assistant working inside OpenIntern. Use tools when they help."
@@ -150,8 +173,23 @@ type Runtime struct {
 	// workers counts the goroutines the actors start (turn workers, group
 	// reconciles, checks); Stop returns only once they have ended.
 	workers workerGroup
-	// sweeper is the approvals' expiry sweep, which ends with lifetime.
+	// sweeper counts the background loops (the approvals' expiry sweep, the
+	// lease renewal and the unowned-work sweep), which end with lifetime.
 	sweeper sync.WaitGroup
+
+	// dispatcher delivers Controls to the node that should act on them.
+	dispatcher events.Dispatcher
+	// leases are the leases this node holds (Config.Leases set).
+	leases leases
+	// draining is set by Drain: no lease is taken, no work started.
+	draining atomic.Bool
+	// load is the count of active agent and group actors, kept by the supervisor.
+	load atomic.Int64
+	// started is when Start ran, for the node's heartbeat.
+	started time.Time
+	// renewHook, when set, runs before each lease renewal (tests: a node
+	// that stops renewing).
+	renewHook func(ctx context.Context)
 
 	// mu orders Wake and the other senders against Start and Stop: nothing is
 	// sent to an actor system that is not running.
@@ -175,6 +213,7 @@ func New(cfg Config, st Store, bus events.Bus, model llm.Provider, router ToolRo
 	}
 	r.lifetime, r.shutdown = context.WithCancelCause(context.Background())
 	r.storeLife, r.cancelStore = context.WithCancelCause(context.Background())
+	r.dispatcher = events.LocalDispatcher{Handle: r.HandleControl}
 	return r
 }
 
@@ -188,7 +227,9 @@ var (
 
 // Start spawns the supervisor and wakes every agent left with work by a previous
 // process: runs that were running resume from their checkpoint, unread messages
-// start new runs. A Start that fails stops what it started.
+// start new runs. With leases, only the work no other node owns is woken, through
+// the dispatcher, and a loop renews the leases and sweeps for unowned work. A
+// Start that fails stops what it started.
 func (r *Runtime) Start(ctx context.Context) (err error) {
 	r.mu.Lock()
 	if r.phase != phaseNew {
@@ -203,6 +244,7 @@ func (r *Runtime) Start(ctx context.Context) (err error) {
 	// Running before the recovery reads: a message committed after them is
 	// woken normally, one committed before is in what they return.
 	r.phase = phaseRunning
+	r.started = time.Now().UTC()
 	r.mu.Unlock()
 	defer func() {
 		if err != nil {
@@ -212,6 +254,25 @@ func (r *Runtime) Start(ctx context.Context) (err error) {
 		}
 	}()
 
+	if r.leased() {
+		if err := r.startCluster(ctx); err != nil {
+			return err
+		}
+	} else if err := r.recoverWork(ctx); err != nil {
+		return err
+	}
+	if r.approvals != nil {
+		r.sweeper.Add(1)
+		go func() {
+			defer r.sweeper.Done()
+			r.sweepApprovals()
+		}()
+	}
+	return nil
+}
+
+// recoverWork wakes the agents and group runs a previous process left with work.
+func (r *Runtime) recoverWork(ctx context.Context) error {
 	refs, err := r.store.ListAgentsWithWork(ctx)
 	if err != nil {
 		return fmt.Errorf("actors: recovery: %w", err)
@@ -232,13 +293,29 @@ func (r *Runtime) Start(ctx context.Context) (err error) {
 	if len(groupRuns) > 0 {
 		r.logger.Info("recovery: resumed group runs", "runs", len(groupRuns))
 	}
-	if r.approvals != nil {
-		r.sweeper.Add(1)
-		go func() {
-			defer r.sweeper.Done()
-			r.sweepApprovals()
-		}()
+	return nil
+}
+
+// startCluster wakes the work no other node owns and starts the renewal
+// loop and the sweep.
+func (r *Runtime) startCluster(ctx context.Context) error {
+	r.renewOnce(ctx) // the node's heartbeat is there before it takes work
+	agents, groupRuns, err := r.dispatchUnowned(ctx)
+	if err != nil {
+		return fmt.Errorf("actors: recovery: %w", err)
 	}
+	if agents+groupRuns > 0 {
+		r.logger.Info("recovery: dispatched unowned work", "agents", agents, "group_runs", groupRuns)
+	}
+	r.sweeper.Add(2)
+	go func() {
+		defer r.sweeper.Done()
+		r.renewLeases()
+	}()
+	go func() {
+		defer r.sweeper.Done()
+		r.sweepUnowned()
+	}()
 	return nil
 }
 
@@ -272,6 +349,11 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	if err != nil {
 		r.cancelStore(errShutdown)
 		err = fmt.Errorf("actors: stop: %d workers still running, their store writes cancelled: %w", r.workers.count(), err)
+	} else {
+		// The workers have ended: what they held can go to another node now.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.StoreTimeout)
+		r.releaseAll(rctx)
+		cancel()
 	}
 	r.system.Shutdown()
 	return err
@@ -300,9 +382,9 @@ func (r *Runtime) request(msg any, timeout time.Duration) (any, error) {
 	return f.Result()
 }
 
-// Wake tells the agent it has mail. It never blocks.
+// Wake tells the agent, on the node that owns it, that it has mail.
 func (r *Runtime) Wake(scope store.Scope, agentID string) {
-	r.send(&wakeAgent{key: agentKey{scope, agentID}})
+	r.dispatch(events.Control{Kind: events.ControlWake, Scope: scope, AgentID: agentID})
 }
 
 // AgentChanged tells an active agent that its row changed (updated or
@@ -312,14 +394,25 @@ func (r *Runtime) AgentChanged(scope store.Scope, agentID string) {
 }
 
 // Pause stops the agent at its next step boundary and keeps it from starting
-// runs; messages keep queueing. Returns the new state.
+// runs; messages keep queueing. Returns the new state. An agent another node
+// may own is paused in the store first (see changeStateRemote).
 func (r *Runtime) Pause(ctx context.Context, scope store.Scope, agentID string) (string, error) {
+	if r.leased() && !r.ownsAgent(scope, agentID) {
+		return r.changeStateRemote(ctx, scope, agentID, true)
+	}
 	return r.askState(ctx, scope, agentID, &pauseAgent{})
 }
 
 // Resume lets a paused agent run again.
 func (r *Runtime) Resume(ctx context.Context, scope store.Scope, agentID string) (string, error) {
+	if r.leased() && !r.ownsAgent(scope, agentID) {
+		return r.changeStateRemote(ctx, scope, agentID, false)
+	}
 	return r.askState(ctx, scope, agentID, &resumeAgent{})
+}
+
+func (r *Runtime) ownsAgent(scope store.Scope, agentID string) bool {
+	return r.leases.has(store.LeaseRef{Scope: scope, Kind: store.LeaseAgent, Key: agentID})
 }
 
 func (r *Runtime) askState(ctx context.Context, scope store.Scope, agentID string, msg any) (string, error) {
@@ -358,7 +451,7 @@ func (r *Runtime) CancelRun(ctx context.Context, scope store.Scope, runID string
 	case run.AgentID == "" && run.GroupID != "":
 		r.groupRunChanged(scope, run.GroupID, run.ID) // a group run: its actor cancels the members
 	case run.Status == store.RunRunning:
-		r.send(&forwardToAgent{key: agentKey{scope, run.AgentID}, msg: &cancelRun{runID: runID}})
+		r.dispatch(events.Control{Kind: events.ControlCancel, Scope: scope, AgentID: run.AgentID, RunID: runID})
 		// A run that waited for an approval is running again but no worker
 		// has it: the agent claims it and ends it cancelled.
 		r.Wake(scope, run.AgentID)

@@ -58,6 +58,7 @@ func newSupervisor(rt *Runtime) *supervisor {
 }
 
 func (s *supervisor) Receive(ctx actor.Context) {
+	defer func() { s.rt.load.Store(int64(len(s.children) + len(s.groups))) }()
 	switch msg := ctx.Message().(type) {
 	case *wakeAgent:
 		pid := s.child(ctx, msg.key)
@@ -103,6 +104,13 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		pid := s.group(ctx, msg.key)
 		s.groupsSent[msg.key]++
 		ctx.Send(pid, &reconcileGroupRun{runID: msg.runID})
+	case *drainAll:
+		for _, pid := range s.children {
+			ctx.Send(pid, &drainNow{})
+		}
+		for _, pid := range s.groups {
+			ctx.Send(pid, &drainNow{})
+		}
 	case *groupIdle:
 		pid, ok := s.groups[msg.key]
 		if ok && ctx.Sender() != nil && pid.Id == ctx.Sender().Id && s.groupsSent[msg.key] == msg.seen {

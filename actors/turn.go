@@ -79,13 +79,19 @@ func (r *Runtime) runCycle(ctx context.Context, key agentKey, w *worker, hints c
 		return turnOutcome{noWork: true}
 	}
 	if err != nil {
-		if context.Cause(ctx) == errShutdown {
+		switch {
+		case errors.Is(err, store.ErrFenced):
+			return turnOutcome{fenced: true}
+		case stopped(ctx):
 			return turnOutcome{suspended: true}
 		}
 		return turnOutcome{err: fmt.Errorf("claim: %w", err)}
 	}
 	claimed(claim.Run.ID)
 	t := &turn{rt: r, scope: key.scope, claim: claim, run: claim.Run, w: w, cached: hints.agent, started: claimStarted}
+	if l, ok := store.FenceOf(ctx); ok {
+		t.fence = &l
+	}
 	out := t.execute(t.startRunSpan(ctx))
 	t.endTurn(out)
 	out.runID = claim.Run.ID
@@ -104,6 +110,9 @@ type turn struct {
 	run    store.Run
 	agent  store.Agent
 	w      *worker
+	// fence is the agent's lease the turn's writes are made under (nil:
+	// unfenced, a single daemon).
+	fence *store.Lease
 
 	cached *store.Agent // the agent's row from an earlier turn, if the actor has it
 	row    *store.Agent // the row this turn read or reused, before any role is applied
@@ -597,13 +606,16 @@ func (t *turn) waitForApproval(stepID string, step, index int, ask *approvalAsk)
 	if err != nil {
 		return turnOutcome{err: fmt.Errorf("checkpoint: %w", err)}
 	}
-	sctx, cancel := t.rt.storeCtx()
+	sctx, cancel := t.storeCtx()
 	defer cancel()
 	started := time.Now()
 	_, evs, err := t.rt.approvals.WaitForApproval(sctx, t.scope, a,
 		&store.Checkpoint{RunID: t.run.ID, Step: step - 1, State: raw, UpdatedAt: time.Now().UTC()}, t.pending)
 	t.rt.timeStoreOp("wait_for_approval", started)
 	if _, err := t.rt.rec.Stored(evs, err); err != nil {
+		if errors.Is(err, store.ErrFenced) {
+			return turnOutcome{fenced: true}
+		}
 		if errors.Is(err, store.ErrPermanent) {
 			return t.rejected(fmt.Errorf("wait for approval: %w", err))
 		}
@@ -643,7 +655,7 @@ func (t *turn) emit(typ, stepID string, payload any) {
 // publishes the events live. It uses its own bounded context: a step that
 // finished before a shutdown or cancel is still worth keeping.
 func (t *turn) commit(cp *store.Checkpoint) error {
-	sctx, cancel := t.rt.storeCtx()
+	sctx, cancel := t.storeCtx()
 	defer cancel()
 	started := time.Now()
 	_, err := t.rt.rec.Stored(t.rt.store.SaveStep(sctx, t.scope, t.run.ID, cp, t.pending))
@@ -655,7 +667,19 @@ func (t *turn) commit(cp *store.Checkpoint) error {
 	return nil
 }
 
+// storeCtx is the runtime's storeCtx under the turn's fence.
+func (t *turn) storeCtx() (context.Context, context.CancelFunc) {
+	ctx, cancel := t.rt.storeCtx()
+	if t.fence != nil {
+		ctx = store.WithFence(ctx, *t.fence)
+	}
+	return ctx, cancel
+}
+
 func (t *turn) commitFailed(ctx context.Context, err error) turnOutcome {
+	if errors.Is(err, store.ErrFenced) {
+		return turnOutcome{fenced: true}
+	}
 	if errors.Is(err, store.ErrPermanent) {
 		return t.rejected(fmt.Errorf("save step: %w", err))
 	}
@@ -686,12 +710,16 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 		res.Outbox = t.reportToParent(res.Output)
 		res.Remember = t.rt.cfg.Memory != nil
 	}
-	sctx, cancel := t.rt.storeCtx()
+	sctx, cancel := t.storeCtx()
 	defer cancel()
 	started := time.Now()
 	_, err := t.rt.rec.Stored(t.rt.store.FinishRun(sctx, t.scope, t.run.ID, res, t.pending))
 	t.rt.timeStoreOp("finish_run", started)
 	if err != nil {
+		if errors.Is(err, store.ErrFenced) {
+			// Another node owns the agent now and finishes the run itself.
+			return turnOutcome{fenced: true}
+		}
 		if errors.Is(err, store.ErrPermanent) && (res.Error == nil || res.Error.Code != "store_rejected") {
 			cancel()
 			return t.rejected(fmt.Errorf("finish run: %w", err))
@@ -756,10 +784,20 @@ func (t *turn) suspend() turnOutcome {
 }
 
 func (t *turn) infraError(ctx context.Context, err error) turnOutcome {
-	if context.Cause(ctx) == errShutdown {
+	if errors.Is(err, store.ErrFenced) {
+		return turnOutcome{fenced: true}
+	}
+	if stopped(ctx) {
 		return turnOutcome{suspended: true}
 	}
 	return turnOutcome{err: err}
+}
+
+// stopped says whether the worker was stopped for a reason that leaves its
+// run running: a shutdown, or a lease another node took.
+func stopped(ctx context.Context) bool {
+	cause := context.Cause(ctx)
+	return cause == errShutdown || cause == errLeaseLost
 }
 
 func llmRunError(err error) *store.RunError {
