@@ -217,6 +217,16 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			logger.Info("daemon started", "url", m.URL(), "store", m.StoreDescription(), "model", model)
 
 			<-ctx.Done()
+			// Drain first: /readyz fails at once so load balancers stop
+			// sending requests, and the agents and groups this node owns are
+			// handed to the other nodes at step boundaries. Then the usual
+			// shutdown, with a timeout of its own.
+			logger.Info("draining", "node", m.NodeID())
+			drainCtx, cancelDrain := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+			if err := m.Drain(drainCtx); err != nil {
+				logger.Warn("drain did not finish; stopping anyway", "err", err)
+			}
+			cancelDrain()
 			logger.Info("shutting down")
 			closeCtx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
 			defer cancel()
