@@ -37,6 +37,7 @@ func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 		newBenchCmd(lookupEnv),
 		newMCPCmd(lookupEnv),
 		newSkillsCmd(lookupEnv),
+		newClusterCmd(lookupEnv),
 		newCompletionCmd(),
 	}
 }
