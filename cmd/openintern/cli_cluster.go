@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -77,4 +80,58 @@ func newClusterCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 // ago is how long before now t was, to the second.
 func ago(now, t time.Time) string {
 	return strconv.FormatFloat(max(0, now.Sub(t).Seconds()), 'f', 0, 64) + "s"
+}
+
+// healthTimeout bounds `openintern health`: a probe that hangs is a failure.
+const healthTimeout = 5 * time.Second
+
+// newHealthCmd is a probe for images without a shell or curl (the
+// distroless one): an exec-form HEALTHCHECK or Kubernetes exec probe runs it.
+func newHealthCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "health",
+		Short: "Probe a daemon: exit 0 when /readyz (or /healthz with --live) answers 200, else 1",
+		Long: "Asks the daemon at --url (else OPENINTERN_URL, else http://127.0.0.1:$PORT) whether it is ready:\n" +
+			"the store answers and the node is not draining. --live only asks whether the process answers.\n" +
+			"For container health checks where there is no shell or curl.",
+		Example: "  openintern health\n  openintern health --live --url http://127.0.0.1:3000",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			base, _ := cmd.Flags().GetString("url")
+			if base == "" {
+				base, _ = lookupEnv("OPENINTERN_URL")
+			}
+			if base == "" {
+				port, _ := lookupEnv("PORT")
+				if port == "" {
+					port = "3000"
+				}
+				base = "http://127.0.0.1:" + port
+			}
+			path := "/readyz"
+			if live, _ := cmd.Flags().GetBool("live"); live {
+				path = "/healthz"
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), healthTimeout)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+path, nil)
+			if err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("health: %w", err)}
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("health: %w", err)}
+			}
+			defer func() { _ = resp.Body.Close() }()
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			if resp.StatusCode != http.StatusOK {
+				return &exitError{code: 1, err: fmt.Errorf("health: %s answered %d: %s", path, resp.StatusCode, strings.TrimSpace(string(body)))}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "ok")
+			return nil
+		},
+	}
+	cmd.Flags().String("url", "", "daemon URL (OPENINTERN_URL; default http://127.0.0.1:$PORT)")
+	cmd.Flags().Bool("live", false, "check liveness (/healthz) instead of readiness (/readyz)")
+	return cmd
 }

@@ -50,6 +50,17 @@ func TestCLIClusterAndSIGTERMDrain(t *testing.T) {
 		t.Fatal("cluster takes no arguments")
 	}
 
+	// The probe of images without a shell.
+	if res := runCLI(t, env, "health", "--url", p.url); res.code != 0 || strings.TrimSpace(res.stdout) != "ok" {
+		t.Fatalf("health: exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	if res := runCLI(t, env, "health", "--live"); res.code != 0 {
+		t.Fatalf("health --live (OPENINTERN_URL): exit %d: %s", res.code, res.stderr)
+	}
+	if res := runCLI(t, env, "health", "--url", "http://127.0.0.1:1"); res.code != 1 || !strings.Contains(res.stderr, "health:") {
+		t.Fatalf("health of nothing: exit %d: %s", res.code, res.stderr)
+	}
+
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

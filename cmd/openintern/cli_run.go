@@ -38,6 +38,7 @@ func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 		newMCPCmd(lookupEnv),
 		newSkillsCmd(lookupEnv),
 		newClusterCmd(lookupEnv),
+		newHealthCmd(lookupEnv),
 		newCompletionCmd(),
 	}
 }
