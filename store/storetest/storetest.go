@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	cases = append(cases, mcpServerCases...)
 	cases = append(cases, jobCases...)
 	cases = append(cases, approvalCases...)
+	cases = append(cases, leaseCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
