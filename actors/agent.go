@@ -60,6 +60,16 @@ func newAgentActor(rt *Runtime, key agentKey) *agentActor {
 }
 
 func (a *agentActor) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *cancelRun, *pauseAgent, *resumeAgent:
+		// Counted like wakes, they keep the supervisor from passivating a
+		// draining actor that asked before them: it asks again after.
+		defer func() {
+			if a.draining && a.worker == nil && !a.wantSlot && a.lifetime.Err() == nil {
+				a.passivate(ctx)
+			}
+		}()
+	}
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		a.lifetime, a.stop = context.WithCancelCause(a.rt.lifetime)
@@ -270,6 +280,10 @@ func (a *agentActor) onStarted(ctx actor.Context) {
 	switch {
 	case err == nil && ag.State == store.AgentPaused:
 		a.state = store.AgentPaused
+		if a.rt.draining.Load() {
+			a.draining = true
+			a.passivate(ctx)
+		}
 		return
 	case err == nil && ag.State != store.AgentIdle:
 		// Running or error in the store means the previous activation ended

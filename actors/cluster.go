@@ -151,9 +151,6 @@ func (r *Runtime) renewLeases() {
 // renewOnce renews the leases, tells the holders of those that another node
 // took, and records the node's heartbeat.
 func (r *Runtime) renewOnce(ctx context.Context) {
-	if r.renewHook != nil {
-		r.renewHook(ctx)
-	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.StoreTimeout)
 	defer cancel()
 	began := time.Now()

@@ -187,9 +187,6 @@ type Runtime struct {
 	load atomic.Int64
 	// started is when Start ran, for the node's heartbeat.
 	started time.Time
-	// renewHook, when set, runs before each lease renewal (tests: a node
-	// that stops renewing).
-	renewHook func(ctx context.Context)
 
 	// mu orders Wake and the other senders against Start and Stop: nothing is
 	// sent to an actor system that is not running.
@@ -235,6 +232,10 @@ func (r *Runtime) Start(ctx context.Context) (err error) {
 	if r.phase != phaseNew {
 		r.mu.Unlock()
 		return errors.New("actors: start: runtime already started")
+	}
+	if r.leased() && r.cfg.NodeID == "" {
+		r.mu.Unlock()
+		return errors.New("actors: start: Config.Leases needs a NodeID")
 	}
 	r.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return r.logger.With("lib", "protoactor")
