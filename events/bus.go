@@ -19,3 +19,21 @@ type Bus interface {
 	Subscribe(ctx context.Context, scope store.Scope, match func(store.Event) bool) <-chan store.Event
 	Close() error
 }
+
+// HealthReporter is a Bus that can stop receiving the other daemons' events
+// (a RedisBus whose connection is lost). Its subscribers still get this
+// daemon's events, so a stream must read the store often while it is
+// unhealthy to see the others'.
+type HealthReporter interface {
+	Healthy() bool
+}
+
+// LiveHealthy reports whether b currently delivers every daemon's events: a
+// bus that does not report its health (in process, where every event is
+// local) always does.
+func LiveHealthy(b Bus) bool {
+	if h, ok := b.(HealthReporter); ok {
+		return h.Healthy()
+	}
+	return true
+}

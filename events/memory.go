@@ -45,6 +45,9 @@ func NewMemoryBus(bufferSize int) *MemoryBus {
 	return &MemoryBus{bufferSize: bufferSize, subs: make(map[*subscription]struct{})}
 }
 
+// Healthy is always true: every event of the process goes through the bus.
+func (b *MemoryBus) Healthy() bool { return true }
+
 // Publish delivers the events to the subscribers of their scopes. It never
 // blocks: a subscriber with a full buffer is dropped. ctx is not used: the
 // in-process fan-out cannot wait.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/openintern/openintern/events"
 	"github.com/openintern/openintern/internal/testenv"
 	"github.com/openintern/openintern/store"
 )
@@ -110,5 +111,27 @@ func TestRedisWakerWakeDuringOutageIsBounded(t *testing.T) {
 	}
 	if calls, _ := rec.snapshot(); len(calls) != n {
 		t.Errorf("onWake ran %d times, want %d (the local wake does not depend on Redis)", len(calls), n)
+	}
+}
+
+// TestRedisBusHealth: a RedisBus reports itself unhealthy from the loss of
+// its subscription until it has subscribed again, and after Close; a
+// MemoryBus always delivers everything.
+func TestRedisBusHealth(t *testing.T) {
+	srv, client := privateRedisClient(t)
+	b := newRedisBus(t, client, "oi:")
+	if !b.Healthy() || !events.LiveHealthy(b) {
+		t.Fatal("a new bus is not healthy")
+	}
+	srv.Stop()
+	waitUntil(t, "the bus reports Redis lost", func() bool { return !events.LiveHealthy(b) })
+	srv.Start()
+	waitUntil(t, "the bus reports Redis back", func() bool { return events.LiveHealthy(b) })
+	_ = b.Close()
+	if b.Healthy() {
+		t.Fatal("a closed bus reports itself healthy")
+	}
+	if !events.LiveHealthy(events.NewMemoryBus(0)) {
+		t.Fatal("MemoryBus is not healthy")
 	}
 }

@@ -177,6 +177,12 @@ func (b *RedisBus) Subscribe(ctx context.Context, scope store.Scope, match func(
 	return b.local.Subscribe(ctx, scope, match)
 }
 
+// Healthy reports whether the bus receives the other daemons' events: false
+// from the loss of its Redis subscription until it has subscribed again (and
+// dropped its subscribers), and after Close. Streams poll the store while it
+// is false.
+func (b *RedisBus) Healthy() bool { return !b.closed.Load() && b.sub.connected.Load() }
+
 // Close stops the receiving goroutine, waits for it and ends every local
 // subscription. It is safe to call more than once.
 func (b *RedisBus) Close() error {
@@ -241,6 +247,10 @@ type redisSubscriber struct {
 	mu     sync.Mutex
 	ps     *redis.PubSub // the current subscription, closed by close
 	closed bool
+
+	// connected is false from the loss of the subscription until Redis
+	// confirms the next one: meanwhile the other daemons' messages are lost.
+	connected atomic.Bool
 }
 
 func startRedisSubscriber(ctx context.Context, client *redis.Client, channel string, pingInterval time.Duration,
@@ -261,6 +271,7 @@ func startRedisSubscriber(ctx context.Context, client *redis.Client, channel str
 		resynced:     resynced,
 		ps:           ps,
 	}
+	s.connected.Store(true)
 	s.wg.Add(1)
 	go s.run(ps)
 	return s, nil
@@ -294,6 +305,7 @@ func (s *redisSubscriber) run(ps *redis.PubSub) {
 	defer s.wg.Done()
 	for {
 		err := s.receive(ps)
+		s.connected.Store(false)
 		_ = ps.Close()
 		if s.isClosed() {
 			return
@@ -304,6 +316,7 @@ func (s *redisSubscriber) run(ps *redis.PubSub) {
 			return // closed while waiting
 		}
 		s.logger.Info("redis pub/sub subscribed again")
+		s.connected.Store(true)
 		s.resynced()
 	}
 }

@@ -298,16 +298,22 @@ func TestStreamDispatcherClaimsUnreadControls(t *testing.T) {
 	if err := dead.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// A node that never ran has no group on its stream: the claimer makes one.
+	rt.set("agent-g", "ghost")
 	start := time.Now()
-	if err := n1.Dispatch(t.Context(), wake("agent-d", "run-1")); err != nil {
-		t.Fatal(err)
+	for _, c := range []events.Control{wake("agent-d", "run-1"), wake("agent-g", "run-ghost")} {
+		if err := n1.Dispatch(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
 	}
-	got := h.waitFor(t, 3*claimAfter+waitTimeout, "run-1")
+	got := h.waitFor(t, 3*claimAfter+waitTimeout, "run-1", "run-ghost")
 	if took := time.Since(start); took < claimAfter*9/10 {
 		t.Errorf("claimed after %s, before ClaimAfter %s", took, claimAfter)
 	}
-	if len(got["run-1"]) != 1 || got["run-1"][0] != "n1" {
-		t.Fatalf("handled on %v, want [n1]", got["run-1"])
+	for id, nodes := range got {
+		if len(nodes) != 1 || nodes[0] != "n1" {
+			t.Errorf("%s handled on %v, want [n1]", id, nodes)
+		}
 	}
 }
 

@@ -9,8 +9,14 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/openintern/openintern/events"
 	"github.com/openintern/openintern/store"
 )
+
+// degradedPoll is how often a stream reads the store while the bus does not
+// deliver the other daemons' events (Redis lost): slower than live, but
+// nothing stalls until the bus recovers.
+const degradedPoll = 500 * time.Millisecond
 
 // terminalRunEvents end a run's stream.
 var terminalRunEvents = map[string]bool{"run.completed": true, "run.failed": true, "run.cancelled": true}
@@ -26,8 +32,10 @@ var terminalRunEvents = map[string]bool{"run.completed": true, "run.failed": tru
 // (id 0, e.g. llm.token) are forwarded as they come, without an id line. The
 // stream subscribes before it first reads the store, so nothing committed in
 // between goes unnoticed, and it reads the store again at every heartbeat in
-// case the feed lost a publish. When runID is set, the stream ends after that
-// run ends.
+// case the feed lost a publish. While the bus reports itself unhealthy (see
+// events.LiveHealthy) it reads the store every degradedPoll instead; when
+// the bus recovers it drops its subscribers, so the stream subscribes again
+// and is live. When runID is set, the stream ends after that run ends.
 func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFilter, match func(store.Event) bool, runID string) {
 	if refused := s.streams.acquire(scope); refused != "" {
 		c.Header("Retry-After", strconv.Itoa(streamRetryAfter))
@@ -74,6 +82,8 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 	ctx := c.Request.Context()
 	heartbeat := time.NewTicker(s.deps.Heartbeat)
 	defer heartbeat.Stop()
+	poll := time.NewTicker(degradedPoll)
+	defer poll.Stop()
 
 	send := func(e store.Event) error {
 		data, err := json.Marshal(e)
@@ -160,6 +170,15 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 					return
 				} else if err != nil {
 					s.deps.Logger.Warn("sse catch-up failed; retrying at the next event or heartbeat", "err", err)
+				}
+			case <-poll.C:
+				if events.LiveHealthy(s.deps.Bus) {
+					continue
+				}
+				if ended, err := catchUp(); ended {
+					return
+				} else if err != nil {
+					s.deps.Logger.Debug("sse poll of the store failed; retrying", "err", err)
 				}
 			case e, ok := <-live:
 				if !ok {
