@@ -72,7 +72,7 @@ func TestCLIClusterAndSIGTERMDrain(t *testing.T) {
 	p.mu.Lock()
 	logs := p.logs.String()
 	p.mu.Unlock()
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(logs, "draining") || !strings.Contains(logs, "stopped cleanly") {
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(logs, "node=ops-n1") || !strings.Contains(logs, "draining") || !strings.Contains(logs, "stopped cleanly") {
 		t.Fatalf("exit %d, log:\n%s", code, logs)
 	}
 	pg, err := postgres.Open(context.Background(), dbURL, nil)

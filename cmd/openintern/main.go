@@ -212,9 +212,13 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			} else if cfg.LLMModel != "" {
 				model += " " + cfg.LLMModel
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  model: %s\n  embed: %s\n  auth:  %s\n",
-				m.URL(), m.StoreDescription(), bus, model, daemon.DescribeEmbedder(m.Embedder), describeAuth(cfg.Auth.Mode, m.Addr()))
-			logger.Info("daemon started", "url", m.URL(), "store", m.StoreDescription(), "model", model)
+			node := m.NodeID() + " (the only daemon of its SQLite file)"
+			if cfg.DatabaseURL != "" {
+				node = fmt.Sprintf("%s (one of the daemons on this database; leases of %s)", m.NodeID(), cfg.LeaseTTL)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  node:  %s\n  model: %s\n  embed: %s\n  auth:  %s\n",
+				m.URL(), m.StoreDescription(), bus, node, model, daemon.DescribeEmbedder(m.Embedder), describeAuth(cfg.Auth.Mode, m.Addr()))
+			logger.Info("daemon started", "url", m.URL(), "store", m.StoreDescription(), "model", model, "node", m.NodeID())
 
 			<-ctx.Done()
 			// Drain first: /readyz fails at once so load balancers stop
