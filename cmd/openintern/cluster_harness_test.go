@@ -420,38 +420,55 @@ func (c *cluster) owners(n *clusterNode, kind string) map[string]string {
 	return out
 }
 
-// idle reports, through node n, whether the scope has no pending or running
-// run and no agent has unread messages.
-func (c *cluster) idle(n *clusterNode, agents int) bool {
+// busy says, through node n, what is still to do in the scope: a pending,
+// running or waiting run, or an agent's unread messages ("" when nothing).
+func (c *cluster) busy(n *clusterNode, agents int) string {
 	for _, status := range []string{store.RunRunning, store.RunPending, store.RunWaitingApproval} {
-		var runs struct{ Total int }
-		status, body := rawRequest(n.url, c.scope, "GET", "/api/runs?limit=1&status="+status, "")
-		if status != http.StatusOK || json.Unmarshal(body, &runs) != nil || runs.Total != 0 {
-			return false
+		var runs struct {
+			Runs  []store.Run `json:"runs"`
+			Total int         `json:"total"`
+		}
+		code, body := rawRequest(n.url, c.scope, "GET", "/api/runs?limit=1&status="+status, "")
+		if code != http.StatusOK || json.Unmarshal(body, &runs) != nil {
+			return fmt.Sprintf("runs %s on %s: %d %s", status, n.id, code, body)
+		}
+		if runs.Total != 0 {
+			return fmt.Sprintf("%d runs %s, e.g. %+v", runs.Total, status, runs.Runs[0])
 		}
 	}
 	var list struct {
 		Agents []store.Agent `json:"agents"`
 	}
-	status, body := rawRequest(n.url, c.scope, "GET", "/api/agents?limit=1000", "")
-	if status != http.StatusOK || json.Unmarshal(body, &list) != nil || len(list.Agents) < agents {
-		return false
+	code, body := rawRequest(n.url, c.scope, "GET", "/api/agents?limit=200", "")
+	if code != http.StatusOK || json.Unmarshal(body, &list) != nil || len(list.Agents) < agents {
+		return fmt.Sprintf("agents on %s: %d %.200s", n.id, code, body)
 	}
+	unread := 0
 	for _, a := range list.Agents {
-		if a.Unread != 0 {
-			return false
-		}
+		unread += a.Unread
 	}
-	return true
+	if unread > 0 {
+		return fmt.Sprintf("%d unread messages", unread)
+	}
+	return ""
 }
 
 // waitIdle waits until every message was worked off, asking any live node.
 func (c *cluster) waitIdle(agents int, timeout time.Duration) {
 	c.tb.Helper()
-	clusterWait(c.tb, timeout, "every message to be worked off", func() bool {
-		live := c.live()
-		return len(live) > 0 && c.idle(live[rand.IntN(len(live))], agents)
-	})
+	last := ""
+	deadline := time.Now().Add(timeout)
+	for {
+		if live := c.live(); len(live) > 0 {
+			if last = c.busy(live[rand.IntN(len(live))], agents); last == "" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.tb.Fatalf("not worked off after %s: %s", timeout, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // openStore opens the cluster's database for the checks, as a daemon would.
