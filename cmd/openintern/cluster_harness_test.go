@@ -413,7 +413,7 @@ func (c *cluster) owners(n *clusterNode, kind string) map[string]string {
 	c.tb.Helper()
 	out := map[string]string{}
 	for _, l := range c.view(n).Leases {
-		if l.Kind == kind && l.Live {
+		if l.Kind == kind {
 			out[l.Key] = l.NodeID
 		}
 	}
@@ -499,6 +499,10 @@ type clusterCall struct {
 	node   string // the caller's node and generation, "n2.0"
 	serial int    // 1, 2, ... over the test; the answer carries it
 	at     time.Time
+}
+
+func (c clusterCall) String() string {
+	return fmt.Sprintf("%s#%d@%s", c.node, c.serial, c.at.Format("15:04:05.000"))
 }
 
 // clusterModel is the wire-format model of the cluster. A run is known by

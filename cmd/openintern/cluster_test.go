@@ -443,6 +443,9 @@ func TestClusterKillDuringLoad(t *testing.T) {
 		}
 		d := at.Sub(exp)
 		worst = max(worst, d)
+		if d < -200*time.Millisecond {
+			t.Errorf("agent %s ran on another node %s before the dead node's lease expired", agent, -d.Round(time.Millisecond))
+		}
 		if d > failoverBound {
 			t.Errorf("agent %s ran elsewhere %s after its lease expired (bound %s)", agent, d.Round(time.Millisecond), failoverBound)
 		}
