@@ -450,6 +450,18 @@ func TestClusterKillDuringLoad(t *testing.T) {
 			t.Errorf("agent %s ran elsewhere %s after its lease expired (bound %s)", agent, d.Round(time.Millisecond), failoverBound)
 		}
 	}
+	// The cluster's view: the dead node is no longer live and holds nothing.
+	v := c.view(c.live()[0])
+	for _, n := range v.Nodes {
+		if n.ID == victim.id && n.Live {
+			t.Errorf("/api/cluster shows the dead node %s live: %+v", victim.id, n)
+		}
+	}
+	for _, l := range v.Leases {
+		if l.NodeID == victim.id {
+			t.Errorf("/api/cluster shows the dead node %s holding %s %s", victim.id, l.Kind, l.Key)
+		}
+	}
 	if len(expiry) > 0 && len(first) == 0 {
 		t.Errorf("none of the %d agents of the killed node ran elsewhere", len(expiry))
 	}
