@@ -147,14 +147,6 @@ func clusterRedisURL(tb testing.TB) string {
 	return u.String()
 }
 
-// key names the node's current generation; it is the node's LLM API key, so
-// the model knows who called.
-func (n *clusterNode) key() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return fmt.Sprintf("%s.%d", n.id, n.gen)
-}
-
 func (n *clusterNode) process() *process {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -478,7 +470,7 @@ func (c *cluster) openStore() store.Store {
 	if err != nil {
 		c.tb.Fatal(err)
 	}
-	c.tb.Cleanup(func() { st.Close() })
+	c.tb.Cleanup(func() { _ = st.Close() })
 	return st
 }
 

@@ -253,7 +253,7 @@ func TestClusterStreamFromAnyNode(t *testing.T) {
 	}
 	var got []store.Event
 	var id, data string
-	for sc.Scan() && (len(got) == 0 || got[len(got)-1].Type != "run.completed") {
+	for (len(got) == 0 || got[len(got)-1].Type != "run.completed") && sc.Scan() {
 		switch line := sc.Text(); {
 		case line == "":
 			if id != "" && data != "" {
