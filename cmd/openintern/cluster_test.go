@@ -608,6 +608,12 @@ func TestClusterRollingRestart(t *testing.T) {
 	c := newCluster(t, clusterOpts{nodes: 3})
 	agents := agentIDs("r", clients)
 	c.createAgents(c.nodes[0], agents)
+	// A model that takes a moment, so a SIGTERM finds runs mid-step and the
+	// draining node must hand them over at a step boundary.
+	c.model.setHook(func(llmtest.ChatRequest, string, clusterCall) (llmtest.Reply, bool) {
+		time.Sleep(150 * time.Millisecond)
+		return llmtest.Reply{}, false
+	})
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -656,9 +662,11 @@ func TestClusterRollingRestart(t *testing.T) {
 	}
 	clusterWait(t, 60*time.Second, "load to start", func() bool { return sent.Load() >= 100 })
 	for _, n := range c.nodes {
+		termed := time.Now()
 		n.term(45 * time.Second)
+		stoppedIn := time.Since(termed)
 		n.restart()
-		t.Logf("%s restarted; %d messages sent so far", n.id, sent.Load())
+		t.Logf("%s stopped %s after SIGTERM and restarted; %d messages sent so far", n.id, stoppedIn.Round(time.Millisecond), sent.Load())
 	}
 	close(stopped)
 	senders.Wait()
