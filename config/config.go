@@ -58,6 +58,11 @@ type Config struct {
 	DatabaseURL string `json:"database_url"` // DATABASE_URL; empty: embedded SQLite under DataDir
 	RedisURL    string `json:"redis_url"`    // REDIS_URL; empty: in-process event bus
 
+	// Several daemons may share one PostgreSQL database (see docs/DEPLOY.md).
+	NodeID        string   `json:"node_id"`        // OPENINTERN_NODE_ID; empty: the host name and a random suffix, new at every start
+	LeaseTTL      Duration `json:"lease_ttl"`      // OPENINTERN_LEASE_TTL: how long a node owns an agent or group without renewing
+	AdvertiseAddr string   `json:"advertise_addr"` // OPENINTERN_ADVERTISE_ADDR: where this node's API answers, as /api/cluster shows it
+
 	LLMProvider   string   `json:"llm_provider"`    // LLM_PROVIDER: openai, offline, or an OpenAI-compatible name
 	LLMModel      string   `json:"llm_model"`       // LLM_MODEL
 	LLMAPIKey     string   `json:"llm_api_key"`     // LLM_API_KEY, else OPENAI_API_KEY
@@ -374,6 +379,7 @@ func Default() Config {
 		MaxBodyBytes:      1 << 20,
 		ReadTimeout:       Duration(60 * time.Second),
 		ShutdownTimeout:   Duration(10 * time.Second),
+		LeaseTTL:          Duration(DefaultLeaseTTL),
 		CommitTimeout:     Duration(10 * time.Second),
 		Approvals:         Approvals{Timeout: Duration(DefaultApprovalTimeout)},
 		LogLevel:          "info",
@@ -421,6 +427,9 @@ var envKeys = []struct {
 	{"DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"DATABASE_URL", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
 	{"REDIS_URL", func(c *Config, v string) error { c.RedisURL = v; return nil }},
+	{"OPENINTERN_NODE_ID", func(c *Config, v string) error { c.NodeID = strings.TrimSpace(v); return nil }},
+	{"OPENINTERN_LEASE_TTL", func(c *Config, v string) error { return c.LeaseTTL.Set(v) }},
+	{"OPENINTERN_ADVERTISE_ADDR", func(c *Config, v string) error { c.AdvertiseAddr = strings.TrimSpace(v); return nil }},
 	{"LLM_PROVIDER", func(c *Config, v string) error { c.LLMProvider = v; return nil }},
 	{"LLM_MODEL", func(c *Config, v string) error { c.LLMModel = v; return nil }},
 	{"LLM_API_KEY", func(c *Config, v string) error { c.LLMAPIKey = v; return nil }},
@@ -643,6 +652,9 @@ func (c *Config) Validate() error {
 		return &Error{Key: "OPENINTERN_AUDIT_RETENTION", Reason: "must be 0 (keep forever) or at least 1h"}
 	}
 	if err := c.validateLimits(); err != nil {
+		return err
+	}
+	if err := c.validateCluster(); err != nil {
 		return err
 	}
 	switch c.LogLevel {

@@ -36,7 +36,7 @@ type publicRoute struct {
 func publicRoutes() []publicRoute {
 	return []publicRoute{
 		{Method: http.MethodGet, Path: "/healthz", Summary: "Liveness: the process answers", Response: healthAnswer{}},
-		{Method: http.MethodGet, Path: "/readyz", Summary: "Readiness: the store is reachable and the agents' runtime answers; 503 otherwise", Response: readyAnswer{}},
+		{Method: http.MethodGet, Path: "/readyz", Summary: "Readiness: the store is reachable, the agents' runtime answers and the node is not draining; 503 otherwise", Response: readyAnswer{}},
 		{Method: http.MethodGet, Path: OpenAPIPath, Summary: "This document: the API in OpenAPI 3.1, built from the routes the daemon serves"},
 		{Method: http.MethodPost, Path: MCPServerPath, Summary: "MCP (streamable HTTP): OpenIntern's tools for MCP clients; authenticated like /api (Authorization: Bearer with auth on)"},
 		{Method: http.MethodGet, Path: MCPServerPath, Summary: "MCP (streamable HTTP): the server-to-client stream"},
@@ -400,7 +400,12 @@ func publicOperation(pr publicRoute, schemas *schemaSet) map[string]any {
 	}
 	responses := map[string]any{"200": success}
 	if pr.Path == "/readyz" {
-		responses["503"] = map[string]any{"$ref": "#/components/responses/503"}
+		responses["503"] = map[string]any{
+			"description": "Not ready: the store or the agents' runtime does not answer (an error), or the node is draining (status draining) and takes no new work.",
+			"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"oneOf": []any{
+				map[string]any{"$ref": "#/components/schemas/Error"}, schemas.ref(drainingAnswer{}, false),
+			}}}},
+		}
 	}
 	return map[string]any{
 		"operationId":   operationID(pr.Method, pr.Path),

@@ -46,6 +46,11 @@ type healthAnswer struct {
 	Status string `json:"status"`
 }
 
+// drainingAnswer is /readyz's 503 while the node drains (see MountCluster).
+type drainingAnswer struct {
+	Status string `json:"status"` // "draining"
+}
+
 type readyAnswer struct {
 	Status string       `json:"status"`
 	Agents actors.Stats `json:"agents"`

@@ -160,6 +160,8 @@ type Server struct {
 	skills SkillCatalog
 	// jobs is nil until MountJobs: uploads of several files then answer 501.
 	jobs *JobsConfig
+	// cluster is nil until MountCluster: /readyz then never drains.
+	cluster Cluster
 }
 
 var ginModeOnce sync.Once
@@ -307,6 +309,12 @@ func (s *Server) requestDeadline(c *gin.Context) {
 }
 
 func (s *Server) ready(c *gin.Context) {
+	// First, and without touching the store: a draining node must leave its
+	// load balancer's rotation at once, even if the database is slow.
+	if s.draining() {
+		c.AbortWithStatusJSON(http.StatusServiceUnavailable, gin.H{"status": "draining"})
+		return
+	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.deps.Store.Ping(ctx); err != nil {

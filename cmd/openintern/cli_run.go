@@ -38,6 +38,8 @@ func clientCommands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 		newMCPCmd(lookupEnv),
 		newSkillsCmd(lookupEnv),
 		newFeishuCmd(lookupEnv),
+		newClusterCmd(lookupEnv),
+		newHealthCmd(lookupEnv),
 		newCompletionCmd(),
 	}
 }

@@ -33,7 +33,7 @@ var (
 )
 
 // daemonBinary builds the real binary once per test process.
-func daemonBinary(t *testing.T) string {
+func daemonBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "openintern-bin")

@@ -212,11 +212,25 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			} else if cfg.LLMModel != "" {
 				model += " " + cfg.LLMModel
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  model: %s\n  embed: %s\n  auth:  %s\n",
-				m.URL(), m.StoreDescription(), bus, model, daemon.DescribeEmbedder(m.Embedder), describeAuth(cfg.Auth.Mode, m.Addr()))
-			logger.Info("daemon started", "url", m.URL(), "store", m.StoreDescription(), "model", model)
+			node := m.NodeID() + " (the only daemon of its SQLite file)"
+			if cfg.DatabaseURL != "" {
+				node = fmt.Sprintf("%s (one of the daemons on this database; leases of %s)", m.NodeID(), cfg.LeaseTTL)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "OpenIntern is serving on %s\n  store: %s\n  bus:   %s\n  node:  %s\n  model: %s\n  embed: %s\n  auth:  %s\n",
+				m.URL(), m.StoreDescription(), bus, node, model, daemon.DescribeEmbedder(m.Embedder), describeAuth(cfg.Auth.Mode, m.Addr()))
+			logger.Info("daemon started", "url", m.URL(), "store", m.StoreDescription(), "model", model, "node", m.NodeID())
 
 			<-ctx.Done()
+			// Drain first: /readyz fails at once so load balancers stop
+			// sending requests, and the agents and groups this node owns are
+			// handed to the other nodes at step boundaries. Then the usual
+			// shutdown, with a timeout of its own.
+			logger.Info("draining", "node", m.NodeID())
+			drainCtx, cancelDrain := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+			if err := m.Drain(drainCtx); err != nil {
+				logger.Warn("drain did not finish; stopping anyway", "err", err)
+			}
+			cancelDrain()
 			logger.Info("shutting down")
 			closeCtx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
 			defer cancel()

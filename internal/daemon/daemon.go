@@ -67,6 +67,9 @@ type Main struct {
 
 	// Metrics are served at /metrics; Run makes them.
 	Metrics *metrics.Metrics
+	// RedisPrefix prefixes the daemon's Redis keys and channels (default
+	// "openintern:"); every daemon of a cluster must use the same one.
+	RedisPrefix string
 
 	Store   store.Store
 	Bus     events.Bus
@@ -75,7 +78,10 @@ type Main struct {
 	API     *httpapi.Server
 
 	// policy is the tool policy engine; see PolicyEngine.
-	policy   *policy.Engine
+	policy *policy.Engine
+	// cluster is this daemon as a node of the daemons sharing its store.
+	cluster  *cluster
+	nodeID   string
 	redis    *redis.Client
 	server   *http.Server
 	listener net.Listener
@@ -98,6 +104,10 @@ func (r engineRules) AllowAlways(ctx context.Context, scope store.Scope, tool, a
 	_, err := r.e.AllowAlways(ctx, scope, tool, agentID, by)
 	return err
 }
+
+// NodeID is this daemon's id among those sharing its store (OPENINTERN_NODE_ID,
+// else made up at Run), once Run has returned.
+func (m *Main) NodeID() string { return m.nodeID }
 
 // URL is where the daemon listens, once Run has returned.
 func (m *Main) URL() string { return "http://" + m.listener.Addr().String() }
@@ -129,6 +139,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Logger == nil {
 		m.Logger = slog.Default()
 	}
+
+	// Listen before the agents start so a port clash fails fast, and before
+	// the runtime is made so the node can report the address it bound.
+	m.listener, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	m.closers = append(m.closers, func(context.Context) error { _ = m.listener.Close(); return nil })
 
 	var memStore memory.Store
 	m.Store, memStore, err = OpenStore(ctx, cfg.DatabaseURL, m.SQLitePath(), m.Logger.With("component", "store"), sqlite.Daemon())
@@ -164,7 +182,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("connect redis: %w", err)
 		}
 		m.closers = append(m.closers, func(context.Context) error { return m.redis.Close() })
-		bus, err := events.NewRedisBus(ctx, m.redis, "openintern:", m.Logger.With("component", "bus"))
+		bus, err := events.NewRedisBus(ctx, m.redis, m.redisPrefix(), m.Logger.With("component", "bus"))
 		if err != nil {
 			return fmt.Errorf("redis bus: %w", err)
 		}
@@ -240,6 +258,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	board := memory.NewBlackboard(memSvc, eventRecorder{m.Store, m.Bus})
+	leases, err := m.leaseStore()
+	if err != nil {
+		return err
+	}
+	m.nodeID = cfg.NodeID
+	if m.nodeID == "" {
+		m.nodeID = config.NewNodeID()
+	}
 	m.Runtime = actors.New(actors.Config{
 		MaxRunning: cfg.MaxRunningAgents, MaxSteps: cfg.MaxStepsPerRun,
 		IdleTimeout: time.Duration(cfg.AgentIdleTimeout), SessionHistory: cfg.SessionHistory,
@@ -247,6 +273,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Blackboard: orchestratorBoard{board, m.Logger.With("component", "actors")}, MaxRunningPerScope: cfg.MaxRunningPerScope,
 		Observer: m.Metrics, Tracer: tracerProvider.Tracer(actors.TracerName), Skills: skillCat,
 		ApprovalTimeout: time.Duration(cfg.Approvals.Timeout),
+		NodeID:          m.nodeID, Leases: leases, LeaseTTL: time.Duration(cfg.LeaseTTL),
+		NodeAddr: m.advertiseAddr(), Version: m.Version,
 	}, m.Store, m.Bus, m.Model, registry, m.Logger.With("component", "actors"))
 	m.Mailbox = mailbox.New(m.Store, m.Runtime, m.Logger.With("component", "mailbox"), mailbox.WithCommitTimeout(time.Duration(cfg.CommitTimeout)), mailbox.WithObserver(m.Metrics))
 	for _, t := range teamtools.Tools(m.Store, m.Mailbox, board, teamtools.Limits{}) {
@@ -330,18 +358,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.mountFeishu(jobRunner)
 	}
+	m.cluster = newCluster(store.Node{ID: m.nodeID, Addr: m.advertiseAddr(), Version: m.Version, StartedAt: time.Now().UTC()},
+		leases, m.Runtime, m.Logger.With("component", "cluster"))
+	m.API.MountCluster(m.cluster)
 	m.API.MountMCP(mcpServers)
 	m.API.MountPolicy(m.policy)
 	m.API.MountSkills(skillCat)
 	m.API.MountMCPServer(mcpserve.Handler(m.API.Handler()))
 	web.Mount(m.API.Engine())
 
-	// Listen before the agents start so a port clash fails fast, with nothing to undo.
-	m.listener, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
-	if err != nil {
-		return fmt.Errorf("listen on %s:%d: %w", cfg.Host, cfg.Port, err)
-	}
-	m.closers = append(m.closers, func(context.Context) error { _ = m.listener.Close(); return nil })
 	if cfg.PprofAddr != "" {
 		stopPprof, err := startPprof(cfg.PprofAddr, m.Logger)
 		if err != nil {
@@ -359,10 +384,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// Closed after the agents stop and before the mailbox and store, so a
 	// tool call left running past its deadline cannot write after them.
 	m.closers = append(m.closers, registry.Close)
+	if err := m.setDispatcher(ctx, leases); err != nil {
+		return err
+	}
 	if err := m.Runtime.Start(ctx); err != nil {
 		return err
 	}
-	m.closers = append(m.closers, m.Runtime.Stop)
+	m.closers = append(m.closers, func(ctx context.Context) error { return m.stopRuntime(ctx, leases) })
 	if jobRunner != nil {
 		// Claims queued jobs and resumes those a crash left running; stopped
 		// after HTTP and before the agents and the store, it releases the
