@@ -212,7 +212,7 @@ func newServeCmd(lookupEnv func(string) (string, bool)) *cobra.Command {
 			} else if cfg.LLMModel != "" {
 				model += " " + cfg.LLMModel
 			}
-			node := m.NodeID() + " (the only daemon of its SQLite file)"
+			node := m.NodeID() + " (SQLite: one daemon per file)"
 			if cfg.DatabaseURL != "" {
 				node = fmt.Sprintf("%s (one of the daemons on this database; leases of %s)", m.NodeID(), cfg.LeaseTTL)
 			}

@@ -141,10 +141,11 @@ func (c *roundTripCounter) TraceBatchEnd(ctx context.Context, conn *pgx.Conn, da
 }
 
 var (
-	kindSpace = regexp.MustCompile(`\s+`)
-	kindDML   = regexp.MustCompile(`\b(insert into|update|delete from) ([a-z_][a-z0-9_.]*)`)
-	kindTable = regexp.MustCompile(`\b(?:from|join) ([a-z_][a-z0-9_.]*)\b\s*([(]?)`)
-	kindFunc  = regexp.MustCompile(`([a-z_][a-z0-9_]*)\(`)
+	kindComment = regexp.MustCompile(`--[^\n]*`)
+	kindSpace   = regexp.MustCompile(`\s+`)
+	kindDML     = regexp.MustCompile(`\b(insert into|update|delete from) ([a-z_][a-z0-9_.]*)`)
+	kindTable   = regexp.MustCompile(`\b(?:from|join) ([a-z_][a-z0-9_.]*)\b\s*([(]?)`)
+	kindFunc    = regexp.MustCompile(`([a-z_][a-z0-9_]*)\(`)
 )
 
 // statementKind names a statement for counting: "begin", "commit",
@@ -152,6 +153,9 @@ var (
 // statement is named by its first data-modifying statement, a SELECT by its
 // first table, or else by its first function other than an aggregate.
 func statementKind(sql string) string {
+	// A statement may open with a comment saying why it is written so: its
+	// kind is that of the SQL after it.
+	sql = kindComment.ReplaceAllString(sql, " ")
 	s := strings.ToLower(strings.TrimSpace(kindSpace.ReplaceAllString(sql, " ")))
 	f := strings.Fields(s)
 	if len(f) == 0 {

@@ -21,7 +21,8 @@ func TestStatementKind(t *testing.T) {
 		"DELETE FROM run_summary_queue q USING unnest($1::text[])":                "delete run_summary_queue",
 		`SELECT p.chunk_id, sum(t.idf * p.impact) AS s FROM unnest($4::text[], $5::float8[]) AS t(term, idf)
 		CROSS JOIN LATERAL (SELECT chunk_id, impact FROM memory_postings WHERE true) p`: "select memory_postings",
-		"SELECT pg_current_xact_id()": "select pg_current_xact_id",
+		"SELECT pg_current_xact_id()":                                                                             "select pg_current_xact_id",
+		"-- why it is written so\nUPDATE leases SET epoch = epoch + 1":                                            "update leases",
 		"SELECT c.text FROM unnest($4::text[]) AS k(memory_id) JOIN memory_chunks c ON c.memory_id = k.memory_id": "select memory_chunks",
 	} {
 		if got := statementKind(sql); got != want {
