@@ -428,9 +428,12 @@ func TestClusterPauseResumeAnAgentOwnedElsewhere(t *testing.T) {
 	second := c.h.createRun("worker", "second")
 	a.Wake(testScope, "worker")
 	b.Wake(testScope, "worker")
-	// The paused owner takes no run; give it the time a run takes here.
+	// The pause reaches the owner's actor after Pause returns (there is no
+	// reply across nodes): a worker that claimed the run just before stops at
+	// its next step boundary, so the run is pending or held running, and it
+	// must not end while the agent is paused. Give it the time a run takes here.
 	time.Sleep(500 * time.Millisecond)
-	if run := c.h.getRun(second); run.Status != store.RunPending {
+	if run := c.h.getRun(second); run.Status != store.RunPending && run.Status != store.RunRunning {
 		t.Fatalf("run of a paused agent is %s", run.Status)
 	}
 	state, err = other.Resume(ctx, testScope, "worker")
