@@ -141,9 +141,14 @@ func TestMetricsEndpoint(t *testing.T) {
 			// The three messages of one session make one run of two steps:
 			// read_file, then the answer.
 			c.must(http.StatusOK, "POST", "/api/agents/metered-agent/resume", nil, nil)
+			// One scrape reads its collectors at different instants (the inbox
+			// depth from the store): wait for one that saw the turn's end from
+			// each side.
 			raw, fams := waitMetrics(t, d.URL(), "the run's turn", func(f map[string]*dto.MetricFamily) bool {
-				v, _ := metricValue(f, "openintern_turn_duration_seconds", map[string]string{"outcome": "completed"})
-				return v == 1
+				turns, _ := metricValue(f, "openintern_turn_duration_seconds", map[string]string{"outcome": "completed"})
+				runs, _ := metricValue(f, "openintern_runs_total", nil)
+				depth, _ := metricValue(f, "openintern_inbox_depth", nil)
+				return turns >= 1 && runs >= 1 && depth == 0
 			})
 			stream.Body.Close()
 			for _, tc := range []struct {
