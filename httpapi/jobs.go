@@ -208,26 +208,8 @@ func (h *memoryHandlers) ingestFiles(c *gin.Context, files []*multipart.FileHead
 	}
 	inputs := make([]store.JobInput, 0, len(files))
 	for i, fh := range files {
-		name := sourceName(fh)
-		if name == "" {
-			writeError(c, http.StatusBadRequest, "invalid_filename",
-				fmt.Sprintf("file %d has no usable name: a name is UTF-8, at most %d bytes, without NUL or control characters", i+1, maxSourceName))
-			return
-		}
-		if fh.Size > MaxIngestFileBytes {
-			writeError(c, http.StatusRequestEntityTooLarge, "file_too_large",
-				fmt.Sprintf("%s is %d bytes; a file may have at most %d", name, fh.Size, MaxIngestFileBytes))
-			return
-		}
-		f, err := fh.Open()
-		if err != nil {
-			h.s.fail(c, err, "file")
-			return
-		}
-		data, err := io.ReadAll(io.LimitReader(f, MaxIngestFileBytes+1))
-		_ = f.Close()
-		if err != nil {
-			h.s.fail(c, err, "file")
+		name, data, ok := h.readUpload(c, i, fh)
+		if !ok {
 			return
 		}
 		inputs = append(inputs, store.JobInput{Seq: i, Name: name, Data: data})
@@ -248,6 +230,34 @@ func (h *memoryHandlers) ingestFiles(c *gin.Context, files []*multipart.FileHead
 
 // sourceName is an uploaded file's name as the client sent it, path
 // included, or "" when it is not a usable label.
+// readUpload reads the i-th file of an upload (at most MaxIngestFileBytes)
+// under its source name; when it cannot, it has answered the request.
+func (h *memoryHandlers) readUpload(c *gin.Context, i int, fh *multipart.FileHeader) (name string, data []byte, ok bool) {
+	name = sourceName(fh)
+	if name == "" {
+		writeError(c, http.StatusBadRequest, "invalid_filename",
+			fmt.Sprintf("file %d has no usable name: a name is UTF-8, at most %d bytes, without NUL or control characters", i+1, maxSourceName))
+		return "", nil, false
+	}
+	if fh.Size > MaxIngestFileBytes {
+		writeError(c, http.StatusRequestEntityTooLarge, "file_too_large",
+			fmt.Sprintf("%s is %d bytes; a file may have at most %d", name, fh.Size, MaxIngestFileBytes))
+		return "", nil, false
+	}
+	f, err := fh.Open()
+	if err != nil {
+		h.s.fail(c, err, "file")
+		return "", nil, false
+	}
+	data, err = io.ReadAll(io.LimitReader(f, MaxIngestFileBytes+1))
+	_ = f.Close()
+	if err != nil {
+		h.s.fail(c, err, "file")
+		return "", nil, false
+	}
+	return name, data, true
+}
+
 func sourceName(fh *multipart.FileHeader) string {
 	name := fh.Filename
 	if _, params, err := mime.ParseMediaType(fh.Header.Get("Content-Disposition")); err == nil && params["filename"] != "" {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -90,25 +89,8 @@ func (h *memoryHandlers) ingestMineru(c *gin.Context) {
 		return
 	}
 	for i, fh := range files {
-		name := sourceName(fh)
-		if name == "" {
-			writeError(c, http.StatusBadRequest, "invalid_filename", fmt.Sprintf("file %d has no usable name", i+1))
-			return
-		}
-		if fh.Size > MaxIngestFileBytes {
-			writeError(c, http.StatusRequestEntityTooLarge, "file_too_large",
-				fmt.Sprintf("%s is %d bytes; a file may have at most %d", name, fh.Size, MaxIngestFileBytes))
-			return
-		}
-		f, err := fh.Open()
-		if err != nil {
-			h.s.fail(c, err, "file")
-			return
-		}
-		data, err := io.ReadAll(io.LimitReader(f, MaxIngestFileBytes+1))
-		_ = f.Close()
-		if err != nil {
-			h.s.fail(c, err, "file")
+		name, data, ok := h.readUpload(c, i, fh)
+		if !ok {
 			return
 		}
 		if !bytes.HasPrefix(data, []byte("%PDF-")) {

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/openintern/openintern/ingest"
+	"github.com/openintern/openintern/internal/httpretry"
 	"github.com/openintern/openintern/store"
 )
 
@@ -215,7 +215,7 @@ func (k Kind) poll(ctx context.Context, j *ingest.Job, p Params, cp *checkpoint)
 		if cp.Polls >= k.Client.MaxPollAttempts() {
 			return Status{}, fmt.Errorf("mineru: the task is still %s after %d polls (maxPollAttempts); giving up", st.State, cp.Polls)
 		}
-		if err := sleep(ctx, k.Client.PollInterval()); err != nil {
+		if err := httpretry.Sleep(ctx, k.Client.PollInterval()); err != nil {
 			return Status{}, err
 		}
 	}
@@ -263,14 +263,3 @@ func titleOf(p Params) string {
 }
 
 var errNoText = fmt.Errorf("mineru: the result has no text: %w", ingest.ErrUnsupported)
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
