@@ -32,6 +32,9 @@ var (
 type leaseHold struct {
 	lease store.Lease
 	since time.Time // when it was taken: a renewal that began earlier cannot list it
+	// renewed is when the latest renewal that kept it began (or since): the
+	// lease is known live until renewed+TTL.
+	renewed time.Time
 	// lost tells the holder it no longer has the lease; called at most once.
 	lost func(store.Lease)
 }
@@ -48,7 +51,8 @@ func (ls *leases) put(l store.Lease, lost func(store.Lease)) {
 	if ls.held == nil {
 		ls.held = make(map[store.LeaseRef]*leaseHold)
 	}
-	ls.held[l.LeaseRef] = &leaseHold{lease: l, since: time.Now(), lost: lost}
+	now := time.Now()
+	ls.held[l.LeaseRef] = &leaseHold{lease: l, since: now, renewed: now, lost: lost}
 }
 
 // drop forgets l if it is still the one held; it reports whether it was.
@@ -169,7 +173,11 @@ func (r *Runtime) renewOnce(ctx context.Context) {
 		var lost []*leaseHold
 		r.leases.mu.Lock()
 		for ref, h := range r.leases.held {
-			if epoch, ok := live[ref]; h.since.Before(began) && (!ok || epoch != h.lease.Epoch) {
+			epoch, ok := live[ref]
+			switch {
+			case ok && epoch == h.lease.Epoch:
+				h.renewed = began
+			case h.since.Before(began):
 				lost = append(lost, h)
 				delete(r.leases.held, ref)
 			}
@@ -184,6 +192,32 @@ func (r *Runtime) renewOnce(ctx context.Context) {
 	if err := r.cfg.Leases.HeartbeatNode(ctx, n, r.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
 		r.logger.Warn("node heartbeat not stored", "node", r.cfg.NodeID, "err", err)
 	}
+}
+
+// confirmLease returns nil when l is still this node's: at once when a
+// renewal kept it within the last LeaseTTL/2 (renewals run every LeaseTTL/3),
+// else by reading it from the store, as after the process was frozen or its
+// renewals stalled. It returns store.ErrFenced when l is lost.
+func (r *Runtime) confirmLease(ctx context.Context, l store.Lease) error {
+	r.leases.mu.Lock()
+	h, ok := r.leases.held[l.LeaseRef]
+	held := ok && h.lease.Epoch == l.Epoch
+	fresh := held && time.Since(h.renewed) < r.cfg.LeaseTTL/2
+	r.leases.mu.Unlock()
+	switch {
+	case fresh:
+		return nil
+	case !held:
+		return store.ErrFenced // a renewal found it lost, or the holder let it go
+	}
+	cur, err := r.cfg.Leases.GetLease(ctx, l.LeaseRef)
+	if err != nil {
+		return fmt.Errorf("actors: read lease %s %s: %w", l.Kind, l.Key, err)
+	}
+	if !cur.Live || cur.NodeID != l.NodeID || cur.Epoch != l.Epoch {
+		return store.ErrFenced
+	}
+	return nil
 }
 
 // sweepUnowned looks for work nobody owns every SweepInterval until the

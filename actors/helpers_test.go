@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -74,7 +75,14 @@ func newHarnessOn(t *testing.T, kind string, cfg Config) *harness {
 	return &harness{t: t, store: st, bus: bus, llm: srv, model: model, router: tools.NewRegistry(), cfg: cfg}
 }
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// quietLogger discards the runtime's logs unless OPENINTERN_TEST_LOG is set
+// (then they go to stderr, to follow a failing test).
+func quietLogger() *slog.Logger {
+	if os.Getenv("OPENINTERN_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 // newRuntime makes a runtime over the harness's store; it is stopped when the
 // test ends.

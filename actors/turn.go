@@ -188,6 +188,14 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 		stepCtx := t.startStep(ctx, step)
 		open := t.state.Open
 		if open == nil || open.Step != step {
+			if t.fence != nil {
+				// A model call is paid for before anything of the step is
+				// written (and fenced): a node that was frozen past its lease
+				// must find that out first, not after the call.
+				if err := t.rt.confirmLease(ctx, *t.fence); err != nil {
+					return t.infraError(ctx, fmt.Errorf("confirm lease: %w", err))
+				}
+			}
 			t.state.Open = nil
 			t.emit("step.started", stepID, map[string]any{"step": step})
 			resp, llmErr := t.callModel(stepCtx, stepID, specs)
