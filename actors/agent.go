@@ -442,6 +442,14 @@ func (a *agentActor) onTurnDone(ctx actor.Context, out turnOutcome) {
 	if out.runID != "" {
 		a.backoff = 0 // a run went through: the outage, if any, is over
 	}
+	if out.alone && !out.suspended && !a.moreMail && !a.deleted {
+		// The inbox held only this run's message, and no mail woke the agent
+		// since: a claim would find nothing (it would cost a round trip).
+		if a.state != store.AgentIdle {
+			a.scheduleIdle(ctx)
+		}
+		return
+	}
 	// Release and re-acquire the slot between runs so agents waiting for one
 	// get their turn in order.
 	a.wantSlot = true

@@ -124,10 +124,13 @@ type stateReply struct {
 
 // turnOutcome is how one worker cycle ended.
 type turnOutcome struct {
-	runID     string
-	agent     *store.Agent // the agent row the turn used, for the actor to cache
-	agentGen  uint64
-	noWork    bool // the inbox was empty
+	runID    string
+	agent    *store.Agent // the agent row the turn used, for the actor to cache
+	agentGen uint64
+	noWork   bool // the inbox was empty
+	// alone: the run's message was the only unread one when claimed
+	// (store.Claim.Alone): without a wake since, there is nothing to claim.
+	alone     bool
 	suspended bool // stopped at a step boundary (pause or shutdown); the run stays running
 	// fenced: a write was refused because another node owns the agent now;
 	// the run stays running for it, and this node drops the lease.

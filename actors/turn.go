@@ -95,6 +95,7 @@ func (r *Runtime) runCycle(ctx context.Context, key agentKey, w *worker, hints c
 	out := t.execute(t.startRunSpan(ctx))
 	t.endTurn(out)
 	out.runID = claim.Run.ID
+	out.alone = claim.Alone
 	if t.row != nil {
 		out.agent, out.agentGen = t.row, hints.agentGen
 	}

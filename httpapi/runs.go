@@ -42,20 +42,23 @@ func (s *Server) createRun(c *gin.Context) {
 	var err error
 	if agentID == store.MainAgentID {
 		_, err = s.deps.Store.EnsureAgent(c.Request.Context(), mainAgent(sc))
-	} else if agentIDPattern.MatchString(agentID) {
-		_, err = s.deps.Store.GetAgent(c.Request.Context(), sc, agentID)
-	} else {
+	} else if !agentIDPattern.MatchString(agentID) {
 		err = store.ErrNotFound
 	}
 	if err != nil {
 		s.fail(c, err, "agent "+strconv.Quote(agentID))
 		return
 	}
+	// Any other agent must exist: CreateRun checks it in its own statement.
 	run, _, err := s.deps.Store.CreateRun(c.Request.Context(), store.NewRun{
 		Scope: sc, RunID: actors.NewRunID(), MessageID: mailbox.NewMessageID(), AgentID: agentID,
 		SessionKey: sessionOrDefault(body.SessionKey), Input: body.Input,
-		SenderType: store.SenderUser, SenderID: sc.UserID,
+		SenderType: store.SenderUser, SenderID: sc.UserID, RequireAgent: true,
 	})
+	if errors.Is(err, store.ErrNotFound) {
+		s.fail(c, err, "agent "+strconv.Quote(agentID))
+		return
+	}
 	if err != nil {
 		s.fail(c, err, "run")
 		return

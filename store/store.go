@@ -220,6 +220,10 @@ type NewRun struct {
 	SenderID    string
 	// Events are appended in the same transaction (e.g. the group run's message.task).
 	Events []Event
+	// RequireAgent: CreateRun fails with ErrNotFound, storing nothing, when
+	// the scope has no agent AgentID (the API checks it in the same statement
+	// rather than in a read before it).
+	RequireAgent bool
 }
 
 // Claim is what an agent got from ClaimNextRun.
@@ -228,6 +232,11 @@ type Claim struct {
 	Messages   []Message
 	Checkpoint *Checkpoint // nil when the run has no step stored yet
 	Resumed    bool        // the run was already running (a restart or retry picks it up again)
+	// Alone: the claimed message was the agent's only unread one when it was
+	// claimed, so once the run ends the inbox holds only what arrived since
+	// (and woke the agent). False when there were more, or the store did not
+	// look: then the agent asks the store before it goes idle.
+	Alone bool
 }
 
 // RunResult is how a run ended.

@@ -263,7 +263,12 @@ func eventLockKeys(events []store.Event) []int64 {
 // commit would, for one more round trip.
 func (s *Store) queryRowWithEvents(ctx context.Context, async bool, keys []int64, sql string, args ...any) pgx.Row {
 	b := &pgx.Batch{}
-	b.Queue(asyncCommit)
+	// Without event locks there is nothing to release early: a synchronous
+	// commit makes the statement durable in its own round trip.
+	syncCommit := !async && len(keys) == 0
+	if !syncCommit {
+		b.Queue(asyncCommit)
+	}
 	if len(keys) > 0 {
 		b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`, keys)
 	}
@@ -277,7 +282,7 @@ func (s *Store) queryRowWithEvents(ctx context.Context, async bool, keys []int64
 		}
 	}
 	row := &batchRow{row: br.QueryRow(), br: br}
-	if async {
+	if async || syncCommit {
 		return row
 	}
 	return durableRow{row: row, flush: func() error {

@@ -57,15 +57,21 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 	}
 	store.FillFromRun(events, nr.AgentID, nr.GroupID)
 	ts := s.now()
-	var seq int64
+	var seq *int64
 	var ids []int64
 	args := append([]any{nr.Scope.OrgID, nr.Scope.UserID, nr.Scope.ProjectID, nr.RunID, nr.AgentID, nr.SessionKey,
 		nr.GroupID, nr.Input, ts, nr.MessageID, nr.SenderType, nr.SenderID, nr.ParentRunID, nr.RoleID},
 		newEventArrays(events).args()...)
+	// The message and the events join the run: without the agent, nothing.
+	agentExists := ""
+	if nr.RequireAgent {
+		agentExists = `WHERE EXISTS (SELECT 1 FROM agents
+				WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $5)`
+	}
 	err = s.queryRowWithEvents(ctx, false, eventLockKeys(events), `WITH r AS (
 			INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id, session_key, group_id, parent_run_id,
 				role_id, input, status, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $13, $14, $8, 'pending', $9)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $13, $14, $8, 'pending', $9::timestamptz `+agentExists+`
 			RETURNING run_id, agent_id, group_id),
 		m AS (
 			INSERT INTO messages (org_id, user_id, project_id, message_id, agent_id, session_key, group_id, kind,
@@ -75,6 +81,9 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 		ins AS (`+insertRunEvents(15)+`)
 		SELECT (SELECT seq FROM m), ARRAY(SELECT id FROM ins ORDER BY id)`,
 		args...).Scan(&seq, &ids)
+	if err == nil && seq == nil {
+		err = fmt.Errorf("agent %q: %w", nr.AgentID, store.ErrNotFound)
+	}
 	if err == nil {
 		err = assignIDs(events, ids)
 	}
@@ -86,7 +95,7 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 		ParentRunID: nr.ParentRunID, RoleID: nr.RoleID, Input: nr.Input, Status: store.RunPending, CreatedAt: ts,
 	}
 	msg := store.Message{
-		Scope: nr.Scope, ID: nr.MessageID, Seq: seq, AgentID: nr.AgentID, SessionKey: nr.SessionKey, GroupID: nr.GroupID,
+		Scope: nr.Scope, ID: nr.MessageID, Seq: *seq, AgentID: nr.AgentID, SessionKey: nr.SessionKey, GroupID: nr.GroupID,
 		Kind: store.MessageKindRun, SenderType: nr.SenderType, SenderID: nr.SenderID, Content: nr.Input,
 		RunID: nr.RunID, Status: store.MessageUnread, CreatedAt: ts,
 	}
@@ -223,9 +232,33 @@ const (
 		SELECT ` + messageCols + ` FROM claimed ORDER BY seq`
 )
 
-// ClaimNextRun gives the agent its next unit of work in one transaction,
-// holding a transaction advisory lock on (scope, agent) so that concurrent
-// claims for one agent run one after the other.
+// claimUnreadUpTo2 counts the agent's unread messages, up to 2: one means
+// the message claimed is the only one (store.Claim.Alone).
+const claimUnreadUpTo2 = `SELECT count(*) FROM (SELECT 1 FROM messages
+	WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'unread' LIMIT 2) u`
+
+// claimPendingFirst starts the run of the agent's oldest unread message when
+// that message is a run's, the run is pending and nothing holds the queue
+// (a running run, a run waiting for an approval): the common claim, decided
+// by the statements before it in the same batch, made here in the same round
+// trip. $5 is the start time.
+const claimPendingFirst = `UPDATE runs SET status = 'running', started_at = $5
+	WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'pending'
+	  AND run_id = (SELECT m.run_id FROM messages m
+		WHERE m.org_id = $1 AND m.user_id = $2 AND m.project_id = $3 AND m.agent_id = $4 AND m.status = 'unread'
+		ORDER BY m.seq LIMIT 1)
+	  AND NOT EXISTS (SELECT 1 FROM runs o
+		WHERE o.org_id = $1 AND o.user_id = $2 AND o.project_id = $3 AND o.agent_id = $4
+		  AND o.status IN ('running', 'waiting_approval'))
+	RETURNING ` + runCols
+
+// ClaimNextRun gives the agent its next unit of work, holding a transaction
+// advisory lock on (scope, agent) so that concurrent claims for one agent
+// run one after the other. Most claims take one round trip: a pipelined
+// batch (one implicit transaction) reads the agent's queue and starts a
+// pending run when that is what comes next, and what it read also settles
+// a resume and "no work". Only a batch of plain messages, or a run message
+// whose run is no longer pending, takes the transaction of claimInTx.
 func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID string, newRunID string) (store.Claim, error) {
 	if newRunID == "" {
 		return store.Claim{}, errors.New("postgres: claim next run: new run id is empty")
@@ -233,6 +266,108 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 	if agentID == "" { // group runs have agent ""; no agent claims them
 		return store.Claim{}, errors.New("postgres: claim next run: agent id is empty")
 	}
+	claim, settled, err := s.claimInOneTrip(ctx, scope, agentID)
+	if err != nil {
+		return store.Claim{}, s.fail(ctx, "claim next run", err)
+	}
+	if settled {
+		if claim.Run.ID == "" {
+			return store.Claim{}, store.ErrNoWork
+		}
+		return claim, nil
+	}
+	return s.claimInTx(ctx, scope, agentID, newRunID)
+}
+
+// claimInOneTrip is ClaimNextRun's single batch. settled: the claim (no run
+// in it: no work) is final; else claimInTx decides, in a transaction of its
+// own.
+func (s *Store) claimInOneTrip(ctx context.Context, scope store.Scope, agentID string) (claim store.Claim, settled bool, err error) {
+	args := []any{scope.OrgID, scope.UserID, scope.ProjectID, agentID}
+	b := &pgx.Batch{}
+	b.Queue(asyncCommit)
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, agentLockKey(scope, agentID))
+	queueFence(ctx, b)
+	b.Queue(claimRunning, args...)
+	b.Queue(claimWaiting, args...)
+	b.Queue(claimOldest, args...)
+	b.Queue(claimRunningMessages, args...)
+	b.Queue(claimRunningCheckpoint, args...)
+	b.Queue(claimUnreadUpTo2, args...)
+	b.Queue(claimPendingFirst, append(args, s.now())...)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	for range b.Len() - 7 { // asyncCommit, advisory lock, the fence if any
+		if _, err := br.Exec(); err != nil {
+			return store.Claim{}, false, err
+		}
+	}
+	var (
+		running *store.Run
+		waiting bool
+		oldest  *store.Message
+	)
+	r, err := scanRun(br.QueryRow())
+	switch {
+	case err == nil:
+		running = &r
+	case !errors.Is(err, pgx.ErrNoRows):
+		return store.Claim{}, false, err
+	}
+	if err := br.QueryRow().Scan(&waiting); err != nil {
+		return store.Claim{}, false, err
+	}
+	m, _, err := scanOldest(br.QueryRow())
+	switch {
+	case err == nil:
+		oldest = &m
+	case !errors.Is(err, pgx.ErrNoRows):
+		return store.Claim{}, false, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return store.Claim{}, false, err
+	}
+	runMsgs, err := collectMessages(rows)
+	if err != nil {
+		return store.Claim{}, false, err
+	}
+	var checkpoint *store.Checkpoint
+	cp, err := scanCheckpoint(br.QueryRow())
+	switch {
+	case err == nil:
+		checkpoint = &cp
+	case !errors.Is(err, pgx.ErrNoRows):
+		return store.Claim{}, false, err
+	}
+	var unread int
+	if err := br.QueryRow().Scan(&unread); err != nil {
+		return store.Claim{}, false, err
+	}
+	started, err := scanRun(br.QueryRow())
+	switch {
+	case err == nil:
+		if oldest == nil || oldest.RunID != started.ID {
+			return store.Claim{}, false, fmt.Errorf("claimed run %s is not the oldest message's", started.ID)
+		}
+		claim = store.Claim{Run: started, Messages: []store.Message{*oldest}, Alone: unread == 1}
+	case !errors.Is(err, pgx.ErrNoRows):
+		return store.Claim{}, false, err
+	case running != nil:
+		// 1. A run left running is resumed.
+		claim = store.Claim{Run: *running, Messages: runMsgs, Checkpoint: checkpoint, Resumed: true}
+	case waiting, oldest == nil:
+		// A run waiting for an approval holds the queue; or it is empty.
+	default:
+		return store.Claim{}, false, br.Close()
+	}
+	return claim, true, br.Close()
+}
+
+// claimInTx is the claim of the cases claimInOneTrip leaves: a batch of
+// plain messages becomes a new run, and the messages of runs no longer
+// pending are marked read on the way.
+func (s *Store) claimInTx(ctx context.Context, scope store.Scope, agentID string, newRunID string) (store.Claim, error) {
 	var claim store.Claim
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		args := []any{scope.OrgID, scope.UserID, scope.ProjectID, agentID}

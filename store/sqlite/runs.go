@@ -79,6 +79,16 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 		RunID: nr.RunID, Status: store.MessageUnread, CreatedAt: ts,
 	}
 	err = s.fencedTx(ctx, func(tx *sql.Tx) error {
+		if nr.RequireAgent {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM agents WHERE `+scopeCond+` AND agent_id = ?`,
+				scopeArgs(nr.Scope, nr.AgentID)...).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("agent %q: %w", nr.AgentID, store.ErrNotFound)
+			}
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id,
 				session_key, group_id, parent_run_id, role_id, input, status, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
@@ -260,7 +270,13 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 					if err != nil {
 						return err
 					}
-					claim = store.Claim{Run: r, Messages: []store.Message{oldest}}
+					var unread int
+					if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM messages
+						WHERE `+scopeCond+` AND agent_id = ? AND status = 'unread' LIMIT 2)`,
+						scopeArgs(scope, agentID)...).Scan(&unread); err != nil {
+						return err
+					}
+					claim = store.Claim{Run: r, Messages: []store.Message{oldest}, Alone: unread == 1}
 					return nil
 				}
 				// Its run is not pending (ended without reading it): the

@@ -17,6 +17,41 @@ var claimCases = []testCase{
 	{"Claim/RunIDConflict", testClaimRunIDConflict},
 	{"Claim/SimultaneousSameAgent", testClaimSimultaneous},
 	{"Claim/Concurrent", testClaimConcurrent},
+	{"Claim/Alone", testClaimAlone},
+}
+
+// A claimed run's message is Alone only when no other message of the agent
+// was unread: the agent then goes idle after the run without asking again.
+func testClaimAlone(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	newRun := func(input string) {
+		t.Helper()
+		if _, _, err := s.CreateRun(ctx, store.NewRun{Scope: scopeA, RunID: newID("run"), MessageID: newID("msg"),
+			AgentID: "a", SessionKey: "s", Input: input, SenderType: store.SenderUser, SenderID: "u"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newRun("first")
+	newRun("second")
+	enqueue(t, s, scopeA, "b", "s", "another agent's")
+	c, err := s.ClaimNextRun(ctx, scopeA, "a", newID("run"))
+	if err != nil || c.Run.Input != "first" {
+		t.Fatalf("claim: %+v, %v", c.Run, err)
+	}
+	if c.Alone {
+		t.Fatal("first of two unread runs claimed as Alone")
+	}
+	finish(t, s, scopeA, c.Run.ID, "ok")
+	c, err = s.ClaimNextRun(ctx, scopeA, "a", newID("run"))
+	if err != nil || c.Run.Input != "second" {
+		t.Fatalf("claim: %+v, %v", c.Run, err)
+	}
+	if !c.Alone {
+		t.Fatal("the last unread run is not claimed as Alone (another agent's message counted?)")
+	}
+	finish(t, s, scopeA, c.Run.ID, "ok")
+	_, err = s.ClaimNextRun(ctx, scopeA, "a", newID("run"))
+	wantErr(t, err, store.ErrNoWork)
 }
 
 func testClaimNoWork(t *testing.T, s store.Store) {

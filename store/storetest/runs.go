@@ -11,6 +11,7 @@ import (
 var runCases = []testCase{
 	{"Run/CreateGet", testRunCreateGet},
 	{"Run/CreateConflict", testRunCreateConflict},
+	{"Run/CreateRequireAgent", testRunCreateRequireAgent},
 	{"Run/List", testRunList},
 	{"Run/Isolation", testRunIsolation},
 	{"Run/SaveStep", testRunSaveStep},
@@ -562,4 +563,32 @@ func testRunSummaryQueue(t *testing.T, s store.Store) {
 	if got := pending(); len(got) != 0 {
 		t.Fatalf("after all done: %+v", got)
 	}
+}
+
+// With RequireAgent, a run for an agent the scope does not have is refused
+// with nothing stored, and one for an agent it has is created.
+func testRunCreateRequireAgent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, err := s.CreateAgent(ctx, store.Agent{Scope: scopeA, ID: "here"}); err != nil {
+		t.Fatal(err)
+	}
+	nr := store.NewRun{Scope: scopeB, RunID: "r1", MessageID: "m1", AgentID: "here", SessionKey: "s",
+		Input: "hello", SenderType: store.SenderUser, SenderID: "alice", RequireAgent: true}
+	_, _, err := s.CreateRun(ctx, nr) // another scope's agent of that id
+	wantErr(t, err, store.ErrNotFound)
+	if _, err := s.GetRun(ctx, scopeB, "r1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused run was stored: %v", err)
+	}
+	if msgs, _, err := s.ListMessages(ctx, scopeB, "here", "", store.Page{}); err != nil || len(msgs) != 0 {
+		t.Fatalf("a refused run's message was stored: %+v, %v", msgs, err)
+	}
+	nr.Scope = scopeA
+	r, m, err := s.CreateRun(ctx, nr)
+	must(t, err)
+	if r.ID != "r1" || r.Status != store.RunPending || m.Seq <= 0 || m.RunID != "r1" {
+		t.Fatalf("CreateRun = %+v, %+v", r, m)
+	}
+	got, err := s.GetRun(ctx, scopeA, "r1")
+	must(t, err)
+	wantEqual(t, "GetRun", got, r)
 }
