@@ -84,7 +84,7 @@ func sameEvent(t *testing.T, got, want store.Event) {
 	t.Helper()
 	if got.Scope != want.Scope || got.ID != want.ID || got.RunID != want.RunID || got.AgentID != want.AgentID ||
 		got.GroupID != want.GroupID || got.StepID != want.StepID || got.Type != want.Type || !got.TS.Equal(want.TS) ||
-		string(got.Payload) != string(want.Payload) {
+		string(got.Payload) != string(want.Payload) || got.RunPrev != want.RunPrev {
 		t.Fatalf("event mismatch:\n got %+v\nwant %+v", got, want)
 	}
 }

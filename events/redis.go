@@ -102,11 +102,13 @@ type redisBatch struct {
 	Events []json.RawMessage `json:"events"`
 }
 
-// redisEvent is the wire form of one event: store.Event leaves its Scope out
-// of JSON, so it travels beside it.
+// redisEvent is the wire form of one event: store.Event leaves its Scope and
+// RunPrev out of JSON, so they travel beside it (a stream on another daemon
+// forwards a run's event without reading the store only by its RunPrev).
 type redisEvent struct {
-	Scope store.Scope `json:"scope"`
-	Event store.Event `json:"event"`
+	Scope   store.Scope `json:"scope"`
+	Event   store.Event `json:"event"`
+	RunPrev int64       `json:"run_prev,omitempty"`
 }
 
 // NewRedisBus subscribes to "<prefix>events" and returns once Redis has
@@ -152,7 +154,7 @@ func (b *RedisBus) Publish(ctx context.Context, events ...store.Event) {
 
 	batch := redisBatch{Node: b.node, Events: make([]json.RawMessage, 0, len(events))}
 	for _, ev := range events {
-		raw, err := json.Marshal(redisEvent{Scope: ev.Scope, Event: ev})
+		raw, err := json.Marshal(redisEvent{Scope: ev.Scope, Event: ev, RunPrev: ev.RunPrev})
 		if err != nil {
 			b.logger.Error("event not sent to other daemons: cannot encode it",
 				"event_id", ev.ID, "type", ev.Type, "err", err)
@@ -212,7 +214,7 @@ func (b *RedisBus) receive(payload string) {
 			continue
 		}
 		ev := we.Event
-		ev.Scope = we.Scope
+		ev.Scope, ev.RunPrev = we.Scope, we.RunPrev
 		if string(ev.Payload) == "null" {
 			ev.Payload = nil // a nil payload travels as null
 		}

@@ -51,6 +51,10 @@ func TestRedisBusCrossDeliveryInOrder(t *testing.T) {
 	var want []store.Event
 	for i := int64(1); i <= 50; i++ {
 		ev := event(scopeA, i, "step.completed")
+		ev.RunPrev = i - 1 // travels beside the event: 0 (unknown) for the first
+		if i == 2 {
+			ev.RunPrev = -1
+		}
 		want = append(want, ev)
 		a.Publish(ctx, ev)
 	}

@@ -296,7 +296,7 @@ func (s *Server) streamAgent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.stream(c, a.Scope, store.EventFilter{AgentID: a.ID}, func(e store.Event) bool { return e.AgentID == a.ID }, "")
+	s.stream(c, a.Scope, store.EventFilter{AgentID: a.ID}, func(e store.Event) bool { return e.AgentID == a.ID }, nil)
 }
 
 // toolsExist writes a 400 naming the unknown tool when list has one.

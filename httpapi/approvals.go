@@ -132,7 +132,7 @@ func (s *Server) streamApprovals(c *gin.Context) {
 	sc := scopeOf(c)
 	s.stream(c, sc, store.EventFilter{Types: approvalEventTypes}, func(e store.Event) bool {
 		return e.Type == approvalEventTypes[0] || e.Type == approvalEventTypes[1]
-	}, "")
+	}, nil)
 }
 
 func (s *Server) resolveApproval(c *gin.Context) {

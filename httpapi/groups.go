@@ -465,5 +465,5 @@ func (s *Server) streamGroup(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.stream(c, g.Scope, store.EventFilter{GroupID: g.ID}, func(e store.Event) bool { return e.GroupID == g.ID }, "")
+	s.stream(c, g.Scope, store.EventFilter{GroupID: g.ID}, func(e store.Event) bool { return e.GroupID == g.ID }, nil)
 }

@@ -162,7 +162,7 @@ func (s *Server) streamRun(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.stream(c, run.Scope, store.EventFilter{RunID: run.ID}, func(e store.Event) bool { return e.RunID == run.ID }, run.ID)
+	s.stream(c, run.Scope, store.EventFilter{RunID: run.ID}, func(e store.Event) bool { return e.RunID == run.ID }, &run)
 }
 
 func (s *Server) cancelRun(c *gin.Context) {

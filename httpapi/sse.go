@@ -22,21 +22,30 @@ const degradedPoll = 500 * time.Millisecond
 var terminalRunEvents = map[string]bool{"run.completed": true, "run.failed": true, "run.cancelled": true}
 
 // stream serves events as Server-Sent Events with no gap and no duplicate.
-// Stored events are always read from the store, after the client's
-// Last-Event-ID and then after the last id sent: the live feed only says
-// when to read. Events are published in whatever order their writers finish,
-// not in id order, so an event forwarded straight from the feed could jump
-// ahead of a lower id still on its way, and a resume point after it would
-// skip that id; the store answers in id order and, within a scope, shows its
-// events as a prefix (see the stores' event-id notes). Live-only events
+// Stored events are read from the store, after the client's Last-Event-ID
+// and then after the last id sent: the live feed mostly only says when to
+// read. Events are published in whatever order their writers finish, not in
+// id order, so an event forwarded straight from the feed could jump ahead of
+// a lower id still on its way, and a resume point after it would skip that
+// id; the store answers in id order and, within a scope, shows its events as
+// a prefix (see the stores' event-id notes). The exception is a run's stream:
+// a live event whose RunPrev is the last event of the run sent (or says it
+// is the run's first, when none was) has no earlier event of the run left to
+// come, so it is sent as it comes, and a turn costs no store read per event
+// while its events arrive in order. Live-only events
 // (id 0, e.g. llm.token) are forwarded as they come, without an id line. The
 // stream subscribes before it first reads the store, so nothing committed in
 // between goes unnoticed, and it reads the store again at every heartbeat in
 // case the feed lost a publish. While the bus reports itself unhealthy (see
 // events.LiveHealthy) it reads the store every degradedPoll instead; when
 // the bus recovers it drops its subscribers, so the stream subscribes again
-// and is live. When runID is set, the stream ends after that run ends.
-func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFilter, match func(store.Event) bool, runID string) {
+// and is live. When run is set (as read before the call), the stream is that
+// run's and ends after the run ends.
+func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFilter, match func(store.Event) bool, run *store.Run) {
+	runID := ""
+	if run != nil {
+		runID = run.ID
+	}
 	if refused := s.streams.acquire(scope); refused != "" {
 		c.Header("Retry-After", strconv.Itoa(streamRetryAfter))
 		writeError(c, http.StatusTooManyRequests, "too_many_streams", "too many open streams: "+refused+"; close one or retry later")
@@ -133,18 +142,28 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 		flusher.Flush()
 	}
 
-	for ctx.Err() == nil {
+	for subscribed := false; ctx.Err() == nil; subscribed = true {
 		// A subscription can be dropped when this client falls behind; then we
 		// subscribe again and catch up from the store, so nothing is lost.
 		live := s.deps.Bus.Subscribe(ctx, scope, match)
-		// Read the run's status before replaying: its terminal event is stored
-		// with that status, so a run already finished now has all its events in
-		// the replay below.
+		// The run's status read before replaying: its terminal event is stored
+		// with that status, so a run already finished then has all its events
+		// in the replay below, and one not finished ends by its terminal event,
+		// which the replay or the feed brings. The caller's read precedes the
+		// first subscription, so it serves for it, except for a pending run: a
+		// pending run is cancelled without its terminal event (that is
+		// appended after), which would then never end the stream if that
+		// append failed. A subscription after a dropped one reads it again.
 		finished := false
-		if runID != "" {
-			if run, err := s.deps.Store.GetRun(ctx, scope, runID); err == nil && store.RunFinished(run.Status) {
-				finished = true
+		if run != nil {
+			status := run.Status
+			if subscribed || status == store.RunPending {
+				status = ""
+				if r, err := s.deps.Store.GetRun(ctx, scope, runID); err == nil {
+					status = r.Status
+				}
 			}
+			finished = store.RunFinished(status)
 		}
 		if ended, err := catchUp(); ended || err != nil {
 			if err != nil && !ended {
@@ -192,6 +211,21 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 					continue
 				}
 				if e.ID <= lastID {
+					continue
+				}
+				// lastID is the run's last event sent, or the client's resume
+				// point; RunPrev is a run's event id (or -1), so it can only
+				// match a resume point that is the run's event the client has.
+				if runID != "" && e.RunPrev != 0 && (e.RunPrev == lastID || (e.RunPrev == -1 && lastID == 0)) {
+					if send(e) != nil {
+						return
+					}
+					lastID = e.ID
+					if terminalRunEvents[e.Type] {
+						end(e.Type)
+						return
+					}
+					flusher.Flush()
 					continue
 				}
 				if ended, err := catchUp(); ended {

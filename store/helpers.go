@@ -98,7 +98,7 @@ func NormaliseEvent(ev Event, ts time.Time) (Event, error) {
 	} else {
 		ev.TS = ev.TS.UTC().Truncate(time.Microsecond)
 	}
-	ev.ID = 0
+	ev.ID, ev.RunPrev = 0, 0
 	return ev, nil
 }
 
@@ -129,6 +129,28 @@ func FillFromRun(events []Event, agentID, groupID string) {
 		if events[i].GroupID == "" {
 			events[i].GroupID = groupID
 		}
+	}
+}
+
+// ChainRunPrev sets RunPrev on the events of run runID among events, a batch
+// just stored in order by one statement or transaction, given the id of the
+// run's newest event stored before the batch (0: the run had none). The store
+// must have read last under the same ordering that drew the batch's ids (its
+// scope's event lock, or the single writer), so no event of the run can
+// commit between last and the batch. Events of other runs get 0: the batch
+// says nothing about their runs.
+func ChainRunPrev(events []Event, runID string, last int64) {
+	prev := last
+	if prev <= 0 {
+		prev = -1
+	}
+	for i := range events {
+		if events[i].RunID != runID {
+			events[i].RunPrev = 0
+			continue
+		}
+		events[i].RunPrev = prev
+		prev = events[i].ID
 	}
 }
 

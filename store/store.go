@@ -177,6 +177,13 @@ type Event struct {
 	Type    string          `json:"type"`
 	TS      time.Time       `json:"ts"`
 	Payload json.RawMessage `json:"payload"`
+	// RunPrev is the id of the same run's event stored just before this one,
+	// -1 when this is the run's first event, 0 when the store does not say
+	// (then nothing may be inferred). Only events a write returns carry it,
+	// and it never leaves the daemon as part of the event: with it, a run's
+	// stream can forward a live event without reading the store, knowing no
+	// earlier event of the run is still on its way (see ChainRunPrev).
+	RunPrev int64 `json:"-"`
 }
 
 // Checkpoint is a run's working state after a step.

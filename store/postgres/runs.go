@@ -59,6 +59,7 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 	ts := s.now()
 	var seq *int64
 	var ids []int64
+	var last *int64
 	args := append([]any{nr.Scope.OrgID, nr.Scope.UserID, nr.Scope.ProjectID, nr.RunID, nr.AgentID, nr.SessionKey,
 		nr.GroupID, nr.Input, ts, nr.MessageID, nr.SenderType, nr.SenderID, nr.ParentRunID, nr.RoleID},
 		newEventArrays(events).args()...)
@@ -79,13 +80,16 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 			SELECT $1, $2, $3, $10, $5, $6, $7, 'run', $11, $12, $8, r.run_id, 'unread', $9 FROM r
 			RETURNING seq),
 		ins AS (`+insertRunEvents(15)+`)
-		SELECT (SELECT seq FROM m), ARRAY(SELECT id FROM ins ORDER BY id)`,
-		args...).Scan(&seq, &ids)
+		SELECT (SELECT seq FROM m), ARRAY(SELECT id FROM ins ORDER BY id), `+lastRunEvent,
+		args...).Scan(&seq, &ids, &last)
 	if err == nil && seq == nil {
 		err = fmt.Errorf("agent %q: %w", nr.AgentID, store.ErrNotFound)
 	}
 	if err == nil {
 		err = assignIDs(events, ids)
+	}
+	if err == nil {
+		runPrev(events, nr.RunID, last)
 	}
 	if err != nil {
 		return store.Run{}, store.Message{}, s.fail(ctx, "create run", err)
@@ -566,6 +570,23 @@ func insertRunEvents(n int) string {
 		RETURNING id`
 }
 
+// lastRunEvent selects the id of the newest event of the run $1..$4 (scope,
+// run id) as the statement's snapshot shows it, NULL when the run has none.
+// The snapshot is taken under the scope's event lock, before the statement's
+// own inserts, which it does not see: so it is exactly the run's event before
+// the statement's first (see store.ChainRunPrev).
+const lastRunEvent = `(SELECT id FROM events
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4 ORDER BY id DESC LIMIT 1)`
+
+// runPrev gives the stored events of run runID their RunPrev.
+func runPrev(events []store.Event, runID string, last *int64) {
+	var l int64
+	if last != nil {
+		l = *last
+	}
+	store.ChainRunPrev(events, runID, l)
+}
+
 // SaveStep appends the step's events and, when cp is non-nil, stores the
 // checkpoint and the run's step count, in one statement.
 func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, cp *store.Checkpoint, events []store.Event) ([]store.Event, error) {
@@ -588,6 +609,7 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 		newEventArrays(out).args()...)
 	var agentID, groupID *string
 	var ids []int64
+	var last *int64
 	err = s.queryRowWithEvents(ctx, true, eventLockKeys(out), `WITH r AS (
 			UPDATE runs SET steps = COALESCE($5::int, steps)
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4
@@ -598,14 +620,17 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 			ON CONFLICT (org_id, user_id, project_id, run_id) DO UPDATE
 				SET step = excluded.step, state = excluded.state, updated_at = excluded.updated_at),
 		ins AS (`+insertRunEvents(8)+`)
-		SELECT (SELECT agent_id FROM r), (SELECT group_id FROM r), ARRAY(SELECT id FROM ins ORDER BY id)`,
-		args...).Scan(&agentID, &groupID, &ids)
+		SELECT (SELECT agent_id FROM r), (SELECT group_id FROM r), ARRAY(SELECT id FROM ins ORDER BY id), `+lastRunEvent,
+		args...).Scan(&agentID, &groupID, &ids, &last)
 	if err == nil && agentID == nil {
 		err = store.ErrNotFound
 	}
 	if err == nil {
 		store.FillFromRun(out, *agentID, *groupID)
 		err = assignIDs(out, ids)
+	}
+	if err == nil {
+		runPrev(out, runID, last)
 	}
 	if err != nil {
 		return nil, s.fail(ctx, "save step", err)
@@ -647,6 +672,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 	var agentID, groupID *string
 	var ids []int64
 	var exists bool
+	var last *int64
 	err = s.queryRowWithEvents(ctx, false, eventLockKeys(out), `WITH r AS (
 			UPDATE runs SET status = $5, output = $6, error = $7::jsonb, steps = $8, usage = $9::jsonb, ended_at = $10
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4 AND status = 'running'
@@ -658,8 +684,9 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 		ob AS (`+insertMessages(21, 10, "EXISTS (SELECT 1 FROM r)")+`),`+summaryCTE(res)+`
 		ins AS (`+insertRunEvents(11)+`)
 		SELECT (SELECT agent_id FROM r), (SELECT group_id FROM r), ARRAY(SELECT id FROM ins ORDER BY id),
-			EXISTS (SELECT 1 FROM runs WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4)`,
-		args...).Scan(&agentID, &groupID, &ids, &exists)
+			EXISTS (SELECT 1 FROM runs WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4),
+			`+lastRunEvent,
+		args...).Scan(&agentID, &groupID, &ids, &exists, &last)
 	if err == nil && agentID == nil {
 		err = store.ErrNotFound
 		if exists {
@@ -669,6 +696,9 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 	if err == nil {
 		store.FillFromRun(out, *agentID, *groupID)
 		err = assignIDs(out, ids)
+	}
+	if err == nil {
+		runPrev(out, runID, last)
 	}
 	if err != nil {
 		return nil, s.fail(ctx, "finish run", err)

@@ -654,6 +654,7 @@ func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkp
 	args := append([]any{r.Scope.OrgID, r.Scope.UserID, r.Scope.ProjectID, r.ID, r.SessionKey, r.GroupID,
 		r.ParentRunID, r.RoleID, r.Input, cp.Step, state, ts}, newEventArrays(out).args()...)
 	var ids []int64
+	var last *int64
 	err = s.queryRowWithEvents(ctx, false, eventLockKeys(out), `WITH r AS (
 			INSERT INTO runs (org_id, user_id, project_id, run_id, agent_id, session_key, group_id, parent_run_id,
 				role_id, input, status, steps, created_at, started_at)
@@ -663,9 +664,12 @@ func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkp
 			INSERT INTO checkpoints (org_id, user_id, project_id, run_id, step, state, updated_at)
 			SELECT $1, $2, $3, r.run_id, $10, $11::json, $12 FROM r),
 		ins AS (`+insertRunEvents(13)+`)
-		SELECT ARRAY(SELECT id FROM ins ORDER BY id)`, args...).Scan(&ids)
+		SELECT ARRAY(SELECT id FROM ins ORDER BY id), `+lastRunEvent, args...).Scan(&ids, &last)
 	if err == nil {
 		err = assignIDs(out, ids)
+	}
+	if err == nil {
+		runPrev(out, r.ID, last)
 	}
 	if err != nil {
 		return store.Run{}, nil, s.fail(ctx, "create group run", err)

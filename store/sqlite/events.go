@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -62,6 +63,29 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []store.Event, setID f
 		}
 		setID(i, id)
 	}
+	return nil
+}
+
+// insertRunEvents inserts events of run runID, as insertEvents does, and
+// gives them their RunPrev: the single writer makes the run's newest event,
+// read in the same transaction before the inserts, exactly the one before
+// the batch (see store.ChainRunPrev).
+func insertRunEvents(ctx context.Context, tx *sql.Tx, scope store.Scope, runID string, events []store.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	var last sql.NullInt64
+	// The unary + keeps the read on events_run_idx, as in eventWhere.
+	err := tx.QueryRowContext(ctx, `SELECT id FROM events
+		WHERE +org_id = ? AND +user_id = ? AND +project_id = ? AND run_id = ? ORDER BY id DESC LIMIT 1`,
+		scopeArgs(scope, runID)...).Scan(&last)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("last event of the run: %w", err)
+	}
+	if err := insertEvents(ctx, tx, events, func(i int, id int64) { events[i].ID = id }); err != nil {
+		return err
+	}
+	store.ChainRunPrev(events, runID, last.Int64)
 	return nil
 }
 

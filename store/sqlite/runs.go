@@ -103,7 +103,7 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 				nr.Input, nr.RunID, micros(ts))...).Scan(&msg.Seq); err != nil {
 			return err
 		}
-		return insertEvents(ctx, tx, events, func(i int, id int64) { events[i].ID = id })
+		return insertRunEvents(ctx, tx, nr.Scope, nr.RunID, events)
 	})
 	if err != nil {
 		return store.Run{}, store.Message{}, fail("create run", err)
@@ -365,7 +365,7 @@ func (s *Store) SaveStep(ctx context.Context, scope store.Scope, runID string, c
 			}
 		}
 		store.FillFromRun(out, agentID, groupID)
-		return insertEvents(ctx, tx, out, func(i int, id int64) { out[i].ID = id })
+		return insertRunEvents(ctx, tx, scope, runID, out)
 	})
 	if err != nil {
 		return nil, fail("save step", err)
@@ -430,7 +430,7 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 			}
 		}
 		store.FillFromRun(out, agentID, groupID)
-		return insertEvents(ctx, tx, out, func(i int, id int64) { out[i].ID = id })
+		return insertRunEvents(ctx, tx, scope, runID, out)
 	})
 	if err != nil {
 		return nil, fail("finish run", err)

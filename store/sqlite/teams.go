@@ -625,7 +625,7 @@ func (s *Store) CreateGroupRun(ctx context.Context, r store.Run, cp store.Checkp
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, scopeArgs(r.Scope, r.ID, cp.Step, state, ts)...); err != nil {
 			return err
 		}
-		if err := insertEvents(ctx, tx, out, func(i int, id int64) { out[i].ID = id }); err != nil {
+		if err := insertRunEvents(ctx, tx, r.Scope, r.ID, out); err != nil {
 			return err
 		}
 		var err error

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/openintern/openintern/store"
@@ -16,6 +17,7 @@ var runCases = []testCase{
 	{"Run/Isolation", testRunIsolation},
 	{"Run/SaveStep", testRunSaveStep},
 	{"Run/SaveStepNotFound", testRunSaveStepNotFound},
+	{"Run/RunPrev", testRunRunPrev},
 	{"Run/Finish", testRunFinish},
 	{"Run/FinishConflict", testRunFinishConflict},
 	{"Run/FinishRefused", testRunFinishRefused},
@@ -207,7 +209,7 @@ func testRunSaveStep(t *testing.T, s store.Store) {
 		t.Fatalf("ids not increasing: %v", eventIDs(events))
 	}
 	listed, _ := listEvents(t, s, scopeA, store.EventFilter{RunID: "r1"})
-	wantEqual(t, "listed events", listed, events)
+	wantEqual(t, "listed events", listed, asRead(events))
 
 	got, err := s.GetRun(ctx, scopeA, "r1")
 	must(t, err)
@@ -310,7 +312,7 @@ func testRunFinish(t *testing.T, s store.Store) {
 		checkTimePtr(t, "ReadAt", m.ReadAt)
 	}
 	listed, _ := listEvents(t, s, scopeA, store.EventFilter{RunID: c.Run.ID})
-	wantEqual(t, "events", listed, events)
+	wantEqual(t, "events", listed, asRead(events))
 	_, err = s.ClaimNextRun(ctx, scopeA, "a", newID("run"))
 	wantErr(t, err, store.ErrNoWork)
 
@@ -591,4 +593,103 @@ func testRunCreateRequireAgent(t *testing.T, s store.Store) {
 	got, err := s.GetRun(ctx, scopeA, "r1")
 	must(t, err)
 	wantEqual(t, "GetRun", got, r)
+}
+
+// asRead returns events a write returned as a read gives them: without
+// RunPrev, which only a write says.
+func asRead(events []store.Event) []store.Event {
+	out := slices.Clone(events)
+	for i := range out {
+		out[i].RunPrev = 0
+	}
+	return out
+}
+
+// runPrevs returns the events' RunPrev.
+func runPrevs(events []store.Event) []int64 {
+	out := make([]int64, len(events))
+	for i, e := range events {
+		out[i] = e.RunPrev
+	}
+	return out
+}
+
+// testRunRunPrev: the run-event writes of a turn say which event of the run
+// each returned event follows (-1: the run's first), across writes and within
+// a batch, past events of other runs stored in between; what is read back
+// says nothing (0).
+func testRunRunPrev(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	r1, _ := createRun(t, s, scopeA, "a", "s", "one")
+	c := claim(t, s, scopeA, "a")
+	if c.Run.ID != r1.ID {
+		t.Fatalf("claimed %s, want %s", c.Run.ID, r1.ID)
+	}
+	r2, _, err := s.CreateRun(ctx, store.NewRun{Scope: scopeA, RunID: newID("run"), MessageID: newID("msg"),
+		AgentID: "b", Input: "two", Events: []store.Event{{Type: "run.queued"}}})
+	must(t, err)
+
+	first, err := s.SaveStep(ctx, scopeA, r1.ID, &store.Checkpoint{Step: 1, State: []byte(`{}`)},
+		[]store.Event{{Type: "run.started"}, {Type: "llm.called"}})
+	must(t, err)
+	wantEqual(t, "first batch RunPrev", runPrevs(first), []int64{-1, first[0].ID})
+
+	// Another run's events, through the other writes, between two of r1's.
+	c2 := claim(t, s, scopeA, "b")
+	if c2.Run.ID != r2.ID {
+		t.Fatalf("claimed %s, want %s", c2.Run.ID, r2.ID)
+	}
+	other, err := s.SaveStep(ctx, scopeA, r2.ID, nil, []store.Event{{Type: "run.started"}})
+	must(t, err)
+	queued, _ := listEvents(t, s, scopeA, store.EventFilter{RunID: r2.ID, Types: []string{"run.queued"}})
+	if len(queued) != 1 {
+		t.Fatalf("run.queued of the second run = %+v", queued)
+	}
+	wantEqual(t, "other run's RunPrev", runPrevs(other), []int64{queued[0].ID})
+	_, err = s.AppendEvents(ctx, []store.Event{{Scope: scopeA, RunID: r2.ID, Type: "note"},
+		{Scope: scopeA, Type: "unrelated"}})
+	must(t, err)
+
+	// A batch may name another run: its events get 0 and do not break the chain.
+	second, err := s.SaveStep(ctx, scopeA, r1.ID, nil, []store.Event{
+		{Type: "tool.called"}, {RunID: r2.ID, Type: "foreign"}, {Type: "tool.result"}})
+	must(t, err)
+	wantEqual(t, "second batch RunPrev", runPrevs(second), []int64{first[1].ID, 0, second[0].ID})
+
+	done, err := s.FinishRun(ctx, scopeA, r1.ID, store.RunResult{Status: store.RunCompleted, Output: "ok", Steps: 1},
+		[]store.Event{{Type: "step.completed"}, {Type: "run.completed"}})
+	must(t, err)
+	wantEqual(t, "FinishRun RunPrev", runPrevs(done), []int64{second[2].ID, done[0].ID})
+
+	// The chain is the run's stored order.
+	listed, _ := listEvents(t, s, scopeA, store.EventFilter{RunID: r1.ID})
+	wantEqual(t, "r1's events", eventIDs(listed),
+		[]int64{first[0].ID, first[1].ID, second[0].ID, second[2].ID, done[0].ID, done[1].ID})
+	for _, e := range listed {
+		if e.RunPrev != 0 {
+			t.Fatalf("listed event %d has RunPrev %d; reads say nothing", e.ID, e.RunPrev)
+		}
+	}
+
+	// A run's first events, stored with it.
+	r3, _, err := s.CreateRun(ctx, store.NewRun{Scope: scopeA, RunID: newID("run"), MessageID: newID("msg"),
+		AgentID: "c", Input: "three", Events: []store.Event{{Type: "run.queued"}, {Type: "run.noted"}}})
+	must(t, err)
+	created, _ := listEvents(t, s, scopeA, store.EventFilter{RunID: r3.ID})
+	if len(created) != 2 {
+		t.Fatalf("r3's events = %+v", created)
+	}
+	c3 := claim(t, s, scopeA, "c")
+	if c3.Run.ID != r3.ID {
+		t.Fatalf("claimed %s, want %s", c3.Run.ID, r3.ID)
+	}
+	ended, err := s.FinishRun(ctx, scopeA, r3.ID, store.RunResult{Status: store.RunCancelled, Steps: 0},
+		[]store.Event{{Type: "run.cancelled"}})
+	must(t, err)
+	wantEqual(t, "r3 FinishRun RunPrev", runPrevs(ended), []int64{created[1].ID})
+
+	// Appended events say nothing, whatever the caller passed.
+	appended, err := s.AppendEvents(ctx, []store.Event{{Scope: scopeA, RunID: r1.ID, Type: "late", RunPrev: 7}})
+	must(t, err)
+	wantEqual(t, "AppendEvents RunPrev", runPrevs(appended), []int64{0})
 }

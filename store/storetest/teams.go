@@ -1029,7 +1029,8 @@ func testTeamGroupRun(t *testing.T, s store.Store) {
 		t.Fatalf("CreateGroupRun events = %+v", evs)
 	}
 	listed, _ := listEvents(t, s, scopeA, store.EventFilter{RunID: "gr1"})
-	wantEqual(t, "stored events", listed, evs)
+	wantEqual(t, "stored events", listed, asRead(evs))
+	wantEqual(t, "CreateGroupRun RunPrev", runPrevs(evs), []int64{-1, evs[0].ID})
 	got, err := s.GetRun(ctx, scopeA, "gr1")
 	must(t, err)
 	wantEqual(t, "GetRun", got, r1)
