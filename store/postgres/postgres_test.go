@@ -148,6 +148,43 @@ func TestSessionHistoryUsesIndex(t *testing.T) {
 	}
 }
 
+// TestLastRunEventUsesRunIndex checks the generic plan of the read of a
+// run's newest event that every run-event write makes: on events_run_idx,
+// not a walk of the scope's events (which a new run, with none, reads all of).
+func TestLastRunEventUsesRunIndex(t *testing.T) {
+	s := open(t, testenv.PostgresURL(t))
+	ctx := t.Context()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, q := range []string{
+		`SET plan_cache_mode = force_generic_plan`,
+		`PREPARE last_run_event(text, text, text, text) AS SELECT ` + lastRunEvent,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		_, _ = conn.Exec(context.Background(), `DEALLOCATE last_run_event`)
+		_, _ = conn.Exec(context.Background(), `RESET plan_cache_mode`)
+	}()
+	rows, err := conn.Query(ctx, `EXPLAIN (FORMAT TEXT) EXECUTE last_run_event('o', 'u', '', 'run_x')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "events_run_idx") || strings.Contains(plan, "events_scope_idx") {
+		t.Fatalf("the read of a run's last event does not use events_run_idx:\n%s", plan)
+	}
+}
+
 // roundTrips counts the statements and batches the pool sends, each one
 // network round trip once statements are prepared.
 type roundTrips struct{ n atomic.Int64 }
