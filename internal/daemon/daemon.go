@@ -154,6 +154,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, func(context.Context) error { return m.Store.Close() })
+	if pg, ok := m.Store.(*postgres.Store); ok {
+		pg.KeepStatistics(statisticsInterval)
+	}
 
 	m.Metrics = metrics.New()
 	// Off (a no-op tracer) unless OTEL_EXPORTER_OTLP_ENDPOINT is set. Shut
@@ -438,6 +441,10 @@ func newPolicy(cfg config.Config, st store.Store, logger *slog.Logger) (*policy.
 	}
 	return e, nil
 }
+
+// statisticsInterval is how often the daemon looks for PostgreSQL tables
+// whose statistics lag their growth (see postgres.Store.KeepStatistics).
+const statisticsInterval = 5 * time.Second
 
 // idleTimeout closes a keep-alive connection with no request for this long.
 const idleTimeout = 120 * time.Second

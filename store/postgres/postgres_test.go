@@ -148,10 +148,11 @@ func TestSessionHistoryUsesIndex(t *testing.T) {
 	}
 }
 
-// TestLastRunEventUsesRunIndex checks the generic plan of the read of a
-// run's newest event that every run-event write makes: on events_run_idx,
-// not a walk of the scope's events (which a new run, with none, reads all of).
-func TestLastRunEventUsesRunIndex(t *testing.T) {
+// TestHotPathGenericPlans checks the generic plans (those pgx's prepared
+// statements settle on) of hot-path reads that once went wrong while the
+// statistics said a scope was small: each must probe its index by key, not
+// walk the scope's rows, or a turn's latency grows with every turn before it.
+func TestHotPathGenericPlans(t *testing.T) {
 	s := open(t, testenv.PostgresURL(t))
 	ctx := t.Context()
 	conn, err := s.pool.Acquire(ctx)
@@ -159,29 +160,49 @@ func TestLastRunEventUsesRunIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Release()
-	for _, q := range []string{
-		`SET plan_cache_mode = force_generic_plan`,
-		`PREPARE last_run_event(text, text, text, text) AS SELECT ` + lastRunEvent,
+	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(context.Background(), `RESET plan_cache_mode`) }()
+	for _, c := range []struct {
+		name, types, sql, args string
+		want                   []string // in the plan
+		refuse                 []string // not in the plan
+	}{
+		{"last run event", "text, text, text, text", `SELECT ` + lastRunEvent, `'o', 'u', '', 'run_x'`,
+			[]string{"events_run_idx"}, []string{"events_scope_idx"}},
+		{"term dfs", "text, text, text, text[]", termDFQuery, `'o', 'u', '', ARRAY['a', 'b']`,
+			[]string{"memory_terms_pkey", "term = t.term"}, []string{"Hash"}},
+		{"fill hits", "text, text, text, text[], int[]", fillHitsQuery, `'o', 'u', '', ARRAY['m'], ARRAY[0]`,
+			[]string{"memory_id = k.memory_id", "seq = k.seq"}, []string{"Hash", "Join Filter"}},
+		{"claim pending", "text, text, text, text, timestamptz", claimPendingFirst, `'o', 'u', '', 'a', now()`,
+			[]string{"runs_running_idx", "runs_waiting_idx"}, nil},
 	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer func() {
-		_, _ = conn.Exec(context.Background(), `DEALLOCATE last_run_event`)
-		_, _ = conn.Exec(context.Background(), `RESET plan_cache_mode`)
-	}()
-	rows, err := conn.Query(ctx, `EXPLAIN (FORMAT TEXT) EXECUTE last_run_event('o', 'u', '', 'run_x')`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan := strings.Join(lines, "\n")
-	if !strings.Contains(plan, "events_run_idx") || strings.Contains(plan, "events_scope_idx") {
-		t.Fatalf("the read of a run's last event does not use events_run_idx:\n%s", plan)
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := conn.Exec(ctx, `PREPARE hot_path(`+c.types+`) AS `+c.sql); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _, _ = conn.Exec(context.Background(), `DEALLOCATE hot_path`) }()
+			rows, err := conn.Query(ctx, `EXPLAIN (FORMAT TEXT) EXECUTE hot_path(`+c.args+`)`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan := strings.Join(lines, "\n")
+			for _, w := range c.want {
+				if !strings.Contains(plan, w) {
+					t.Errorf("the plan has no %q:\n%s", w, plan)
+				}
+			}
+			for _, r := range c.refuse {
+				if strings.Contains(plan, r) {
+					t.Errorf("the plan has %q:\n%s", r, plan)
+				}
+			}
+		})
 	}
 }
 

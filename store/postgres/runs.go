@@ -245,15 +245,19 @@ const claimUnreadUpTo2 = `SELECT count(*) FROM (SELECT 1 FROM messages
 // that message is a run's, the run is pending and nothing holds the queue
 // (a running run, a run waiting for an approval): the common claim, decided
 // by the statements before it in the same batch, made here in the same round
-// trip. $5 is the start time.
+// trip. $5 is the start time. Each status has its own NOT EXISTS so that
+// each reads its partial index (runs_running_idx, runs_waiting_idx): with
+// status IN (…) no index matched and the generic plan read all of the
+// scope's runs.
 const claimPendingFirst = `UPDATE runs SET status = 'running', started_at = $5
 	WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'pending'
 	  AND run_id = (SELECT m.run_id FROM messages m
 		WHERE m.org_id = $1 AND m.user_id = $2 AND m.project_id = $3 AND m.agent_id = $4 AND m.status = 'unread'
 		ORDER BY m.seq LIMIT 1)
 	  AND NOT EXISTS (SELECT 1 FROM runs o
-		WHERE o.org_id = $1 AND o.user_id = $2 AND o.project_id = $3 AND o.agent_id = $4
-		  AND o.status IN ('running', 'waiting_approval'))
+		WHERE o.org_id = $1 AND o.user_id = $2 AND o.project_id = $3 AND o.agent_id = $4 AND o.status = 'running')
+	  AND NOT EXISTS (SELECT 1 FROM runs o
+		WHERE o.org_id = $1 AND o.user_id = $2 AND o.project_id = $3 AND o.agent_id = $4 AND o.status = 'waiting_approval')
 	RETURNING ` + runCols
 
 // ClaimNextRun gives the agent its next unit of work, holding a transaction
