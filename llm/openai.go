@@ -426,7 +426,9 @@ func (r *idleReader) Read(b []byte) (int, error) {
 // (keep-alives) and fields other than data are ignored.
 func readSSE(r io.Reader, fn func(data []byte) error) (sawDone bool, err error) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
+	// The buffer grows as long lines need it: one of 64 KiB for every call
+	// was a fifth of the daemon's allocations under load.
+	sc.Buffer(make([]byte, 0, 4<<10), maxLineBytes)
 	var data []byte
 	dispatch := func() (bool, error) {
 		d := bytes.TrimSpace(data)

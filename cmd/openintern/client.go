@@ -430,7 +430,7 @@ func (c *apiClient) readStreamOnce(ctx context.Context, path string, lastID *int
 	}
 
 	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	sc.Buffer(make([]byte, 0, 4<<10), 16<<20) // grows as long lines need it
 	var (
 		id, event string
 		data      strings.Builder
