@@ -549,6 +549,31 @@ func filterSQL(f memory.Filter, next int) (string, []any) {
 const termDFQuery = `SELECT t.term, d.df FROM unnest($4::text[]) AS t(term)
 		CROSS JOIN LATERAL (SELECT df FROM memory_terms WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND term = t.term LIMIT 1) d`
 
+// rankedTextSearchQuery is memory.SelectRankTerms and memory.IDF in SQL, so
+// that an unfiltered text search reads the terms' counts and their postings
+// in one statement: of the tokens $4 present in the scope $1..$3, the rarest
+// first (ties in the tokens' order), at most $5, without those in more than
+// a share $6 of the chunks (the rarest is always kept), each with its BM25
+// inverse document frequency. Term counts are read by key through LIMIT-1
+// laterals (see termDFQuery).
+const rankedTextSearchQuery = `n AS (SELECT COALESCE((SELECT df FROM memory_terms
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND term = '' LIMIT 1), 0)::float8 AS n),
+		t AS (SELECT u.term, d.df, u.ord FROM unnest($4::text[]) WITH ORDINALITY AS u(term, ord)
+			CROSS JOIN LATERAL (SELECT df FROM memory_terms
+				WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND term = u.term LIMIT 1) d
+			WHERE d.df > 0),
+		k AS (SELECT t.term, ln(1 + (n.n - t.df + 0.5) / (t.df + 0.5)) AS idf
+			FROM (SELECT term, df, row_number() OVER (ORDER BY df, ord) AS rn FROM t) t, n
+			WHERE t.rn = 1 OR (t.rn <= $5 AND t.df <= $6 * n.n))`
+
+// rankedPostings scores chunks by the best $7 postings of each term of k
+// (rankedTextSearchQuery), best first; the caller adds the LIMIT.
+const rankedPostings = `SELECT p.chunk_id, sum(k.idf * p.impact) AS s FROM k
+		CROSS JOIN LATERAL (SELECT chunk_id, impact FROM memory_postings
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND term = k.term
+			ORDER BY impact DESC, chunk_id DESC LIMIT $7) p
+		GROUP BY p.chunk_id ORDER BY s DESC, p.chunk_id DESC`
+
 // fillHitsQuery reads the texts, importance and metadata of the chunks
 // ($4 memory ids, $5 seqs) in the scope $1..$3 (see FillHits).
 const fillHitsQuery = `SELECT c.memory_id, c.seq, c.text, m.importance, m.metadata
@@ -712,11 +737,32 @@ func (ms *MemoryStore) TextSearchLazy(ctx context.Context, scope store.Scope, to
 	return ms.textSearch(ctx, scope, tokens, f, limit, true)
 }
 
-// textSearch is two round trips: the terms' counts, then the ranked
-// postings joined to their chunks and memories (with the texts unless lazy).
+// textSearch is, without a filter, one round trip (rankedTextSearchQuery);
+// with one, two: the terms' counts, then the postings that memory.SelectTerms
+// plans, joined to their chunks and memories (with the texts unless lazy).
 func (ms *MemoryStore) textSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int, lazy bool) ([]memory.Hit, error) {
 	if len(tokens) == 0 {
 		return nil, nil
+	}
+	if cond, _ := filterSQL(f, 7); cond == "" {
+		text, md := `c.text`, `m.metadata`
+		if lazy {
+			text, md = `''`, `NULL::jsonb`
+		}
+		q := `WITH ` + rankedTextSearchQuery + `, r AS (` + rankedPostings + ` LIMIT ` + strconv.Itoa(limit) + `)
+			SELECT c.memory_id, c.seq, ` + text + `, m.type, m.agent_id, m.group_id, m.importance, m.created_at, ` + md + `, r.s
+			FROM r JOIN memory_chunks c ON c.id = r.chunk_id` + memJoin + ` ORDER BY r.s DESC, r.chunk_id DESC`
+		_, depth := memory.PostingsPlan(nil, 0, false, limit)
+		rows, err := ms.s.pool.Query(ctx, q, scope.OrgID, scope.UserID, scope.ProjectID, tokens,
+			memory.MaxQueryTerms, memory.CommonTermShare, depth)
+		if err != nil {
+			return nil, ms.s.fail(ctx, "text search", err)
+		}
+		hits, err := scanHits(rows)
+		if err != nil {
+			return nil, ms.s.fail(ctx, "text search", err)
+		}
+		return hits, nil
 	}
 	// One primary-key probe per term. Written as term = ANY($4), the
 	// generic plan pgx's prepared statement settles on filtered the
