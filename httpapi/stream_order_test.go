@@ -154,9 +154,9 @@ func TestStreamDeliversConcurrentWritersInOrder(t *testing.T) {
 	}
 }
 
-// readStreamIDs opens an SSE stream and sends the id of every event on ids;
-// the stream's end or failure goes to the error channel.
-func readStreamIDs(t *testing.T, url string, scope store.Scope) (<-chan int64, <-chan error) {
+// openStream opens an SSE stream as the scope's user; it is closed when the
+// test ends.
+func openStream(t *testing.T, url string, scope store.Scope) *http.Response {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -175,6 +175,14 @@ func readStreamIDs(t *testing.T, url string, scope store.Scope) (<-chan int64, <
 		_ = resp.Body.Close()
 		t.Fatalf("stream: %d %s", resp.StatusCode, b)
 	}
+	return resp
+}
+
+// readStreamIDs opens an SSE stream and sends the id of every event on ids;
+// the stream's end or failure goes to the error channel.
+func readStreamIDs(t *testing.T, url string, scope store.Scope) (<-chan int64, <-chan error) {
+	t.Helper()
+	resp := openStream(t, url, scope)
 	ids := make(chan int64, 4096)
 	errc := make(chan error, 1)
 	opened := make(chan struct{})

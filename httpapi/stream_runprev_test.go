@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -51,23 +49,7 @@ type sseFrame struct {
 // readRunStream reads an SSE stream until it ends and sends its frames.
 func readRunStream(t *testing.T, url string, scope store.Scope) <-chan sseFrame {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("x-org-id", scope.OrgID)
-	req.Header.Set("x-user-id", scope.UserID)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		t.Fatalf("stream: %d %s", resp.StatusCode, b)
-	}
+	resp := openStream(t, url, scope)
 	frames := make(chan sseFrame, 1024)
 	go func() {
 		defer close(frames)

@@ -186,16 +186,8 @@ func (s *Store) ListFeishuConnectorJobs(ctx context.Context, scope store.Scope, 
 	if err != nil {
 		return nil, 0, s.fail(ctx, "list feishu connector jobs", err)
 	}
-	defer rows.Close()
-	out := []store.Job{}
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, 0, s.fail(ctx, "list feishu connector jobs", err)
-		}
-		out = append(out, j)
-	}
-	return out, total, s.fail(ctx, "list feishu connector jobs", rows.Err())
+	out, err := collectJobs(rows)
+	return out, total, s.fail(ctx, "list feishu connector jobs", err)
 }
 
 const feishuDocColumns = `connector_id, token, obj_type, title, url, version, content_hash, sections, job_id, outcome, deleted, updated_at`

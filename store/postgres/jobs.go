@@ -87,16 +87,17 @@ func (s *Store) ListJobs(ctx context.Context, scope store.Scope, page store.Page
 	if err != nil {
 		return nil, 0, s.fail(ctx, "list jobs", err)
 	}
-	defer rows.Close()
-	out := []store.Job{}
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, 0, s.fail(ctx, "list jobs", err)
-		}
-		out = append(out, j)
+	out, err := collectJobs(rows)
+	return out, total, s.fail(ctx, "list jobs", err)
+}
+
+// collectJobs reads rows of jobColumns; never nil.
+func collectJobs(rows pgx.Rows) ([]store.Job, error) {
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Job, error) { return scanJob(row) })
+	if out == nil {
+		out = []store.Job{}
 	}
-	return out, total, s.fail(ctx, "list jobs", rows.Err())
+	return out, err
 }
 
 // JobInput reads one input of a job.

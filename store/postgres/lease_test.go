@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openintern/openintern/internal/testenv"
 	"github.com/openintern/openintern/store"
@@ -163,42 +161,10 @@ func TestTakeoverHoldsOffFencedWrite(t *testing.T) {
 	}
 }
 
-// tripCounter counts the statements and batches a pool sends: one network
-// round trip each once statements are prepared.
-type tripCounter struct{ n atomic.Int64 }
-
-func (c *tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-func (c *tripCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-func (c *tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-func (c *tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (c *tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
-
-func countedStore(t testing.TB) (*Store, *tripCounter) {
-	t.Helper()
-	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &tripCounter{}
-	cfg.ConnConfig.Tracer = c
-	s, err := openConfig(context.Background(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s, c
-}
-
 // fencedTurn enqueues a message for agent (not counted) and runs one turn of
 // it with ctx: claim, agent state, two steps, finish. It returns the round
 // trips of the turn.
-func fencedTurn(ctx context.Context, t testing.TB, s *Store, c *tripCounter, agent string, n int) int64 {
+func fencedTurn(ctx context.Context, t testing.TB, s *Store, c *roundTrips, agent string, n int) int64 {
 	t.Helper()
 	if _, err := s.EnqueueMessages(ctx, []store.NewMessage{{Scope: leaseScope, ID: fmt.Sprintf("%s-m%d", agent, n),
 		AgentID: agent, SessionKey: "s", SenderType: store.SenderUser, SenderID: "u", Content: "hello"}}); err != nil {

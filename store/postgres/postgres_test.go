@@ -225,20 +225,20 @@ func (c *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tra
 func (c *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
 func (c *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
-// benchStore opens a store on a fresh schema whose round trips are counted.
-func benchStore(b *testing.B) (*Store, *roundTrips) {
-	b.Helper()
-	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL(b))
+// countedStore opens a store on a fresh schema whose round trips are counted.
+func countedStore(t testing.TB) (*Store, *roundTrips) {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL(t))
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	rt := &roundTrips{}
 	cfg.ConnConfig.Tracer = rt
 	s, err := openConfig(context.Background(), cfg, nil)
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	b.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() { _ = s.Close() })
 	return s, rt
 }
 
@@ -247,7 +247,7 @@ func benchStore(b *testing.B) (*Store, *roundTrips) {
 func BenchmarkEnqueueMessages(b *testing.B) {
 	for _, size := range []int{1, 64} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			s, rt := benchStore(b)
+			s, rt := countedStore(b)
 			ctx := context.Background()
 			sc := store.Scope{OrgID: "bench", UserID: "u"}
 			batch := make([]store.NewMessage, size)
@@ -283,7 +283,7 @@ func BenchmarkEnqueueMessages(b *testing.B) {
 // checkpoint and two events) and FinishRun. Enqueueing its message is not
 // timed.
 func BenchmarkTurn(b *testing.B) {
-	s, rt := benchStore(b)
+	s, rt := countedStore(b)
 	ctx := context.Background()
 	sc := store.Scope{OrgID: "bench", UserID: "u"}
 	state := []byte(`{"messages":[{"role":"user","content":"hello"},{"role":"assistant","content":"hi, how can I help?"}]}`)
