@@ -15,6 +15,8 @@ type Memory interface {
 	Recall(ctx context.Context, scope store.Scope, agentID, query string) ([]Recalled, error)
 	// CorePrompt renders the agent's core memory blocks for the system prompt.
 	CorePrompt(ctx context.Context, scope store.Scope, agentID string) (string, error)
+	// CorePromptOf is CorePrompt of blocks already read (store.Claim.CoreBlocks).
+	CorePromptOf(blocks []store.CoreBlock) string
 	// RememberRun hands over a run that completed with RunResult.Remember,
 	// so its episodic summary can be written without reading the run back.
 	// The store holds the run for its summary (RunStore.PendingSummaries)

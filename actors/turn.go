@@ -73,7 +73,9 @@ func (r *Runtime) runCycle(ctx context.Context, key agentKey, w *worker, hints c
 		}
 	}
 	claimStarted := time.Now()
-	claim, err := r.store.ClaimNextRun(ctx, key.scope, key.agentID, NewRunID())
+	// What the turn reads next comes with the claim where the store can.
+	extras := store.ClaimExtras{SessionHistory: r.cfg.SessionHistory, CoreBlocks: r.cfg.Memory != nil}
+	claim, err := r.store.ClaimNextRun(ctx, key.scope, key.agentID, NewRunID(), extras)
 	r.timeStoreOp("claim_run", claimStarted)
 	if errors.Is(err, store.ErrNoWork) {
 		return turnOutcome{noWork: true}
@@ -121,6 +123,11 @@ type turn struct {
 	state   workingState
 	steps   int           // steps finished and checkpointed
 	pending []store.Event // events of the current step, stored at its next commit
+	// openUnstored is the step whose open state (the model's answer and its
+	// calls, all read-only) is not stored yet, 0 when none; openErr is the
+	// error of storing it while a slow call ran.
+	openUnstored int
+	openErr      error
 
 	// Observation (see observe.go): when the turn started, the spans of the
 	// run and of the current step, and how the run ended (set once FinishRun
@@ -223,10 +230,16 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 			}
 			// Store what the model asked for before running tools, so a watcher
 			// sees the calls while they are in flight and a crash from here on
-			// does not ask the model again.
+			// does not ask the model again. Calls that all only read may run
+			// first: a crash before the step is stored then asks the model
+			// again, which repeats no side effect, and a step whose calls are
+			// quick is stored in one write instead of two. A call still running
+			// after openStepGrace gets the open step stored meanwhile.
 			open = &openStep{Step: step, Answer: answer, Results: make([]*toolResult, len(resp.ToolCalls))}
 			t.state.Open = open
-			if err := t.commitOpen(step); err != nil {
+			if t.onlyReads(resp.ToolCalls) {
+				t.openUnstored = step
+			} else if err := t.commitOpen(step); err != nil {
 				return t.commitFailed(ctx, err)
 			}
 		}
@@ -241,6 +254,9 @@ func (t *turn) execute(ctx context.Context) turnOutcome {
 				continue // finished before a crash: its result is stored
 			}
 			res, how, ask, err := t.runTool(stepCtx, stepID, step, i, tc)
+			if err := t.openErr; err != nil {
+				return t.commitFailed(ctx, err)
+			}
 			if how == toolFailed {
 				return t.infraError(ctx, err)
 			}
@@ -380,7 +396,13 @@ func (t *turn) buildContext(ctx context.Context) error {
 	mem := t.rt.cfg.Memory
 	if mem != nil {
 		// Memory failures degrade the turn (no recall) rather than fail it.
-		if core, err := mem.CorePrompt(ctx, t.scope, t.run.AgentID); err == nil && core != "" {
+		core, err := "", error(nil)
+		if t.claim.CoreBlocksRead {
+			core = mem.CorePromptOf(t.claim.CoreBlocks)
+		} else {
+			core, err = mem.CorePrompt(ctx, t.scope, t.run.AgentID)
+		}
+		if err == nil && core != "" {
 			prompt += "\n\n" + core
 		}
 	}
@@ -403,9 +425,13 @@ func (t *turn) buildContext(ctx context.Context) error {
 		}
 	}
 	if t.rt.cfg.SessionHistory > 0 && t.run.SessionKey != "" {
-		history, err := t.rt.store.SessionHistory(ctx, t.scope, t.run.AgentID, t.run.SessionKey, t.rt.cfg.SessionHistory)
-		if err != nil {
-			return fmt.Errorf("session history: %w", err)
+		history := t.claim.History
+		if !t.claim.HistoryRead {
+			var err error
+			history, err = t.rt.store.SessionHistory(ctx, t.scope, t.run.AgentID, t.run.SessionKey, t.rt.cfg.SessionHistory)
+			if err != nil {
+				return fmt.Errorf("session history: %w", err)
+			}
 		}
 		for _, h := range history {
 			if h.RunID == t.run.ID {
@@ -501,9 +527,52 @@ type approvalAsk struct {
 	verdict tools.Verdict
 }
 
-// routeDetail routes a call with the agent's allowed tools.
+// openStepGrace is how long read-only calls run before their open step is
+// stored anyway, so that a watcher sees a slow call in flight.
+const openStepGrace = 100 * time.Millisecond
+
+// readOnlyTools is a ToolRouter that knows which tools only read
+// (tools.Registry).
+type readOnlyTools interface {
+	ReadOnly(scope store.Scope, name string) bool
+}
+
+// onlyReads reports whether every call names a tool that declares it
+// changes nothing.
+func (t *turn) onlyReads(calls []llm.ToolCall) bool {
+	ro, ok := t.rt.tools.(readOnlyTools)
+	if !ok {
+		return false
+	}
+	for _, tc := range calls {
+		if !ro.ReadOnly(t.scope, tc.Name) {
+			return false
+		}
+	}
+	return true
+}
+
+// routeDetail routes a call with the agent's allowed tools. While the open
+// step is unstored (see openUnstored), a call that outlasts openStepGrace
+// has it stored as it runs; the call only reads, so the two do not meet.
 func (t *turn) routeDetail(ctx context.Context, call tools.Call) tools.Routed {
-	return t.rt.tools.RouteDetail(ctx, call, t.agent.Tools)
+	if t.openUnstored == 0 {
+		return t.rt.tools.RouteDetail(ctx, call, t.agent.Tools)
+	}
+	allowed := t.agent.Tools
+	done := make(chan tools.Routed, 1)
+	go func() { done <- t.rt.tools.RouteDetail(ctx, call, allowed) }()
+	grace := time.NewTimer(openStepGrace)
+	defer grace.Stop()
+	select {
+	case r := <-done:
+		return r
+	case <-grace.C:
+	}
+	step := t.openUnstored
+	t.openUnstored = 0
+	t.openErr = t.commitOpen(step)
+	return <-done
 }
 
 // runTool runs one call of an open step and queues its tool.result event.
@@ -673,6 +742,7 @@ func (t *turn) commit(cp *store.Checkpoint) error {
 		return err
 	}
 	t.pending = t.pending[:0]
+	t.openUnstored = 0 // a checkpoint holds the open step, if any
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/openintern/openintern/store"
@@ -284,6 +285,12 @@ func (a *AgentMemory) CorePrompt(ctx context.Context, scope store.Scope, agentID
 		return "", err
 	}
 	return RenderCore(blocks), nil
+}
+
+// CorePromptOf is CorePrompt of the agent's blocks as the store gave them
+// (store.Claim.CoreBlocks, read with the run).
+func (a *AgentMemory) CorePromptOf(stored []store.CoreBlock) string {
+	return RenderCore(a.svc.withDefaults(slices.Clone(stored)))
 }
 
 // RememberRun hands a completed run to the writer; when the writer is

@@ -30,6 +30,12 @@ func (s *Service) CoreBlocks(ctx context.Context, scope store.Scope, agentID str
 	if err != nil {
 		return nil, fmt.Errorf("memory: core blocks: %w", err)
 	}
+	return s.withDefaults(stored), nil
+}
+
+// withDefaults completes blocks as stored: each with its limit, the default
+// labels present, sorted by label. It sorts and extends stored in place.
+func (s *Service) withDefaults(stored []CoreBlock) []CoreBlock {
 	have := map[string]bool{}
 	for i := range stored {
 		have[stored[i].Label] = true
@@ -43,7 +49,7 @@ func (s *Service) CoreBlocks(ctx context.Context, scope store.Scope, agentID str
 		}
 	}
 	sort.Slice(stored, func(i, j int) bool { return stored[i].Label < stored[j].Label })
-	return stored, nil
+	return stored
 }
 
 // SetCoreBlock writes a block's whole value.

@@ -116,13 +116,9 @@ type NewMemory struct {
 	Chunks []Chunk
 }
 
-// CoreBlock is one named block of an agent's core memory.
-type CoreBlock struct {
-	Label     string    `json:"label"`
-	Value     string    `json:"value"`
-	Limit     int       `json:"limit"` // in runes
-	UpdatedAt time.Time `json:"updated_at"`
-}
+// CoreBlock is one named block of an agent's core memory (a store type, so
+// that a claim can read an agent's blocks with its run).
+type CoreBlock = store.CoreBlock
 
 // Store keeps memories, their chunks and vectors, and core blocks. Every
 // method is scoped; another scope's memory is store.ErrNotFound.

@@ -244,6 +244,35 @@ type Claim struct {
 	// (and woke the agent). False when there were more, or the store did not
 	// look: then the agent asks the store before it goes idle.
 	Alone bool
+
+	// What ClaimExtras asked for, when the store read it with the claim.
+	History        []SessionTurn
+	HistoryRead    bool
+	CoreBlocks     []CoreBlock
+	CoreBlocksRead bool
+}
+
+// ClaimExtras asks a claim to read, with the run it claims and in the same
+// round trip where the store can, what the turn reads right after it: the
+// run's session history and the agent's core memory blocks. A store may
+// leave any of them unread (Claim.HistoryRead, Claim.CoreBlocksRead false):
+// the turn then reads them itself.
+type ClaimExtras struct {
+	// SessionHistory > 0: Claim.History is what SessionHistory(scope, agent,
+	// the claimed run's session, SessionHistory) returns, when the run has a
+	// session.
+	SessionHistory int
+	// CoreBlocks: Claim.CoreBlocks are the agent's stored core memory
+	// blocks, by label.
+	CoreBlocks bool
+}
+
+// CoreBlock is one named block of an agent's core memory.
+type CoreBlock struct {
+	Label     string    `json:"label"`
+	Value     string    `json:"value"`
+	Limit     int       `json:"limit"` // in runes
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // RunResult is how a run ended.
@@ -365,8 +394,9 @@ type RunStore interface {
 	// ClaimNextRun gives the agent its next unit of work, in one transaction: a
 	// run left running (Resumed), else the oldest unread message's pending run,
 	// else a new running run made of all consecutive unread plain messages of the
-	// same session. ErrNoWork when the inbox is empty.
-	ClaimNextRun(ctx context.Context, scope Scope, agentID string, newRunID string) (Claim, error)
+	// same session. ErrNoWork when the inbox is empty. With extras, it also
+	// reads what the turn it starts reads next (see ClaimExtras).
+	ClaimNextRun(ctx context.Context, scope Scope, agentID string, newRunID string, extras ...ClaimExtras) (Claim, error)
 	// HasWork reports whether the agent has unread messages or a run left
 	// running: a cheap read that spares a claim transaction when the inbox is empty.
 	HasWork(ctx context.Context, scope Scope, agentID string) (bool, error)

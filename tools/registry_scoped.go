@@ -126,6 +126,16 @@ func (r *Registry) lookupForCall(ctx context.Context, call Call) (*registered, b
 	return r.lookupLocked(key, call.Name)
 }
 
+// ReadOnly reports whether name is a tool of scope's (the daemon's or the
+// scope's own) that declares it changes nothing (see ReadOnly). An unknown
+// name is not.
+func (r *Registry) ReadOnly(scope store.Scope, name string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	reg, ok := r.lookupLocked(ScopeKey(scope), name)
+	return ok && reg.readOnly
+}
+
 // permittedForLocked is permittedLocked over the daemon-wide and the
 // scope's tools.
 func (r *Registry) permittedForLocked(key string, allowed []string) []string {

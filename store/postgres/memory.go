@@ -948,15 +948,17 @@ func (ms *MemoryStore) PutVectors(ctx context.Context, model string, refs []memo
 
 // CoreBlocks returns an agent's stored blocks.
 func (ms *MemoryStore) CoreBlocks(ctx context.Context, scope store.Scope, agentID string) ([]memory.CoreBlock, error) {
-	rows, err := ms.s.pool.Query(ctx, `SELECT label, value, lim, updated_at FROM core_blocks
-		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 ORDER BY label`,
-		scope.OrgID, scope.UserID, scope.ProjectID, agentID)
+	rows, err := ms.s.pool.Query(ctx, coreBlocksOfAgent, scope.OrgID, scope.UserID, scope.ProjectID, agentID)
 	if err != nil {
 		return nil, ms.s.fail(ctx, "core blocks", err)
 	}
 	out, err := collectCoreBlocks(rows)
 	return out, ms.s.fail(ctx, "core blocks", err)
 }
+
+// coreBlocksOfAgent reads the blocks of the agent $4 of the scope $1..$3.
+const coreBlocksOfAgent = `SELECT label, value, lim, updated_at FROM core_blocks
+	WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 ORDER BY label`
 
 func collectCoreBlocks(rows pgx.Rows) ([]memory.CoreBlock, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (memory.CoreBlock, error) {

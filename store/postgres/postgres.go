@@ -254,18 +254,25 @@ func eventLockKeys(events []store.Event) []int64 {
 // queryRowWithEvents runs one statement that inserts events of the scopes
 // whose event locks are keys, in its own transaction, after taking those
 // locks and checking ctx's fence (store.WithFence), in one round trip (a
-// pipelined batch is one implicit transaction).
+// pipelined batch).
 // The transaction commits without waiting for its WAL flush (asyncCommit),
 // so the locks are not held through a disk flush and a scope's writers still
-// share flushes. Unless async, Scan then commits a transaction that takes an
-// xid: its synchronous commit waits for the WAL up to it, ours included, so
-// the call returns only once the statement is durable, as a synchronous
-// commit would, for one more round trip.
+// share flushes. Unless async, the same batch then runs a second transaction
+// that takes an xid (pg_current_xact_id): its synchronous commit waits for
+// the WAL up to it, ours included, so the call returns only once the
+// statement is durable, as a synchronous commit would, in the same round
+// trip. That needs the first transaction to end inside the batch, hence its
+// explicit BEGIN and COMMIT; if any statement fails, PostgreSQL skips the
+// rest of the batch and rolls the transaction back.
 func (s *Store) queryRowWithEvents(ctx context.Context, async bool, keys []int64, sql string, args ...any) pgx.Row {
 	b := &pgx.Batch{}
 	// Without event locks there is nothing to release early: a synchronous
-	// commit makes the statement durable in its own round trip.
+	// commit makes the statement durable by itself.
 	syncCommit := !async && len(keys) == 0
+	durable := !async && !syncCommit
+	if durable {
+		b.Queue("BEGIN")
+	}
 	if !syncCommit {
 		b.Queue(asyncCommit)
 	}
@@ -274,47 +281,40 @@ func (s *Store) queryRowWithEvents(ctx context.Context, async bool, keys []int64
 	}
 	queueFence(ctx, b) // a write of a turn or a group step: its lease's fence
 	b.Queue(sql, args...)
+	tail := 0
+	if durable {
+		b.Queue("COMMIT")
+		b.Queue(`SELECT pg_current_xact_id()`)
+		tail = 2
+	}
 	br := s.pool.SendBatch(ctx, b)
-	for range b.Len() - 1 {
+	for range b.Len() - 1 - tail {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
 			return errRow{err}
 		}
 	}
-	row := &batchRow{row: br.QueryRow(), br: br}
-	if async || syncCommit {
-		return row
-	}
-	return durableRow{row: row, flush: func() error {
-		_, err := s.pool.Exec(ctx, `SELECT pg_current_xact_id()`)
-		return err
-	}}
+	return &batchRow{row: br.QueryRow(), br: br, tail: tail}
 }
 
-// durableRow waits for the WAL flush once its row is scanned.
-type durableRow struct {
-	row   pgx.Row
-	flush func() error
-}
-
-func (r durableRow) Scan(dest ...any) error {
-	if err := r.row.Scan(dest...); err != nil {
-		return err
-	}
-	if err := r.flush(); err != nil {
-		return fmt.Errorf("wait for the WAL flush: %w", err)
-	}
-	return nil
-}
-
-// batchRow closes its batch once scanned.
+// batchRow closes its batch once scanned, after reading the tail
+// statements queued behind its row (their results say nothing but an error).
 type batchRow struct {
-	row pgx.Row
-	br  pgx.BatchResults
+	row  pgx.Row
+	br   pgx.BatchResults
+	tail int
 }
 
 func (r *batchRow) Scan(dest ...any) error {
 	err := r.row.Scan(dest...)
+	for range r.tail {
+		if err != nil {
+			break
+		}
+		if _, err = r.br.Exec(); err != nil {
+			err = fmt.Errorf("commit and wait for the WAL flush: %w", err)
+		}
+	}
 	if cerr := r.br.Close(); err == nil {
 		err = cerr
 	}

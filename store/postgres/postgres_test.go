@@ -180,6 +180,8 @@ func TestHotPathGenericPlans(t *testing.T) {
 			[]string{"memory_id = k.memory_id", "seq = k.seq"}, []string{"Hash", "Join Filter"}},
 		{"claim pending", "text, text, text, text, timestamptz", claimPendingFirst, `'o', 'u', '', 'a', now()`,
 			[]string{"runs_running_idx", "runs_waiting_idx"}, nil},
+		{"claim history", "text, text, text, text, int", claimHistory, `'o', 'u', '', 'a', 8`,
+			[]string{"runs_running_idx", "runs_session_completed_idx"}, []string{"Sort"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if _, err := conn.Exec(ctx, `PREPARE hot_path(`+c.types+`) AS `+c.sql); err != nil {

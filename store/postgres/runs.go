@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -267,14 +268,19 @@ const claimPendingFirst = `UPDATE runs SET status = 'running', started_at = $5
 // pending run when that is what comes next, and what it read also settles
 // a resume and "no work". Only a batch of plain messages, or a run message
 // whose run is no longer pending, takes the transaction of claimInTx.
-func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID string, newRunID string) (store.Claim, error) {
+func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID string, newRunID string, extras ...store.ClaimExtras) (store.Claim, error) {
 	if newRunID == "" {
 		return store.Claim{}, errors.New("postgres: claim next run: new run id is empty")
 	}
 	if agentID == "" { // group runs have agent ""; no agent claims them
 		return store.Claim{}, errors.New("postgres: claim next run: agent id is empty")
 	}
-	claim, settled, err := s.claimInOneTrip(ctx, scope, agentID)
+	var want store.ClaimExtras
+	for _, e := range extras {
+		want.SessionHistory = max(want.SessionHistory, e.SessionHistory)
+		want.CoreBlocks = want.CoreBlocks || e.CoreBlocks
+	}
+	claim, settled, err := s.claimInOneTrip(ctx, scope, agentID, want)
 	if err != nil {
 		return store.Claim{}, s.fail(ctx, "claim next run", err)
 	}
@@ -289,8 +295,11 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 
 // claimInOneTrip is ClaimNextRun's single batch. settled: the claim (no run
 // in it: no work) is final; else claimInTx decides, in a transaction of its
-// own.
-func (s *Store) claimInOneTrip(ctx context.Context, scope store.Scope, agentID string) (claim store.Claim, settled bool, err error) {
+// own. The extras asked for are read at the end of the batch, after the
+// claim: the session history is that of the agent's running run, which by
+// then is the run claimed (a run starts only when none is running). Those
+// of a claim left to claimInTx are not read (the turn reads them itself).
+func (s *Store) claimInOneTrip(ctx context.Context, scope store.Scope, agentID string, extras store.ClaimExtras) (claim store.Claim, settled bool, err error) {
 	args := []any{scope.OrgID, scope.UserID, scope.ProjectID, agentID}
 	b := &pgx.Batch{}
 	b.Queue(asyncCommit)
@@ -303,9 +312,16 @@ func (s *Store) claimInOneTrip(ctx context.Context, scope store.Scope, agentID s
 	b.Queue(claimRunningCheckpoint, args...)
 	b.Queue(claimUnreadUpTo2, args...)
 	b.Queue(claimPendingFirst, append(args, s.now())...)
+	claimStatements := b.Len()
+	if extras.SessionHistory > 0 {
+		b.Queue(claimHistory, append(args, extras.SessionHistory)...)
+	}
+	if extras.CoreBlocks {
+		b.Queue(coreBlocksOfAgent, args...)
+	}
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
-	for range b.Len() - 7 { // asyncCommit, advisory lock, the fence if any
+	for range claimStatements - 7 { // asyncCommit, advisory lock, the fence if any
 		if _, err := br.Exec(); err != nil {
 			return store.Claim{}, false, err
 		}
@@ -368,6 +384,26 @@ func (s *Store) claimInOneTrip(ctx context.Context, scope store.Scope, agentID s
 		// A run waiting for an approval holds the queue; or it is empty.
 	default:
 		return store.Claim{}, false, br.Close()
+	}
+	if claim.Run.ID != "" && extras.SessionHistory > 0 {
+		rows, err := br.Query()
+		if err != nil {
+			return store.Claim{}, false, err
+		}
+		if claim.History, err = collectSessionTurns(rows); err != nil {
+			return store.Claim{}, false, err
+		}
+		claim.HistoryRead = true
+	}
+	if claim.Run.ID != "" && extras.CoreBlocks {
+		rows, err := br.Query()
+		if err != nil {
+			return store.Claim{}, false, err
+		}
+		if claim.CoreBlocks, err = collectCoreBlocks(rows); err != nil {
+			return store.Claim{}, false, err
+		}
+		claim.CoreBlocksRead = true
 	}
 	return claim, true, br.Close()
 }
@@ -838,17 +874,35 @@ func (s *Store) SessionHistory(ctx context.Context, scope store.Scope, agentID, 
 	if err != nil {
 		return nil, s.fail(ctx, "session history", err)
 	}
+	turns, err := collectSessionTurns(rows)
+	if err != nil {
+		return nil, s.fail(ctx, "session history", err)
+	}
+	return turns, nil
+}
+
+// claimHistory is SessionHistory's read for the session of the agent's
+// running run ($5 the limit), in a claim's batch (see claimInOneTrip); a run
+// without a session has none.
+const claimHistory = `SELECT run_id, input, output FROM runs
+	WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND agent_id = $4 AND status = 'completed'
+	  AND session_key = (SELECT o.session_key FROM runs o
+		WHERE o.org_id = $1 AND o.user_id = $2 AND o.project_id = $3 AND o.agent_id = $4 AND o.status = 'running'
+		LIMIT 1)
+	  AND session_key <> ''
+	ORDER BY ended_at DESC, run_id DESC LIMIT $5`
+
+// collectSessionTurns reads turns newest first and returns them oldest first.
+func collectSessionTurns(rows pgx.Rows) ([]store.SessionTurn, error) {
 	turns, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.SessionTurn, error) {
 		var t store.SessionTurn
 		err := row.Scan(&t.RunID, &t.Input, &t.Output)
 		return t, err
 	})
 	if err != nil {
-		return nil, s.fail(ctx, "session history", err)
+		return nil, err
 	}
-	for i, j := 0, len(turns)-1; i < j; i, j = i+1, j-1 {
-		turns[i], turns[j] = turns[j], turns[i]
-	}
+	slices.Reverse(turns)
 	if turns == nil {
 		turns = []store.SessionTurn{}
 	}

@@ -197,8 +197,10 @@ func getCheckpoint(ctx context.Context, db queryRower, scope store.Scope, runID 
 }
 
 // ClaimNextRun gives the agent its next unit of work in one write
-// transaction; the single writer serialises claims.
-func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID string, newRunID string) (store.Claim, error) {
+// transaction; the single writer serialises claims. It reads no extras:
+// here they cost no round trip, and read in the claim they would hold the
+// single writer longer (the turn reads them from a reader).
+func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID string, newRunID string, _ ...store.ClaimExtras) (store.Claim, error) {
 	if newRunID == "" {
 		return store.Claim{}, errors.New("sqlite: claim next run: new run id is empty")
 	}

@@ -18,6 +18,48 @@ var claimCases = []testCase{
 	{"Claim/SimultaneousSameAgent", testClaimSimultaneous},
 	{"Claim/Concurrent", testClaimConcurrent},
 	{"Claim/Alone", testClaimAlone},
+	{"Claim/Extras", testClaimExtras},
+}
+
+// A claim's extras, where the store reads them, are what the turn would
+// read itself right after: the claimed run's session history (another
+// session's runs and the run itself left out) and the agent's core blocks.
+func testClaimExtras(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	extras := store.ClaimExtras{SessionHistory: 2, CoreBlocks: true}
+	for i, input := range []string{"one", "two", "three"} {
+		createRun(t, s, scopeA, "a", "s1", input)
+		c, err := s.ClaimNextRun(ctx, scopeA, "a", newID("run"), extras)
+		must(t, err)
+		want, err := s.SessionHistory(ctx, scopeA, "a", "s1", 2)
+		must(t, err)
+		if c.HistoryRead {
+			if len(c.History) != min(i, 2) || fmt.Sprint(c.History) != fmt.Sprint(want) {
+				t.Errorf("claim %d: history %+v, want %+v", i, c.History, want)
+			}
+		}
+		if c.CoreBlocksRead && len(c.CoreBlocks) != 0 {
+			t.Errorf("claim %d: core blocks %+v of an agent that has none", i, c.CoreBlocks)
+		}
+		finish(t, s, scopeA, c.Run.ID, "out "+input)
+	}
+	createRun(t, s, scopeA, "a", "s2", "elsewhere")
+	createRun(t, s, scopeA, "b", "s1", "another agent")
+	c, err := s.ClaimNextRun(ctx, scopeA, "a", newID("run"), extras)
+	must(t, err)
+	if c.HistoryRead && len(c.History) != 0 {
+		t.Errorf("a new session's claim has history %+v", c.History)
+	}
+	finish(t, s, scopeA, c.Run.ID, "ok")
+	createRun(t, s, scopeA, "a", "", "no session")
+	c, err = s.ClaimNextRun(ctx, scopeA, "a", newID("run"), extras)
+	must(t, err)
+	if c.HistoryRead && len(c.History) != 0 {
+		t.Errorf("a run without a session has history %+v", c.History)
+	}
+	finish(t, s, scopeA, c.Run.ID, "ok")
+	_, err = s.ClaimNextRun(ctx, scopeA, "a", newID("run"), extras)
+	wantErr(t, err, store.ErrNoWork)
 }
 
 // A claimed run's message is Alone only when no other message of the agent
