@@ -41,8 +41,7 @@ func lockScopeEvents(ctx context.Context, tx pgx.Tx, scope store.Scope) error {
 // (store.WithFence), if any, in one round trip.
 func lockScopeEventsFenced(ctx context.Context, tx pgx.Tx, scope store.Scope) error {
 	b := &pgx.Batch{}
-	b.Queue(`SELECT pg_advisory_xact_lock($1)`, scopeEventLockKey(scope))
-	queueFence(ctx, b)
+	queuePrelude(ctx, b, false, []int64{scopeEventLockKey(scope)})
 	return tx.SendBatch(ctx, b).Close()
 }
 

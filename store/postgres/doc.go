@@ -7,12 +7,14 @@
 // database.
 //
 // Every method is one transaction, and most are one statement (data-modifying
-// CTEs with RETURNING, multi-row inserts from unnest), so a call costs one
-// round trip; ClaimNextRun costs four (begin, one pipelined batch, one
-// statement, commit) and serialises the claims of one agent with a
-// transaction-level advisory lock keyed by the scope and agent id. A call
-// that stores events and must be durable when it returns (CreateRun,
-// CreateGroupRun, FinishRun, AppendEvents) costs two: see below.
+// CTEs with RETURNING, multi-row inserts from unnest) or one pipelined batch,
+// so a call costs one round trip. ClaimNextRun is one batch too in the
+// common cases (it serialises the claims of one agent with a
+// transaction-level advisory lock keyed by the scope and agent id, and can
+// read the turn's session history and core blocks with the claim); a batch
+// of plain messages becomes a run in a transaction of its own. A write of a
+// turn starts with one statement, openintern_write_prelude (migration 0026):
+// its commit mode, its advisory locks, its fence.
 //
 // pgx's errors stop at this package: no rows becomes store.ErrNotFound, a
 // unique violation store.ErrConflict, and other server errors are reported as
@@ -23,8 +25,8 @@
 // until it commits, so within a scope event ids become visible in increasing
 // order and a reader paging by id never skips one (queryRowWithEvents). Those
 // transactions commit without waiting for the WAL flush, so that the lock is
-// not held through it; the durable ones then wait for the flush in a second
-// round trip.
+// not held through it; the durable ones then wait for the flush by a second
+// transaction in the same batch.
 //
 // Events appended through CreateRun, CreateGroupRun, SaveStep and FinishRun
 // take the scope of the call, and the run's id, agent id and group id where

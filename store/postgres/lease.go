@@ -21,23 +21,23 @@ var _ store.LeaseStore = (*Store)(nil)
 // fenceSQLState is what openintern_check_fence raises (migration 0024).
 const fenceSQLState = "OIF01"
 
-// fenceCheck is the statement that checks ctx's fence (see store.WithFence)
-// in the transaction it is queued into, and its arguments; ok is false when
-// ctx carries no fence.
-func fenceCheck(ctx context.Context) (sql string, args []any, ok bool) {
-	l, ok := store.FenceOf(ctx)
-	if !ok {
-		return "", nil, false
+// queuePrelude queues the start of a write transaction into b, as one
+// statement (openintern_write_prelude, migration 0026): an asynchronous
+// commit when async (see inTx), the advisory locks in the order given
+// (sorted by the caller), then ctx's fence check, if any. It queues nothing
+// when there is nothing to do. It reports whether it queued a statement.
+func queuePrelude(ctx context.Context, b *pgx.Batch, async bool, locks []int64) bool {
+	l, fenced := store.FenceOf(ctx)
+	if !async && len(locks) == 0 && !fenced {
+		return false
 	}
-	return `SELECT openintern_check_fence($1, $2, $3, $4, $5, $6, $7)`,
-		[]any{l.Scope.OrgID, l.Scope.UserID, l.Scope.ProjectID, l.Kind, l.Key, l.NodeID, l.Epoch}, true
-}
-
-// queueFence queues ctx's fence check, if any, into b.
-func queueFence(ctx context.Context, b *pgx.Batch) {
-	if sql, args, ok := fenceCheck(ctx); ok {
-		b.Queue(sql, args...)
+	if !fenced {
+		b.Queue(`SELECT openintern_write_prelude($1, $2, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`, async, locks)
+		return true
 	}
+	b.Queue(`SELECT openintern_write_prelude($1, $2, $3, $4, $5, $6, $7, $8, $9)`, async, locks,
+		l.Scope.OrgID, l.Scope.UserID, l.Scope.ProjectID, l.Kind, l.Key, l.NodeID, l.Epoch)
+	return true
 }
 
 func micros(d time.Duration) int64 { return d.Microseconds() }

@@ -69,8 +69,9 @@ func TestFenceHoldsOffTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	sql, args, _ := fenceCheck(store.WithFence(ctx, l1))
-	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+	b := &pgx.Batch{}
+	queuePrelude(store.WithFence(ctx, l1), b, true, nil)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		t.Fatalf("fence check of a current lease: %v", err)
 	}
 	for {

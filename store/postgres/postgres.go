@@ -204,16 +204,14 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// inTx runs fn in a transaction, committing when it returns nil.
-// asyncCommit makes the current transaction's commit return without waiting
-// for its WAL flush. It is used for a run's progress (claims, steps, agent
+// An asynchronous commit (queuePrelude's async) returns without waiting
+// for the transaction's WAL flush. It is used for a run's progress (claims, steps, agent
 // states): a crash of the daemon loses none of it, since PostgreSQL has it; a
 // crash of PostgreSQL itself can lose the last fraction of a second of
 // progress, which recovery redoes from the previous checkpoint. Accepting a
 // message and finishing a run (marking its messages read) always wait for the
 // flush, and because the WAL is sequential, so does every progress commit
 // before them.
-const asyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
 
 // Event ids in commit order. A stream reads a scope's events by id after its
 // cursor, so an id must never become visible after a higher id of the same
@@ -255,7 +253,7 @@ func eventLockKeys(events []store.Event) []int64 {
 // whose event locks are keys, in its own transaction, after taking those
 // locks and checking ctx's fence (store.WithFence), in one round trip (a
 // pipelined batch).
-// The transaction commits without waiting for its WAL flush (asyncCommit),
+// The transaction commits without waiting for its WAL flush (asynchronous),
 // so the locks are not held through a disk flush and a scope's writers still
 // share flushes. Unless async, the same batch then runs a second transaction
 // that takes an xid (pg_current_xact_id): its synchronous commit waits for
@@ -273,13 +271,8 @@ func (s *Store) queryRowWithEvents(ctx context.Context, async bool, keys []int64
 	if durable {
 		b.Queue("BEGIN")
 	}
-	if !syncCommit {
-		b.Queue(asyncCommit)
-	}
-	if len(keys) > 0 {
-		b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`, keys)
-	}
-	queueFence(ctx, b) // a write of a turn or a group step: its lease's fence
+	// The fence is that of a write of a turn or a group step: its lease's.
+	queuePrelude(ctx, b, !syncCommit, keys)
 	b.Queue(sql, args...)
 	tail := 0
 	if durable {
@@ -325,6 +318,7 @@ type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
 
+// inTx runs fn in a transaction, committing when it returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {

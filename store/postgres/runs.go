@@ -302,9 +302,8 @@ func (s *Store) ClaimNextRun(ctx context.Context, scope store.Scope, agentID str
 func (s *Store) claimInOneTrip(ctx context.Context, scope store.Scope, agentID string, extras store.ClaimExtras) (claim store.Claim, settled bool, err error) {
 	args := []any{scope.OrgID, scope.UserID, scope.ProjectID, agentID}
 	b := &pgx.Batch{}
-	b.Queue(asyncCommit)
-	b.Queue(`SELECT pg_advisory_xact_lock($1)`, agentLockKey(scope, agentID))
-	queueFence(ctx, b)
+	queuePrelude(ctx, b, true, []int64{agentLockKey(scope, agentID)})
+	prelude := b.Len()
 	b.Queue(claimRunning, args...)
 	b.Queue(claimWaiting, args...)
 	b.Queue(claimOldest, args...)
@@ -312,7 +311,6 @@ func (s *Store) claimInOneTrip(ctx context.Context, scope store.Scope, agentID s
 	b.Queue(claimRunningCheckpoint, args...)
 	b.Queue(claimUnreadUpTo2, args...)
 	b.Queue(claimPendingFirst, append(args, s.now())...)
-	claimStatements := b.Len()
 	if extras.SessionHistory > 0 {
 		b.Queue(claimHistory, append(args, extras.SessionHistory)...)
 	}
@@ -321,7 +319,7 @@ func (s *Store) claimInOneTrip(ctx context.Context, scope store.Scope, agentID s
 	}
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
-	for range claimStatements - 7 { // asyncCommit, advisory lock, the fence if any
+	for range prelude {
 		if _, err := br.Exec(); err != nil {
 			return store.Claim{}, false, err
 		}
@@ -416,9 +414,8 @@ func (s *Store) claimInTx(ctx context.Context, scope store.Scope, agentID string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		args := []any{scope.OrgID, scope.UserID, scope.ProjectID, agentID}
 		b := &pgx.Batch{}
-		b.Queue(asyncCommit)
-		b.Queue(`SELECT pg_advisory_xact_lock($1)`, agentLockKey(scope, agentID))
-		queueFence(ctx, b)
+		queuePrelude(ctx, b, true, []int64{agentLockKey(scope, agentID)})
+		prelude := b.Len()
 		b.Queue(claimRunning, args...)
 		b.Queue(claimWaiting, args...)
 		b.Queue(claimOldest, args...)
@@ -433,7 +430,7 @@ func (s *Store) claimInTx(ctx context.Context, scope store.Scope, agentID string
 		err := func() error {
 			br := tx.SendBatch(ctx, b)
 			defer br.Close()
-			for range b.Len() - 3 { // asyncCommit, advisory lock, the fence if any
+			for range prelude {
 				if _, err := br.Exec(); err != nil {
 					return err
 				}
