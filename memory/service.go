@@ -259,7 +259,9 @@ type Result struct {
 // Search runs the vector and full-text legs in parallel, fuses them (see
 // Config.Fusion), keeps one result per memory (its best chunk) and applies
 // the optional importance and recency weights. A hybrid search whose vector
-// leg fails (the embedder is unreachable) answers from full text alone.
+// leg fails (the embedder is unreachable) answers from full text alone. On a
+// FusedSearcher, an unweighted, unfiltered search fuses in the store instead
+// (see fusedSearch); the code below stays the definition of the fusion.
 func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, error) {
 	if req.TopK <= 0 {
 		req.TopK = 5
@@ -291,7 +293,7 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, erro
 	// filters (see FusedSearcher).
 	if fs, ok := s.st.(FusedSearcher); ok && req.Mode != ModeVector && req.ImportanceWeight <= 0 &&
 		req.RecencyHalfLife <= 0 && req.Filter.isZero() {
-		return s.fusedSearch(ctx, fs, lazy, req, tokens, limit)
+		return s.fusedSearch(ctx, fs, lazy, req, q, tokens, limit)
 	}
 
 	var (
@@ -303,7 +305,7 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			vecHits, vecErr = s.vectorLeg(ctx, lazy, req, limit)
+			vecHits, vecErr = s.vectorLeg(ctx, lazy, req, q, limit)
 		}()
 	}
 	if req.Mode != ModeVector && len(tokens) > 0 {
@@ -429,8 +431,8 @@ func (s *Service) result(h Hit, score float64, foundBy, tokens []string) Result 
 }
 
 // vectorLeg embeds the query and finds its nearest chunks.
-func (s *Service) vectorLeg(ctx context.Context, lazy LazySearcher, req SearchRequest, limit int) ([]Hit, error) {
-	vecs, err := s.emb.Embed(ctx, []string{strings.TrimSpace(req.Query)})
+func (s *Service) vectorLeg(ctx context.Context, lazy LazySearcher, req SearchRequest, q string, limit int) ([]Hit, error) {
+	vecs, err := s.emb.Embed(ctx, []string{q})
 	if err != nil {
 		return nil, fmt.Errorf("embed query: %w: %w", ErrEmbedder, err)
 	}
@@ -447,11 +449,11 @@ func (s *Service) vectorLeg(ctx context.Context, lazy LazySearcher, req SearchRe
 // leg now waits for the query's embedding instead of running beside it,
 // which costs little, since the text statement takes well under a
 // millisecond and the embedding was the longer leg anyway.
-func (s *Service) fusedSearch(ctx context.Context, fs FusedSearcher, lazy LazySearcher, req SearchRequest, tokens []string, limit int) ([]Result, error) {
+func (s *Service) fusedSearch(ctx context.Context, fs FusedSearcher, lazy LazySearcher, req SearchRequest, q string, tokens []string, limit int) ([]Result, error) {
 	var vecHits []Hit
 	if req.Mode == ModeHybrid {
 		var err error
-		vecHits, err = s.vectorLeg(ctx, lazy, req, limit)
+		vecHits, err = s.vectorLeg(ctx, lazy, req, q, limit)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("memory: search: %w", err)
