@@ -259,7 +259,9 @@ type Result struct {
 // Search runs the vector and full-text legs in parallel, fuses them (see
 // Config.Fusion), keeps one result per memory (its best chunk) and applies
 // the optional importance and recency weights. A hybrid search whose vector
-// leg fails (the embedder is unreachable) answers from full text alone.
+// leg fails (the embedder is unreachable) answers from full text alone. On a
+// FusedSearcher, an unweighted, unfiltered search fuses in the store instead
+// (see fusedSearch); the code below stays the definition of the fusion.
 func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, error) {
 	if req.TopK <= 0 {
 		req.TopK = 5
@@ -286,6 +288,13 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, erro
 	if req.ImportanceWeight > 0 {
 		lazy = nil
 	}
+	// The importance and recency weights stay in Go (they would put the
+	// clock and every candidate's importance into the statement), and so do
+	// filters (see FusedSearcher).
+	if fs, ok := s.st.(FusedSearcher); ok && req.Mode != ModeVector && req.ImportanceWeight <= 0 &&
+		req.RecencyHalfLife <= 0 && req.Filter.isZero() {
+		return s.fusedSearch(ctx, fs, lazy, req, q, tokens, limit)
+	}
 
 	var (
 		wg               sync.WaitGroup
@@ -296,16 +305,7 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			vecs, err := s.emb.Embed(ctx, []string{q})
-			if err != nil {
-				vecErr = fmt.Errorf("embed query: %w: %w", ErrEmbedder, err)
-				return
-			}
-			if lazy != nil {
-				vecHits, vecErr = lazy.VectorSearchLazy(ctx, req.Scope, s.emb.Model(), vecs[0], req.Filter, limit)
-			} else {
-				vecHits, vecErr = s.st.VectorSearch(ctx, req.Scope, s.emb.Model(), vecs[0], req.Filter, limit)
-			}
+			vecHits, vecErr = s.vectorLeg(ctx, lazy, req, q, limit)
 		}()
 	}
 	if req.Mode != ModeVector && len(tokens) > 0 {
@@ -416,13 +416,79 @@ func (s *Service) Search(ctx context.Context, req SearchRequest) ([]Result, erro
 	out := make([]Result, len(order))
 	for i, f := range order {
 		sort.Strings(f.foundBy)
-		out[i] = Result{
-			ID: f.hit.MemoryID, Snippet: Snippet(f.hit.Text, tokens, s.cfg.SnippetRunes), Score: f.score,
-			Type: f.hit.Type, AgentID: f.hit.AgentID, GroupID: f.hit.GroupID, CreatedAt: f.hit.CreatedAt,
-			Chunk: f.hit.Seq, FoundBy: f.foundBy, Source: CitationOf(f.hit.Metadata),
-		}
+		out[i] = s.result(f.hit, f.score, f.foundBy, tokens)
 	}
 	return out, nil
+}
+
+// result is the Result of a memory a search kept: h is its chosen chunk.
+func (s *Service) result(h Hit, score float64, foundBy, tokens []string) Result {
+	return Result{
+		ID: h.MemoryID, Snippet: Snippet(h.Text, tokens, s.cfg.SnippetRunes), Score: score,
+		Type: h.Type, AgentID: h.AgentID, GroupID: h.GroupID, CreatedAt: h.CreatedAt,
+		Chunk: h.Seq, FoundBy: foundBy, Source: CitationOf(h.Metadata),
+	}
+}
+
+// vectorLeg embeds the query and finds its nearest chunks.
+func (s *Service) vectorLeg(ctx context.Context, lazy LazySearcher, req SearchRequest, q string, limit int) ([]Hit, error) {
+	vecs, err := s.emb.Embed(ctx, []string{q})
+	if err != nil {
+		return nil, fmt.Errorf("embed query: %w: %w", ErrEmbedder, err)
+	}
+	if lazy != nil {
+		return lazy.VectorSearchLazy(ctx, req.Scope, s.emb.Model(), vecs[0], req.Filter, limit)
+	}
+	return s.st.VectorSearch(ctx, req.Scope, s.emb.Model(), vecs[0], req.Filter, limit)
+}
+
+// fusedSearch is Search on a FusedSearcher: the vector leg, then one
+// statement that runs the full-text leg, fuses the two as Search does in Go
+// and reads the kept hits' texts. That is one round trip instead of two (the
+// text leg, then FillHits). The price: with a remote embedder the full-text
+// leg now waits for the query's embedding instead of running beside it,
+// which costs little, since the text statement takes well under a
+// millisecond and the embedding was the longer leg anyway.
+func (s *Service) fusedSearch(ctx context.Context, fs FusedSearcher, lazy LazySearcher, req SearchRequest, q string, tokens []string, limit int) ([]Result, error) {
+	var vecHits []Hit
+	if req.Mode == ModeHybrid {
+		var err error
+		vecHits, err = s.vectorLeg(ctx, lazy, req, q, limit)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("memory: search: %w", err)
+			}
+			// As in Search: recall answers from full text alone.
+			s.logger.Warn("memory: vector leg failed; answering from full text only", "err", err)
+			vecHits = nil
+		}
+	}
+	if len(tokens) == 0 && len(vecHits) == 0 {
+		return []Result{}, nil
+	}
+	hits, err := fs.FusedSearch(ctx, req.Scope, tokens, vecHits, limit, req.TopK, Fusion{
+		Method: s.cfg.Fusion, RRFK: s.cfg.RRFK, TextWeight: s.cfg.TextWeight, VectorWeight: s.cfg.VectorWeight,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("memory: search: %w", err)
+	}
+	out := make([]Result, len(hits))
+	for i, h := range hits {
+		foundBy := make([]string, 0, 2)
+		if h.ByText {
+			foundBy = append(foundBy, ModeFullText)
+		}
+		if h.ByVector {
+			foundBy = append(foundBy, ModeVector)
+		}
+		out[i] = s.result(h.Hit, h.Score, foundBy, tokens)
+	}
+	return out, nil
+}
+
+// isZero reports whether f selects everything.
+func (f Filter) isZero() bool {
+	return len(f.Types) == 0 && f.AgentID == "" && f.GroupID == "" && len(f.Metadata) == 0 && f.After.IsZero() && f.Before.IsZero()
 }
 
 // Snippet cuts text to about n runes around the first query token it contains.

@@ -101,6 +101,44 @@ type LazySearcher interface {
 	FillHits(ctx context.Context, scope store.Scope, hits []Hit) ([]Hit, error)
 }
 
+// Fusion is how a search combines its legs (see Config.Fusion): what a
+// FusedSearcher needs to fuse as Service.Search does.
+type Fusion struct {
+	Method       string  // FusionScore or FusionRRF
+	RRFK         float64 // reciprocal rank fusion constant
+	TextWeight   float64
+	VectorWeight float64
+}
+
+// FusedHit is a memory a fused search kept: its chosen chunk with every
+// field of Hit read (Score is the fused score), and the legs that found it.
+type FusedHit struct {
+	Hit
+	ByText, ByVector bool
+}
+
+// FusedSearcher is a Store that runs the full-text leg, fuses it with the
+// vector leg's hits and reads the kept hits' texts in one statement, so that
+// a hybrid search is one round trip after the vector leg (which a
+// LazySearcher answers from memory). The fusion must equal Service.Search's
+// in Go, which stays its definition: the same scores, found_by and chunk
+// choice, and ties kept in the order memories were first seen (full-text
+// leg first, then vector leg), with the same skips (vector hits with score
+// <= 0, a memory's chunks after its first in each leg).
+//
+// It takes no filter: a filtered full-text leg plans its terms from their
+// counts and reads whole posting lists joined to the filter's memories (two
+// statements), and a filtered vector leg may need HNSW anyway, so filtered
+// searches keep the two legs.
+type FusedSearcher interface {
+	// FusedSearch ranks up to limit chunks by full text (as TextSearch does
+	// unfiltered), fuses them with vec (the vector leg's hits, best first;
+	// only MemoryID, Seq and Score are read) and returns the best topK
+	// memories, best first. A kept hit whose chunk is gone (deleted since
+	// the vector leg) is left out, after the cut to topK, as FillHits does.
+	FusedSearch(ctx context.Context, scope store.Scope, tokens []string, vec []Hit, limit, topK int, fu Fusion) ([]FusedHit, error)
+}
+
 // ChunkRef names a chunk whose vector a re-embed must compute.
 type ChunkRef struct {
 	ID       int64 // the store's own handle of the chunk

@@ -44,8 +44,9 @@ type MemoryStore struct {
 }
 
 var (
-	_ memory.Store        = (*MemoryStore)(nil)
-	_ memory.LazySearcher = (*MemoryStore)(nil)
+	_ memory.Store         = (*MemoryStore)(nil)
+	_ memory.LazySearcher  = (*MemoryStore)(nil)
+	_ memory.FusedSearcher = (*MemoryStore)(nil)
 )
 
 // Memory returns a memory store sharing s's pool. Keep one per daemon: it
@@ -583,6 +584,54 @@ const fillHitsQuery = `SELECT c.memory_id, c.seq, c.text, m.importance, m.metada
 		CROSS JOIN LATERAL (SELECT importance, metadata FROM memories
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND memory_id = k.memory_id LIMIT 1) m`
 
+// fusedSearchQuery is a hybrid search's full-text leg, its fusion with the
+// vector leg's hits and the read of the kept hits, in one statement (see
+// memory.FusedSearcher): the ranked text search ($1..$7, limit $8), then the
+// vector hits ($9 memory ids, $10 seqs, $11 scores, best first), fused as
+// memory.Service.Search does in Go with RRF when $13 (constant $14) or by
+// score otherwise, weights $15 (text) and $16 (vector), cut to $12.
+//
+// Each leg ranks memories by their first chunk in it (ord is the leg's
+// order: for text, the order its rows come in Go); the vector leg skips
+// scores <= 0 first, and normalizes by its first score as given. A memory's
+// chunk is the one of the leg where it ranks better, the text leg's on a tie.
+// The fused score is the text part plus the vector part, in Go's order of
+// operations, so that the floats are equal, not just close; ties are broken
+// by first sight in Go's fusion: text memories by text rank, then the others
+// by vector rank. The kept hits' chunks and memories are read by key through
+// LIMIT-1 laterals (see fillHitsQuery), after the cut, and a chunk deleted
+// since the vector leg drops out there, as FillHits drops it.
+const fusedSearchQuery = `WITH ` + rankedTextSearchQuery + `,
+		r AS (` + rankedPostings + ` LIMIT $8),
+		tc AS (SELECT c.memory_id, c.seq, r.s,
+				row_number() OVER w AS ord, first_value(r.s) OVER w AS top
+			FROM r CROSS JOIN LATERAL (SELECT memory_id, seq FROM memory_chunks WHERE id = r.chunk_id LIMIT 1) c
+			WINDOW w AS (ORDER BY r.s DESC, r.chunk_id DESC)),
+		tr AS (SELECT memory_id, seq, s, top, row_number() OVER (ORDER BY ord) AS rank
+			FROM (SELECT DISTINCT ON (memory_id) memory_id, seq, s, top, ord FROM tc ORDER BY memory_id, ord) x),
+		vr AS (SELECT memory_id, seq, score, row_number() OVER (ORDER BY ord) AS rank
+			FROM (SELECT DISTINCT ON (memory_id) memory_id, seq, score, ord
+				FROM unnest($9::text[], $10::int[], $11::float8[]) WITH ORDINALITY AS v(memory_id, seq, score, ord)
+				WHERE score > 0 ORDER BY memory_id, ord) x),
+		f AS (SELECT coalesce(tr.memory_id, vr.memory_id) AS memory_id,
+				CASE WHEN vr.rank IS NULL OR tr.rank <= vr.rank THEN tr.seq ELSE vr.seq END AS seq,
+				coalesce(CASE WHEN $13::bool THEN $15::float8 / ($14::float8 + tr.rank::float8)
+					WHEN tr.top > 0 THEN $15::float8 * greatest(tr.s, 0) / tr.top END, 0)
+				+ coalesce(CASE WHEN $13::bool THEN $16::float8 / ($14::float8 + vr.rank::float8)
+					WHEN ($11::float8[])[1] > 0 THEN $16::float8 * greatest(vr.score, 0) / ($11::float8[])[1] END, 0) AS score,
+				tr.rank IS NOT NULL AS by_text, vr.rank IS NOT NULL AS by_vector,
+				coalesce(tr.rank, vr.rank) AS rank
+			FROM tr FULL JOIN vr ON vr.memory_id = tr.memory_id),
+		kept AS MATERIALIZED (SELECT * FROM f ORDER BY score DESC, by_text DESC, rank LIMIT $12)
+	SELECT kept.memory_id, kept.seq, c.text, m.type, m.agent_id, m.group_id, m.importance, m.created_at, m.metadata,
+			kept.score, kept.by_text, kept.by_vector
+		FROM kept
+		CROSS JOIN LATERAL (SELECT text FROM memory_chunks
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND memory_id = kept.memory_id AND seq = kept.seq LIMIT 1) c
+		CROSS JOIN LATERAL (SELECT type, agent_id, group_id, importance, created_at, metadata FROM memories
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND memory_id = kept.memory_id LIMIT 1) m
+		ORDER BY kept.score DESC, kept.by_text DESC, kept.rank`
+
 const memJoin = ` JOIN memories m ON m.org_id = c.org_id AND m.user_id = c.user_id AND m.project_id = c.project_id AND m.memory_id = c.memory_id`
 
 // VectorSearch is exact from the in-memory index when the scope fits in it
@@ -824,6 +873,47 @@ func (ms *MemoryStore) textSearch(ctx context.Context, scope store.Scope, tokens
 		return nil, ms.s.fail(ctx, "text search", err)
 	}
 	return hits, nil
+}
+
+// FusedSearch runs the full-text leg, fuses it with the vector leg's hits
+// vec and reads the best topK memories' chunks, in one round trip
+// (memory.FusedSearcher, fusedSearchQuery).
+func (ms *MemoryStore) FusedSearch(ctx context.Context, scope store.Scope, tokens []string, vec []memory.Hit, limit, topK int, fu memory.Fusion) ([]memory.FusedHit, error) {
+	if tokens == nil {
+		tokens = []string{} // an empty array, not NULL
+	}
+	mids := make([]string, len(vec))
+	seqs := make([]int32, len(vec))
+	scores := make([]float64, len(vec))
+	for i, h := range vec {
+		mids[i], seqs[i], scores[i] = h.MemoryID, int32(h.Seq), h.Score
+	}
+	_, depth := memory.PostingsPlan(nil, 0, false, limit)
+	rows, err := ms.s.pool.Query(ctx, fusedSearchQuery, scope.OrgID, scope.UserID, scope.ProjectID, tokens,
+		memory.MaxQueryTerms, memory.CommonTermShare, depth, limit, mids, seqs, scores, topK,
+		fu.Method == memory.FusionRRF, fu.RRFK, fu.TextWeight, fu.VectorWeight)
+	if err != nil {
+		return nil, ms.s.fail(ctx, "fused search", err)
+	}
+	defer rows.Close()
+	var out []memory.FusedHit
+	for rows.Next() {
+		var h memory.FusedHit
+		var md []byte
+		if err := rows.Scan(&h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &h.CreatedAt, &md,
+			&h.Score, &h.ByText, &h.ByVector); err != nil {
+			return nil, ms.s.fail(ctx, "fused search", err)
+		}
+		if err := decodeHitMetadata(md, &h.Hit); err != nil {
+			return nil, ms.s.fail(ctx, "fused search", err)
+		}
+		h.CreatedAt = utc(h.CreatedAt)
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, ms.s.fail(ctx, "fused search", err)
+	}
+	return out, nil
 }
 
 // scanHits reads rows of memory_id, seq, text, type, agent_id, group_id,
