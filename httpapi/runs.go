@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"regexp"
@@ -67,11 +68,20 @@ func (s *Server) createRun(c *gin.Context) {
 	c.JSON(http.StatusCreated, gin.H{"run_id": run.ID, "status": run.Status, "created_at": run.CreatedAt, "agent_id": run.AgentID, "session_key": run.SessionKey})
 }
 
-// runOf loads the run named in the path; a malformed id is simply not found.
-func (s *Server) runOf(c *gin.Context) (store.Run, bool) {
+// runIDOf is the run id in the path; a malformed id is simply not found.
+func runIDOf(c *gin.Context) (string, bool) {
 	id := c.Param("run_id")
 	if !runIDPattern.MatchString(id) {
 		writeError(c, http.StatusNotFound, "not_found", "run "+strconv.Quote(id)+" not found")
+		return "", false
+	}
+	return id, true
+}
+
+// runOf loads the run named in the path.
+func (s *Server) runOf(c *gin.Context) (store.Run, bool) {
+	id, ok := runIDOf(c)
+	if !ok {
 		return store.Run{}, false
 	}
 	run, err := s.deps.Store.GetRun(c.Request.Context(), scopeOf(c), id)
@@ -157,12 +167,48 @@ func (s *Server) listRunEvents(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"events": nonNil(evs), "total": total, "next_cursor": next})
 }
 
+// runStreamReader reads a run and its first events at once (see
+// store.Store's RunWithEvents). Both stores do; a Store that does not (a
+// wrapper of the interface) has its run streams read them apart.
+type runStreamReader interface {
+	RunWithEvents(ctx context.Context, scope store.Scope, runID string, filter store.EventFilter) (store.Run, []store.Event, error)
+}
+
+// streamRun serves a run's stream. It subscribes, then reads the run and its
+// first events in one store call (one round trip on PostgreSQL), answering
+// 404 before the response starts when there is no such run in the scope.
 func (s *Server) streamRun(c *gin.Context) {
-	run, ok := s.runOf(c)
+	reader, oneRead := s.deps.Store.(runStreamReader)
+	lastID, err := lastEventID(c)
+	if err != nil {
+		// The run's 404 goes before the cursor's 400, which stream answers.
+		oneRead = false
+	}
+	if !oneRead {
+		run, ok := s.runOf(c)
+		if !ok {
+			return
+		}
+		s.stream(c, run.Scope, store.EventFilter{RunID: run.ID}, func(e store.Event) bool { return e.RunID == run.ID }, &run)
+		return
+	}
+	id, ok := runIDOf(c)
 	if !ok {
 		return
 	}
-	s.stream(c, run.Scope, store.EventFilter{RunID: run.ID}, func(e store.Event) bool { return e.RunID == run.ID }, &run)
+	scope := scopeOf(c)
+	match := func(e store.Event) bool { return e.RunID == id }
+	// The first subscription lives as long as the stream, or ends here with
+	// a 404; it is made before the read, as stream makes each of its own.
+	ctx, cancel := context.WithCancel(c.Request.Context())
+	defer cancel()
+	live := s.deps.Bus.Subscribe(ctx, scope, match)
+	run, evs, err := reader.RunWithEvents(ctx, scope, id, store.EventFilter{AfterID: lastID, Limit: catchUpPage, NoTotal: true})
+	if err != nil {
+		s.fail(c, err, "run "+strconv.Quote(id))
+		return
+	}
+	s.streamFrom(c, run.Scope, store.EventFilter{RunID: run.ID}, match, &run, &openedRun{live: live, events: evs})
 }
 
 func (s *Server) cancelRun(c *gin.Context) {

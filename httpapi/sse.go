@@ -18,6 +18,9 @@ import (
 // nothing stalls until the bus recovers.
 const degradedPoll = 500 * time.Millisecond
 
+// catchUpPage is how many stored events a stream reads at a time.
+const catchUpPage = 500
+
 // terminalRunEvents end a run's stream.
 var terminalRunEvents = map[string]bool{"run.completed": true, "run.failed": true, "run.cancelled": true}
 
@@ -40,8 +43,27 @@ var terminalRunEvents = map[string]bool{"run.completed": true, "run.failed": tru
 // events.LiveHealthy) it reads the store every degradedPoll instead; when
 // the bus recovers it drops its subscribers, so the stream subscribes again
 // and is live. When run is set (as read before the call), the stream is that
-// run's and ends after the run ends.
+// run's and ends after the run ends. A run's stream may instead open with
+// its first subscription made and, after it, the run and its first events
+// read at once (streamFrom): one store round trip before its first event.
 func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFilter, match func(store.Event) bool, run *store.Run) {
+	s.streamFrom(c, scope, filter, match, run, nil)
+}
+
+// openedRun is what a run's stream did before its response: it subscribed
+// (live), then read the run and its first page of events after the client's
+// cursor (events), in that order.
+type openedRun struct {
+	live   <-chan store.Event
+	events []store.Event
+}
+
+// streamFrom is stream, whose first subscription, when opened is set, is
+// opened.live and whose first catch-up starts with opened.events; run is
+// then the one read with them. The run's status was read before its events,
+// so it decides whether the run ended as a status read before a replay does;
+// a pending run is read again once the page is sent, and the store after it.
+func (s *Server) streamFrom(c *gin.Context, scope store.Scope, filter store.EventFilter, match func(store.Event) bool, run *store.Run, opened *openedRun) {
 	runID := ""
 	if run != nil {
 		runID = run.ID
@@ -110,27 +132,34 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 		fmt.Fprintf(w, "event: end\ndata: {\"reason\":%q}\n\n", reason)
 		flusher.Flush()
 	}
-	// catchUp sends every stored event after lastID. ended: the run's
+	// sendStored sends stored events that follow lastID. ended: the run's
 	// terminal event was sent, or the client is gone.
+	sendStored := func(evs []store.Event) (ended bool) {
+		for _, e := range evs {
+			if send(e) != nil {
+				return true
+			}
+			lastID = e.ID
+			if runID != "" && terminalRunEvents[e.Type] {
+				end(e.Type)
+				return true
+			}
+		}
+		flusher.Flush()
+		return false
+	}
+	// catchUp sends every stored event after lastID.
 	catchUp := func() (ended bool, err error) {
 		for {
 			f := filter
-			f.AfterID, f.Limit, f.NoTotal = lastID, 500, true
+			f.AfterID, f.Limit, f.NoTotal = lastID, catchUpPage, true
 			evs, _, err := s.deps.Store.ListEvents(ctx, scope, f)
 			if err != nil {
 				return ctx.Err() != nil, err
 			}
-			for _, e := range evs {
-				if send(e) != nil {
-					return true, nil
-				}
-				lastID = e.ID
-				if runID != "" && terminalRunEvents[e.Type] {
-					end(e.Type)
-					return true, nil
-				}
+			if sendStored(evs) {
+				return true, nil
 			}
-			flusher.Flush()
 			if len(evs) < f.Limit {
 				return false, nil
 			}
@@ -145,15 +174,28 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 	for subscribed := false; ctx.Err() == nil; subscribed = true {
 		// A subscription can be dropped when this client falls behind; then we
 		// subscribe again and catch up from the store, so nothing is lost.
-		live := s.deps.Bus.Subscribe(ctx, scope, match)
+		var live <-chan store.Event
+		read := true // the replay reads the store
+		if !subscribed && opened != nil {
+			live = opened.live
+			if sendStored(opened.events) {
+				return
+			}
+			// A full page may have more after it; a pending run is read
+			// again below, and the replay must follow that read.
+			read = len(opened.events) >= catchUpPage || run.Status == store.RunPending
+		} else {
+			live = s.deps.Bus.Subscribe(ctx, scope, match)
+		}
 		// The run's status read before replaying: its terminal event is stored
 		// with that status, so a run already finished then has all its events
 		// in the replay below, and one not finished ends by its terminal event,
-		// which the replay or the feed brings. The caller's read precedes the
-		// first subscription, so it serves for it, except for a pending run: a
-		// pending run is cancelled without its terminal event (that is
-		// appended after), which would then never end the stream if that
-		// append failed. A subscription after a dropped one reads it again.
+		// which the replay or the feed brings. The caller's read (before the
+		// first subscription, or after it with the first events) serves for
+		// the first subscription, except for a pending run: a pending run is
+		// cancelled without its terminal event (that is appended after),
+		// which would then never end the stream if that append failed. A
+		// subscription after a dropped one reads it again.
 		finished := false
 		if run != nil {
 			status := run.Status
@@ -165,11 +207,13 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 			}
 			finished = store.RunFinished(status)
 		}
-		if ended, err := catchUp(); ended || err != nil {
-			if err != nil && !ended {
-				s.deps.Logger.Warn("sse replay failed", "err", err)
+		if read {
+			if ended, err := catchUp(); ended || err != nil {
+				if err != nil && !ended {
+					s.deps.Logger.Warn("sse replay failed", "err", err)
+				}
+				return
 			}
-			return
 		}
 		if finished {
 			end("run.finished")

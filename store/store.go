@@ -445,6 +445,13 @@ type Store interface {
 	RunStore
 	EventStore
 	TeamStore
+	// RunWithEvents returns a run and its events after filter.AfterID in id
+	// order (filter.RunID is runID; Limit as ListEvents'; no total), the run
+	// read first: a run's stream opens with it, in one round trip where the
+	// database is remote. ErrNotFound when the scope has no such run. It is
+	// outside RunStore and EventStore: a caller given only those (or a
+	// wrapper of them) reads the run and its events apart.
+	RunWithEvents(ctx context.Context, scope Scope, runID string, filter EventFilter) (Run, []Event, error)
 	// Ping checks the database is reachable.
 	Ping(ctx context.Context) error
 	// Dialect names the store: "sqlite" or "postgres".

@@ -131,9 +131,10 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) ([]store
 	return out, nil
 }
 
-// ListEvents returns up to filter.Limit events of the scope after
-// filter.AfterID in id order, and how many match the filter in all.
-func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.EventFilter) ([]store.Event, int, error) {
+// eventPage is the read of ListEvents' page: up to filter.Limit events of
+// the scope after filter.AfterID in id order. cond and args are the filter's
+// condition without the cursor, for the count.
+func eventPage(scope store.Scope, filter store.EventFilter) (page string, pageArgs []any, cond string, args []any) {
 	limit := filter.Limit
 	if limit <= 0 {
 		limit = defaultEventLimit
@@ -141,19 +142,27 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 	if limit > maxEventLimit {
 		limit = maxEventLimit
 	}
-	cond, args := eventWhere(scope, filter)
-	pageArgs := append(append([]any{}, args...), filter.AfterID, limit)
-	page := fmt.Sprintf(`SELECT %s FROM events WHERE %s AND id > $%d ORDER BY id LIMIT $%d`,
+	cond, args = eventWhere(scope, filter)
+	pageArgs = append(append([]any{}, args...), filter.AfterID, limit)
+	page = fmt.Sprintf(`SELECT %s FROM events WHERE %s AND id > $%d ORDER BY id LIMIT $%d`,
 		eventCols, cond, len(args)+1, len(args)+2)
-	collect := func(rows pgx.Rows) ([]store.Event, error) {
-		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Event, error) { return scanEvent(row) })
-	}
+	return page, pageArgs, cond, args
+}
+
+func collectEvents(rows pgx.Rows) ([]store.Event, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Event, error) { return scanEvent(row) })
+}
+
+// ListEvents returns up to filter.Limit events of the scope after
+// filter.AfterID in id order, and how many match the filter in all.
+func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.EventFilter) ([]store.Event, int, error) {
+	page, pageArgs, cond, args := eventPage(scope, filter)
 	if filter.NoTotal {
 		rows, err := s.pool.Query(ctx, page, pageArgs...)
 		if err != nil {
 			return nil, 0, s.fail(ctx, "list events", err)
 		}
-		events, err := collect(rows)
+		events, err := collectEvents(rows)
 		if err != nil {
 			return nil, 0, s.fail(ctx, "list events", err)
 		}
@@ -182,7 +191,7 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 		if err != nil {
 			return err
 		}
-		events, err = collect(rows)
+		events, err = collectEvents(rows)
 		if err != nil {
 			return err
 		}
@@ -195,6 +204,45 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 		return nil, 0, s.fail(ctx, "list events", err)
 	}
 	return events, total, nil
+}
+
+// RunWithEvents returns the run and its events after filter.AfterID: the
+// run's read (GetRun's) and the events' (ListEvents' page, on
+// events_run_idx) in one pipelined batch, so one round trip. The run is read
+// first: each statement of the batch sees what was committed when it
+// started, so a run found finished has its terminal event, stored in the
+// same transaction as the status, among the events.
+func (s *Store) RunWithEvents(ctx context.Context, scope store.Scope, runID string, filter store.EventFilter) (store.Run, []store.Event, error) {
+	filter.RunID, filter.NoTotal = runID, true
+	page, pageArgs, _, _ := eventPage(scope, filter)
+	b := &pgx.Batch{}
+	// The text of getRun's statement, so both share its prepared statement.
+	b.Queue(`SELECT `+runCols+` FROM runs
+		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4`,
+		scope.OrgID, scope.UserID, scope.ProjectID, runID)
+	b.Queue(page, pageArgs...)
+	var run store.Run
+	var events []store.Event
+	err := func() error {
+		br := s.pool.SendBatch(ctx, b)
+		defer br.Close()
+		var err error
+		if run, err = scanRun(br.QueryRow()); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		if events, err = collectEvents(rows); err != nil {
+			return err
+		}
+		return br.Close()
+	}()
+	if err != nil {
+		return store.Run{}, nil, s.fail(ctx, "run with events", err)
+	}
+	return run, events, nil
 }
 
 // eventWhere is the condition ListEvents and LatestEventID share.

@@ -115,6 +115,28 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) ([]store
 // ListEvents returns up to filter.Limit events of the scope after
 // filter.AfterID in id order, and how many match the filter in all.
 func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.EventFilter) ([]store.Event, int, error) {
+	var total int
+	var events []store.Event
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		if !filter.NoTotal {
+			cond, args := eventWhere(scope, filter)
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE `+cond, args...).Scan(&total); err != nil {
+				return err
+			}
+		}
+		var err error
+		events, err = eventPage(ctx, tx, scope, filter)
+		return err
+	})
+	if err != nil {
+		return nil, 0, fail("list events", err)
+	}
+	return events, total, nil
+}
+
+// eventPage reads up to filter.Limit events of the scope after
+// filter.AfterID in id order.
+func eventPage(ctx context.Context, tx *sql.Tx, scope store.Scope, filter store.EventFilter) ([]store.Event, error) {
 	limit := filter.Limit
 	if limit <= 0 {
 		limit = defaultEventLimit
@@ -123,25 +145,35 @@ func (s *Store) ListEvents(ctx context.Context, scope store.Scope, filter store.
 		limit = maxEventLimit
 	}
 	cond, args := eventWhere(scope, filter)
-	var total int
 	events := []store.Event{}
+	err := queryRows(ctx, tx, `SELECT `+eventCols+` FROM events WHERE `+cond+` AND id > ? ORDER BY id LIMIT ?`,
+		append(args, filter.AfterID, limit), func(rows *sql.Rows) error {
+			e, err := scanEvent(rows)
+			events = append(events, e)
+			return err
+		})
+	return events, err
+}
+
+// RunWithEvents returns the run and its events after filter.AfterID, read
+// in one read transaction: a finished run has its terminal event, stored in
+// the same transaction as the status, among the events.
+func (s *Store) RunWithEvents(ctx context.Context, scope store.Scope, runID string, filter store.EventFilter) (store.Run, []store.Event, error) {
+	filter.RunID = runID
+	var run store.Run
+	var events []store.Event
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		if !filter.NoTotal {
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE `+cond, args...).Scan(&total); err != nil {
-				return err
-			}
+		var err error
+		if run, err = getRun(ctx, tx, scope, runID); err != nil {
+			return err
 		}
-		return queryRows(ctx, tx, `SELECT `+eventCols+` FROM events WHERE `+cond+` AND id > ? ORDER BY id LIMIT ?`,
-			append(append([]any{}, args...), filter.AfterID, limit), func(rows *sql.Rows) error {
-				e, err := scanEvent(rows)
-				events = append(events, e)
-				return err
-			})
+		events, err = eventPage(ctx, tx, scope, filter)
+		return err
 	})
 	if err != nil {
-		return nil, 0, fail("list events", err)
+		return store.Run{}, nil, fail("run with events", err)
 	}
-	return events, total, nil
+	return run, events, nil
 }
 
 // eventWhere is the condition ListEvents and LatestEventID share.

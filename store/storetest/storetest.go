@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	cases = append(cases, runCases...)
 	cases = append(cases, claimCases...)
 	cases = append(cases, eventCases...)
+	cases = append(cases, runStreamCases...)
 	cases = append(cases, teamCases...)
 	cases = append(cases, sessionCases...)
 	cases = append(cases, idempotencyCases...)
