@@ -247,20 +247,16 @@ func (s *Server) streamFrom(c *gin.Context, scope store.Scope, filter store.Even
 				if !ok {
 					break live
 				}
-				if e.ID == 0 {
-					if send(e) != nil {
-						return
-					}
-					flusher.Flush()
-					continue
-				}
-				if e.ID <= lastID {
-					continue
-				}
 				// lastID is the run's last event sent, or the client's resume
 				// point; RunPrev is a run's event id (or -1), so it can only
 				// match a resume point that is the run's event the client has.
-				if runID != "" && e.RunPrev != 0 && (e.RunPrev == lastID || (e.RunPrev == -1 && lastID == 0)) {
+				switch {
+				case e.ID == 0:
+					if send(e) != nil {
+						return
+					}
+				case e.ID <= lastID:
+				case runID != "" && e.RunPrev != 0 && (e.RunPrev == lastID || (e.RunPrev == -1 && lastID == 0)):
 					if send(e) != nil {
 						return
 					}
@@ -269,13 +265,17 @@ func (s *Server) streamFrom(c *gin.Context, scope store.Scope, filter store.Even
 						end(e.Type)
 						return
 					}
-					flusher.Flush()
-					continue
+				default:
+					if ended, err := catchUp(); ended {
+						return
+					} else if err != nil {
+						s.deps.Logger.Warn("sse catch-up failed; retrying at the next event or heartbeat", "err", err)
+					}
 				}
-				if ended, err := catchUp(); ended {
-					return
-				} else if err != nil {
-					s.deps.Logger.Warn("sse catch-up failed; retrying at the next event or heartbeat", "err", err)
+				// A step's events are published together: the last of those
+				// already queued flushes them all, in one write to the client.
+				if len(live) == 0 {
+					flusher.Flush()
 				}
 			}
 		}

@@ -216,10 +216,7 @@ func (s *Store) RunWithEvents(ctx context.Context, scope store.Scope, runID stri
 	filter.RunID, filter.NoTotal = runID, true
 	page, pageArgs, _, _ := eventPage(scope, filter)
 	b := &pgx.Batch{}
-	// The text of getRun's statement, so both share its prepared statement.
-	b.Queue(`SELECT `+runCols+` FROM runs
-		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4`,
-		scope.OrgID, scope.UserID, scope.ProjectID, runID)
+	b.Queue(runByKey, scope.OrgID, scope.UserID, scope.ProjectID, runID)
 	b.Queue(page, pageArgs...)
 	var run store.Run
 	var events []store.Event

@@ -107,10 +107,12 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 	return run, msg, nil
 }
 
+// runByKey reads the run $4 of the scope $1..$3.
+const runByKey = `SELECT ` + runCols + ` FROM runs
+	WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4`
+
 func (s *Store) getRun(ctx context.Context, db dbtx, scope store.Scope, runID string) (store.Run, error) {
-	return scanRun(db.QueryRow(ctx, `SELECT `+runCols+` FROM runs
-		WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND run_id = $4`,
-		scope.OrgID, scope.UserID, scope.ProjectID, runID))
+	return scanRun(db.QueryRow(ctx, runByKey, scope.OrgID, scope.UserID, scope.ProjectID, runID))
 }
 
 // GetRun returns one run.
