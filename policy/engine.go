@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -357,8 +358,10 @@ func newRuleID() (string, error) {
 }
 
 // maxAllowAlwaysTries bounds AllowAlways' retries when other writers keep
-// moving the version.
-const maxAllowAlwaysTries = 8
+// moving the version. Each round of n racing writers lets one through, so
+// the last of them needs n tries: 8 failed with 10 at once on a busy machine.
+// Retries after the first wait a little, at random, so that racers spread out.
+const maxAllowAlwaysTries = 32
 
 // ErrTooManyRules: the scope has MaxRules rules already.
 var ErrTooManyRules = fmt.Errorf("the scope has %d policy rules, the most it may have", MaxRules)
@@ -387,7 +390,14 @@ func (e *Engine) AllowAlways(ctx context.Context, scope store.Scope, tool, agent
 	if pa, _ := compilePattern(agentID); !pa.isLit {
 		return Rule{}, fmt.Errorf("policy: allow always: agent id %q has a wildcard", agentID)
 	}
-	for range maxAllowAlwaysTries {
+	for try := range maxAllowAlwaysTries {
+		if try > 0 {
+			select {
+			case <-time.After(time.Duration(mrand.Int64N(int64(min(try, 10)) * int64(time.Millisecond)))):
+			case <-ctx.Done():
+				return Rule{}, ctx.Err()
+			}
+		}
 		cur, err := e.Get(ctx, scope)
 		if err != nil {
 			return Rule{}, err

@@ -424,8 +424,10 @@ func (c *cluster) busy(n *clusterNode, agents int) string {
 		if code != http.StatusOK || json.Unmarshal(body, &runs) != nil {
 			return fmt.Sprintf("runs %s on %s: %d %s", status, n.id, code, body)
 		}
-		if runs.Total != 0 {
-			return fmt.Sprintf("%d runs %s, e.g. %+v", runs.Total, status, runs.Runs[0])
+		if runs.Total != 0 || len(runs.Runs) != 0 {
+			// The count and the page are two reads: a run may change status
+			// between them.
+			return fmt.Sprintf("%d runs %s, e.g. %+v", runs.Total, status, runs.Runs)
 		}
 	}
 	var list struct {
