@@ -72,6 +72,9 @@ type Filter struct {
 
 // Hit is a chunk a leg of the search found, with its memory's fields.
 type Hit struct {
+	// ChunkID is the store's own handle of the chunk, when it gives one (0
+	// otherwise): a store reads a hit's chunk again by it.
+	ChunkID    int64
 	MemoryID   string
 	Seq        int
 	Text       string

@@ -112,6 +112,16 @@ func testFusedSearchAgrees(t *testing.T, st memory.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every chunk's id as the store's hits give it (a vector leg's hits
+	// carry it; made-up hits get it from here).
+	chunkIDs := map[string]int64{}
+	all, err := st.VectorSearch(ctx, scopeA, emb.Model(), make([]float32, 64), memory.Filter{}, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range all {
+		chunkIDs[fmt.Sprintf("%s/%d", h.MemoryID, h.Seq)] = h.ChunkID
+	}
 	// A memory deleted after the made-up vector leg names it.
 	gone := written[len(written)-1]
 	if err := writer.Delete(ctx, scopeA, gone.ID); err != nil {
@@ -165,7 +175,7 @@ func testFusedSearchAgrees(t *testing.T, st memory.Store) {
 				vec = nil
 			case 2:
 				goSvc, sqlSvc, what = goMade, sqlMade, "made-up vector hits"
-				vec = madeUpHits(rng, written, gone, req.Candidates)
+				vec = madeUpHits(rng, written, gone, req.Candidates, chunkIDs)
 			}
 			before := calls.Load()
 			want, err := goSvc.Search(ctx, req)
@@ -191,7 +201,7 @@ func testFusedSearchAgrees(t *testing.T, st memory.Store) {
 // (a memory's later chunk sometimes before its first, the deleted memory's
 // chunk sometimes among them), scores from few values (ties), the last ones
 // <= 0 at times.
-func madeUpHits(rng *rand.Rand, ms []memory.Memory, gone memory.Memory, n int) []memory.Hit {
+func madeUpHits(rng *rand.Rand, ms []memory.Memory, gone memory.Memory, n int, chunkIDs map[string]int64) []memory.Hit {
 	n = rng.IntN(n + 1)
 	scores := make([]float64, n)
 	for i := range scores {
@@ -209,8 +219,9 @@ func madeUpHits(rng *rand.Rand, ms []memory.Memory, gone memory.Memory, n int) [
 		if rng.IntN(15) == 0 {
 			m = gone
 		}
-		out[i] = memory.Hit{MemoryID: m.ID, Seq: rng.IntN(m.Chunks), Score: scores[i], Type: m.Type, AgentID: m.AgentID,
-			GroupID: m.GroupID, CreatedAt: m.CreatedAt}
+		seq := rng.IntN(m.Chunks)
+		out[i] = memory.Hit{ChunkID: chunkIDs[fmt.Sprintf("%s/%d", m.ID, seq)], MemoryID: m.ID, Seq: seq, Score: scores[i],
+			Type: m.Type, AgentID: m.AgentID, GroupID: m.GroupID, CreatedAt: m.CreatedAt}
 	}
 	return out
 }

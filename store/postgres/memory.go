@@ -587,7 +587,8 @@ const fillHitsQuery = `SELECT c.memory_id, c.seq, c.text, m.importance, m.metada
 // fusedSearchQuery is a hybrid search's full-text leg, its fusion with the
 // vector leg's hits and the read of the kept hits, in one statement (see
 // memory.FusedSearcher): the ranked text search ($1..$7, limit $8), then the
-// vector hits ($9 memory ids, $10 seqs, $11 scores, best first), fused as
+// vector hits ($9 memory ids, $10 seqs, $11 scores, $17 chunk ids, best
+// first), fused as
 // memory.Service.Search does in Go with RRF when $13 (constant $14) or by
 // score otherwise, weights $15 (text) and $16 (vector), cut to $12.
 //
@@ -598,23 +599,27 @@ const fillHitsQuery = `SELECT c.memory_id, c.seq, c.text, m.importance, m.metada
 // The fused score is the text part plus the vector part, in Go's order of
 // operations, so that the floats are equal, not just close; ties are broken
 // by first sight in Go's fusion: text memories by text rank, then the others
-// by vector rank. The kept hits' chunks and memories are read by key through
-// LIMIT-1 laterals (see fillHitsQuery), after the cut, and a chunk deleted
+// by vector rank. The kept hits' chunks are read by their ids alone (by
+// (memory_id, seq), a generic plan made while the scope's statistics were
+// stale walked the scope's chunks through memory_chunks_scope_id_idx, a cost
+// that grew with every memory; the scope is checked as in eventWhere, which
+// no index serves), their memories by key, after the cut; a chunk deleted
 // since the vector leg drops out there, as FillHits drops it.
 const fusedSearchQuery = `WITH ` + rankedTextSearchQuery + `,
 		r AS (` + rankedPostings + ` LIMIT $8),
-		tc AS (SELECT c.memory_id, c.seq, r.s,
+		tc AS (SELECT c.memory_id, c.seq, r.chunk_id, r.s,
 				row_number() OVER w AS ord, first_value(r.s) OVER w AS top
 			FROM r CROSS JOIN LATERAL (SELECT memory_id, seq FROM memory_chunks WHERE id = r.chunk_id LIMIT 1) c
 			WINDOW w AS (ORDER BY r.s DESC, r.chunk_id DESC)),
-		tr AS (SELECT memory_id, seq, s, top, row_number() OVER (ORDER BY ord) AS rank
-			FROM (SELECT DISTINCT ON (memory_id) memory_id, seq, s, top, ord FROM tc ORDER BY memory_id, ord) x),
-		vr AS (SELECT memory_id, seq, score, row_number() OVER (ORDER BY ord) AS rank
-			FROM (SELECT DISTINCT ON (memory_id) memory_id, seq, score, ord
-				FROM unnest($9::text[], $10::int[], $11::float8[]) WITH ORDINALITY AS v(memory_id, seq, score, ord)
+		tr AS (SELECT memory_id, seq, chunk_id, s, top, row_number() OVER (ORDER BY ord) AS rank
+			FROM (SELECT DISTINCT ON (memory_id) memory_id, seq, chunk_id, s, top, ord FROM tc ORDER BY memory_id, ord) x),
+		vr AS (SELECT memory_id, seq, chunk_id, score, row_number() OVER (ORDER BY ord) AS rank
+			FROM (SELECT DISTINCT ON (memory_id) memory_id, seq, chunk_id, score, ord
+				FROM unnest($9::text[], $10::int[], $11::float8[], $17::bigint[]) WITH ORDINALITY AS v(memory_id, seq, score, chunk_id, ord)
 				WHERE score > 0 ORDER BY memory_id, ord) x),
 		f AS (SELECT coalesce(tr.memory_id, vr.memory_id) AS memory_id,
 				CASE WHEN vr.rank IS NULL OR tr.rank <= vr.rank THEN tr.seq ELSE vr.seq END AS seq,
+				CASE WHEN vr.rank IS NULL OR tr.rank <= vr.rank THEN tr.chunk_id ELSE vr.chunk_id END AS chunk_id,
 				coalesce(CASE WHEN $13::bool THEN $15::float8 / ($14::float8 + tr.rank::float8)
 					WHEN tr.top > 0 THEN $15::float8 * greatest(tr.s, 0) / tr.top END, 0)
 				+ coalesce(CASE WHEN $13::bool THEN $16::float8 / ($14::float8 + vr.rank::float8)
@@ -627,7 +632,8 @@ const fusedSearchQuery = `WITH ` + rankedTextSearchQuery + `,
 			kept.score, kept.by_text, kept.by_vector
 		FROM kept
 		CROSS JOIN LATERAL (SELECT text FROM memory_chunks
-			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND memory_id = kept.memory_id AND seq = kept.seq LIMIT 1) c
+			WHERE id = kept.chunk_id AND (org_id, user_id, project_id) IS NOT DISTINCT FROM ($1::text, $2::text, $3::text)
+			  AND memory_id = kept.memory_id AND seq = kept.seq LIMIT 1) c
 		CROSS JOIN LATERAL (SELECT type, agent_id, group_id, importance, created_at, metadata FROM memories
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND memory_id = kept.memory_id LIMIT 1) m
 		ORDER BY kept.score DESC, kept.by_text DESC, kept.rank`
@@ -754,7 +760,7 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 			return nil, ms.s.fail(ctx, op, err)
 		}
 		h.CreatedAt = utc(h.CreatedAt)
-		h.Score = scores[id]
+		h.Score, h.ChunkID = scores[id], id
 		byID[id] = h
 	}
 	if err := rows.Err(); err != nil {
@@ -885,13 +891,17 @@ func (ms *MemoryStore) FusedSearch(ctx context.Context, scope store.Scope, token
 	mids := make([]string, len(vec))
 	seqs := make([]int32, len(vec))
 	scores := make([]float64, len(vec))
+	chunks := make([]int64, len(vec))
 	for i, h := range vec {
-		mids[i], seqs[i], scores[i] = h.MemoryID, int32(h.Seq), h.Score
+		if h.ChunkID == 0 {
+			return nil, fmt.Errorf("postgres: fused search: vector hit %s/%d has no chunk id", h.MemoryID, h.Seq)
+		}
+		mids[i], seqs[i], scores[i], chunks[i] = h.MemoryID, int32(h.Seq), h.Score, h.ChunkID
 	}
 	_, depth := memory.PostingsPlan(nil, 0, false, limit)
 	rows, err := ms.s.pool.Query(ctx, fusedSearchQuery, scope.OrgID, scope.UserID, scope.ProjectID, tokens,
 		memory.MaxQueryTerms, memory.CommonTermShare, depth, limit, mids, seqs, scores, topK,
-		fu.Method == memory.FusionRRF, fu.RRFK, fu.TextWeight, fu.VectorWeight)
+		fu.Method == memory.FusionRRF, fu.RRFK, fu.TextWeight, fu.VectorWeight, chunks)
 	if err != nil {
 		return nil, ms.s.fail(ctx, "fused search", err)
 	}
@@ -1166,7 +1176,7 @@ func (ms *MemoryStore) indexedSearch(ctx context.Context, k vecindex.Key, vec []
 	if lazy && len(cand) > 0 && cand[0].Meta.MemoryID != "" {
 		hits := make([]memory.Hit, len(cand))
 		for i, c := range cand {
-			hits[i] = memory.Hit{MemoryID: c.Meta.MemoryID, Seq: c.Meta.Seq, Score: c.Score, Type: c.Meta.Type,
+			hits[i] = memory.Hit{ChunkID: c.ID, MemoryID: c.Meta.MemoryID, Seq: c.Meta.Seq, Score: c.Score, Type: c.Meta.Type,
 				AgentID: c.Meta.AgentID, GroupID: c.Meta.GroupID, CreatedAt: time.UnixMicro(c.Meta.Created).UTC()}
 		}
 		return hits, true, nil

@@ -118,13 +118,13 @@ func TestFusedSearchPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _, _ = conn.Exec(context.Background(), `RESET plan_cache_mode`) }()
-	if _, err := conn.Exec(ctx, `PREPARE fused(text, text, text, text[], int, float8, int, int, text[], int[], float8[], int, bool, float8, float8, float8) AS `+
+	if _, err := conn.Exec(ctx, `PREPARE fused(text, text, text, text[], int, float8, int, int, text[], int[], float8[], int, bool, float8, float8, float8, bigint[]) AS `+
 		fusedSearchQuery); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _, _ = conn.Exec(context.Background(), `DEALLOCATE fused`) }()
 	rows, err := conn.Query(ctx, `EXPLAIN (FORMAT TEXT) EXECUTE fused('o', 'u', '', ARRAY['topic', '3'], 16, 0.3, 400, 20,
-		ARRAY['m'], ARRAY[0], ARRAY[0.5], 3, false, 60, 1, 0.25)`)
+		ARRAY['m'], ARRAY[0], ARRAY[0.5], 3, false, 60, 1, 0.25, ARRAY[7]::bigint[])`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestFusedSearchPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	plan := strings.Join(lines, "\n")
-	for _, w := range []string{"memory_chunks_org_id_user_id_project_id_memory_id_seq_key", "memories_pkey", "memory_postings_rank_idx"} {
+	for _, w := range []string{"Index Cond: (id = kept.chunk_id)", "memories_pkey", "memory_postings_rank_idx"} {
 		if !strings.Contains(plan, w) {
 			t.Errorf("the plan has no %q:\n%s", w, plan)
 		}

@@ -176,13 +176,10 @@ func TestHotPathGenericPlans(t *testing.T) {
 		{"ranked text search", "text, text, text, text[], int, float8, int", `WITH ` + rankedTextSearchQuery + ` ` + rankedPostings,
 			`'o', 'u', '', ARRAY['a', 'b'], 16, 0.3, 400`,
 			[]string{"memory_terms_pkey", "term = u.term", "memory_postings_rank_idx"}, []string{"Hash Join"}},
-		{"fused search", "text, text, text, text[], int, float8, int, int, text[], int[], float8[], int, bool, float8, float8, float8",
-			fusedSearchQuery, `'o', 'u', '', ARRAY['a', 'b'], 16, 0.3, 400, 20, ARRAY['m'], ARRAY[0], ARRAY[0.5], 3, false, 60, 1, 0.25`,
-			// On these empty tables the chunks' read by (memory_id, seq) ties
-			// between their unique key and memory_chunks_scope_id_idx, as
-			// fill hits' does; TestFusedSearchPlan checks it with statistics.
+		{"fused search", "text, text, text, text[], int, float8, int, int, text[], int[], float8[], int, bool, float8, float8, float8, bigint[]",
+			fusedSearchQuery, `'o', 'u', '', ARRAY['a', 'b'], 16, 0.3, 400, 20, ARRAY['m'], ARRAY[0], ARRAY[0.5], 3, false, 60, 1, 0.25, ARRAY[7]::bigint[]`,
 			[]string{"memory_terms_pkey", "term = u.term", "memory_postings_rank_idx", "memory_chunks_pkey",
-				"memory_id = kept.memory_id", "seq = kept.seq", "memories_pkey"},
+				"id = kept.chunk_id", "memories_pkey"},
 			[]string{"Hash Join", "Seq Scan on memor", "Join Filter"}},
 		{"fill hits", "text, text, text, text[], int[]", fillHitsQuery, `'o', 'u', '', ARRAY['m'], ARRAY[0]`,
 			[]string{"memory_id = k.memory_id", "seq = k.seq"}, []string{"Hash", "Join Filter"}},
