@@ -131,18 +131,7 @@ func TestRunStreamOpensInOneRoundTrip(t *testing.T) {
 	notFound := func(t *testing.T, url string, scope store.Scope, wantTrips int64, wantMessage string) {
 		t.Helper()
 		before := foreground(st.RoundTrips())
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("x-org-id", scope.OrgID)
-		req.Header.Set("x-user-id", scope.UserID)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
+		resp, b := getAs(t, ctx, url, scope)
 		var body struct {
 			Error struct{ Code, Message string }
 		}
@@ -168,22 +157,29 @@ func TestRunStreamOpensInOneRoundTrip(t *testing.T) {
 		// An unknown run's 404 goes before the cursor's 400.
 		const id = "run_00000000-0000-0000-0000-0000000000ff"
 		notFound(t, srv.URL+"/api/runs/"+id+"/stream?last_event_id=x", scope, 1, `run "`+id+`" not found`)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"?last_event_id=x", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("x-org-id", scope.OrgID)
-		req.Header.Set("x-user-id", scope.UserID)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
+		resp, b := getAs(t, ctx, url+"?last_event_id=x", scope)
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"invalid_cursor"`) {
 			t.Fatalf("stream with a bad cursor = %d %s, want 400 invalid_cursor", resp.StatusCode, b)
 		}
 	})
+}
+
+// getAs GETs url as scope's user and reads the whole answer.
+func getAs(t *testing.T, ctx context.Context, url string, scope store.Scope) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("x-org-id", scope.OrgID)
+	req.Header.Set("x-user-id", scope.UserID)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	return resp, b
 }
 
 // oneReadStore is the real store with its one read of a run's stream,
