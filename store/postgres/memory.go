@@ -575,8 +575,21 @@ const rankedPostings = `SELECT p.chunk_id, sum(k.idf * p.impact) AS s FROM k
 			ORDER BY impact DESC, chunk_id DESC LIMIT $7) p
 		GROUP BY p.chunk_id ORDER BY s DESC, p.chunk_id DESC`
 
-// fillHitsQuery reads the texts, importance and metadata of the chunks
-// ($4 memory ids, $5 seqs) in the scope $1..$3 (see FillHits).
+// fillHitsByIDQuery reads the texts, importance and metadata of the chunks
+// $6 (ids; $4 their memory ids, $5 their seqs) in the scope $1..$3 (see
+// FillHits). Chunks are read by id alone, the scope checked as in
+// eventWhere: read by (memory_id, seq), a generic plan made on stale
+// statistics walked the scope's chunks (see fusedSearchQuery).
+const fillHitsByIDQuery = `SELECT c.memory_id, c.seq, c.text, m.importance, m.metadata
+		FROM unnest($4::text[], $5::int[], $6::bigint[]) AS k(memory_id, seq, chunk_id)
+		CROSS JOIN LATERAL (SELECT memory_id, seq, text FROM memory_chunks
+			WHERE id = k.chunk_id AND (org_id, user_id, project_id) IS NOT DISTINCT FROM ($1::text, $2::text, $3::text)
+			  AND memory_id = k.memory_id AND seq = k.seq LIMIT 1) c
+		CROSS JOIN LATERAL (SELECT importance, metadata FROM memories
+			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND memory_id = k.memory_id LIMIT 1) m`
+
+// fillHitsQuery is fillHitsByIDQuery for hits without their chunk ids
+// ($4 memory ids, $5 seqs).
 const fillHitsQuery = `SELECT c.memory_id, c.seq, c.text, m.importance, m.metadata
 		FROM unnest($4::text[], $5::int[]) AS k(memory_id, seq)
 		CROSS JOIN LATERAL (SELECT memory_id, seq, text FROM memory_chunks
@@ -805,7 +818,7 @@ func (ms *MemoryStore) textSearch(ctx context.Context, scope store.Scope, tokens
 			text, md = `''`, `NULL::jsonb`
 		}
 		q := `WITH ` + rankedTextSearchQuery + `, r AS (` + rankedPostings + ` LIMIT ` + strconv.Itoa(limit) + `)
-			SELECT c.memory_id, c.seq, ` + text + `, m.type, m.agent_id, m.group_id, m.importance, m.created_at, ` + md + `, r.s
+			SELECT c.id, c.memory_id, c.seq, ` + text + `, m.type, m.agent_id, m.group_id, m.importance, m.created_at, ` + md + `, r.s
 			FROM r JOIN memory_chunks c ON c.id = r.chunk_id` + memJoin + ` ORDER BY r.s DESC, r.chunk_id DESC`
 		_, depth := memory.PostingsPlan(nil, 0, false, limit)
 		rows, err := ms.s.pool.Query(ctx, q, scope.OrgID, scope.UserID, scope.ProjectID, tokens,
@@ -867,7 +880,7 @@ func (ms *MemoryStore) textSearch(ctx context.Context, scope store.Scope, tokens
 	if lazy {
 		text, md = `''`, `NULL::jsonb`
 	}
-	q = `WITH r AS (` + q + `) SELECT c.memory_id, c.seq, ` + text + `, m.type, m.agent_id, m.group_id, m.importance, m.created_at, ` + md + `, r.s
+	q = `WITH r AS (` + q + `) SELECT c.id, c.memory_id, c.seq, ` + text + `, m.type, m.agent_id, m.group_id, m.importance, m.created_at, ` + md + `, r.s
 		FROM r JOIN memory_chunks c ON c.id = r.chunk_id` + memJoin + ` ORDER BY r.s DESC, r.chunk_id DESC`
 	args := append([]any{scope.OrgID, scope.UserID, scope.ProjectID, terms, idfs, depth}, fargs...)
 	rows, err = ms.s.pool.Query(ctx, q, args...)
@@ -926,15 +939,15 @@ func (ms *MemoryStore) FusedSearch(ctx context.Context, scope store.Scope, token
 	return out, nil
 }
 
-// scanHits reads rows of memory_id, seq, text, type, agent_id, group_id,
-// importance, created_at, metadata and score.
+// scanHits reads rows of chunk id, memory_id, seq, text, type, agent_id,
+// group_id, importance, created_at, metadata and score.
 func scanHits(rows pgx.Rows) ([]memory.Hit, error) {
 	defer rows.Close()
 	var out []memory.Hit
 	for rows.Next() {
 		var h memory.Hit
 		var md []byte
-		if err := rows.Scan(&h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &h.CreatedAt, &md, &h.Score); err != nil {
+		if err := rows.Scan(&h.ChunkID, &h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &h.CreatedAt, &md, &h.Score); err != nil {
 			return nil, err
 		}
 		if err := decodeHitMetadata(md, &h); err != nil {
@@ -951,9 +964,12 @@ func scanHits(rows pgx.Rows) ([]memory.Hit, error) {
 func (ms *MemoryStore) FillHits(ctx context.Context, scope store.Scope, hits []memory.Hit) ([]memory.Hit, error) {
 	var mids []string
 	var seqs []int32
+	var ids []int64
+	byID := true
 	for _, h := range hits {
 		if h.Text == "" {
-			mids, seqs = append(mids, h.MemoryID), append(seqs, int32(h.Seq))
+			mids, seqs, ids = append(mids, h.MemoryID), append(seqs, int32(h.Seq)), append(ids, h.ChunkID)
+			byID = byID && h.ChunkID != 0
 		}
 	}
 	if len(mids) == 0 {
@@ -963,8 +979,11 @@ func (ms *MemoryStore) FillHits(ctx context.Context, scope store.Scope, hits []m
 	// lateral reads into a join over the scope's chunks and memories, which
 	// the generic plan did while the tables' statistics said the scope was
 	// small (7 ms at 2,000 memories, growing with every run).
-	rows, err := ms.s.pool.Query(ctx, fillHitsQuery,
-		scope.OrgID, scope.UserID, scope.ProjectID, mids, seqs)
+	q, args := fillHitsQuery, []any{scope.OrgID, scope.UserID, scope.ProjectID, mids, seqs}
+	if byID {
+		q, args = fillHitsByIDQuery, append(args, ids)
+	}
+	rows, err := ms.s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, ms.s.fail(ctx, "fill hits", err)
 	}

@@ -181,6 +181,8 @@ func TestHotPathGenericPlans(t *testing.T) {
 			[]string{"memory_terms_pkey", "term = u.term", "memory_postings_rank_idx", "memory_chunks_pkey",
 				"id = kept.chunk_id", "memories_pkey"},
 			[]string{"Hash Join", "Seq Scan on memor", "Join Filter"}},
+		{"fill hits by id", "text, text, text, text[], int[], bigint[]", fillHitsByIDQuery, `'o', 'u', '', ARRAY['m'], ARRAY[0], ARRAY[7]::bigint[]`,
+			[]string{"Index Cond: (id = k.chunk_id)", "memories_pkey"}, []string{"memory_chunks_scope_id_idx", "Hash", "Join Filter"}},
 		{"fill hits", "text, text, text, text[], int[]", fillHitsQuery, `'o', 'u', '', ARRAY['m'], ARRAY[0]`,
 			[]string{"memory_id = k.memory_id", "seq = k.seq"}, []string{"Hash", "Join Filter"}},
 		{"claim pending", "text, text, text, text, timestamptz", claimPendingFirst, `'o', 'u', '', 'a', now()`,
