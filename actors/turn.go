@@ -396,7 +396,8 @@ func (t *turn) buildContext(ctx context.Context) error {
 	mem := t.rt.cfg.Memory
 	if mem != nil {
 		// Memory failures degrade the turn (no recall) rather than fail it.
-		core, err := "", error(nil)
+		var core string
+		var err error
 		if t.claim.CoreBlocksRead {
 			core = mem.CorePromptOf(t.claim.CoreBlocks)
 		} else {
