@@ -409,3 +409,48 @@ func TestRunSummariesNotDroppedWhenWriterFallsBehind(t *testing.T) {
 		})
 	}
 }
+
+// TestCoreMemoryAndHistoryInPrompt: a turn's system prompt carries the
+// agent's core memory blocks and its messages the session's earlier turns,
+// on both stores (PostgreSQL reads them with the claim, SQLite after it),
+// and a block changed between turns is the one the next turn sees.
+func TestCoreMemoryAndHistoryInPrompt(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			srv := llmtest.NewServer(t)
+			srv.SetDefault(func(req llmtest.ChatRequest) llmtest.Reply {
+				return llmtest.Reply{Text: "answer to " + req.Messages[len(req.Messages)-1].Content}
+			})
+			d := startDaemon(t, newConfig(t, kind), srv.Provider())
+			c := d.client("acme", "alice")
+			c.must(http.StatusOK, "PUT", "/api/agents/main/core-memory", `{"blocks":[{"label":"human","value":"Alice likes tea."}]}`, nil)
+			if run := c.waitRun(c.createRun("main", "s1", "first question"), 15*time.Second); run.Status != store.RunCompleted {
+				t.Fatalf("first run: %+v", run)
+			}
+			c.must(http.StatusOK, "PUT", "/api/agents/main/core-memory", `{"blocks":[{"label":"human","value":"Alice now prefers coffee."}]}`, nil)
+			before := srv.RequestCount()
+			if run := c.waitRun(c.createRun("main", "s1", "second question"), 15*time.Second); run.Status != store.RunCompleted {
+				t.Fatalf("second run: %+v", run)
+			}
+			reqs := srv.Requests()[before:]
+			if len(reqs) != 1 {
+				t.Fatalf("%d model calls for the second run, want 1", len(reqs))
+			}
+			msgs := reqs[0].Messages
+			if msgs[0].Role != llm.RoleSystem || !strings.Contains(msgs[0].Content, "Alice now prefers coffee.") ||
+				strings.Contains(msgs[0].Content, "Alice likes tea.") {
+				t.Fatalf("system prompt without the current core memory: %q", msgs[0].Content)
+			}
+			var turns []string
+			for _, m := range msgs[1:] {
+				if m.Role != llm.RoleSystem {
+					turns = append(turns, string(m.Role)+": "+m.Content)
+				}
+			}
+			want := []string{"user: first question", "assistant: answer to first question", "user: second question"}
+			if fmt.Sprint(turns) != fmt.Sprint(want) {
+				t.Fatalf("conversation %q, want %q", turns, want)
+			}
+		})
+	}
+}
