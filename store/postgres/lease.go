@@ -25,19 +25,16 @@ const fenceSQLState = "OIF01"
 // statement (openintern_write_prelude, migration 0026): an asynchronous
 // commit when async (see inTx), the advisory locks in the order given
 // (sorted by the caller), then ctx's fence check, if any. It queues nothing
-// when there is nothing to do. It reports whether it queued a statement.
-func queuePrelude(ctx context.Context, b *pgx.Batch, async bool, locks []int64) bool {
+// when there is nothing to do.
+func queuePrelude(ctx context.Context, b *pgx.Batch, async bool, locks []int64) {
 	l, fenced := store.FenceOf(ctx)
-	if !async && len(locks) == 0 && !fenced {
-		return false
-	}
-	if !fenced {
+	switch {
+	case !fenced && (async || len(locks) > 0):
 		b.Queue(`SELECT openintern_write_prelude($1, $2, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`, async, locks)
-		return true
+	case fenced:
+		b.Queue(`SELECT openintern_write_prelude($1, $2, $3, $4, $5, $6, $7, $8, $9)`, async, locks,
+			l.Scope.OrgID, l.Scope.UserID, l.Scope.ProjectID, l.Kind, l.Key, l.NodeID, l.Epoch)
 	}
-	b.Queue(`SELECT openintern_write_prelude($1, $2, $3, $4, $5, $6, $7, $8, $9)`, async, locks,
-		l.Scope.OrgID, l.Scope.UserID, l.Scope.ProjectID, l.Kind, l.Key, l.NodeID, l.Epoch)
-	return true
 }
 
 func micros(d time.Duration) int64 { return d.Microseconds() }

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/openintern/openintern/memory"
 	"github.com/openintern/openintern/memory/vecindex"
 	"github.com/openintern/openintern/store"
@@ -109,38 +107,9 @@ func TestFusedSearchPlan(t *testing.T) {
 	if err := ms.Analyze(ctx); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _, _ = conn.Exec(context.Background(), `RESET plan_cache_mode`) }()
-	if _, err := conn.Exec(ctx, `PREPARE fused(text, text, text, text[], int, float8, int, int, text[], int[], float8[], int, bool, float8, float8, float8, bigint[]) AS `+
-		fusedSearchQuery); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _, _ = conn.Exec(context.Background(), `DEALLOCATE fused`) }()
-	rows, err := conn.Query(ctx, `EXPLAIN (FORMAT TEXT) EXECUTE fused('o', 'u', '', ARRAY['topic', '3'], 16, 0.3, 400, 20,
-		ARRAY['m'], ARRAY[0], ARRAY[0.5], 3, false, 60, 1, 0.25, ARRAY[7]::bigint[])`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan := strings.Join(lines, "\n")
-	for _, w := range []string{"Index Cond: (id = kept.chunk_id)", "memories_pkey", "memory_postings_rank_idx"} {
-		if !strings.Contains(plan, w) {
-			t.Errorf("the plan has no %q:\n%s", w, plan)
-		}
-	}
-	for _, r := range []string{"memory_chunks_scope_id_idx", "Seq Scan on memor", "Hash Join"} {
-		if strings.Contains(plan, r) {
-			t.Errorf("the plan has %q:\n%s", r, plan)
-		}
-	}
+	checkGenericPlan(t, s, "text, text, text, text[], int, float8, int, int, text[], int[], float8[], int, bool, float8, float8, float8, bigint[]",
+		fusedSearchQuery, `'o', 'u', '', ARRAY['topic', '3'], 16, 0.3, 400, 20,
+		ARRAY['m'], ARRAY[0], ARRAY[0.5], 3, false, 60, 1, 0.25, ARRAY[7]::bigint[]`,
+		[]string{"Index Cond: (id = kept.chunk_id)", "memories_pkey", "memory_postings_rank_idx"},
+		[]string{"memory_chunks_scope_id_idx", "Seq Scan on memor", "Hash Join"})
 }

@@ -154,16 +154,6 @@ func TestSessionHistoryUsesIndex(t *testing.T) {
 // walk the scope's rows, or a turn's latency grows with every turn before it.
 func TestHotPathGenericPlans(t *testing.T) {
 	s := open(t, testenv.PostgresURL(t))
-	ctx := t.Context()
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _, _ = conn.Exec(context.Background(), `RESET plan_cache_mode`) }()
 	for _, c := range []struct {
 		name, types, sql, args string
 		want                   []string // in the plan
@@ -191,30 +181,48 @@ func TestHotPathGenericPlans(t *testing.T) {
 			[]string{"runs_running_idx", "runs_session_completed_idx"}, []string{"Sort"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := conn.Exec(ctx, `PREPARE hot_path(`+c.types+`) AS `+c.sql); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _, _ = conn.Exec(context.Background(), `DEALLOCATE hot_path`) }()
-			rows, err := conn.Query(ctx, `EXPLAIN (FORMAT TEXT) EXECUTE hot_path(`+c.args+`)`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan := strings.Join(lines, "\n")
-			for _, w := range c.want {
-				if !strings.Contains(plan, w) {
-					t.Errorf("the plan has no %q:\n%s", w, plan)
-				}
-			}
-			for _, r := range c.refuse {
-				if strings.Contains(plan, r) {
-					t.Errorf("the plan has %q:\n%s", r, plan)
-				}
-			}
+			checkGenericPlan(t, s, c.types, c.sql, c.args, c.want, c.refuse)
 		})
+	}
+}
+
+// checkGenericPlan checks the generic plan (the one pgx's prepared
+// statements settle on) of sql, with parameters of types, for args: it has
+// every string of want and none of refuse.
+func checkGenericPlan(t *testing.T, s *Store, types, sql, args string, want, refuse []string) {
+	t.Helper()
+	ctx := t.Context()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(context.Background(), `RESET plan_cache_mode`) }()
+	if _, err := conn.Exec(ctx, `PREPARE checked(`+types+`) AS `+sql); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(context.Background(), `DEALLOCATE checked`) }()
+	rows, err := conn.Query(ctx, `EXPLAIN (FORMAT TEXT) EXECUTE checked(`+args+`)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	for _, w := range want {
+		if !strings.Contains(plan, w) {
+			t.Errorf("the plan has no %q:\n%s", w, plan)
+		}
+	}
+	for _, r := range refuse {
+		if strings.Contains(plan, r) {
+			t.Errorf("the plan has %q:\n%s", r, plan)
+		}
 	}
 }
 

@@ -348,11 +348,7 @@ func (s *Store) claimInOneTrip(ctx context.Context, scope store.Scope, agentID s
 	case !errors.Is(err, pgx.ErrNoRows):
 		return store.Claim{}, false, err
 	}
-	rows, err := br.Query()
-	if err != nil {
-		return store.Claim{}, false, err
-	}
-	runMsgs, err := collectMessages(rows)
+	runMsgs, err := collectNext(br, collectMessages)
 	if err != nil {
 		return store.Claim{}, false, err
 	}
@@ -386,26 +382,27 @@ func (s *Store) claimInOneTrip(ctx context.Context, scope store.Scope, agentID s
 		return store.Claim{}, false, br.Close()
 	}
 	if claim.Run.ID != "" && extras.SessionHistory > 0 {
-		rows, err := br.Query()
-		if err != nil {
-			return store.Claim{}, false, err
-		}
-		if claim.History, err = collectSessionTurns(rows); err != nil {
+		if claim.History, err = collectNext(br, collectSessionTurns); err != nil {
 			return store.Claim{}, false, err
 		}
 		claim.HistoryRead = true
 	}
 	if claim.Run.ID != "" && extras.CoreBlocks {
-		rows, err := br.Query()
-		if err != nil {
-			return store.Claim{}, false, err
-		}
-		if claim.CoreBlocks, err = collectCoreBlocks(rows); err != nil {
+		if claim.CoreBlocks, err = collectNext(br, collectCoreBlocks); err != nil {
 			return store.Claim{}, false, err
 		}
 		claim.CoreBlocksRead = true
 	}
 	return claim, true, br.Close()
+}
+
+// collectNext reads the next result of br, rows, with collect.
+func collectNext[T any](br pgx.BatchResults, collect func(pgx.Rows) ([]T, error)) ([]T, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows)
 }
 
 // claimInTx is the claim of the cases claimInOneTrip leaves: a batch of
@@ -469,11 +466,8 @@ func (s *Store) claimInTx(ctx context.Context, scope store.Scope, agentID string
 				rb.Queue(claimRunningCheckpoint, args...)
 				br := tx.SendBatch(ctx, rb)
 				defer br.Close()
-				rows, err := br.Query()
-				if err != nil {
-					return err
-				}
-				if runMsgs, err = collectMessages(rows); err != nil {
+				var err error
+				if runMsgs, err = collectNext(br, collectMessages); err != nil {
 					return err
 				}
 				cp, err := scanCheckpoint(br.QueryRow())
