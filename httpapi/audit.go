@@ -46,6 +46,9 @@ const (
 	// auditedKey marks a request whose record is written, so that it gets
 	// exactly one.
 	auditedKey = "audited"
+	// auditPendingKey holds, for a create, its record as it reads once
+	// answered with a status and the id it made (recordInWrite).
+	auditPendingKey = "audit_pending"
 )
 
 const (
@@ -92,6 +95,11 @@ func (s *Server) audit(spec routeSpec) gin.HandlerFunc {
 		if creates {
 			capture = &captureWriter{ResponseWriter: c.Writer}
 			c.Writer = capture
+		}
+		if creates {
+			c.Set(auditPendingKey, func(status int, target string) store.AuditRecord {
+				return s.auditRecord(c, action, body.sum(), target, status, "")
+			})
 		}
 		defer func() {
 			if p := recover(); p != nil {
@@ -141,6 +149,48 @@ func (s *Server) recordRequest(c *gin.Context, action, argsHash, target string, 
 		return
 	}
 	c.Set(auditedKey, true)
+	rec := s.auditRecord(c, action, argsHash, target, status, detail)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), auditWriteTimeout)
+	defer cancel()
+	if err := s.auditLog.write(ctx, s.deps.Audit, rec); err != nil {
+		s.auditFailures.Add(1)
+		s.deps.Logger.Error("audit record not written", "action", action, "target", target, "status", status,
+			"actor", rec.Actor, "request_id", rec.RequestID, "err", err)
+	}
+	s.sweepAudit(ctx, rec.Time)
+}
+
+// recordInWrite is the request's record for a create that stores it in its
+// own transaction (store.NewRun.Audit), as it reads when the create succeeds,
+// answered status, having made target: the request then waits for one
+// commit instead of two. Nil when the request is not audited here or the
+// audit log is not the store's. Call recordedInWrite once the create
+// succeeded; a failed one is recorded after the handler as usual.
+func (s *Server) recordInWrite(c *gin.Context, status int, target string) *store.AuditRecord {
+	if !s.auditInStore {
+		return nil
+	}
+	pending, ok := c.Get(auditPendingKey)
+	if !ok {
+		return nil
+	}
+	rec := pending.(func(int, string) store.AuditRecord)(status, target)
+	return &rec
+}
+
+// recordedInWrite marks the request's record as stored by its create.
+func (s *Server) recordedInWrite(c *gin.Context, rec *store.AuditRecord) {
+	if rec == nil {
+		return
+	}
+	c.Set(auditedKey, true)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), auditWriteTimeout)
+	defer cancel()
+	s.sweepAudit(ctx, rec.Time)
+}
+
+// auditRecord is the request's record.
+func (s *Server) auditRecord(c *gin.Context, action, argsHash, target string, status int, detail string) store.AuditRecord {
 	p := principalOf(c)
 	actor := p.Actor()
 	if p.TokenID == "" {
@@ -154,19 +204,11 @@ func (s *Server) recordRequest(c *gin.Context, action, argsHash, target string, 
 	if via == "" {
 		via = viaOf(c)
 	}
-	rec := store.AuditRecord{
+	return store.AuditRecord{
 		Time: s.now(), Scope: auditScope(c, p), Actor: actor, ActorName: p.TokenName, Via: via,
 		Action: action, Target: target, ArgsHash: argsHash, Outcome: strconv.Itoa(status),
 		RequestID: c.GetString("request_id"), Detail: detail,
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), auditWriteTimeout)
-	defer cancel()
-	if err := s.auditLog.write(ctx, s.deps.Audit, rec); err != nil {
-		s.auditFailures.Add(1)
-		s.deps.Logger.Error("audit record not written", "action", action, "target", target, "status", status,
-			"actor", actor, "request_id", rec.RequestID, "err", err)
-	}
-	s.sweepAudit(ctx, rec.Time)
 }
 
 // AuditFailures counts the audit records that could not be written.

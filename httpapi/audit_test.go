@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"mime/multipart"
 	"net/http"
@@ -421,6 +423,55 @@ func TestAuditConcurrentRequests(t *testing.T) {
 			}
 			if h.api.AuditFailures() != 0 {
 				t.Fatalf("%d audit failures", h.api.AuditFailures())
+			}
+		})
+	}
+}
+
+// appendRefused is a store whose audit log refuses AppendAudit: only
+// records written by the store's own writes get in.
+type appendRefused struct {
+	Store
+	store.AuditStore
+}
+
+func (appendRefused) AppendAudit(context.Context, []store.AuditRecord) error {
+	return errors.New("audit log unavailable")
+}
+
+// TestRunRecordStoredWithTheRun: the record of a created run is stored by
+// CreateRun with the run (the request waits for one commit, not two), while
+// a refused create is recorded after its handler as every other request.
+func TestRunRecordStoredWithTheRun(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			h := newHarness(t, kind, func(d *Deps) { d.Store = appendRefused{d.Store, d.Store.(store.AuditStore)} })
+			h.must(http.StatusCreated, request{method: "POST", path: "/api/agents", body: `{"agent_id":"a1","name":"A"}`})
+			failures := h.api.AuditFailures()
+			if failures != 1 {
+				t.Fatalf("%d audit failures after creating an agent, want 1 (its record goes through AppendAudit)", failures)
+			}
+			runID := h.must(http.StatusCreated, request{method: "POST", path: "/api/runs", body: `{"input":"hi","agent_id":"a1"}`,
+				header: map[string]string{"X-Request-Id": "req-run"}}).json(t)["run_id"].(string)
+			if got := h.api.AuditFailures(); got != failures {
+				t.Fatalf("creating a run went through AppendAudit (%d failures, was %d)", got, failures)
+			}
+			recs := auditRecords(t, h, "POST /api/runs")
+			if len(recs) != 1 {
+				t.Fatalf("%d records of POST /api/runs, want the run's one", len(recs))
+			}
+			r := recs[0]
+			if r.Target != runID || r.Outcome != "201" || r.RequestID != "req-run" || r.Actor == "" ||
+				r.ArgsHash != store.HashArgs([]byte(`{"input":"hi","agent_id":"a1"}`)) {
+				t.Fatalf("the run's record = %+v", r)
+			}
+
+			h.must(http.StatusNotFound, request{method: "POST", path: "/api/runs", body: `{"input":"hi","agent_id":"ghost"}`})
+			if got := h.api.AuditFailures(); got != failures+1 {
+				t.Fatalf("a refused run was not recorded after its handler (%d failures, want %d)", got, failures+1)
+			}
+			if n := len(auditRecords(t, h, "POST /api/runs")); n != 1 {
+				t.Fatalf("%d records of POST /api/runs after a refused one whose AppendAudit failed, want 1", n)
 			}
 		})
 	}

@@ -50,11 +50,14 @@ func (s *Server) createRun(c *gin.Context) {
 		s.fail(c, err, "agent "+strconv.Quote(agentID))
 		return
 	}
-	// Any other agent must exist: CreateRun checks it in its own statement.
+	// Any other agent must exist: CreateRun checks it in its own statement,
+	// and stores the request's audit record with the run.
+	runID := actors.NewRunID()
+	record := s.recordInWrite(c, http.StatusCreated, runID)
 	run, _, err := s.deps.Store.CreateRun(c.Request.Context(), store.NewRun{
-		Scope: sc, RunID: actors.NewRunID(), MessageID: mailbox.NewMessageID(), AgentID: agentID,
+		Scope: sc, RunID: runID, MessageID: mailbox.NewMessageID(), AgentID: agentID,
 		SessionKey: sessionOrDefault(body.SessionKey), Input: body.Input,
-		SenderType: store.SenderUser, SenderID: sc.UserID, RequireAgent: true,
+		SenderType: store.SenderUser, SenderID: sc.UserID, RequireAgent: true, Audit: record,
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		s.fail(c, err, "agent "+strconv.Quote(agentID))
@@ -64,6 +67,7 @@ func (s *Server) createRun(c *gin.Context) {
 		s.fail(c, err, "run")
 		return
 	}
+	s.recordedInWrite(c, record)
 	s.deps.Runtime.Wake(sc, agentID)
 	c.JSON(http.StatusCreated, gin.H{"run_id": run.ID, "status": run.Status, "created_at": run.CreatedAt, "agent_id": run.AgentID, "session_key": run.SessionKey})
 }

@@ -151,6 +151,9 @@ type Server struct {
 	auditLog      auditBatcher
 	auditSweep    atomic.Int64
 	auditFailures atomic.Int64
+	// auditInStore: the audit log is the Store's own, so a create can store
+	// its request's record in its own transaction (recordInWrite).
+	auditInStore bool
 	// limiter is nil when requests are not rate limited.
 	limiter *rateLimiter
 	// guesses limits each address's failed credentials (see checkGuesses).
@@ -188,12 +191,13 @@ func New(deps Deps) *Server {
 			deps.Idempotency = is
 		}
 	}
+	auditInStore := false
 	if deps.Audit == nil {
 		if as, ok := deps.Store.(store.AuditStore); ok {
-			deps.Audit = as
+			deps.Audit, auditInStore = as, true
 		}
 	}
-	s := &Server{deps: deps, engine: gin.New(), csrf: http.NewCrossOriginProtection()}
+	s := &Server{deps: deps, engine: gin.New(), csrf: http.NewCrossOriginProtection(), auditInStore: auditInStore}
 	if deps.RateLimit.RPS > 0 {
 		s.limiter = newRateLimiter(deps.RateLimit, s.now)
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -50,6 +51,12 @@ func (s *Server) stream(c *gin.Context, scope store.Scope, filter store.EventFil
 	s.streamFrom(c, scope, filter, match, run, nil)
 }
 
+// runFinished reads whether the run has ended; false when it cannot tell.
+func (s *Server) runFinished(ctx context.Context, scope store.Scope, runID string) bool {
+	r, err := s.deps.Store.GetRun(ctx, scope, runID)
+	return err == nil && store.RunFinished(r.Status)
+}
+
 // openedRun is what a run's stream did before its response: it subscribed
 // (live), then read the run and its first page of events after the client's
 // cursor (events), in that order.
@@ -61,8 +68,7 @@ type openedRun struct {
 // streamFrom is stream, whose first subscription, when opened is set, is
 // opened.live and whose first catch-up starts with opened.events; run is
 // then the one read with them. The run's status was read before its events,
-// so it decides whether the run ended as a status read before a replay does;
-// a pending run is read again once the page is sent, and the store after it.
+// so it decides whether the run ended as a status read before a replay does.
 func (s *Server) streamFrom(c *gin.Context, scope store.Scope, filter store.EventFilter, match func(store.Event) bool, run *store.Run, opened *openedRun) {
 	runID := ""
 	if run != nil {
@@ -181,25 +187,25 @@ func (s *Server) streamFrom(c *gin.Context, scope store.Scope, filter store.Even
 			if sendStored(opened.events) {
 				return
 			}
-			// A full page may have more after it; a pending run is read
-			// again below, and the replay must follow that read.
-			read = len(opened.events) >= catchUpPage || run.Status == store.RunPending
+			// A full page may have more after it.
+			read = len(opened.events) >= catchUpPage
 		} else {
 			live = s.deps.Bus.Subscribe(ctx, scope, match)
 		}
 		// The run's status read before replaying: its terminal event is stored
 		// with that status, so a run already finished then has all its events
 		// in the replay below, and one not finished ends by its terminal event,
-		// which the replay or the feed brings. The caller's read (before the
-		// first subscription, or after it with the first events) serves for
-		// the first subscription, except for a pending run: a pending run is
-		// cancelled without its terminal event (that is appended after),
-		// which would then never end the stream if that append failed. A
-		// subscription after a dropped one reads it again.
+		// which the replay or the feed brings. The caller's read serves for
+		// the first subscription, except for a pending run read before it: a
+		// pending run is cancelled without its terminal event (that is
+		// appended after), which the subscription would miss. One read after
+		// the subscription (opened) is followed live, and the heartbeat reads
+		// it again in case that append failed. A subscription after a
+		// dropped one reads it again.
 		finished := false
 		if run != nil {
 			status := run.Status
-			if subscribed || status == store.RunPending {
+			if subscribed || (status == store.RunPending && opened == nil) {
 				status = ""
 				if r, err := s.deps.Store.GetRun(ctx, scope, runID); err == nil {
 					status = r.Status
@@ -229,10 +235,17 @@ func (s *Server) streamFrom(c *gin.Context, scope store.Scope, filter store.Even
 					return
 				}
 				flusher.Flush()
+				// A run that ended without its terminal event (a pending
+				// run's cancel whose append failed) ends its stream here;
+				// its status is read before the replay, as above.
+				finished := runID != "" && s.runFinished(ctx, scope, runID)
 				if ended, err := catchUp(); ended {
 					return
 				} else if err != nil {
 					s.deps.Logger.Warn("sse catch-up failed; retrying at the next event or heartbeat", "err", err)
+				} else if finished {
+					end("run.finished")
+					return
 				}
 			case <-poll.C:
 				if events.LiveHealthy(s.deps.Bus) {

@@ -221,6 +221,12 @@ type oneReadEnv struct {
 // oneReadEnvs runs fn on SQLite and PostgreSQL, each store with the memory
 // bus and a server that does not read the store at heartbeats.
 func oneReadEnvs(t *testing.T, fn func(t *testing.T, env oneReadEnv)) {
+	oneReadEnvsBeating(t, time.Hour, fn)
+}
+
+// oneReadEnvsBeating is oneReadEnvs with streams that read the store every
+// heartbeat.
+func oneReadEnvsBeating(t *testing.T, heartbeat time.Duration, fn func(t *testing.T, env oneReadEnv)) {
 	for _, name := range []string{"sqlite", "postgres"} {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
@@ -245,7 +251,7 @@ func oneReadEnvs(t *testing.T, fn func(t *testing.T, env oneReadEnv)) {
 			os := &oneReadStore{Store: st, real: st}
 			bus := events.NewMemoryBus(0)
 			srv := httptest.NewServer(httpapi.New(httpapi.Deps{
-				Store: os, Bus: bus, Logger: slog.New(slog.DiscardHandler), Heartbeat: time.Hour,
+				Store: os, Bus: bus, Logger: slog.New(slog.DiscardHandler), Heartbeat: heartbeat,
 			}).Handler())
 			t.Cleanup(srv.Close)
 			fn(t, oneReadEnv{st: os, stored: st, bus: bus, url: srv.URL + "/api/runs/", scope: scope})
@@ -294,10 +300,50 @@ func TestRunStreamOneReadThenLive(t *testing.T) {
 	})
 }
 
-// TestRunStreamOneReadPendingCancelled: a pending run cancelled (with no
-// event) right after the stream's read is read again, and the stream ends.
-func TestRunStreamOneReadPendingCancelled(t *testing.T) {
+// TestRunStreamOneReadPendingThenLive: the stream of a run still pending
+// when it opens (a client that follows its run as soon as it is created)
+// reads the store once too, and then follows the run live from its start.
+func TestRunStreamOneReadPendingThenLive(t *testing.T) {
 	oneReadEnvs(t, func(t *testing.T, env oneReadEnv) {
+		ctx := t.Context()
+		const runID = "run_00000000-0000-0000-0000-0000000000b2"
+		if _, _, err := env.stored.CreateRun(ctx, store.NewRun{Scope: env.scope, RunID: runID, MessageID: "m-b2", AgentID: "a1", Input: "go"}); err != nil {
+			t.Fatal(err)
+		}
+		frames := readRunStream(t, env.url+runID+"/stream", env.scope)
+		for deadline := time.Now().Add(10 * time.Second); env.st.runWithEvents.Load() == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the stream never read the store")
+			}
+		}
+		if _, err := env.stored.ClaimNextRun(ctx, env.scope, "a1", "unused"); err != nil {
+			t.Fatal(err)
+		}
+		rec := events.Recorder{Bus: env.bus}
+		for step := 1; step <= 3; step++ {
+			if _, err := rec.Stored(env.stored.SaveStep(ctx, env.scope, runID, &store.Checkpoint{Step: step, State: json.RawMessage(`{}`)},
+				[]store.Event{{Type: "llm.called"}, {Type: "step.completed"}})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := rec.Stored(env.stored.FinishRun(ctx, env.scope, runID, store.RunResult{Status: store.RunCompleted, Output: "done"},
+			[]store.Event{{Type: "run.completed"}})); err != nil {
+			t.Fatal(err)
+		}
+		got, end := collectRunStream(t, frames)
+		wantRunStream(t, runPrevEnv{stored: env.stored, scope: env.scope}, runID, got, end)
+		if r, l, g := env.st.runWithEvents.Load(), env.st.listEvents.Load(), env.st.getRun.Load(); r != 1 || l != 0 || g != 0 {
+			t.Fatalf("the stream read the run and its events %d times, then the events %d and the run %d times; want 1, 0, 0", r, l, g)
+		}
+	})
+}
+
+// TestRunStreamOneReadPendingCancelled: a pending run cancelled with no
+// event (its append failed) right after the stream's read is not read again
+// at once (a pending run is followed live, like a running one), and the
+// stream ends at the next heartbeat, which reads the run.
+func TestRunStreamOneReadPendingCancelled(t *testing.T) {
+	oneReadEnvsBeating(t, 300*time.Millisecond, func(t *testing.T, env oneReadEnv) {
 		ctx := t.Context()
 		const runID = "run_00000000-0000-0000-0000-0000000000c1"
 		if _, _, err := env.stored.CreateRun(ctx, store.NewRun{Scope: env.scope, RunID: runID, MessageID: "m-c1", AgentID: "a1", Input: "go"}); err != nil {
@@ -308,21 +354,25 @@ func TestRunStreamOneReadPendingCancelled(t *testing.T) {
 				t.Error(err)
 			}
 		}
+		start := time.Now()
 		got, end := collectRunStream(t, readRunStream(t, env.url+runID+"/stream", env.scope))
 		if len(got) != 0 || end != "run.finished" {
 			t.Fatalf("stream of a run cancelled without its event = %+v, end %q", got, end)
 		}
+		if took := time.Since(start); took < 300*time.Millisecond {
+			t.Fatalf("the stream ended after %v, before its first heartbeat: it read the run again at once", took)
+		}
 		if n := env.st.getRun.Load(); n != 1 {
-			t.Fatalf("the stream read the run again %d times; want once", n)
+			t.Fatalf("the stream read the run again %d times; want once, at the heartbeat", n)
 		}
 	})
 }
 
 // TestRunStreamOneReadPendingThenFinished: a pending run that runs to its end
 // right after the stream's read, its events never published, still has all
-// of them sent: the run read again finished, the store is read after it.
+// of them sent: the heartbeat reads the run finished, then the store.
 func TestRunStreamOneReadPendingThenFinished(t *testing.T) {
-	oneReadEnvs(t, func(t *testing.T, env oneReadEnv) {
+	oneReadEnvsBeating(t, 200*time.Millisecond, func(t *testing.T, env oneReadEnv) {
 		ctx := t.Context()
 		const runID = "run_00000000-0000-0000-0000-0000000000d1"
 		if _, _, err := env.stored.CreateRun(ctx, store.NewRun{Scope: env.scope, RunID: runID, MessageID: "m-d1", AgentID: "a1", Input: "go"}); err != nil {

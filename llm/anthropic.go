@@ -54,7 +54,7 @@ type AnthropicConfig struct {
 	// ThinkingBudget, when > 0, turns on extended thinking with that many
 	// budget tokens (at least 1024 per the API).
 	ThinkingBudget int
-	// HTTPClient sends the requests (a fresh client when nil).
+	// HTTPClient sends the requests (NewHTTPClient's when nil).
 	HTTPClient *http.Client
 	// Logger receives debug lines; discarded when nil.
 	Logger *slog.Logger
@@ -97,7 +97,7 @@ func NewAnthropic(cfg AnthropicConfig) *Anthropic {
 	p.log = p.log.With("llm", p.name)
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{}
+		hc = NewHTTPClient()
 	}
 	// Credentials and the endpoint come from our configuration only, never
 	// from the SDK's own reading of the environment.

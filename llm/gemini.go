@@ -48,8 +48,8 @@ type GeminiConfig struct {
 	MaxRetries  int
 	BackoffBase time.Duration
 	MaxBackoff  time.Duration
-	// HTTPClient sends the requests (its transport is wrapped); a fresh
-	// client with the default transport when nil.
+	// HTTPClient sends the requests (its transport is wrapped);
+	// NewHTTPClient's when nil.
 	HTTPClient *http.Client
 	// Logger receives retry warnings and debug lines; discarded when nil.
 	Logger *slog.Logger
@@ -112,7 +112,7 @@ func NewGemini(cfg GeminiConfig) (*Gemini, error) {
 
 	base := cfg.HTTPClient
 	if base == nil {
-		base = &http.Client{}
+		base = NewHTTPClient()
 	}
 	hc := *base
 	rt := hc.Transport

@@ -56,8 +56,7 @@ type OpenAIConfig struct {
 	// (still capped by MaxBackoff). Defaults: DefaultBackoffBase, DefaultMaxBackoff.
 	BackoffBase time.Duration
 	MaxBackoff  time.Duration
-	// HTTPClient sends the requests; a fresh client with the default transport
-	// when nil. Its own Timeout, if any, applies in addition to Timeout.
+	// HTTPClient sends the requests; NewHTTPClient's when nil. Its own Timeout, if any, applies in addition to Timeout.
 	HTTPClient *http.Client
 	// Logger receives retry warnings and debug lines; discarded when nil.
 	Logger *slog.Logger
@@ -123,7 +122,7 @@ func NewOpenAI(cfg OpenAIConfig) *OpenAI {
 		p.maxBackoff = DefaultMaxBackoff
 	}
 	if p.client == nil {
-		p.client = &http.Client{}
+		p.client = NewHTTPClient()
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -524,5 +525,56 @@ func TestOpenAIConcurrent(t *testing.T) {
 	}
 	if n := srv.RequestCount(); n != 20 {
 		t.Errorf("%d requests", n)
+	}
+}
+
+// TestOpenAIKeepsConnectionsForConcurrentCalls: calls made several at a time
+// reuse the connections of the calls before them; Go's default of two idle
+// connections a host made each round beyond two dial anew.
+func TestOpenAIKeepsConnectionsForConcurrentCalls(t *testing.T) {
+	const inFlight, rounds = 8, 4
+	var mu sync.Mutex
+	dialled := 0
+	release := make(chan struct{})
+	var arrived sync.WaitGroup
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		arrived.Done()
+		<-release // every call of a round is in flight at once
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}))
+	hs.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			mu.Lock()
+			dialled++
+			mu.Unlock()
+		}
+	}
+	hs.Start()
+	defer hs.Close()
+	p := llm.NewOpenAI(llm.OpenAIConfig{BaseURL: hs.URL + "/v1", Model: "m", MaxRetries: -1})
+	for round := range rounds {
+		arrived.Add(inFlight)
+		release = make(chan struct{})
+		errs := make(chan error, inFlight)
+		for range inFlight {
+			go func() {
+				_, err := p.Complete(context.Background(), userReq("hi"), nil)
+				errs <- err
+			}()
+		}
+		arrived.Wait()
+		close(release)
+		for range inFlight {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if dialled > inFlight {
+		t.Fatalf("%d connections for %d rounds of %d calls at once, want at most %d", dialled, rounds, inFlight, inFlight)
 	}
 }

@@ -231,6 +231,11 @@ type NewRun struct {
 	// the scope has no agent AgentID (the API checks it in the same statement
 	// rather than in a read before it).
 	RequireAgent bool
+	// Audit, when set, is the record of the request that creates the run,
+	// stored in the run's transaction: the run and its record are stored
+	// together or not at all, and the request needs no audit write of its
+	// own. A zero Time is the store's now.
+	Audit *AuditRecord
 }
 
 // Claim is what an agent got from ClaimNextRun.

@@ -391,6 +391,17 @@ func (c *apiClient) followStream(ctx context.Context, path string, after int64, 
 	}
 }
 
+// drainEnded reads what follows a stream's end event: the daemon ends the
+// response right after it, and only a body read to its end lets the
+// connection be reused (else every turn of `openintern bench` dialled anew,
+// and the daemon spent its CPU accepting and closing connections). A server
+// that keeps the response open is cut off after a second.
+func drainEnded(body io.ReadCloser) {
+	stop := time.AfterFunc(time.Second, func() { _ = body.Close() })
+	defer stop.Stop()
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+}
+
 // retryableError marks stream failures worth a reconnect (dropped
 // connections, 5xx, daemon restarting).
 type retryableError struct{ err error }
@@ -456,6 +467,7 @@ func (c *apiClient) readStreamOnce(ctx context.Context, path string, lastID *int
 		}
 		// A blank line dispatches the event.
 		if event == "end" {
+			drainEnded(resp.Body)
 			return progressed, true, nil
 		}
 		if data.Len() > 0 {

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/openintern/openintern/config"
 	"github.com/openintern/openintern/internal/httpretry"
+	"github.com/openintern/openintern/llm"
 	"github.com/openintern/openintern/memory"
 )
 
@@ -22,7 +22,7 @@ func NewEmbedder(cfg config.Config, logger *slog.Logger) memory.Embedder {
 	return &memory.OpenAIEmbedder{
 		BaseURL: cfg.EmbeddingEndpoint(), APIKey: cfg.EmbeddingAPIKey,
 		ModelName: cfg.EmbeddingModel, Dimension: cfg.EmbeddingDim,
-		Timeout: time.Duration(cfg.EmbeddingTimeout), HTTPClient: &http.Client{}, Logger: logger,
+		Timeout: time.Duration(cfg.EmbeddingTimeout), HTTPClient: llm.NewHTTPClient(), Logger: logger,
 	}
 }
 

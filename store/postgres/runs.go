@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -65,6 +66,30 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 		nr.GroupID, nr.Input, ts, nr.MessageID, nr.SenderType, nr.SenderID, nr.ParentRunID, nr.RoleID},
 		newEventArrays(events).args()...)
 	// The message and the events join the run: without the agent, nothing.
+	// The request's audit record joins the run too (store.NewRun.Audit).
+	audit := ""
+	if a := nr.Audit; a != nil {
+		if err := store.CheckAuditRecords([]store.AuditRecord{*a}); err != nil {
+			return store.Run{}, store.Message{}, fmt.Errorf("postgres: create run: %w", err)
+		}
+		at := a.Time
+		if at.IsZero() {
+			at = ts
+		}
+		vals := []any{at, a.Scope.OrgID, a.Scope.UserID, a.Scope.ProjectID, a.Actor, a.ActorName, a.Via,
+			a.Action, a.Target, a.ArgsHash, a.Outcome, a.RequestID, a.Detail}
+		params := make([]string, len(vals))
+		for i := range vals {
+			params[i] = "$" + strconv.Itoa(len(args)+1+i)
+		}
+		params[0] += "::timestamptz"
+		args = append(args, vals...)
+		audit = `,
+		au AS (
+			INSERT INTO audit_log (created_at, org_id, user_id, project_id, actor, actor_name, via, action,
+				target, args_hash, outcome, request_id, detail)
+			SELECT ` + strings.Join(params, ", ") + ` FROM r)`
+	}
 	agentExists := ""
 	if nr.RequireAgent {
 		agentExists = `WHERE EXISTS (SELECT 1 FROM agents
@@ -80,7 +105,7 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 				sender_type, sender_id, content, run_id, status, created_at)
 			SELECT $1, $2, $3, $10, $5, $6, $7, 'run', $11, $12, $8, r.run_id, 'unread', $9 FROM r
 			RETURNING seq),
-		ins AS (`+insertRunEvents(15)+`)
+		ins AS (`+insertRunEvents(15)+`)`+audit+`
 		SELECT (SELECT seq FROM m), ARRAY(SELECT id FROM ins ORDER BY id), `+lastRunEvent,
 		args...).Scan(&seq, &ids, &last)
 	if err == nil && seq == nil {

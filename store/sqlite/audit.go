@@ -22,27 +22,30 @@ func (s *Store) AppendAudit(ctx context.Context, recs []store.AuditRecord) error
 		return nil
 	}
 	now := s.now()
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_log (created_at, org_id, user_id, project_id, actor,
-			actor_name, via, action, target, args_hash, outcome, request_id, detail)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
+	err := s.writeTx(ctx, func(tx *sql.Tx) error { return insertAudit(ctx, tx, recs, now) })
+	return fail("append audit", err)
+}
+
+// insertAudit stores recs in tx; a zero Time is now.
+func insertAudit(ctx context.Context, tx *sql.Tx, recs []store.AuditRecord, now time.Time) error {
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_log (created_at, org_id, user_id, project_id, actor,
+		actor_name, via, action, target, args_hash, outcome, request_id, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stmt.Close() }()
+	for _, r := range recs {
+		at := r.Time
+		if at.IsZero() {
+			at = now
+		}
+		if _, err := stmt.ExecContext(ctx, micros(at), r.Scope.OrgID, r.Scope.UserID, r.Scope.ProjectID, r.Actor,
+			r.ActorName, r.Via, r.Action, r.Target, r.ArgsHash, r.Outcome, r.RequestID, r.Detail); err != nil {
 			return err
 		}
-		defer func() { _ = stmt.Close() }()
-		for _, r := range recs {
-			at := r.Time
-			if at.IsZero() {
-				at = now
-			}
-			if _, err := stmt.ExecContext(ctx, micros(at), r.Scope.OrgID, r.Scope.UserID, r.Scope.ProjectID, r.Actor,
-				r.ActorName, r.Via, r.Action, r.Target, r.ArgsHash, r.Outcome, r.RequestID, r.Detail); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return fail("append audit", err)
+	}
+	return nil
 }
 
 // ListAudit returns the scope's records the filter selects, newest first.

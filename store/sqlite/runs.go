@@ -68,6 +68,11 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 		return store.Run{}, store.Message{}, fmt.Errorf("sqlite: create run: %w", err)
 	}
 	store.FillFromRun(events, nr.AgentID, nr.GroupID)
+	if nr.Audit != nil {
+		if err := store.CheckAuditRecords([]store.AuditRecord{*nr.Audit}); err != nil {
+			return store.Run{}, store.Message{}, fmt.Errorf("sqlite: create run: %w", err)
+		}
+	}
 	ts := s.now()
 	run := store.Run{
 		Scope: nr.Scope, ID: nr.RunID, AgentID: nr.AgentID, SessionKey: nr.SessionKey, GroupID: nr.GroupID,
@@ -102,6 +107,11 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, stor
 			scopeArgs(nr.Scope, nr.MessageID, nr.AgentID, nr.SessionKey, nr.GroupID, nr.SenderType, nr.SenderID,
 				nr.Input, nr.RunID, micros(ts))...).Scan(&msg.Seq); err != nil {
 			return err
+		}
+		if nr.Audit != nil {
+			if err := insertAudit(ctx, tx, []store.AuditRecord{*nr.Audit}, ts); err != nil {
+				return err
+			}
 		}
 		return insertRunEvents(ctx, tx, nr.Scope, nr.RunID, events)
 	})

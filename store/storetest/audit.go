@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ var auditCases = []testCase{
 	{"Audit/Retention", testAuditRetention},
 	{"Audit/Refused", testAuditRefused},
 	{"Audit/RetentionBatches", testAuditRetentionBatches},
+	{"Audit/WithRun", testAuditWithRun},
 }
 
 func auditStore(t *testing.T, s store.Store) store.AuditStore {
@@ -185,4 +187,50 @@ func testAuditRetentionBatches(t *testing.T, s store.Store) {
 	must(t, err)
 	wantEqual(t, "deleted", deleted, int64(n))
 	wantEqual(t, "left", targets(listAudit(t, as, scopeO, store.AuditFilter{})), []string{"new"})
+}
+
+// testAuditWithRun: a run created with its request's audit record
+// (store.NewRun.Audit) stores both or neither: a refused run (no such agent,
+// a taken id) leaves no record, and a record the log refuses stores no run.
+func testAuditWithRun(t *testing.T, s store.Store) {
+	as, ctx := auditStore(t, s), t.Context()
+	if _, err := s.CreateAgent(ctx, store.Agent{Scope: scopeA, ID: "here"}); err != nil {
+		t.Fatal(err)
+	}
+	newRun := func(runID, agentID string, rec store.AuditRecord) store.NewRun {
+		return store.NewRun{Scope: scopeA, RunID: runID, MessageID: newID("msg"), AgentID: agentID, SessionKey: "s",
+			Input: "hello", SenderType: store.SenderUser, SenderID: "alice", RequireAgent: true, Audit: &rec}
+	}
+	rec := auditRec(scopeA, auditT0, "token:t1", "POST /api/runs", "r1", "201")
+	_, _, err := s.CreateRun(ctx, newRun("r1", "here", rec))
+	must(t, err)
+	got := listAudit(t, as, scopeA, store.AuditFilter{})
+	if len(got) != 1 {
+		t.Fatalf("%d records after creating a run with its record, want 1", len(got))
+	}
+	rec.ID = got[0].ID
+	wantEqual(t, "the run's record", got[0], rec)
+
+	_, _, err = s.CreateRun(ctx, newRun("r2", "ghost", auditRec(scopeA, auditT0, "token:t1", "POST /api/runs", "r2", "201")))
+	wantErr(t, err, store.ErrNotFound)
+	_, _, err = s.CreateRun(ctx, newRun("r1", "here", auditRec(scopeA, auditT0, "token:t1", "POST /api/runs", "r1-again", "201")))
+	wantErr(t, err, store.ErrConflict)
+	wantEqual(t, "records after two refused runs", targets(listAudit(t, as, scopeA, store.AuditFilter{})), []string{"r1"})
+
+	bad := auditRec(scopeA, auditT0, "token:t1", "", "r3", "201") // no action
+	if _, _, err := s.CreateRun(ctx, newRun("r3", "here", bad)); err == nil {
+		t.Fatal("a run with an invalid audit record was created")
+	}
+	if _, err := s.GetRun(ctx, scopeA, "r3"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the run of a refused record was stored: %v", err)
+	}
+
+	// A zero Time is the store's now.
+	before := time.Now()
+	_, _, err = s.CreateRun(ctx, newRun("r4", "here", store.AuditRecord{Scope: scopeA, Actor: "anonymous", Action: "POST /api/runs", Outcome: "201", Target: "r4"}))
+	must(t, err)
+	last := listAudit(t, as, scopeA, store.AuditFilter{Target: "r4"})
+	if len(last) != 1 || last[0].Time.Before(before.Add(-time.Second)) {
+		t.Fatalf("record of r4 = %+v, want one at about %v", last, before)
+	}
 }
