@@ -826,8 +826,8 @@ func (t *turn) finish(res store.RunResult) turnOutcome {
 	// did; this hands the writer what it needs to write it.
 	if mem := t.rt.cfg.Memory; mem != nil && res.Remember {
 		ended := time.Now()
-		mem.RememberRun(store.Run{Scope: t.scope, ID: t.run.ID, AgentID: t.run.AgentID, Input: t.run.Input,
-			Status: store.RunCompleted, Output: res.Output, EndedAt: &ended})
+		mem.RememberRun(store.Run{Scope: t.scope, ID: t.run.ID, AgentID: t.run.AgentID, SessionKey: t.run.SessionKey,
+			Input: t.run.Input, Status: store.RunCompleted, Output: res.Output, EndedAt: &ended})
 	}
 	return turnOutcome{}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/openintern/openintern/store"
@@ -38,13 +39,22 @@ type Recalled struct {
 }
 
 // AgentMemory is what an agent's step loop needs of memory (actors.Memory):
-// recall for a turn, the core prompt, and its runs' episodic summaries. Episodic summaries are
-// written by one goroutine: a slow store or embedder never stalls an agent's
-// step loop. A completed run reaches it through a bounded channel (so the
-// hot path reads nothing back), and the store's summary queue is the truth:
-// whatever the channel could not take, a failed write, or a crash leaves
-// there is written by a catch-up pass over the queue, and each summary is
-// taken off the queue once stored. None is dropped or lost.
+// recall for a turn, the core prompt, and its runs' episodic summaries.
+// Episodic summaries are written by one goroutine: a slow store or embedder
+// never stalls an agent's step loop. A completed run reaches it through a
+// bounded channel (so the hot path reads nothing back), and the store's
+// summary queue is the truth: whatever the channel could not take, a failed
+// write, or a crash leaves there is written by a catch-up pass over the
+// queue, and each run is taken off the queue once its summary is stored.
+// None is dropped or lost.
+//
+// A summary covers a stretch of one session: the runs of a session that end
+// less than SessionPause apart share one, of at most SessionRuns runs.
+// Under load that divides what recall costs (the summaries' chunks, postings
+// and vectors, written and then searched) by up to SessionRuns; at the pace
+// of a person typing each run still gets its own. A session's latest runs
+// are in its own turns' history meanwhile, so only other sessions wait (up to
+// SessionPause) to recall them.
 type AgentMemory struct {
 	svc    *Service
 	queue  SummaryQueue
@@ -56,24 +66,33 @@ type AgentMemory struct {
 	// cancel aborts a write in progress when Close runs out of time.
 	cancel context.CancelFunc
 	ctx    context.Context
+	// pause and most are SessionPause and SessionRuns (tests shorten them).
+	pause time.Duration
+	most  int
 }
+
+// SessionRuns is the most runs one episodic summary covers.
+const SessionRuns = 16
+
+// SessionPause ends a session's summary: a run that ends this long after the
+// session's previous one starts the next.
+const SessionPause = time.Second
 
 // NewAgentMemory starts the summary writer; Close stops it.
 func NewAgentMemory(svc *Service, queue SummaryQueue, logger *slog.Logger) *AgentMemory {
+	return newAgentMemory(svc, queue, logger, SessionPause, SessionRuns)
+}
+
+func newAgentMemory(svc *Service, queue SummaryQueue, logger *slog.Logger, pause time.Duration, most int) *AgentMemory {
 	ctx, cancel := context.WithCancel(store.WithBackground(context.Background()))
 	a := &AgentMemory{svc: svc, queue: queue, logger: logger, runs: make(chan store.Run, 256), behind: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel}
+		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, pause: pause, most: most}
 	go a.writer()
 	return a
 }
 
-// summaryBatch bounds how many summaries share one transaction.
+// summaryBatch bounds how many runs a catch-up reads at once.
 const summaryBatch = 64
-
-// summaryLinger is how long the writer waits for more runs to share a
-// batch: a run's summary is recallable this much later, which no turn
-// notices (the session's own recent turns are in its history).
-const summaryLinger = 300 * time.Millisecond
 
 // Retry delays of the summary writer after a failed write (store or
 // embedder unreachable): doubling from the first to the last.
@@ -82,11 +101,24 @@ const (
 	summaryRetryMax   = 30 * time.Second
 )
 
+// sessionOf is the key of a run's session: its summaries' grouping.
+type sessionOf struct {
+	scope   store.Scope
+	agentID string
+	session string
+}
+
+// openSummary is a session's runs whose summary is not written yet.
+type openSummary struct {
+	runs []store.Run
+	last time.Time // when its latest run arrived
+}
+
 // writer catches up from the store at start (summaries a crash left
-// behind), then writes the runs handed over, as many as are waiting in one
-// transaction: under load the commits (and the term-count updates every
-// writer of a scope waits on) are shared instead of queueing one behind
-// another. After a failure it waits, then catches up from the store.
+// behind), then gathers the runs handed over by session and writes a
+// session's summary once it holds a.most runs or the session has paused;
+// summaries due together share one transaction. After a failure it waits,
+// then catches up from the store, which still holds every run not written.
 func (a *AgentMemory) writer() {
 	defer close(a.done)
 	catchUp := true
@@ -100,65 +132,60 @@ func (a *AgentMemory) writer() {
 			a.logger.Warn("memory: episodic summaries not stored; retrying", "in", retry, "err", err)
 		}
 	}
-	batch := make([]store.Run, 0, summaryBatch)
+	open := map[sessionOf]*openSummary{}
+	tick := time.NewTicker(max(a.pause/4, 10*time.Millisecond))
+	defer tick.Stop()
 	for {
 		if catchUp && !time.Now().Before(nextTry) {
+			// The store holds every open session's runs too: the catch-up
+			// writes them, so they are forgotten here.
+			clear(open)
 			if err := a.catchUp(); err != nil {
 				failed(err)
 			} else {
 				catchUp, retry = false, 0
 			}
 		}
-		var timer *time.Timer
-		var again <-chan time.Time
-		if catchUp {
-			timer = time.NewTimer(time.Until(nextTry))
-			again = timer.C
-		}
+		var due [][]store.Run
 		select {
 		case <-a.stop:
+			return
 		case <-a.behind:
 			catchUp = true
-		case <-again:
+		case <-tick.C:
+			now := time.Now()
+			for k, o := range open {
+				if now.Sub(o.last) >= a.pause {
+					due = append(due, o.runs)
+					delete(open, k)
+				}
+			}
 		case r := <-a.runs:
 			if catchUp {
 				break // the catch-up pass will find r in the store
 			}
-			batch = append(batch[:0], r)
-			// Runs arriving within summaryLinger share the batch: every
-			// transaction updates the scope's hottest rows (the term counts
-			// of "run", "asked"… and the scope's total), whose versions
-			// every recall then walks through until vacuum; fewer, larger
-			// batches keep that short and the queue bounded under load.
-			linger := time.NewTimer(summaryLinger)
-		drain:
-			for len(batch) < summaryBatch {
-				select {
-				case r := <-a.runs:
-					batch = append(batch, r)
-				case <-linger.C:
-					break drain
-				case <-a.stop:
-					break drain
-				}
+			k := sessionOf{r.Scope, r.AgentID, r.SessionKey}
+			o := open[k]
+			if o == nil {
+				o = &openSummary{}
+				open[k] = o
 			}
-			linger.Stop()
-			if err := a.write(batch); err != nil {
+			o.runs, o.last = append(o.runs, r), time.Now()
+			if len(o.runs) >= a.most {
+				due = append(due, o.runs)
+				delete(open, k)
+			}
+		}
+		if len(due) > 0 && !catchUp {
+			if err := a.write(due); err != nil {
 				failed(err)
 			}
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-		select {
-		case <-a.stop:
-			return
-		default:
 		}
 	}
 }
 
-// catchUp writes every summary the store holds queued.
+// catchUp writes the summaries of every run the store holds queued, a
+// session's runs of each page together.
 func (a *AgentMemory) catchUp() error {
 	for {
 		select {
@@ -173,7 +200,7 @@ func (a *AgentMemory) catchUp() error {
 		if len(runs) == 0 {
 			return nil
 		}
-		if err := a.write(runs); err != nil {
+		if err := a.write(a.bySession(runs)); err != nil {
 			return err
 		}
 		if len(runs) < summaryBatch {
@@ -182,42 +209,106 @@ func (a *AgentMemory) catchUp() error {
 	}
 }
 
-// write stores the summaries of runs and takes those it is done with off
-// the store's queue.
-func (a *AgentMemory) write(runs []store.Run) error {
-	done, err := a.store(runs)
+// bySession splits runs into their sessions' groups of at most a.most,
+// each in the order given.
+func (a *AgentMemory) bySession(runs []store.Run) [][]store.Run {
+	var groups [][]store.Run
+	at := map[sessionOf]int{}
+	for _, r := range runs {
+		k := sessionOf{r.Scope, r.AgentID, r.SessionKey}
+		i, ok := at[k]
+		if !ok || len(groups[i]) >= a.most {
+			i = len(groups)
+			at[k] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], r)
+	}
+	return groups
+}
+
+// write stores the summaries of groups (each a session's runs) and takes
+// the runs it is done with off the store's queue.
+func (a *AgentMemory) write(groups [][]store.Run) error {
+	done, err := a.store(groups)
 	if derr := a.queue.SummariesDone(a.ctx, done); derr != nil && err == nil {
 		err = derr
 	}
 	return err
 }
 
-// summaryID is the memory id of a run's summary: writing it twice (a crash
-// after the write, before the queue heard of it) is a conflict, not a copy.
+// summaryID is the memory id of a summary whose first run is runID: writing
+// it twice (a crash after the write, before the queue heard of it) is a
+// conflict, not a copy.
 func summaryID(runID string) string { return "mem_" + runID }
 
-// store writes the summaries of runs and returns the runs it is done with:
-// written, already written, or not to be written (gone, or refused as
-// invalid). err is the first failure worth retrying.
-func (a *AgentMemory) store(runs []store.Run) (done []store.Run, err error) {
-	var reqs []WriteRequest
-	var of []store.Run
+// Metadata of a summary: the runs it covers, the first of them apart.
+const (
+	metaRunID  = "run_id"
+	metaRunIDs = "run_ids"
+)
+
+// summaryRequest is the summary of a session's runs, nil when none of them
+// is to be summarised (deleted, or not completed, since it was queued).
+func summaryRequest(runs []store.Run) *WriteRequest {
+	var kept []store.Run
 	for _, r := range runs {
-		if r.Status != store.RunCompleted || r.AgentID == "" {
-			done = append(done, r) // deleted since it was queued
-			continue
+		if r.Status == store.RunCompleted && r.AgentID != "" {
+			kept = append(kept, r)
 		}
-		text := fmt.Sprintf("Run %s. Asked: %s\nAnswered: %s", r.ID, truncateRunes(r.Input, 1000), truncateRunes(r.Output, 2000))
-		req := WriteRequest{ID: summaryID(r.ID), Scope: r.Scope, Type: TypeEpisodic, AgentID: r.AgentID, Text: text,
-			Metadata: map[string]string{"run_id": r.ID, "kind": "run_summary"}}
-		if r.EndedAt != nil {
-			req.CreatedAt = *r.EndedAt
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	var text strings.Builder
+	ids := make([]string, len(kept))
+	for i, r := range kept {
+		ids[i] = r.ID
+		if i > 0 {
+			text.WriteString("\n\n")
 		}
-		reqs, of = append(reqs, req), append(of, r)
+		fmt.Fprintf(&text, "Run %s. Asked: %s\nAnswered: %s", r.ID, truncateRunes(r.Input, 1000), truncateRunes(r.Output, 2000))
+	}
+	first, last := kept[0], kept[len(kept)-1]
+	meta := map[string]string{metaRunID: first.ID, "kind": "run_summary", "session_key": first.SessionKey}
+	if len(kept) > 1 {
+		meta[metaRunIDs] = strings.Join(ids, ",")
+	}
+	req := &WriteRequest{ID: summaryID(first.ID), Scope: first.Scope, Type: TypeEpisodic, AgentID: first.AgentID,
+		Text: text.String(), Metadata: meta}
+	if last.EndedAt != nil {
+		req.CreatedAt = *last.EndedAt
+	}
+	return req
+}
+
+// summarised are the runs a stored summary covers.
+func summarised(m Memory) []string {
+	if ids := m.Metadata[metaRunIDs]; ids != "" {
+		return strings.Split(ids, ",")
+	}
+	return []string{m.Metadata[metaRunID]}
+}
+
+// store writes the summaries of groups and returns the runs it is done with:
+// summarised, already summarised, or not to be (gone, or refused as
+// invalid). err is the first failure worth retrying.
+func (a *AgentMemory) store(groups [][]store.Run) (done []store.Run, err error) {
+	var reqs []WriteRequest
+	var of [][]store.Run
+	for _, g := range groups {
+		if req := summaryRequest(g); req != nil {
+			reqs, of = append(reqs, *req), append(of, g)
+		} else {
+			done = append(done, g...)
+		}
 	}
 	if len(reqs) > 1 {
 		if _, err := a.svc.WriteBatch(a.ctx, reqs); err == nil {
-			return append(done, of...), nil
+			for _, g := range of {
+				done = append(done, g...)
+			}
+			return done, nil
 		}
 		// One summary already stored, or one bad one, must not cost the
 		// others: write them one by one.
@@ -225,14 +316,30 @@ func (a *AgentMemory) store(runs []store.Run) (done []store.Run, err error) {
 	failed := 0
 	for i, req := range reqs {
 		_, werr := a.svc.Write(a.ctx, req)
+		if errors.Is(werr, store.ErrConflict) {
+			// Stored before a crash, perhaps with fewer runs than are queued
+			// now: the runs it does not cover get a summary of their own.
+			var covered, rest []store.Run
+			covered, rest, werr = a.uncovered(req, of[i])
+			done = append(done, covered...)
+			if werr == nil && len(rest) > 0 {
+				var more []store.Run
+				more, werr = a.store([][]store.Run{rest})
+				done = append(done, more...)
+			}
+			if werr == nil {
+				failed = 0
+				continue
+			}
+		}
 		switch {
-		case werr == nil, errors.Is(werr, store.ErrConflict):
-			done, failed = append(done, of[i]), 0
+		case werr == nil:
+			done, failed = append(done, of[i]...), 0
 		case errors.Is(werr, ErrInvalid), errors.Is(werr, store.ErrQuotaExceeded):
 			// A full scope keeps its quota until someone deletes memories:
 			// waiting would hold up every other scope's summaries.
-			a.logger.Warn("memory: episodic summary refused", "agent_id", req.AgentID, "run_id", of[i].ID, "err", werr)
-			done, failed = append(done, of[i]), 0
+			a.logger.Warn("memory: episodic summary refused", "agent_id", req.AgentID, "run_id", req.Metadata[metaRunID], "err", werr)
+			done, failed = append(done, of[i]...), 0
 		default:
 			// One summary the embedder refuses stays queued without
 			// holding up the rest; several failures in a row mean the
@@ -246,6 +353,24 @@ func (a *AgentMemory) store(runs []store.Run) (done []store.Run, err error) {
 		}
 	}
 	return done, err
+}
+
+// uncovered splits group into the runs the stored summary req.ID covers and
+// the rest.
+func (a *AgentMemory) uncovered(req WriteRequest, group []store.Run) (covered, rest []store.Run, err error) {
+	m, err := a.svc.Get(a.ctx, req.Scope, req.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := summarised(m)
+	for _, r := range group {
+		if slices.Contains(ids, r.ID) {
+			covered = append(covered, r)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	return covered, rest, nil
 }
 
 // Close stops the writer and waits (up to ctx) for the batch in progress;

@@ -421,11 +421,11 @@ type RunStore interface {
 	// SessionHistory returns the last `limit` finished turns of a session, oldest first.
 	SessionHistory(ctx context.Context, scope Scope, agentID, sessionKey string, limit int) ([]SessionTurn, error)
 	// PendingSummaries returns up to limit runs that FinishRun queued for a
-	// summary (RunResult.Remember) and SummariesDone has not removed, in no
-	// particular order, from every scope (each Run's Scope, ID, AgentID,
-	// Input, Output, Status and EndedAt are set; a run deleted since has only
-	// Scope and ID). Like ListAgentsWithWork, an unscoped read for the
-	// daemon's own use.
+	// summary (RunResult.Remember) and SummariesDone has not removed, from
+	// every scope, by run id (the order runs are created in; each Run's
+	// Scope, ID, AgentID, SessionKey, Input, Output, Status and EndedAt are
+	// set; a run deleted since has only Scope and ID). Like
+	// ListAgentsWithWork, an unscoped read for the daemon's own use.
 	PendingSummaries(ctx context.Context, limit int) ([]Run, error)
 	// SummariesDone takes runs (Scope and ID) off that queue.
 	SummariesDone(ctx context.Context, runs []Run) error

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -258,11 +259,47 @@ func TestMemoryRecalledInAnotherSession(t *testing.T) {
 	}
 }
 
+// summariesOf reads the episodic summaries that cover runs (given in the
+// order they were created): a summary is stored under the id of the first
+// run it covers and lists them all. It returns each covered run's summary,
+// failing the test when a run is covered twice or by another agent's.
+func summariesOf(t *testing.T, c *client, runs []string) map[string]apiMemory {
+	t.Helper()
+	by := map[string]apiMemory{}
+	for _, id := range runs {
+		if _, done := by[id]; done {
+			continue
+		}
+		status, body := c.req("GET", "/api/memories/mem_"+id, nil)
+		if status == http.StatusNotFound {
+			continue
+		}
+		var m apiMemory
+		if status != http.StatusOK || json.Unmarshal(body, &m) != nil {
+			t.Fatalf("GET mem_%s: %d %s", id, status, body)
+		}
+		covered := []string{m.Metadata["run_id"]}
+		if ids := m.Metadata["run_ids"]; ids != "" {
+			covered = strings.Split(ids, ",")
+		}
+		if covered[0] != id || m.Type != "episodic" || m.Metadata["kind"] != "run_summary" {
+			t.Fatalf("summary mem_%s = %+v", id, m)
+		}
+		for _, r := range covered {
+			if prev, twice := by[r]; twice {
+				t.Fatalf("run %s is in two summaries, %s and %s", r, prev.ID, m.ID)
+			}
+			by[r] = m
+		}
+	}
+	return by
+}
+
 // TestRunSummariesWaitInTheStore: a run's episodic summary is queued in the
 // transaction that completes the run. While the embedder is down the
 // summaries wait (the runs still complete), a restart keeps them, and once
-// the embedder is back each is written exactly once, under an id derived from
-// its run.
+// the embedder is back each run is in exactly one summary: the session's
+// twelve runs in one, under the id of its first run.
 func TestRunSummariesWaitInTheStore(t *testing.T) {
 	for _, kind := range storeKinds {
 		t.Run(kind, func(t *testing.T) {
@@ -272,46 +309,43 @@ func TestRunSummariesWaitInTheStore(t *testing.T) {
 			c := down.client("acme", "alice")
 			const runs = 12
 			inputs := map[string]string{}
+			var ids []string
 			for i := range runs {
 				in := fmt.Sprintf("remember parcel %d goes to locker %d", i, 300+i)
-				inputs[c.createRun("main", "s", in)] = in
-			}
-			for id := range inputs {
+				id := c.createRun("main", "s", in)
+				// One at a time, so that the runs end in the order created.
 				if r := c.waitRun(id, 15*time.Second); r.Status != store.RunCompleted {
 					t.Fatalf("run %s: %+v", id, r)
 				}
+				inputs[id] = in
+				ids = append(ids, id)
 			}
 			queued, err := down.Store.PendingSummaries(ctx, 100)
 			if err != nil || len(queued) != runs {
 				t.Fatalf("%d summaries queued while the embedder is down, want %d (%v)", len(queued), runs, err)
 			}
-			for id := range inputs {
-				if status, body := c.req("GET", "/api/memories/mem_"+id, nil); status != http.StatusNotFound {
-					t.Fatalf("summary of %s stored without an embedder: %d %s", id, status, body)
-				}
+			if got := summariesOf(t, c, ids); len(got) != 0 {
+				t.Fatalf("%d runs summarised without an embedder", len(got))
 			}
 			down.stop()
 
 			up := startDaemon(t, cfg, nil)
 			c = up.client("acme", "alice")
 			deadline := time.Now().Add(20 * time.Second)
+			var got map[string]apiMemory
+			for {
+				if got = summariesOf(t, c, ids); len(got) == runs {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d runs summarised after the restart", len(got), runs)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 			for id, in := range inputs {
-				for {
-					status, body := c.req("GET", "/api/memories/mem_"+id, nil)
-					if status == http.StatusOK {
-						var got apiMemory
-						if err := json.Unmarshal(body, &got); err != nil {
-							t.Fatal(err)
-						}
-						if got.Type != "episodic" || got.AgentID != "main" || got.Metadata["run_id"] != id || !strings.Contains(got.Text, in) {
-							t.Fatalf("summary of %s = %+v", id, got)
-						}
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("summary of %s not written after the restart: %d %s", id, status, body)
-					}
-					time.Sleep(50 * time.Millisecond)
+				m := got[id]
+				if m.ID != "mem_"+ids[0] || m.AgentID != "main" || !strings.Contains(m.Text, in) || !strings.Contains(m.Text, "Run "+id+".") {
+					t.Fatalf("summary of %s = %+v, want the session's one summary mem_%s", id, m, ids[0])
 				}
 			}
 			for time.Now().Before(deadline) {
@@ -325,17 +359,62 @@ func TestRunSummariesWaitInTheStore(t *testing.T) {
 			}
 			var found apiSearch
 			c.must(http.StatusOK, "GET", "/api/memories/search?q=parcel+7+locker&top_k=20&type=episodic", nil, &found)
-			seen := map[string]int{}
-			for _, r := range found.Results {
-				seen[r.ID]++
+			if len(found.Results) != 1 || found.Results[0].ID != "mem_"+ids[0] {
+				t.Fatalf("search found %+v, want the session's summary once", found.Results)
 			}
-			for id, n := range seen {
-				if n != 1 {
-					t.Fatalf("memory %s found %d times", id, n)
+		})
+	}
+}
+
+// TestRunSummariesShareASessionsBurst: the runs of a session that follow
+// each other within memory.SessionPause share one summary, of at most
+// memory.SessionRuns runs; a run after a pause starts the next, and another
+// session's runs are never in the same one.
+func TestRunSummariesShareASessionsBurst(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			d := startDaemon(t, newConfig(t, kind), nil)
+			c := d.client("acme", "alice")
+			run := func(session string, i int) string {
+				id := c.createRun("main", session, fmt.Sprintf("note %s %d", session, i))
+				if r := c.waitRun(id, 15*time.Second); r.Status != store.RunCompleted {
+					t.Fatalf("run %s: %+v", id, r)
+				}
+				return id
+			}
+			var burst, other []string
+			for i := range memory.SessionRuns + 3 {
+				burst = append(burst, run("a", i))
+				if i%4 == 0 {
+					other = append(other, run("b", i))
 				}
 			}
-			if len(found.Results) == 0 {
-				t.Fatal("the summaries are not searchable")
+			time.Sleep(memory.SessionPause + 500*time.Millisecond)
+			late := run("a", 99)
+			all := append(append(slices.Clone(burst), other...), late)
+			deadline := time.Now().Add(20 * time.Second)
+			var got map[string]apiMemory
+			for {
+				if got = summariesOf(t, c, all); len(got) == len(all) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d runs summarised", len(got), len(all))
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			want := map[string]string{late: "mem_" + late}
+			for i, id := range burst {
+				want[id] = "mem_" + burst[i/memory.SessionRuns*memory.SessionRuns]
+			}
+			for _, id := range other {
+				want[id] = "mem_" + other[0]
+			}
+			for id, m := range want {
+				if got[id].ID != m {
+					t.Fatalf("run %s (burst %d, other %d) is in summary %s (%s), want %s", id, slices.Index(burst, id), slices.Index(other, id),
+						got[id].ID, got[id].Metadata["run_ids"], m)
+				}
 			}
 		})
 	}
@@ -363,7 +442,7 @@ func (g gatedEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, 
 
 // TestRunSummariesNotDroppedWhenWriterFallsBehind: while the summary writer
 // is stuck, more runs complete than its channel holds; once it moves again,
-// every run has its summary, exactly once.
+// every run is in exactly one summary.
 func TestRunSummariesNotDroppedWhenWriterFallsBehind(t *testing.T) {
 	for _, kind := range storeKinds {
 		t.Run(kind, func(t *testing.T) {
@@ -399,11 +478,12 @@ func TestRunSummariesNotDroppedWhenWriterFallsBehind(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			for _, id := range ids {
-				var got apiMemory
-				c.must(http.StatusOK, "GET", "/api/memories/mem_"+id, nil, &got)
-				if got.Metadata["run_id"] != id {
-					t.Fatalf("summary of %s = %+v", id, got)
+			// Each agent's runs are in its session's summaries, none twice.
+			got := summariesOf(t, c, ids)
+			for i, id := range ids {
+				m, ok := got[id]
+				if !ok || m.AgentID != fmt.Sprintf("w%d", i%agents) || !strings.Contains(m.Text, fmt.Sprintf("hello %d\n", i)) {
+					t.Fatalf("summary of %s (hello %d) = %+v (found: %v)", id, i, m, ok)
 				}
 			}
 		})

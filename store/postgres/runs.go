@@ -783,16 +783,16 @@ func summaryCTE(res store.RunResult) string {
 // A queued run that no longer exists comes back with only its Scope and ID.
 func (s *Store) PendingSummaries(ctx context.Context, limit int) ([]store.Run, error) {
 	rows, err := s.pool.Query(ctx, `SELECT q.org_id, q.user_id, q.project_id, q.run_id, coalesce(r.agent_id, ''),
-			coalesce(r.input, ''), coalesce(r.output, ''), coalesce(r.status, ''), r.ended_at
+			coalesce(r.session_key, ''), coalesce(r.input, ''), coalesce(r.output, ''), coalesce(r.status, ''), r.ended_at
 		FROM run_summary_queue q LEFT JOIN runs r
 			ON r.org_id = q.org_id AND r.user_id = q.user_id AND r.project_id = q.project_id AND r.run_id = q.run_id
-		LIMIT $1`, limit)
+		ORDER BY q.run_id LIMIT $1`, limit)
 	if err != nil {
 		return nil, s.fail(ctx, "pending summaries", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Run, error) {
 		var r store.Run
-		err := row.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.ID, &r.AgentID, &r.Input, &r.Output, &r.Status, &r.EndedAt)
+		err := row.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.ID, &r.AgentID, &r.SessionKey, &r.Input, &r.Output, &r.Status, &r.EndedAt)
 		r.EndedAt = utcPtr(r.EndedAt)
 		return r, err
 	})

@@ -455,13 +455,13 @@ func (s *Store) FinishRun(ctx context.Context, scope store.Scope, runID string, 
 func (s *Store) PendingSummaries(ctx context.Context, limit int) ([]store.Run, error) {
 	var out []store.Run
 	err := queryRows(ctx, s.r, `SELECT q.org_id, q.user_id, q.project_id, q.run_id, coalesce(r.agent_id, ''),
-			coalesce(r.input, ''), coalesce(r.output, ''), coalesce(r.status, ''), r.ended_at
+			coalesce(r.session_key, ''), coalesce(r.input, ''), coalesce(r.output, ''), coalesce(r.status, ''), r.ended_at
 		FROM run_summary_queue q LEFT JOIN runs r
 			ON r.org_id = q.org_id AND r.user_id = q.user_id AND r.project_id = q.project_id AND r.run_id = q.run_id
-		LIMIT ?`, []any{limit}, func(rows *sql.Rows) error {
+		ORDER BY q.run_id LIMIT ?`, []any{limit}, func(rows *sql.Rows) error {
 		var r store.Run
 		var ended sql.NullInt64
-		if err := rows.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.ID, &r.AgentID, &r.Input, &r.Output, &r.Status, &ended); err != nil {
+		if err := rows.Scan(&r.Scope.OrgID, &r.Scope.UserID, &r.Scope.ProjectID, &r.ID, &r.AgentID, &r.SessionKey, &r.Input, &r.Output, &r.Status, &ended); err != nil {
 			return err
 		}
 		r.EndedAt = fromNullMicros(ended)

@@ -544,15 +544,15 @@ func testRunSummaryQueue(t *testing.T, s store.Store) {
 		t.Fatalf("pending summaries = %+v, want runs %s %s %s", got, a1, a2, b1)
 	}
 	r := got[a1]
-	if r.Scope != scopeA || r.AgentID != "a" || r.Input != "what is the door code" || r.Output != "5813" || r.Status != store.RunCompleted {
+	if r.Scope != scopeA || r.AgentID != "a" || r.SessionKey != "s" || r.Input != "what is the door code" || r.Output != "5813" || r.Status != store.RunCompleted {
 		t.Fatalf("pending %s = %+v", a1, r)
 	}
 	checkTimePtr(t, "EndedAt", r.EndedAt)
 	if got[b1].Scope != scopeB || got[b1].Output != "theirs" || got[a2].Output != "two" {
 		t.Fatalf("pending = %+v", got)
 	}
-	if runs, err := s.PendingSummaries(ctx, 2); err != nil || len(runs) != 2 {
-		t.Fatalf("PendingSummaries(2) = %d runs, %v", len(runs), err)
+	if runs, err := s.PendingSummaries(ctx, 2); err != nil || len(runs) != 2 || runs[0].ID != min(a1, a2, b1) || runs[1].ID >= max(a1, a2, b1) {
+		t.Fatalf("PendingSummaries(2) = %+v, %v; want the two of %s, %s, %s with the lowest ids, in order", runs, err, a1, a2, b1)
 	}
 	// Done for a1 and for a run id of another scope that is not queued there.
 	must(t, s.SummariesDone(ctx, []store.Run{{Scope: scopeA, ID: a1}, {Scope: scopeA, ID: b1}}))
