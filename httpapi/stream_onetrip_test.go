@@ -263,40 +263,7 @@ func oneReadEnvsBeating(t *testing.T, heartbeat time.Duration, fn func(t *testin
 // events once, then sends the live events that follow, with no other read.
 func TestRunStreamOneReadThenLive(t *testing.T) {
 	oneReadEnvs(t, func(t *testing.T, env oneReadEnv) {
-		ctx := t.Context()
-		const runID = "run_00000000-0000-0000-0000-0000000000b1"
-		if _, _, err := env.stored.CreateRun(ctx, store.NewRun{Scope: env.scope, RunID: runID, MessageID: "m-b1", AgentID: "a1", Input: "go"}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := env.stored.ClaimNextRun(ctx, env.scope, "a1", "unused"); err != nil {
-			t.Fatal(err)
-		}
-		// Stored before the stream opens: its first read brings it.
-		if _, err := env.stored.SaveStep(ctx, env.scope, runID, nil, []store.Event{{Type: "llm.called"}}); err != nil {
-			t.Fatal(err)
-		}
-		frames := readRunStream(t, env.url+runID+"/stream", env.scope)
-		for deadline := time.Now().Add(10 * time.Second); env.st.runWithEvents.Load() == 0; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the stream never read the store")
-			}
-		}
-		rec := events.Recorder{Bus: env.bus}
-		for step := 1; step <= 5; step++ {
-			if _, err := rec.Stored(env.stored.SaveStep(ctx, env.scope, runID, &store.Checkpoint{Step: step, State: json.RawMessage(`{}`)},
-				[]store.Event{{Type: "tool.called"}, {Type: "step.completed"}})); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := rec.Stored(env.stored.FinishRun(ctx, env.scope, runID, store.RunResult{Status: store.RunCompleted, Output: "done"},
-			[]store.Event{{Type: "run.completed"}})); err != nil {
-			t.Fatal(err)
-		}
-		got, end := collectRunStream(t, frames)
-		wantRunStream(t, runPrevEnv{stored: env.stored, scope: env.scope}, runID, got, end)
-		if r, l, g := env.st.runWithEvents.Load(), env.st.listEvents.Load(), env.st.getRun.Load(); r != 1 || l != 0 || g != 0 {
-			t.Fatalf("the stream read the run and its events %d times, then the events %d and the run %d times; want 1, 0, 0", r, l, g)
-		}
+		oneReadThenLive(t, env, "run_00000000-0000-0000-0000-0000000000b1", false)
 	})
 }
 
@@ -305,37 +272,55 @@ func TestRunStreamOneReadThenLive(t *testing.T) {
 // reads the store once too, and then follows the run live from its start.
 func TestRunStreamOneReadPendingThenLive(t *testing.T) {
 	oneReadEnvs(t, func(t *testing.T, env oneReadEnv) {
-		ctx := t.Context()
-		const runID = "run_00000000-0000-0000-0000-0000000000b2"
-		if _, _, err := env.stored.CreateRun(ctx, store.NewRun{Scope: env.scope, RunID: runID, MessageID: "m-b2", AgentID: "a1", Input: "go"}); err != nil {
-			t.Fatal(err)
-		}
-		frames := readRunStream(t, env.url+runID+"/stream", env.scope)
-		for deadline := time.Now().Add(10 * time.Second); env.st.runWithEvents.Load() == 0; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the stream never read the store")
-			}
-		}
+		oneReadThenLive(t, env, "run_00000000-0000-0000-0000-0000000000b2", true)
+	})
+}
+
+// oneReadThenLive opens the stream of a new run, claimed (with a first
+// event) before it opens or, when pending, after its read; publishes the
+// run's steps and end; and checks the stream sent them all with one read.
+func oneReadThenLive(t *testing.T, env oneReadEnv, runID string, pending bool) {
+	ctx := t.Context()
+	if _, _, err := env.stored.CreateRun(ctx, store.NewRun{Scope: env.scope, RunID: runID, MessageID: "m-" + runID, AgentID: "a1", Input: "go"}); err != nil {
+		t.Fatal(err)
+	}
+	claim := func() {
 		if _, err := env.stored.ClaimNextRun(ctx, env.scope, "a1", "unused"); err != nil {
 			t.Fatal(err)
 		}
-		rec := events.Recorder{Bus: env.bus}
-		for step := 1; step <= 3; step++ {
-			if _, err := rec.Stored(env.stored.SaveStep(ctx, env.scope, runID, &store.Checkpoint{Step: step, State: json.RawMessage(`{}`)},
-				[]store.Event{{Type: "llm.called"}, {Type: "step.completed"}})); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := rec.Stored(env.stored.FinishRun(ctx, env.scope, runID, store.RunResult{Status: store.RunCompleted, Output: "done"},
-			[]store.Event{{Type: "run.completed"}})); err != nil {
+	}
+	if !pending {
+		claim()
+		// Stored before the stream opens: its first read brings it.
+		if _, err := env.stored.SaveStep(ctx, env.scope, runID, nil, []store.Event{{Type: "llm.called"}}); err != nil {
 			t.Fatal(err)
 		}
-		got, end := collectRunStream(t, frames)
-		wantRunStream(t, runPrevEnv{stored: env.stored, scope: env.scope}, runID, got, end)
-		if r, l, g := env.st.runWithEvents.Load(), env.st.listEvents.Load(), env.st.getRun.Load(); r != 1 || l != 0 || g != 0 {
-			t.Fatalf("the stream read the run and its events %d times, then the events %d and the run %d times; want 1, 0, 0", r, l, g)
+	}
+	frames := readRunStream(t, env.url+runID+"/stream", env.scope)
+	for deadline := time.Now().Add(10 * time.Second); env.st.runWithEvents.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream never read the store")
 		}
-	})
+	}
+	if pending {
+		claim()
+	}
+	rec := events.Recorder{Bus: env.bus}
+	for step := 1; step <= 5; step++ {
+		if _, err := rec.Stored(env.stored.SaveStep(ctx, env.scope, runID, &store.Checkpoint{Step: step, State: json.RawMessage(`{}`)},
+			[]store.Event{{Type: "tool.called"}, {Type: "step.completed"}})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := rec.Stored(env.stored.FinishRun(ctx, env.scope, runID, store.RunResult{Status: store.RunCompleted, Output: "done"},
+		[]store.Event{{Type: "run.completed"}})); err != nil {
+		t.Fatal(err)
+	}
+	got, end := collectRunStream(t, frames)
+	wantRunStream(t, runPrevEnv{stored: env.stored, scope: env.scope}, runID, got, end)
+	if r, l, g := env.st.runWithEvents.Load(), env.st.listEvents.Load(), env.st.getRun.Load(); r != 1 || l != 0 || g != 0 {
+		t.Fatalf("the stream read the run and its events %d times, then the events %d and the run %d times; want 1, 0, 0", r, l, g)
+	}
 }
 
 // TestRunStreamOneReadPendingCancelled: a pending run cancelled with no

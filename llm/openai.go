@@ -56,7 +56,8 @@ type OpenAIConfig struct {
 	// (still capped by MaxBackoff). Defaults: DefaultBackoffBase, DefaultMaxBackoff.
 	BackoffBase time.Duration
 	MaxBackoff  time.Duration
-	// HTTPClient sends the requests; NewHTTPClient's when nil. Its own Timeout, if any, applies in addition to Timeout.
+	// HTTPClient sends the requests; NewHTTPClient's when nil. Its own
+	// Timeout, if any, applies in addition to Timeout.
 	HTTPClient *http.Client
 	// Logger receives retry warnings and debug lines; discarded when nil.
 	Logger *slog.Logger

@@ -66,9 +66,6 @@ type AgentMemory struct {
 	// cancel aborts a write in progress when Close runs out of time.
 	cancel context.CancelFunc
 	ctx    context.Context
-	// pause and most are SessionPause and SessionRuns (tests shorten them).
-	pause time.Duration
-	most  int
 }
 
 // SessionRuns is the most runs one episodic summary covers.
@@ -80,13 +77,9 @@ const SessionPause = time.Second
 
 // NewAgentMemory starts the summary writer; Close stops it.
 func NewAgentMemory(svc *Service, queue SummaryQueue, logger *slog.Logger) *AgentMemory {
-	return newAgentMemory(svc, queue, logger, SessionPause, SessionRuns)
-}
-
-func newAgentMemory(svc *Service, queue SummaryQueue, logger *slog.Logger, pause time.Duration, most int) *AgentMemory {
 	ctx, cancel := context.WithCancel(store.WithBackground(context.Background()))
 	a := &AgentMemory{svc: svc, queue: queue, logger: logger, runs: make(chan store.Run, 256), behind: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, pause: pause, most: most}
+		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	go a.writer()
 	return a
 }
@@ -116,7 +109,7 @@ type openSummary struct {
 
 // writer catches up from the store at start (summaries a crash left
 // behind), then gathers the runs handed over by session and writes a
-// session's summary once it holds a.most runs or the session has paused;
+// session's summary once it holds SessionRuns runs or the session has paused;
 // summaries due together share one transaction. After a failure it waits,
 // then catches up from the store, which still holds every run not written.
 func (a *AgentMemory) writer() {
@@ -133,7 +126,7 @@ func (a *AgentMemory) writer() {
 		}
 	}
 	open := map[sessionOf]*openSummary{}
-	tick := time.NewTicker(max(a.pause/4, 10*time.Millisecond))
+	tick := time.NewTicker(SessionPause / 4)
 	defer tick.Stop()
 	for {
 		if catchUp && !time.Now().Before(nextTry) {
@@ -155,7 +148,7 @@ func (a *AgentMemory) writer() {
 		case <-tick.C:
 			now := time.Now()
 			for k, o := range open {
-				if now.Sub(o.last) >= a.pause {
+				if now.Sub(o.last) >= SessionPause {
 					due = append(due, o.runs)
 					delete(open, k)
 				}
@@ -171,7 +164,7 @@ func (a *AgentMemory) writer() {
 				open[k] = o
 			}
 			o.runs, o.last = append(o.runs, r), time.Now()
-			if len(o.runs) >= a.most {
+			if len(o.runs) >= SessionRuns {
 				due = append(due, o.runs)
 				delete(open, k)
 			}
@@ -200,7 +193,7 @@ func (a *AgentMemory) catchUp() error {
 		if len(runs) == 0 {
 			return nil
 		}
-		if err := a.write(a.bySession(runs)); err != nil {
+		if err := a.write(bySession(runs)); err != nil {
 			return err
 		}
 		if len(runs) < summaryBatch {
@@ -209,15 +202,15 @@ func (a *AgentMemory) catchUp() error {
 	}
 }
 
-// bySession splits runs into their sessions' groups of at most a.most,
+// bySession splits runs into their sessions' groups of at most SessionRuns,
 // each in the order given.
-func (a *AgentMemory) bySession(runs []store.Run) [][]store.Run {
+func bySession(runs []store.Run) [][]store.Run {
 	var groups [][]store.Run
 	at := map[sessionOf]int{}
 	for _, r := range runs {
 		k := sessionOf{r.Scope, r.AgentID, r.SessionKey}
 		i, ok := at[k]
-		if !ok || len(groups[i]) >= a.most {
+		if !ok || len(groups[i]) >= SessionRuns {
 			i = len(groups)
 			at[k] = i
 			groups = append(groups, nil)
