@@ -167,16 +167,7 @@ func TestRunStreamOpensInOneRoundTrip(t *testing.T) {
 // getAs GETs url as scope's user and reads the whole answer.
 func getAs(t *testing.T, ctx context.Context, url string, scope store.Scope) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("x-org-id", scope.OrgID)
-	req.Header.Set("x-user-id", scope.UserID)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := sendGetAs(t, ctx, url, scope)
 	b, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	return resp, b

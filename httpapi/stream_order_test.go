@@ -160,6 +160,19 @@ func openStream(t *testing.T, url string, scope store.Scope) *http.Response {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	resp := sendGetAs(t, ctx, url, scope)
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		t.Fatalf("stream: %d %s", resp.StatusCode, b)
+	}
+	return resp
+}
+
+// sendGetAs sends a GET of url as scope's user and returns the response
+// unread.
+func sendGetAs(t *testing.T, ctx context.Context, url string, scope store.Scope) *http.Response {
+	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -169,11 +182,6 @@ func openStream(t *testing.T, url string, scope store.Scope) *http.Response {
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		t.Fatalf("stream: %d %s", resp.StatusCode, b)
 	}
 	return resp
 }

@@ -28,8 +28,10 @@ type countingStore struct {
 	listEvents, getRun atomic.Int64
 }
 
+// ListEvents counts a read once it has read: waitFirstCatchUp must not
+// return while the first read could still see the events stored after it.
 func (s *countingStore) ListEvents(ctx context.Context, scope store.Scope, f store.EventFilter) ([]store.Event, int, error) {
-	s.listEvents.Add(1)
+	defer s.listEvents.Add(1)
 	return s.Store.ListEvents(ctx, scope, f)
 }
 

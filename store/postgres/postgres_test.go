@@ -131,18 +131,10 @@ func TestSessionHistoryUsesIndex(t *testing.T) {
 	if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := tx.Query(ctx, `EXPLAIN (FORMAT TEXT) SELECT run_id, input, output FROM runs
+	plan := explain(t, tx, `SELECT run_id, input, output FROM runs
 		WHERE org_id = 'o' AND user_id = 'u' AND project_id = '' AND agent_id = 'a' AND session_key = 's'
 		  AND status = 'completed'
 		ORDER BY ended_at DESC, run_id DESC LIMIT 10`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan := strings.Join(lines, "\n")
 	if !strings.Contains(plan, "runs_session_completed_idx") || strings.Contains(plan, "Sort") {
 		t.Fatalf("plan does not read the session index in order:\n%s", plan)
 	}
@@ -186,6 +178,22 @@ func TestHotPathGenericPlans(t *testing.T) {
 	}
 }
 
+// explain is the text plan of stmt on db.
+func explain(t *testing.T, db interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, stmt string) string {
+	t.Helper()
+	rows, err := db.Query(t.Context(), `EXPLAIN (FORMAT TEXT) `+stmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
+}
+
 // checkGenericPlan checks the generic plan (the one pgx's prepared
 // statements settle on) of sql, with parameters of types, for args: it has
 // every string of want and none of refuse.
@@ -205,15 +213,7 @@ func checkGenericPlan(t *testing.T, s *Store, types, sql, args string, want, ref
 		t.Fatal(err)
 	}
 	defer func() { _, _ = conn.Exec(context.Background(), `DEALLOCATE checked`) }()
-	rows, err := conn.Query(ctx, `EXPLAIN (FORMAT TEXT) EXECUTE checked(`+args+`)`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan := strings.Join(lines, "\n")
+	plan := explain(t, conn, `EXECUTE checked(`+args+`)`)
 	for _, w := range want {
 		if !strings.Contains(plan, w) {
 			t.Errorf("the plan has no %q:\n%s", w, plan)
