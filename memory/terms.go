@@ -51,7 +51,17 @@ func PostingsPlan(terms []TermDF, n int64, filtered bool, limit int) (kept []Ter
 	if filtered {
 		return SelectTerms(terms, n), FilteredPostingsDepth
 	}
-	return SelectRankTerms(terms, n), max(PostingsDepth, 4*limit)
+	kept = SelectRankTerms(terms, n)
+	return kept, RankDepth(len(kept), limit)
+}
+
+// RankDepth is how many of each term's best postings an unfiltered search
+// of limit results over terms terms reads (see PostingsDepth).
+func RankDepth(terms, limit int) int {
+	if terms == 1 {
+		return limit
+	}
+	return max(PostingsDepth, 4*limit)
 }
 
 // IDF is the BM25 inverse document frequency of a term in df of n chunks.

@@ -3,6 +3,7 @@ package memorytest
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/openintern/openintern/memory"
@@ -64,5 +65,25 @@ func testTextSearchPathsAgree(t *testing.T, ms memory.Store) {
 	}
 	if len(hits) != 5 || hits[0].MemoryID != short.ID {
 		t.Fatalf("hits = %+v, want %s first", hits, short.ID)
+	}
+
+	// A search left with one term reads only as many of its postings as it
+	// returns (memory.RankDepth): they must still be the best chunks, in the
+	// order of a search that reads the whole list.
+	plain, err = ms.TextSearch(ctx, scope, []string{"aubergine", "absent"}, memory.Filter{}, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filtered, err = ms.TextSearch(ctx, scope, []string{"aubergine", "absent"}, memory.Filter{Types: []string{memory.TypeEpisodic}}, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain) != 20 || len(filtered) != 20 {
+		t.Fatalf("one term: %d and %d hits, want 20 each", len(plain), len(filtered))
+	}
+	for i := range plain {
+		if plain[i].MemoryID != filtered[i].MemoryID || math.Abs(plain[i].Score-filtered[i].Score) > 1e-9 {
+			t.Fatalf("one term, hit %d: read to its depth %s %v, read whole %s %v", i, plain[i].MemoryID, plain[i].Score, filtered[i].MemoryID, filtered[i].Score)
+		}
 	}
 }

@@ -568,12 +568,14 @@ const rankedTextSearchQuery = `n AS (SELECT COALESCE((SELECT df FROM memory_term
 			WHERE t.rn = 1 OR (t.rn <= $5 AND t.df <= $6 * n.n))`
 
 // rankedPostings scores chunks by the best $7 postings of each term of k
-// (rankedTextSearchQuery), best first; the caller adds the LIMIT.
+// (rankedTextSearchQuery), best first, the best $8 of them; with one term
+// in k, by its best $8 postings (memory.RankDepth).
 const rankedPostings = `SELECT p.chunk_id, sum(k.idf * p.impact) AS s FROM k
 		CROSS JOIN LATERAL (SELECT chunk_id, impact FROM memory_postings
 			WHERE org_id = $1 AND user_id = $2 AND project_id = $3 AND term = k.term
-			ORDER BY impact DESC, chunk_id DESC LIMIT $7) p
-		GROUP BY p.chunk_id ORDER BY s DESC, p.chunk_id DESC`
+			ORDER BY impact DESC, chunk_id DESC
+			LIMIT CASE WHEN (SELECT count(*) FROM k) = 1 THEN least($7::int, $8::int) ELSE $7::int END) p
+		GROUP BY p.chunk_id ORDER BY s DESC, p.chunk_id DESC LIMIT $8`
 
 // fillHitsByIDQuery reads the texts, importance and metadata of the chunks
 // $6 (ids; $4 their memory ids, $5 their seqs) in the scope $1..$3 (see
@@ -619,7 +621,7 @@ const fillHitsQuery = `SELECT c.memory_id, c.seq, c.text, m.importance, m.metada
 // no index serves), their memories by key, after the cut; a chunk deleted
 // since the vector leg drops out there, as FillHits drops it.
 const fusedSearchQuery = `WITH ` + rankedTextSearchQuery + `,
-		r AS (` + rankedPostings + ` LIMIT $8),
+		r AS (` + rankedPostings + `),
 		tc AS (SELECT c.memory_id, c.seq, r.chunk_id, r.s,
 				row_number() OVER w AS ord, first_value(r.s) OVER w AS top
 			FROM r CROSS JOIN LATERAL (SELECT memory_id, seq FROM memory_chunks WHERE id = r.chunk_id LIMIT 1) c
@@ -817,12 +819,12 @@ func (ms *MemoryStore) textSearch(ctx context.Context, scope store.Scope, tokens
 		if lazy {
 			text, md = `''`, `NULL::jsonb`
 		}
-		q := `WITH ` + rankedTextSearchQuery + `, r AS (` + rankedPostings + ` LIMIT ` + strconv.Itoa(limit) + `)
+		q := `WITH ` + rankedTextSearchQuery + `, r AS (` + rankedPostings + `)
 			SELECT c.id, c.memory_id, c.seq, ` + text + `, m.type, m.agent_id, m.group_id, m.importance, m.created_at, ` + md + `, r.s
 			FROM r JOIN memory_chunks c ON c.id = r.chunk_id` + memJoin + ` ORDER BY r.s DESC, r.chunk_id DESC`
 		_, depth := memory.PostingsPlan(nil, 0, false, limit)
 		rows, err := ms.s.pool.Query(ctx, q, scope.OrgID, scope.UserID, scope.ProjectID, tokens,
-			memory.MaxQueryTerms, memory.CommonTermShare, depth)
+			memory.MaxQueryTerms, memory.CommonTermShare, depth, limit)
 		if err != nil {
 			return nil, ms.s.fail(ctx, "text search", err)
 		}
