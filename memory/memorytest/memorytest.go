@@ -82,6 +82,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("LargeDimension", func(t *testing.T) { testLargeDimension(t, open(t)) })
 	t.Run("TextSearchPathsAgree", func(t *testing.T) { testTextSearchPathsAgree(t, open(t)) })
 	t.Run("FusedSearchAgrees", func(t *testing.T) { testFusedSearchAgrees(t, open(t)) })
+	t.Run("LazySearchAgrees", func(t *testing.T) { testLazySearchAgrees(t, open(t)) })
 	t.Run("Quota", func(t *testing.T) { testQuota(t, open(t)) })
 	t.Run("QuotaConcurrent", func(t *testing.T) { testQuotaConcurrent(t, open(t)) })
 }

@@ -27,7 +27,10 @@ type MemoryStore struct {
 	vc *vecindex.Index
 }
 
-var _ memory.Store = (*MemoryStore)(nil)
+var (
+	_ memory.Store        = (*MemoryStore)(nil)
+	_ memory.LazySearcher = (*MemoryStore)(nil)
+)
 
 // Memory returns the memory store that shares s's connections. Keep one per
 // daemon: it caches vectors, and sees only its own writes (and
@@ -357,22 +360,68 @@ func (ms *MemoryStore) VectorSearch(ctx context.Context, scope store.Scope, mode
 		ids[i] = t.ID
 		scores[t.ID] = t.Score
 	}
-	return ms.hits(ctx, "vector search", ids, scores)
+	return ms.hits(ctx, "vector search", ids, scores, false)
+}
+
+// VectorSearchLazy is VectorSearch whose hits, when the scope is in the
+// vector cache, come from the cache alone: with its rounded scores (within
+// about 1e-3, as on PostgreSQL) and without the chunks' texts, importance
+// and metadata (memory.LazySearcher). Rescoring from the stored blobs and
+// reading every candidate's text cost a recall more than the rest of its
+// search.
+func (ms *MemoryStore) VectorSearchLazy(ctx context.Context, scope store.Scope, model string, vec []float32, f memory.Filter, limit int) ([]memory.Hit, error) {
+	if vecindex.Searchable(f) {
+		cand, ok, err := ms.vc.Search(ctx, vecindex.Key{Scope: scope, Model: model}, vec, f, limit, ms.loader(vecindex.Key{Scope: scope, Model: model}, len(vec)))
+		if err != nil {
+			return nil, fail("vector search", err)
+		}
+		if ok && indexedIDs(cand) {
+			hits := make([]memory.Hit, len(cand))
+			for i, c := range cand {
+				hits[i] = memory.Hit{ChunkID: c.ID, MemoryID: c.Meta.MemoryID, Seq: c.Meta.Seq, Score: c.Score, Type: c.Meta.Type,
+					AgentID: c.Meta.AgentID, GroupID: c.Meta.GroupID, CreatedAt: fromMicros(c.Meta.Created)}
+			}
+			return hits, nil
+		}
+	}
+	return ms.VectorSearch(ctx, scope, model, vec, f, limit)
+}
+
+// indexedIDs reports whether every candidate carries its memory id, which
+// a lazy hit needs.
+func indexedIDs(cand []vecindex.Scored) bool {
+	for _, c := range cand {
+		if c.Meta.MemoryID == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // cachedSearch searches the scope in the vector index, loading it first
 // when it is new; ok is false when the scope is too big to be indexed.
 func (ms *MemoryStore) cachedSearch(ctx context.Context, k vecindex.Key, vec []float32, f memory.Filter, limit int) (top []vecindex.Scored, ok bool, err error) {
-	cand, ok, err := ms.vc.Search(ctx, k, vec, f, limit+limit/2+10, func(ctx context.Context, add func(int64, []float32, vecindex.Meta) error) error {
-		dim := len(vec)
+	cand, ok, err := ms.vc.Search(ctx, k, vec, f, limit+limit/2+10, ms.loader(k, len(vec)))
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	top, err = ms.rescore(ctx, k.Model, vec, cand, limit)
+	return top, err == nil, err
+}
+
+// loader feeds the vector index the scope's vectors of the model (of
+// dimension dim), with what a lazy hit needs of each chunk.
+func (ms *MemoryStore) loader(k vecindex.Key, dim int) vecindex.Loader {
+	return func(ctx context.Context, add func(int64, []float32, vecindex.Meta) error) error {
 		v := make([]float32, dim)
-		return queryRows(ctx, ms.s.r, `SELECT c.id, v.embedding, m.type, m.agent_id, m.group_id, m.created_at FROM memory_chunks c
-			JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = ?`+memJoin+` WHERE c.org_id = ? AND c.user_id = ? AND c.project_id = ?`,
+		return queryRows(ctx, ms.s.r, `SELECT c.id, v.embedding, m.type, m.agent_id, m.group_id, m.created_at, c.memory_id, c.seq
+			FROM memory_chunks c JOIN memory_vectors v ON v.chunk_id = c.id AND v.model = ?`+memJoin+`
+			WHERE c.org_id = ? AND c.user_id = ? AND c.project_id = ?`,
 			append([]any{k.Model}, scopeArgs(k.Scope)...), func(rows *sql.Rows) error {
 				var id int64
 				var blob sql.RawBytes
 				var m vecindex.Meta
-				if err := rows.Scan(&id, &blob, &m.Type, &m.AgentID, &m.GroupID, &m.Created); err != nil {
+				if err := rows.Scan(&id, &blob, &m.Type, &m.AgentID, &m.GroupID, &m.Created, &m.MemoryID, &m.Seq); err != nil {
 					return err
 				}
 				if len(blob) != 4*dim {
@@ -383,12 +432,7 @@ func (ms *MemoryStore) cachedSearch(ctx context.Context, k vecindex.Key, vec []f
 				}
 				return add(id, v, m)
 			})
-	})
-	if err != nil || !ok {
-		return nil, false, err
 	}
-	top, err = ms.rescore(ctx, k.Model, vec, cand, limit)
-	return top, err == nil, err
 }
 
 // rescore replaces the index's rounded scores of cand with exact ones from
@@ -451,8 +495,9 @@ func (ms *MemoryStore) scanSearch(ctx context.Context, scope store.Scope, model 
 	return top, err
 }
 
-// hits loads the chunks ids (with their memories' fields) in the order given.
-func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores map[int64]float64) ([]memory.Hit, error) {
+// hits loads the chunks ids (with their memories' fields) in the order
+// given; lazy leaves out their texts, importance and metadata.
+func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores map[int64]float64, lazy bool) ([]memory.Hit, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -460,8 +505,12 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 	for i, id := range ids {
 		args[i] = id
 	}
+	cols := `c.id, c.memory_id, c.seq, c.text, m.type, m.agent_id, m.group_id, m.importance, m.created_at, m.metadata`
+	if lazy {
+		cols = `c.id, c.memory_id, c.seq, '', m.type, m.agent_id, m.group_id, 0, m.created_at, ''`
+	}
 	byID := make(map[int64]memory.Hit, len(ids))
-	err := queryRows(ctx, ms.s.r, `SELECT c.id, c.memory_id, c.seq, c.text, m.type, m.agent_id, m.group_id, m.importance, m.created_at, m.metadata
+	err := queryRows(ctx, ms.s.r, `SELECT `+cols+`
 		FROM memory_chunks c`+memJoin+` WHERE c.id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args, func(rows *sql.Rows) error {
 		var h memory.Hit
 		var id, created int64
@@ -469,11 +518,10 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 		if err := rows.Scan(&id, &h.MemoryID, &h.Seq, &h.Text, &h.Type, &h.AgentID, &h.GroupID, &h.Importance, &created, &md); err != nil {
 			return err
 		}
-		if md != "" && md != "{}" {
-			if err := json.Unmarshal([]byte(md), &h.Metadata); err != nil {
-				return fmt.Errorf("metadata: %w", err)
-			}
+		if err := decodeMetadata(md, &h); err != nil {
+			return err
 		}
+		h.ChunkID = id
 		h.CreatedAt = fromMicros(created)
 		h.Score = scores[id]
 		byID[id] = h
@@ -487,6 +535,73 @@ func (ms *MemoryStore) hits(ctx context.Context, op string, ids []int64, scores 
 		if h, ok := byID[id]; ok { // deleted meanwhile otherwise
 			out = append(out, h)
 		}
+	}
+	return out, nil
+}
+
+func decodeMetadata(md string, h *memory.Hit) error {
+	if md == "" || md == "{}" {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(md), &h.Metadata); err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	return nil
+}
+
+// FillHits reads the texts, importance and metadata of the hits that lack
+// their text (memory.LazySearcher), in one query: by chunk id where the hit
+// has one, by memory id and seq otherwise, within scope either way.
+func (ms *MemoryStore) FillHits(ctx context.Context, scope store.Scope, hits []memory.Hit) ([]memory.Hit, error) {
+	type key struct {
+		mid string
+		seq int
+	}
+	var conds []string
+	args := scopeArgs(scope)
+	for _, h := range hits {
+		if h.Text != "" {
+			continue
+		}
+		if h.ChunkID != 0 {
+			conds = append(conds, `(c.id = ? AND c.memory_id = ? AND c.seq = ?)`)
+			args = append(args, h.ChunkID, h.MemoryID, h.Seq)
+		} else {
+			conds = append(conds, `(c.memory_id = ? AND c.seq = ?)`)
+			args = append(args, h.MemoryID, h.Seq)
+		}
+	}
+	if len(conds) == 0 {
+		return hits, nil
+	}
+	found := map[key]memory.Hit{}
+	err := queryRows(ctx, ms.s.r, `SELECT c.memory_id, c.seq, c.text, m.importance, m.metadata FROM memory_chunks c`+memJoin+`
+		WHERE c.org_id = ? AND c.user_id = ? AND c.project_id = ? AND (`+strings.Join(conds, " OR ")+`)`, args,
+		func(rows *sql.Rows) error {
+			var h memory.Hit
+			var md string
+			if err := rows.Scan(&h.MemoryID, &h.Seq, &h.Text, &h.Importance, &md); err != nil {
+				return err
+			}
+			if err := decodeMetadata(md, &h); err != nil {
+				return err
+			}
+			found[key{h.MemoryID, h.Seq}] = h
+			return nil
+		})
+	if err != nil {
+		return nil, fail("fill hits", err)
+	}
+	out := make([]memory.Hit, 0, len(hits))
+	for _, h := range hits {
+		if h.Text == "" {
+			f, ok := found[key{h.MemoryID, h.Seq}]
+			if !ok {
+				continue // deleted since the search
+			}
+			h.Text, h.Importance, h.Metadata = f.Text, f.Importance, f.Metadata
+		}
+		out = append(out, h)
 	}
 	return out, nil
 }
@@ -520,6 +635,16 @@ func deletePostings(ctx context.Context, tx *sql.Tx, scope store.Scope, chunkID 
 // up to a bounded size (memory.SelectTerms) and reads them whole, joined to
 // the memories the filter selects.
 func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int) ([]memory.Hit, error) {
+	return ms.textSearch(ctx, scope, tokens, f, limit, false)
+}
+
+// TextSearchLazy is TextSearch whose hits lack the chunks' texts,
+// importance and metadata (memory.LazySearcher).
+func (ms *MemoryStore) TextSearchLazy(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int) ([]memory.Hit, error) {
+	return ms.textSearch(ctx, scope, tokens, f, limit, true)
+}
+
+func (ms *MemoryStore) textSearch(ctx context.Context, scope store.Scope, tokens []string, f memory.Filter, limit int, lazy bool) ([]memory.Hit, error) {
 	if len(tokens) == 0 {
 		return nil, nil
 	}
@@ -591,7 +716,7 @@ func (ms *MemoryStore) TextSearch(ctx context.Context, scope store.Scope, tokens
 	if err != nil {
 		return nil, fail("text search", err)
 	}
-	return ms.hits(ctx, "text search", ids, scores)
+	return ms.hits(ctx, "text search", ids, scores, lazy)
 }
 
 // ChunksWithoutVector lists chunks after afterID lacking a vector of model.
