@@ -491,37 +491,88 @@ func (f Filter) isZero() bool {
 	return len(f.Types) == 0 && f.AgentID == "" && f.GroupID == "" && len(f.Metadata) == 0 && f.After.IsZero() && f.Before.IsZero()
 }
 
-// Snippet cuts text to about n runes around the first query token it contains.
+// Snippet cuts text to about n runes around the first query token it
+// contains. It counts runes in place rather than converting text to runes:
+// a recall cuts a snippet from each kept memory, whose summaries run to
+// kilobytes, and the conversions were most of its allocations.
 func Snippet(text string, tokens []string, n int) string {
+	if !utf8.ValidString(text) {
+		return snippetOfRunes(text, tokens, n)
+	}
+	count := utf8.RuneCountInString(text)
+	if count <= n {
+		return text
+	}
+	at := -1
+	if lower := strings.ToLower(text); utf8.RuneCountInString(lower) == count {
+		at = firstToken(lower, tokens)
+	}
+	start, end := snippetBounds(at, count, n)
+	b, e := runeOffsets(text, start, end)
+	return ellipsis(strings.TrimSpace(text[b:e]), start > 0, end < count)
+}
+
+// snippetOfRunes is Snippet for text that is not valid UTF-8, cut from its
+// runes (each invalid byte one U+FFFD).
+func snippetOfRunes(text string, tokens []string, n int) string {
 	rs := []rune(text)
 	if len(rs) <= n {
 		return text
 	}
-	lower := []rune(strings.ToLower(text))
 	at := -1
-	if len(lower) == len(rs) {
-		ls := string(lower)
-		for _, t := range tokens {
-			if i := strings.Index(ls, t); i >= 0 {
-				at = utf8.RuneCountInString(ls[:i])
-				break
-			}
+	if lower := []rune(strings.ToLower(string(rs))); len(lower) == len(rs) {
+		at = firstToken(string(lower), tokens)
+	}
+	start, end := snippetBounds(at, len(rs), n)
+	return ellipsis(strings.TrimSpace(string(rs[start:end])), start > 0, end < len(rs))
+}
+
+// firstToken is the rune index in lower of the first of tokens it
+// contains, or -1.
+func firstToken(lower string, tokens []string) int {
+	for _, t := range tokens {
+		if i := strings.Index(lower, t); i >= 0 {
+			return utf8.RuneCountInString(lower[:i])
 		}
 	}
-	start := 0
+	return -1
+}
+
+// snippetBounds is the window of n of count runes that puts rune at (or
+// the start, at < 0) a third of the way in.
+func snippetBounds(at, count, n int) (start, end int) {
 	if at > n/3 {
 		start = at - n/3
 	}
-	end := min(start+n, len(rs))
-	start = max(0, end-n)
-	out := strings.TrimSpace(string(rs[start:end]))
-	if start > 0 {
-		out = "…" + out
+	end = min(start+n, count)
+	return max(0, end-n), end
+}
+
+// runeOffsets turns the rune indexes start and end of s into byte offsets.
+func runeOffsets(s string, start, end int) (b, e int) {
+	b, e = len(s), len(s)
+	r := 0
+	for i := range s {
+		if r == start {
+			b = i
+		}
+		if r == end {
+			e = i
+			break
+		}
+		r++
 	}
-	if end < len(rs) {
-		out += "…"
+	return b, e
+}
+
+func ellipsis(s string, before, after bool) string {
+	if before {
+		s = "…" + s
 	}
-	return out
+	if after {
+		s += "…"
+	}
+	return s
 }
 
 // ReEmbedResult is what one ReEmbed pass did.
