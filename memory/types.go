@@ -104,6 +104,30 @@ type LazySearcher interface {
 	FillHits(ctx context.Context, scope store.Scope, hits []Hit) ([]Hit, error)
 }
 
+// ChunkKey names a chunk by its memory and its place in it.
+type ChunkKey struct {
+	MemoryID string
+	Seq      int
+}
+
+// FilledHits is what a LazySearcher's FillHits returns: hits, in order,
+// those lacking their text given the Text, Importance and Metadata of their
+// chunk in found, less those found lacks (deleted since the search).
+func FilledHits(hits []Hit, found map[ChunkKey]Hit) []Hit {
+	out := make([]Hit, 0, len(hits))
+	for _, h := range hits {
+		if h.Text == "" {
+			f, ok := found[ChunkKey{h.MemoryID, h.Seq}]
+			if !ok {
+				continue
+			}
+			h.Text, h.Importance, h.Metadata = f.Text, f.Importance, f.Metadata
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
 // Fusion is how a search combines its legs (see Config.Fusion): what a
 // FusedSearcher needs to fuse as Service.Search does.
 type Fusion struct {

@@ -989,11 +989,7 @@ func (ms *MemoryStore) FillHits(ctx context.Context, scope store.Scope, hits []m
 	if err != nil {
 		return nil, ms.s.fail(ctx, "fill hits", err)
 	}
-	type key struct {
-		mid string
-		seq int
-	}
-	found := map[key]memory.Hit{}
+	found := map[memory.ChunkKey]memory.Hit{}
 	for rows.Next() {
 		var h memory.Hit
 		var md []byte
@@ -1005,23 +1001,12 @@ func (ms *MemoryStore) FillHits(ctx context.Context, scope store.Scope, hits []m
 			rows.Close()
 			return nil, ms.s.fail(ctx, "fill hits", err)
 		}
-		found[key{h.MemoryID, h.Seq}] = h
+		found[memory.ChunkKey{MemoryID: h.MemoryID, Seq: h.Seq}] = h
 	}
 	if err := rows.Err(); err != nil {
 		return nil, ms.s.fail(ctx, "fill hits", err)
 	}
-	out := make([]memory.Hit, 0, len(hits))
-	for _, h := range hits {
-		if h.Text == "" {
-			f, ok := found[key{h.MemoryID, h.Seq}]
-			if !ok {
-				continue // deleted since the search
-			}
-			h.Text, h.Importance, h.Metadata = f.Text, f.Importance, f.Metadata
-		}
-		out = append(out, h)
-	}
-	return out, nil
+	return memory.FilledHits(hits, found), nil
 }
 
 // ChunksWithoutVector lists chunks (any scope) after afterID lacking a vector of model.

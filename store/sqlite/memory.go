@@ -553,10 +553,6 @@ func decodeMetadata(md string, h *memory.Hit) error {
 // their text (memory.LazySearcher), in one query: by chunk id where the hit
 // has one, by memory id and seq otherwise, within scope either way.
 func (ms *MemoryStore) FillHits(ctx context.Context, scope store.Scope, hits []memory.Hit) ([]memory.Hit, error) {
-	type key struct {
-		mid string
-		seq int
-	}
 	var conds []string
 	args := scopeArgs(scope)
 	for _, h := range hits {
@@ -574,7 +570,7 @@ func (ms *MemoryStore) FillHits(ctx context.Context, scope store.Scope, hits []m
 	if len(conds) == 0 {
 		return hits, nil
 	}
-	found := map[key]memory.Hit{}
+	found := map[memory.ChunkKey]memory.Hit{}
 	err := queryRows(ctx, ms.s.r, `SELECT c.memory_id, c.seq, c.text, m.importance, m.metadata FROM memory_chunks c`+memJoin+`
 		WHERE c.org_id = ? AND c.user_id = ? AND c.project_id = ? AND (`+strings.Join(conds, " OR ")+`)`, args,
 		func(rows *sql.Rows) error {
@@ -586,24 +582,13 @@ func (ms *MemoryStore) FillHits(ctx context.Context, scope store.Scope, hits []m
 			if err := decodeMetadata(md, &h); err != nil {
 				return err
 			}
-			found[key{h.MemoryID, h.Seq}] = h
+			found[memory.ChunkKey{MemoryID: h.MemoryID, Seq: h.Seq}] = h
 			return nil
 		})
 	if err != nil {
 		return nil, fail("fill hits", err)
 	}
-	out := make([]memory.Hit, 0, len(hits))
-	for _, h := range hits {
-		if h.Text == "" {
-			f, ok := found[key{h.MemoryID, h.Seq}]
-			if !ok {
-				continue // deleted since the search
-			}
-			h.Text, h.Importance, h.Metadata = f.Text, f.Importance, f.Metadata
-		}
-		out = append(out, h)
-	}
-	return out, nil
+	return memory.FilledHits(hits, found), nil
 }
 
 // deletePostings removes a chunk's postings, given their weights. A posting
