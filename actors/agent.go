@@ -16,8 +16,9 @@ import (
 // agentActor owns one agent's state machine. Its worker goroutine runs one
 // claim-and-execute cycle at a time and reports back with turnDone.
 type agentActor struct {
-	rt  *Runtime
-	key agentKey
+	rt   *Runtime
+	key  agentKey
+	idle *idleTimer // asks the supervisor to passivate the idle actor
 
 	state      string // idle, running, paused, error, terminated
 	deleted    bool   // the agent's row is gone: terminate once the inbox is drained
@@ -60,6 +61,7 @@ func newAgentActor(rt *Runtime, key agentKey) *agentActor {
 }
 
 func (a *agentActor) Receive(ctx actor.Context) {
+	a.idle.seen(ctx.Message())
 	switch ctx.Message().(type) {
 	case *cancelRun, *pauseAgent, *resumeAgent:
 		// Counted like wakes, they keep the supervisor from passivating a
@@ -76,11 +78,14 @@ func (a *agentActor) Receive(ctx actor.Context) {
 		a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
 		a.onStarted(ctx)
 	case *actor.Stopping:
+		a.idle.stop()
 		a.onStopping(ctx)
-	case *actor.ReceiveTimeout:
-		// proto.actor disarms the timeout once it fires: arm it again, or an
-		// actor that was busy (or declined) when it fired would never passivate.
-		ctx.SetReceiveTimeout(a.rt.cfg.IdleTimeout)
+	case *idleTick:
+		// due arms the timer again, or an actor that was busy (or declined)
+		// when it fired would never passivate.
+		if !a.idle.due(msg) {
+			return
+		}
 		if a.worker == nil && !a.wantSlot && (a.state == store.AgentIdle || a.state == store.AgentPaused) {
 			ctx.Request(ctx.Parent(), &idleNotice{key: a.key, wakesSeen: a.wakesSeen})
 		}
@@ -273,7 +278,7 @@ func (a *agentActor) handBack(ctx actor.Context) {
 }
 
 func (a *agentActor) onStarted(ctx actor.Context) {
-	ctx.SetReceiveTimeout(a.rt.cfg.IdleTimeout)
+	a.idle = newIdleTimer(a.rt.cfg.IdleTimeout, a.root, a.self)
 	sctx, cancel := a.rt.storeCtx()
 	defer cancel()
 	ag, err := a.rt.store.GetAgent(sctx, a.key.scope, a.key.agentID)

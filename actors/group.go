@@ -195,6 +195,7 @@ func groupEvent(scope store.Scope, runID, groupID, agentID, typ string, payload 
 type groupActor struct {
 	rt   *Runtime
 	key  groupKey
+	idle *idleTimer                // rechecks the active runs, or asks to be passivated
 	runs map[string]*groupRunTrack // the active runs
 	seen uint64
 
@@ -232,12 +233,14 @@ func newGroupActor(rt *Runtime, key groupKey) *groupActor {
 const groupRecheck = 10 * time.Second
 
 func (g *groupActor) Receive(ctx actor.Context) {
+	g.idle.seen(ctx.Message())
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		g.lifetime, g.stop = context.WithCancelCause(g.rt.lifetime)
 		g.self, g.root = ctx.Self(), ctx.ActorSystem().Root
-		ctx.SetReceiveTimeout(g.recheck())
+		g.idle = newIdleTimer(g.recheck(), g.root, g.self)
 	case *actor.Stopping:
+		g.idle.stop()
 		g.stop(errShutdown)
 		busy := false
 		for _, t := range g.runs {
@@ -272,9 +275,10 @@ func (g *groupActor) Receive(ctx actor.Context) {
 		}
 	case *groupReconciled:
 		g.onReconciled(ctx, msg)
-	case *actor.ReceiveTimeout:
-		// proto.actor disarms the timeout once it fires; arm it again.
-		ctx.SetReceiveTimeout(g.recheck())
+	case *idleTick:
+		if !g.idle.due(msg) {
+			return
+		}
 		for id, t := range g.runs {
 			if t.retry == nil {
 				g.reconcile(ctx, id)
