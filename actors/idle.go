@@ -66,15 +66,6 @@ func (t *idleTimer) due(tick *idleTick) bool {
 	return true
 }
 
-// setDuration changes d and arms the timer for it.
-func (t *idleTimer) setDuration(d time.Duration) {
-	if t == nil {
-		return
-	}
-	t.d = d
-	t.arm(d)
-}
-
 func (t *idleTimer) stop() {
 	if t != nil && t.timer != nil {
 		t.timer.Stop()
